@@ -1,0 +1,35 @@
+# mc_library(NAME SRCS ... DEPS ...): one static library per component, public headers in include/.
+function(mc_library name)
+  cmake_parse_arguments(ARG "" "" "SRCS;DEPS;PRIVATE_DEPS" ${ARGN})
+  add_library(mc_${name} STATIC ${ARG_SRCS})
+  target_include_directories(mc_${name} PUBLIC ${PROJECT_SOURCE_DIR}/include
+                                       PRIVATE ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(mc_${name} PUBLIC ${ARG_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
+  mc_warnings(mc_${name})
+endfunction()
+
+# mc_test(NAME SRCS ... DEPS ...): one GoogleTest binary per component, registered with CTest.
+function(mc_test name)
+  if(NOT MC_BUILD_TESTS)
+    return()
+  endif()
+  cmake_parse_arguments(ARG "" "" "SRCS;DEPS;LABELS" ${ARGN})
+  add_executable(${name} ${ARG_SRCS})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
+  target_compile_definitions(${name} PRIVATE
+    MC_BINARY_DIR="${PROJECT_BINARY_DIR}" MC_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+  mc_warnings(${name})
+  include(GoogleTest)
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "${ARG_LABELS}")
+endfunction()
+
+function(mc_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wno-unused-parameter)
+  if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    target_compile_options(${target} PRIVATE -Wthread-safety)
+  endif()
+  if(MC_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()
