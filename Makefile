@@ -1,0 +1,37 @@
+# The README's two commands:
+#   make run    installs what is missing, builds, and runs the demo (a generated model served by
+#               the hub-compatible mirror from an HF cache)
+#   make test   installs what is missing, builds, and runs every test (C++ and the official JS client)
+BUILD ?= build
+JOBS ?= $(shell nproc)
+MODELCACHE := $(BUILD)/src/cli/modelcache
+
+.PHONY: all setup build run test test-cpp test-js bench clean
+
+all: build
+
+setup:
+	@tools/setup-debian.sh
+
+build: setup
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	@tools/demo.sh $(MODELCACHE)
+
+test: build
+	@$(MAKE) --no-print-directory test-cpp test-js
+
+test-cpp:
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-js:
+	@MODELCACHE_BIN=$(abspath $(MODELCACHE)) tests/js/run.sh
+
+bench: build
+	@tools/setup-debian.sh --bench
+	@bench/mirror_vs_nginx.sh $(MODELCACHE)
+
+clean:
+	rm -rf $(BUILD)
