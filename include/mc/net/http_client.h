@@ -1,0 +1,65 @@
+// HttpClient: a minimal blocking HTTP client (libcurl easy interface) for tests and tools.
+// The production downloader uses the multi interface instead.
+//
+// HTTP error statuses are results, not errors: Send() returns OK with status 404 etc. It returns
+// Unavailable for transport failures (refused, reset, timeout), InvalidArgument for an unusable
+// URL or request, and Internal/ResourceExhausted when the body file cannot be written.
+//
+// The URL is sent as given (no dot-segment normalization), so tests can send hostile paths.
+// Header values are never logged (Authorization included).
+// Thread-safety: one HttpClient per thread; it reuses its connection between calls.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "mc/common/status.h"
+#include "mc/net/headers.h"
+
+namespace mc::net {
+
+enum class BodySink {
+  kMemory,   // response.body holds the body
+  kFile,     // written to request.body_file (created or truncated)
+  kDiscard,  // only counted in response.body_bytes
+};
+
+struct HttpClientRequest {
+  std::string method = "GET";
+  std::string url;
+  HeaderMap headers;
+  std::optional<std::string> body;   // sent as is; set Content-Type in headers
+  std::optional<std::string> range;  // Range header value, e.g. "bytes=0-99"
+  bool follow_redirects = false;
+  std::chrono::milliseconds timeout{30'000};
+  BodySink sink = BodySink::kMemory;
+  std::filesystem::path body_file;   // for BodySink::kFile
+};
+
+struct HttpClientResponse {
+  int status = 0;
+  HeaderMap headers;  // of the final response (after redirects)
+  std::string body;   // BodySink::kMemory only
+  uint64_t body_bytes = 0;
+  std::string effective_url;
+};
+
+class HttpClient {
+ public:
+  static std::unique_ptr<HttpClient> Create();
+  virtual ~HttpClient() = default;
+
+  virtual StatusOr<HttpClientResponse> Send(const HttpClientRequest& request) = 0;
+
+  // Shorthands with default options.
+  StatusOr<HttpClientResponse> Get(const std::string& url, HeaderMap headers = {});
+  StatusOr<HttpClientResponse> Head(const std::string& url, HeaderMap headers = {});
+  StatusOr<HttpClientResponse> Post(const std::string& url, std::string body,
+                                    std::string content_type, HeaderMap headers = {});
+};
+
+}  // namespace mc::net

@@ -1,0 +1,34 @@
+// Sub-command registration. Each Add*Command adds one sub-command to the app; its callback runs the
+// command and stores the outcome in *result, which main() turns into the exit code.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "mc/common/status.h"
+
+namespace CLI {
+class App;
+}
+
+namespace mc::cli {
+
+struct CommandResult {
+  Status status;
+};
+
+void AddLsCommand(CLI::App& app, CommandResult& result);
+void AddPathCommand(CLI::App& app, CommandResult& result);
+void AddVerifyCommand(CLI::App& app, CommandResult& result);
+void AddRmCommand(CLI::App& app, CommandResult& result);
+void AddLinkCommand(CLI::App& app, CommandResult& result);
+void AddImportCommand(CLI::App& app, CommandResult& result);
+void AddFixtureCommand(CLI::App& app, CommandResult& result);
+void AddServeCommand(CLI::App& app, CommandResult& result);
+
+// Adds `--cache-dir` to a sub-command, with the help text every command shares.
+void AddCacheDirOption(CLI::App& cmd, std::string& value);
+// The cache dir to use: the flag if given, else the HF_HUB_CACHE rules (hf-hub-protocol.md §1.1).
+StatusOr<std::filesystem::path> CacheDirOrDefault(const std::string& flag);
+
+}  // namespace mc::cli

@@ -1,0 +1,54 @@
+#include "mc/net/headers.h"
+
+#include <algorithm>
+
+namespace mc::net {
+namespace {
+
+char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+}  // namespace
+
+bool HeaderNameEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (Lower(a[i]) != Lower(b[i])) return false;
+  }
+  return true;
+}
+
+void HeaderMap::Add(std::string name, std::string value) {
+  fields_.emplace_back(std::move(name), std::move(value));
+}
+
+void HeaderMap::Set(std::string name, std::string value) {
+  Remove(name);
+  Add(std::move(name), std::move(value));
+}
+
+void HeaderMap::Remove(std::string_view name) {
+  std::erase_if(fields_, [&](const Field& f) { return HeaderNameEquals(f.first, name); });
+}
+
+std::optional<std::string> HeaderMap::Get(std::string_view name) const {
+  for (const Field& f : fields_) {
+    if (HeaderNameEquals(f.first, name)) return f.second;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> HeaderMap::GetAll(std::string_view name) const {
+  std::vector<std::string> values;
+  for (const Field& f : fields_) {
+    if (HeaderNameEquals(f.first, name)) values.push_back(f.second);
+  }
+  return values;
+}
+
+bool IsSecretHeader(std::string_view name) {
+  return HeaderNameEquals(name, "authorization") ||
+         HeaderNameEquals(name, "proxy-authorization") || HeaderNameEquals(name, "cookie") ||
+         HeaderNameEquals(name, "set-cookie");
+}
+
+}  // namespace mc::net
