@@ -78,10 +78,13 @@ mirror_url="$mirror/bench/model/resolve/main/model.safetensors"
 one() { curl -sf -o /dev/null -w '%{speed_download}' "$1"; }
 # N concurrent clients: total bytes / wall seconds.
 many() {
-  local start end
+  local start end c=()
   start=$(date +%s.%N)
-  for _ in $(seq "$CLIENTS"); do curl -sf -o /dev/null "$1" & done
-  wait $(jobs -p | grep -v -e "${pids[0]}" -e "${pids[1]}") 2>/dev/null || true
+  for _ in $(seq "$CLIENTS"); do
+    curl -sf -o /dev/null "$1" &
+    c+=($!)
+  done
+  wait "${c[@]}"
   end=$(date +%s.%N)
   echo "$bytes * $CLIENTS / ($end - $start)" | bc -l
 }
