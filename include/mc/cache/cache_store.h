@@ -17,9 +17,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
+#include "mc/cache/blob_hasher.h"
 #include "mc/cache/cache_layout.h"
 #include "mc/cache/file_lock.h"
 #include "mc/common/ids.h"
@@ -46,7 +48,9 @@ struct SnapshotEntry {
 };
 
 // A temp file inside blobs/ that becomes blobs/<etag> by PublishBlob. Owns the fd; the temp file is
-// removed by the destructor unless published.
+// removed by the destructor unless published. Bytes given to Append() are hashed on the way (for
+// sha256 etags and content writers), so PublishBlob(verify_hash=true) need not re-read the file;
+// if the fd is written directly instead, PublishBlob falls back to re-reading it.
 class BlobWriter {
  public:
   ~BlobWriter();
@@ -57,19 +61,36 @@ class BlobWriter {
 
   int fd() const { return fd_; }
   const std::filesystem::path& temp_path() const { return temp_path_; }
-  const Etag& etag() const { return etag_; }
+  // Precondition: the etag is known (NewBlobWriter, or FinishContentHash() was called).
+  const Etag& etag() const;
+  bool has_etag() const { return etag_.has_value(); }
   // Appends bytes (handles short writes). ResourceExhausted on ENOSPC.
   Status Append(const void* data, size_t size);
+  // Content writers only: ends the hash of the appended bytes and makes it this writer's etag.
+  // InvalidArgument if the byte count differs from the size given at creation.
+  StatusOr<Etag> FinishContentHash();
 
  private:
   friend class CacheStore;
-  BlobWriter(int fd, std::filesystem::path temp_path, Etag etag, RepoId repo)
-      : fd_(fd), temp_path_(std::move(temp_path)), etag_(std::move(etag)), repo_(std::move(repo)) {}
+  BlobWriter(int fd, std::filesystem::path temp_path, std::optional<Etag> etag, RepoId repo,
+             unsigned mode, std::unique_ptr<BlobHasher> hasher, uint64_t content_size)
+      : fd_(fd),
+        temp_path_(std::move(temp_path)),
+        etag_(std::move(etag)),
+        repo_(std::move(repo)),
+        mode_(mode),
+        hasher_(std::move(hasher)),
+        content_size_(content_size) {}
   void Discard();
   int fd_ = -1;
   std::filesystem::path temp_path_;
-  Etag etag_;
+  std::optional<Etag> etag_;
   RepoId repo_;
+  unsigned mode_ = 0644;  // mode of the freshly created temp file (umask / default ACL)
+  std::unique_ptr<BlobHasher> hasher_;  // null once finished, or for git-sha1 etag writers
+  uint64_t content_size_ = 0;           // declared size (content writers)
+  uint64_t appended_ = 0;
+  std::optional<std::string> digest_;   // finished hash of the appended bytes
 };
 
 class CacheStore {
@@ -103,6 +124,10 @@ class CacheStore {
   // ---- Writing ----
   // Creates a unique temp file "blobs/<etag>.<8 hex>.incomplete" for writing a blob.
   StatusOr<BlobWriter> NewBlobWriter(const RepoId& repo, const Etag& etag);
+  // For content whose hash is known only after writing (imports): a temp file
+  // "blobs/import.<8 hex>.incomplete" hashed with `kind` while appending exactly `size` bytes.
+  // Call FinishContentHash(), take LockBlob(etag), then PublishBlob.
+  StatusOr<BlobWriter> NewContentBlobWriter(const RepoId& repo, HashKind kind, uint64_t size);
   // fsyncs, verifies size (and the hash when `verify_hash`), applies umask permissions and renames
   // the temp file to blobs/<etag> (atomic). DataLoss on hash/size mismatch (temp removed). If the
   // blob already exists, the temp file is dropped and OK is returned.
@@ -123,11 +148,17 @@ class CacheStore {
   Status EnsureCacheDirTag();
 
   // ---- Maintenance ----
-  // Removes temp files (blobs/*.incomplete, *.tmp) older than `min_age` whose blob lock is free.
-  // Returns the number removed.
+  // Removes our temp files older than `min_age`: blobs/*.incomplete (skipped while their blob lock
+  // is held), <repo>/*.<8 hex>.tmp (staged links, refs, removed snapshots) and .locks/*.tmp.
+  // Returns the number removed. Only call with min_age 0 when no writer runs on this cache.
   StatusOr<int> SweepTempFiles(std::chrono::seconds min_age);
 
  private:
+  // A unique temp path in the repo folder (outside refs/ and snapshots/, which readers walk).
+  std::filesystem::path RepoTempPath(const RepoId& repo, std::string_view stem) const;
+  Status CopyIntoSnapshot(const std::filesystem::path& blob, const std::filesystem::path& dest,
+                          const RepoId& repo);
+
   CacheStore(CacheLayout layout, bool use_symlinks)
       : layout_(std::move(layout)), use_symlinks_(use_symlinks) {}
   CacheLayout layout_;

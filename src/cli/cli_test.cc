@@ -1,0 +1,222 @@
+// End-to-end tests of the modelcache binary: real processes, real files, temp dirs.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+const std::string kBinary = MC_BINARY_DIR "/src/cli/modelcache";
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+std::string ReadAll(int fd) {
+  std::string s;
+  char buf[65536];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) s.append(buf, n);
+  return s;
+}
+
+// Runs modelcache with `args`; stdout and stderr go to temp files (no pipe deadlocks).
+RunResult Run(const std::vector<std::string>& args) {
+  std::vector<std::string> full = {kBinary};
+  full.insert(full.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : full) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  char out_name[] = "/tmp/mc-cli-out.XXXXXX";
+  char err_name[] = "/tmp/mc-cli-err.XXXXXX";
+  int out_fd = mkstemp(out_name), err_fd = mkstemp(err_name);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+  posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
+  pid_t pid;
+  RunResult r;
+  if (posix_spawn(&pid, kBinary.c_str(), &actions, nullptr, argv.data(), environ) == 0) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  posix_spawn_file_actions_destroy(&actions);
+  lseek(out_fd, 0, SEEK_SET);
+  lseek(err_fd, 0, SEEK_SET);
+  r.out = ReadAll(out_fd);
+  r.err = ReadAll(err_fd);
+  close(out_fd);
+  close(err_fd);
+  unlink(out_name);
+  unlink(err_name);
+  return r;
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/mc-cli-test.XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    cache_ = (dir_ / "hub").string();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Writes a small fixture and imports it as demo/tiny; returns the import JSON.
+  nlohmann::json ImportFixture(const std::string& repo = "demo/tiny") {
+    auto fixture = Run({"fixture", (dir_ / "model").string(), "--size", "2MiB", "--shards", "2"});
+    EXPECT_EQ(fixture.exit_code, 0) << fixture.err;
+    auto imported = Run({"import", (dir_ / "model").string(), "--repo", repo, "--cache-dir",
+                         cache_, "--json"});
+    EXPECT_EQ(imported.exit_code, 0) << imported.err;
+    return nlohmann::json::parse(imported.out, nullptr, false);
+  }
+
+  fs::path dir_;
+  std::string cache_;
+};
+
+TEST_F(CliTest, HelpListsEveryCommand) {
+  auto r = Run({"--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* cmd : {"ls", "path", "verify", "rm", "link", "import", "fixture", "serve"}) {
+    EXPECT_NE(r.out.find(cmd), std::string::npos) << cmd;
+  }
+}
+
+TEST_F(CliTest, EveryCommandHasHelp) {
+  for (const char* cmd : {"ls", "path", "verify", "rm", "link", "import", "fixture", "serve"}) {
+    auto r = Run({cmd, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << cmd;
+    EXPECT_NE(r.out.find("--cache-dir"), std::string::npos) << cmd << r.out;
+  }
+}
+
+TEST_F(CliTest, UnknownCommandIsAUsageError) {
+  auto r = Run({"frobnicate"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--help"), std::string::npos);
+}
+
+TEST_F(CliTest, ImportThenLsShowsTheRepoWithItsSize) {
+  auto imported = ImportFixture();
+  ASSERT_TRUE(imported.is_object());
+  auto ls = Run({"ls", "--cache-dir", cache_, "--json"});
+  ASSERT_EQ(ls.exit_code, 0) << ls.err;
+  auto j = nlohmann::json::parse(ls.out, nullptr, false);
+  ASSERT_EQ(j["repos"].size(), 1u);
+  EXPECT_EQ(j["repos"][0]["repo"], "demo/tiny");
+  EXPECT_EQ(j["repos"][0]["size_on_disk"], imported["bytes"]);
+  EXPECT_EQ(j["repos"][0]["refs"][0], "main");
+  EXPECT_TRUE(j["warnings"].empty());
+  auto table = Run({"ls", "--cache-dir", cache_});
+  EXPECT_NE(table.out.find("demo/tiny"), std::string::npos);
+}
+
+TEST_F(CliTest, ImportIsDeterministic) {
+  auto first = ImportFixture();
+  auto again = Run({"import", (dir_ / "model").string(), "--repo", "demo/tiny", "--cache-dir",
+                    cache_, "--json"});
+  EXPECT_EQ(nlohmann::json::parse(again.out, nullptr, false)["commit"], first["commit"]);
+}
+
+TEST_F(CliTest, PathPrintsSnapshotAndFile) {
+  auto imported = ImportFixture();
+  auto r = Run({"path", "demo/tiny@main", "config.json", "--cache-dir", cache_});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string p = r.out.substr(0, r.out.size() - 1);
+  EXPECT_TRUE(fs::exists(p));
+  EXPECT_NE(p.find(imported["commit"].get<std::string>()), std::string::npos);
+}
+
+TEST_F(CliTest, PathOfUncachedModelExitsNotFound) {
+  ImportFixture();
+  auto r = Run({"path", "other/model", "--cache-dir", cache_});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+}
+
+TEST_F(CliTest, VerifyPassesThenDetectsCorruption) {
+  auto imported = ImportFixture();
+  EXPECT_EQ(Run({"verify", "--cache-dir", cache_}).exit_code, 0);
+  std::string blob;
+  for (const auto& f : imported["files"]) {
+    if (f["path"] == "config.json") blob = f["etag"];
+  }
+  fs::path blob_path = fs::path(cache_) / "models--demo--tiny" / "blobs" / blob;
+  std::ofstream(blob_path, std::ios::app) << "tampered";
+  auto r = Run({"verify", "demo/tiny", "--cache-dir", cache_});
+  EXPECT_EQ(r.exit_code, 6);
+  EXPECT_NE(r.out.find("config.json"), std::string::npos) << r.out;
+}
+
+TEST_F(CliTest, RmRemovesTheRepo) {
+  ImportFixture();
+  auto r = Run({"rm", "demo/tiny", "--cache-dir", cache_});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(fs::path(cache_) / "models--demo--tiny"));
+}
+
+TEST_F(CliTest, HostileRepoIdIsRejectedBeforeWriting) {
+  Run({"fixture", (dir_ / "model").string(), "--size", "1MiB"});
+  for (const char* repo : {"a/../b", "--x", "../../etc", "a/b/c"}) {
+    auto r = Run({"import", (dir_ / "model").string(), "--repo", repo, "--cache-dir", cache_});
+    EXPECT_EQ(r.exit_code, 2) << repo << r.err;
+    EXPECT_NE(r.err.find("invalid repo id"), std::string::npos) << r.err;
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "etc"));
+  EXPECT_FALSE(fs::exists(dir_ / "b"));
+}
+
+TEST_F(CliTest, LinkPutsFilesIntoAnAppFolder) {
+  ImportFixture();
+  fs::path app = dir_ / "ComfyUI" / "models" / "checkpoints";
+  fs::create_directories(app);
+  auto r = Run({"link", "demo/tiny", app.string(), "--file", "config.json", "--cache-dir", cache_});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::is_symlink(app / "config.json"));
+  EXPECT_TRUE(fs::exists(app / "config.json"));
+}
+
+TEST_F(CliTest, ServePrintsItsUrlAndStopsOnSigterm) {
+  ImportFixture();
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  std::vector<std::string> args = {kBinary, "serve", "--cache-dir", cache_, "--listen",
+                                   "127.0.0.1:0"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+  posix_spawn_file_actions_addclose(&actions, fds[0]);
+  pid_t pid;
+  ASSERT_EQ(posix_spawn(&pid, kBinary.c_str(), &actions, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&actions);
+  close(fds[1]);
+  std::string line;
+  char c;
+  while (read(fds[0], &c, 1) == 1 && c != '\n') line += c;
+  close(fds[0]);
+  EXPECT_EQ(line.rfind("listening on http://127.0.0.1:", 0), 0u) << line;
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+}  // namespace

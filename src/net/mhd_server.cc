@@ -1,0 +1,267 @@
+// HttpServer over libmicrohttpd. Request flow per MHD callbacks:
+//   OnUriLog        first line parsed: capture the raw request target, allocate RequestState
+//   OnRequest (1st) headers parsed: reject oversized Content-Length with 413
+//   OnRequest (n)   body chunks: append up to max_body_bytes
+//   OnRequest (end) build HttpRequest, run the handler, queue the response
+//   OnCompleted     free RequestState
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+
+#include "listen_address.h"
+#include "mc/net/http_server.h"
+
+namespace mc::net {
+namespace {
+
+struct RequestState {
+  std::string raw_uri;
+  std::string body;
+  bool headers_seen = false;
+  bool too_large = false;
+};
+
+MHD_Result CollectHeader(void* cls, MHD_ValueKind, const char* key, const char* value) {
+  static_cast<HeaderMap*>(cls)->Add(key ? key : "", value ? value : "");
+  return MHD_YES;
+}
+
+std::string RemoteAddress(MHD_Connection* conn) {
+  const MHD_ConnectionInfo* info =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  if (info == nullptr || info->client_addr == nullptr) return "";
+  char buf[INET6_ADDRSTRLEN] = {};
+  const sockaddr* sa = info->client_addr;
+  if (sa->sa_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, buf, sizeof(buf));
+  } else if (sa->sa_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, buf, sizeof(buf));
+  }
+  return buf;
+}
+
+bool ContentLengthExceeds(MHD_Connection* conn, size_t limit) {
+  const char* value = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+  if (value == nullptr) return false;
+  char* end = nullptr;
+  unsigned long long n = std::strtoull(value, &end, 10);
+  return end != value && n > limit;
+}
+
+// Turns an HttpResponse into an MHD response; nullptr on allocation failure.
+MHD_Response* ToMhdResponse(HttpResponse& response) {
+  MHD_Response* r = nullptr;
+  if (response.file && response.file->length > 0) {
+    FileBody& f = *response.file;
+    r = MHD_create_response_from_fd_at_offset64(f.length, f.fd.get(), f.offset);
+    if (r != nullptr) f.fd.Release();  // MHD closes it when the response is destroyed
+  } else {
+    const std::string& body = response.file ? std::string() : response.body;
+    r = MHD_create_response_from_buffer(body.size(), const_cast<char*>(body.data()),
+                                        MHD_RESPMEM_MUST_COPY);
+  }
+  if (r == nullptr) return nullptr;
+  for (const auto& [name, value] : response.headers.fields()) {
+    if (HeaderNameEquals(name, "Content-Length")) continue;  // MHD computes it
+    MHD_add_response_header(r, name.c_str(), value.c_str());
+  }
+  return r;
+}
+
+class MhdServer final : public HttpServer {
+ public:
+  MhdServer(HttpServerOptions options, ListenAddress address)
+      : options_(std::move(options)), address_(std::move(address)) {}
+  ~MhdServer() override { Stop(); }
+
+  Status Start() override;
+  uint16_t port() const override { return port_; }
+  std::string base_url() const override {
+    return "http://" + ConnectHost(address_) + ":" + std::to_string(port_);
+  }
+  void Stop() override;
+
+ private:
+  static void* OnUriLog(void* cls, const char* uri, MHD_Connection* conn);
+  static MHD_Result OnRequest(void* cls, MHD_Connection* conn, const char* url,
+                              const char* method, const char* version, const char* upload_data,
+                              size_t* upload_data_size, void** con_cls);
+  static void OnCompleted(void* cls, MHD_Connection* conn, void** con_cls,
+                          MHD_RequestTerminationCode code);
+  static size_t KeepEscaped(void* cls, MHD_Connection* conn, char* s) { return std::strlen(s); }
+  static void OnMhdLog(void* cls, const char* fmt, va_list ap);
+
+  MHD_Result Answer(MHD_Connection* conn, const char* method, RequestState& state);
+  HttpResponse RunHandler(const HttpRequest& request);
+  MHD_Result Queue(MHD_Connection* conn, HttpResponse& response);
+  static void SetPlainError(HttpResponse& response, int code, std::string message);
+
+  HttpServerOptions options_;
+  ListenAddress address_;
+  MHD_Daemon* daemon_ = nullptr;
+  uint16_t port_ = 0;
+};
+
+Status MhdServer::Start() {
+  if (daemon_ != nullptr) return FailedPreconditionError(options_.name + ": already started");
+  unsigned flags = MHD_USE_ERROR_LOG;
+  if (options_.thread_model == ThreadModel::kThreadPerConnection) {
+    flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD;
+  } else {
+    flags |= MHD_USE_EPOLL_INTERNAL_THREAD;
+  }
+  if (address_.ipv6) flags |= MHD_USE_IPv6;
+  unsigned pool = options_.thread_model == ThreadModel::kThreadPool ? options_.thread_pool_size : 0;
+  daemon_ = MHD_start_daemon(
+      flags, address_.port, nullptr, nullptr, &MhdServer::OnRequest, this,
+      MHD_OPTION_SOCK_ADDR, reinterpret_cast<const sockaddr*>(&address_.addr),
+      MHD_OPTION_CONNECTION_LIMIT, options_.connection_limit,
+      MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned>(options_.connection_timeout.count()),
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<size_t>(128 * 1024),
+      MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+      MHD_OPTION_THREAD_POOL_SIZE, pool,
+      MHD_OPTION_URI_LOG_CALLBACK, &MhdServer::OnUriLog, this,
+      MHD_OPTION_NOTIFY_COMPLETED, &MhdServer::OnCompleted, this,
+      MHD_OPTION_UNESCAPE_CALLBACK, &MhdServer::KeepEscaped, this,
+      MHD_OPTION_EXTERNAL_LOGGER, &MhdServer::OnMhdLog, this,
+      MHD_OPTION_END);
+  if (daemon_ == nullptr) {
+    return UnavailableError(options_.name + ": cannot listen on " + address_.host + ":" +
+                            std::to_string(address_.port) + " (address in use or not local?)");
+  }
+  const MHD_DaemonInfo* info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT);
+  port_ = info != nullptr ? info->port : address_.port;
+  spdlog::debug("{}: listening on {}", options_.name, base_url());
+  return Status::Ok();
+}
+
+void MhdServer::Stop() {
+  if (daemon_ == nullptr) return;
+  MHD_stop_daemon(daemon_);  // joins the polling thread and every connection thread
+  daemon_ = nullptr;
+  spdlog::debug("{}: stopped", options_.name);
+}
+
+void* MhdServer::OnUriLog(void* cls, const char* uri, MHD_Connection* conn) {
+  auto* state = new RequestState();
+  state->raw_uri = uri ? uri : "";
+  return state;
+}
+
+void MhdServer::OnCompleted(void* cls, MHD_Connection* conn, void** con_cls,
+                            MHD_RequestTerminationCode code) {
+  delete static_cast<RequestState*>(*con_cls);
+  *con_cls = nullptr;
+}
+
+void MhdServer::OnMhdLog(void* cls, const char* fmt, va_list ap) {
+  char buf[512];
+  std::vsnprintf(buf, sizeof(buf), fmt, ap);
+  std::string line(buf);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+  spdlog::debug("{}: microhttpd: {}", static_cast<MhdServer*>(cls)->options_.name, line);
+}
+
+MHD_Result MhdServer::OnRequest(void* cls, MHD_Connection* conn, const char* url,
+                                const char* method, const char* version,
+                                const char* upload_data, size_t* upload_data_size,
+                                void** con_cls) {
+  auto* self = static_cast<MhdServer*>(cls);
+  auto* state = static_cast<RequestState*>(*con_cls);
+  if (state == nullptr) return MHD_NO;  // OnUriLog always runs first; be defensive
+  if (!state->headers_seen) {
+    state->headers_seen = true;
+    if (ContentLengthExceeds(conn, self->options_.max_body_bytes)) {
+      state->too_large = true;
+      HttpResponse response;
+      SetPlainError(response, 413, "request body too large");
+      return self->Queue(conn, response);
+    }
+    return MHD_YES;
+  }
+  if (*upload_data_size > 0) {
+    if (state->body.size() + *upload_data_size > self->options_.max_body_bytes) {
+      state->too_large = true;
+    } else if (!state->too_large) {
+      state->body.append(upload_data, *upload_data_size);
+    }
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
+  return self->Answer(conn, method, *state);
+}
+
+MHD_Result MhdServer::Answer(MHD_Connection* conn, const char* method, RequestState& state) {
+  HttpResponse response;
+  if (state.too_large) {
+    SetPlainError(response, 413, "request body too large");
+    return Queue(conn, response);
+  }
+  HttpRequest request;
+  request.method = method ? method : "";
+  size_t q = state.raw_uri.find('?');
+  request.raw_path = state.raw_uri.substr(0, q);
+  if (q != std::string::npos) request.raw_query = state.raw_uri.substr(q + 1);
+  StatusOr<QueryParams> query = ParseQueryString(request.raw_query);
+  if (!query.ok()) {
+    SetPlainError(response, 400, query.status().message());
+  } else {
+    request.query = std::move(*query);
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, &CollectHeader, &request.headers);
+    request.body = std::move(state.body);
+    request.remote_address = RemoteAddress(conn);
+    response = RunHandler(request);
+  }
+  spdlog::debug("{}: {} {} {} -> {} ({} bytes)", options_.name, request.remote_address,
+                request.method, request.raw_path, response.status, response.BodyLength());
+  return Queue(conn, response);
+}
+
+HttpResponse MhdServer::RunHandler(const HttpRequest& request) {
+  HttpResponse response;
+  try {
+    options_.handler(request, response);
+  } catch (const std::exception& e) {
+    // Exceptions must not unwind through microhttpd's C frames.
+    spdlog::error("{}: handler threw for {} {}: {}", options_.name, request.method,
+                  request.raw_path, e.what());
+    response = HttpResponse();
+    SetPlainError(response, 500, "internal error");
+  } catch (...) {
+    spdlog::error("{}: handler threw for {} {}", options_.name, request.method, request.raw_path);
+    response = HttpResponse();
+    SetPlainError(response, 500, "internal error");
+  }
+  return response;
+}
+
+MHD_Result MhdServer::Queue(MHD_Connection* conn, HttpResponse& response) {
+  MHD_Response* r = ToMhdResponse(response);
+  if (r == nullptr) return MHD_NO;  // closes the connection
+  MHD_Result result = MHD_queue_response(conn, static_cast<unsigned>(response.status), r);
+  MHD_destroy_response(r);
+  return result;
+}
+
+void MhdServer::SetPlainError(HttpResponse& response, int code, std::string message) {
+  response.SetText(code, "{\"error\": \"" + message + "\"}", "application/json");
+  response.headers.Set("X-Error-Message", std::move(message));
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions options) {
+  if (!options.handler) return InvalidArgumentError(options.name + ": no handler set");
+  if (options.thread_model == ThreadModel::kThreadPool && options.thread_pool_size == 0) {
+    return InvalidArgumentError(options.name + ": thread_pool_size must be at least 1");
+  }
+  MC_ASSIGN_OR_RETURN(ListenAddress address, ParseListenAddress(options.listen), options.name);
+  return std::unique_ptr<HttpServer>(new MhdServer(std::move(options), std::move(address)));
+}
+
+}  // namespace mc::net
