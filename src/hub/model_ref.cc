@@ -1,5 +1,6 @@
 #include "mc/hub/model_ref.h"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <vector>
@@ -90,7 +91,7 @@ StatusOr<std::string_view> Parser::StripUrl(std::string_view text) {
     rest = text.substr(scheme_end + 3);
   } else {
     // "huggingface.co/org/name" without a scheme.
-    std::string_view head = text.substr(0, text.find_first_of("/?#"));
+    std::string_view head = text.substr(0, text.find_first_of("/?#:@"));
     if (!Contains(kHubHosts, Lower(head))) return text;
     rest = text;
   }
@@ -114,9 +115,10 @@ StatusOr<std::string_view> Parser::StripUrl(std::string_view text) {
 StatusOr<std::string> Parser::JoinDecoded(size_t from) const {
   std::string out;
   for (size_t i = from; i < segments_.size(); ++i) {
-    MC_ASSIGN_OR_RETURN(std::string seg, PercentDecode(segments_[i]), Context(Status()).message());
+    auto seg = PercentDecode(segments_[i]);
+    if (!seg.ok()) return Context(seg.status());
     if (i > from) out += '/';
-    out += seg;
+    out += *seg;
   }
   return out;
 }

@@ -116,7 +116,12 @@ Status MhdServer::Start() {
     flags |= MHD_USE_EPOLL_INTERNAL_THREAD;
   }
   if (address_.ipv6) flags |= MHD_USE_IPv6;
-  unsigned pool = options_.thread_model == ThreadModel::kThreadPool ? options_.thread_pool_size : 0;
+  // Options that only apply to one thread model go through an option array.
+  MHD_OptionItem model_options[] = {{MHD_OPTION_END, 0, nullptr}, {MHD_OPTION_END, 0, nullptr}};
+  if (options_.thread_model == ThreadModel::kThreadPool) {
+    model_options[0] = {MHD_OPTION_THREAD_POOL_SIZE,
+                        static_cast<intptr_t>(options_.thread_pool_size), nullptr};
+  }
   daemon_ = MHD_start_daemon(
       flags, address_.port, nullptr, nullptr, &MhdServer::OnRequest, this,
       MHD_OPTION_SOCK_ADDR, reinterpret_cast<const sockaddr*>(&address_.addr),
@@ -124,7 +129,7 @@ Status MhdServer::Start() {
       MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned>(options_.connection_timeout.count()),
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<size_t>(128 * 1024),
       MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-      MHD_OPTION_THREAD_POOL_SIZE, pool,
+      MHD_OPTION_ARRAY, model_options,
       MHD_OPTION_URI_LOG_CALLBACK, &MhdServer::OnUriLog, this,
       MHD_OPTION_NOTIFY_COMPLETED, &MhdServer::OnCompleted, this,
       MHD_OPTION_UNESCAPE_CALLBACK, &MhdServer::KeepEscaped, this,
@@ -249,7 +254,13 @@ MHD_Result MhdServer::Queue(MHD_Connection* conn, HttpResponse& response) {
 }
 
 void MhdServer::SetPlainError(HttpResponse& response, int code, std::string message) {
-  response.SetText(code, "{\"error\": \"" + message + "\"}", "application/json");
+  std::string json = "{\"error\": \"";
+  for (char c : message) {
+    if (c == '"' || c == '\\') json.push_back('\\');
+    if (static_cast<unsigned char>(c) >= 0x20) json.push_back(c);
+  }
+  json += "\"}";
+  response.SetText(code, std::move(json), "application/json");
   response.headers.Set("X-Error-Message", std::move(message));
 }
 
