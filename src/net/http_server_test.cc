@@ -1,0 +1,240 @@
+#include "mc/net/http_server.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "mc/net/http_client.h"
+
+namespace mc::net {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Routes of the test handler:
+//   /echo...      body = "<method> <raw_path>", headers X-Query-<key> = decoded value,
+//                 X-Body-Size = body size, X-Seen-Header = value of X-Probe
+//   /file?o=&n=   bytes [o, o+n) of the fixture file (sendfile path)
+//   /empty-file   a zero-length file body
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("mc_net_test_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+    file_ = dir_ / "data.bin";
+    for (int i = 0; i < 300000; ++i) content_.push_back(static_cast<char>('a' + i % 26));
+    std::ofstream(file_, std::ios::binary) << content_;
+    HttpServerOptions options;
+    options.max_body_bytes = 1024;
+    options.handler = [this](const HttpRequest& req, HttpResponse& res) { Handle(req, res); };
+    auto server = HttpServer::Create(std::move(options));
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = std::move(*server);
+    ASSERT_TRUE(server_->Start().ok());
+    client_ = HttpClient::Create();
+  }
+  void TearDown() override {
+    server_->Stop();
+    fs::remove_all(dir_);
+  }
+
+  void Handle(const HttpRequest& req, HttpResponse& res) {
+    if (req.raw_path == "/file") {
+      auto fd = ScopedFd::OpenForRead(file_);
+      uint64_t offset = std::stoull(req.QueryParam("o").value_or("0"));
+      uint64_t length = std::stoull(req.QueryParam("n").value_or(std::to_string(content_.size())));
+      res.SetFile(std::move(*fd), offset, length);
+      return;
+    }
+    if (req.raw_path == "/empty-file") {
+      res.SetFile(std::move(*ScopedFd::OpenForRead(file_)), 0, 0);
+      return;
+    }
+    res.SetText(200, req.method + " " + req.raw_path);
+    for (const auto& [k, v] : req.query) res.headers.Add("X-Query-" + k, v);
+    res.headers.Set("X-Body-Size", std::to_string(req.body.size()));
+    res.headers.Set("X-Seen-Header", req.headers.Get("x-probe").value_or(""));
+    if (req.method == "POST") res.body = req.body;
+  }
+
+  std::string Url(const std::string& target) { return server_->base_url() + target; }
+
+  fs::path dir_;
+  fs::path file_;
+  std::string content_;
+  std::unique_ptr<HttpServer> server_;
+  std::unique_ptr<HttpClient> client_;
+};
+
+TEST_F(HttpServerTest, BindsAnEphemeralPortOnLoopback) {
+  EXPECT_NE(server_->port(), 0);
+  EXPECT_EQ(server_->base_url(), "http://127.0.0.1:" + std::to_string(server_->port()));
+}
+
+TEST_F(HttpServerTest, GetReachesHandlerWithMethodAndHeaders) {
+  HeaderMap headers;
+  headers.Add("X-Probe", "hello");
+  auto res = client_->Get(Url("/echo"), headers);
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->body, "GET /echo");
+  EXPECT_EQ(res->headers.Get("x-seen-header"), "hello");
+}
+
+TEST_F(HttpServerTest, RawPathKeepsPercentEscapes) {
+  auto res = client_->Get(Url("/echo/refs%2Fpr%2F1/a%20b/%2e%2e"));
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->body, "GET /echo/refs%2Fpr%2F1/a%20b/%2e%2e");
+}
+
+TEST_F(HttpServerTest, DotSegmentsAreNotNormalized) {
+  auto res = client_->Get(Url("/echo/a/../b"));
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->body, "GET /echo/a/../b");
+}
+
+TEST_F(HttpServerTest, QueryParametersAreDecoded) {
+  auto res = client_->Get(Url("/echo?cursor=a%2Fb&flag=x+y"));
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->body, "GET /echo");
+  EXPECT_EQ(res->headers.Get("X-Query-cursor"), "a/b");
+  EXPECT_EQ(res->headers.Get("X-Query-flag"), "x y");
+}
+
+TEST_F(HttpServerTest, BadQueryEscapeIsRejectedWith400) {
+  auto res = client_->Get(Url("/echo?a=%zz"));
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->status, 400);
+}
+
+TEST_F(HttpServerTest, HeadReportsContentLengthWithoutBody) {
+  auto res = client_->Head(Url("/echo/abc"));
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->headers.Get("Content-Length"), "14");  // "HEAD /echo/abc"
+  EXPECT_EQ(res->body_bytes, 0u);
+}
+
+TEST_F(HttpServerTest, PostBodyReachesHandler) {
+  auto res = client_->Post(Url("/echo"), "paths=a&paths=b", "application/x-www-form-urlencoded");
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->body, "paths=a&paths=b");
+}
+
+TEST_F(HttpServerTest, OversizedPostBodyGets413) {
+  auto res = client_->Post(Url("/echo"), std::string(4096, 'x'), "text/plain");
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->status, 413);
+}
+
+TEST_F(HttpServerTest, FileBodyIsSentWhole) {
+  auto res = client_->Get(Url("/file"));
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->body, content_);
+}
+
+TEST_F(HttpServerTest, FileBodyHonoursOffsetAndLength) {
+  auto res = client_->Get(Url("/file?o=100000&n=12345"));
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->body, content_.substr(100000, 12345));
+}
+
+TEST_F(HttpServerTest, HeadOfFileBodyReportsFileSize) {
+  auto res = client_->Head(Url("/file"));
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->headers.Get("Content-Length"), std::to_string(content_.size()));
+  EXPECT_EQ(res->body_bytes, 0u);
+}
+
+TEST_F(HttpServerTest, EmptyFileBodyHasZeroContentLength) {
+  auto res = client_->Get(Url("/empty-file"));
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->headers.Get("Content-Length"), "0");
+}
+
+TEST_F(HttpServerTest, BodyCanBeWrittenToAFile) {
+  HttpClientRequest req;
+  req.url = Url("/file");
+  req.sink = BodySink::kFile;
+  req.body_file = dir_ / "out.bin";
+  auto res = client_->Send(req);
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->body_bytes, content_.size());
+  std::ifstream in(req.body_file, std::ios::binary);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), content_);
+}
+
+TEST_F(HttpServerTest, ConcurrentClientsAllGetTheirBytes) {
+  std::atomic<int> good{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      auto client = HttpClient::Create();
+      for (int i = 0; i < 5; ++i) {
+        std::string target = "/file?o=" + std::to_string(t * 1000) + "&n=50000";
+        auto res = client->Get(Url(target));
+        if (res.ok() && res->body == content_.substr(t * 1000, 50000)) ++good;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(good.load(), 40);
+}
+
+TEST_F(HttpServerTest, ConnectionToStoppedServerFailsAsUnavailable) {
+  std::string url = Url("/echo");
+  server_->Stop();
+  auto res = client_->Get(url);
+  EXPECT_EQ(res.status().code(), StatusCode::kUnavailable);
+}
+
+TEST(HttpServerCreateTest, RejectsBadListenAddress) {
+  HttpServerOptions options;
+  options.handler = [](const HttpRequest&, HttpResponse&) {};
+  options.listen = "127.0.0.1";
+  EXPECT_EQ(HttpServer::Create(options).status().code(), StatusCode::kInvalidArgument);
+  options.listen = "127.0.0.1:99999";
+  EXPECT_EQ(HttpServer::Create(options).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(HttpServerCreateTest, RejectsMissingHandler) {
+  EXPECT_EQ(HttpServer::Create(HttpServerOptions()).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(HttpServerCreateTest, ThreadPoolModelServesRequests) {
+  HttpServerOptions options;
+  options.thread_model = ThreadModel::kThreadPool;
+  options.thread_pool_size = 2;
+  options.handler = [](const HttpRequest&, HttpResponse& res) { res.SetText(200, "pool"); };
+  auto server = HttpServer::Create(std::move(options));
+  ASSERT_TRUE(server.ok());
+  ASSERT_TRUE((*server)->Start().ok());
+  auto res = HttpClient::Create()->Get((*server)->base_url() + "/");
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->body, "pool");
+}
+
+TEST(HttpServerCreateTest, SecondServerOnTheSamePortFailsAsUnavailable) {
+  HttpServerOptions options;
+  options.handler = [](const HttpRequest&, HttpResponse&) {};
+  auto first = HttpServer::Create(options);
+  ASSERT_TRUE((*first)->Start().ok());
+  options.listen = "127.0.0.1:" + std::to_string((*first)->port());
+  auto second = HttpServer::Create(options);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ((*second)->Start().code(), StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace mc::net
