@@ -11,9 +11,7 @@ namespace mc::cache::internal {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-RawSnapshotEntry DescribeEntry(const fs::path& path, std::string rel) {
+RawSnapshotEntry DescribeSnapshotEntry(const fs::path& path, std::string rel) {
   RawSnapshotEntry e;
   e.rel = std::move(rel);
   e.path = path;
@@ -33,8 +31,6 @@ RawSnapshotEntry DescribeEntry(const fs::path& path, std::string rel) {
   return e;
 }
 
-}  // namespace
-
 StatusOr<std::vector<RawSnapshotEntry>> WalkSnapshot(const fs::path& snapshot_dir) {
   struct stat st;
   if (!Stat(snapshot_dir, &st) || !S_ISDIR(st.st_mode)) {
@@ -42,7 +38,7 @@ StatusOr<std::vector<RawSnapshotEntry>> WalkSnapshot(const fs::path& snapshot_di
   }
   std::vector<RawSnapshotEntry> out;
   for (const std::string& rel : ListFilesRecursive(snapshot_dir)) {
-    out.push_back(DescribeEntry(snapshot_dir / rel, rel));
+    out.push_back(DescribeSnapshotEntry(snapshot_dir / rel, rel));
   }
   return out;
 }

@@ -24,6 +24,9 @@ struct RawSnapshotEntry {
   struct stat st {};               // stat() of the resolved target when exists
 };
 
+// Describes one entry (lstat, readlink, stat of the target).
+RawSnapshotEntry DescribeSnapshotEntry(const std::filesystem::path& path, std::string rel);
+
 // Sorted by rel. NotFound if the dir is missing.
 StatusOr<std::vector<RawSnapshotEntry>> WalkSnapshot(const std::filesystem::path& snapshot_dir);
 

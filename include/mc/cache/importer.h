@@ -7,7 +7,9 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "mc/cache/cache_store.h"
@@ -29,12 +31,34 @@ struct ImportResult {
   uint64_t bytes = 0;
 };
 
+// Progress of an import, reported from the importing thread. The ref is written last, so a crash
+// before kRefWritten leaves blobs and links that no ref points to (and nothing broken).
+struct ImportProgress {
+  enum class Stage { kCopied, kPublished, kLinked, kRefWritten } stage = Stage::kCopied;
+  std::string path;         // repo file ("" for kRefWritten)
+  uint64_t bytes_done = 0;  // of this file (kCopied)
+};
+
+struct ImportOptions {
+  size_t chunk_bytes = 4 << 20;  // read/write unit; each file is read exactly once
+  std::function<void(const ImportProgress&)> on_progress;  // optional
+};
+
 // True when a file of this path/size/content prefix is stored as LFS on the Hub.
 bool IsLfsFile(const std::string& path, uint64_t size, std::string_view head);
 
 // Imports `dir` (regular files only; symlinks and special files are rejected, hidden ".git" skipped)
 // as `repo` at `revision` (a branch/tag name; a commit sha is rejected: commits are computed).
+// The whole listing is validated before anything is written: InvalidArgument names the first
+// symlink, special file or file name that is not a valid RepoFilePath. Each file is read once,
+// hashed while copied into a temp blob, published atomically and linked; the ref comes last.
+// The commit is sha1 of a git commit object (fixed author/committer "modelcache
+// <modelcache@localhost> 0 +0000", message "Imported by modelcache\n") whose tree lists every
+// file with mode 100644; an LFS file's tree entry is the git blob id of LfsPointer().
+// FailedPrecondition if a file changes while being read. Not safe against a concurrent
+// RemoveRevision of the same repo.
 StatusOr<ImportResult> ImportFolder(CacheStore& store, const std::filesystem::path& dir,
-                                    const RepoId& repo, const Revision& revision);
+                                    const RepoId& repo, const Revision& revision,
+                                    const ImportOptions& options = {});
 
 }  // namespace mc::cache
