@@ -14,8 +14,8 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   exit 2
 fi
 node_major="$(node -p 'process.versions.node.split(".")[0]')"
-if (( node_major < 20 )); then
-  echo "run.sh: node >= 20 is required (found $(node --version))" >&2
+if (( node_major < 18 )); then
+  echo "run.sh: node >= 18 is required (found $(node --version))" >&2
   exit 2
 fi
 
