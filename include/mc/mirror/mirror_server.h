@@ -1,0 +1,78 @@
+// MirrorServer: a Hugging Face hub-compatible HTTP server over one hub cache directory, so that the
+// official clients work against it with HF_ENDPOINT=<base_url> (hf-hub-protocol.md §8; the routes
+// and their exact answers are listed in docs/http-api.md).
+//
+// Routes:
+//   HEAD/GET [/datasets|/spaces]/{repo}/resolve/{rev}/{path}   file bytes, 200 or 206 (Range)
+//   GET /api/{models|datasets|spaces}/{repo}[/revision/{rev}] repo info JSON (id, sha, siblings)
+//   GET /api/{type}s/{repo}/tree/{rev}[/{path}]               tree listing, paginated, Link next
+//   POST /api/{type}s/{repo}/paths-info/{rev}                 entries for the given paths
+// Every answer is computed from the cache on disk at request time, so files imported or downloaded
+// while the server runs are visible at once. Errors carry X-Error-Code and X-Error-Message
+// (RepoNotFound, RevisionNotFound, EntryNotFound, GatedRepo, DisabledRepo, BadRequest,
+// RangeNotSatisfiable) and a JSON body {"error": "..."}.
+//
+// Access control (optional JSON file, see AccessConfig in docs/http-api.md): repos may be gated
+// (metadata public, file bytes need an accepted token), private (everything needs an accepted
+// token; otherwise the repo does not exist) or disabled. Tokens come from
+// "Authorization: Bearer <token>", are compared in constant time and never logged.
+//
+// Thread-safety: requests are served concurrently on the server's threads; stats() may be called
+// from any thread. Start()/Stop() belong to the owner; Stop() joins every server thread.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "mc/common/status.h"
+
+namespace mc::mirror {
+
+struct MirrorOptions {
+  std::filesystem::path cache_dir;  // an existing hub cache dir (HF_HUB_CACHE layout)
+  std::string listen = "127.0.0.1:0";
+  std::optional<std::filesystem::path> access_config;  // JSON file, see the header comment
+  // Base of absolute URLs we hand out (tree Link next). Unset: "http://" + the request's Host.
+  std::optional<std::string> public_base_url;
+  // Entries per tree page when the request gives no `limit` (the Hub uses 1000).
+  size_t tree_page_size = 1000;
+  size_t max_tree_page_size = 10000;  // cap for `limit`
+};
+
+enum class RouteKind { kResolve, kRepoInfo, kTree, kPathsInfo, kOther };
+
+// Counters since Start(). bytes_served counts the body bytes handed to the server for GET
+// responses (file bytes of resolve GETs, JSON of API answers), not bytes that reached the peer.
+struct MirrorStats {
+  uint64_t resolve_head = 0;
+  uint64_t resolve_get = 0;  // data requests: GETs of resolve routes, ranged or not
+  uint64_t repo_info = 0;
+  uint64_t tree = 0;
+  uint64_t paths_info = 0;
+  uint64_t other = 0;   // unknown routes
+  uint64_t errors = 0;  // answers with status >= 400
+  uint64_t file_bytes_served = 0;  // body bytes of resolve GETs
+};
+
+class MirrorServer {
+ public:
+  // Opens the cache (it must exist), loads and validates the access config. InvalidArgument for a
+  // bad listen address or a malformed access config (the message names the file and the problem),
+  // NotFound if the cache dir or the config file is missing.
+  static StatusOr<std::unique_ptr<MirrorServer>> Create(MirrorOptions options);
+  virtual ~MirrorServer() = default;
+
+  // Binds and serves. Unavailable if the address is in use.
+  virtual Status Start() = 0;
+  virtual uint16_t port() const = 0;
+  // "http://127.0.0.1:<port>" (what to put in HF_ENDPOINT on this host).
+  virtual std::string base_url() const = 0;
+  // Stops serving and joins the server threads. Idempotent.
+  virtual void Stop() = 0;
+  virtual MirrorStats stats() const = 0;
+};
+
+}  // namespace mc::mirror

@@ -1,0 +1,73 @@
+// MirrorCore: the request handling of MirrorServer, independent of the HTTP server wiring.
+// Handle() parses and validates the route (400 before any disk access), applies access control,
+// resolves the revision and dispatches to one handler per route kind. Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "mc/cache/cache_store.h"
+#include "mc/mirror/mirror_server.h"
+#include "mc/net/http_server.h"
+#include "mirror/access_control.h"
+#include "mirror/hub_error.h"
+#include "mirror/repo_files.h"
+#include "mirror/route.h"
+
+namespace mc::mirror {
+
+struct RequestInfo {
+  const net::HttpRequest& http;
+  const Route& route;
+  std::optional<std::string> token;
+};
+
+class MirrorCore {
+ public:
+  MirrorCore(std::unique_ptr<cache::CacheStore> store, AccessConfig access, MirrorOptions options)
+      : store_(std::move(store)), access_(std::move(access)), options_(std::move(options)) {}
+
+  void Handle(const net::HttpRequest& request, net::HttpResponse& response);
+  MirrorStats stats() const;
+  // The server's own base URL, used for absolute links when neither public_base_url nor a usable
+  // Host header is available.
+  void set_fallback_base_url(std::string url) {
+    std::lock_guard<std::mutex> lock(mu_);
+    fallback_base_url_ = std::move(url);
+  }
+
+ private:
+  std::optional<HubError> Dispatch(const RequestInfo& info, net::HttpResponse& response);
+  // The commit a route's revision names (default main; "HEAD" = main).
+  HubOr<CommitSha> LookUpCommit(const RequestInfo& info);
+  HubOr<std::unique_ptr<RepoTree>> LoadTree(const RepoId& repo, const CommitSha& commit);
+  std::string LastModified(const RepoId& repo, const CommitSha& commit) const;
+  std::string BaseUrl(const net::HttpRequest& request) const;
+
+  // resolve_handler.cc
+  std::optional<HubError> HandleResolve(const RequestInfo& info, net::HttpResponse& response);
+  // api_handlers.cc
+  std::optional<HubError> HandleRepoInfo(const RequestInfo& info, net::HttpResponse& response);
+  std::optional<HubError> HandleTree(const RequestInfo& info, net::HttpResponse& response);
+  std::optional<HubError> HandlePathsInfo(const RequestInfo& info, net::HttpResponse& response);
+
+  void Count(RouteKind kind, const net::HttpRequest& request, const net::HttpResponse& response);
+
+  std::unique_ptr<cache::CacheStore> store_;
+  const AccessConfig access_;
+  const MirrorOptions options_;
+  mutable std::mutex mu_;
+  std::string fallback_base_url_;  // guarded by mu_
+  FileDescriber describer_;
+
+  struct Counters {
+    std::atomic<uint64_t> resolve_head{0}, resolve_get{0}, repo_info{0}, tree{0}, paths_info{0},
+        other{0}, errors{0}, file_bytes_served{0};
+  };
+  Counters counters_;
+};
+
+}  // namespace mc::mirror

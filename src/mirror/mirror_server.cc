@@ -1,0 +1,82 @@
+#include "mc/mirror/mirror_server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <system_error>
+
+#include "mirror/mirror_core.h"
+
+namespace mc::mirror {
+namespace {
+
+class MirrorServerImpl final : public MirrorServer {
+ public:
+  explicit MirrorServerImpl(std::unique_ptr<MirrorCore> core) : core_(std::move(core)) {}
+  ~MirrorServerImpl() override { Stop(); }
+
+  Status Init(const std::string& listen) {
+    net::HttpServerOptions http;
+    http.listen = listen;
+    http.name = "mirror";
+    MirrorCore* core = core_.get();
+    http.handler = [core](const net::HttpRequest& req, net::HttpResponse& res) {
+      core->Handle(req, res);
+    };
+    MC_ASSIGN_OR_RETURN(http_, net::HttpServer::Create(std::move(http)));
+    return Status::Ok();
+  }
+
+  Status Start() override {
+    MC_RETURN_IF_ERROR(http_->Start(), "mirror");
+    core_->set_fallback_base_url(http_->base_url());
+    spdlog::info("mirror: serving on {}", http_->base_url());
+    return Status::Ok();
+  }
+  uint16_t port() const override { return http_->port(); }
+  std::string base_url() const override { return http_->base_url(); }
+  void Stop() override {
+    if (http_) http_->Stop();
+  }
+  MirrorStats stats() const override { return core_->stats(); }
+
+ private:
+  std::unique_ptr<MirrorCore> core_;  // outlives http_ (declared first, destroyed last)
+  std::unique_ptr<net::HttpServer> http_;
+};
+
+Status CheckOptions(const MirrorOptions& options) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(options.cache_dir, ec)) {
+    return NotFoundError("mirror: cache dir " + options.cache_dir.string() + " does not exist");
+  }
+  if (options.tree_page_size == 0 || options.max_tree_page_size < options.tree_page_size) {
+    return InvalidArgumentError("mirror: need 0 < tree_page_size <= max_tree_page_size");
+  }
+  if (options.public_base_url && !options.public_base_url->starts_with("http://") &&
+      !options.public_base_url->starts_with("https://")) {
+    return InvalidArgumentError("mirror: public_base_url must start with http:// or https://");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<MirrorServer>> MirrorServer::Create(MirrorOptions options) {
+  MC_RETURN_IF_ERROR(CheckOptions(options));
+  AccessConfig access;
+  if (options.access_config) {
+    MC_ASSIGN_OR_RETURN(access, AccessConfig::Load(*options.access_config), "mirror");
+  }
+  cache::CacheOptions cache_options;
+  cache_options.root = options.cache_dir;
+  cache_options.create_if_missing = false;
+  MC_ASSIGN_OR_RETURN(std::unique_ptr<cache::CacheStore> store,
+                      cache::CacheStore::Open(std::move(cache_options)), "mirror");
+  std::string listen = options.listen;
+  auto server = std::make_unique<MirrorServerImpl>(
+      std::make_unique<MirrorCore>(std::move(store), std::move(access), std::move(options)));
+  MC_RETURN_IF_ERROR(server->Init(listen));
+  return std::unique_ptr<MirrorServer>(std::move(server));
+}
+
+}  // namespace mc::mirror
