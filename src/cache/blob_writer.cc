@@ -106,6 +106,7 @@ StatusOr<BlobWriter> CacheStore::NewBlobWriter(const RepoId& repo, const Etag& e
   fs::path temp =
       layout_.BlobsDir(repo) / (etag.str() + "." + internal::RandomHex8() + ".incomplete");
   unsigned mode = 0;
+  MC_RETURN_IF_ERROR(EnsureRepoDir(repo), "new blob " + etag.str());
   MC_ASSIGN_OR_RETURN(int fd, OpenTemp(temp, &mode), "new blob " + etag.str());
   // sha256 can be hashed on the way; git sha1 needs the length first, so it is checked at publish.
   std::unique_ptr<BlobHasher> hasher;
@@ -117,6 +118,7 @@ StatusOr<BlobWriter> CacheStore::NewContentBlobWriter(const RepoId& repo, HashKi
                                                       uint64_t size) {
   fs::path temp = layout_.BlobsDir(repo) / ("import." + internal::RandomHex8() + ".incomplete");
   unsigned mode = 0;
+  MC_RETURN_IF_ERROR(EnsureRepoDir(repo), "new blob");
   MC_ASSIGN_OR_RETURN(int fd, OpenTemp(temp, &mode), "new blob");
   return BlobWriter(fd, std::move(temp), std::nullopt, repo, mode, BlobHasher::Create(kind, size),
                     size);

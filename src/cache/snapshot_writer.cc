@@ -19,6 +19,26 @@ fs::path CacheStore::RepoTempPath(const RepoId& repo, std::string_view stem) con
   return layout_.RepoDir(repo) / (std::string(stem) + "." + internal::RandomHex8() + ".tmp");
 }
 
+Status CacheStore::EnsureRepoDir(const RepoId& repo) {
+  fs::path dir = layout_.RepoDir(repo);
+  struct stat st;
+  if (internal::Stat(dir / "snapshots", &st) && S_ISDIR(st.st_mode)) return Status::Ok();
+  if (internal::Stat(dir, &st)) {
+    return internal::MakeDirs(dir / "snapshots");  // repo folder from another writer
+  }
+  // Staged in .locks/ (skipped by scanners), then renamed into the root.
+  fs::path staged =
+      layout_.root() / ".locks" / (repo.FolderName() + "." + internal::RandomHex8() + ".tmp");
+  MC_RETURN_IF_ERROR(internal::MakeDirs(staged / "snapshots"));
+  if (::rename(staged.c_str(), dir.c_str()) != 0) {
+    int err = errno;
+    internal::RemoveTree(staged).IgnoreError();
+    if (err != EEXIST && err != ENOTEMPTY) return ErrnoError(err, "create " + dir.string());
+    return internal::MakeDirs(dir / "snapshots");  // lost a race with another creator
+  }
+  return Status::Ok();
+}
+
 namespace {
 
 // True if `link` already is a symlink whose text is `target`.
@@ -66,6 +86,7 @@ Status CacheStore::LinkSnapshotFile(const RepoId& repo, const CommitSha& commit,
                                    " is missing");
   }
   fs::path dest = layout_.SnapshotFile(repo, commit, path);
+  MC_RETURN_IF_ERROR(EnsureRepoDir(repo), "link " + path.str());
   MC_RETURN_IF_ERROR(RejectNonLink(dest), "link " + path.str());
   MC_RETURN_IF_ERROR(internal::MakeDirs(dest.parent_path()), "link " + path.str());
   if (!use_symlinks_) {
@@ -85,6 +106,7 @@ Status CacheStore::WriteRef(const RepoId& repo, const Revision& revision,
   fs::path ref = layout_.RefPath(repo, revision);
   auto current = internal::ReadSmallFile(ref, 256);
   if (current.ok() && *current == commit.str()) return Status::Ok();
+  MC_RETURN_IF_ERROR(EnsureRepoDir(repo), "write ref " + revision.str());
   MC_RETURN_IF_ERROR(RejectNonLink(ref), "write ref " + revision.str());
   MC_RETURN_IF_ERROR(internal::MakeDirs(ref.parent_path()), "write ref " + revision.str());
   MC_RETURN_IF_ERROR(internal::WriteFileAtomic(ref, RepoTempPath(repo, "ref"), commit.str()),
@@ -95,6 +117,7 @@ Status CacheStore::WriteRef(const RepoId& repo, const Revision& revision,
 Status CacheStore::MarkNoExist(const RepoId& repo, const CommitSha& commit,
                                const RepoFilePath& path) {
   fs::path marker = layout_.NoExistFile(repo, commit, path);
+  MC_RETURN_IF_ERROR(EnsureRepoDir(repo), "mark no-exist " + path.str());
   MC_RETURN_IF_ERROR(internal::MakeDirs(marker.parent_path()), "mark no-exist " + path.str());
   // Empty is the final content, so a plain create is already atomic enough.
   internal::ScopedFd fd(::open(marker.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666));

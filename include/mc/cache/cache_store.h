@@ -154,6 +154,9 @@ class CacheStore {
   StatusOr<int> SweepTempFiles(std::chrono::seconds min_age);
 
  private:
+  // Creates <repo>/snapshots/ (and the repo folder) in one rename if missing: scanners flag a
+  // repo folder without snapshots/, so one must never be visible, even after a crash.
+  Status EnsureRepoDir(const RepoId& repo);
   // A unique temp path in the repo folder (outside refs/ and snapshots/, which readers walk).
   std::filesystem::path RepoTempPath(const RepoId& repo, std::string_view stem) const;
   Status CopyIntoSnapshot(const std::filesystem::path& blob, const std::filesystem::path& dest,
