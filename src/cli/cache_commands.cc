@@ -76,7 +76,8 @@ json ScanJson(const std::filesystem::path& root, const cache::CacheScan& scan, b
           {"incomplete_files", std::move(incomplete)}};
 }
 
-void PrintScanTable(const cache::CacheScan& scan, bool revisions) {
+void PrintScanTable(const std::filesystem::path& root, const cache::CacheScan& scan,
+                    bool revisions) {
   Table table({"REPO ID", "TYPE", "SIZE", "FILES", "LAST ACCESSED", "LAST MODIFIED", "REFS"});
   if (revisions) table = Table({"REPO ID", "TYPE", "REVISION", "SIZE", "FILES", "MODIFIED", "REFS"});
   for (const auto& r : scan.repos) {
@@ -95,8 +96,8 @@ void PrintScanTable(const cache::CacheScan& scan, bool revisions) {
     }
   }
   table.Print(std::cout);
-  std::cout << "\nDone in cache. " << scan.repos.size() << " repo(s), "
-            << ByteCount(scan.size_on_disk).ToHuman() << " on disk.\n";
+  std::cout << "\n" << scan.repos.size() << " repo(s), " << ByteCount(scan.size_on_disk).ToHuman()
+            << " on disk in " << root.string() << "\n";
   for (const auto& w : scan.warnings) std::cout << "warning: " << w << "\n";
   if (!scan.incomplete_files.empty()) {
     std::cout << scan.incomplete_files.size()
@@ -110,7 +111,7 @@ Status RunLs(const std::string& cache_dir, bool as_json, bool revisions, bool fi
   if (as_json) {
     std::cout << ScanJson(store->layout().root(), scan, files).dump(2) << "\n";
   } else {
-    PrintScanTable(scan, revisions);
+    PrintScanTable(store->layout().root(), scan, revisions);
   }
   return Status::Ok();
 }

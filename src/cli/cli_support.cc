@@ -13,7 +13,7 @@ void AddCacheDirOption(CLI::App& cmd, std::string& value) {
 
 StatusOr<std::filesystem::path> CacheDirOrDefault(const std::string& flag) {
   if (!flag.empty()) return std::filesystem::path(flag);
-  return hub::ResolveHubCacheDir(hub::Env::Process());
+  return hub::ResolveHubCacheDir(hub::Env::Real());
 }
 
 }  // namespace mc::cli
