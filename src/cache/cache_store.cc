@@ -43,7 +43,7 @@ StatusOr<fs::path> PrepareRoot(const CacheOptions& options) {
   std::error_code ec;
   fs::path root = fs::absolute(options.root, ec).lexically_normal();
   if (ec) return internal::ErrorFromEc(ec, "resolve cache root " + options.root.string());
-  if (root.has_filename() == false && root.has_parent_path()) root = root.parent_path();
+  if (!root.has_filename() && root.has_parent_path()) root = root.parent_path();  // "x/"
   struct stat st;
   if (internal::Stat(root, &st)) {
     if (!S_ISDIR(st.st_mode)) return FailedPreconditionError("not a directory: " + root.string());

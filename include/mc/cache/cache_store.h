@@ -4,8 +4,12 @@
 //
 // Crash safety: every write is a temp file + rename (blobs, refs) or a symlink created under a
 // temp name and renamed over the final name, so a crash at any moment leaves the old or the new
-// state, never a partial blob or a broken snapshot link. Temp names end in ".incomplete" (blobs)
-// or ".tmp" and are swept by SweepTempFiles().
+// state, never a partial blob or a broken snapshot link. Blob temps are
+// "blobs/<etag>.<8 hex>.incomplete" (as huggingface_hub >= 1.18 names them; "import.<8 hex>..."
+// while an import does not know the hash yet). Links, refs and removed snapshots are staged as
+// "<repo folder>/<stem>.<8 hex>.tmp", outside refs/ and snapshots/ which readers walk; a new repo
+// folder and removed repos are staged in .locks/, which scanners skip. SweepTempFiles() removes
+// what a crash left behind. A repo folder always has snapshots/ (scanners require it).
 //
 // Thread-safety: all methods may be called concurrently from several threads and processes; blob
 // publication is serialized per etag by a FileLock in .locks/, like huggingface_hub.
