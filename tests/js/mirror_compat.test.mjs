@@ -40,6 +40,8 @@ import {
 const REPO = "org/name";
 const GATED = "org/gated";
 const GATED_TOKEN = "hf_demo_token"; // the JS client insists on the hf_ prefix
+const PRIVATE = "org/private";
+const PRIVATE_TOKEN = "hf_private_token";
 const MiB = 1024 * 1024;
 const HEAVY = { timeout: 300_000 };
 
@@ -150,19 +152,24 @@ describe("modelcache with the official @huggingface/hub JS client", { concurrenc
     s.accessConfig = join(s.root, "access.json");
     await writeFile(
       s.accessConfig,
-      JSON.stringify({ repos: { [GATED]: { gated: "manual", tokens: [GATED_TOKEN] } } }),
+      JSON.stringify({ repos: {
+        [GATED]: { gated: "manual", tokens: [GATED_TOKEN] },
+        [PRIVATE]: { private: true, tokens: [PRIVATE_TOKEN] },
+      } }),
     );
   }, { critical: true });
 
   step("fixture writes >= 3 files, one nested, and a >= 64 MiB model.safetensors", async () => {
     s.fixtureDir = join(s.root, "fixture");
-    await cli(["fixture", s.fixtureDir, "--size", "72MiB", "--seed", "7"]);
+    // The fixture picks whole layers and lands below the requested size (64MiB gives 56 MiB).
+    await cli(["fixture", s.fixtureDir, "--size", "80MiB", "--seed", "7"]);
     s.fixture = await hashTree(s.fixtureDir);
     const paths = [...s.fixture.keys()];
     assert.ok(paths.length >= 3, `files: ${paths}`);
     assert.ok(paths.some((p) => p.includes("/")), `a nested file: ${paths}`);
     assert.ok(s.fixture.has("original/params.json"), `files: ${paths}`);
-    assert.ok(s.fixture.get("model.safetensors")?.size >= 64 * MiB, "model.safetensors size");
+    const weights = s.fixture.get("model.safetensors")?.size;
+    assert.ok(weights >= 64 * MiB, `model.safetensors is ${weights} bytes, want >= 64 MiB`);
 
     s.gatedDir = join(s.root, "gated-fixture");
     await cli(["fixture", s.gatedDir, "--size", "2MiB", "--shards", "2", "--seed", "8"]);
@@ -173,6 +180,8 @@ describe("modelcache with the official @huggingface/hub JS client", { concurrenc
     s.imported = await cliJson(["import", s.fixtureDir, "--repo", REPO, "--revision", "main",
       "--cache-dir", s.importCache, "--json"]);
     s.gatedImported = await cliJson(["import", s.gatedDir, "--repo", GATED,
+      "--cache-dir", s.importCache, "--json"]);
+    s.privateImported = await cliJson(["import", s.gatedDir, "--repo", PRIVATE,
       "--cache-dir", s.importCache, "--json"]);
     for (const [imported, fixture, repo] of [[s.imported, s.fixture, REPO],
       [s.gatedImported, s.gatedFixture, GATED]]) {
@@ -305,11 +314,30 @@ describe("modelcache with the official @huggingface/hub JS client", { concurrenc
       isAuthError);
     await assert.rejects(
       fileDownloadInfo({ repo: GATED, path: "config.json", hubUrl: s.url }), isAuthError);
-    await assert.rejects(async () => {
-      for await (const _ of listFiles({ repo: GATED, recursive: true, hubUrl: s.url }));
-    }, isAuthError);
     assert.deepEqual(await listDir(join(cacheDir, folderOf(GATED), "blobs")), [], "no bytes leaked");
   });
+
+  step("gated repo: metadata stays visible without a token, as on the Hub", async () => {
+    const paths = [];
+    for await (const e of listFiles({ repo: GATED, recursive: true, hubUrl: s.url })) {
+      if (e.type === "file") paths.push(e.path);
+    }
+    assert.deepEqual(paths.sort(), [...s.gatedFixture.keys()]);
+  });
+
+  step("private repo: hidden on every route without its token", async () => {
+    const notFound = (err) =>
+      err instanceof HubApiError && (err.statusCode === 401 || err.statusCode === 404);
+    await assert.rejects(async () => {
+      for await (const _ of listFiles({ repo: PRIVATE, hubUrl: s.url }));
+    }, notFound);
+    await assert.rejects(
+      fileDownloadInfo({ repo: PRIVATE, path: "config.json", hubUrl: s.url }), notFound);
+    const cacheDir = join(s.root, "private-token");
+    const snapshot = await snapshotDownload({ repo: PRIVATE, cacheDir, hubUrl: s.url,
+      accessToken: PRIVATE_TOKEN });
+    await assertSameBytes(snapshot, s.gatedFixture);
+  }, HEAVY);
 
   step("gated repo: resolve without a token answers X-Error-Code GatedRepo", async () => {
     const res = await fetch(`${s.url}/${GATED}/resolve/main/config.json`);
@@ -337,7 +365,9 @@ describe("modelcache with the official @huggingface/hub JS client", { concurrenc
   step("serve stops on SIGTERM with exit code 0 and never logged the token", async () => {
     const result = await s.server.stop();
     assert.deepEqual(result, { code: 0, signal: null });
-    assert.equal(s.server.output().includes(GATED_TOKEN), false, "token found in server output");
+    for (const token of [GATED_TOKEN, PRIVATE_TOKEN, "hf_wrong_token"]) {
+      assert.equal(s.server.output().includes(token), false, `${token} in the server output`);
+    }
   });
 
   step("JS downloadFileToCacheDir finds files of our cache without any request", async () => {
