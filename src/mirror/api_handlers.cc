@@ -12,7 +12,7 @@
 namespace mc::mirror {
 namespace {
 
-void SetJson(net::HttpResponse& response, const nlohmann::json& value) {
+void SetJson(net::HttpResponse& response, const Json& value) {
   response.SetText(200, Dump(value), "application/json; charset=utf-8");
 }
 
@@ -96,7 +96,7 @@ std::optional<HubError> MirrorCore::HandleTree(const RequestInfo& info,
   }
   auto end = all.end() - begin > static_cast<ptrdiff_t>(page->limit) ? begin + page->limit
                                                                       : all.end();
-  nlohmann::json out = nlohmann::json::array();
+  Json out = Json::array();
   for (auto it = begin; it != end; ++it) out.push_back(TreeEntryJson(**it, last_commit));
   if (end != all.end()) {
     std::string query = net::BuildQueryString({{"recursive", *recursive ? "true" : "false"},
@@ -130,7 +130,7 @@ std::optional<HubError> MirrorCore::HandlePathsInfo(const RequestInfo& info,
     last_commit = LastCommit{commit.value().str(), "",
                              LastModified(*info.route.repo, commit.value())};
   }
-  nlohmann::json out = nlohmann::json::array();
+  Json out = Json::array();
   std::set<std::string> seen;
   for (const RepoFilePath& path : paths) {
     const TreeEntry* entry = tree.value()->Find(path.str());

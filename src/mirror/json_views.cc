@@ -6,10 +6,9 @@
 
 namespace mc::mirror {
 
-using nlohmann::json;
 
-json TreeEntryJson(const TreeEntry& entry, const std::optional<LastCommit>& last_commit) {
-  json j;
+Json TreeEntryJson(const TreeEntry& entry, const std::optional<LastCommit>& last_commit) {
+  Json j;
   j["type"] = entry.is_dir ? "directory" : "file";
   j["oid"] = entry.oid;
   j["size"] = entry.is_dir ? 0 : entry.size;
@@ -28,14 +27,14 @@ json TreeEntryJson(const TreeEntry& entry, const std::optional<LastCommit>& last
 
 namespace {
 
-json Siblings(const RepoInfoInput& in) {
-  json siblings = json::array();
+Json Siblings(const RepoInfoInput& in) {
+  Json siblings = Json::array();
   if (in.described == nullptr) {
     for (const std::string& name : in.sibling_names) siblings.push_back({{"rfilename", name}});
     return siblings;
   }
   for (const RepoFile& f : *in.described) {
-    json s = {{"rfilename", f.path}, {"size", f.size}, {"blobId", f.TreeOid()}};
+    Json s = {{"rfilename", f.path}, {"size", f.size}, {"blobId", f.TreeOid()}};
     if (f.lfs) s["lfs"] = {{"sha256", f.etag}, {"size", f.size}, {"pointerSize", f.PointerSize()}};
     siblings.push_back(std::move(s));
   }
@@ -49,9 +48,9 @@ std::string ObjectId(const RepoId& repo) {
 
 }  // namespace
 
-json RepoInfoJson(const RepoInfoInput& in) {
+Json RepoInfoJson(const RepoInfoInput& in) {
   const RepoId& repo = *in.repo;
-  json j;
+  Json j;
   j["_id"] = ObjectId(repo);
   j["id"] = repo.id();
   if (repo.type() == RepoType::kModel) j["modelId"] = repo.id();
@@ -68,11 +67,11 @@ json RepoInfoJson(const RepoInfoInput& in) {
   j["disabled"] = false;
   j["downloads"] = 0;
   j["likes"] = 0;
-  j["tags"] = json::array();
+  j["tags"] = Json::array();
   j["siblings"] = Siblings(in);
   j["usedStorage"] = in.used_storage;
   if (in.expand.empty()) return j;
-  json restricted = {{"_id", j["_id"]}, {"id", j["id"]}};
+  Json restricted = {{"_id", j["_id"]}, {"id", j["id"]}};
   for (const std::string& field : in.expand) {
     if (j.contains(field)) restricted[field] = j[field];
   }
@@ -88,8 +87,8 @@ std::string IsoTime(int64_t unix_seconds) {
   return buf;
 }
 
-std::string Dump(const json& value) {
-  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+std::string Dump(const Json& value) {
+  return value.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 }  // namespace mc::mirror

@@ -16,6 +16,9 @@
 
 namespace mc::mirror {
 
+// Insertion-ordered, so documents read like the Hub's ("type", "oid", "size", "path").
+using Json = nlohmann::ordered_json;
+
 struct LastCommit {
   std::string id;
   std::string title;
@@ -24,7 +27,7 @@ struct LastCommit {
 
 // {"type":"file","oid","size","path"[,"lfs":{"oid","size","pointerSize"}][,"lastCommit"]} or
 // {"type":"directory","oid","size":0,"path"[,"lastCommit"]}.
-nlohmann::json TreeEntryJson(const TreeEntry& entry, const std::optional<LastCommit>& last_commit);
+Json TreeEntryJson(const TreeEntry& entry, const std::optional<LastCommit>& last_commit);
 
 struct RepoInfoInput {
   const RepoId* repo = nullptr;
@@ -38,12 +41,12 @@ struct RepoInfoInput {
 };
 
 // The /api/{type}s/{repo}[/revision/{rev}] document.
-nlohmann::json RepoInfoJson(const RepoInfoInput& input);
+Json RepoInfoJson(const RepoInfoInput& input);
 
 // "2024-05-01T12:00:00.000Z".
 std::string IsoTime(int64_t unix_seconds);
 
 // Serializes without throwing (invalid UTF-8 is replaced).
-std::string Dump(const nlohmann::json& value);
+std::string Dump(const Json& value);
 
 }  // namespace mc::mirror

@@ -1,6 +1,5 @@
 // MirrorServer: a Hugging Face hub-compatible HTTP server over one hub cache directory, so that the
-// official clients work against it with HF_ENDPOINT=<base_url> (hf-hub-protocol.md §8; the routes
-// and their exact answers are listed in docs/http-api.md).
+// official clients work against it with HF_ENDPOINT=<base_url> (hf-hub-protocol.md §8).
 //
 // Routes:
 //   HEAD/GET [/datasets|/spaces]/{repo}/resolve/{rev}/{path}   file bytes, 200 or 206 (Range)
@@ -12,9 +11,21 @@
 // (RepoNotFound, RevisionNotFound, EntryNotFound, GatedRepo, DisabledRepo, BadRequest,
 // RangeNotSatisfiable) and a JSON body {"error": "..."}.
 //
-// Access control (optional JSON file, see AccessConfig in docs/http-api.md): repos may be gated
-// (metadata public, file bytes need an accepted token), private (everything needs an accepted
-// token; otherwise the repo does not exist) or disabled. Tokens come from
+// Resolve answers 200/206 directly (no redirect) with X-Repo-Commit, a quoted ETag equal to the
+// blob name (git sha1, or sha256 for LFS files, which also get X-Linked-Etag / X-Linked-Size),
+// Content-Length (also on HEAD), Accept-Ranges: bytes and Content-Range for ranges; never any Xet
+// header. File bytes go out with sendfile(2).
+//
+// Access control (optional JSON file):
+//   {"repos": {
+//      "org/name":       {"gated": "manual", "tokens": ["hf_x", "sha256:<hex sha256 of a token>"]},
+//      "datasets/org/d": {"private": true, "tokens": ["..."]},
+//      "org/off":        {"disabled": true}}}
+// Keys are repo ids, optionally prefixed "models/", "datasets/", "spaces/". Gated repos (gated:
+// "auto"/"manual"/true) show metadata (repo info, tree, paths-info) to anyone but answer resolve
+// with GatedRepo (401 without a token, 403 with one not listed). Private repos answer every route
+// with RepoNotFound (401 without a token, 404 with one not listed). Disabled repos answer 403
+// "Access to this resource is disabled.". Unknown fields are errors. Tokens come from
 // "Authorization: Bearer <token>", are compared in constant time and never logged.
 //
 // Thread-safety: requests are served concurrently on the server's threads; stats() may be called
