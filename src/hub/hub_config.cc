@@ -203,7 +203,8 @@ StatusOr<std::optional<HubToken>> ResolveToken(
     const Env& env, const std::optional<std::filesystem::path>& explicit_token_file) {
   if (explicit_token_file.has_value()) {
     MC_ASSIGN_OR_RETURN(std::string raw, ReadTokenFile(*explicit_token_file));
-    return CleanToken(std::move(raw), "token file " + QuoteForMessage(explicit_token_file->string()));
+    return CleanToken(std::move(raw),
+                      "token file " + QuoteForMessage(explicit_token_file->string()));
   }
   for (const char* name : {"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"}) {
     if (std::optional<std::string> raw = GetNonEmpty(env, name)) {
@@ -241,8 +242,8 @@ StatusOr<HubConfig> ResolveHubConfig(
   MC_ASSIGN_OR_RETURN(std::filesystem::path cache, ResolveHubCacheDir(env));
   MC_ASSIGN_OR_RETURN(std::filesystem::path token_path, ResolveTokenPath(env));
   MC_ASSIGN_OR_RETURN(std::optional<HubToken> token, ResolveToken(env, explicit_token_file));
-  return HubConfig{std::move(endpoint), std::move(hf_home),   std::move(cache),
-                   std::move(token_path), std::move(token), IsOffline(env)};
+  return HubConfig{std::move(endpoint),   std::move(hf_home), std::move(cache),
+                   std::move(token_path), std::move(token),   IsOffline(env)};
 }
 
 }  // namespace mc::hub

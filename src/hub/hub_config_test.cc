@@ -106,8 +106,7 @@ TEST(ExpandUserAndVarsTest, DoesNotExpandRecursively) {
 }
 
 TEST(ExpandUserAndVarsTest, TildeWithoutHomeIsFailedPrecondition) {
-  EXPECT_EQ(ExpandUserAndVars("~/x", MakeEnv({})).status().code(),
-            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ExpandUserAndVars("~/x", MakeEnv({})).status().code(), StatusCode::kFailedPrecondition);
 }
 
 TEST(ExpandUserAndVarsTest, RootHomeKeepsSlash) {
@@ -121,10 +120,9 @@ TEST(ResolveHfHomeTest, FollowsHfHomeThenXdgThenHome) {
   EXPECT_EQ(ResolveHfHome(MakeEnv({{"HOME", "/h"}})).value(), "/h/.cache/huggingface");
   EXPECT_EQ(ResolveHfHome(MakeEnv({{"HOME", "/h"}, {"XDG_CACHE_HOME", "/x"}})).value(),
             "/x/huggingface");
-  EXPECT_EQ(
-      ResolveHfHome(MakeEnv({{"HOME", "/h"}, {"XDG_CACHE_HOME", "/x"}, {"HF_HOME", "/hf"}}))
-          .value(),
-      "/hf");
+  EXPECT_EQ(ResolveHfHome(MakeEnv({{"HOME", "/h"}, {"XDG_CACHE_HOME", "/x"}, {"HF_HOME", "/hf"}}))
+                .value(),
+            "/hf");
 }
 
 TEST(ResolveHfHomeTest, ExpandsTildeAndVariablesInHfHome) {

@@ -15,8 +15,8 @@ constexpr std::array<std::string_view, 4> kHubHosts = {"huggingface.co", "www.hu
                                                        "hf.co", "www.hf.co"};
 // Top-level website paths that are not repositories.
 constexpr std::array<std::string_view, 13> kSitePages = {
-    "api",   "docs",     "blog",    "settings",      "login", "join", "pricing",
-    "posts", "learn",    "papers",  "organizations", "new",   "collections"};
+    "api",   "docs",  "blog",   "settings",      "login", "join",       "pricing",
+    "posts", "learn", "papers", "organizations", "new",   "collections"};
 
 std::string Lower(std::string_view s) {
   std::string out(s);
@@ -61,21 +61,31 @@ class Parser {
     return s.WithContext("invalid model reference " + QuoteForMessage(input_));
   }
 
-  // Returns the URL path (after the host) or, for a bare reference, the text itself.
+  // Returns the URL path (after the host, without query or fragment) or, for a bare reference,
+  // the text itself. Sets is_url_.
   StatusOr<std::string_view> StripUrl(std::string_view text);
-  StatusOr<ModelRef> ParsePath(std::string_view path);
-  // Parses "<rev>[/rest...]" from segments_[i...] as written after /tree/ or /blob/.
+  // Everything after StripUrl.
+  StatusOr<ModelRef> ParseRef(std::string_view path);
+  Status CheckAuthority(std::string_view authority) const;
+  // Splits into segments_ and consumes a type prefix; returns the index of the repo id.
+  StatusOr<size_t> SplitPath(std::string_view path);
+  // Parses the repo id at segments_[i...]; advances i past it. Sets rev_tail_ for '@'/':' forms.
+  StatusOr<RepoId> ParseRepo(size_t& i);
+  // Parses what follows the repo id: nothing, /tree/<rev>[/dir], /blob|resolve/<rev>/<path>.
+  Status ParseSuffix(size_t i, ModelRef& ref) const;
+  // Parses "<rev>" or "refs/<kind>/<name>" from segments_[i...]; advances i past it.
   StatusOr<Revision> ParseRevisionSegments(size_t& i) const;
   StatusOr<std::string> JoinDecoded(size_t from) const;
 
   std::string_view input_;
   RepoType type_;
   bool is_url_ = false;
+  std::string_view path_;  // what the segments point into
   std::vector<std::string_view> segments_;
+  std::optional<std::string_view> rev_tail_;  // raw text after '@' or ':'
 };
 
 StatusOr<std::string_view> Parser::StripUrl(std::string_view text) {
-  std::string_view rest;
   size_t scheme_end = text.find("://");
   bool has_scheme = scheme_end != std::string_view::npos && scheme_end > 0 &&
                     std::isalpha(static_cast<unsigned char>(text[0]));
@@ -83,33 +93,34 @@ StatusOr<std::string_view> Parser::StripUrl(std::string_view text) {
     char c = text[i];
     has_scheme = std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.';
   }
+  std::string_view rest = text;
   if (has_scheme) {
     std::string scheme = Lower(text.substr(0, scheme_end));
     if (scheme != "https" && scheme != "http") {
       return Fail("unsupported URL scheme " + QuoteForMessage(scheme) + ", only http(s)");
     }
     rest = text.substr(scheme_end + 3);
-  } else {
-    // "huggingface.co/org/name" without a scheme.
-    std::string_view head = text.substr(0, text.find_first_of("/?#:@"));
-    if (!Contains(kHubHosts, Lower(head))) return text;
-    rest = text;
+  } else if (!Contains(kHubHosts, Lower(text.substr(0, text.find_first_of("/?#:@"))))) {
+    return text;  // a bare reference; "huggingface.co/org/name" (no scheme) goes on as a URL
   }
   is_url_ = true;
   size_t authority_end = rest.find_first_of("/?#");
-  std::string_view authority = rest.substr(0, authority_end);
-  if (authority.find('@') != std::string_view::npos) {
-    return Fail("user info in the URL is not supported");
-  }
-  if (authority.find(':') != std::string_view::npos) {
-    return Fail("a port in the URL is not supported");
-  }
-  if (!Contains(kHubHosts, Lower(authority))) {
-    return Fail("host " + QuoteForMessage(authority) + " is not huggingface.co or hf.co");
-  }
+  MC_RETURN_IF_ERROR(CheckAuthority(rest.substr(0, authority_end)));
   if (authority_end == std::string_view::npos) return std::string_view();
   std::string_view path = rest.substr(authority_end);
   return path.substr(0, path.find_first_of("?#"));
+}
+
+Status Parser::CheckAuthority(std::string_view authority) const {
+  if (authority.find('@') != std::string_view::npos) {
+    return Fail("user info in the URL is not supported");
+  }
+  std::string_view host = authority.substr(0, authority.find(':'));
+  if (!Contains(kHubHosts, Lower(host))) {
+    return Fail("host " + QuoteForMessage(authority) + " is not huggingface.co or hf.co");
+  }
+  if (host.size() != authority.size()) return Fail("a port in the URL is not supported");
+  return Status::Ok();
 }
 
 StatusOr<std::string> Parser::JoinDecoded(size_t from) const {
@@ -125,42 +136,36 @@ StatusOr<std::string> Parser::JoinDecoded(size_t from) const {
 
 StatusOr<Revision> Parser::ParseRevisionSegments(size_t& i) const {
   if (i >= segments_.size()) return Fail("a revision is missing after /tree/, /blob/ or /resolve/");
-  std::string text;
+  size_t n = 1;
   if (segments_[i] == "refs") {
     if (i + 2 >= segments_.size()) {
       return Fail("incomplete 'refs/...' revision (expected refs/pr/<n> or refs/convert/<name>)");
     }
-    text = "refs/";
-    for (size_t k = i + 1; k <= i + 2; ++k) {
-      auto seg = PercentDecode(segments_[k]);
-      if (!seg.ok()) return Context(seg.status());
-      text += *seg + (k == i + 1 ? "/" : "");
-    }
-    i += 3;
-  } else {
-    auto seg = PercentDecode(segments_[i]);
-    if (!seg.ok()) return Context(seg.status());
-    text = std::move(*seg);
-    i += 1;
+    n = 3;
   }
+  std::string text;
+  for (size_t k = i; k < i + n; ++k) {
+    auto seg = PercentDecode(segments_[k]);
+    if (!seg.ok()) return Context(seg.status());
+    text += (k > i ? "/" : "") + *seg;
+  }
+  i += n;
   auto rev = Revision::Parse(text);
   if (!rev.ok()) return Context(rev.status());
   return rev;
 }
 
-StatusOr<ModelRef> Parser::ParsePath(std::string_view path) {
+StatusOr<size_t> Parser::SplitPath(std::string_view path) {
   if (is_url_ && !path.empty() && path.front() == '/') path.remove_prefix(1);
   while (!path.empty() && path.back() == '/') path.remove_suffix(1);
   if (path.empty()) return Fail(is_url_ ? "the URL names no repository" : "empty");
-  std::string_view full_path = path;
+  path_ = path;
   for (size_t start = 0;;) {
     size_t end = path.find('/', start);
     segments_.push_back(path.substr(start, end == std::string_view::npos ? end : end - start));
+    if (segments_.back().empty()) return Fail("empty path segment ('//')");
     if (end == std::string_view::npos) break;
     start = end + 1;
-  }
-  for (std::string_view seg : segments_) {
-    if (seg.empty()) return Fail("empty path segment ('//')");
   }
   size_t i = 0;
   if (segments_[0] == "models" || segments_[0] == "datasets" || segments_[0] == "spaces") {
@@ -174,46 +179,40 @@ StatusOr<ModelRef> Parser::ParsePath(std::string_view path) {
   if (is_url_ && i == 0 && Contains(kSitePages, segments_[0])) {
     return Fail("this Hugging Face page is not a repository");
   }
+  return i;
+}
 
-  // Repo id: one or two segments, ending at the first '@' or ':' if there is one.
-  std::string repo_text;
-  std::optional<std::string_view> rev_tail;
+StatusOr<RepoId> Parser::ParseRepo(size_t& i) {
+  // One segment for legacy ids ("gpt2", "gpt2@main", "gpt2/tree/main"), else two.
   size_t n_parts = 2;
-  if (segments_[i].find_first_of("@:") != std::string_view::npos) {
-    n_parts = 1;
-  } else if (i + 1 >= segments_.size()) {
+  if (segments_[i].find_first_of("@:") != std::string_view::npos || i + 1 >= segments_.size()) {
     n_parts = 1;
   } else if (IsPathKeyword(segments_[i + 1]) && i + 2 < segments_.size() &&
              !(i + 3 < segments_.size() && IsPathKeyword(segments_[i + 2]))) {
     n_parts = 1;
   }
+  std::string repo_text;
   for (size_t k = 0; k < n_parts; ++k) {
     std::string_view seg = segments_[i + k];
     size_t mark = seg.find_first_of("@:");
     if (k > 0) repo_text += '/';
     repo_text += seg.substr(0, mark);
     if (mark != std::string_view::npos) {
-      size_t offset = static_cast<size_t>(seg.data() - full_path.data()) + mark + 1;
-      rev_tail = full_path.substr(offset);
+      rev_tail_ = path_.substr(static_cast<size_t>(seg.data() - path_.data()) + mark + 1);
       break;
     }
   }
+  i += n_parts;
+  if (Contains(kHubHosts, Lower(repo_text.substr(0, repo_text.find('/'))))) {
+    return Fail("a host name is not a repo id");
+  }
   auto repo = RepoId::Parse(repo_text, type_);
   if (!repo.ok()) return Context(repo.status());
-  ModelRef ref{*std::move(repo), std::nullopt, std::nullopt};
+  return repo;
+}
 
-  if (rev_tail.has_value()) {
-    if (rev_tail->empty()) return Fail("empty revision after '@' or ':'");
-    auto decoded = PercentDecode(*rev_tail);
-    if (!decoded.ok()) return Context(decoded.status());
-    auto rev = Revision::Parse(*decoded);
-    if (!rev.ok()) return Context(rev.status());
-    ref.revision = *std::move(rev);
-    return ref;
-  }
-
-  i += n_parts;
-  if (i == segments_.size()) return ref;
+Status Parser::ParseSuffix(size_t i, ModelRef& ref) const {
+  if (i == segments_.size()) return Status::Ok();
   std::string_view keyword = segments_[i];
   if (!IsPathKeyword(keyword)) {
     return Fail("unexpected " + QuoteForMessage(keyword) +
@@ -222,24 +221,16 @@ StatusOr<ModelRef> Parser::ParsePath(std::string_view path) {
   }
   ++i;
   MC_ASSIGN_OR_RETURN(ref.revision, ParseRevisionSegments(i));
-  if (keyword == "tree") {
-    if (i < segments_.size()) {
-      // The sub-folder is not part of the result, but garbage in it is still an error.
-      auto subdir = JoinDecoded(i);
-      if (!subdir.ok()) return subdir.status();
-      auto checked = RepoFilePath::Parse(*subdir);
-      if (!checked.ok()) return Context(checked.status());
-    }
-    return ref;
-  }
-  if (i == segments_.size()) {
+  if (keyword != "tree" && i == segments_.size()) {
     return Fail("a file path is missing after /" + std::string(keyword) + "/<rev>/");
   }
-  MC_ASSIGN_OR_RETURN(std::string file, JoinDecoded(i));
-  auto path_id = RepoFilePath::Parse(file);
-  if (!path_id.ok()) return Context(path_id.status());
-  ref.file = *std::move(path_id);
-  return ref;
+  if (i == segments_.size()) return Status::Ok();
+  MC_ASSIGN_OR_RETURN(std::string path, JoinDecoded(i));
+  auto file = RepoFilePath::Parse(path);
+  if (!file.ok()) return Context(file.status());
+  // A tree URL's sub-folder is dropped, but garbage in it is still an error.
+  if (keyword != "tree") ref.file = *std::move(file);
+  return Status::Ok();
 }
 
 StatusOr<ModelRef> Parser::Run() {
@@ -251,15 +242,30 @@ StatusOr<ModelRef> Parser::Run() {
     return Fail("looks like a local path; use 'modelcache import DIR' for folders");
   }
   MC_ASSIGN_OR_RETURN(std::string_view path, StripUrl(text));
-  auto ref = ParsePath(path);
-  if (!ref.ok() && !is_url_) {
-    // "github.com/org/name" and the like: say why rather than "invalid repo id".
-    std::string_view head = text.substr(0, text.find('/'));
-    if (text.find('/') != std::string_view::npos && head.find('.') != std::string_view::npos &&
-        std::count(text.begin(), text.end(), '/') >= 2) {
-      return Fail("not a huggingface.co or hf.co URL, nor a repo id");
-    }
+  StatusOr<ModelRef> ref = ParseRef(path);
+  // "github.com/org/name" and the like: say why rather than "invalid repo id".
+  std::string_view head = text.substr(0, text.find('/'));
+  if (!ref.ok() && !is_url_ && head.find('.') != std::string_view::npos &&
+      std::count(text.begin(), text.end(), '/') >= 2) {
+    return Fail("not a huggingface.co or hf.co URL, nor a repo id");
   }
+  return ref;
+}
+
+StatusOr<ModelRef> Parser::ParseRef(std::string_view path) {
+  MC_ASSIGN_OR_RETURN(size_t i, SplitPath(path));
+  MC_ASSIGN_OR_RETURN(RepoId repo, ParseRepo(i));
+  ModelRef ref{std::move(repo), std::nullopt, std::nullopt};
+  if (!rev_tail_.has_value()) {
+    MC_RETURN_IF_ERROR(ParseSuffix(i, ref));
+    return ref;
+  }
+  if (rev_tail_->empty()) return Fail("empty revision after '@' or ':'");
+  auto decoded = PercentDecode(*rev_tail_);
+  if (!decoded.ok()) return Context(decoded.status());
+  auto rev = Revision::Parse(*decoded);
+  if (!rev.ok()) return Context(rev.status());
+  ref.revision = *std::move(rev);
   return ref;
 }
 

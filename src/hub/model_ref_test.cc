@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <optional>
+#include <random>
 #include <string>
 
 namespace mc::hub {
@@ -72,8 +73,8 @@ const AcceptCase kAccepted[] = {
      "config.json"},
     {"https://huggingface.co/org/name/blob/main/original/params.json", kM, "org/name", "main",
      "original/params.json"},
-    {"https://huggingface.co/org/name/resolve/main/model.safetensors?download=true", kM,
-     "org/name", "main", "model.safetensors"},
+    {"https://huggingface.co/org/name/resolve/main/model.safetensors?download=true", kM, "org/name",
+     "main", "model.safetensors"},
     {"https://huggingface.co/org/name/resolve/refs%2Fpr%2F1/onnx/model.onnx", kM, "org/name",
      "refs/pr/1", "onnx/model.onnx"},
     {"https://huggingface.co/org/name/blob/refs/pr/2/a.bin", kM, "org/name", "refs/pr/2", "a.bin"},
@@ -168,6 +169,9 @@ const char* const kRejected[] = {
     "https://huggingface.co",
     "huggingface.co",
     "hf.co/",
+    "huggingface.co/huggingface.co",
+    "hf.co@main",
+    "datasets/hf.co",
     "https://huggingface.co/api/models/org/name",
     "https://huggingface.co/api/models/org/name/revision/main",
     "/api/models/org/name",
@@ -218,6 +222,15 @@ TEST(ParseModelRefTest, ErrorShowsTheInputAndWhatWasExpected) {
   EXPECT_NE(s.message().find("expected 'org/name'"), std::string::npos) << s.message();
 }
 
+TEST(ParseModelRefTest, ErrorSaysWhenAnotherHostWasPasted) {
+  for (const char* input : {"github.com/org/name", "http://127.0.0.1:8765/org/name"}) {
+    Status s = ParseModelRef(input).status();
+    EXPECT_NE(s.message().find("huggingface.co or hf.co"), std::string::npos) << s.message();
+  }
+  Status port = ParseModelRef("https://huggingface.co:8443/org/name").status();
+  EXPECT_NE(port.message().find("port"), std::string::npos) << port.message();
+}
+
 TEST(ParseModelRefTest, ErrorEscapesControlCharactersOfTheInput) {
   Status s = ParseModelRef(std::string("org/na\x1b[31mme")).status();
   ASSERT_FALSE(s.ok());
@@ -260,6 +273,62 @@ TEST(ParseModelRefTest, AtRevisionTakesTheWholeRest) {
   ModelRef ref = ParseModelRef("org/name@feature/tree/x").value();
   EXPECT_EQ(ref.revision->str(), "feature/tree/x");
   EXPECT_FALSE(ref.file.has_value());
+}
+
+// Random pastes built from the pieces that matter to the grammar: every result is either an
+// InvalidArgument error or a ref that formats and parses back to itself.
+TEST(ParseModelRefTest, RandomInputIsRejectedCleanlyOrRoundTrips) {
+  const std::vector<std::string> pieces = {"org",
+                                           "name",
+                                           "gpt2",
+                                           "/",
+                                           "@",
+                                           ":",
+                                           "%2F",
+                                           "%",
+                                           "%zz",
+                                           "?x=1",
+                                           "#f",
+                                           "..",
+                                           ".",
+                                           "-",
+                                           "--",
+                                           " ",
+                                           "\n",
+                                           "\x00",
+                                           "refs",
+                                           "pr",
+                                           "1",
+                                           "main",
+                                           "tree",
+                                           "blob",
+                                           "resolve",
+                                           "datasets",
+                                           "spaces",
+                                           "https://",
+                                           "http:",
+                                           "hf.co",
+                                           "huggingface.co",
+                                           "github.com",
+                                           "~",
+                                           "a.b"};
+  std::mt19937 rng(20261126);
+  int accepted = 0;
+  for (int n = 0; n < 20000; ++n) {
+    std::string input;
+    int len = 1 + static_cast<int>(rng() % 9);
+    for (int k = 0; k < len; ++k) input += pieces[rng() % pieces.size()];
+    StatusOr<ModelRef> ref = ParseModelRef(input);
+    if (!ref.ok()) {
+      ASSERT_EQ(ref.status().code(), StatusCode::kInvalidArgument) << input;
+      continue;
+    }
+    ++accepted;
+    StatusOr<ModelRef> again = ParseModelRef(FormatModelRef(*ref));
+    ASSERT_TRUE(again.ok()) << input << " -> " << FormatModelRef(*ref);
+    ASSERT_TRUE(*again == *ref) << input << " -> " << FormatModelRef(*ref);
+  }
+  EXPECT_GT(accepted, 100);  // the generator does reach the accepting paths
 }
 
 TEST(FormatModelRefTest, WritesCanonicalForms) {

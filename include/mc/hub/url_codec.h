@@ -1,4 +1,5 @@
-// Percent-encoding as the Hub clients use it (hf-hub-protocol.md §2.1). Pure functions, thread-safe.
+// Percent-encoding as the Hub clients use it (hf-hub-protocol.md §2.1). Pure functions,
+// thread-safe.
 #pragma once
 
 #include <string>
