@@ -32,8 +32,9 @@
 //
 // Rejected, among others: other hosts and schemes (github.com, hf://, ftp://), user info or a port
 // in the URL, a host alone, /api/... and other website pages (docs, blog, ...), a bare type prefix
-// ("spaces"), a Hub host name used as a repo id ("hf.co@main"), extra segments (org/name/extra), empty revisions ("org/name@"), and anything the id
-// validators refuse (a/../b, --x, refs/../x, control characters, input over 8 KiB).
+// ("spaces"), a Hub host name used as a repo id ("hf.co@main"), extra segments (org/name/extra),
+// empty revisions ("org/name@"), and anything the id validators refuse (a/../b, --x, refs/../x,
+// control characters, input over 8 KiB).
 #pragma once
 
 #include <optional>
