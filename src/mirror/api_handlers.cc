@@ -33,6 +33,20 @@ std::string TreeUrl(const std::string& base, const Route& route) {
   return url;
 }
 
+using EntryIt = std::vector<const TreeEntry*>::const_iterator;
+
+// The entries of one page: after the cursor's path (entries are sorted by path), at most limit.
+std::pair<EntryIt, EntryIt> PageBounds(const std::vector<const TreeEntry*>& all,
+                                       const TreePage& page) {
+  EntryIt begin = all.begin();
+  if (page.after) {
+    begin = std::upper_bound(all.begin(), all.end(), *page.after,
+                             [](const std::string& p, const TreeEntry* e) { return p < e->path; });
+  }
+  EntryIt end = static_cast<size_t>(all.end() - begin) > page.limit ? begin + page.limit : all.end();
+  return {begin, end};
+}
+
 }  // namespace
 
 std::optional<HubError> MirrorCore::HandleRepoInfo(const RequestInfo& info,
@@ -88,24 +102,16 @@ std::optional<HubError> MirrorCore::HandleTree(const RequestInfo& info,
     last_commit = LastCommit{commit.value().str(), "",
                              LastModified(*info.route.repo, commit.value())};
   }
-  const std::vector<const TreeEntry*>& all = *listed;
-  auto begin = all.begin();
-  if (page->after) {
-    begin = std::upper_bound(all.begin(), all.end(), *page->after,
-                             [](const std::string& p, const TreeEntry* e) { return p < e->path; });
-  }
-  auto end = all.end() - begin > static_cast<ptrdiff_t>(page->limit) ? begin + page->limit
-                                                                      : all.end();
+  auto [begin, end] = PageBounds(*listed, *page);
   Json out = Json::array();
   for (auto it = begin; it != end; ++it) out.push_back(TreeEntryJson(**it, last_commit));
-  if (end != all.end()) {
+  if (end != listed->end()) {
     std::string query = net::BuildQueryString({{"recursive", *recursive ? "true" : "false"},
                                                {"expand", *expand ? "true" : "false"},
                                                {"limit", std::to_string(page->limit)},
                                                {"cursor", EncodeCursor((*(end - 1))->path)}});
-    response.headers.Set("Link",
-                         "<" + TreeUrl(BaseUrl(info.http), info.route) + "?" + query +
-                             ">; rel=\"next\"");
+    response.headers.Set("Link", "<" + TreeUrl(BaseUrl(info.http), info.route) + "?" + query +
+                                     ">; rel=\"next\"");
   }
   SetJson(response, out);
   return std::nullopt;

@@ -9,6 +9,10 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <sstream>
 
 #include "mc/net/http_client.h"
 
@@ -189,6 +193,22 @@ TEST_F(HttpServerTest, ConcurrentClientsAllGetTheirBytes) {
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(good.load(), 40);
+}
+
+TEST_F(HttpServerTest, AuthorizationHeaderIsNeverLogged) {
+  std::ostringstream captured;
+  auto previous = spdlog::default_logger();
+  auto logger = std::make_shared<spdlog::logger>(
+      "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(captured));
+  logger->set_level(spdlog::level::trace);
+  spdlog::set_default_logger(logger);
+  HeaderMap headers;
+  headers.Add("Authorization", "Bearer hf_super_secret");
+  auto res = client_->Get(Url("/echo?x=1"), headers);
+  spdlog::set_default_logger(previous);
+  ASSERT_TRUE(res.ok());
+  EXPECT_NE(captured.str().find("/echo"), std::string::npos);  // the request was logged
+  EXPECT_EQ(captured.str().find("hf_super_secret"), std::string::npos);
 }
 
 TEST_F(HttpServerTest, ConnectionToStoppedServerFailsAsUnavailable) {
