@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <thread>
+
 #include "cache/git_objects.h"
 #include "cache/test_util.h"
 #include "mc/cache/blob_hasher.h"
@@ -109,6 +111,19 @@ TEST_F(ImporterTest, ChangedContentMovesTheRefToANewCommit) {
   EXPECT_NE(first->commit, second->commit);
   EXPECT_EQ(store_->ResolveRevision(repo_, R("main")).value(), second->commit);
   EXPECT_EQ(store_->ListSnapshots(repo_).value().size(), 2u);
+}
+
+TEST_F(ImporterTest, ConcurrentImportsOfTheSameFolderBothSucceed) {
+  ASSERT_TRUE(testing::WriteModelFixture(src_, {.shards = 2}).ok());
+  StatusOr<ImportResult> a = InternalError("unset"), b = InternalError("unset");
+  std::thread t([&] { a = ImportFolder(*store_, src_, repo_, R("main")); });
+  b = ImportFolder(*store_, src_, repo_, R("main"));
+  t.join();
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(a->commit, b->commit);
+  EXPECT_EQ(store_->ListSnapshotFiles(repo_, a->commit)->size(), 7u);
+  EXPECT_EQ(store_->SweepTempFiles(std::chrono::seconds(0)).value(), 0);
 }
 
 TEST_F(ImporterTest, ReportsProgressWithTheRefLast) {
