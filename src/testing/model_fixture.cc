@@ -282,6 +282,12 @@ StatusOr<std::vector<std::string>> WriteModelFixture(const fs::path& dir,
   // Every shard needs at least one tensor; each layer has 9.
   Dims dims = ChooseDims(options.total_weight_bytes, (options.shards + 8) / 9);
   std::vector<Tensor> tensors = Tensors(dims);
+  // Whole layers round the size down; one more 1-D F16 tensor brings the total to the size asked.
+  uint64_t sum = 0;
+  for (const Tensor& t : tensors) sum += t.bytes();
+  if (options.total_weight_bytes >= sum + 2) {
+    tensors.push_back({"model.embed_positions.weight", {(options.total_weight_bytes - sum) / 2}});
+  }
   std::vector<std::string> files = {"config.json", "generation_config.json",
                                     "original/params.json", "tokenizer.json"};
   MC_RETURN_IF_ERROR(WriteText(dir / files[0], ConfigJson(dims, options.model_type).dump(2)));
