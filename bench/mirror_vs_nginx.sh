@@ -104,17 +104,18 @@ for run in $(seq "$RUNS"); do
   echo "# run $run/$RUNS done"
 done
 
-# HEAD latency over one keep-alive connection: curl reports time_total per transfer.
-heads() {
-  local args=()
-  for _ in $(seq "$HEADS"); do args+=("$1"); done
-  curl -s -I -o /dev/null -w '%{time_total}\n' "${args[@]}" | tail -n +2 | sort -g |
+# Latency over one keep-alive connection: curl reports time_total per transfer (the first, which
+# includes the connect, is dropped). heads: HEAD requests; gets: GET requests (metadata JSON).
+latency() {
+  local method=$1 url=$2 args=()
+  for _ in $(seq "$HEADS"); do args+=(-o /dev/null "$url"); done
+  curl -s $method -w '%{time_total}\n' "${args[@]}" | grep -E '^[0-9.]+$' | tail -n +2 | sort -g |
     awk '{a[NR]=$1} END {printf "%.3f %.3f", a[int(NR*0.5)]*1000, a[int(NR*0.99)]*1000}'
 }
-read -r m_p50 m_p99 <<<"$(heads "$mirror_url")"
-read -r n_p50 n_p99 <<<"$(heads "$nginx_url")"
-read -r a_p50 a_p99 <<<"$(heads "$mirror/api/models/bench/model/revision/main")"
-read -r t_p50 t_p99 <<<"$(heads "$mirror/api/models/bench/model/tree/main?recursive=true")"
+read -r m_p50 m_p99 <<<"$(latency -I "$mirror_url")"
+read -r n_p50 n_p99 <<<"$(latency -I "$nginx_url")"
+read -r a_p50 a_p99 <<<"$(latency -G "$mirror/api/models/bench/model/revision/main")"
+read -r t_p50 t_p99 <<<"$(latency -G "$mirror/api/models/bench/model/tree/main?recursive=true")"
 
 m1=$(echo "${r[mirror.1]}" | tr ' ' '\n' | grep . | median)
 n1=$(echo "${r[nginx.1]}" | tr ' ' '\n' | grep . | median)
@@ -133,5 +134,5 @@ echo "| request ($HEADS on one keep-alive connection) | p50 ms | p99 ms |"
 echo "|---|---|---|"
 echo "| mirror HEAD resolve/main/model.safetensors | $m_p50 | $m_p99 |"
 echo "| nginx HEAD of the same file | $n_p50 | $n_p99 |"
-echo "| mirror HEAD api/models/…/revision/main | $a_p50 | $a_p99 |"
-echo "| mirror HEAD api/models/…/tree/main?recursive=true | $t_p50 | $t_p99 |"
+echo "| mirror GET api/models/…/revision/main | $a_p50 | $a_p99 |"
+echo "| mirror GET api/models/…/tree/main?recursive=true | $t_p50 | $t_p99 |"

@@ -1,4 +1,4 @@
-#include "cache/git_objects.h"
+#include "mc/cache/git_objects.h"
 
 #include <openssl/evp.h>
 
@@ -6,7 +6,7 @@
 #include <map>
 #include <memory>
 
-namespace mc::cache::internal {
+namespace mc::cache {
 namespace {
 
 struct TreeNode {
@@ -42,14 +42,17 @@ void Insert(TreeNode& root, const GitTreeFile& file) {
   }
 }
 
-std::string TreeSha(const TreeNode& dir) {
+// Tree id of `dir`; records it, and those of every sub-directory, in *out under `path`.
+std::string TreeSha(const TreeNode& dir, const std::string& path,
+                    std::map<std::string, std::string>* out) {
   struct Entry {
     std::string sort_key, name, mode, oid_hex;
   };
   std::vector<Entry> entries;
   for (const auto& [name, child] : dir.children) {
     if (child->is_dir) {
-      entries.push_back({name + "/", name, "40000", TreeSha(*child)});
+      std::string sub = path.empty() ? name : path + "/" + name;
+      entries.push_back({name + "/", name, "40000", TreeSha(*child, sub, out)});
     } else {
       entries.push_back({name, name, "100644", child->oid_hex});
     }
@@ -62,7 +65,9 @@ std::string TreeSha(const TreeNode& dir) {
     content += '\0';
     content += HexToBytes(e.oid_hex);
   }
-  return GitObjectSha("tree", content);
+  std::string sha = GitObjectSha("tree", content);
+  if (out != nullptr) (*out)[path] = sha;
+  return sha;
 }
 
 }  // namespace
@@ -87,7 +92,16 @@ std::string GitTreeSha(const std::vector<GitTreeFile>& files) {
   TreeNode root;
   root.is_dir = true;
   for (const GitTreeFile& f : files) Insert(root, f);
-  return TreeSha(root);
+  return TreeSha(root, "", nullptr);
+}
+
+std::map<std::string, std::string> GitTreeShas(const std::vector<GitTreeFile>& files) {
+  TreeNode root;
+  root.is_dir = true;
+  for (const GitTreeFile& f : files) Insert(root, f);
+  std::map<std::string, std::string> out;
+  TreeSha(root, "", &out);
+  return out;
 }
 
 std::string GitCommitSha(const std::string& tree_hex) {
@@ -97,4 +111,4 @@ std::string GitCommitSha(const std::string& tree_hex) {
   return GitObjectSha("commit", content);
 }
 
-}  // namespace mc::cache::internal
+}  // namespace mc::cache

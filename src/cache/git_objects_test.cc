@@ -1,10 +1,10 @@
-#include "cache/git_objects.h"
+#include "mc/cache/git_objects.h"
 
 #include <gtest/gtest.h>
 
 #include "mc/cache/blob_hasher.h"
 
-namespace mc::cache::internal {
+namespace mc::cache {
 namespace {
 
 // Values from `git write-tree` / `git commit-tree` on:
@@ -28,6 +28,15 @@ TEST(GitObjectsTest, SubTreeShaMatchesGit) {
             "e1d3920bddeb23f0019ac08f9f65d31c6f94778c");
 }
 
+TEST(GitObjectsTest, TreeShasGivesEveryDirectoryAsGitDoes) {
+  auto shas = GitTreeShas(Example());
+  EXPECT_EQ(shas[""], "aabaa8d03c6855471c7b5c4e16c86f79e766f077");
+  // Directory "a" holds exactly the listing of SubTreeShaMatchesGit.
+  EXPECT_EQ(shas["a"], "e1d3920bddeb23f0019ac08f9f65d31c6f94778c");
+  EXPECT_EQ(shas["a/c"], GitTreeSha({{"d", GitBlobSha1("w\n")}}));
+  EXPECT_EQ(shas.size(), 3u);
+}
+
 TEST(GitObjectsTest, CommitShaMatchesGitCommitTree) {
   EXPECT_EQ(GitCommitSha("aabaa8d03c6855471c7b5c4e16c86f79e766f077"),
             "2263e2ff56fc948494aed8b26b942154d17c9ea3");
@@ -38,4 +47,4 @@ TEST(GitObjectsTest, BlobObjectShaEqualsGitBlobSha1) {
 }
 
 }  // namespace
-}  // namespace mc::cache::internal
+}  // namespace mc::cache

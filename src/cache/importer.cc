@@ -11,7 +11,7 @@
 #include <system_error>
 
 #include "cache/fs_util.h"
-#include "cache/git_objects.h"
+#include "mc/cache/git_objects.h"
 
 namespace mc::cache {
 
@@ -20,7 +20,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr uint64_t kLfsSizeThreshold = 10ull << 20;
-constexpr size_t kBinarySniffBytes = 8000;
 
 // Extensions of the Hub's default .gitattributes (`*.<ext> filter=lfs`), case-sensitive like git.
 constexpr const char* kLfsExtensions[] = {
@@ -114,7 +113,7 @@ class FileImporter {
  public:
   FileImporter(CacheStore& store, const RepoId& repo, const ImportOptions& options)
       : store_(store), repo_(repo), options_(options),
-        buf_(std::max<size_t>(options.chunk_bytes, kBinarySniffBytes)) {}
+        buf_(std::max<size_t>(options.chunk_bytes, kLfsSniffBytes)) {}
 
   StatusOr<ImportedFile> Import(const SourceFile& src);
 
@@ -152,7 +151,7 @@ StatusOr<ImportedFile> FileImporter::Import(const SourceFile& src) {
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   MC_ASSIGN_OR_RETURN(size_t first, ReadChunk(fd.get(), buf_, src.abs));
   bool lfs = IsLfsFile(src.path.str(), size,
-                       std::string_view(buf_.data(), std::min(first, kBinarySniffBytes)));
+                       std::string_view(buf_.data(), std::min(first, kLfsSniffBytes)));
   MC_ASSIGN_OR_RETURN(
       BlobWriter writer,
       store_.NewContentBlobWriter(repo_, lfs ? HashKind::kSha256 : HashKind::kGitSha1, size));
@@ -167,7 +166,7 @@ StatusOr<ImportedFile> FileImporter::Import(const SourceFile& src) {
 }
 
 StatusOr<CommitSha> CommitOf(const std::vector<ImportedFile>& files) {
-  std::vector<internal::GitTreeFile> tree;
+  std::vector<GitTreeFile> tree;
   for (const ImportedFile& f : files) {
     std::string oid = f.etag;
     if (f.lfs) {
@@ -176,14 +175,14 @@ StatusOr<CommitSha> CommitOf(const std::vector<ImportedFile>& files) {
     }
     tree.push_back({f.path, oid});
   }
-  return CommitSha::Parse(internal::GitCommitSha(internal::GitTreeSha(tree)));
+  return CommitSha::Parse(GitCommitSha(GitTreeSha(tree)));
 }
 
 }  // namespace
 
 bool IsLfsFile(const std::string& path, uint64_t size, std::string_view head) {
   if (size >= kLfsSizeThreshold) return true;
-  if (head.substr(0, kBinarySniffBytes).find('\0') != std::string_view::npos) return true;
+  if (head.substr(0, kLfsSniffBytes).find('\0') != std::string_view::npos) return true;
   return HasLfsPattern(path);
 }
 

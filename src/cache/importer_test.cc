@@ -6,7 +6,7 @@
 
 #include <thread>
 
-#include "cache/git_objects.h"
+#include "mc/cache/git_objects.h"
 #include "cache/test_util.h"
 #include "mc/cache/blob_hasher.h"
 #include "mc/testing/model_fixture.h"
@@ -88,7 +88,7 @@ TEST_F(ImporterTest, LfsFilesEnterTheTreeAsTheirPointer) {
   EXPECT_EQ(r->files[0].etag, Sha256Hex("weights"));
   std::string pointer_oid = GitBlobSha1(LfsPointer(test::E(r->files[0].etag), 7));
   EXPECT_EQ(r->commit.str(),
-            internal::GitCommitSha(internal::GitTreeSha({{"w.bin", pointer_oid}})));
+            GitCommitSha(GitTreeSha({{"w.bin", pointer_oid}})));
 }
 
 TEST_F(ImporterTest, ImportingTheSameContentTwiceGivesTheSameCommit) {

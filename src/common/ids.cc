@@ -72,6 +72,21 @@ bool IsValidUtf8(std::string_view s) {
   return true;
 }
 
+// Calls check(segment) for each '/'-separated segment of `text`; returns the first non-empty
+// complaint, or "" when every segment passes.
+template <typename Check>
+std::string_view FirstBadSegment(std::string_view text, Check check) {
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find('/', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view why = check(text.substr(start, end - start));
+    if (!why.empty()) return why;
+    start = end + 1;
+  }
+  return {};
+}
+
 }  // namespace
 
 std::string_view RepoTypeName(RepoType type) {
@@ -200,18 +215,13 @@ StatusOr<Revision> Revision::Parse(std::string_view text) {
   if (text.find("@{") != std::string_view::npos) return fail("'@{' is not allowed");
   if (text.front() == '/' || text.back() == '/') return fail("may not start or end with '/'");
   if (text.back() == '.') return fail("may not end with '.'");
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t end = text.find('/', start);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view seg = text.substr(start, end - start);
-    if (seg.empty()) return fail("empty path segment");
-    if (seg.front() == '.') return fail("a segment may not start with '.'");
-    if (seg.size() >= 5 && seg.substr(seg.size() - 5) == ".lock") {
-      return fail("a segment may not end with '.lock'");
-    }
-    start = end + 1;
-  }
+  std::string_view bad = FirstBadSegment(text, [](std::string_view seg) -> std::string_view {
+    if (seg.empty()) return "empty path segment";
+    if (seg.front() == '.') return "a segment may not start with '.'";
+    if (seg.ends_with(".lock")) return "a segment may not end with '.lock'";
+    return {};
+  });
+  if (!bad.empty()) return fail(bad);
   if (!IsValidUtf8(text)) return fail("not valid UTF-8");
   return Revision(std::string(text));
 }
@@ -247,16 +257,13 @@ StatusOr<RepoFilePath> RepoFilePath::Parse(std::string_view text) {
   if (text.size() >= 2 && text[1] == ':' && std::isalpha(static_cast<unsigned char>(text[0]))) {
     return fail("drive paths are not allowed");
   }
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t end = text.find('/', start);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view seg = text.substr(start, end - start);
-    if (seg.empty()) return fail("empty path segment");
-    if (seg == "." || seg == "..") return fail("'.' and '..' segments are not allowed");
-    if (seg.size() > 255) return fail("a segment is longer than 255 bytes");
-    start = end + 1;
-  }
+  std::string_view bad = FirstBadSegment(text, [](std::string_view seg) -> std::string_view {
+    if (seg.empty()) return "empty path segment";
+    if (seg == "." || seg == "..") return "'.' and '..' segments are not allowed";
+    if (seg.size() > 255) return "a segment is longer than 255 bytes";
+    return {};
+  });
+  if (!bad.empty()) return fail(bad);
   if (!IsValidUtf8(text)) return fail("not valid UTF-8");
   return RepoFilePath(std::string(text));
 }

@@ -1,7 +1,6 @@
 #include "mirror/repo_files.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,39 +8,16 @@
 #include <cerrno>
 
 #include "mc/cache/blob_hasher.h"
+#include "mc/cache/git_objects.h"
 #include "mc/cache/importer.h"
 
 namespace mc::mirror {
 namespace {
 
-constexpr size_t kSniffBytes = 8000;  // the importer's binary sniff window
-
-std::string Sha1Hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha1(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(kHex[md[i] >> 4]);
-    out.push_back(kHex[md[i] & 0xF]);
-  }
-  return out;
-}
-
-std::string HexToBinary(std::string_view hex) {
-  auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
-  std::string out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<char>(nibble(hex[i]) * 16 + nibble(hex[i + 1])));
-  }
-  return out;
-}
-
 StatusOr<std::string> ReadHead(const std::filesystem::path& file) {
   int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoError(errno, "open " + file.string());
-  std::string head(kSniffBytes, '\0');
+  std::string head(cache::kLfsSniffBytes, '\0');
   size_t got = 0;
   while (got < head.size()) {
     ssize_t n = ::read(fd, head.data() + got, head.size() - got);
@@ -57,11 +33,6 @@ StatusOr<std::string> ReadHead(const std::filesystem::path& file) {
 std::string_view Parent(std::string_view path) {
   size_t slash = path.rfind('/');
   return slash == std::string_view::npos ? std::string_view() : path.substr(0, slash);
-}
-
-std::string_view BaseName(std::string_view path) {
-  size_t slash = path.rfind('/');
-  return slash == std::string_view::npos ? path : path.substr(slash + 1);
 }
 
 }  // namespace
@@ -123,27 +94,12 @@ RepoTree::RepoTree(std::vector<RepoFile> files) : files_(std::move(files)) {
 }
 
 void RepoTree::ComputeDirectoryOids() {
-  // Children of each directory, keyed by git's sort key (directories sort as "name/").
-  std::map<std::string, std::map<std::string, const TreeEntry*>> children;
-  std::vector<TreeEntry*> dirs;
+  std::vector<cache::GitTreeFile> listing;
+  listing.reserve(files_.size());
+  for (const RepoFile& f : files_) listing.push_back({f.path, f.TreeOid()});
+  std::map<std::string, std::string> dir_oids = cache::GitTreeShas(listing);
   for (auto& [path, entry] : entries_) {
-    std::string_view name = BaseName(path);
-    children[std::string(Parent(path))][std::string(name) + (entry.is_dir ? "/" : "")] = &entry;
-    if (entry.is_dir) dirs.push_back(&entry);
-  }
-  std::sort(dirs.begin(), dirs.end(), [](const TreeEntry* a, const TreeEntry* b) {
-    return std::count(a->path.begin(), a->path.end(), '/') >
-           std::count(b->path.begin(), b->path.end(), '/');
-  });
-  for (TreeEntry* dir : dirs) {  // deepest first, so sub-directory oids are known
-    std::string content;
-    for (const auto& [key, child] : children[dir->path]) {
-      content += child->is_dir ? "40000 " : "100644 ";
-      content += BaseName(child->path);
-      content.push_back('\0');
-      content += HexToBinary(child->oid);
-    }
-    dir->oid = Sha1Hex("tree " + std::to_string(content.size()) + std::string(1, '\0') + content);
+    if (entry.is_dir) entry.oid = dir_oids[path];
   }
 }
 

@@ -44,7 +44,11 @@ struct ImportOptions {
   std::function<void(const ImportProgress&)> on_progress;  // optional
 };
 
-// True when a file of this path/size/content prefix is stored as LFS on the Hub.
+// How many leading bytes IsLfsFile looks at for a NUL byte (git's binary heuristic).
+inline constexpr size_t kLfsSniffBytes = 8000;
+
+// True when a file of this path/size/content prefix is stored as LFS on the Hub. `head` is the
+// first kLfsSniffBytes bytes of the file (or all of it if shorter).
 bool IsLfsFile(const std::string& path, uint64_t size, std::string_view head);
 
 // Imports `dir` (regular files only; symlinks and special files are rejected, hidden ".git" skipped)

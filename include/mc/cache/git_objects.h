@@ -1,11 +1,13 @@
-// Git object ids for imported folders: the tree of a file listing and a commit with fixed
-// metadata, so the same content always gives the same commit sha. Internal.
+// Git object ids computed from a file listing: tree ids (used by import for its deterministic
+// commit, and by the mirror for the "oid" of directories in tree listings) and a commit with fixed
+// metadata, so the same content always gives the same commit sha. Pure functions, thread-safe.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
-namespace mc::cache::internal {
+namespace mc::cache {
 
 struct GitTreeFile {
   std::string path;      // '/'-separated repo path
@@ -17,6 +19,10 @@ struct GitTreeFile {
 // and no path is both a file and a directory.
 std::string GitTreeSha(const std::vector<GitTreeFile>& files);
 
+// The tree ids of the root (key "") and of every directory of the listing (key "a/b"), with the
+// same rules as GitTreeSha.
+std::map<std::string, std::string> GitTreeShas(const std::vector<GitTreeFile>& files);
+
 // sha1 of the commit object "tree <tree>\nauthor ...\ncommitter ...\n\n<message>" with a fixed
 // author, committer, date (epoch 0, +0000) and message.
 std::string GitCommitSha(const std::string& tree_hex);
@@ -24,4 +30,4 @@ std::string GitCommitSha(const std::string& tree_hex);
 // sha1 of "<type> <len>\0<content>" (git's object id).
 std::string GitObjectSha(const std::string& type, const std::string& content);
 
-}  // namespace mc::cache::internal
+}  // namespace mc::cache
