@@ -15,6 +15,8 @@ namespace {
 
 using nlohmann::json;
 
+constexpr std::chrono::seconds kSweepGrace = std::chrono::minutes(15);
+
 struct ImportArgs {
   std::string cache_dir, dir, repo, repo_type = "model", revision = "main";
   bool as_json = false;
@@ -28,6 +30,8 @@ Status RunImport(const ImportArgs& args) {
   cache::CacheOptions options;
   options.root = root;
   MC_ASSIGN_OR_RETURN(auto store, cache::CacheStore::Open(options));
+  // Temp files of writers that crashed: untouched for this long, nobody is still writing them.
+  MC_RETURN_IF_ERROR(store->SweepTempFiles(kSweepGrace).status(), "sweep temp files");
   MC_ASSIGN_OR_RETURN(cache::ImportResult imported,
                       cache::ImportFolder(*store, args.dir, repo, revision),
                       "import " + args.dir);
