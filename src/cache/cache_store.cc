@@ -55,6 +55,18 @@ StatusOr<fs::path> PrepareRoot(const CacheOptions& options) {
 }
 
 // Converts a walked entry into the public form; nullopt (logged) if unusable.
+// True when `file`, with every symlink resolved, is inside `repo_dir`. A snapshot entry must never
+// lead a reader (the mirror serves these files) outside its repo, whatever links were put there.
+bool ResolvesInside(const fs::path& file, const fs::path& repo_dir) {
+  char* real_file = ::realpath(file.c_str(), nullptr);
+  char* real_repo = ::realpath(repo_dir.c_str(), nullptr);
+  bool inside = real_file != nullptr && real_repo != nullptr &&
+                std::string_view(real_file).starts_with(std::string(real_repo) + "/");
+  std::free(real_file);
+  std::free(real_repo);
+  return inside;
+}
+
 std::optional<SnapshotEntry> ToSnapshotEntry(const internal::RawSnapshotEntry& raw,
                                              const fs::path& blobs_dir) {
   auto path = RepoFilePath::Parse(raw.rel);
@@ -64,6 +76,10 @@ std::optional<SnapshotEntry> ToSnapshotEntry(const internal::RawSnapshotEntry& r
   }
   if (!raw.exists) {
     spdlog::warn("skipping broken snapshot entry {}", raw.path.string());
+    return std::nullopt;
+  }
+  if (!ResolvesInside(raw.path, blobs_dir.parent_path())) {
+    spdlog::warn("skipping snapshot entry that leads outside its repo: {}", raw.path.string());
     return std::nullopt;
   }
   SnapshotEntry e{*path, internal::BlobEtagOf(raw, blobs_dir),
@@ -183,6 +199,10 @@ StatusOr<SnapshotEntry> CacheStore::StatSnapshotFile(const RepoId& repo, const C
   internal::RawSnapshotEntry raw = internal::DescribeSnapshotEntry(file, path.str());
   if (!raw.exists) {
     return NotFoundError(path.str() + " of snapshot " + commit.str() + " is a broken link");
+  }
+  if (!ResolvesInside(file, layout_.RepoDir(repo))) {
+    return NotFoundError(path.str() + " of snapshot " + commit.str() +
+                         " leads outside its repo folder");
   }
   return SnapshotEntry{path, internal::BlobEtagOf(raw, layout_.BlobsDir(repo)),
                        static_cast<uint64_t>(raw.st.st_size), raw.resolved};

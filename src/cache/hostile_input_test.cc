@@ -132,6 +132,27 @@ TEST_F(HostileInputTest, RemovingASnapshotNeverDeletesWhatALinkPointsToOutsideBl
   EXPECT_EQ(test::ReadAll(tmp_ / "precious"), "keep me");
 }
 
+TEST_F(HostileInputTest, SnapshotLinksLeadingOutsideTheRepoAreNeverListedOrStatted) {
+  RepoId repo = Repo();
+  test::WriteText(tmp_ / "secret", "not for the mirror");
+  fs::create_directories(tmp_ / "outside_dir");
+  test::WriteText(tmp_ / "outside_dir" / "passwd", "root:x:0:0");
+  fs::path snap = store_->layout().SnapshotDir(repo, C(kCommit));
+  fs::create_directories(snap);
+  fs::create_symlink(tmp_ / "secret", snap / "file_link");
+  fs::create_symlink(tmp_ / "outside_dir", snap / "dir_link");
+  test::WriteText(snap / "inside.txt", "ok");
+  auto files = store_->ListSnapshotFiles(repo, C(kCommit));
+  ASSERT_TRUE(files.ok());
+  ASSERT_EQ(files->size(), 1u);
+  EXPECT_EQ(files->at(0).path.str(), "inside.txt");
+  EXPECT_EQ(store_->StatSnapshotFile(repo, C(kCommit), P("file_link")).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(store_->StatSnapshotFile(repo, C(kCommit), P("dir_link/passwd")).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_TRUE(store_->StatSnapshotFile(repo, C(kCommit), P("inside.txt")).ok());
+}
+
 TEST_F(HostileInputTest, AppLinkNeverReplacesARealDirectory) {
   RepoId repo = Repo();
   Etag e = test::PutBlob(*store_, repo, "x");
