@@ -6,13 +6,13 @@
 # numbers: these machines are noisy).
 #
 # Usage: bench/mirror_vs_nginx.sh [path/to/modelcache]     (make bench does setup + build first)
-# Env:   SIZE=2GiB RUNS=5 CLIENTS=4 HEADS=500
+# Env:   SIZE=2GiB RUNS=7 CLIENTS=4 HEADS=500
 set -euo pipefail
 
 MC=${1:-build/src/cli/modelcache}
 MC=$(readlink -f "$MC")
 SIZE=${SIZE:-2GiB}
-RUNS=${RUNS:-5}
+RUNS=${RUNS:-7}
 CLIENTS=${CLIENTS:-4}
 HEADS=${HEADS:-500}
 command -v nginx >/dev/null || { echo "nginx missing: run tools/setup-debian.sh --bench" >&2; exit 2; }
@@ -88,19 +88,26 @@ many() {
   end=$(date +%s.%N)
   echo "$bytes * $CLIENTS / ($end - $start)" | bc -l
 }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+median() { sort -g | awk '{a[NR]=$1} END {printf "%.6f\n", (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 gbps() { echo "scale=2; $1 / 1000000000" | bc -l; }
 
 declare -A r
+ratios1="" ratiosn=""
 for run in $(seq "$RUNS"); do
   order=(mirror nginx)
   ((run % 2 == 0)) && order=(nginx mirror)
+  declare -A this=()
   for s in "${order[@]}"; do
     url=$mirror_url
     [[ $s == nginx ]] && url=$nginx_url
-    r[$s.1]+="$(one "$url") "
-    r[$s.n]+="$(many "$url") "
+    this[$s.1]=$(one "$url")
+    this[$s.n]=$(many "$url")
+    r[$s.1]+="${this[$s.1]} "
+    r[$s.n]+="${this[$s.n]} "
   done
+  # Paired ratios: both servers measured back to back, so slow drift of the machine cancels out.
+  ratios1+="$(echo "${this[mirror.1]} / ${this[nginx.1]}" | bc -l) "
+  ratiosn+="$(echo "${this[mirror.n]} / ${this[nginx.n]}" | bc -l) "
   echo "# run $run/$RUNS done"
 done
 
@@ -125,10 +132,14 @@ nn=$(echo "${r[nginx.n]}" | tr ' ' '\n' | grep . | median)
 echo
 echo "blob: $bytes bytes; $RUNS runs each, alternating; medians; GB/s = 10^9 bytes/s"
 echo
-echo "| case | mirror GB/s | nginx GB/s | mirror / nginx |"
-echo "|---|---|---|---|"
-echo "| 1 client | $(gbps "$m1") | $(gbps "$n1") | $(echo "scale=2; $m1 / $n1" | bc -l) |"
-echo "| $CLIENTS clients | $(gbps "$mn") | $(gbps "$nn") | $(echo "scale=2; $mn / $nn" | bc -l) |"
+pr1=$(echo "$ratios1" | tr ' ' '\n' | grep . | median)
+prn=$(echo "$ratiosn" | tr ' ' '\n' | grep . | median)
+echo "| case | mirror GB/s | nginx GB/s | ratio of medians | median of paired ratios |"
+echo "|---|---|---|---|---|"
+printf '| 1 client | %s | %s | %.2f | %.2f |\n' "$(gbps "$m1")" "$(gbps "$n1")" \
+  "$(echo "$m1 / $n1" | bc -l)" "$pr1"
+printf '| %s clients | %s | %s | %.2f | %.2f |\n' "$CLIENTS" "$(gbps "$mn")" "$(gbps "$nn")" \
+  "$(echo "$mn / $nn" | bc -l)" "$prn"
 echo
 echo "| request ($HEADS on one keep-alive connection) | p50 ms | p99 ms |"
 echo "|---|---|---|"

@@ -20,7 +20,7 @@ trap 'rm -rf "$work"' EXIT
 cat "$work"/model/* >/dev/null 2>&1 || true
 
 secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+median() { sort -g | awk '{a[NR]=$1} END {printf "%.6f\n", (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 ours_verify=() peer_verify=() ossl_verify=() ours_import=() peer_import=()
 for run in $(seq "$RUNS"); do
