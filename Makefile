@@ -6,7 +6,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 MODELCACHE := $(BUILD)/src/cli/modelcache
 
-.PHONY: all setup build run test test-cpp test-js bench clean
+.PHONY: all setup build run test test-cpp test-js bench format clean
 
 all: build
 
@@ -32,6 +32,10 @@ test-js:
 bench: build
 	@tools/setup-debian.sh --bench
 	@bench/mirror_vs_nginx.sh $(MODELCACHE)
+	@bench/verify_and_import.sh $(MODELCACHE)
+
+format:
+	git ls-files '*.cc' '*.h' | xargs clang-format -i
 
 clean:
 	rm -rf $(BUILD)

@@ -65,8 +65,8 @@ StatusOr<std::vector<AppLink>> LinkIntoApp(const CacheStore& store, const RepoId
   std::error_code ec;
   fs::path abs_dest = fs::absolute(dest, ec).lexically_normal();
   if (ec) return internal::ErrorFromEc(ec, "resolve " + dest.string());
-  MC_ASSIGN_OR_RETURN(std::vector<AppLink> plan,
-                      PlanLinks(store, repo, commit, file, abs_dest), "link into app");
+  MC_ASSIGN_OR_RETURN(std::vector<AppLink> plan, PlanLinks(store, repo, commit, file, abs_dest),
+                      "link into app");
   // Check every destination before creating any link, so a conflict changes nothing.
   for (const AppLink& l : plan) MC_RETURN_IF_ERROR(CheckDestination(l.link), "link into app");
   for (const AppLink& l : plan) MC_RETURN_IF_ERROR(CreateLink(l), "link into app");

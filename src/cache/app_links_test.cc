@@ -38,7 +38,8 @@ TEST_F(AppLinksTest, LinksOneFileIntoAnExistingDirectoryWithAnAbsoluteTarget) {
   fs::path link = app_ / "x.safetensors";
   EXPECT_EQ((*links)[0].link, link);
   EXPECT_TRUE(fs::read_symlink(link).is_absolute());
-  EXPECT_EQ(fs::read_symlink(link), store_->layout().SnapshotFile(repo_, C(kCommit), P("x.safetensors")));
+  EXPECT_EQ(fs::read_symlink(link),
+            store_->layout().SnapshotFile(repo_, C(kCommit), P("x.safetensors")));
   EXPECT_EQ(test::ReadAll(link), "weights");
 }
 

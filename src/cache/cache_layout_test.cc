@@ -24,12 +24,12 @@ TEST(CacheLayoutTest, BuildsTheHubPathsOfAWorkedExample) {
   EXPECT_EQ(layout.RepoDir(gpt2), "/c/models--openai-community--gpt2");
   EXPECT_EQ(layout.BlobPath(gpt2, E(kSha256)),
             std::string("/c/models--openai-community--gpt2/blobs/") + kSha256);
-  EXPECT_EQ(layout.SnapshotFile(gpt2, C(kCommit), P("onnx/model.onnx")),
-            std::string("/c/models--openai-community--gpt2/snapshots/") + kCommit +
-                "/onnx/model.onnx");
-  EXPECT_EQ(layout.NoExistFile(gpt2, C(kCommit), P("added_tokens.json")),
-            std::string("/c/models--openai-community--gpt2/.no_exist/") + kCommit +
-                "/added_tokens.json");
+  EXPECT_EQ(
+      layout.SnapshotFile(gpt2, C(kCommit), P("onnx/model.onnx")),
+      std::string("/c/models--openai-community--gpt2/snapshots/") + kCommit + "/onnx/model.onnx");
+  EXPECT_EQ(
+      layout.NoExistFile(gpt2, C(kCommit), P("added_tokens.json")),
+      std::string("/c/models--openai-community--gpt2/.no_exist/") + kCommit + "/added_tokens.json");
   EXPECT_EQ(layout.LockFile(gpt2, E(kSha256)),
             std::string("/c/.locks/models--openai-community--gpt2/") + kSha256 + ".lock");
   EXPECT_EQ(layout.CacheDirTag(), "/c/CACHEDIR.TAG");

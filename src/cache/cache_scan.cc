@@ -1,5 +1,7 @@
 // ScanCache: scan_cache_dir semantics (hf-hub-protocol.md §1.12). A corrupted repo becomes a
 // warning with the same wording as huggingface_hub's CorruptedCacheException and is left out.
+#include "mc/cache/cache_scan.h"
+
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -9,7 +11,6 @@
 
 #include "cache/fs_util.h"
 #include "cache/snapshot_walk.h"
-#include "mc/cache/cache_scan.h"
 
 namespace mc::cache {
 
@@ -59,7 +60,8 @@ StatusOr<std::map<std::string, std::vector<std::string>>> ReadRefs(const fs::pat
   fs::path refs_dir = repo_dir / "refs";
   struct stat st;
   if (!internal::LStat(refs_dir, &st)) return refs;
-  if (!S_ISDIR(st.st_mode)) return Corrupted("Refs directory cannot be a file: " + refs_dir.string());
+  if (!S_ISDIR(st.st_mode))
+    return Corrupted("Refs directory cannot be a file: " + refs_dir.string());
   for (const std::string& name : internal::ListFilesRecursive(refs_dir)) {
     auto content = internal::ReadSmallFile(refs_dir / name, 4096);
     refs[content.ok() ? *content : ""].push_back(name);
@@ -147,7 +149,8 @@ StatusOr<CachedRepo> ScanRepo(const fs::path& dir) {
     AddTimes(bst, &out.last_accessed, &out.last_modified);
   }
   out.nb_files = blobs.all.size();
-  if (blobs.all.empty() && internal::Stat(dir, &st)) AddTimes(st, &out.last_accessed, &out.last_modified);
+  if (blobs.all.empty() && internal::Stat(dir, &st))
+    AddTimes(st, &out.last_accessed, &out.last_modified);
   return out;
 }
 

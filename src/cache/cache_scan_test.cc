@@ -72,8 +72,9 @@ TEST_F(CacheScanTest, SkipsLocksTagAndOsJunkButFlagsOtherEntries) {
   CacheScan scan = Scan();
   EXPECT_EQ(scan.repos.size(), 1u);
   ASSERT_EQ(scan.warnings.size(), 4u);
-  EXPECT_NE(scan.warnings[0].find("Repo type must be `dataset`, `model` or `space`, found `kernel`"),
-            std::string::npos);
+  EXPECT_NE(
+      scan.warnings[0].find("Repo type must be `dataset`, `model` or `space`, found `kernel`"),
+      std::string::npos);
   EXPECT_NE(scan.warnings[1].find("Snapshots dir doesn't exist"), std::string::npos);
   EXPECT_NE(scan.warnings[2].find("not a valid HuggingFace cache directory"), std::string::npos);
   EXPECT_NE(scan.warnings[3].find("expects a directory but found a file"), std::string::npos);
@@ -91,7 +92,8 @@ TEST_F(CacheScanTest, RefToAMissingSnapshotIsAWarning) {
   ASSERT_TRUE(store_->WriteRef(repo_, R("dev"), C(std::string(40, 'c'))).ok());
   CacheScan scan = Scan();
   ASSERT_EQ(scan.warnings.size(), 1u);
-  EXPECT_NE(scan.warnings[0].find("Reference(s) refer to missing commit hashes"), std::string::npos);
+  EXPECT_NE(scan.warnings[0].find("Reference(s) refer to missing commit hashes"),
+            std::string::npos);
   EXPECT_NE(scan.warnings[0].find("'dev'"), std::string::npos);
 }
 
@@ -145,8 +147,7 @@ TEST_F(CacheScanTest, VerifyReportsMissingBlobs) {
 }
 
 TEST_F(CacheScanTest, VerifyOfAnUnknownRepoIsNotFound) {
-  EXPECT_EQ(VerifyCache(*store_, Repo("x/y"), std::nullopt).status().code(),
-            StatusCode::kNotFound);
+  EXPECT_EQ(VerifyCache(*store_, Repo("x/y"), std::nullopt).status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(CacheScanTest, RemovingARevisionKeepsBlobsAnotherRevisionUses) {
@@ -186,8 +187,7 @@ TEST_F(CacheScanTest, RemovingAnUnknownRevisionIsNotFound) {
   EXPECT_EQ(RemoveRevision(*store_, repo_, R("nope")).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(RemoveRevision(*store_, repo_, R(std::string(40, 'c'))).status().code(),
             StatusCode::kNotFound);
-  EXPECT_EQ(RemoveRevision(*store_, Repo("x/y"), R("main")).status().code(),
-            StatusCode::kNotFound);
+  EXPECT_EQ(RemoveRevision(*store_, Repo("x/y"), R("main")).status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(CacheScanTest, RemoveRepoDeletesItsFolderAndLocks) {

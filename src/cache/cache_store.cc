@@ -208,8 +208,7 @@ StatusOr<SnapshotEntry> CacheStore::StatSnapshotFile(const RepoId& repo, const C
                        static_cast<uint64_t>(raw.st.st_size), raw.resolved};
 }
 
-bool CacheStore::HasBlob(const RepoId& repo, const Etag& etag,
-                         std::optional<uint64_t> size) const {
+bool CacheStore::HasBlob(const RepoId& repo, const Etag& etag, std::optional<uint64_t> size) const {
   struct stat st;
   if (!internal::Stat(layout_.BlobPath(repo, etag), &st) || !S_ISREG(st.st_mode)) return false;
   return !size.has_value() || static_cast<uint64_t>(st.st_size) == *size;

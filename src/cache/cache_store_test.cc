@@ -127,8 +127,7 @@ TEST_F(CacheStoreTest, RelinkingReplacesTheLinkAndLeavesNoTemp) {
   ASSERT_TRUE(store_->LinkSnapshotFile(repo_, C(kCommit), P("f"), a).ok());
   ASSERT_TRUE(store_->LinkSnapshotFile(repo_, C(kCommit), P("f"), b).ok());
   EXPECT_EQ(test::ReadAll(store_->layout().SnapshotFile(repo_, C(kCommit), P("f"))), "b");
-  EXPECT_EQ(Names(store_->layout().RepoDir(repo_)),
-            (std::set<std::string>{"blobs", "snapshots"}));
+  EXPECT_EQ(Names(store_->layout().RepoDir(repo_)), (std::set<std::string>{"blobs", "snapshots"}));
 }
 
 TEST_F(CacheStoreTest, RefHoldsFortyHexBytesWithoutNewline) {
@@ -219,7 +218,10 @@ TEST_F(CacheStoreTest, NoExistMarkerIsAnEmptyFile) {
 TEST_F(CacheStoreTest, CacheRootHoldsOnlyEntriesHuggingfaceHubCreates) {
   ASSERT_TRUE(store_->EnsureCacheDirTag().ok());
   Etag a = test::PutBlob(*store_, repo_, "a");
-  { auto lock = store_->LockBlob(repo_, a); ASSERT_TRUE(lock.ok()); }
+  {
+    auto lock = store_->LockBlob(repo_, a);
+    ASSERT_TRUE(lock.ok());
+  }
   ASSERT_TRUE(store_->LinkSnapshotFile(repo_, C(kCommit), P("a"), a).ok());
   ASSERT_TRUE(store_->WriteRef(repo_, R("main"), C(kCommit)).ok());
   ASSERT_TRUE(store_->MarkNoExist(repo_, C(kCommit), P("b")).ok());
@@ -285,7 +287,8 @@ TEST_F(CacheStoreTest, SweepRemovesStaleTempsButNotOnesWhoseBlobIsLocked) {
   auto kept = store_->NewBlobWriter(repo_, busy);
   auto lock = store_->LockBlob(repo_, busy);
   ASSERT_TRUE(kept.ok() && lock.ok());
-  fs::path stale = store_->layout().BlobsDir(repo_) / (std::string(64, 'a') + ".0123abcd.incomplete");
+  fs::path stale =
+      store_->layout().BlobsDir(repo_) / (std::string(64, 'a') + ".0123abcd.incomplete");
   test::WriteText(stale, "partial");
   test::WriteText(store_->layout().RepoDir(repo_) / "link.89abcdef.tmp", "");
   test::WriteText(root_ / ".locks" / "CACHEDIR.TAG.00000000.tmp", "");
@@ -299,8 +302,9 @@ TEST_F(CacheStoreTest, SweepRemovesStaleTempsButNotOnesWhoseBlobIsLocked) {
 }
 
 TEST_F(CacheStoreTest, SweepKeepsTempsYoungerThanMinAge) {
-  test::WriteText(store_->layout().BlobsDir(repo_) / (std::string(64, 'a') + ".0123abcd.incomplete"),
-                  "partial");
+  test::WriteText(
+      store_->layout().BlobsDir(repo_) / (std::string(64, 'a') + ".0123abcd.incomplete"),
+      "partial");
   EXPECT_EQ(store_->SweepTempFiles(std::chrono::hours(1)).value(), 0);
 }
 

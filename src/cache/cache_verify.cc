@@ -41,7 +41,8 @@ Status CollectRepo(const CacheStore& store, const RepoId& repo,
   MC_ASSIGN_OR_RETURN(std::vector<CommitSha> commits, SelectCommits(store, repo, revision));
   fs::path blobs_dir = store.layout().BlobsDir(repo);
   for (const CommitSha& commit : commits) {
-    MC_ASSIGN_OR_RETURN(auto entries, internal::WalkSnapshot(store.layout().SnapshotDir(repo, commit)));
+    MC_ASSIGN_OR_RETURN(auto entries,
+                        internal::WalkSnapshot(store.layout().SnapshotDir(repo, commit)));
     for (const auto& e : entries) {
       PendingFile f;
       f.result.repo = repo.id();
@@ -114,8 +115,10 @@ StatusOr<VerifyReport> VerifyCache(const CacheStore& store, const std::optional<
         return job.actual.status().WithContext("verify " + r.repo + " " + r.path);
       }
       r.actual = job.actual.value_or("");
-      if (!job.actual.ok()) r.outcome = VerifyFileResult::Outcome::kMissing;
-      else if (r.actual != r.expected) r.outcome = VerifyFileResult::Outcome::kMismatch;
+      if (!job.actual.ok())
+        r.outcome = VerifyFileResult::Outcome::kMissing;
+      else if (r.actual != r.expected)
+        r.outcome = VerifyFileResult::Outcome::kMismatch;
     }
     if (r.outcome == VerifyFileResult::Outcome::kOk) ++report.ok;
     if (r.outcome == VerifyFileResult::Outcome::kMismatch ||

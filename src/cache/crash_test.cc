@@ -27,7 +27,8 @@ struct Pipe {
   int fds[2] = {-1, -1};
   Pipe() { EXPECT_EQ(::pipe(fds), 0); }
   ~Pipe() {
-    for (int fd : fds) if (fd >= 0) ::close(fd);
+    for (int fd : fds)
+      if (fd >= 0) ::close(fd);
   }
   int r() const { return fds[0]; }
   int w() const { return fds[1]; }
@@ -35,13 +36,15 @@ struct Pipe {
 
 void SendMark(int fd) {
   char c = 'x';
-  while (::write(fd, &c, 1) < 0 && errno == EINTR) {}
+  while (::write(fd, &c, 1) < 0 && errno == EINTR) {
+  }
 }
 
 bool ReadMark(int fd) {
   char c;
   ssize_t n;
-  while ((n = ::read(fd, &c, 1)) < 0 && errno == EINTR) {}
+  while ((n = ::read(fd, &c, 1)) < 0 && errno == EINTR) {
+  }
   return n == 1;
 }
 
@@ -87,8 +90,8 @@ class CrashTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     src_ = new fs::path(test::NewTempDir() / "src");
-    ASSERT_TRUE(testing::WriteModelFixture(*src_, {.total_weight_bytes = 256 << 10, .shards = 2})
-                    .ok());
+    ASSERT_TRUE(
+        testing::WriteModelFixture(*src_, {.total_weight_bytes = 256 << 10, .shards = 2}).ok());
   }
   static void TearDownTestSuite() { delete src_; }
 
@@ -96,7 +99,8 @@ class CrashTest : public ::testing::Test {
   static std::pair<int, CommitSha> ReferenceImport() {
     auto store = test::OpenStore(test::NewTempDir());
     int marks = 0;
-    ImportOptions opts{.chunk_bytes = kChunk, .on_progress = [&](const ImportProgress&) { ++marks; }};
+    ImportOptions opts{.chunk_bytes = kChunk,
+                       .on_progress = [&](const ImportProgress&) { ++marks; }};
     auto r = ImportFolder(*store, *src_, Repo(), R("main"), opts);
     EXPECT_TRUE(r.ok());
     return {marks, r->commit};
@@ -186,7 +190,8 @@ TEST(CrashLoopTest, PublisherKilledAtArbitraryMomentsNeverExposesAPartialBlob) {
       ::close(progress.r());
       PublishForever(root, progress.w());
     }
-    for (int i = 0; i < k && ReadMark(progress.r()); ++i) {}
+    for (int i = 0; i < k && ReadMark(progress.r()); ++i) {
+    }
     ::kill(pid, SIGKILL);
     int status = 0;
     ::waitpid(pid, &status, 0);

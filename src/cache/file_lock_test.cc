@@ -19,7 +19,10 @@ TEST(FileLockTest, SecondHolderIsRefusedWhileTheFirstHoldsIt) {
 
 TEST(FileLockTest, LockIsFreeAgainAfterTheHolderIsDestroyed) {
   auto path = test::NewTempDir() / "x.lock";
-  { auto first = FileLock::Acquire(path); ASSERT_TRUE(first.ok()); }
+  {
+    auto first = FileLock::Acquire(path);
+    ASSERT_TRUE(first.ok());
+  }
   EXPECT_TRUE(FileLock::TryAcquire(path).ok());
   EXPECT_TRUE(std::filesystem::exists(path));  // left in place, like huggingface_hub
 }

@@ -10,7 +10,7 @@ namespace mc::cache {
 namespace {
 
 struct TreeNode {
-  std::string oid_hex;                                  // set for files
+  std::string oid_hex;                                        // set for files
   std::map<std::string, std::unique_ptr<TreeNode>> children;  // set for directories
   bool is_dir = false;
 };

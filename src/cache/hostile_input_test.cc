@@ -47,9 +47,9 @@ class HostileInputTest : public ::testing::Test {
 };
 
 TEST(HostileNamesTest, RepoFilePathRejectsNamesThatLeaveTheSnapshot) {
-  for (const std::string& bad : std::vector<std::string>{"../x", "a/../../x", "..", "/etc/passwd", "a\\..\\x", "C:/x", "a//b",
-                          "a/./b", "", std::string("a\0b", 3), std::string(4097, 'a'),
-                          std::string(256, 'a') + "/b", "a\nb"}) {
+  for (const std::string& bad : std::vector<std::string>{
+           "../x", "a/../../x", "..", "/etc/passwd", "a\\..\\x", "C:/x", "a//b", "a/./b", "",
+           std::string("a\0b", 3), std::string(4097, 'a'), std::string(256, 'a') + "/b", "a\nb"}) {
     EXPECT_EQ(RepoFilePath::Parse(bad).status().code(), StatusCode::kInvalidArgument)
         << QuoteForMessage(bad);
   }

@@ -23,10 +23,10 @@ constexpr uint64_t kLfsSizeThreshold = 10ull << 20;
 
 // Extensions of the Hub's default .gitattributes (`*.<ext> filter=lfs`), case-sensitive like git.
 constexpr const char* kLfsExtensions[] = {
-    "7z",  "arrow", "bin",    "bz2",  "ckpt",   "ftz",    "ggml",  "gguf",    "gz",
-    "h5",  "joblib", "lz4",   "mlmodel", "model", "msgpack", "npy", "npz",    "onnx",
-    "ot",  "parquet", "pb",   "pickle", "pkl",  "pt",     "pth",   "rar",     "safetensors",
-    "tar", "tflite", "tgz",   "wasm", "xz",     "zip",    "zst"};
+    "7z",  "arrow",   "bin", "bz2",     "ckpt",  "ftz",     "ggml", "gguf", "gz",
+    "h5",  "joblib",  "lz4", "mlmodel", "model", "msgpack", "npy",  "npz",  "onnx",
+    "ot",  "parquet", "pb",  "pickle",  "pkl",   "pt",      "pth",  "rar",  "safetensors",
+    "tar", "tflite",  "tgz", "wasm",    "xz",    "zip",     "zst"};
 
 bool HasLfsPattern(const std::string& path) {
   std::string base = path.substr(path.rfind('/') + 1);  // npos + 1 == 0
@@ -112,7 +112,9 @@ void Report(const ImportOptions& options, ImportProgress::Stage stage, const std
 class FileImporter {
  public:
   FileImporter(CacheStore& store, const RepoId& repo, const ImportOptions& options)
-      : store_(store), repo_(repo), options_(options),
+      : store_(store),
+        repo_(repo),
+        options_(options),
         buf_(std::max<size_t>(options.chunk_bytes, kLfsSniffBytes)) {}
 
   StatusOr<ImportedFile> Import(const SourceFile& src);

@@ -6,9 +6,9 @@
 
 #include <thread>
 
-#include "mc/cache/git_objects.h"
 #include "cache/test_util.h"
 #include "mc/cache/blob_hasher.h"
+#include "mc/cache/git_objects.h"
 #include "mc/testing/model_fixture.h"
 
 namespace mc::cache {
@@ -87,8 +87,7 @@ TEST_F(ImporterTest, LfsFilesEnterTheTreeAsTheirPointer) {
   ASSERT_TRUE(r->files[0].lfs);
   EXPECT_EQ(r->files[0].etag, Sha256Hex("weights"));
   std::string pointer_oid = GitBlobSha1(LfsPointer(test::E(r->files[0].etag), 7));
-  EXPECT_EQ(r->commit.str(),
-            GitCommitSha(GitTreeSha({{"w.bin", pointer_oid}})));
+  EXPECT_EQ(r->commit.str(), GitCommitSha(GitTreeSha({{"w.bin", pointer_oid}})));
 }
 
 TEST_F(ImporterTest, ImportingTheSameContentTwiceGivesTheSameCommit) {

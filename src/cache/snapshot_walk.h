@@ -15,8 +15,8 @@
 namespace mc::cache::internal {
 
 struct RawSnapshotEntry {
-  std::string rel;                 // '/'-separated path below the snapshot dir
-  std::filesystem::path path;      // the entry itself
+  std::string rel;             // '/'-separated path below the snapshot dir
+  std::filesystem::path path;  // the entry itself
   bool is_symlink = false;
   std::string link_target;         // readlink() text when is_symlink
   std::filesystem::path resolved;  // lexically normalized target (== path for regular files)

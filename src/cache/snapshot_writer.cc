@@ -100,8 +100,7 @@ Status CacheStore::LinkSnapshotFile(const RepoId& repo, const CommitSha& commit,
   return Status::Ok();
 }
 
-Status CacheStore::WriteRef(const RepoId& repo, const Revision& revision,
-                            const CommitSha& commit) {
+Status CacheStore::WriteRef(const RepoId& repo, const Revision& revision, const CommitSha& commit) {
   if (revision.IsCommitSha()) return Status::Ok();
   fs::path ref = layout_.RefPath(repo, revision);
   auto current = internal::ReadSmallFile(ref, 256);

@@ -1,6 +1,5 @@
 // ls, path, verify, rm, link: commands that read or change a local cache.
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -79,7 +78,8 @@ json ScanJson(const std::filesystem::path& root, const cache::CacheScan& scan, b
 void PrintScanTable(const std::filesystem::path& root, const cache::CacheScan& scan,
                     bool revisions) {
   Table table({"REPO ID", "TYPE", "SIZE", "FILES", "LAST ACCESSED", "LAST MODIFIED", "REFS"});
-  if (revisions) table = Table({"REPO ID", "TYPE", "REVISION", "SIZE", "FILES", "MODIFIED", "REFS"});
+  if (revisions)
+    table = Table({"REPO ID", "TYPE", "REVISION", "SIZE", "FILES", "MODIFIED", "REFS"});
   for (const auto& r : scan.repos) {
     if (!revisions) {
       std::vector<std::string> refs;
@@ -96,7 +96,8 @@ void PrintScanTable(const std::filesystem::path& root, const cache::CacheScan& s
     }
   }
   table.Print(std::cout);
-  std::cout << "\n" << scan.repos.size() << " repo(s), " << ByteCount(scan.size_on_disk).ToHuman()
+  std::cout << "\n"
+            << scan.repos.size() << " repo(s), " << ByteCount(scan.size_on_disk).ToHuman()
             << " on disk in " << root.string() << "\n";
   for (const auto& w : scan.warnings) std::cout << "warning: " << w << "\n";
   if (!scan.incomplete_files.empty()) {
@@ -141,10 +142,14 @@ Status RunPath(const std::string& cache_dir, const std::string& ref_text,
 const char* OutcomeName(cache::VerifyFileResult::Outcome o) {
   using O = cache::VerifyFileResult::Outcome;
   switch (o) {
-    case O::kOk: return "ok";
-    case O::kMismatch: return "mismatch";
-    case O::kMissing: return "missing";
-    case O::kUnknownName: return "unknown_name";
+    case O::kOk:
+      return "ok";
+    case O::kMismatch:
+      return "mismatch";
+    case O::kMissing:
+      return "missing";
+    case O::kUnknownName:
+      return "unknown_name";
   }
   return "unknown";
 }
@@ -162,12 +167,17 @@ Status RunVerify(const std::string& cache_dir, const std::string& ref_text, bool
   if (as_json) {
     json files = json::array();
     for (const auto& f : report.files) {
-      files.push_back({{"repo", f.repo}, {"commit", f.commit}, {"path", f.path},
-                       {"expected", f.expected}, {"actual", f.actual},
+      files.push_back({{"repo", f.repo},
+                       {"commit", f.commit},
+                       {"path", f.path},
+                       {"expected", f.expected},
+                       {"actual", f.actual},
                        {"outcome", OutcomeName(f.outcome)}});
     }
-    std::cout << json{{"ok", report.ok}, {"failed", report.failed},
-                      {"bytes_hashed", report.bytes_hashed}, {"files", std::move(files)}}
+    std::cout << json{{"ok", report.ok},
+                      {"failed", report.failed},
+                      {"bytes_hashed", report.bytes_hashed},
+                      {"files", std::move(files)}}
                      .dump(2)
               << "\n";
   } else {
@@ -272,10 +282,10 @@ void AddVerifyCommand(CLI::App& app, CommandResult& result) {
 }
 
 void AddRmCommand(CLI::App& app, CommandResult& result) {
-  auto* cmd = app.add_subcommand(
-      "rm",
-      "Remove a model, or one revision of it (org/name@rev), from a cache.\n"
-      "Files shared with another cached revision are kept.");
+  auto* cmd =
+      app.add_subcommand("rm",
+                         "Remove a model, or one revision of it (org/name@rev), from a cache.\n"
+                         "Files shared with another cached revision are kept.");
   auto cache_dir = std::make_shared<std::string>();
   auto ref = std::make_shared<std::string>();
   auto as_json = std::make_shared<bool>(false);
@@ -289,7 +299,8 @@ void AddLinkCommand(CLI::App& app, CommandResult& result) {
   auto* cmd = app.add_subcommand(
       "link",
       "Symlink a cached model's files into an application folder (ComfyUI style).\n"
-      "Example: modelcache link org/sdxl@main ./ComfyUI/models/checkpoints --file sdxl.safetensors");
+      "Example: modelcache link org/sdxl@main ./ComfyUI/models/checkpoints --file "
+      "sdxl.safetensors");
   auto cache_dir = std::make_shared<std::string>();
   auto ref = std::make_shared<std::string>();
   auto file = std::make_shared<std::string>();

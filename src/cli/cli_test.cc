@@ -1,5 +1,6 @@
 // End-to-end tests of the modelcache binary: real processes, real files, temp dirs.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -10,8 +11,6 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 extern char** environ;
 
@@ -79,8 +78,8 @@ class CliTest : public ::testing::Test {
   nlohmann::json ImportFixture(const std::string& repo = "demo/tiny") {
     auto fixture = RunMc({"fixture", (dir_ / "model").string(), "--size", "2MiB", "--shards", "2"});
     EXPECT_EQ(fixture.exit_code, 0) << fixture.err;
-    auto imported = RunMc({"import", (dir_ / "model").string(), "--repo", repo, "--cache-dir",
-                         cache_, "--json"});
+    auto imported = RunMc(
+        {"import", (dir_ / "model").string(), "--repo", repo, "--cache-dir", cache_, "--json"});
     EXPECT_EQ(imported.exit_code, 0) << imported.err;
     return nlohmann::json::parse(imported.out, nullptr, false);
   }
@@ -132,7 +131,7 @@ TEST_F(CliTest, ImportThenLsShowsTheRepoWithItsSize) {
 TEST_F(CliTest, ImportIsDeterministic) {
   auto first = ImportFixture();
   auto again = RunMc({"import", (dir_ / "model").string(), "--repo", "demo/tiny", "--cache-dir",
-                    cache_, "--json"});
+                      cache_, "--json"});
   EXPECT_EQ(nlohmann::json::parse(again.out, nullptr, false)["commit"], first["commit"]);
 }
 
@@ -187,7 +186,8 @@ TEST_F(CliTest, LinkPutsFilesIntoAnAppFolder) {
   ImportFixture();
   fs::path app = dir_ / "ComfyUI" / "models" / "checkpoints";
   fs::create_directories(app);
-  auto r = RunMc({"link", "demo/tiny", app.string(), "--file", "config.json", "--cache-dir", cache_});
+  auto r =
+      RunMc({"link", "demo/tiny", app.string(), "--file", "config.json", "--cache-dir", cache_});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(fs::is_symlink(app / "config.json"));
   EXPECT_TRUE(fs::exists(app / "config.json"));
@@ -197,8 +197,8 @@ TEST_F(CliTest, ServePrintsItsUrlAndStopsOnSigterm) {
   ImportFixture();
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
-  std::vector<std::string> args = {kBinary, "serve", "--cache-dir", cache_, "--listen",
-                                   "127.0.0.1:0"};
+  std::vector<std::string> args = {kBinary, "serve",    "--cache-dir",
+                                   cache_,  "--listen", "127.0.0.1:0"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -226,8 +226,8 @@ TEST_F(CliTest, ServePrintsItsUrlAndStopsOnSigterm) {
 // scan warning, every visible blob verifies) and the next import completes.
 TEST_F(CliTest, KilledImportLeavesTheCacheConsistent) {
   ASSERT_EQ(RunMc({"fixture", (dir_ / "model").string(), "--size", "256MiB"}).exit_code, 0);
-  std::vector<std::string> args = {kBinary, "import", (dir_ / "model").string(), "--repo",
-                                   "demo/big", "--cache-dir", cache_};
+  std::vector<std::string> args = {
+      kBinary, "import", (dir_ / "model").string(), "--repo", "demo/big", "--cache-dir", cache_};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -258,8 +258,8 @@ TEST_F(CliTest, KilledImportLeavesTheCacheConsistent) {
   for (const auto& repo : j["repos"]) EXPECT_TRUE(repo["refs"].empty()) << "ref before complete";
   EXPECT_EQ(RunMc({"verify", "--cache-dir", cache_}).exit_code, 0);
 
-  auto again = RunMc({"import", (dir_ / "model").string(), "--repo", "demo/big", "--cache-dir",
-                      cache_});
+  auto again =
+      RunMc({"import", (dir_ / "model").string(), "--repo", "demo/big", "--cache-dir", cache_});
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_EQ(RunMc({"verify", "demo/big", "--cache-dir", cache_}).exit_code, 0);
 }

@@ -1,6 +1,5 @@
 // import, fixture: commands that make cached repos from local folders.
 #include <CLI/CLI.hpp>
-
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -33,19 +32,15 @@ Status RunImport(const ImportArgs& args) {
   // Temp files of writers that crashed: untouched for this long, nobody is still writing them.
   MC_RETURN_IF_ERROR(store->SweepTempFiles(kSweepGrace).status(), "sweep temp files");
   MC_ASSIGN_OR_RETURN(cache::ImportResult imported,
-                      cache::ImportFolder(*store, args.dir, repo, revision),
-                      "import " + args.dir);
+                      cache::ImportFolder(*store, args.dir, repo, revision), "import " + args.dir);
   if (args.as_json) {
     json files = json::array();
     for (const auto& f : imported.files) {
       files.push_back({{"path", f.path}, {"etag", f.etag}, {"size", f.size}, {"lfs", f.lfs}});
     }
-    std::cout << json{{"repo", repo.id()},
-                      {"type", std::string(RepoTypeName(type))},
-                      {"revision", revision.str()},
-                      {"commit", imported.commit.str()},
-                      {"cache_dir", root.string()},
-                      {"files", std::move(files)},
+    std::cout << json{{"repo", repo.id()},          {"type", std::string(RepoTypeName(type))},
+                      {"revision", revision.str()}, {"commit", imported.commit.str()},
+                      {"cache_dir", root.string()}, {"files", std::move(files)},
                       {"bytes", imported.bytes}}
                      .dump(2)
               << "\n";
@@ -94,8 +89,7 @@ void AddImportCommand(CLI::App& app, CommandResult& result) {
   cmd->add_option("dir", args->dir, "The folder to import (regular files only)")
       ->required()
       ->check(CLI::ExistingDirectory);
-  cmd->add_option("--repo", args->repo, "Repo id to store it as, e.g. my-org/my-model")
-      ->required();
+  cmd->add_option("--repo", args->repo, "Repo id to store it as, e.g. my-org/my-model")->required();
   cmd->add_option("--repo-type", args->repo_type, "model (default), dataset or space");
   cmd->add_option("--revision", args->revision, "Branch or tag name to point at it (default main)");
   cmd->add_flag("--json", args->as_json, "Print the result (commit, files, etags) as JSON");
@@ -111,7 +105,8 @@ void AddFixtureCommand(CLI::App& app, CommandResult& result) {
       "Example: modelcache fixture ./demo-model --size 64MiB --shards 2");
   auto args = std::make_shared<FixtureArgs>();
   cmd->add_option("dir", args->dir, "Folder to create (must not exist, or be empty)")->required();
-  cmd->add_option("--size", args->size, "Total size of the weights, e.g. 64MiB, 2GiB (default 64MiB)");
+  cmd->add_option("--size", args->size,
+                  "Total size of the weights, e.g. 64MiB, 2GiB (default 64MiB)");
   cmd->add_option("--shards", args->shards,
                   "Number of safetensors shards (1 = model.safetensors; more adds the index)");
   cmd->add_option("--seed", args->seed, "Random seed for the tensor bytes (default 1)");

@@ -1,6 +1,5 @@
 // modelcache: cached Hugging Face models for serverless GPU fleets. See README.md.
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <iostream>
 
@@ -11,7 +10,8 @@
 namespace {
 
 constexpr const char* kDescription =
-    "modelcache: Hugging Face models in the exact HF hub cache layout, verified, shared and served.\n"
+    "modelcache: Hugging Face models in the exact HF hub cache layout, verified, shared and "
+    "served.\n"
     "\n"
     "Caches are ordinary Hugging Face caches: point HF_HUB_CACHE at one and set HF_HUB_OFFLINE=1,\n"
     "and transformers, vLLM or diffusers load the models without network.\n"
@@ -20,7 +20,8 @@ constexpr const char* kDescription =
     "  modelcache fixture ./demo-model --size 64MiB       write a small generated model folder\n"
     "  modelcache import ./demo-model --repo demo/tiny    put it into the cache as demo/tiny\n"
     "  modelcache ls                                     see what the cache holds\n"
-    "  modelcache serve                                  serve the cache over the Hugging Face API\n"
+    "  modelcache serve                                  serve the cache over the Hugging Face "
+    "API\n"
     "\n"
     "Run 'modelcache <command> --help' for the details of a command.";
 

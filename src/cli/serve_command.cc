@@ -1,6 +1,5 @@
 // serve: the Hugging Face hub-compatible mirror over a local cache.
 #include <CLI/CLI.hpp>
-
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -34,9 +33,8 @@ Status RunServe(const ServeArgs& args) {
   MC_RETURN_IF_ERROR(server->Start(), "start mirror on " + args.listen);
   std::cout << "listening on " << server->base_url() << std::endl;
   std::cerr << "Serving " << root.string() << " over the Hugging Face hub API.\n"
-            << "Try: HF_ENDPOINT=" << server->base_url()
-            << " huggingface-cli download <repo>, or curl " << server->base_url()
-            << "/api/models/<repo>/revision/main\n"
+            << "Try: HF_ENDPOINT=" << server->base_url() << " hf download <repo>, or curl "
+            << server->base_url() << "/api/models/<repo>/revision/main\n"
             << "Stop with Ctrl-C." << std::endl;
   int sig = 0;
   sigwait(&stop_signals, &sig);
@@ -55,8 +53,9 @@ void AddServeCommand(CLI::App& app, CommandResult& result) {
       "Example: modelcache serve --cache-dir /data/hf-cache --listen 0.0.0.0:8765");
   auto args = std::make_shared<ServeArgs>();
   AddCacheDirOption(*cmd, args->cache_dir);
-  cmd->add_option("--listen", args->listen,
-                  "Address and port to listen on (default 127.0.0.1:8765; port 0 picks a free one)");
+  cmd->add_option(
+      "--listen", args->listen,
+      "Address and port to listen on (default 127.0.0.1:8765; port 0 picks a free one)");
   cmd->add_option("--access-config", args->access_config,
                   "JSON file naming gated, private or disabled repos and the tokens they accept\n"
                   "(see docs/http-api.md)")

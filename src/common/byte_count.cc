@@ -22,11 +22,23 @@ bool UnitMultiplier(std::string_view unit, long double* mult) {
     long double mult;
   };
   static const Unit kUnits[] = {
-      {"", 1},          {"b", 1},
-      {"k", 1e3L},      {"kb", 1e3L},   {"m", 1e6L},     {"mb", 1e6L},
-      {"g", 1e9L},      {"gb", 1e9L},   {"t", 1e12L},    {"tb", 1e12L},
-      {"p", 1e15L},     {"pb", 1e15L},  {"kib", 1024.0L}, {"mib", 1048576.0L},
-      {"gib", 1073741824.0L}, {"tib", 1099511627776.0L}, {"pib", 1125899906842624.0L},
+      {"", 1},
+      {"b", 1},
+      {"k", 1e3L},
+      {"kb", 1e3L},
+      {"m", 1e6L},
+      {"mb", 1e6L},
+      {"g", 1e9L},
+      {"gb", 1e9L},
+      {"t", 1e12L},
+      {"tb", 1e12L},
+      {"p", 1e15L},
+      {"pb", 1e15L},
+      {"kib", 1024.0L},
+      {"mib", 1048576.0L},
+      {"gib", 1073741824.0L},
+      {"tib", 1099511627776.0L},
+      {"pib", 1125899906842624.0L},
   };
   for (const auto& unit_def : kUnits) {
     if (u == unit_def.name) {

@@ -91,18 +91,24 @@ std::string_view FirstBadSegment(std::string_view text, Check check) {
 
 std::string_view RepoTypeName(RepoType type) {
   switch (type) {
-    case RepoType::kModel: return "model";
-    case RepoType::kDataset: return "dataset";
-    case RepoType::kSpace: return "space";
+    case RepoType::kModel:
+      return "model";
+    case RepoType::kDataset:
+      return "dataset";
+    case RepoType::kSpace:
+      return "space";
   }
   return "model";
 }
 
 std::string_view RepoTypePlural(RepoType type) {
   switch (type) {
-    case RepoType::kModel: return "models";
-    case RepoType::kDataset: return "datasets";
-    case RepoType::kSpace: return "spaces";
+    case RepoType::kModel:
+      return "models";
+    case RepoType::kDataset:
+      return "datasets";
+    case RepoType::kSpace:
+      return "spaces";
   }
   return "models";
 }
@@ -173,9 +179,12 @@ std::string RepoId::FolderName() const {
 
 std::string_view RepoId::UrlPrefix() const {
   switch (type_) {
-    case RepoType::kModel: return "";
-    case RepoType::kDataset: return "datasets/";
-    case RepoType::kSpace: return "spaces/";
+    case RepoType::kModel:
+      return "";
+    case RepoType::kDataset:
+      return "datasets/";
+    case RepoType::kSpace:
+      return "spaces/";
   }
   return "";
 }

@@ -1,8 +1,8 @@
 #include "mc/common/status.h"
 
-#include <cerrno>
-
 #include <gtest/gtest.h>
+
+#include <cerrno>
 
 namespace mc {
 namespace {

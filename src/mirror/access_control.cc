@@ -1,9 +1,8 @@
 #include "mirror/access_control.h"
 
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "mc/cache/blob_hasher.h"
 

@@ -31,7 +31,7 @@ namespace mc::mirror {
 struct RepoAccessRule {
   bool disabled = false;
   bool is_private = false;
-  std::string gated;  // "", "auto" or "manual"
+  std::string gated;                      // "", "auto" or "manual"
   std::vector<std::string> token_sha256;  // lowercase hex digests of accepted tokens
 };
 

@@ -52,12 +52,11 @@ TEST(AccessControlTest, HashedTokenEntriesAreAccepted) {
 }
 
 TEST(AccessControlTest, MalformedConfigsAreRejected) {
-  for (const char* json : {"", "[]", R"({"repos": []})", R"({"repo": {}})",
-                           R"({"repos": {"a/../b": {}}})", R"({"repos": {"org/m": {"gate": "x"}}})",
-                           R"({"repos": {"org/m": {"gated": "yes"}}})",
-                           R"({"repos": {"org/m": {"private": "true"}}})",
-                           R"({"repos": {"org/m": {"tokens": "t"}}})",
-                           R"({"repos": {"org/m": {"tokens": ["sha256:abc"]}}})"}) {
+  for (const char* json :
+       {"", "[]", R"({"repos": []})", R"({"repo": {}})", R"({"repos": {"a/../b": {}}})",
+        R"({"repos": {"org/m": {"gate": "x"}}})", R"({"repos": {"org/m": {"gated": "yes"}}})",
+        R"({"repos": {"org/m": {"private": "true"}}})", R"({"repos": {"org/m": {"tokens": "t"}}})",
+        R"({"repos": {"org/m": {"tokens": ["sha256:abc"]}}})"}) {
     EXPECT_EQ(AccessConfig::Parse(json).status().code(), StatusCode::kInvalidArgument) << json;
   }
 }

@@ -43,7 +43,8 @@ std::pair<EntryIt, EntryIt> PageBounds(const std::vector<const TreeEntry*>& all,
     begin = std::upper_bound(all.begin(), all.end(), *page.after,
                              [](const std::string& p, const TreeEntry* e) { return p < e->path; });
   }
-  EntryIt end = static_cast<size_t>(all.end() - begin) > page.limit ? begin + page.limit : all.end();
+  EntryIt end =
+      static_cast<size_t>(all.end() - begin) > page.limit ? begin + page.limit : all.end();
   return {begin, end};
 }
 
@@ -99,8 +100,8 @@ std::optional<HubError> MirrorCore::HandleTree(const RequestInfo& info,
 
   std::optional<LastCommit> last_commit;
   if (*expand) {
-    last_commit = LastCommit{commit.value().str(), "",
-                             LastModified(*info.route.repo, commit.value())};
+    last_commit =
+        LastCommit{commit.value().str(), "", LastModified(*info.route.repo, commit.value())};
   }
   auto [begin, end] = PageBounds(*listed, *page);
   Json out = Json::array();
@@ -110,8 +111,8 @@ std::optional<HubError> MirrorCore::HandleTree(const RequestInfo& info,
                                                {"expand", *expand ? "true" : "false"},
                                                {"limit", std::to_string(page->limit)},
                                                {"cursor", EncodeCursor((*(end - 1))->path)}});
-    response.headers.Set("Link", "<" + TreeUrl(BaseUrl(info.http), info.route) + "?" + query +
-                                     ">; rel=\"next\"");
+    response.headers.Set(
+        "Link", "<" + TreeUrl(BaseUrl(info.http), info.route) + "?" + query + ">; rel=\"next\"");
   }
   SetJson(response, out);
   return std::nullopt;
@@ -133,8 +134,8 @@ std::optional<HubError> MirrorCore::HandlePathsInfo(const RequestInfo& info,
   if (!tree.ok()) return tree.error();
   std::optional<LastCommit> last_commit;
   if (body->expand) {
-    last_commit = LastCommit{commit.value().str(), "",
-                             LastModified(*info.route.repo, commit.value())};
+    last_commit =
+        LastCommit{commit.value().str(), "", LastModified(*info.route.repo, commit.value())};
   }
   Json out = Json::array();
   std::set<std::string> seen;

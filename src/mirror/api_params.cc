@@ -1,7 +1,6 @@
 #include "mirror/api_params.h"
 
 #include <charconv>
-
 #include <nlohmann/json.hpp>
 
 #include "mc/common/ids.h"

@@ -75,8 +75,8 @@ RangeRequest ParseRangeHeader(std::optional<std::string_view> header, uint64_t s
   if (dash == 0) return ParseSuffix(spec.substr(1), size);
   std::optional<uint64_t> first = ParseNumber(spec.substr(0, dash));
   std::string_view last_text = spec.substr(dash + 1);
-  std::optional<uint64_t> last = last_text.empty() ? std::optional<uint64_t>(size - 1)
-                                                   : ParseNumber(last_text);
+  std::optional<uint64_t> last =
+      last_text.empty() ? std::optional<uint64_t>(size - 1) : ParseNumber(last_text);
   if (!first || !last) return Reject(RangeOutcome::kMalformed, "malformed Range: bad number");
   if (*last < *first) {
     return Reject(RangeOutcome::kUnsatisfiable, "Range ends before it starts");

@@ -18,8 +18,8 @@ enum class RangeOutcome {
 
 struct RangeRequest {
   RangeOutcome outcome = RangeOutcome::kFull;
-  uint64_t first = 0;  // inclusive
-  uint64_t last = 0;   // inclusive
+  uint64_t first = 0;   // inclusive
+  uint64_t last = 0;    // inclusive
   std::string message;  // why, for kUnsatisfiable / kMalformed
 
   uint64_t length() const { return last - first + 1; }

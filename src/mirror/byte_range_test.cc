@@ -55,8 +55,9 @@ TEST(ByteRangeTest, EndBeforeStartIsUnsatisfiable) {
 }
 
 TEST(ByteRangeTest, MalformedSpecsAreRejected) {
-  for (const char* h : {"bytes=abc", "bytes=-0", "bytes=0-1,5-6", "items=0-1", "bytes=", "bytes=-",
-                        "bytes=+1-2", "bytes=1-2x", "bytes=99999999999999999999999-", "bytes 0-1"}) {
+  for (const char* h :
+       {"bytes=abc", "bytes=-0", "bytes=0-1,5-6", "items=0-1", "bytes=", "bytes=-", "bytes=+1-2",
+        "bytes=1-2x", "bytes=99999999999999999999999-", "bytes 0-1"}) {
     EXPECT_EQ(ParseRangeHeader(h, 100).outcome, RangeOutcome::kMalformed) << h;
   }
 }

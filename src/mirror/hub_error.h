@@ -33,7 +33,7 @@ struct HubError {
 template <typename T>
 class HubOr {
  public:
-  HubOr(T value) : v_(std::move(value)) {}      // NOLINT
+  HubOr(T value) : v_(std::move(value)) {}         // NOLINT
   HubOr(HubError error) : v_(std::move(error)) {}  // NOLINT
   bool ok() const { return std::holds_alternative<T>(v_); }
   T& value() { return std::get<T>(v_); }

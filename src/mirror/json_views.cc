@@ -6,7 +6,6 @@
 
 namespace mc::mirror {
 
-
 Json TreeEntryJson(const TreeEntry& entry, const std::optional<LastCommit>& last_commit) {
   Json j;
   j["type"] = entry.is_dir ? "directory" : "file";

@@ -2,12 +2,11 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "mc/cache/cache_store.h"
 #include "mc/common/ids.h"
@@ -32,8 +31,8 @@ Json TreeEntryJson(const TreeEntry& entry, const std::optional<LastCommit>& last
 struct RepoInfoInput {
   const RepoId* repo = nullptr;
   const CommitSha* commit = nullptr;
-  const RepoAccessRule* rule = nullptr;  // nullptr = public
-  std::vector<std::string> sibling_names;  // used unless `described` is set
+  const RepoAccessRule* rule = nullptr;              // nullptr = public
+  std::vector<std::string> sibling_names;            // used unless `described` is set
   const std::vector<RepoFile>* described = nullptr;  // ?blobs=true: size, blobId, lfs
   std::string last_modified;
   uint64_t used_storage = 0;

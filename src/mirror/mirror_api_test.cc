@@ -1,9 +1,9 @@
 // API routes of MirrorServer (revision, tree, paths-info) and access control, over loopback.
-#include <fstream>
-#include <set>
-
 #include <gtest/gtest.h>
+
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "mc/cache/blob_hasher.h"
 #include "mirror/mirror_test_env.h"
@@ -226,8 +226,8 @@ TEST(MirrorPathsInfoTest, HostilePathIsBadRequest) {
 }
 
 TEST(MirrorPathsInfoTest, MalformedBodyIsBadRequest) {
-  auto res = Post(Get().Url("/api/models/org/model/paths-info/main"), "{not json",
-                  "application/json");
+  auto res =
+      Post(Get().Url("/api/models/org/model/paths-info/main"), "{not json", "application/json");
   EXPECT_EQ(res.status, 400);
 }
 

@@ -17,9 +17,12 @@ HubError RouteError(const Status& status) {
 
 HubError AccessError(AccessDecision decision, const RepoId& repo, bool had_token) {
   switch (decision) {
-    case AccessDecision::kDisabled: return HubError::Disabled();
-    case AccessDecision::kGated: return HubError::Gated(repo, had_token);
-    default: return HubError::RepoNotFound(had_token);
+    case AccessDecision::kDisabled:
+      return HubError::Disabled();
+    case AccessDecision::kGated:
+      return HubError::Gated(repo, had_token);
+    default:
+      return HubError::RepoNotFound(had_token);
   }
 }
 
@@ -60,11 +63,16 @@ std::optional<HubError> MirrorCore::Dispatch(const RequestInfo& info, net::HttpR
     return AccessError(decision, repo, info.token.has_value());
   }
   switch (info.route.kind) {
-    case RouteKind::kResolve: return HandleResolve(info, response);
-    case RouteKind::kRepoInfo: return HandleRepoInfo(info, response);
-    case RouteKind::kTree: return HandleTree(info, response);
-    case RouteKind::kPathsInfo: return HandlePathsInfo(info, response);
-    case RouteKind::kOther: break;
+    case RouteKind::kResolve:
+      return HandleResolve(info, response);
+    case RouteKind::kRepoInfo:
+      return HandleRepoInfo(info, response);
+    case RouteKind::kTree:
+      return HandleTree(info, response);
+    case RouteKind::kPathsInfo:
+      return HandlePathsInfo(info, response);
+    case RouteKind::kOther:
+      break;
   }
   return RouteError(NotFoundError("no such route"));
 }
@@ -80,8 +88,7 @@ HubOr<CommitSha> MirrorCore::LookUpCommit(const RequestInfo& info) {
   return HubError::Internal(commit.status());
 }
 
-HubOr<std::unique_ptr<RepoTree>> MirrorCore::LoadTree(const RepoId& repo,
-                                                     const CommitSha& commit) {
+HubOr<std::unique_ptr<RepoTree>> MirrorCore::LoadTree(const RepoId& repo, const CommitSha& commit) {
   StatusOr<std::vector<cache::SnapshotEntry>> entries = store_->ListSnapshotFiles(repo, commit);
   if (!entries.ok()) return HubError::Internal(entries.status());
   std::vector<RepoFile> files;
@@ -126,10 +133,18 @@ void MirrorCore::Count(RouteKind kind, const net::HttpRequest& request,
         if (response.status < 300) counters_.file_bytes_served += response.BodyLength();
       }
       break;
-    case RouteKind::kRepoInfo: ++counters_.repo_info; break;
-    case RouteKind::kTree: ++counters_.tree; break;
-    case RouteKind::kPathsInfo: ++counters_.paths_info; break;
-    case RouteKind::kOther: ++counters_.other; break;
+    case RouteKind::kRepoInfo:
+      ++counters_.repo_info;
+      break;
+    case RouteKind::kTree:
+      ++counters_.tree;
+      break;
+    case RouteKind::kPathsInfo:
+      ++counters_.paths_info;
+      break;
+    case RouteKind::kOther:
+      ++counters_.other;
+      break;
   }
   if (response.status >= 400) ++counters_.errors;
 }

@@ -1,9 +1,9 @@
 // Resolve route of MirrorServer over real loopback HTTP: headers, bytes, ranges, errors.
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "mc/net/http_client.h"
 #include "mirror/mirror_test_env.h"
@@ -155,7 +155,8 @@ TEST(MirrorRangeTest, UnsatisfiableRangesAre416WithStarContentRange) {
   auto& env = Get();
   const auto& f = env.File(env.model, "config.json");
   const std::string url = Resolve("org/model/resolve/main/config.json");
-  for (const std::string& range : {"bytes=" + std::to_string(f.size) + "-", std::string("bytes=5-2")}) {
+  for (const std::string& range :
+       {"bytes=" + std::to_string(f.size) + "-", std::string("bytes=5-2")}) {
     auto res = Send("GET", url, "", range);
     EXPECT_EQ(res.status, 416) << range;
     EXPECT_EQ(res.headers.Get("Content-Range"), "bytes */" + std::to_string(f.size)) << range;

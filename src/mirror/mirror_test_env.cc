@@ -59,7 +59,8 @@ void WriteSources(const fs::path& src) {
 
 void WriteAccessConfig(const fs::path& file) {
   Write(file, std::string(R"({"repos": {
-    "org/gated": {"gated": "manual", "tokens": [")") + kGatedToken + R"("]},
+    "org/gated": {"gated": "manual", "tokens": [")") +
+                  kGatedToken + R"("]},
     "datasets/org/secret": {"private": true, "tokens": ["sha256:)" +
                   cache::Sha256Hex(kPrivateToken) + R"("]},
     "org/off": {"disabled": true}}})");

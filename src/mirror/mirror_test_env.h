@@ -21,13 +21,13 @@ inline cache::ImportResult Unset() {
 }
 
 struct Env {
-  std::filesystem::path root;       // temp dir: cache/, src/, access.json
+  std::filesystem::path root;  // temp dir: cache/, src/, access.json
   std::filesystem::path cache_dir;
-  cache::ImportResult model = Unset();        // org/model @ main (fixture + extras)
-  cache::ImportResult model_pr = Unset();     // org/model @ refs/pr/1 (different config.json)
-  cache::ImportResult dataset = Unset();      // datasets/org/data @ main
-  cache::ImportResult many = Unset();         // org/many @ main: 30 files in 3 dirs
-  cache::ImportResult copied = Unset();       // org/copied @ main, no-symlink snapshot
+  cache::ImportResult model = Unset();     // org/model @ main (fixture + extras)
+  cache::ImportResult model_pr = Unset();  // org/model @ refs/pr/1 (different config.json)
+  cache::ImportResult dataset = Unset();   // datasets/org/data @ main
+  cache::ImportResult many = Unset();      // org/many @ main: 30 files in 3 dirs
+  cache::ImportResult copied = Unset();    // org/copied @ main, no-symlink snapshot
   std::unique_ptr<MirrorServer> server;
 
   std::string Url(const std::string& target) const { return server->base_url() + target; }

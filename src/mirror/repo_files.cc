@@ -73,7 +73,7 @@ StatusOr<RepoFile> FileDescriber::Describe(const cache::SnapshotEntry& entry) {
   f.size = size;
   f.lfs = cache::IsLfsFile(f.path, size, head);
   MC_ASSIGN_OR_RETURN(f.etag, cache::HashFile(entry.file, f.lfs ? cache::HashKind::kSha256
-                                                                 : cache::HashKind::kGitSha1));
+                                                                : cache::HashKind::kGitSha1));
   std::lock_guard<std::mutex> lock(mu_);
   if (memo_.size() >= kMaxMemo) memo_.clear();
   memo_[entry.file.string()] = Memo{size, mtime_ns, f.etag, f.lfs};
@@ -103,8 +103,7 @@ void RepoTree::ComputeDirectoryOids() {
   }
 }
 
-StatusOr<std::vector<const TreeEntry*>> RepoTree::List(std::string_view dir,
-                                                       bool recursive) const {
+StatusOr<std::vector<const TreeEntry*>> RepoTree::List(std::string_view dir, bool recursive) const {
   if (!dir.empty()) {
     auto it = entries_.find(dir);
     if (it == entries_.end() || !it->second.is_dir) return NotFoundError("no such directory");

@@ -39,8 +39,8 @@ std::optional<HubError> MirrorCore::HandleResolve(const RequestInfo& info,
   const RepoId& repo = *info.route.repo;
   HubOr<CommitSha> commit = LookUpCommit(info);
   if (!commit.ok()) return commit.error();
-  StatusOr<cache::SnapshotEntry> entry = store_->StatSnapshotFile(repo, commit.value(),
-                                                                  *info.route.path);
+  StatusOr<cache::SnapshotEntry> entry =
+      store_->StatSnapshotFile(repo, commit.value(), *info.route.path);
   if (!entry.ok()) {
     if (entry.status().code() == StatusCode::kNotFound) {
       return HubError::EntryNotFound(commit.value());

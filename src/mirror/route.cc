@@ -43,7 +43,8 @@ StatusOr<Revision> ParseRevisionText(std::string_view raw) {
 
 // Splits "{rev}/{path...}" where rev is one encoded segment or an unencoded refs/pr/<n> or
 // refs/convert/<x>. Returns the number of segments the revision used.
-StatusOr<std::pair<Revision, size_t>> ParseRevisionSegments(std::span<const std::string_view> rest) {
+StatusOr<std::pair<Revision, size_t>> ParseRevisionSegments(
+    std::span<const std::string_view> rest) {
   if (rest.empty() || rest[0].empty()) return InvalidArgumentError("missing revision");
   if (rest[0] == "refs" && rest.size() >= 3 && (rest[1] == "pr" || rest[1] == "convert")) {
     MC_ASSIGN_OR_RETURN(Revision rev, ParseRevisionText(Join(rest.subspan(0, 3))));

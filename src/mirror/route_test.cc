@@ -52,12 +52,12 @@ TEST(RouteTest, EncodedFilePathIsDecoded) {
 }
 
 TEST(RouteTest, HostileInputIsInvalidArgument) {
-  for (const char* p : {"/org/m/resolve/main/a/../b", "/org/m/resolve/main/%2e%2e/x",
-                        "/org/m/resolve/main/a%00b", "/org/m/resolve/main/a%5Cb",
-                        "/org/m/resolve/main/a\\b", "/org/m/resolve/main//etc/passwd",
-                        "/org/m/resolve/main/%2Fetc%2Fpasswd", "/org/m/resolve/..%2F..%2Fx/a",
-                        "/%2e%2e/m/resolve/main/a", "/org/m/resolve/main/a%zz",
-                        "/org/m/resolve/main/", "/api/models/a%2F..%2Fb/revision/main"}) {
+  for (const char* p :
+       {"/org/m/resolve/main/a/../b", "/org/m/resolve/main/%2e%2e/x", "/org/m/resolve/main/a%00b",
+        "/org/m/resolve/main/a%5Cb", "/org/m/resolve/main/a\\b", "/org/m/resolve/main//etc/passwd",
+        "/org/m/resolve/main/%2Fetc%2Fpasswd", "/org/m/resolve/..%2F..%2Fx/a",
+        "/%2e%2e/m/resolve/main/a", "/org/m/resolve/main/a%zz", "/org/m/resolve/main/",
+        "/api/models/a%2F..%2Fb/revision/main"}) {
     EXPECT_EQ(CodeOf(p), StatusCode::kInvalidArgument) << p;
   }
 }

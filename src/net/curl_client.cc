@@ -43,8 +43,8 @@ size_t OnBody(char* data, size_t size, size_t nmemb, void* user) {
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' ||
-                        s.back() == '\n')) {
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
     s.remove_suffix(1);
   }
   return s;
@@ -135,8 +135,8 @@ StatusOr<HttpClientResponse> CurlClient::Send(const HttpClientRequest& request) 
   char* effective = nullptr;
   curl_easy_getinfo(curl_, CURLINFO_EFFECTIVE_URL, &effective);
   if (effective != nullptr) response.effective_url = effective;
-  spdlog::debug("http client: {} {} -> {} ({} bytes)", request.method, request.url,
-                response.status, response.body_bytes);
+  spdlog::debug("http client: {} {} -> {} ({} bytes)", request.method, request.url, response.status,
+                response.body_bytes);
   return response;
 }
 

@@ -46,9 +46,8 @@ std::vector<std::string> HeaderMap::GetAll(std::string_view name) const {
 }
 
 bool IsSecretHeader(std::string_view name) {
-  return HeaderNameEquals(name, "authorization") ||
-         HeaderNameEquals(name, "proxy-authorization") || HeaderNameEquals(name, "cookie") ||
-         HeaderNameEquals(name, "set-cookie");
+  return HeaderNameEquals(name, "authorization") || HeaderNameEquals(name, "proxy-authorization") ||
+         HeaderNameEquals(name, "cookie") || HeaderNameEquals(name, "set-cookie");
 }
 
 }  // namespace mc::net

@@ -1,18 +1,16 @@
 #include "mc/net/http_server.h"
 
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/spdlog.h>
-
-#include <sstream>
 
 #include "mc/net/http_client.h"
 
@@ -29,8 +27,9 @@ namespace fs = std::filesystem;
 class HttpServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("mc_net_test_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("mc_net_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
     file_ = dir_ / "data.bin";
     for (int i = 0; i < 300000; ++i) content_.push_back(static_cast<char>('a' + i % 26));
@@ -228,8 +227,7 @@ TEST(HttpServerCreateTest, RejectsBadListenAddress) {
 }
 
 TEST(HttpServerCreateTest, RejectsMissingHandler) {
-  EXPECT_EQ(HttpServer::Create(HttpServerOptions()).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(HttpServer::Create(HttpServerOptions()).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(HttpServerCreateTest, ThreadPoolModelServesRequests) {

@@ -88,8 +88,8 @@ class MhdServer final : public HttpServer {
 
  private:
   static void* OnUriLog(void* cls, const char* uri, MHD_Connection* conn);
-  static MHD_Result OnRequest(void* cls, MHD_Connection* conn, const char* url,
-                              const char* method, const char* version, const char* upload_data,
+  static MHD_Result OnRequest(void* cls, MHD_Connection* conn, const char* url, const char* method,
+                              const char* version, const char* upload_data,
                               size_t* upload_data_size, void** con_cls);
   static void OnCompleted(void* cls, MHD_Connection* conn, void** con_cls,
                           MHD_RequestTerminationCode code);
@@ -123,18 +123,15 @@ Status MhdServer::Start() {
                         static_cast<intptr_t>(options_.thread_pool_size), nullptr};
   }
   daemon_ = MHD_start_daemon(
-      flags, address_.port, nullptr, nullptr, &MhdServer::OnRequest, this,
-      MHD_OPTION_SOCK_ADDR, reinterpret_cast<const sockaddr*>(&address_.addr),
-      MHD_OPTION_CONNECTION_LIMIT, options_.connection_limit,
-      MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned>(options_.connection_timeout.count()),
+      flags, address_.port, nullptr, nullptr, &MhdServer::OnRequest, this, MHD_OPTION_SOCK_ADDR,
+      reinterpret_cast<const sockaddr*>(&address_.addr), MHD_OPTION_CONNECTION_LIMIT,
+      options_.connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+      static_cast<unsigned>(options_.connection_timeout.count()),
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<size_t>(128 * 1024),
-      MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-      MHD_OPTION_ARRAY, model_options,
-      MHD_OPTION_URI_LOG_CALLBACK, &MhdServer::OnUriLog, this,
-      MHD_OPTION_NOTIFY_COMPLETED, &MhdServer::OnCompleted, this,
-      MHD_OPTION_UNESCAPE_CALLBACK, &MhdServer::KeepEscaped, this,
-      MHD_OPTION_EXTERNAL_LOGGER, &MhdServer::OnMhdLog, this,
-      MHD_OPTION_END);
+      MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_ARRAY, model_options,
+      MHD_OPTION_URI_LOG_CALLBACK, &MhdServer::OnUriLog, this, MHD_OPTION_NOTIFY_COMPLETED,
+      &MhdServer::OnCompleted, this, MHD_OPTION_UNESCAPE_CALLBACK, &MhdServer::KeepEscaped, this,
+      MHD_OPTION_EXTERNAL_LOGGER, &MhdServer::OnMhdLog, this, MHD_OPTION_END);
   if (daemon_ == nullptr) {
     return UnavailableError(options_.name + ": cannot listen on " + address_.host + ":" +
                             std::to_string(address_.port) + " (address in use or not local?)");
@@ -173,9 +170,8 @@ void MhdServer::OnMhdLog(void* cls, const char* fmt, va_list ap) {
 }
 
 MHD_Result MhdServer::OnRequest(void* cls, MHD_Connection* conn, const char* url,
-                                const char* method, const char* version,
-                                const char* upload_data, size_t* upload_data_size,
-                                void** con_cls) {
+                                const char* method, const char* version, const char* upload_data,
+                                size_t* upload_data_size, void** con_cls) {
   auto* self = static_cast<MhdServer*>(cls);
   auto* state = static_cast<RequestState*>(*con_cls);
   if (state == nullptr) return MHD_NO;  // OnUriLog always runs first; be defensive

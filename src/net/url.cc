@@ -70,7 +70,8 @@ StatusOr<QueryParams> ParseQueryString(std::string_view query) {
     if (piece.empty()) continue;
     size_t eq = piece.find('=');
     std::string_view key = piece.substr(0, eq);
-    std::string_view value = eq == std::string_view::npos ? std::string_view() : piece.substr(eq + 1);
+    std::string_view value =
+        eq == std::string_view::npos ? std::string_view() : piece.substr(eq + 1);
     MC_ASSIGN_OR_RETURN(std::string k, PercentDecode(key, true), "query parameter name");
     MC_ASSIGN_OR_RETURN(std::string v, PercentDecode(value, true), "query parameter " + k);
     params.emplace(std::move(k), std::move(v));

@@ -48,9 +48,7 @@ TEST(ParseQueryStringTest, DecodesRepeatedKeysAndFlags) {
   EXPECT_EQ(q.find("c")->second, "p q");
 }
 
-TEST(ParseQueryStringTest, RejectsBadEscape) {
-  EXPECT_FALSE(ParseQueryString("a=%g1").ok());
-}
+TEST(ParseQueryStringTest, RejectsBadEscape) { EXPECT_FALSE(ParseQueryString("a=%g1").ok()); }
 
 TEST(BuildQueryStringTest, EncodesKeysAndValuesInOrder) {
   EXPECT_EQ(BuildQueryString({{"cursor", "a/b c"}, {"limit", "5"}}), "cursor=a%2Fb%20c&limit=5");

@@ -140,8 +140,12 @@ json TokenizerJson() {
 }
 
 json GenerationConfigJson() {
-  return json{{"bos_token_id", 1},          {"eos_token_id", 2},   {"do_sample", true},
-              {"temperature", 0.6},         {"top_p", 0.9},        {"max_length", 4096},
+  return json{{"bos_token_id", 1},
+              {"eos_token_id", 2},
+              {"do_sample", true},
+              {"temperature", 0.6},
+              {"top_p", 0.9},
+              {"max_length", 4096},
               {"transformers_version", "4.44.0"}};
 }
 
@@ -202,9 +206,8 @@ std::string SafetensorsHeader(const std::vector<const Tensor*>& tensors, uint64_
   json header = json::object();
   uint64_t offset = 0;
   for (const Tensor* t : tensors) {
-    header[t->name] = json{{"dtype", "F16"},
-                           {"shape", t->shape},
-                           {"data_offsets", {offset, offset + t->bytes()}}};
+    header[t->name] = json{
+        {"dtype", "F16"}, {"shape", t->shape}, {"data_offsets", {offset, offset + t->bytes()}}};
     offset += t->bytes();
   }
   header["__metadata__"] = json{{"format", "pt"}};
@@ -243,7 +246,8 @@ std::vector<int> AssignShards(const std::vector<Tensor>& tensors, int shards) {
   uint64_t start = 0;
   for (size_t i = 0; i < tensors.size(); ++i) {
     uint64_t mid = start + tensors[i].bytes() / 2;
-    shard[i] = std::min<int>(shards - 1, static_cast<int>(mid * shards / std::max<uint64_t>(total, 1)));
+    shard[i] =
+        std::min<int>(shards - 1, static_cast<int>(mid * shards / std::max<uint64_t>(total, 1)));
     ++count[shard[i]];
     start += tensors[i].bytes();
   }
@@ -288,8 +292,8 @@ StatusOr<std::vector<std::string>> WriteModelFixture(const fs::path& dir,
   if (options.total_weight_bytes >= sum + 2) {
     tensors.push_back({"model.embed_positions.weight", {(options.total_weight_bytes - sum) / 2}});
   }
-  std::vector<std::string> files = {"config.json", "generation_config.json",
-                                    "original/params.json", "tokenizer.json"};
+  std::vector<std::string> files = {"config.json", "generation_config.json", "original/params.json",
+                                    "tokenizer.json"};
   MC_RETURN_IF_ERROR(WriteText(dir / files[0], ConfigJson(dims, options.model_type).dump(2)));
   MC_RETURN_IF_ERROR(WriteText(dir / files[1], GenerationConfigJson().dump(2)));
   MC_RETURN_IF_ERROR(WriteText(dir / files[2], ParamsJson(dims).dump(2)));

@@ -74,8 +74,8 @@ TEST(ModelFixtureTest, WritesTheFilesOfASingleFileModel) {
 TEST(ModelFixtureTest, JsonFilesParse) {
   fs::path dir = NewTempDir() / "m";
   ASSERT_TRUE(WriteModelFixture(dir, {}).ok());
-  for (const char* f : {"config.json", "generation_config.json", "original/params.json",
-                        "tokenizer.json"}) {
+  for (const char* f :
+       {"config.json", "generation_config.json", "original/params.json", "tokenizer.json"}) {
     json j = json::parse(ReadAll(dir / f), nullptr, false);
     EXPECT_FALSE(j.is_discarded()) << f;
   }

@@ -18,12 +18,12 @@ namespace mc::cache {
 using FileTime = std::chrono::system_clock::time_point;
 
 struct CachedFile {
-  std::string path;             // path inside the repo
-  std::string blob_name;        // etag, or "" for a regular file (no-symlink mode)
-  std::filesystem::path file;   // resolved blob path
-  uint64_t size_on_disk = 0;    // st_size of the resolved blob
-  FileTime last_accessed;       // atime
-  FileTime last_modified;       // mtime
+  std::string path;            // path inside the repo
+  std::string blob_name;       // etag, or "" for a regular file (no-symlink mode)
+  std::filesystem::path file;  // resolved blob path
+  uint64_t size_on_disk = 0;   // st_size of the resolved blob
+  FileTime last_accessed;      // atime
+  FileTime last_modified;      // mtime
 };
 
 struct CachedRevision {
@@ -55,7 +55,7 @@ struct CacheScan {
 StatusOr<CacheScan> ScanCache(const CacheStore& store);
 
 struct VerifyFileResult {
-  std::string repo;     // "org/name"
+  std::string repo;  // "org/name"
   std::string commit;
   std::string path;
   std::string expected;  // blob name

@@ -94,7 +94,7 @@ class BlobWriter {
   std::unique_ptr<BlobHasher> hasher_;  // null once finished, or for git-sha1 etag writers
   uint64_t content_size_ = 0;           // declared size (content writers)
   uint64_t appended_ = 0;
-  std::optional<std::string> digest_;   // finished hash of the appended bytes
+  std::optional<std::string> digest_;  // finished hash of the appended bytes
 };
 
 class CacheStore {

@@ -10,8 +10,8 @@
 namespace mc::cache {
 
 struct GitTreeFile {
-  std::string path;      // '/'-separated repo path
-  std::string oid_hex;   // 40-hex git blob id (for LFS files: the id of the pointer text)
+  std::string path;     // '/'-separated repo path
+  std::string oid_hex;  // 40-hex git blob id (for LFS files: the id of the pointer text)
 };
 
 // sha1 of the git tree object for these files (mode 100644, sub-trees 40000, git's entry order:

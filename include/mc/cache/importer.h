@@ -51,11 +51,11 @@ inline constexpr size_t kLfsSniffBytes = 8000;
 // first kLfsSniffBytes bytes of the file (or all of it if shorter).
 bool IsLfsFile(const std::string& path, uint64_t size, std::string_view head);
 
-// Imports `dir` (regular files only; symlinks and special files are rejected, hidden ".git" skipped)
-// as `repo` at `revision` (a branch/tag name; a commit sha is rejected: commits are computed).
-// The whole listing is validated before anything is written: InvalidArgument names the first
-// symlink, special file or file name that is not a valid RepoFilePath. Each file is read once,
-// hashed while copied into a temp blob, published atomically and linked; the ref comes last.
+// Imports `dir` (regular files only; symlinks and special files are rejected, hidden ".git"
+// skipped) as `repo` at `revision` (a branch/tag name; a commit sha is rejected: commits are
+// computed). The whole listing is validated before anything is written: InvalidArgument names the
+// first symlink, special file or file name that is not a valid RepoFilePath. Each file is read
+// once, hashed while copied into a temp blob, published atomically and linked; the ref comes last.
 // The commit is sha1 of a git commit object (fixed author/committer "modelcache
 // <modelcache@localhost> 0 +0000", message "Imported by modelcache\n") whose tree lists every
 // file with mode 100644; an LFS file's tree entry is the git blob id of LfsPointer().

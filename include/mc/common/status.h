@@ -101,15 +101,14 @@ class [[nodiscard]] StatusOr {
   static_assert(!std::is_same_v<T, Status>, "StatusOr<Status> is not allowed");
 
  public:
-  StatusOr(const Status& status) : v_(status) { CheckNotOk(); }  // NOLINT
+  StatusOr(const Status& status) : v_(status) { CheckNotOk(); }        // NOLINT
   StatusOr(Status&& status) : v_(std::move(status)) { CheckNotOk(); }  // NOLINT
-  StatusOr(const T& value) : v_(value) {}  // NOLINT
-  StatusOr(T&& value) : v_(std::move(value)) {}  // NOLINT
-  template <typename U,
-            typename = std::enable_if_t<std::is_constructible_v<T, U&&> &&
-                                        !std::is_same_v<std::decay_t<U>, T> &&
-                                        !std::is_same_v<std::decay_t<U>, Status> &&
-                                        !std::is_same_v<std::decay_t<U>, StatusOr<T>>>>
+  StatusOr(const T& value) : v_(value) {}                              // NOLINT
+  StatusOr(T&& value) : v_(std::move(value)) {}                        // NOLINT
+  template <typename U, typename = std::enable_if_t<std::is_constructible_v<T, U&&> &&
+                                                    !std::is_same_v<std::decay_t<U>, T> &&
+                                                    !std::is_same_v<std::decay_t<U>, Status> &&
+                                                    !std::is_same_v<std::decay_t<U>, StatusOr<T>>>>
   StatusOr(U&& value) : v_(T(std::forward<U>(value))) {}  // NOLINT
 
   bool ok() const { return std::holds_alternative<T>(v_); }
@@ -155,18 +154,18 @@ void StatusOr<T>::CheckNotOk() {
 
 // MC_RETURN_IF_ERROR(expr [, context]): returns the error of `expr` (a Status or StatusOr),
 // with "<context>: " prepended when given.
-#define MC_RETURN_IF_ERROR(expr, ...)                                                   \
-  do {                                                                                  \
-    ::mc::Status mc_status_ = ::mc::internal::GetStatus(expr);                          \
-    if (!mc_status_.ok())                                                               \
+#define MC_RETURN_IF_ERROR(expr, ...)                                                      \
+  do {                                                                                     \
+    ::mc::Status mc_status_ = ::mc::internal::GetStatus(expr);                             \
+    if (!mc_status_.ok())                                                                  \
       return ::mc::internal::AddContext(std::move(mc_status_) __VA_OPT__(, ) __VA_ARGS__); \
   } while (false)
 
 // MC_ASSIGN_OR_RETURN(lhs, expr [, context]): `lhs = std::move(expr).value()` or return the error.
-#define MC_ASSIGN_OR_RETURN(lhs, expr, ...) \
-  MC_ASSIGN_OR_RETURN_IMPL_(MC_CONCAT_(mc_statusor_, __LINE__), lhs, expr __VA_OPT__(, ) __VA_ARGS__)
-#define MC_ASSIGN_OR_RETURN_IMPL_(var, lhs, expr, ...)                                     \
-  auto var = (expr);                                                                       \
-  if (!var.ok())                                                                           \
-    return ::mc::internal::AddContext(var.status() __VA_OPT__(, ) __VA_ARGS__);            \
+#define MC_ASSIGN_OR_RETURN(lhs, expr, ...)                          \
+  MC_ASSIGN_OR_RETURN_IMPL_(MC_CONCAT_(mc_statusor_, __LINE__), lhs, \
+                            expr __VA_OPT__(, ) __VA_ARGS__)
+#define MC_ASSIGN_OR_RETURN_IMPL_(var, lhs, expr, ...)                                       \
+  auto var = (expr);                                                                         \
+  if (!var.ok()) return ::mc::internal::AddContext(var.status() __VA_OPT__(, ) __VA_ARGS__); \
   lhs = std::move(var).value()

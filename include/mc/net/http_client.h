@@ -37,7 +37,7 @@ struct HttpClientRequest {
   bool follow_redirects = false;
   std::chrono::milliseconds timeout{30'000};
   BodySink sink = BodySink::kMemory;
-  std::filesystem::path body_file;   // for BodySink::kFile
+  std::filesystem::path body_file;  // for BodySink::kFile
 };
 
 struct HttpClientResponse {

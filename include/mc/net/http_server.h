@@ -3,10 +3,10 @@
 //
 // One handler answers every request. It gets the request target exactly as sent (the path still
 // percent-encoded, so "%2F" stays apart from "/"), decoded query parameters, the headers and the
-// whole body (capped by max_body_bytes: larger bodies are answered 413 without calling the handler).
-// It fills an HttpResponse whose body is either a string or a range of a file, the latter sent with
-// sendfile(2) (zero copy). HEAD requests go to the handler like GET; the server sends the same
-// headers, including the Content-Length of the body the handler set, and no body.
+// whole body (capped by max_body_bytes: larger bodies are answered 413 without calling the
+// handler). It fills an HttpResponse whose body is either a string or a range of a file, the latter
+// sent with sendfile(2) (zero copy). HEAD requests go to the handler like GET; the server sends the
+// same headers, including the Content-Length of the body the handler set, and no body.
 //
 // Threading: with kThreadPerConnection (default) every connection has its own thread, so handlers
 // may block (long-poll). With kThreadPool a fixed set of threads multiplexes connections; handlers
@@ -78,8 +78,8 @@ struct FileBody {
 struct HttpResponse {
   int status = 200;
   HeaderMap headers;
-  std::string body;                // used unless `file` is set
-  std::optional<FileBody> file;    // takes precedence over `body`
+  std::string body;              // used unless `file` is set
+  std::optional<FileBody> file;  // takes precedence over `body`
 
   // Sets status, Content-Type and a string body.
   void SetText(int code, std::string text, std::string content_type = "text/plain; charset=utf-8");
@@ -98,11 +98,11 @@ struct HttpServerOptions {
   std::string listen = "127.0.0.1:0";
   HttpHandler handler;
   ThreadModel thread_model = ThreadModel::kThreadPerConnection;
-  unsigned thread_pool_size = 4;       // kThreadPool only
-  unsigned connection_limit = 1024;    // further connections are refused
+  unsigned thread_pool_size = 4;                 // kThreadPool only
+  unsigned connection_limit = 1024;              // further connections are refused
   std::chrono::seconds connection_timeout{120};  // idle connections are closed after this
-  size_t max_body_bytes = 1 << 20;     // larger request bodies get 413
-  std::string name = "http";           // prefix of log lines
+  size_t max_body_bytes = 1 << 20;               // larger request bodies get 413
+  std::string name = "http";                     // prefix of log lines
 };
 
 class HttpServer {
