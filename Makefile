@@ -21,7 +21,7 @@ run: build
 	@tools/demo.sh $(MODELCACHE)
 
 test: build
-	@$(MAKE) --no-print-directory test-cpp test-js
+	@tools/run-tests.sh $(BUILD)
 
 test-cpp:
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
