@@ -24,11 +24,17 @@ struct Transfer {
   BodySink sink = BodySink::kMemory;
   std::FILE* file = nullptr;
   bool write_failed = false;
+  std::optional<uint64_t> max_body_bytes;
+  bool too_large = false;
 };
 
 size_t OnBody(char* data, size_t size, size_t nmemb, void* user) {
   auto* t = static_cast<Transfer*>(user);
   size_t n = size * nmemb;
+  if (t->max_body_bytes && t->response->body_bytes + n > *t->max_body_bytes) {
+    t->too_large = true;
+    return 0;  // aborts the transfer
+  }
   if (t->sink == BodySink::kMemory) {
     t->response->body.append(data, n);
   } else if (t->sink == BodySink::kFile) {
@@ -109,7 +115,7 @@ curl_slist* CurlClient::SetOptions(const HttpClientRequest& request, Transfer& t
 
 StatusOr<HttpClientResponse> CurlClient::Send(const HttpClientRequest& request) {
   HttpClientResponse response;
-  Transfer transfer{&response, request.sink, nullptr, false};
+  Transfer transfer{&response, request.sink, nullptr, false, request.max_body_bytes, false};
   if (request.sink == BodySink::kFile) {
     transfer.file = std::fopen(request.body_file.c_str(), "wb");
     if (transfer.file == nullptr) return ErrnoError(errno, "open " + request.body_file.string());
@@ -118,6 +124,11 @@ StatusOr<HttpClientResponse> CurlClient::Send(const HttpClientRequest& request) 
   CURLcode rc = curl_easy_perform(curl_);
   curl_slist_free_all(headers);
   bool close_failed = transfer.file != nullptr && std::fclose(transfer.file) != 0;
+  if (transfer.too_large) {
+    return InvalidArgumentError(request.method + " " + QuoteForMessage(request.url) +
+                                ": response body larger than " +
+                                std::to_string(*request.max_body_bytes) + " bytes");
+  }
   if (transfer.write_failed || close_failed) {
     return ErrnoError(errno, "write " + request.body_file.string());
   }

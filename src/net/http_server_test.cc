@@ -5,7 +5,9 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -24,6 +26,8 @@ namespace fs = std::filesystem;
 //                 X-Body-Size = body size, X-Seen-Header = value of X-Probe
 //   /file?o=&n=   bytes [o, o+n) of the fixture file (sendfile path)
 //   /empty-file   a zero-length file body
+//   /stream?piece=&abort_at=   the fixture bytes from a producer, at most `piece` bytes per call;
+//                 aborts when asked for offset >= abort_at. Counts producer calls.
 class HttpServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -56,6 +60,19 @@ class HttpServerTest : public ::testing::Test {
       res.SetFile(std::move(*fd), offset, length);
       return;
     }
+    if (req.raw_path == "/stream") {
+      size_t piece = std::stoull(req.QueryParam("piece").value_or("1000"));
+      uint64_t abort_at = std::stoull(req.QueryParam("abort_at").value_or("-1"));
+      res.SetStream(content_.size(), [this, piece, abort_at](uint64_t offset, char* buf,
+                                                            size_t max) -> ssize_t {
+        ++producer_calls_;
+        if (offset >= abort_at) return kAbortBody;
+        size_t n = std::min({max, piece, static_cast<size_t>(abort_at - offset)});
+        std::memcpy(buf, content_.data() + offset, n);
+        return static_cast<ssize_t>(n);
+      });
+      return;
+    }
     if (req.raw_path == "/empty-file") {
       res.SetFile(std::move(*ScopedFd::OpenForRead(file_)), 0, 0);
       return;
@@ -72,6 +89,7 @@ class HttpServerTest : public ::testing::Test {
   fs::path dir_;
   fs::path file_;
   std::string content_;
+  std::atomic<int> producer_calls_{0};
   std::unique_ptr<HttpServer> server_;
   std::unique_ptr<HttpClient> client_;
 };
@@ -175,6 +193,43 @@ TEST_F(HttpServerTest, BodyCanBeWrittenToAFile) {
   EXPECT_EQ(res->body_bytes, content_.size());
   std::ifstream in(req.body_file, std::ios::binary);
   EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), content_);
+}
+
+TEST_F(HttpServerTest, StreamBodyProducedInPiecesArrivesIntact) {
+  auto res = client_->Get(Url("/stream?piece=777"));
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->headers.Get("Content-Length"), std::to_string(content_.size()));
+  EXPECT_EQ(res->body, content_);
+  EXPECT_GE(producer_calls_.load(), static_cast<int>(content_.size() / 777));
+}
+
+TEST_F(HttpServerTest, HeadOfStreamBodyReportsLengthWithoutCallingTheProducer) {
+  auto res = client_->Head(Url("/stream"));
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->headers.Get("Content-Length"), std::to_string(content_.size()));
+  EXPECT_EQ(res->body_bytes, 0u);
+  EXPECT_EQ(producer_calls_.load(), 0);
+}
+
+TEST_F(HttpServerTest, StreamAbortMidBodyGivesTheClientAShortReadAndAnError) {
+  HttpClientRequest req;
+  req.url = Url("/stream?piece=1000&abort_at=5000");
+  req.sink = BodySink::kFile;
+  req.body_file = dir_ / "short.bin";
+  auto res = client_->Send(req);
+  EXPECT_EQ(res.status().code(), StatusCode::kUnavailable);
+  std::ifstream in(req.body_file, std::ios::binary);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), content_.substr(0, 5000));
+}
+
+TEST_F(HttpServerTest, ServerKeepsServingAfterAnAbortedStream) {
+  HttpClientRequest req;
+  req.url = Url("/stream?abort_at=100");
+  EXPECT_FALSE(client_->Send(req).ok());
+  auto res = client_->Get(Url("/file?o=0&n=10"));
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->body, content_.substr(0, 10));
 }
 
 TEST_F(HttpServerTest, ConcurrentClientsAllGetTheirBytes) {

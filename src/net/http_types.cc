@@ -36,10 +36,18 @@ void HttpResponse::SetText(int code, std::string text, std::string content_type)
   headers.Set("Content-Type", std::move(content_type));
   body = std::move(text);
   file.reset();
+  stream.reset();
 }
 
 void HttpResponse::SetFile(ScopedFd fd, uint64_t offset, uint64_t length) {
   file = FileBody{std::move(fd), offset, length};
+  body.clear();
+  stream.reset();
+}
+
+void HttpResponse::SetStream(uint64_t length, BodyProducer produce) {
+  stream = StreamBody{length, std::move(produce)};
+  file.reset();
   body.clear();
 }
 

@@ -8,6 +8,7 @@
 #include <microhttpd.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -53,15 +54,40 @@ bool ContentLengthExceeds(MHD_Connection* conn, size_t limit) {
   return end != value && n > limit;
 }
 
+// MHD content reader over a StreamBody (owned by MHD through FreeStream).
+ssize_t ReadStream(void* cls, uint64_t pos, char* buf, size_t max) {
+  auto* stream = static_cast<StreamBody*>(cls);
+  if (pos >= stream->length) return MHD_CONTENT_READER_END_OF_STREAM;
+  size_t want = static_cast<size_t>(std::min<uint64_t>(max, stream->length - pos));
+  ssize_t n = kAbortBody;
+  try {
+    n = stream->produce(pos, buf, want);
+  } catch (...) {
+    n = kAbortBody;  // exceptions must not unwind through microhttpd's C frames
+  }
+  if (n <= 0 || static_cast<size_t>(n) > want) return MHD_CONTENT_READER_END_WITH_ERROR;
+  return n;
+}
+
+void FreeStream(void* cls) { delete static_cast<StreamBody*>(cls); }
+
+constexpr size_t kStreamBlockSize = 64 * 1024;
+
 // Turns an HttpResponse into an MHD response; nullptr on allocation failure.
 MHD_Response* ToMhdResponse(HttpResponse& response) {
   MHD_Response* r = nullptr;
-  if (response.file && response.file->length > 0) {
+  if (response.stream && response.stream->length > 0) {
+    auto* stream = new StreamBody(std::move(*response.stream));
+    r = MHD_create_response_from_callback(stream->length, kStreamBlockSize, &ReadStream, stream,
+                                          &FreeStream);
+    if (r == nullptr) delete stream;
+  } else if (!response.stream && response.file && response.file->length > 0) {
     FileBody& f = *response.file;
     r = MHD_create_response_from_fd_at_offset64(f.length, f.fd.get(), f.offset);
     if (r != nullptr) f.fd.Release();  // MHD closes it when the response is destroyed
   } else {
-    const std::string& body = response.file ? std::string() : response.body;
+    static const std::string kEmpty;
+    const std::string& body = response.file || response.stream ? kEmpty : response.body;
     r = MHD_create_response_from_buffer(body.size(), const_cast<char*>(body.data()),
                                         MHD_RESPMEM_MUST_COPY);
   }

@@ -28,19 +28,70 @@
 // "Access to this resource is disabled.". Unknown fields are errors. Tokens come from
 // "Authorization: Bearer <token>", are compared in constant time and never logged.
 //
+// Fault injection (MirrorOptions::faults) is for tests and benchmarks only; see FaultRule.
+//
 // Thread-safety: requests are served concurrently on the server's threads; stats() may be called
 // from any thread. Start()/Stop() belong to the owner; Stop() joins every server thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
+#include <vector>
 
 #include "mc/common/status.h"
 
 namespace mc::mirror {
+
+// TESTS AND BENCHMARKS ONLY. A fault the mirror injects into resolve GETs that would otherwise be
+// answered 200/206 with file bytes (the first rule that matches and has fires left applies; HEAD,
+// API routes and error answers are never faulted). Faulted answers are streamed from the blob with
+// pread(2); every other answer keeps the sendfile(2) path.
+struct FaultRule {
+  // Right headers (Content-Length of the whole answer), then the connection is closed after
+  // `bytes` body bytes (of the range body for a 206).
+  struct DropAfterBytes {
+    uint64_t bytes = 0;
+  };
+  // The whole body, with the byte at file offset `offset` inverted (xor 0xff) if the body covers
+  // it; a body that does not cover it goes out unchanged (the rule still counts as fired).
+  struct CorruptByte {
+    uint64_t offset = 0;
+  };
+  // A Hub-style error answer instead of the file: `code` (503, 429, 500, ... any 4xx/5xx) with
+  // X-Error-Message, a JSON {"error": ...} body, no X-Error-Code (the Hub sends none for 5xx), and
+  // Retry-After: <seconds> when set.
+  struct ErrorStatus {
+    int code = 503;
+    std::optional<int> retry_after_seconds;
+  };
+  // `bytes` body bytes, then nothing for `duration`, then the connection is closed. The wait ends
+  // early (and the connection is closed) when the server stops, so Stop() never hangs on it.
+  struct StallAfterBytes {
+    uint64_t bytes = 0;
+    std::chrono::milliseconds duration{60'000};
+  };
+  // Waits `duration` before the first body byte (the headers may wait too), then the whole body.
+  // Ends early with a closed connection when the server stops.
+  struct DelayFirstByte {
+    std::chrono::milliseconds duration{0};
+  };
+  using Action =
+      std::variant<DropAfterBytes, CorruptByte, ErrorStatus, StallAfterBytes, DelayFirstByte>;
+
+  std::string path_contains;  // substring of the request path as sent (percent-encoded); "" = any
+  bool only_ranged = false;   // match only requests with a Range header
+  int64_t count = 1;          // fire for the first `count` matching requests; -1 = always
+  Action action;
+};
+
+struct FaultOptions {
+  std::vector<FaultRule> rules;  // in order of precedence
+};
 
 struct MirrorOptions {
   std::filesystem::path cache_dir;  // an existing hub cache dir (HF_HUB_CACHE layout)
@@ -51,6 +102,7 @@ struct MirrorOptions {
   // Entries per tree page when the request gives no `limit` (the Hub uses 1000).
   size_t tree_page_size = 1000;
   size_t max_tree_page_size = 10000;  // cap for `limit`
+  FaultOptions faults;                // tests and benchmarks only; empty = no faults
 };
 
 enum class RouteKind { kResolve, kRepoInfo, kTree, kPathsInfo, kOther };
@@ -66,12 +118,14 @@ struct MirrorStats {
   uint64_t other = 0;              // unknown routes
   uint64_t errors = 0;             // answers with status >= 400
   uint64_t file_bytes_served = 0;  // body bytes of resolve GETs
+  std::vector<uint64_t> faults_fired;  // per MirrorOptions::faults rule, in order
 };
 
 class MirrorServer {
  public:
   // Opens the cache (it must exist), loads and validates the access config. InvalidArgument for a
-  // bad listen address or a malformed access config (the message names the file and the problem),
+  // bad listen address, a malformed access config (the message names the file and the problem) or
+  // an invalid fault rule (count < -1, ErrorStatus code outside 400..599, negative durations),
   // NotFound if the cache dir or the config file is missing.
   static StatusOr<std::unique_ptr<MirrorServer>> Create(MirrorOptions options);
   virtual ~MirrorServer() = default;

@@ -38,6 +38,9 @@ struct HttpClientRequest {
   std::chrono::milliseconds timeout{30'000};
   BodySink sink = BodySink::kMemory;
   std::filesystem::path body_file;  // for BodySink::kFile
+  // When set, a body (in any sink) larger than this aborts the transfer and Send() returns
+  // InvalidArgument: a defence against hostile or broken servers.
+  std::optional<uint64_t> max_body_bytes;
 };
 
 struct HttpClientResponse {

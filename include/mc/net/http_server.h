@@ -4,9 +4,11 @@
 // One handler answers every request. It gets the request target exactly as sent (the path still
 // percent-encoded, so "%2F" stays apart from "/"), decoded query parameters, the headers and the
 // whole body (capped by max_body_bytes: larger bodies are answered 413 without calling the
-// handler). It fills an HttpResponse whose body is either a string or a range of a file, the latter
-// sent with sendfile(2) (zero copy). HEAD requests go to the handler like GET; the server sends the
-// same headers, including the Content-Length of the body the handler set, and no body.
+// handler). It fills an HttpResponse whose body is a string, a range of a file (sent with
+// sendfile(2), zero copy) or a stream of known length made by a producer callback (for bodies made
+// on the fly, and for fault injection in tests: a producer can abort the connection mid-body).
+// HEAD requests go to the handler like GET; the server sends the same headers, including the
+// Content-Length of the body the handler set, and no body (a producer is never called for HEAD).
 //
 // Threading: with kThreadPerConnection (default) every connection has its own thread, so handlers
 // may block (long-poll). With kThreadPool a fixed set of threads multiplexes connections; handlers
@@ -22,6 +24,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include <sys/types.h>
 
 #include "mc/common/status.h"
 #include "mc/net/headers.h"
@@ -75,18 +79,37 @@ struct FileBody {
   uint64_t length = 0;
 };
 
+// Writes up to `max` body bytes starting at body offset `offset` into `buf` and returns how many
+// (at least 1 while offset < length), or kAbortBody to close the connection at once: the peer then
+// sees fewer bytes than Content-Length announced. Called on the connection's thread, once at a
+// time per response, with offsets increasing; it may block (the thread-per-connection model is
+// assumed then), but must return when the owner of what it waits on shuts down.
+using BodyProducer = std::function<ssize_t(uint64_t offset, char* buf, size_t max)>;
+inline constexpr ssize_t kAbortBody = -1;
+
+// A body of `length` bytes made by `produce`.
+struct StreamBody {
+  uint64_t length = 0;
+  BodyProducer produce;
+};
+
 struct HttpResponse {
   int status = 200;
   HeaderMap headers;
-  std::string body;              // used unless `file` is set
-  std::optional<FileBody> file;  // takes precedence over `body`
+  std::string body;                  // used unless `file` or `stream` is set
+  std::optional<FileBody> file;      // takes precedence over `body`
+  std::optional<StreamBody> stream;  // takes precedence over `file` and `body`
 
   // Sets status, Content-Type and a string body.
   void SetText(int code, std::string text, std::string content_type = "text/plain; charset=utf-8");
   // Sets the body to `length` bytes of `fd` starting at `offset`.
   void SetFile(ScopedFd fd, uint64_t offset, uint64_t length);
+  // Sets the body to `length` bytes made by `produce` (see BodyProducer); drops any file body.
+  void SetStream(uint64_t length, BodyProducer produce);
   // The Content-Length this response will carry.
-  uint64_t BodyLength() const { return file ? file->length : body.size(); }
+  uint64_t BodyLength() const {
+    return stream ? stream->length : file ? file->length : body.size();
+  }
 };
 
 using HttpHandler = std::function<void(const HttpRequest&, HttpResponse&)>;
