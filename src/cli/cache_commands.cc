@@ -23,7 +23,7 @@ StatusOr<std::unique_ptr<cache::CacheStore>> OpenCache(const std::string& flag, 
   if (!create && !std::filesystem::is_directory(dir, ec)) {
     return NotFoundError("no cache at " + dir.string() +
                          " (set --cache-dir or HF_HUB_CACHE, or fill one with 'modelcache "
-                         "import' or 'modelcache pull')");
+                         "import')");
   }
   cache::CacheOptions options;
   options.root = dir;

@@ -51,6 +51,9 @@ void MirrorCore::Handle(const net::HttpRequest& request, net::HttpResponse& resp
   } else {
     RequestInfo info{request, *route, BearerToken(request.headers.Get("Authorization"))};
     error = Dispatch(info, response);
+    if (!error && kind == RouteKind::kResolve && request.method == "GET") {
+      faults_.Apply(request, response);
+    }
   }
   if (error) SetHubError(response, *error);
   Count(kind, request, response);
@@ -159,6 +162,7 @@ MirrorStats MirrorCore::stats() const {
   s.other = counters_.other;
   s.errors = counters_.errors;
   s.file_bytes_served = counters_.file_bytes_served;
+  s.faults_fired = faults_.fired();
   return s;
 }
 

@@ -13,6 +13,7 @@
 #include "mc/mirror/mirror_server.h"
 #include "mc/net/http_server.h"
 #include "mirror/access_control.h"
+#include "mirror/fault_injector.h"
 #include "mirror/hub_error.h"
 #include "mirror/repo_files.h"
 #include "mirror/route.h"
@@ -28,10 +29,15 @@ struct RequestInfo {
 class MirrorCore {
  public:
   MirrorCore(std::unique_ptr<cache::CacheStore> store, AccessConfig access, MirrorOptions options)
-      : store_(std::move(store)), access_(std::move(access)), options_(std::move(options)) {}
+      : store_(std::move(store)),
+        access_(std::move(access)),
+        options_(std::move(options)),
+        faults_(options_.faults) {}
 
   void Handle(const net::HttpRequest& request, net::HttpResponse& response);
   MirrorStats stats() const;
+  // Fault injection (tests only); the server stops it before joining its threads.
+  FaultInjector& faults() { return faults_; }
   // The server's own base URL, used for absolute links when neither public_base_url nor a usable
   // Host header is available.
   void set_fallback_base_url(std::string url) {
@@ -62,6 +68,7 @@ class MirrorCore {
   mutable std::mutex mu_;
   std::string fallback_base_url_;  // guarded by mu_
   FileDescriber describer_;
+  FaultInjector faults_;
 
   struct Counters {
     std::atomic<uint64_t> resolve_head{0}, resolve_get{0}, repo_info{0}, tree{0}, paths_info{0},

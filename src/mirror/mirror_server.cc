@@ -27,6 +27,7 @@ class MirrorServerImpl final : public MirrorServer {
   }
 
   Status Start() override {
+    core_->faults().Resume();
     MC_RETURN_IF_ERROR(http_->Start(), "mirror");
     core_->set_fallback_base_url(http_->base_url());
     spdlog::info("mirror: serving on {}", http_->base_url());
@@ -35,6 +36,7 @@ class MirrorServerImpl final : public MirrorServer {
   uint16_t port() const override { return http_->port(); }
   std::string base_url() const override { return http_->base_url(); }
   void Stop() override {
+    core_->faults().Stop();  // wakes stalled fault producers, or the join below would wait
     if (http_) http_->Stop();
   }
   MirrorStats stats() const override { return core_->stats(); }
@@ -56,7 +58,7 @@ Status CheckOptions(const MirrorOptions& options) {
       !options.public_base_url->starts_with("https://")) {
     return InvalidArgumentError("mirror: public_base_url must start with http:// or https://");
   }
-  return Status::Ok();
+  return ValidateFaultOptions(options.faults);
 }
 
 }  // namespace

@@ -63,14 +63,14 @@ class HttpServerTest : public ::testing::Test {
     if (req.raw_path == "/stream") {
       size_t piece = std::stoull(req.QueryParam("piece").value_or("1000"));
       uint64_t abort_at = std::stoull(req.QueryParam("abort_at").value_or("-1"));
-      res.SetStream(content_.size(), [this, piece, abort_at](uint64_t offset, char* buf,
-                                                            size_t max) -> ssize_t {
-        ++producer_calls_;
-        if (offset >= abort_at) return kAbortBody;
-        size_t n = std::min({max, piece, static_cast<size_t>(abort_at - offset)});
-        std::memcpy(buf, content_.data() + offset, n);
-        return static_cast<ssize_t>(n);
-      });
+      res.SetStream(content_.size(),
+                    [this, piece, abort_at](uint64_t offset, char* buf, size_t max) -> ssize_t {
+                      ++producer_calls_;
+                      if (offset >= abort_at) return kAbortBody;
+                      size_t n = std::min({max, piece, static_cast<size_t>(abort_at - offset)});
+                      std::memcpy(buf, content_.data() + offset, n);
+                      return static_cast<ssize_t>(n);
+                    });
       return;
     }
     if (req.raw_path == "/empty-file") {

@@ -16,6 +16,8 @@
 // Start()/Stop() are called from one owner thread; Stop() joins every server thread.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -24,8 +26,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <sys/types.h>
 
 #include "mc/common/status.h"
 #include "mc/net/headers.h"
