@@ -58,8 +58,7 @@ class HubClientImpl final : public HubClient {
   StatusOr<std::vector<TreeFile>> ListTree(const RepoId& repo, const CommitSha& commit,
                                            HubErrorDetail* detail) override;
   StatusOr<FileMetadata> GetFileMetadata(const RepoId& repo, const Revision& revision,
-                                         const RepoFilePath& path,
-                                         HubErrorDetail* detail) override;
+                                         const RepoFilePath& path, HubErrorDetail* detail) override;
 
  private:
   struct Answer {
@@ -111,16 +110,15 @@ StatusOr<HubClientImpl::Answer> HubClientImpl::Send(const std::string& method,
   if (method == "HEAD") request.headers.Set("Accept-Encoding", "identity");
   Answer answer;
   answer.url = url;
-  answer.sent_token = options_.token && !options_.token->empty() &&
-                      SameOrigin(url, options_.endpoint);
+  answer.sent_token =
+      options_.token && !options_.token->empty() && SameOrigin(url, options_.endpoint);
   if (answer.sent_token) {
     request.headers.Set("Authorization", "Bearer " + std::string(options_.token->Reveal()));
   }
   std::unique_ptr<net::HttpClient> client = Acquire();
   StatusOr<net::HttpClientResponse> response = client->Send(request);
-  for (int i = 0; i < retries && !response.ok() &&
-                  response.status().code() == StatusCode::kUnavailable;
-       ++i) {
+  for (int i = 0;
+       i < retries && !response.ok() && response.status().code() == StatusCode::kUnavailable; ++i) {
     response = client->Send(request);
   }
   Release(std::move(client));
@@ -153,9 +151,8 @@ StatusOr<RepoInfo> HubClientImpl::GetRepoInfo(const RepoId& repo, const Revision
   StatusOr<Answer> answer = GetJson(url);
   if (!answer.ok()) return Clean(answer.status().WithContext("repo info"));
   HubRequestSubject subject{repo, revision.str(), std::nullopt, answer->sent_token};
-  MC_RETURN_IF_ERROR(
-      Clean(HubErrorFromResponse(answer->response.status, answer->response.headers, subject,
-                                 detail)));
+  MC_RETURN_IF_ERROR(Clean(
+      HubErrorFromResponse(answer->response.status, answer->response.headers, subject, detail)));
   std::string what = "repo info of " + DescribeRepo(repo);
   json j = json::parse(answer->response.body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return InvalidArgumentError(what + ": not a JSON object");
@@ -178,8 +175,7 @@ StatusOr<RepoInfo> HubClientImpl::GetRepoInfo(const RepoId& repo, const Revision
   return info;
 }
 
-StatusOr<std::vector<TreeFile>> HubClientImpl::ListTree(const RepoId& repo,
-                                                        const CommitSha& commit,
+StatusOr<std::vector<TreeFile>> HubClientImpl::ListTree(const RepoId& repo, const CommitSha& commit,
                                                         HubErrorDetail* detail) {
   std::string what = "tree of " + DescribeRepo(repo) + " at " + commit.str();
   std::string url = options_.endpoint.url() + "/api/" + repo.ApiPath() + "/tree/" + commit.str() +
@@ -189,14 +185,15 @@ StatusOr<std::vector<TreeFile>> HubClientImpl::ListTree(const RepoId& repo,
     StatusOr<Answer> answer = GetJson(url);
     if (!answer.ok()) return Clean(answer.status().WithContext(what));
     HubRequestSubject subject{repo, commit.str(), std::nullopt, answer->sent_token};
-    MC_RETURN_IF_ERROR(Clean(HubErrorFromResponse(answer->response.status,
-                                                  answer->response.headers, subject, detail)));
+    MC_RETURN_IF_ERROR(Clean(
+        HubErrorFromResponse(answer->response.status, answer->response.headers, subject, detail)));
     MC_RETURN_IF_ERROR(Clean(collector.AddPage(answer->response.body)), what);
     std::optional<std::string> next = internal::NextLink(answer->response.headers);
-    if (!next) return Clean(std::move(collector).Finish().status().ok()
-                                ? Status()
-                                : Status()),  // placeholder replaced below
-                  std::move(collector).Finish();
+    if (!next) {
+      StatusOr<std::vector<TreeFile>> files = std::move(collector).Finish();
+      if (!files.ok()) return Clean(files.status().WithContext(what));
+      return files;
+    }
     if (!SameOrigin(*next, options_.endpoint)) {
       return InvalidArgumentError(what + ": next page link " + QuoteForMessage(*next) +
                                   " is not on the endpoint's origin; not followed");
@@ -209,7 +206,8 @@ StatusOr<std::vector<TreeFile>> HubClientImpl::ListTree(const RepoId& repo,
 StatusOr<FileMetadata> HubClientImpl::MetadataFromAnswer(const Answer& answer,
                                                          const HubRequestSubject& s) {
   const net::HeaderMap& h = answer.response.headers;
-  std::string what = "metadata of " + QuoteForMessage(s.file->str()) + " in " + DescribeRepo(s.repo);
+  std::string what =
+      "metadata of " + QuoteForMessage(s.file->str()) + " in " + DescribeRepo(s.repo);
   std::optional<std::string> commit_text = h.Get("X-Repo-Commit");
   if (!commit_text) return InvalidArgumentError(what + ": no X-Repo-Commit header (not a hub?)");
   MC_ASSIGN_OR_RETURN(CommitSha commit, CommitSha::Parse(*commit_text), what);
@@ -227,8 +225,7 @@ StatusOr<FileMetadata> HubClientImpl::MetadataFromAnswer(const Answer& answer,
   return meta;
 }
 
-StatusOr<FileMetadata> HubClientImpl::GetFileMetadata(const RepoId& repo,
-                                                      const Revision& revision,
+StatusOr<FileMetadata> HubClientImpl::GetFileMetadata(const RepoId& repo, const Revision& revision,
                                                       const RepoFilePath& path,
                                                       HubErrorDetail* detail) {
   std::string url = options_.endpoint.url() + "/" + std::string(repo.UrlPrefix()) + repo.id() +
@@ -255,9 +252,9 @@ StatusOr<FileMetadata> HubClientImpl::GetFileMetadata(const RepoId& repo,
     if (IsRedirect(r.status) && location->starts_with("//")) {
       answer->response.headers.Set("Location", options_.endpoint.scheme() + ":" + *location);
     }
-    return Clean(MetadataFromAnswer(*answer, subject).status()).ok()
-               ? MetadataFromAnswer(*answer, subject)
-               : StatusOr<FileMetadata>(Clean(MetadataFromAnswer(*answer, subject).status()));
+    StatusOr<FileMetadata> meta = MetadataFromAnswer(*answer, subject);
+    if (!meta.ok()) return Clean(meta.status());
+    return meta;
   }
   return UnavailableError("HEAD " + QuoteForMessage(url) + ": too many relative redirects");
 }

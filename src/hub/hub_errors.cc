@@ -43,7 +43,8 @@ Status FromErrorCode(std::string_view code, int http, const net::HeaderMap& head
                          repo + ": check the branch, tag or commit name");
   }
   if (code == "EntryNotFound") {
-    std::string where = commit ? commit->str() : "revision " + QuoteForMessage(s.revision.value_or(""));
+    std::string where =
+        commit ? commit->str() : "revision " + QuoteForMessage(s.revision.value_or(""));
     std::string file = s.file ? QuoteForMessage(s.file->str()) : "entry";
     return NotFoundError("file " + file + " not found in " + repo + " at " + where);
   }
@@ -71,9 +72,9 @@ Status FromHttpStatus(int http, const net::HeaderMap& headers, const HubRequestS
     return UnavailableError("hub unavailable for " + what + http_text + said + ": retry later");
   }
   if (http == 401) {
-    return UnauthenticatedError(what + " requires authentication" + said + ": " +
-                                (s.sent_token ? std::string("the token was rejected")
-                                              : std::string(kTokenHint)));
+    return UnauthenticatedError(
+        what + " requires authentication" + said + ": " +
+        (s.sent_token ? std::string("the token was rejected") : std::string(kTokenHint)));
   }
   if (http == 403) {
     return PermissionDeniedError("access to " + what + " denied" + said +

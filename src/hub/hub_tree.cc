@@ -74,10 +74,8 @@ Status TreeCollector::AddPage(std::string_view text) {
   std::set<std::string> added_paths;
   for (size_t i = 0; i < page.size(); ++i) {
     const json& entry = page[i];
-    std::optional<std::string> path =
-        entry.is_object() ? StringField(entry, "path") : std::nullopt;
-    std::optional<std::string> type =
-        entry.is_object() ? StringField(entry, "type") : std::nullopt;
+    std::optional<std::string> path = entry.is_object() ? StringField(entry, "path") : std::nullopt;
+    std::optional<std::string> type = entry.is_object() ? StringField(entry, "type") : std::nullopt;
     std::string label = path ? QuoteForMessage(*path) : "#" + std::to_string(i);
     if (!path || !type) return InvalidArgumentError("tree entry " + label + ": no path or type");
     if (*type != "file") continue;  // directories (and unknown kinds) carry no bytes
@@ -113,9 +111,8 @@ std::optional<std::string> NextLink(const net::HeaderMap& headers) {
       if (close == std::string::npos) break;
       std::string url = value.substr(pos + 1, close - pos - 1);
       size_t next_entry = value.find('<', close);
-      std::string params = value.substr(close + 1, next_entry == std::string::npos
-                                                       ? std::string::npos
-                                                       : next_entry - close - 1);
+      std::string params = value.substr(
+          close + 1, next_entry == std::string::npos ? std::string::npos : next_entry - close - 1);
       if (params.find("rel=\"next\"") != std::string::npos ||
           params.find("rel=next") != std::string::npos) {
         return url;

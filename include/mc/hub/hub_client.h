@@ -61,8 +61,8 @@ struct RepoInfo {
 struct TreeFile {
   RepoFilePath path;
   uint64_t size = 0;
-  Etag oid;                         // git blob sha1 (of the LFS pointer for LFS files)
-  std::optional<Etag> lfs_sha256;   // lfs.oid: sha256 of the content
+  Etag oid;                             // git blob sha1 (of the LFS pointer for LFS files)
+  std::optional<Etag> lfs_sha256;       // lfs.oid: sha256 of the content
   std::optional<std::string> xet_hash;  // xetHash when sent (64 hex), informational
 
   bool IsLfs() const { return lfs_sha256.has_value(); }

@@ -3,11 +3,12 @@
 // client and (later) the downloader both use it. Pure functions, thread-safe.
 //
 // Mapping (first match wins):
-//   X-Error-Code RepoNotFound       -> NotFound "model org/x not found (or private: check your token)"
-//   X-Error-Code RevisionNotFound   -> NotFound naming the revision
-//   X-Error-Code EntryNotFound      -> NotFound naming the file and the commit (X-Repo-Commit is
+//   X-Error-Code RepoNotFound       -> NotFound "model org/x not found (or private: check your
+//   token)" X-Error-Code RevisionNotFound   -> NotFound naming the revision X-Error-Code
+//   EntryNotFound      -> NotFound naming the file and the commit (X-Repo-Commit is
 //                                      also returned in HubErrorDetail::repo_commit)
-//   X-Error-Code GatedRepo          -> PermissionDenied: without a token "accept its terms on the Hub
+//   X-Error-Code GatedRepo          -> PermissionDenied: without a token "accept its terms on the
+//   Hub
 //                                      and provide a token"; with one "token not accepted"
 //   X-Error-Message "Access to this resource is disabled." -> PermissionDenied
 //   429                             -> Unavailable; Retry-After (seconds) in HubErrorDetail
@@ -41,10 +42,10 @@ struct HubRequestSubject {
 // Machine-readable facts about a failed Hub answer, for callers that act on them (the downloader
 // honours retry_after and writes .no_exist/<commit>/<path> from repo_commit).
 struct HubErrorDetail {
-  int http_status = 0;     // 0 when no HTTP answer was received (transport error)
-  std::string error_code;  // X-Error-Code, "" if absent
-  std::optional<CommitSha> repo_commit;              // X-Repo-Commit when valid
-  std::optional<std::chrono::seconds> retry_after;   // 429/503 Retry-After (delta seconds)
+  int http_status = 0;                   // 0 when no HTTP answer was received (transport error)
+  std::string error_code;                // X-Error-Code, "" if absent
+  std::optional<CommitSha> repo_commit;  // X-Repo-Commit when valid
+  std::optional<std::chrono::seconds> retry_after;  // 429/503 Retry-After (delta seconds)
 };
 
 // The Status for an HTTP answer. OK for statuses below 400. When `detail` is non-null it is
