@@ -16,6 +16,20 @@ namespace {
 namespace fs = std::filesystem;
 using Rule = FaultRule;
 
+// Rules and actions built field by field (aggregate initialization with omitted fields warns).
+Rule MakeRule(Rule::Action action, int64_t count = 1) {
+  Rule rule;
+  rule.action = std::move(action);
+  rule.count = count;
+  return rule;
+}
+Rule::ErrorStatus Error(int code, std::optional<int> retry_after = std::nullopt) {
+  Rule::ErrorStatus error;
+  error.code = code;
+  error.retry_after_seconds = retry_after;
+  return error;
+}
+
 constexpr char kWeights[] = "/org/model/resolve/main/model.safetensors";
 constexpr char kConfig[] = "/org/model/resolve/main/config.json";
 
@@ -64,7 +78,7 @@ class MirrorFaultTest : public ::testing::Test {
 };
 
 TEST_F(MirrorFaultTest, DropGivesTheClientExactlyNBytesThenAnError) {
-  Serve({Rule{.action = Rule::DropAfterBytes{100000}}});
+  Serve({MakeRule(Rule::DropAfterBytes{100000})});
   auto res = Fetch(kWeights);
   EXPECT_EQ(res.status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(Received(), Weights().substr(0, 100000));
@@ -72,14 +86,14 @@ TEST_F(MirrorFaultTest, DropGivesTheClientExactlyNBytesThenAnError) {
 }
 
 TEST_F(MirrorFaultTest, DropAppliesToTheRangeBody) {
-  Serve({Rule{.action = Rule::DropAfterBytes{500}}});
+  Serve({MakeRule(Rule::DropAfterBytes{500})});
   auto res = Fetch(kWeights, "bytes=1000-9999");
   EXPECT_EQ(res.status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(Received(), Weights().substr(1000, 500));
 }
 
 TEST_F(MirrorFaultTest, CorruptByteChangesExactlyThatByte) {
-  Serve({Rule{.action = Rule::CorruptByte{123456}}});
+  Serve({MakeRule(Rule::CorruptByte{123456})});
   auto res = Fetch(kWeights);
   ASSERT_TRUE(res.ok()) << res.status().ToString();
   EXPECT_EQ(res->status, 200);
@@ -89,7 +103,7 @@ TEST_F(MirrorFaultTest, CorruptByteChangesExactlyThatByte) {
 }
 
 TEST_F(MirrorFaultTest, CorruptByteIsAtItsFileOffsetInARange) {
-  Serve({Rule{.action = Rule::CorruptByte{2000}}});
+  Serve({MakeRule(Rule::CorruptByte{2000})});
   auto res = Fetch(kWeights, "bytes=1000-2999");
   ASSERT_TRUE(res.ok()) << res.status().ToString();
   EXPECT_EQ(res->status, 206);
@@ -99,7 +113,7 @@ TEST_F(MirrorFaultTest, CorruptByteIsAtItsFileOffsetInARange) {
 }
 
 TEST_F(MirrorFaultTest, ServiceUnavailableOnceThenTheFile) {
-  Serve({Rule{.count = 1, .action = Rule::ErrorStatus{503}}});
+  Serve({MakeRule(Error(503), 1)});
   auto first = Fetch(kWeights);
   ASSERT_TRUE(first.ok());
   EXPECT_EQ(first->status, 503);
@@ -114,7 +128,7 @@ TEST_F(MirrorFaultTest, ServiceUnavailableOnceThenTheFile) {
 }
 
 TEST_F(MirrorFaultTest, TooManyRequestsCarriesRetryAfter) {
-  Serve({Rule{.action = Rule::ErrorStatus{429, 7}}});
+  Serve({MakeRule(Error(429, 7))});
   auto res = Fetch(kWeights);
   ASSERT_TRUE(res.ok());
   EXPECT_EQ(res->status, 429);
@@ -122,7 +136,7 @@ TEST_F(MirrorFaultTest, TooManyRequestsCarriesRetryAfter) {
 }
 
 TEST_F(MirrorFaultTest, StallTimesTheClientOutAndStopReturnsPromptly) {
-  Serve({Rule{.action = Rule::StallAfterBytes{1000, std::chrono::minutes(10)}}});
+  Serve({MakeRule(Rule::StallAfterBytes{1000, std::chrono::minutes(10)})});
   auto res = Fetch(kWeights, "", std::chrono::milliseconds(300));
   EXPECT_EQ(res.status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(Received(), Weights().substr(0, 1000));
@@ -132,7 +146,7 @@ TEST_F(MirrorFaultTest, StallTimesTheClientOutAndStopReturnsPromptly) {
 }
 
 TEST_F(MirrorFaultTest, RuleStopsFiringAfterItsCount) {
-  Serve({Rule{.count = 2, .action = Rule::DropAfterBytes{10}}});
+  Serve({MakeRule(Rule::DropAfterBytes{10}, 2)});
   EXPECT_FALSE(Fetch(kWeights).ok());
   EXPECT_FALSE(Fetch(kWeights).ok());
   auto third = Fetch(kWeights);
@@ -142,14 +156,13 @@ TEST_F(MirrorFaultTest, RuleStopsFiringAfterItsCount) {
 }
 
 TEST_F(MirrorFaultTest, RuleWithCountMinusOneAlwaysFires) {
-  Serve({Rule{.count = -1, .action = Rule::ErrorStatus{500}}});
+  Serve({MakeRule(Error(500), -1)});
   for (int i = 0; i < 3; ++i) EXPECT_EQ(Fetch(kWeights)->status, 500);
   EXPECT_EQ(Fired(0), 3u);
 }
 
 TEST_F(MirrorFaultTest, NextRuleAppliesWhenTheFirstIsUsedUp) {
-  Serve({Rule{.count = 1, .action = Rule::ErrorStatus{503}},
-         Rule{.count = 1, .action = Rule::DropAfterBytes{10}}});
+  Serve({MakeRule(Error(503), 1), MakeRule(Rule::DropAfterBytes{10}, 1)});
   EXPECT_EQ(Fetch(kWeights)->status, 503);
   EXPECT_FALSE(Fetch(kWeights).ok());
   EXPECT_TRUE(Fetch(kWeights).ok());
@@ -157,8 +170,10 @@ TEST_F(MirrorFaultTest, NextRuleAppliesWhenTheFirstIsUsedUp) {
 }
 
 TEST_F(MirrorFaultTest, PathFilterLeavesOtherFilesAlone) {
-  Serve(
-      {Rule{.path_contains = "model.safetensors", .count = -1, .action = Rule::ErrorStatus{503}}});
+  Serve({Rule{.path_contains = "model.safetensors",
+              .only_ranged = false,
+              .count = -1,
+              .action = Error(503)}});
   auto res = Fetch(kConfig);
   ASSERT_TRUE(res.ok());
   EXPECT_EQ(res->status, 200);
@@ -167,14 +182,14 @@ TEST_F(MirrorFaultTest, PathFilterLeavesOtherFilesAlone) {
 }
 
 TEST_F(MirrorFaultTest, RangedOnlyRuleLeavesFullRequestsAlone) {
-  Serve({Rule{.only_ranged = true, .count = -1, .action = Rule::ErrorStatus{503}}});
+  Serve({Rule{.path_contains = "", .only_ranged = true, .count = -1, .action = Error(503)}});
   EXPECT_EQ(Fetch(kWeights)->status, 200);
   EXPECT_EQ(Fetch(kWeights, "bytes=0-9")->status, 503);
   EXPECT_EQ(Fired(0), 1u);
 }
 
 TEST_F(MirrorFaultTest, HeadAndApiAnswersAreNeverFaulted) {
-  Serve({Rule{.count = -1, .action = Rule::ErrorStatus{503}}});
+  Serve({MakeRule(Error(503), -1)});
   net::HttpClientRequest head;
   head.method = "HEAD";
   head.url = server_->base_url() + kWeights;
@@ -189,13 +204,13 @@ TEST_F(MirrorFaultTest, HeadAndApiAnswersAreNeverFaulted) {
 }
 
 TEST_F(MirrorFaultTest, MissingFilesAreAnsweredWithoutFault) {
-  Serve({Rule{.count = -1, .action = Rule::ErrorStatus{503}}});
+  Serve({MakeRule(Error(503), -1)});
   EXPECT_EQ(Fetch("/org/model/resolve/main/nope.bin")->status, 404);
   EXPECT_EQ(Fired(0), 0u);
 }
 
 TEST_F(MirrorFaultTest, DelayedFirstByteStillDeliversTheWholeBody) {
-  Serve({Rule{.action = Rule::DelayFirstByte{std::chrono::milliseconds(20)}}});
+  Serve({MakeRule(Rule::DelayFirstByte{std::chrono::milliseconds(20)})});
   auto res = Fetch(kWeights);
   ASSERT_TRUE(res.ok()) << res.status().ToString();
   EXPECT_EQ(Received(), Weights());
@@ -211,9 +226,9 @@ TEST_F(MirrorFaultTest, UnfaultedServerReportsNoFires) {
 TEST(MirrorFaultOptionsTest, InvalidRulesAreRejected) {
   MirrorOptions options;
   options.cache_dir = testenv::Get().cache_dir;
-  options.faults.rules = {Rule{.count = -2}};
+  options.faults.rules = {MakeRule(Rule::DropAfterBytes{0}, -2)};
   EXPECT_EQ(MirrorServer::Create(options).status().code(), StatusCode::kInvalidArgument);
-  options.faults.rules = {Rule{.action = Rule::ErrorStatus{200}}};
+  options.faults.rules = {MakeRule(Error(200))};
   EXPECT_EQ(MirrorServer::Create(options).status().code(), StatusCode::kInvalidArgument);
 }
 

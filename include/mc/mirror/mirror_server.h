@@ -47,39 +47,50 @@
 
 namespace mc::mirror {
 
+namespace fault {
+// The actions of a FaultRule (at namespace scope so that the variant of them is default
+// constructible); use them as FaultRule::DropAfterBytes etc.
+
+// Right headers (Content-Length of the whole answer), then the connection is closed after
+// `bytes` body bytes (of the range body for a 206).
+struct DropAfterBytes {
+  uint64_t bytes = 0;
+};
+// The whole body, with the byte at file offset `offset` inverted (xor 0xff) if the body covers
+// it; a body that does not cover it goes out unchanged (the rule still counts as fired).
+struct CorruptByte {
+  uint64_t offset = 0;
+};
+// A Hub-style error answer instead of the file: `code` (503, 429, 500, ... any 4xx/5xx) with
+// X-Error-Message, a JSON {"error": ...} body, no X-Error-Code (the Hub sends none for 5xx), and
+// Retry-After: <seconds> when set.
+struct ErrorStatus {
+  int code = 503;
+  std::optional<int> retry_after_seconds;
+};
+// `bytes` body bytes, then nothing for `duration`, then the connection is closed. The wait ends
+// early (and the connection is closed) when the server stops, so Stop() never hangs on it.
+struct StallAfterBytes {
+  uint64_t bytes = 0;
+  std::chrono::milliseconds duration{60'000};
+};
+// Waits `duration` before the first body byte (the headers may wait too), then the whole body.
+// Ends early with a closed connection when the server stops.
+struct DelayFirstByte {
+  std::chrono::milliseconds duration{0};
+};
+}  // namespace fault
+
 // TESTS AND BENCHMARKS ONLY. A fault the mirror injects into resolve GETs that would otherwise be
 // answered 200/206 with file bytes (the first rule that matches and has fires left applies; HEAD,
 // API routes and error answers are never faulted). Faulted answers are streamed from the blob with
 // pread(2); every other answer keeps the sendfile(2) path.
 struct FaultRule {
-  // Right headers (Content-Length of the whole answer), then the connection is closed after
-  // `bytes` body bytes (of the range body for a 206).
-  struct DropAfterBytes {
-    uint64_t bytes = 0;
-  };
-  // The whole body, with the byte at file offset `offset` inverted (xor 0xff) if the body covers
-  // it; a body that does not cover it goes out unchanged (the rule still counts as fired).
-  struct CorruptByte {
-    uint64_t offset = 0;
-  };
-  // A Hub-style error answer instead of the file: `code` (503, 429, 500, ... any 4xx/5xx) with
-  // X-Error-Message, a JSON {"error": ...} body, no X-Error-Code (the Hub sends none for 5xx), and
-  // Retry-After: <seconds> when set.
-  struct ErrorStatus {
-    int code = 503;
-    std::optional<int> retry_after_seconds;
-  };
-  // `bytes` body bytes, then nothing for `duration`, then the connection is closed. The wait ends
-  // early (and the connection is closed) when the server stops, so Stop() never hangs on it.
-  struct StallAfterBytes {
-    uint64_t bytes = 0;
-    std::chrono::milliseconds duration{60'000};
-  };
-  // Waits `duration` before the first body byte (the headers may wait too), then the whole body.
-  // Ends early with a closed connection when the server stops.
-  struct DelayFirstByte {
-    std::chrono::milliseconds duration{0};
-  };
+  using DropAfterBytes = fault::DropAfterBytes;
+  using CorruptByte = fault::CorruptByte;
+  using ErrorStatus = fault::ErrorStatus;
+  using StallAfterBytes = fault::StallAfterBytes;
+  using DelayFirstByte = fault::DelayFirstByte;
   using Action =
       std::variant<DropAfterBytes, CorruptByte, ErrorStatus, StallAfterBytes, DelayFirstByte>;
 
