@@ -85,6 +85,21 @@ TEST_F(MirrorFaultTest, DropGivesTheClientExactlyNBytesThenAnError) {
   EXPECT_EQ(Fired(0), 1u);
 }
 
+TEST_F(MirrorFaultTest, DropAfterZeroBytesStillSendsTheHeaders) {
+  Serve({MakeRule(Rule::DropAfterBytes{0})});
+  net::HttpClientRequest req;
+  req.url = server_->base_url() + kWeights;
+  req.sink = net::BodySink::kFile;
+  req.body_file = out_;
+  auto res = client_->Send(req);
+  EXPECT_EQ(res.status().code(), StatusCode::kUnavailable);
+  // curl says "partial file" only after it got headers with a Content-Length ("Empty reply from
+  // server" if the connection closed before them).
+  EXPECT_NE(res.status().message().find("partial file"), std::string::npos)
+      << res.status().ToString();
+  EXPECT_EQ(Received(), "");
+}
+
 TEST_F(MirrorFaultTest, DropAppliesToTheRangeBody) {
   Serve({MakeRule(Rule::DropAfterBytes{500})});
   auto res = Fetch(kWeights, "bytes=1000-9999");
