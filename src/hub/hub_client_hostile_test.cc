@@ -155,6 +155,7 @@ TEST(HubClientHostileTest, RelativeRedirectIsFollowedWithoutQueryKeepingToken) {
   EXPECT_EQ(requests[1].raw_query, "");
   EXPECT_TRUE(HasAuth(requests[0]) && HasAuth(requests[1]));
   EXPECT_EQ(requests[0].headers.Get("Accept-Encoding"), "identity");
+  EXPECT_EQ(requests[0].headers.Get("User-Agent"), "modelcache/0.1");
 }
 
 TEST(HubClientHostileTest, AbsoluteRedirectIsNotFollowedAndUsesLinkedHeaders) {

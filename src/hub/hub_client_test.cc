@@ -6,9 +6,12 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <sstream>
+#include <thread>
 
 #include "mc/cache/importer.h"
 #include "mc/mirror/mirror_server.h"
@@ -232,6 +235,30 @@ TEST(HubClientMirrorTest, TokenNeverAppearsInErrorsOrLogs) {
     EXPECT_EQ(s.ToString().find(kWrongToken), std::string::npos) << s.ToString();
   }
   EXPECT_EQ(log.str().find(kWrongToken), std::string::npos);
+}
+
+TEST(HubClientMirrorTest, ConcurrentCallsFromManyThreadsAllSucceed) {
+  auto client = MirrorClient();
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 5; ++i) {
+        if (client->GetFileMetadata(Repo("org/model"), Rev("main"), Path("config.json")).ok()) {
+          ++ok;
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 40);
+}
+
+TEST(HubClientMirrorTest, TokenThatCannotBeAHeaderIsRejectedWithoutShowingIt) {
+  HubClientOptions options{*Endpoint::Parse("http://127.0.0.1:1"), Secret("hf_abc\nxyz_secret")};
+  auto client = HubClient::Create(std::move(options));
+  EXPECT_EQ(client.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(client.status().message().find("xyz_secret"), std::string::npos);
 }
 
 }  // namespace
