@@ -101,6 +101,13 @@ TEST(HubClientHostileTest, TreeWithHugeOrNegativeSizeIsRejected) {
   EXPECT_EQ(TreeWith("[" + Entry("a", "-5") + "]").code(), StatusCode::kInvalidArgument);
 }
 
+TEST(HubClientHostileTest, TreePageAboveTheJsonCapIsRejected) {
+  std::string huge = "[" + std::string(kMaxJsonBytes, ' ') + "]";
+  Status s = TreeWith(huge);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("larger than"), std::string::npos) << s.message();
+}
+
 TEST(HubClientHostileTest, NextLinkToAnotherHostIsNotFollowed) {
   FakeHub other([](const net::HttpRequest&, net::HttpResponse& res) { res.SetText(200, "[]"); });
   std::string other_url = other.url();

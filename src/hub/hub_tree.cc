@@ -65,9 +65,8 @@ Status TreeCollector::AddPage(std::string_view text) {
   if (page.is_discarded() || !page.is_array()) {
     return InvalidArgumentError("tree page is not a JSON array");
   }
-  if (entries_ + page.size() > kMaxTreeEntries) {
-    return InvalidArgumentError("tree has more than " + std::to_string(kMaxTreeEntries) +
-                                " entries");
+  if (entries_ + page.size() > max_entries_) {
+    return InvalidArgumentError("tree has more than " + std::to_string(max_entries_) + " entries");
   }
   entries_ += page.size();
   std::vector<TreeFile> added;

@@ -83,6 +83,13 @@ TEST(HubTreeTest, RejectsNonArrayAndMalformedJson) {
   EXPECT_EQ(Page("[1]").code(), StatusCode::kInvalidArgument);
 }
 
+TEST(HubTreeTest, RejectsMoreEntriesThanTheCapAcrossPages) {
+  TreeCollector c(/*max_entries=*/2);
+  ASSERT_TRUE(c.AddPage("[" + Entry("a") + "]").ok());
+  ASSERT_TRUE(c.AddPage("[" + Entry("b") + "]").ok());
+  EXPECT_EQ(c.AddPage("[" + Entry("c") + "]").code(), StatusCode::kInvalidArgument);
+}
+
 TEST(HubTreeTest, NextLinkFindsRelNextAmongOthers) {
   net::HeaderMap h;
   h.Add("Link", R"(<http://a/x?c=1,2>; rel="prev", <http://a/y?cursor=z>; rel="next")");
