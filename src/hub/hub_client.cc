@@ -1,6 +1,7 @@
 // HubClient over net::HttpClient (libcurl easy handles from a small pool).
 #include "mc/hub/hub_client.h"
 
+#include <cctype>
 #include <charconv>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -25,6 +26,41 @@ std::optional<std::string> OriginPrefix(std::string_view url) {
   if (sep == std::string_view::npos) return std::nullopt;
   size_t end = url.find_first_of("/?#", sep + 3);
   return std::string(url.substr(0, end));
+}
+
+// True when `location` starts with "scheme://" (a query containing "://" does not count).
+bool IsAbsolute(std::string_view location) {
+  size_t sep = location.find("://");
+  if (sep == 0 || sep == std::string_view::npos) return false;
+  for (char c : location.substr(0, sep)) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '-' && c != '.') {
+      return false;
+    }
+  }
+  return true;
+}
+
+// An absolute http(s) URL with a well-formed origin: the only redirect targets we accept (curl
+// would otherwise happily read file:// URLs).
+bool IsHttpUrl(std::string_view url) {
+  std::optional<std::string> origin = OriginPrefix(url);
+  return origin && Endpoint::Parse(*origin).ok();
+}
+
+// Where a Location points, relative to `current`. A relative one keeps scheme and host of
+// `current` and loses its query, as huggingface_hub does.
+StatusOr<std::string> ResolveLocation(const std::string& current, std::string location) {
+  if (location.starts_with("//")) location = current.substr(0, current.find(':') + 1) + location;
+  if (IsAbsolute(location)) {
+    if (!IsHttpUrl(location)) {
+      return InvalidArgumentError("redirect to " + QuoteForMessage(location) +
+                                  " refused: not an http(s) URL");
+    }
+    return location;
+  }
+  std::string path = location.substr(0, location.find_first_of("?#"));
+  if (path.empty() || path.front() != '/') path = "/" + path;
+  return OriginPrefix(current).value_or("") + path;
 }
 
 // Replaces every occurrence of the token in `text` by its redacted form.
@@ -133,13 +169,7 @@ StatusOr<HubClientImpl::Answer> HubClientImpl::GetJson(const std::string& url) {
     MC_ASSIGN_OR_RETURN(Answer answer, Send("GET", current, /*retries=*/1));
     std::optional<std::string> location = answer.response.headers.Get("Location");
     if (!IsRedirect(answer.response.status) || !location) return answer;
-    if (location->find("://") != std::string::npos) {
-      current = *location;
-    } else {
-      std::string path = location->substr(0, location->find_first_of("?#"));
-      if (path.empty() || path.front() != '/') path = "/" + path;
-      current = OriginPrefix(current).value_or("") + path;
-    }
+    MC_ASSIGN_OR_RETURN(current, ResolveLocation(current, *location));
   }
   return UnavailableError("too many redirects from " + QuoteForMessage(url));
 }
@@ -242,15 +272,15 @@ StatusOr<FileMetadata> HubClientImpl::GetFileMetadata(const RepoId& repo, const 
     if (IsRedirect(r.status) && !location) {
       return InvalidArgumentError("HEAD " + QuoteForMessage(url) + ": redirect without Location");
     }
-    if (IsRedirect(r.status) && location->find("://") == std::string::npos &&
-        !location->starts_with("//")) {
-      std::string next = location->substr(0, location->find_first_of("?#"));  // query dropped
-      if (next.empty() || next.front() != '/') next = "/" + next;
-      url = OriginPrefix(url).value_or("") + next;
-      continue;
-    }
-    if (IsRedirect(r.status) && location->starts_with("//")) {
-      answer->response.headers.Set("Location", options_.endpoint.scheme() + ":" + *location);
+    if (IsRedirect(r.status)) {
+      StatusOr<std::string> target = ResolveLocation(url, *location);
+      if (!target.ok()) return Clean(target.status());
+      bool relative = !IsAbsolute(*location) && !location->starts_with("//");
+      if (relative) {
+        url = *target;  // followed by hand; the query is dropped
+        continue;
+      }
+      answer->response.headers.Set("Location", *target);  // not followed: becomes download_url
     }
     StatusOr<FileMetadata> meta = MetadataFromAnswer(*answer, subject);
     if (!meta.ok()) return Clean(meta.status());

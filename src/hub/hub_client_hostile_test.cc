@@ -149,7 +149,8 @@ TEST(HubClientHostileTest, RelativeRedirectIsFollowedWithoutQueryKeepingToken) {
       return;
     }
     res.SetText(307, "");
-    res.headers.Set("Location", "/api/resolve-cache/models/org/model/" + kSha + "/w.bin?x=1");
+    res.headers.Set("Location", "/api/resolve-cache/models/org/model/" + kSha +
+                                    "/w.bin?x=http://evil.example/");
     res.headers.Set("X-Repo-Commit", kSha);
   });
   auto meta = Client(hub.url())->GetFileMetadata(Repo(), Main(), File());
@@ -193,6 +194,20 @@ TEST(HubClientHostileTest, RedirectWithoutLinkedSizeDoesNotTakeRedirectLength) {
   });
   auto meta = Client(hub.url())->GetFileMetadata(Repo(), Main(), File());
   EXPECT_EQ(meta.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(HubClientHostileTest, RedirectToNonHttpUrlIsRefused) {
+  FakeHub hub([](const net::HttpRequest&, net::HttpResponse& res) {
+    res.SetText(302, "");
+    res.headers.Set("Location", "file:///etc/passwd");
+    res.headers.Set("X-Repo-Commit", kSha);
+    res.headers.Set("X-Linked-Etag", kSha256);
+    res.headers.Set("X-Linked-Size", "5");
+  });
+  auto client = Client(hub.url());
+  EXPECT_EQ(client->GetFileMetadata(Repo(), Main(), File()).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(client->GetRepoInfo(Repo(), Main()).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(HubClientHostileTest, ApiRedirectToAnotherOriginDropsToken) {
