@@ -176,6 +176,7 @@ StatusOr<HubClientImpl::Answer> HubClientImpl::GetJson(const std::string& url) {
 
 StatusOr<RepoInfo> HubClientImpl::GetRepoInfo(const RepoId& repo, const Revision& revision,
                                               HubErrorDetail* detail) {
+  if (detail != nullptr) *detail = HubErrorDetail{};
   std::string url = options_.endpoint.url() + "/api/" + repo.ApiPath() + "/revision/" +
                     PercentEncode(revision.str(), /*keep_slash=*/false);
   StatusOr<Answer> answer = GetJson(url);
@@ -207,6 +208,7 @@ StatusOr<RepoInfo> HubClientImpl::GetRepoInfo(const RepoId& repo, const Revision
 
 StatusOr<std::vector<TreeFile>> HubClientImpl::ListTree(const RepoId& repo, const CommitSha& commit,
                                                         HubErrorDetail* detail) {
+  if (detail != nullptr) *detail = HubErrorDetail{};
   std::string what = "tree of " + DescribeRepo(repo) + " at " + commit.str();
   std::string url = options_.endpoint.url() + "/api/" + repo.ApiPath() + "/tree/" + commit.str() +
                     "?recursive=true&expand=false";
@@ -258,6 +260,7 @@ StatusOr<FileMetadata> HubClientImpl::MetadataFromAnswer(const Answer& answer,
 StatusOr<FileMetadata> HubClientImpl::GetFileMetadata(const RepoId& repo, const Revision& revision,
                                                       const RepoFilePath& path,
                                                       HubErrorDetail* detail) {
+  if (detail != nullptr) *detail = HubErrorDetail{};
   std::string url = options_.endpoint.url() + "/" + std::string(repo.UrlPrefix()) + repo.id() +
                     "/resolve/" + PercentEncode(revision.str(), false) + "/" +
                     PercentEncode(path.str(), /*keep_slash=*/true);

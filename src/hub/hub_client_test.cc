@@ -45,6 +45,7 @@ void Write(const fs::path& file, const std::string& content) {
 struct MirrorEnv {
   fs::path root;
   cache::ImportResult model{*CommitSha::Parse(std::string(40, '0')), {}, 0};
+  cache::ImportResult dataset{*CommitSha::Parse(std::string(40, '0')), {}, 0};
   std::unique_ptr<mirror::MirrorServer> server;
   ~MirrorEnv() {
     if (server) server->Stop();
@@ -67,13 +68,15 @@ std::unique_ptr<MirrorEnv> BuildMirror() {
   Write(env->root / "src" / "model" / kNested, "nested\n");
   Write(env->root / "src" / "small" / "config.json", "{}\n");
   auto store = Must(cache::CacheStore::Open({env->root / "cache", true, true}));
-  auto import = [&](const std::string& dir, const std::string& id) {
-    return Must(cache::ImportFolder(*store, env->root / "src" / dir, *RepoId::Parse(id),
+  auto import = [&](const std::string& dir, const std::string& id,
+                    RepoType type = RepoType::kModel) {
+    return Must(cache::ImportFolder(*store, env->root / "src" / dir, *RepoId::Parse(id, type),
                                     *Revision::Parse("main")));
   };
   env->model = import("model", "org/model");
   import("small", "org/gated");
   import("small", "org/off");
+  env->dataset = import("small", "org/data", RepoType::kDataset);
   Write(env->root / "access.json", std::string(R"({"repos": {"org/gated": {"gated": "manual",
       "tokens": [")") + kToken + R"("]}, "org/off": {"disabled": true}}})");
   mirror::MirrorOptions options;
@@ -164,6 +167,21 @@ TEST(HubClientMirrorTest, NestedPathWithSpaceAndUnicodeIsEncoded) {
   EXPECT_EQ(meta->size, 7u);
   EXPECT_NE(meta->download_url.find("/dir/my%20file%20%C3%BC%2Bv2.txt"), std::string::npos)
       << meta->download_url;
+}
+
+TEST(HubClientMirrorTest, DatasetRepoUsesDatasetRoutes) {
+  auto client = MirrorClient();
+  RepoId data = *RepoId::Parse("org/data", RepoType::kDataset);
+  auto info = client->GetRepoInfo(data, Rev("main"));
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->sha, Mirror().dataset.commit);
+  auto files = client->ListTree(data, info->sha);
+  ASSERT_TRUE(files.ok()) << files.status().ToString();
+  EXPECT_EQ(files->size(), Mirror().dataset.files.size());
+  auto meta = client->GetFileMetadata(data, Rev("main"), Path("config.json"));
+  ASSERT_TRUE(meta.ok()) << meta.status().ToString();
+  EXPECT_NE(meta->download_url.find("/datasets/org/data/resolve/main/config.json"),
+            std::string::npos);
 }
 
 TEST(HubClientMirrorTest, UnknownRepoIsNotFound) {
