@@ -11,9 +11,12 @@
 //                     hex of the right length, a size that is negative or above 2^50, an lfs.size
 //                     different from size, duplicate paths, a file that is also a directory, a
 //                     pagination link to another origin, more than kMaxTreeEntries entries or a
-//                     body above kMaxJsonBytes. Such answers are rejected as a whole: nothing of
-//                     them is returned. The message names the offending entry (quoted).
-// HubErrorDetail (optional out-parameter) carries Retry-After and the EntryNotFound commit.
+//                     body above kMaxJsonBytes, a redirect to a non-http(s) URL. Such answers
+//                     are rejected as a whole: nothing of them is returned. The message names
+//                     the offending entry (quoted). InvalidArgument rather than DataLoss: no
+//                     bytes of ours are wrong, the server is; retrying will not help.
+// HubErrorDetail (optional out-parameter, reset on every call) carries the HTTP status, the
+// X-Error-Code, Retry-After (429/503) and the EntryNotFound commit (for .no_exist).
 //
 // Secrets: the token is sent as "Authorization: Bearer" only to the endpoint's own origin (same
 // scheme, host and port); never after a redirect to another origin. It never appears in an error
@@ -86,7 +89,8 @@ class HubClient {
   static StatusOr<std::unique_ptr<HubClient>> Create(HubClientOptions options);
   virtual ~HubClient() = default;
 
-  // Resolves `revision` to its commit. `sha` is validated with CommitSha::Parse.
+  // Resolves `revision` to its commit. `sha` is validated with CommitSha::Parse. API redirects
+  // are followed (at most 5), the token only to the endpoint's origin.
   virtual StatusOr<RepoInfo> GetRepoInfo(const RepoId& repo, const Revision& revision,
                                          HubErrorDetail* detail = nullptr) = 0;
 
