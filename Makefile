@@ -1,4 +1,4 @@
-# The README's two commands:
+# Targets behind ./dev (the README's two commands are ./dev run and ./dev test):
 #   make run    installs what is missing, builds, and runs the demo (a generated model served by
 #               the hub-compatible mirror from an HF cache)
 #   make test   installs what is missing, builds, and runs every test (C++ and the official JS client)

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config git curl ca-certificates
+  build-essential make cmake ninja-build pkg-config git curl ca-certificates bc
   libssl-dev libcurl4-openssl-dev nlohmann-json3-dev libcli11-dev libspdlog-dev
   libmicrohttpd-dev libgtest-dev libgmock-dev
 )
