@@ -7,8 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "hub/hub_tree.h"
-#include "mc/hub/url_codec.h"
 #include "mc/net/http_client.h"
+#include "mc/net/url.h"
 
 namespace mc::hub {
 namespace {
@@ -178,7 +178,7 @@ StatusOr<RepoInfo> HubClientImpl::GetRepoInfo(const RepoId& repo, const Revision
                                               HubErrorDetail* detail) {
   if (detail != nullptr) *detail = HubErrorDetail{};
   std::string url = options_.endpoint.url() + "/api/" + repo.ApiPath() + "/revision/" +
-                    PercentEncode(revision.str(), /*keep_slash=*/false);
+                    net::PercentEncode(revision.str());
   StatusOr<Answer> answer = GetJson(url);
   if (!answer.ok()) return Clean(answer.status().WithContext("repo info"));
   HubRequestSubject subject{repo, revision.str(), std::nullopt, answer->sent_token};
@@ -262,8 +262,8 @@ StatusOr<FileMetadata> HubClientImpl::GetFileMetadata(const RepoId& repo, const 
                                                       HubErrorDetail* detail) {
   if (detail != nullptr) *detail = HubErrorDetail{};
   std::string url = options_.endpoint.url() + "/" + std::string(repo.UrlPrefix()) + repo.id() +
-                    "/resolve/" + PercentEncode(revision.str(), false) + "/" +
-                    PercentEncode(path.str(), /*keep_slash=*/true);
+                    "/resolve/" + net::PercentEncode(revision.str()) + "/" +
+                    net::PercentEncodePath(path.str());
   HubRequestSubject subject{repo, revision.str(), path, false};
   for (int hop = 0; hop <= kMaxRedirects; ++hop) {
     StatusOr<Answer> answer = Send("HEAD", url, /*retries=*/0);

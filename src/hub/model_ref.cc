@@ -5,7 +5,7 @@
 #include <cctype>
 #include <vector>
 
-#include "mc/hub/url_codec.h"
+#include "mc/net/url.h"
 
 namespace mc::hub {
 namespace {
@@ -126,7 +126,7 @@ Status Parser::CheckAuthority(std::string_view authority) const {
 StatusOr<std::string> Parser::JoinDecoded(size_t from) const {
   std::string out;
   for (size_t i = from; i < segments_.size(); ++i) {
-    auto seg = PercentDecode(segments_[i]);
+    auto seg = net::PercentDecode(segments_[i]);
     if (!seg.ok()) return Context(seg.status());
     if (i > from) out += '/';
     out += *seg;
@@ -145,7 +145,7 @@ StatusOr<Revision> Parser::ParseRevisionSegments(size_t& i) const {
   }
   std::string text;
   for (size_t k = i; k < i + n; ++k) {
-    auto seg = PercentDecode(segments_[k]);
+    auto seg = net::PercentDecode(segments_[k]);
     if (!seg.ok()) return Context(seg.status());
     text += (k > i ? "/" : "") + *seg;
   }
@@ -261,7 +261,7 @@ StatusOr<ModelRef> Parser::ParseRef(std::string_view path) {
     return ref;
   }
   if (rev_tail_->empty()) return Fail("empty revision after '@' or ':'");
-  auto decoded = PercentDecode(*rev_tail_);
+  auto decoded = net::PercentDecode(*rev_tail_);
   if (!decoded.ok()) return Context(decoded.status());
   auto rev = Revision::Parse(*decoded);
   if (!rev.ok()) return Context(rev.status());
@@ -280,9 +280,9 @@ std::string FormatModelRef(const ModelRef& ref) {
   out += ref.repo.id();
   if (ref.file.has_value()) {
     out += "/blob/";
-    out += PercentEncode(ref.revision ? ref.revision->str() : "main", /*keep_slash=*/false);
+    out += net::PercentEncode(ref.revision ? ref.revision->str() : "main");
     out += '/';
-    out += PercentEncode(ref.file->str(), /*keep_slash=*/true);
+    out += net::PercentEncodePath(ref.file->str());
     return out;
   }
   if (ref.revision.has_value()) {

@@ -17,6 +17,13 @@ TEST(PercentEncodeTest, EncodesUtf8BytesUppercase) {
   EXPECT_EQ(PercentEncode("\xC3\xBC"), "%C3%BC");
 }
 
+TEST(PercentDecodeTest, InvertsEncodeForEveryByteButNul) {
+  std::string all;
+  for (int c = 1; c < 256; ++c) all += static_cast<char>(c);
+  EXPECT_EQ(PercentDecode(PercentEncode(all)).value(), all);
+  EXPECT_EQ(PercentDecode(PercentEncodePath(all)).value(), all);
+}
+
 TEST(PercentDecodeTest, DecodesMixedCaseEscapes) {
   EXPECT_EQ(*PercentDecode("refs%2fpr%2F1"), "refs/pr/1");
 }
