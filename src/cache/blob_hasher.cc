@@ -118,4 +118,10 @@ std::string Sha256Hex(std::string_view content) {
   return hasher.Finish();
 }
 
+std::string Sha1Hex(std::string_view content) {
+  EvpHasher hasher(EVP_sha1());
+  hasher.Update(content.data(), content.size());
+  return hasher.Finish();
+}
+
 }  // namespace mc::cache

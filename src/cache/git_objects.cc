@@ -1,10 +1,10 @@
 #include "mc/cache/git_objects.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <map>
 #include <memory>
+
+#include "mc/cache/blob_hasher.h"
 
 namespace mc::cache {
 namespace {
@@ -76,16 +76,7 @@ std::string GitObjectSha(const std::string& type, const std::string& content) {
   std::string object = type + " " + std::to_string(content.size());
   object += '\0';
   object += content;
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(object.data(), object.size(), digest, &len, EVP_sha1(), nullptr);
-  static const char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 15];
-  }
-  return out;
+  return Sha1Hex(object);
 }
 
 std::string GitTreeSha(const std::vector<GitTreeFile>& files) {

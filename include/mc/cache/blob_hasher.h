@@ -43,5 +43,6 @@ std::string LfsPointer(const Etag& sha256, uint64_t size);
 // git blob sha1 of an in-memory buffer (e.g. an LFS pointer: the tree "oid" of an LFS file).
 std::string GitBlobSha1(std::string_view content);
 std::string Sha256Hex(std::string_view content);
+std::string Sha1Hex(std::string_view content);
 
 }  // namespace mc::cache
