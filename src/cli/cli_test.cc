@@ -32,28 +32,36 @@ std::string ReadAll(int fd) {
   return s;
 }
 
-// Runs modelcache with `args`; stdout and stderr go to temp files (no pipe deadlocks).
-RunResult RunMc(const std::vector<std::string>& args) {
+// Starts modelcache with `args`; its stdout and stderr go to the given fds (-1: inherited).
+// Returns the pid, or -1 if it could not be started.
+pid_t SpawnMc(const std::vector<std::string>& args, int out_fd, int err_fd) {
   std::vector<std::string> full = {kBinary};
   full.insert(full.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : full) argv.push_back(a.data());
   argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (out_fd >= 0) posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+  if (err_fd >= 0) posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
+  pid_t pid;
+  int rc = posix_spawn(&pid, kBinary.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  return rc == 0 ? pid : -1;
+}
+
+// Runs modelcache with `args`; stdout and stderr go to temp files (no pipe deadlocks).
+RunResult RunMc(const std::vector<std::string>& args) {
   char out_name[] = "/tmp/mc-cli-out.XXXXXX";
   char err_name[] = "/tmp/mc-cli-err.XXXXXX";
   int out_fd = mkstemp(out_name), err_fd = mkstemp(err_name);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
-  posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
-  pid_t pid;
   RunResult r;
-  if (posix_spawn(&pid, kBinary.c_str(), &actions, nullptr, argv.data(), environ) == 0) {
+  pid_t pid = SpawnMc(args, out_fd, err_fd);
+  if (pid > 0) {
     int status = 0;
     waitpid(pid, &status, 0);
     r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
-  posix_spawn_file_actions_destroy(&actions);
   lseek(out_fd, 0, SEEK_SET);
   lseek(err_fd, 0, SEEK_SET);
   r.out = ReadAll(out_fd);
@@ -197,18 +205,9 @@ TEST_F(CliTest, ServePrintsItsUrlAndStopsOnSigterm) {
   ImportFixture();
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
-  std::vector<std::string> args = {kBinary, "serve",    "--cache-dir",
-                                   cache_,  "--listen", "127.0.0.1:0"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-  posix_spawn_file_actions_addclose(&actions, fds[0]);
-  pid_t pid;
-  ASSERT_EQ(posix_spawn(&pid, kBinary.c_str(), &actions, nullptr, argv.data(), environ), 0);
-  posix_spawn_file_actions_destroy(&actions);
+  fcntl(fds[0], F_SETFD, FD_CLOEXEC);  // the child keeps only the write end, as its stdout
+  pid_t pid = SpawnMc({"serve", "--cache-dir", cache_, "--listen", "127.0.0.1:0"}, fds[1], -1);
+  ASSERT_GT(pid, 0);
   close(fds[1]);
   std::string line;
   char c;
@@ -226,13 +225,9 @@ TEST_F(CliTest, ServePrintsItsUrlAndStopsOnSigterm) {
 // scan warning, every visible blob verifies) and the next import completes.
 TEST_F(CliTest, KilledImportLeavesTheCacheConsistent) {
   ASSERT_EQ(RunMc({"fixture", (dir_ / "model").string(), "--size", "256MiB"}).exit_code, 0);
-  std::vector<std::string> args = {
-      kBinary, "import", (dir_ / "model").string(), "--repo", "demo/big", "--cache-dir", cache_};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid;
-  ASSERT_EQ(posix_spawn(&pid, kBinary.c_str(), nullptr, nullptr, argv.data(), environ), 0);
+  pid_t pid = SpawnMc(
+      {"import", (dir_ / "model").string(), "--repo", "demo/big", "--cache-dir", cache_}, -1, -1);
+  ASSERT_GT(pid, 0);
   // Kill as soon as a temp blob holds data: the import is mid-file.
   fs::path blobs = fs::path(cache_) / "models--demo--big" / "blobs";
   bool mid_file = false;
