@@ -1,0 +1,177 @@
+// Pull: put one commit of a Hugging Face repo into a hub cache, fast and verified
+// (design.md §4 "pull", hf-hub-protocol.md §2-§4, §7). The library behind `modelcache pull` and the
+// host agent's ensure.
+//
+// Flow: resolve the revision to a commit (GET /api/{type}s/{repo}/revision/{rev}) → list the
+// commit's files (tree, recursive) → filter with the include/exclude patterns → plan against the
+// cache (a blob already present is only linked) → check free space → fetch the missing blobs →
+// verify each one (sha256 for LFS files, git-sha1 otherwise) → publish it (atomic rename into
+// blobs/) → link its snapshot paths → write the ref last.
+//
+// Fetching: `connections` worker threads, each with its own HTTP connection. A worker takes the
+// next blob that nobody fetches yet (largest first); when none is left it splits the largest range
+// still in flight and fetches its second half with a Range request (aria2-style dynamic split, in
+// steps of `cell_size`), so small files go in parallel and the last big file is fetched by every
+// connection. Bytes are written with pwrite(2) into blobs/<etag>.resume.incomplete at once and
+// hashed in file order: the bytes at the hash frontier straight from the network buffer, bytes
+// that landed ahead of it when the frontier reaches them, from the page cache (at most one
+// split's distance behind, so they are still cached). Memory does not grow with file size or
+// connection speed: about 1 MiB per connection.
+//
+// Resume: per blob, a record in `state_dir` (outside the cache) holds how many bytes of each cell
+// of the temp file are written; it is updated after every write, after the bytes. A pull that is
+// killed at any point restarts from there: finished blobs are in the cache, finished and partial
+// cells are not fetched again; only the bytes received after the last record update (one network
+// buffer per connection) are. On resume the already-written prefix is hashed from disk once. If a
+// resumed blob fails its hash (a power loss can leave a record ahead of its bytes), it is fetched
+// again from scratch, once.
+//
+// Sources: `peers` (our mirror on other hosts) are tried before the upstream for every blob,
+// with short connect and stall limits; a peer that lacks the blob (any non-2xx), fails or stalls
+// is skipped for that blob. Bytes from a peer are verified like any others; a blob whose bytes came
+// partly from a peer and fail their hash is fetched again from the upstream alone. The token is
+// never sent to a peer, only to the endpoint's own origin (never across a redirect to another
+// origin: libcurl drops the header, and the URL of a split is the redirect target without the
+// token).
+//
+// Retries: a request that fails with a transport error, a timeout, a stall (no byte for
+// `stall_timeout`), a 5xx, 408 or 429 is retried from the byte where it stopped, after
+// `backoff_base` * 2^attempt with full jitter (capped at `backoff_max`), or after the server's
+// Retry-After on 429/503 (capped at `max_retry_after`). The attempt counter resets whenever bytes
+// arrive. After `max_attempts` failed attempts in a row the blob fails with Unavailable naming the
+// file, the URL's host and the last error.
+//
+// Concurrency between processes: a blob is fetched under its lock .locks/<repo>/<etag>.lock (as
+// huggingface_hub does); a worker that finds the lock taken fetches other blobs first, then waits
+// for it and links the blob the other process published (or fetches it if that process failed).
+//
+// Errors: NotFound (repo, revision; a file listed by the tree but missing on every source),
+// Unauthenticated / PermissionDenied (gated or private without an accepted token), InvalidArgument
+// (bad input, or a server answer we refuse: see hub_client.h), ResourceExhausted (not enough free
+// space for the plan; disk full), DataLoss (a blob's bytes do not match its hash: the message names
+// the file, the expected and the actual hash; the bytes are removed), Unavailable (network or
+// server trouble after retries), Cancelled (Cancel()). A failed pull leaves the cache consistent:
+// only verified blobs, links to them, and the ref only if every selected file is linked.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mc/common/ids.h"
+#include "mc/common/status.h"
+#include "mc/downloader/download_plan.h"
+#include "mc/hub/endpoint.h"
+#include "mc/hub/secret.h"
+
+namespace mc::downloader {
+
+// Knobs of the fetch engine. The defaults suit a WAN link; tests shrink the timeouts.
+struct FetchTuning {
+  int connections = 8;                  // worker threads = concurrent HTTP requests
+  uint64_t cell_size = 4ull << 20;      // resume and split granularity
+  uint64_t min_split_size = 16ull << 20;  // never split a range with less than 2× this left
+  std::chrono::milliseconds connect_timeout{10'000};
+  std::chrono::milliseconds stall_timeout{30'000};       // no byte for this long → retry
+  std::chrono::milliseconds peer_connect_timeout{1'000};
+  std::chrono::milliseconds peer_stall_timeout{3'000};
+  int max_attempts = 6;  // consecutive failed attempts per range before the blob fails
+  std::chrono::milliseconds backoff_base{250};
+  std::chrono::milliseconds backoff_max{10'000};
+  std::chrono::milliseconds max_retry_after{120'000};
+  std::chrono::milliseconds metadata_timeout{10'000};
+};
+
+struct PullOptions {
+  std::filesystem::path cache_dir;  // the hub cache (created if missing)
+  std::filesystem::path state_dir;  // resume records (created if missing)
+  hub::Endpoint endpoint;           // the upstream hub
+  std::optional<hub::Secret> token;
+  RepoId repo;
+  Revision revision;  // branch, tag, refs/pr/N or a commit sha
+  FilePatterns patterns;
+  std::vector<std::string> peers;  // hub-compatible base URLs tried before the endpoint
+  bool dry_run = false;            // plan only: no blob, link or ref is written
+  FetchTuning tuning;
+  std::string user_agent = "modelcache/0.1";
+  // How often a progress event is emitted while bytes move.
+  std::chrono::milliseconds progress_interval{250};
+  // Waits between retries. Tests inject one that records the wait and returns at once.
+  std::function<void(std::chrono::milliseconds)> sleep;
+};
+
+// What happened, for progress displays and the agent. Emitted from worker threads, one at a time
+// (the observer is never called concurrently).
+struct PullEvent {
+  enum class Kind {
+    kPlan,          // plan made: files, bytes_total, bytes_to_fetch set; commit known
+    kFileStarted,   // a blob's first byte is requested (path = first path using it)
+    kProgress,      // periodic: bytes_done of bytes_to_fetch, rate; per-file in `files`
+    kFileVerified,  // a blob matched its hash and is published + linked
+    kFileLinked,    // a file whose blob was already present was linked (no download)
+    kRetry,         // a request failed and will be retried (message says why, wait says when)
+    kDone,          // the pull finished (successfully)
+  };
+  struct FileProgress {
+    std::string path;
+    uint64_t done = 0;
+    uint64_t size = 0;
+  };
+  Kind kind = Kind::kProgress;
+  std::string path;  // kFileStarted, kFileVerified, kFileLinked, kRetry
+  std::string etag;  // kFileStarted, kFileVerified, kFileLinked
+  uint64_t size = 0;  // file size (file events)
+  std::string source;  // kFileVerified: the source most bytes came from; kRetry: the host
+  std::string message;  // kRetry: the error
+  std::chrono::milliseconds wait{0};  // kRetry
+  // Totals (every event carries the current ones).
+  std::string commit;
+  int files_total = 0;
+  int files_to_fetch = 0;
+  int files_done = 0;  // verified + linked so far (of files_total)
+  uint64_t bytes_total = 0;
+  uint64_t bytes_to_fetch = 0;
+  uint64_t bytes_done = 0;  // fetched and written (of bytes_to_fetch; resumed bytes included)
+  double rate_bytes_per_second = 0;  // over the last few seconds
+  std::vector<FileProgress> files;  // kProgress: blobs in flight
+};
+
+struct PullResult {
+  RepoId repo;
+  CommitSha commit;
+  std::filesystem::path snapshot_dir;
+  DownloadPlan plan;
+  int files_linked = 0;    // already in the cache (or fetched by another process): linked only
+  int files_fetched = 0;   // distinct blobs downloaded by this pull
+  uint64_t bytes_fetched = 0;  // bytes received over the network by this pull
+  uint64_t bytes_resumed = 0;  // bytes of partial blobs found on disk and not fetched again
+  std::map<std::string, uint64_t> bytes_by_source;  // "upstream" or the peer URL → bytes
+  int retries = 0;
+  double seconds = 0;
+};
+
+class Puller {
+ public:
+  explicit Puller(PullOptions options);
+  ~Puller();
+  Puller(const Puller&) = delete;
+  Puller& operator=(const Puller&) = delete;
+
+  // Runs the pull. `observer` may be null. Call once.
+  StatusOr<PullResult> Run(const std::function<void(const PullEvent&)>& observer);
+  // From any thread (a signal-handling thread): in-flight requests stop within a network buffer
+  // or `stall_timeout`, and Run() returns Cancelled. Partial blobs stay for resume.
+  void Cancel();
+
+ private:
+  PullOptions options_;
+  std::atomic<bool> cancelled_{false};
+};
+
+}  // namespace mc::downloader
