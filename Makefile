@@ -33,6 +33,7 @@ bench: build
 	@tools/setup-debian.sh --bench
 	@bench/mirror_vs_nginx.sh $(MODELCACHE)
 	@bench/verify_and_import.sh $(MODELCACHE)
+	@bench/pull_vs_peers.sh $(MODELCACHE)
 
 format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i

@@ -8,8 +8,10 @@ packages=(
   libssl-dev libcurl4-openssl-dev nlohmann-json3-dev libcli11-dev libspdlog-dev
   libmicrohttpd-dev libgtest-dev libgmock-dev
 )
+# Benchmark-only peers, installed by `make bench` (not by `make test`, so CI does not pay for them):
+# nginx (mirror_vs_nginx.sh), aria2 and GNU time's /usr/bin/time (pull_vs_peers.sh).
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(nginx-light)
+  packages+=(nginx-light aria2 time)
 fi
 
 missing=()
