@@ -187,3 +187,36 @@ Status CacheStore::PublishBlob(BlobWriter&& w, uint64_t expected_size, bool veri
 }
 
 }  // namespace mc::cache
+
+namespace mc::cache {
+
+std::filesystem::path CacheStore::ResumableBlobPath(const RepoId& repo, const Etag& etag) const {
+  return layout_.BlobsDir(repo) / (etag.str() + ".resume.incomplete");
+}
+
+StatusOr<int> CacheStore::OpenResumableBlob(const RepoId& repo, const Etag& etag) {
+  const fs::path path = ResumableBlobPath(repo, etag);
+  MC_RETURN_IF_ERROR(EnsureRepoDir(repo), "resumable blob " + etag.str());
+  MC_RETURN_IF_ERROR(internal::MakeDirs(path.parent_path()));
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
+  if (fd < 0) return ErrnoError(errno, "open " + path.string());
+  return fd;
+}
+
+Status CacheStore::PublishResumableBlob(const RepoId& repo, const Etag& etag, int fd,
+                                        uint64_t size) {
+  const fs::path temp = ResumableBlobPath(repo, etag);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return ErrnoError(errno, "stat " + temp.string());
+  if (static_cast<uint64_t>(st.st_size) != size) {
+    return DataLossError("blob " + etag.str() + ": temp file has " + std::to_string(st.st_size) +
+                         " bytes, expected " + std::to_string(size));
+  }
+  if (::fsync(fd) != 0) return ErrnoError(errno, "fsync " + temp.string());
+  const fs::path final_path = layout_.BlobPath(repo, etag);
+  if (HasBlob(repo, etag, size)) return internal::RemoveIfExists(temp);
+  MC_RETURN_IF_ERROR(internal::RenamePath(temp, final_path), "publish blob");
+  return internal::FsyncDir(final_path.parent_path());
+}
+
+}  // namespace mc::cache

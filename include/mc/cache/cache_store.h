@@ -132,6 +132,16 @@ class CacheStore {
   // "blobs/import.<8 hex>.incomplete" hashed with `kind` while appending exactly `size` bytes.
   // Call FinishContentHash(), take LockBlob(etag), then PublishBlob.
   StatusOr<BlobWriter> NewContentBlobWriter(const RepoId& repo, HashKind kind, uint64_t size);
+  // Resumable downloads use one stable temp name per blob, blobs/<etag>.resume.incomplete, so that
+  // the next process can continue it. Only touch it while holding LockBlob(etag).
+  std::filesystem::path ResumableBlobPath(const RepoId& repo, const Etag& etag) const;
+  // Opens (creating if missing, never truncating) the resumable temp file for reading and writing
+  // with pread/pwrite. The caller owns the fd.
+  StatusOr<int> OpenResumableBlob(const RepoId& repo, const Etag& etag);
+  // Publishes the resumable temp file whose content the caller has verified against the etag:
+  // checks the size (DataLoss if it differs), fsyncs, renames it to blobs/<etag> and fsyncs the
+  // directory. `fd` stays the caller's to close. If the blob already exists, the temp is removed.
+  Status PublishResumableBlob(const RepoId& repo, const Etag& etag, int fd, uint64_t size);
   // fsyncs, verifies size (and the hash when `verify_hash`), applies umask permissions and renames
   // the temp file to blobs/<etag> (atomic). DataLoss on hash/size mismatch (temp removed). If the
   // blob already exists, the temp file is dropped and OK is returned.

@@ -60,6 +60,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -81,6 +82,7 @@ struct FetchTuning {
   std::chrono::milliseconds stall_timeout{30'000};       // no byte for this long → retry
   std::chrono::milliseconds peer_connect_timeout{1'000};
   std::chrono::milliseconds peer_stall_timeout{3'000};
+  uint64_t peer_min_bytes_per_second = 1ull << 20;  // slower over peer_stall_timeout → skip peer
   int max_attempts = 6;  // consecutive failed attempts per range before the blob fails
   std::chrono::milliseconds backoff_base{250};
   std::chrono::milliseconds backoff_max{10'000};
@@ -91,11 +93,14 @@ struct FetchTuning {
 struct PullOptions {
   std::filesystem::path cache_dir;  // the hub cache (created if missing)
   std::filesystem::path state_dir;  // resume records (created if missing)
-  hub::Endpoint endpoint;           // the upstream hub
+  hub::Endpoint endpoint = hub::Endpoint::Parse(hub::kDefaultEndpoint).value();  // upstream
   std::optional<hub::Secret> token;
-  RepoId repo;
-  Revision revision;  // branch, tag, refs/pr/N or a commit sha
+  RepoId repo = RepoId::Parse("unset/unset").value();  // always set by the caller
+  Revision revision = Revision::Parse("main").value();  // branch, tag, refs/pr/N or a sha
   FilePatterns patterns;
+  // When not empty, exactly these files are selected (patterns are ignored); a path the commit
+  // does not have is NotFound. For a /resolve/ or /blob/ model-ref.
+  std::vector<RepoFilePath> files;
   std::vector<std::string> peers;  // hub-compatible base URLs tried before the endpoint
   bool dry_run = false;            // plan only: no blob, link or ref is written
   FetchTuning tuning;
@@ -156,6 +161,8 @@ struct PullResult {
   double seconds = 0;
 };
 
+class FetchEngine;
+
 class Puller {
  public:
   explicit Puller(PullOptions options);
@@ -172,6 +179,8 @@ class Puller {
  private:
   PullOptions options_;
   std::atomic<bool> cancelled_{false};
+  std::mutex engine_mu_;
+  FetchEngine* engine_ = nullptr;  // guarded by engine_mu_; set while Run() fetches
 };
 
 }  // namespace mc::downloader

@@ -1,0 +1,140 @@
+// FetchEngine: downloads a set of blobs into a cache with a pool of worker threads, dynamic
+// range splitting, in-order hashing, resume records, per-blob locks, sources with fallback and
+// retries; publishes each verified blob and links its snapshot paths. The algorithm is described
+// in mc/downloader/pull.h; this is its implementation, internal to the downloader.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mc/cache/cache_store.h"
+#include "mc/common/ids.h"
+#include "mc/common/status.h"
+#include "mc/downloader/pull.h"
+#include "mc/hub/endpoint.h"
+#include "mc/hub/secret.h"
+
+namespace mc::downloader {
+
+// One blob to fetch and the snapshot paths that link to it.
+struct BlobSpec {
+  Etag etag;
+  uint64_t size = 0;
+  std::vector<RepoFilePath> paths;  // sorted; the first names the blob in messages
+};
+
+// Where bytes come from: peers first, the upstream last.
+struct Source {
+  std::string name;      // "upstream" or the peer's base URL
+  std::string base_url;  // without trailing '/'
+  bool is_peer = false;
+};
+
+struct EngineConfig {
+  std::filesystem::path state_dir;
+  RepoId repo;
+  CommitSha commit;
+  std::vector<Source> sources;  // the last one is the upstream
+  hub::Endpoint endpoint;       // the token's origin
+  std::optional<hub::Secret> token;
+  FetchTuning tuning;
+  std::string user_agent;
+  std::function<void(std::chrono::milliseconds)> sleep;  // null: a cancellable real wait
+};
+
+// Called from worker threads, serialized by the engine.
+struct EngineCallbacks {
+  std::function<void(const BlobSpec&)> started;
+  std::function<void(const BlobSpec&, const std::string& source)> verified;
+  std::function<void(const BlobSpec&)> linked;  // present already (another process fetched it)
+  std::function<void(const BlobSpec&, const std::string& host, const std::string& message,
+                     std::chrono::milliseconds wait)>
+      retry;
+};
+
+class FetchEngine {
+ public:
+  FetchEngine(cache::CacheStore& store, EngineConfig config, EngineCallbacks callbacks);
+  ~FetchEngine();
+  FetchEngine(const FetchEngine&) = delete;
+  FetchEngine& operator=(const FetchEngine&) = delete;
+
+  // Fetches every blob (largest first); returns the first error (and stops the others), or OK
+  // when all are published and linked.
+  Status Run(std::vector<BlobSpec> blobs);
+  void Cancel();
+
+  struct Counters {
+    uint64_t bytes_done = 0;     // written to temp files (resumed bytes included)
+    uint64_t bytes_fetched = 0;  // received from the network
+    uint64_t bytes_resumed = 0;
+    int blobs_fetched = 0;
+    int blobs_linked = 0;
+    int retries = 0;
+    std::map<std::string, uint64_t> bytes_by_source;
+  };
+  Counters counters() const;
+  // Blobs in flight: first path, bytes written, size.
+  std::vector<PullEvent::FileProgress> InFlight() const;
+
+ private:
+  struct Blob;
+  struct Segment;
+  struct Worker;
+  class Sink;
+
+  void WorkerLoop(int id);
+  // The next range to fetch, activating queued blobs and splitting ranges as needed; nullptr
+  // when there is nothing left to do. `lock` holds mu_.
+  std::shared_ptr<Segment> NextSegment(std::unique_lock<std::mutex>& lock, Worker& worker);
+  std::shared_ptr<Segment> ClaimHole(Blob& blob);
+  std::shared_ptr<Segment> SplitLargest();
+  // Opens a blob for fetching (lock, temp file, resume record, prefix hash). Called without mu_.
+  enum class Activation { kActive, kDeferred, kPresent, kFailed };
+  Activation Activate(Blob& blob, bool wait_for_lock, Worker& worker);
+  void FetchSegment(Blob& blob, const std::shared_ptr<Segment>& segment, Worker& worker);
+  // Hashes what is contiguous past the hash frontier; `data` (at `offset`) is used when it covers
+  // the frontier. Returns true when this call hashed the last byte.
+  StatusOr<bool> AdvanceHash(Blob& blob, const char* data, uint64_t offset, size_t size,
+                             Worker& worker);
+  std::string ResolveUrl(size_t source, const Blob& blob) const;
+  void Finalize(Blob& blob, Worker& worker);
+  void LinkPaths(Blob& blob);
+  void Fail(Blob& blob, Status status);
+  bool Stopping() const { return cancelled_.load() || failed_.load(); }
+  void Wait(std::chrono::milliseconds duration);
+
+  cache::CacheStore& store_;
+  const EngineConfig config_;
+  const EngineCallbacks callbacks_;
+
+  mutable std::mutex mu_;  // blob states and the queue; taken before any Blob::mu
+  std::condition_variable changed_;
+  std::vector<std::unique_ptr<Blob>> blobs_;  // largest first
+  Status error_;                              // guarded by mu_
+  std::atomic<bool> cancelled_{false};
+  std::atomic<bool> failed_{false};
+
+  std::mutex callback_mu_;  // serializes callbacks
+
+  std::atomic<uint64_t> bytes_done_{0};
+  std::atomic<uint64_t> bytes_fetched_{0};
+  std::atomic<uint64_t> bytes_resumed_{0};
+  std::atomic<int> blobs_fetched_{0};
+  std::atomic<int> blobs_linked_{0};
+  std::atomic<int> retries_{0};
+  mutable std::mutex source_mu_;
+  std::map<std::string, uint64_t> bytes_by_source_;  // guarded by source_mu_
+};
+
+}  // namespace mc::downloader

@@ -1,0 +1,422 @@
+#include "downloader/range_fetch.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <ctime>
+#include <mutex>
+#include <string_view>
+
+#include "mc/hub/hub_client.h"
+#include "mc/net/headers.h"
+
+namespace mc::downloader {
+
+namespace {
+
+constexpr int kMaxRedirects = 5;
+constexpr long kBufferSize = 512 * 1024;
+constexpr size_t kMaxErrorBody = 4096;
+
+void GlobalInit() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' ||
+                        s.back() == '\n')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+bool ParseU64(std::string_view s, uint64_t* out) {
+  if (s.empty()) return false;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && end == s.data() + s.size();
+}
+
+// "bytes a-b/total" (total may be "*").
+struct ContentRange {
+  uint64_t first = 0, last = 0;
+  std::optional<uint64_t> total;
+};
+std::optional<ContentRange> ParseContentRange(std::string_view v) {
+  v = Trim(v);
+  if (!v.starts_with("bytes ")) return std::nullopt;
+  v.remove_prefix(6);
+  size_t dash = v.find('-'), slash = v.find('/');
+  if (dash == std::string_view::npos || slash == std::string_view::npos || dash > slash) {
+    return std::nullopt;
+  }
+  ContentRange r;
+  if (!ParseU64(v.substr(0, dash), &r.first) ||
+      !ParseU64(v.substr(dash + 1, slash - dash - 1), &r.last) || r.last < r.first) {
+    return std::nullopt;
+  }
+  std::string_view total = v.substr(slash + 1);
+  if (total != "*") {
+    uint64_t t = 0;
+    if (!ParseU64(total, &t)) return std::nullopt;
+    r.total = t;
+  }
+  return r;
+}
+
+// "host:port" of a URL, for messages (never the path or query: signed URLs carry secrets).
+std::string HostOf(const std::string& url) {
+  CURLU* u = curl_url();
+  std::string out = "?";
+  if (curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK) {
+    char* host = nullptr;
+    char* port = nullptr;
+    if (curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) out = host;
+    if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK) out += std::string(":") + port;
+    curl_free(host);
+    curl_free(port);
+  }
+  curl_url_cleanup(u);
+  return out;
+}
+
+// Resolves a Location against the current URL (RFC 3986); only http(s) results.
+StatusOr<std::string> ResolveRedirect(const std::string& current, const std::string& location) {
+  CURLU* u = curl_url();
+  std::string out;
+  Status st;
+  if (curl_url_set(u, CURLUPART_URL, current.c_str(), 0) != CURLUE_OK ||
+      curl_url_set(u, CURLUPART_URL, location.c_str(), 0) != CURLUE_OK) {
+    st = InvalidArgumentError("redirect to " + QuoteForMessage(location) + ": not a valid URL");
+  } else {
+    char* scheme = nullptr;
+    char* full = nullptr;
+    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    curl_url_get(u, CURLUPART_URL, &full, 0);
+    std::string s = scheme ? scheme : "";
+    if (s != "http" && s != "https") {
+      st = InvalidArgumentError("redirect to a " + QuoteForMessage(s) +
+                                " URL refused: only http(s) is followed");
+    } else if (full) {
+      out = full;
+    }
+    curl_free(scheme);
+    curl_free(full);
+  }
+  curl_url_cleanup(u);
+  if (!st.ok()) return st;
+  return out;
+}
+
+}  // namespace
+
+struct RangeFetcher::Transfer {
+  const RangeRequest* request = nullptr;
+  RangeSink* sink = nullptr;
+  CURL* curl = nullptr;
+  net::HeaderMap headers;
+  bool body_started = false;
+  bool deliver = false;  // a 2xx answer: body bytes are file bytes
+  uint64_t skip = 0;     // leading bytes to drop (a 200 answer to a range request)
+  uint64_t pos = 0;      // next blob offset to deliver
+  uint64_t delivered = 0;
+  bool range_done = false;   // [begin, end) delivered: stop
+  bool sink_stopped = false;  // the sink took fewer bytes (split)
+  bool sink_failed = false;
+  Status rejected;  // the answer broke the protocol
+  std::string error_body;
+  // Stall detection (OnProgress).
+  std::chrono::steady_clock::time_point last_byte_at = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point window_start = last_byte_at;
+  uint64_t last_received = 0;
+  uint64_t window_bytes = 0;
+  std::string stalled;  // why OnProgress stopped the transfer, if it did
+
+  static size_t OnHeader(char* data, size_t size, size_t n, void* self) {
+    auto* t = static_cast<Transfer*>(self);
+    std::string_view line(data, size * n);
+    if (line.starts_with("HTTP/")) {
+      t->headers = net::HeaderMap();
+    } else if (size_t colon = line.find(':'); colon != std::string_view::npos) {
+      t->headers.Add(std::string(Trim(line.substr(0, colon))),
+                     std::string(Trim(line.substr(colon + 1))));
+    }
+    return size * n;
+  }
+
+  // Decides, at the first body byte, what this answer's body is.
+  bool StartBody() {
+    body_started = true;
+    long status = 0;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    const RangeRequest& r = *request;
+    const std::string what = "GET " + QuoteForMessage(r.subject && r.subject->file ? r.subject->file->str() : "") +
+                             " from " + HostOf(r.url);
+    if (status == 206) {
+      auto cr = ParseContentRange(headers.Get("Content-Range").value_or(""));
+      if (!cr || cr->first != r.begin || (cr->total && *cr->total != r.blob_size)) {
+        rejected = InvalidArgumentError(
+            what + ": the server answered Content-Range " +
+            QuoteForMessage(headers.Get("Content-Range").value_or("(none)")) + " for bytes " +
+            std::to_string(r.begin) + "-" + std::to_string(r.end - 1) + " of a " +
+            std::to_string(r.blob_size) + "-byte file (the tree listing's size)");
+        return false;
+      }
+      deliver = true;
+    } else if (status == 200) {
+      uint64_t length = 0;
+      auto cl = headers.Get("Content-Length");
+      if (cl && ParseU64(*cl, &length) && length != r.blob_size) {
+        rejected = InvalidArgumentError(what + ": the server sent " + std::to_string(length) +
+                                        " bytes for a " + std::to_string(r.blob_size) +
+                                        "-byte file (the tree listing's size)");
+        return false;
+      }
+      deliver = true;
+      skip = r.begin;
+    }
+    return true;
+  }
+
+  static size_t OnBody(char* data, size_t size, size_t n, void* self) {
+    auto* t = static_cast<Transfer*>(self);
+    size_t len = size * n;
+    if (!t->body_started && !t->StartBody()) return 0;
+    if (!t->deliver) {
+      if (t->error_body.size() < kMaxErrorBody) {
+        t->error_body.append(data, std::min(len, kMaxErrorBody - t->error_body.size()));
+      }
+      return len;
+    }
+    size_t off = 0;
+    if (t->skip > 0) {
+      size_t drop = static_cast<size_t>(std::min<uint64_t>(t->skip, len));
+      t->skip -= drop;
+      off = drop;
+    }
+    const uint64_t end = t->request->end;
+    while (off < len) {
+      if (t->pos >= end) {
+        t->range_done = true;
+        return 0;
+      }
+      size_t want = static_cast<size_t>(std::min<uint64_t>(len - off, end - t->pos));
+      size_t took = t->sink->Write(t->pos, data + off, want);
+      t->pos += took;
+      t->delivered += took;
+      off += took;
+      if (took < want) {
+        if (!t->sink->error().ok()) {
+          t->sink_failed = true;
+        } else {
+          t->sink_stopped = true;
+        }
+        return 0;
+      }
+    }
+    if (t->pos >= end) t->range_done = true;
+    return len;
+  }
+
+  // Our own stall and minimum-rate check (libcurl's LOW_SPEED averages over several seconds, so
+  // a stall after a burst would take that much longer to notice). Called at least once a second.
+  static int OnProgress(void* self, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t) {
+    auto* t = static_cast<Transfer*>(self);
+    if (t->sink->Cancelled()) return 1;
+    const auto now = std::chrono::steady_clock::now();
+    const uint64_t received = static_cast<uint64_t>(dlnow);
+    if (received != t->last_received) {
+      t->last_received = received;
+      t->last_byte_at = now;
+    }
+    const auto window = t->request->stall_timeout;
+    if (now - t->last_byte_at > window) {
+      t->stalled = "stalled: no byte for " + std::to_string(window.count()) + " ms";
+      return 1;
+    }
+    if (now - t->window_start >= window) {
+      const double secs = std::chrono::duration<double>(now - t->window_start).count();
+      const double rate = static_cast<double>(received - t->window_bytes) / secs;
+      if (t->request->min_bytes_per_second > 1 &&
+          rate < static_cast<double>(t->request->min_bytes_per_second)) {
+        t->stalled = "too slow: " + std::to_string(static_cast<uint64_t>(rate)) +
+                     " bytes/s over " + std::to_string(window.count()) + " ms";
+        return 1;
+      }
+      t->window_start = now;
+      t->window_bytes = received;
+    }
+    return 0;
+  }
+};
+
+RangeFetcher::RangeFetcher() {
+  GlobalInit();
+  curl_ = curl_easy_init();
+}
+
+RangeFetcher::~RangeFetcher() { curl_easy_cleanup(curl_); }
+
+RangeResult RangeFetcher::Fetch(const RangeRequest& request, RangeSink& sink) {
+  RangeResult result;
+  std::string url = request.url;
+  for (int hop = 0;; ++hop) {
+    result.effective_url = url;
+    RangeRequest current = request;
+    current.url = url;
+    Transfer t;
+    t.request = &current;
+    t.sink = &sink;
+    t.curl = curl_;
+    t.pos = request.begin;
+
+    curl_easy_reset(curl_);
+    char errbuf[CURL_ERROR_SIZE] = {0};
+    curl_easy_setopt(curl_, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl_, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(curl_, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(curl_, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(curl_, CURLOPT_BUFFERSIZE, kBufferSize);
+    curl_easy_setopt(curl_, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(request.connect_timeout.count()));
+    curl_easy_setopt(curl_, CURLOPT_HEADERFUNCTION, &Transfer::OnHeader);
+    curl_easy_setopt(curl_, CURLOPT_HEADERDATA, &t);
+    curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, &Transfer::OnBody);
+    curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &t);
+    curl_easy_setopt(curl_, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl_, CURLOPT_XFERINFOFUNCTION, &Transfer::OnProgress);
+    curl_easy_setopt(curl_, CURLOPT_XFERINFODATA, &t);
+    const std::string range =
+        std::to_string(request.begin) + "-" + std::to_string(request.end - 1);
+    curl_easy_setopt(curl_, CURLOPT_RANGE, range.c_str());
+    curl_easy_setopt(curl_, CURLOPT_USERAGENT, request.user_agent.c_str());
+
+    curl_slist* headers = nullptr;
+    const bool send_token = request.token != nullptr && !request.token->empty() &&
+                            request.token_origin != nullptr &&
+                            hub::SameOrigin(url, *request.token_origin);
+    std::string auth;
+    if (send_token) {
+      auth = "Authorization: Bearer " + std::string(request.token->Reveal());
+      headers = curl_slist_append(headers, auth.c_str());
+    }
+    headers = curl_slist_append(headers, "Accept-Encoding: identity");
+    curl_easy_setopt(curl_, CURLOPT_HTTPHEADER, headers);
+
+    CURLcode rc = curl_easy_perform(curl_);
+    curl_slist_free_all(headers);
+    // The header value is wiped from our copy; libcurl's copy went with the slist.
+    std::fill(auth.begin(), auth.end(), '\0');
+    long status = 0;
+    curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &status);
+    result.http_status = static_cast<int>(status);
+    result.bytes += t.delivered;
+    const std::string where = HostOf(url);
+
+    if (t.sink_failed) {
+      result.outcome = RangeResult::Outcome::kFailed;
+      result.error = sink.error();
+      return result;
+    }
+    if (!t.rejected.ok()) {
+      result.outcome = RangeResult::Outcome::kFailed;
+      result.error = t.rejected;
+      return result;
+    }
+    if (t.range_done || t.sink_stopped) {
+      result.outcome = RangeResult::Outcome::kComplete;
+      return result;
+    }
+    if (rc == CURLE_ABORTED_BY_CALLBACK && !t.stalled.empty() && !sink.Cancelled()) {
+      result.outcome = RangeResult::Outcome::kRetryable;
+      result.error = UnavailableError(where + ": " + t.stalled + " (after " +
+                                      std::to_string(t.delivered) + " bytes of the range)");
+      return result;
+    }
+    if (rc == CURLE_ABORTED_BY_CALLBACK || sink.Cancelled()) {
+      result.outcome = RangeResult::Outcome::kCancelled;
+      result.error = CancelledError("download cancelled");
+      return result;
+    }
+    if (rc != CURLE_OK) {
+      const std::string why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+      result.outcome = RangeResult::Outcome::kRetryable;
+      result.error = UnavailableError(where + ": " + why + " (after " +
+                                      std::to_string(t.delivered) + " bytes of the range)");
+      return result;
+    }
+    if (status >= 300 && status < 400) {
+      auto location = t.headers.Get("Location");
+      if (!location) {
+        result.outcome = RangeResult::Outcome::kFailed;
+        result.error = InvalidArgumentError(where + ": HTTP " + std::to_string(status) +
+                                            " without a Location header");
+        return result;
+      }
+      if (hop >= kMaxRedirects) {
+        result.outcome = RangeResult::Outcome::kFailed;
+        result.error = InvalidArgumentError(where + ": more than " +
+                                            std::to_string(kMaxRedirects) + " redirects");
+        return result;
+      }
+      StatusOr<std::string> next = ResolveRedirect(url, *location);
+      if (!next.ok()) {
+        result.outcome = RangeResult::Outcome::kFailed;
+        result.error = next.status();
+        return result;
+      }
+      url = *next;
+      continue;
+    }
+    if (status == 200 || status == 206) {
+      // The body ended before the range did.
+      result.outcome = RangeResult::Outcome::kRetryable;
+      result.error = UnavailableError(where + ": connection closed after " +
+                                      std::to_string(t.delivered) + " of " +
+                                      std::to_string(request.end - request.begin) +
+                                      " bytes of the range");
+      return result;
+    }
+    if (status == 408 || status == 429 || status >= 500) {
+      result.outcome = RangeResult::Outcome::kRetryable;
+      if (auto ra = t.headers.Get("Retry-After")) result.retry_after = ParseRetryAfter(*ra);
+      result.error = UnavailableError(where + " answered HTTP " + std::to_string(status));
+      return result;
+    }
+    result.outcome = RangeResult::Outcome::kFailed;
+    Status mapped = InvalidArgumentError(where + ": HTTP " + std::to_string(status));
+    if (request.subject != nullptr) {
+      hub::HubRequestSubject subject = *request.subject;
+      subject.sent_token = send_token;
+      mapped = hub::HubErrorFromResponse(static_cast<int>(status), t.headers, subject);
+    }
+    result.error = mapped.ok() ? InvalidArgumentError(where + ": unexpected HTTP " +
+                                                      std::to_string(status))
+                               : mapped;
+    return result;
+  }
+}
+
+std::optional<std::chrono::milliseconds> ParseRetryAfter(const std::string& value) {
+  std::string_view v = Trim(value);
+  uint64_t seconds = 0;
+  if (ParseU64(v, &seconds)) {
+    return std::chrono::milliseconds(std::min<uint64_t>(seconds, 86400) * 1000);
+  }
+  time_t when = curl_getdate(std::string(v).c_str(), nullptr);
+  if (when < 0) return std::nullopt;
+  time_t now = std::time(nullptr);
+  return std::chrono::milliseconds(when > now ? (when - now) * 1000 : 0);
+}
+
+std::chrono::milliseconds BackoffDelay(int attempt, std::chrono::milliseconds base,
+                                       std::chrono::milliseconds max, double random01) {
+  double full = static_cast<double>(base.count()) * std::pow(2.0, std::max(0, attempt - 1));
+  full = std::min(full, static_cast<double>(max.count()));
+  double wait = full / 2 + full / 2 * std::clamp(random01, 0.0, 1.0);
+  return std::chrono::milliseconds(static_cast<int64_t>(wait));
+}
+
+}  // namespace mc::downloader

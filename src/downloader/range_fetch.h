@@ -1,0 +1,95 @@
+// RangeFetcher: one HTTP GET of a byte range of a blob, on a reused libcurl easy handle, with
+// every check the engine relies on. Internal to the downloader.
+//
+// - Sends "Range: bytes=begin-(end-1)". A 206 must carry Content-Range starting at `begin` with
+//   the blob's size as total; a 200 (range ignored) is accepted and its first `begin` bytes are
+//   skipped. Bytes beyond `end` are never delivered: the transfer stops there.
+// - Redirects are followed here, not by libcurl (at most 5): a relative Location is resolved
+//   against the current URL, only http(s) targets are allowed, and the Authorization header goes
+//   only to URLs on the token's origin (hub::SameOrigin): never to another host, port or scheme.
+//   The final URL is reported so that later ranges of the blob go straight there.
+// - Outcomes are classified for retry: transport errors, timeouts, stalls (no byte for
+//   `stall_timeout`, or fewer than `min_bytes_per_second` over a `stall_timeout` window), 408, 429
+//   and 5xx are kRetryable (with Retry-After when the server sent one); other answers are kFailed
+//   with the hub's error mapping (NotFound, gated...).
+#pragma once
+
+#include <curl/curl.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "mc/common/status.h"
+#include "mc/hub/endpoint.h"
+#include "mc/hub/hub_errors.h"
+#include "mc/hub/secret.h"
+
+namespace mc::downloader {
+
+// Receives the bytes of a range in order. Called on the fetching thread.
+class RangeSink {
+ public:
+  virtual ~RangeSink() = default;
+  // Bytes [offset, offset + size) of the blob. Returns how many were taken; fewer than `size`
+  // ends the transfer without error (the range was shortened by a split). A sink that fails sets
+  // its own error, returns 0 and is asked for it with error().
+  virtual size_t Write(uint64_t offset, const char* data, size_t size) = 0;
+  virtual Status error() const { return Status::Ok(); }
+  // Polled during the transfer (also while no byte arrives): true stops it (kCancelled).
+  virtual bool Cancelled() const = 0;
+};
+
+struct RangeRequest {
+  std::string url;
+  uint64_t begin = 0;
+  uint64_t end = 0;        // one past the last byte wanted
+  uint64_t blob_size = 0;  // the total a 206 must report
+  const hub::Endpoint* token_origin = nullptr;  // with `token`: where it may be sent
+  const hub::Secret* token = nullptr;
+  std::string user_agent;
+  std::chrono::milliseconds connect_timeout{10'000};
+  std::chrono::milliseconds stall_timeout{30'000};
+  uint64_t min_bytes_per_second = 1;
+  const hub::HubRequestSubject* subject = nullptr;  // for messages and the hub error mapping
+};
+
+struct RangeResult {
+  enum class Outcome {
+    kComplete,   // every byte of [begin, end) was delivered (or the sink took fewer: split)
+    kCancelled,  // the sink said so
+    kRetryable,  // try again (maybe later: retry_after)
+    kFailed,     // do not retry this source: `error` says why
+  };
+  Outcome outcome = Outcome::kFailed;
+  Status error;  // for kRetryable and kFailed
+  int http_status = 0;
+  std::optional<std::chrono::milliseconds> retry_after;
+  uint64_t bytes = 0;         // bytes delivered to the sink
+  std::string effective_url;  // after redirects
+};
+
+class RangeFetcher {
+ public:
+  RangeFetcher();
+  ~RangeFetcher();
+  RangeFetcher(const RangeFetcher&) = delete;
+  RangeFetcher& operator=(const RangeFetcher&) = delete;
+
+  RangeResult Fetch(const RangeRequest& request, RangeSink& sink);
+
+ private:
+  struct Transfer;
+  CURL* curl_;
+};
+
+// Retry-After: delta seconds or an HTTP date (relative to now); nullopt if unparsable.
+std::optional<std::chrono::milliseconds> ParseRetryAfter(const std::string& value);
+
+// The wait before retry number `attempt` (1-based): base * 2^(attempt-1), capped at `max`, with
+// "equal jitter": half of it fixed, half uniformly random from `random01` in [0, 1).
+std::chrono::milliseconds BackoffDelay(int attempt, std::chrono::milliseconds base,
+                                       std::chrono::milliseconds max, double random01);
+
+}  // namespace mc::downloader
