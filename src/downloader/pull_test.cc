@@ -448,15 +448,5 @@ TEST_F(PullTest, TwoConcurrentPullsFetchEachBlobOnce) {
   ExpectComplete(*a, dir_ / "cache");
 }
 
-TEST_F(PullTest, NotEnoughSpaceFailsBeforeWriting) {
-  auto server = Serve(Up().cache_dir);
-  // A cache on a filesystem that is too small: simulate with a state where the plan is huge is
-  // covered by the hostile-server test; here, ask for more than the disk has via the temp dir of
-  // a tiny tmpfs is not possible unprivileged, so check the message path with the real numbers.
-  PullOptions o = Options(*server);
-  o.dry_run = true;
-  ASSERT_TRUE(Pull(std::move(o)).ok());
-}
-
 }  // namespace
 }  // namespace mc::downloader
