@@ -28,7 +28,18 @@ struct Header {
   uint64_t dev = 0;
   uint64_t ino = 0;
   std::string etag;
+  uint64_t birth = 0;  // creation time of the temp file (ns), 0 where statx has none
 };
+
+// Creation time of the file: tells a recreated temp file from the one a record was made for,
+// even when the filesystem hands out the same inode number again.
+uint64_t BirthNanos(int fd) {
+  struct statx stx;
+  if (::statx(fd, "", AT_EMPTY_PATH, STATX_BTIME, &stx) != 0 || !(stx.stx_mask & STATX_BTIME)) {
+    return 0;
+  }
+  return static_cast<uint64_t>(stx.stx_btime.tv_sec) * 1'000'000'000ull + stx.stx_btime.tv_nsec;
+}
 
 std::string EncodeHeader(const Header& h) {
   std::string out(kHeaderBytes, '\0');
@@ -38,6 +49,7 @@ std::string EncodeHeader(const Header& h) {
   std::memcpy(out.data() + 24, &h.dev, 8);
   std::memcpy(out.data() + 32, &h.ino, 8);
   std::memcpy(out.data() + kEtagOffset, h.etag.data(), std::min(h.etag.size(), kEtagBytes));
+  std::memcpy(out.data() + kEtagOffset + kEtagBytes, &h.birth, 8);
   return out;
 }
 
@@ -94,7 +106,7 @@ StatusOr<ResumeRecord> ResumeRecord::Open(const fs::path& path, const Etag& etag
   struct stat data_st;
   if (::fstat(data_fd, &data_st) != 0) return ErrnoError(errno, "stat blob temp file");
   Header want{size, cell_size, static_cast<uint64_t>(data_st.st_dev),
-              static_cast<uint64_t>(data_st.st_ino), etag.str()};
+              static_cast<uint64_t>(data_st.st_ino), etag.str(), BirthNanos(data_fd)};
   const size_t cells = size == 0 ? 0 : static_cast<size_t>((size + cell_size - 1) / cell_size);
 
   ResumeRecord record;

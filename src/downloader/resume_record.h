@@ -6,12 +6,13 @@
 //   [8, 16)   blob size
 //   [16, 24)  cell size
 //   [24, 32)  device of the temp file   [32, 40) inode of the temp file
-//   [40, 104) etag, NUL-padded
+//   [40, 104) etag, NUL-padded          [104, 112) creation time of the temp file (statx btime)
 //   [128, 128 + 8 * cells)  bytes written from the start of each cell (contiguous)
 // A record is created zeroed under a temp name and renamed into place, then updated in place with
 // 8-byte pwrite(2)s, each after the bytes it counts were written to the temp file: after a kill
 // the record never claims more than the page cache holds. A record that does not match the temp
-// file (another inode, size, cell size or etag; a count above its cell) is discarded.
+// file (another inode or creation time, size, cell size or etag; a count above its cell) is
+// discarded.
 #pragma once
 
 #include <cstdint>
