@@ -25,6 +25,7 @@ void AddLinkCommand(CLI::App& app, CommandResult& result);
 void AddImportCommand(CLI::App& app, CommandResult& result);
 void AddFixtureCommand(CLI::App& app, CommandResult& result);
 void AddServeCommand(CLI::App& app, CommandResult& result);
+void AddPullCommand(CLI::App& app, CommandResult& result);
 
 // Adds `--cache-dir` to a sub-command, with the help text every command shares.
 void AddCacheDirOption(CLI::App& cmd, std::string& value);

@@ -17,6 +17,7 @@ constexpr const char* kDescription =
     "and transformers, vLLM or diffusers load the models without network.\n"
     "\n"
     "Start here:\n"
+    "  modelcache pull Qwen/Qwen3-0.6B                    download a model from the Hub, verified\n"
     "  modelcache fixture ./demo-model --size 64MiB       write a small generated model folder\n"
     "  modelcache import ./demo-model --repo demo/tiny    put it into the cache as demo/tiny\n"
     "  modelcache ls                                     see what the cache holds\n"
@@ -47,6 +48,7 @@ int main(int argc, char** argv) {
   mc::cli::AddLinkCommand(app, result);
   mc::cli::AddImportCommand(app, result);
   mc::cli::AddFixtureCommand(app, result);
+  mc::cli::AddPullCommand(app, result);
   mc::cli::AddServeCommand(app, result);
   app.parse_complete_callback([&] { mc::SetUpLogging(log_level); });
 
