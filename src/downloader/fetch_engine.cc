@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <random>
 #include <thread>
 
@@ -51,16 +52,12 @@ Status PreadAll(int fd, char* data, size_t size, uint64_t offset) {
   return Status::Ok();
 }
 
-// Empties the temp file and reserves `size` bytes for it, so that a full disk shows now.
-Status Preallocate(int fd, uint64_t size) {
+// Empties the temp file and gives it its final size, sparse. Not fallocate(2): on ext4 the
+// unwritten extents it creates cost more CPU at writeback than the early ENOSPC is worth (the
+// plan's free-space check runs first; a disk that fills up later fails a pwrite with
+// ResourceExhausted, and the pull resumes once space is freed).
+Status Presize(int fd, uint64_t size) {
   if (::ftruncate(fd, 0) != 0) return ErrnoError(errno, "truncate blob temp file");
-  if (size == 0) return Status::Ok();
-  if (::fallocate(fd, 0, 0, static_cast<off_t>(size)) == 0) return Status::Ok();
-  int err = errno;
-  if (err == ENOSPC || err == EDQUOT) {
-    return ResourceExhaustedError("not enough free disk space for a " + std::to_string(size) +
-                                  "-byte blob: free space or choose another cache dir");
-  }
   if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
     return ErrnoError(errno, "size blob temp file");
   }
@@ -72,7 +69,8 @@ Status Preallocate(int fd, uint64_t size) {
 struct FetchEngine::Segment {
   Blob* blob = nullptr;
   uint64_t pos = 0;  // next byte to write; guarded by blob->mu
-  uint64_t end = 0;  // one past the last byte; lowered by splits; guarded by blob->mu
+  // One past the last byte; lowered by splits. Written under blob->mu, read by the sink without.
+  std::atomic<uint64_t> end{0};
   size_t source = 0;
 };
 
@@ -111,21 +109,51 @@ struct FetchEngine::Blob {
 
 struct FetchEngine::Worker {
   RangeFetcher fetcher;
-  std::vector<char> scratch = std::vector<char>(kScratchBytes);
+  std::vector<char> scratch = std::vector<char>(kScratchBytes);  // hash read-back
+  std::vector<char> wbuf = std::vector<char>(kScratchBytes);     // Sink's write buffer
+  size_t wlen = 0;
+  uint64_t woffset = 0;
   std::mt19937_64 rng{std::random_device{}()};
   Blob* finalize = nullptr;  // this worker hashed the last byte of it
 };
 
-// Writes the bytes of one segment and feeds the hash. Runs on the worker's thread.
+// Collects the bytes of one segment (libcurl hands them over 16 KiB at a time) into the worker's
+// 1 MiB buffer and writes them out a buffer at a time: one pwrite, one record update and one hash
+// step per MiB. A kill loses at most the buffer; Flush() must run after every transfer.
 class FetchEngine::Sink : public RangeSink {
  public:
   Sink(FetchEngine& engine, Blob& blob, Segment& segment, Worker& worker)
       : engine_(engine), blob_(blob), segment_(segment), worker_(worker) {}
 
   size_t Write(uint64_t offset, const char* data, size_t size) override {
+    const uint64_t end = segment_.end.load();
+    if (offset >= end) return 0;  // split: the rest belongs to another worker
+    if (worker_.wlen == 0) worker_.woffset = offset;
+    const size_t take = static_cast<size_t>(std::min<uint64_t>(size, end - offset));
+    size_t done = 0;
+    while (done < take) {
+      const size_t n = std::min(take - done, worker_.wbuf.size() - worker_.wlen);
+      std::memcpy(worker_.wbuf.data() + worker_.wlen, data + done, n);
+      worker_.wlen += n;
+      done += n;
+      if (worker_.wlen == worker_.wbuf.size() && !Flush()) return 0;
+    }
+    return take;
+  }
+
+  // Writes the buffered bytes (those still inside the segment after a split), records them and
+  // advances the hash. False (and error() set) on failure.
+  bool Flush() {
+    if (worker_.wlen == 0) return error_.ok();
+    const uint64_t offset = worker_.woffset;
+    const char* data = worker_.wbuf.data();
     std::unique_lock<std::mutex> lock(blob_.mu);
-    if (offset >= segment_.end) return 0;  // split: the rest belongs to another worker
-    const size_t take = static_cast<size_t>(std::min<uint64_t>(size, segment_.end - offset));
+    const uint64_t end = segment_.end.load();
+    const size_t take =
+        offset >= end ? 0 : static_cast<size_t>(std::min<uint64_t>(worker_.wlen, end - offset));
+    worker_.woffset += worker_.wlen;
+    worker_.wlen = 0;
+    if (take == 0) return true;
     Status st = PwriteAll(blob_.fd, data, take, offset);
     ResumeRecord& record = *blob_.record;
     const uint64_t cell_size = record.cell_size();
@@ -142,7 +170,7 @@ class FetchEngine::Sink : public RangeSink {
     }
     if (!st.ok()) {
       error_ = st;
-      return 0;
+      return false;
     }
     segment_.pos = offset + take;
     blob_.written += take;
@@ -151,15 +179,17 @@ class FetchEngine::Sink : public RangeSink {
     lock.unlock();
     engine_.bytes_done_ += take;
     engine_.bytes_fetched_ += take;
+    bytes_ += take;
     StatusOr<bool> done = engine_.AdvanceHash(blob_, data, offset, take, worker_);
     if (!done.ok()) {
       error_ = done.status();
-      return 0;
+      return false;
     }
     if (*done) worker_.finalize = &blob_;
-    return take;
+    return true;
   }
 
+  uint64_t bytes() const { return bytes_; }  // flushed into the blob
   Status error() const override { return error_; }
   bool Cancelled() const override { return engine_.Stopping(); }
 
@@ -169,6 +199,7 @@ class FetchEngine::Sink : public RangeSink {
   Segment& segment_;
   Worker& worker_;
   Status error_;
+  uint64_t bytes_ = 0;
 };
 
 FetchEngine::FetchEngine(cache::CacheStore& store, EngineConfig config, EngineCallbacks callbacks)
@@ -327,14 +358,15 @@ std::shared_ptr<FetchEngine::Segment> FetchEngine::SplitLargest() {
   if (!best || best_left < 2 * config_.tuning.min_split_size) return nullptr;
   std::lock_guard<std::mutex> lock(best_blob->mu);
   const uint64_t cell = best_blob->record->cell_size();
-  const uint64_t left = best->end - best->pos;  // may have moved since the scan
+  if (best->pos >= best->end) return nullptr;  // it may have moved since the scan
+  const uint64_t left = best->end - best->pos;
   uint64_t mid = best->pos + left / 2;
   mid = (mid + cell - 1) / cell * cell;
   if (left < 2 * config_.tuning.min_split_size || mid >= best->end) return nullptr;
   auto segment = std::make_shared<Segment>();
   segment->blob = best_blob;
   segment->pos = mid;
-  segment->end = best->end;
+  segment->end = best->end.load();
   best->end = mid;
   best_blob->segments.push_back(segment);
   return segment;
@@ -381,7 +413,7 @@ FetchEngine::Activation FetchEngine::Activate(Blob& blob, bool wait_for_lock, Wo
   StatusOr<ResumeRecord> record =
       ResumeRecord::Open(ResumeRecordPath(config_.state_dir, store_.layout().root(), repo, etag),
                          etag, blob.spec.size, config_.tuning.cell_size, *fd, &resumed);
-  if (record.ok() && !resumed) st = Preallocate(*fd, blob.spec.size);
+  if (record.ok() && !resumed) st = Presize(*fd, blob.spec.size);
   if (!record.ok()) st = record.status();
   if (!st.ok()) {
     ::close(*fd);
@@ -510,10 +542,11 @@ void FetchEngine::FetchSegment(Blob& blob, const std::shared_ptr<Segment>& segme
 
     Sink sink(*this, blob, *segment, worker);
     RangeResult result = worker.fetcher.Fetch(request, sink);
-    if (result.bytes > 0) {
+    sink.Flush();
+    if (sink.bytes() > 0) {
       attempts = 0;
       std::lock_guard<std::mutex> lock(source_mu_);
-      bytes_by_source_[src.name] += result.bytes;
+      bytes_by_source_[src.name] += sink.bytes();
     }
     if (!sink.error().ok()) {
       Fail(blob, sink.error().WithContext(QuoteForMessage(blob.name())));
@@ -599,7 +632,7 @@ void FetchEngine::Finalize(Blob& blob, Worker& /*worker*/) {
       blob.restarted = true;
       blob.resumed = false;
       Status st = blob.record->Reset();
-      if (st.ok()) st = Preallocate(blob.fd, blob.spec.size);
+      if (st.ok()) st = Presize(blob.fd, blob.spec.size);
       bytes_done_ -= blob.written;
       blob.written = 0;
       blob.hasher = cache::BlobHasher::Create(cache::HashKindOf(etag), blob.spec.size);

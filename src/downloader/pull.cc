@@ -117,6 +117,8 @@ StatusOr<PullResult> Puller::Run(const std::function<void(const PullEvent&)>& ob
     if (e.kind != PullEvent::Kind::kProgress) {
       e.bytes_done = totals.bytes_done;
       e.rate_bytes_per_second = totals.rate_bytes_per_second;
+      std::lock_guard<std::mutex> engine_lock(engine_mu_);
+      if (engine_ != nullptr) e.bytes_done = engine_->counters().bytes_done;  // live
     }
     if (observer) observer(e);
   };
@@ -202,7 +204,13 @@ StatusOr<PullResult> Puller::Run(const std::function<void(const PullEvent&)>& ob
       if (f.action == PlannedFile::Action::kDone) ++totals.files_done;
     }
   }
-  emit(Event(PullEvent::Kind::kPlan));
+  PullEvent plan_event = Event(PullEvent::Kind::kPlan);
+  for (const PlannedFile& f : planned.files) {
+    plan_event.files.push_back({f.file.path.str(),
+                                f.action == PlannedFile::Action::kFetch ? 0 : f.file.size,
+                                f.file.size});
+  }
+  emit(std::move(plan_event));
   if (o.dry_run) {
     result.seconds = std::chrono::duration<double>(Clock::now() - started).count();
     return result;

@@ -408,7 +408,7 @@ TEST_F(PullTest, CancelledPullResumesWithoutFetchingFinishedCellsAgain) {
         dir_ / "cache" / "models--org--model" / "blobs" / (big.etag + ".resume.incomplete");
     for (int i = 0; i < 3000; ++i) {
       std::error_code ec;
-      // Preallocated: watch the bytes the server handed out instead.
+      // The temp file has its full size from the start: watch the bytes served instead.
       if (stalling->stats().file_bytes_served >= 3'000'000 && fs::exists(temp, ec)) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }

@@ -144,7 +144,9 @@ struct PullEvent {
   uint64_t bytes_to_fetch = 0;
   uint64_t bytes_done = 0;  // fetched and written (of bytes_to_fetch; resumed bytes included)
   double rate_bytes_per_second = 0;  // over the last few seconds
-  std::vector<FileProgress> files;  // kProgress: blobs in flight
+  // kProgress: blobs in flight. kPlan: every selected file (done = size when it is already in
+  // the cache, else 0).
+  std::vector<FileProgress> files;
 };
 
 struct PullResult {
