@@ -367,6 +367,25 @@ TEST_F(PullCliTest, RepullMakesNoDataRequest) {
   EXPECT_EQ(up_->server->stats().resolve_get, gets);
 }
 
+TEST_F(PullCliTest, TwoProcessesPullingAtOnceBothSucceedAndFetchEachBlobOnce) {
+  // --connections 1: no range is ever split, so the server's byte count is exact.
+  const uint64_t served = up_->server->stats().file_bytes_served;
+  Child a(PullArgs({"demo/model"}, "", 1), Env());
+  Child b(PullArgs({"demo/model"}, "", 1), Env());
+  auto ra = a.Finish();
+  auto rb = b.Finish();
+  ASSERT_EQ(ra.exit_code, 0) << ra.err;
+  ASSERT_EQ(rb.exit_code, 0) << rb.err;
+  EXPECT_EQ(ra.out, rb.out);
+  std::set<std::string> etags;
+  uint64_t blob_bytes = 0;
+  for (const auto& f : up_->Repo("demo/model").files) {
+    if (etags.insert(f.etag).second) blob_bytes += f.size;
+  }
+  EXPECT_EQ(up_->server->stats().file_bytes_served - served, blob_bytes);
+  ExpectSameBytes("demo/model");
+}
+
 TEST_F(PullCliTest, IncludeAndExcludeSelectTheFiles) {
   auto r = Pull({"demo/model", "--include", "*.json", "--exclude", "original/*"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
