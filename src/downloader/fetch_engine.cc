@@ -676,7 +676,7 @@ void FetchEngine::Finalize(Blob& blob, Worker& /*worker*/) {
         main_source = config_.sources[i].name;
       }
     }
-    if (main_source.empty()) main_source = "resumed";
+    if (main_source.empty() && blob.resumed) main_source = "resumed";  // all from an earlier run
   }
   for (const RepoFilePath& path : blob.spec.paths) {
     if (st.ok()) st = store_.LinkSnapshotFile(repo, config_.commit, path, etag);
