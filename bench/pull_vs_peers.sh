@@ -19,6 +19,7 @@
 # Usage: bench/pull_vs_peers.sh [path/to/modelcache]      (make bench does setup + build first)
 # Env:   ROUNDS=5 BENCH_SHARD_MIB=1024 BENCH_SHARDS=4 BENCH_BIG_MIB=2048 BENCH_SMALL_FILES=20
 #        BENCH_TOOLS="pull pull16 aria2c curl js cp cpsync" BENCH_DIR=/tmp BENCH_COLD=0
+#        BENCH_ARIA2_ALLOC=falloc (aria2c --file-allocation)
 #        Quick smoke run: BENCH_SHARD_MIB=64 BENCH_BIG_MIB=128 ROUNDS=2 bench/pull_vs_peers.sh
 set -euo pipefail
 
@@ -33,6 +34,9 @@ SMALL=${BENCH_SMALL_FILES:-20}
 read -r -a TOOLS <<<"${BENCH_TOOLS:-pull pull16 aria2c curl js cp cpsync}"
 BENCH_DIR=${BENCH_DIR:-/tmp}
 COLD=${BENCH_COLD:-0}
+# aria2's default file allocation (prealloc) may write every file twice; falloc is what its manual
+# recommends on ext4/xfs/btrfs: the peer gets its best setting.
+ARIA2_ALLOC=${BENCH_ARIA2_ALLOC:-falloc}
 REPO=bench/model
 
 die() { echo "pull_vs_peers: $*" >&2; exit 2; }
@@ -138,8 +142,7 @@ tool_cmd() {
     pull) cmd=("$MC" pull "$REPO" --endpoint "$url" --cache-dir "$dest/cache" --state-dir "$dest/state") ;;
     pull16) cmd=("$MC" pull "$REPO" --endpoint "$url" --cache-dir "$dest/cache" --state-dir "$dest/state"
       --connections 16) ;;
-    # falloc: aria2's default (prealloc) writes every file twice on ext4; give it its best setting.
-    aria2c) cmd=(aria2c -x16 -s16 -j4 -i "$work/aria2.in" -d "$dest" --file-allocation=falloc
+    aria2c) cmd=(aria2c -x16 -s16 -j4 -i "$work/aria2.in" -d "$dest" --file-allocation="$ARIA2_ALLOC"
       --console-log-level=warn --summary-interval=0 --download-result=hide --allow-overwrite=true
       --auto-file-renaming=false) ;;
     curl) cmd=(curl -sSf --create-dirs -K "$work/curl.cfg") ;;
@@ -240,7 +243,7 @@ label() {
   case $1 in
     pull) echo "modelcache pull" ;;
     pull16) echo "modelcache pull --connections 16" ;;
-    aria2c) echo "aria2c -x16 -s16 -j4" ;;
+    aria2c) echo "aria2c -x16 -s16 -j4 --file-allocation=$ARIA2_ALLOC" ;;
     curl) echo "curl, one file at a time" ;;
     js) echo "@huggingface/hub $js_version snapshotDownload" ;;
     cp) echo "cp -r of the blobs" ;;
