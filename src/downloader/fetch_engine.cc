@@ -27,8 +27,9 @@ Status PwriteAll(int fd, const char* data, size_t size, uint64_t offset) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       if (errno == ENOSPC || errno == EDQUOT) {
-        return ResourceExhaustedError("disk full while writing a blob: free space and run the "
-                                      "pull again (it resumes)");
+        return ResourceExhaustedError(
+            "disk full while writing a blob: free space and run the "
+            "pull again (it resumes)");
       }
       return ErrnoError(errno, "write blob temp file");
     }
@@ -96,7 +97,7 @@ struct FetchEngine::Blob {
   bool hashed_all = false;
   std::vector<std::shared_ptr<Segment>> segments;
   std::vector<bool> bad_source;
-  std::vector<std::string> urls;  // per source; the upstream's may become a redirect target
+  std::vector<std::string> urls;     // per source; the upstream's may become a redirect target
   std::vector<uint64_t> bytes_from;  // per source
   uint64_t written = 0;
   bool resumed = false;
@@ -574,8 +575,8 @@ void FetchEngine::FetchSegment(Blob& blob, const std::shared_ptr<Segment>& segme
       }
       continue;
     }
-    if (result.outcome == RangeResult::Outcome::kFailed && request.url != ResolveUrl(source, blob) &&
-        attempts == 0) {
+    if (result.outcome == RangeResult::Outcome::kFailed &&
+        request.url != ResolveUrl(source, blob) && attempts == 0) {
       // A redirect target (a signed URL) refused us, perhaps expired: redirect again, once.
       ++attempts;
       std::lock_guard<std::mutex> lock(blob.mu);
@@ -596,10 +597,9 @@ void FetchEngine::FetchSegment(Blob& blob, const std::shared_ptr<Segment>& segme
       break;
     }
     std::chrono::milliseconds wait =
-        result.retry_after
-            ? std::min(*result.retry_after, tuning.max_retry_after)
-            : BackoffDelay(attempts, tuning.backoff_base, tuning.backoff_max,
-                           std::uniform_real_distribution<double>(0, 1)(worker.rng));
+        result.retry_after ? std::min(*result.retry_after, tuning.max_retry_after)
+                           : BackoffDelay(attempts, tuning.backoff_base, tuning.backoff_max,
+                                          std::uniform_real_distribution<double>(0, 1)(worker.rng));
     ++retries_;
     {
       std::lock_guard<std::mutex> cb(callback_mu_);

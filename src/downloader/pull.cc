@@ -2,8 +2,9 @@
 // FetchEngine (bytes).
 #include "mc/downloader/pull.h"
 
-#include <sys/statvfs.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <condition_variable>
 #include <deque>
@@ -15,7 +16,6 @@
 #include "downloader/fetch_engine.h"
 #include "downloader/range_fetch.h"
 #include "mc/cache/cache_store.h"
-#include <spdlog/spdlog.h>
 #include "mc/hub/hub_client.h"
 
 namespace mc::downloader {
@@ -28,7 +28,7 @@ namespace {
 // Retries a metadata call on Unavailable (transport, 5xx, 429) like huggingface_hub's second
 // metadata attempt: backoff with jitter, Retry-After honoured.
 template <typename T, typename Call>
-StatusOr<T> WithRetries(const PullOptions& options, Call call) {
+StatusOr<T> WithRetries(const PullOptions& options, const std::atomic<bool>& cancelled, Call call) {
   std::mt19937_64 rng{std::random_device{}()};
   hub::HubErrorDetail detail;
   for (int attempt = 1;; ++attempt) {
@@ -48,8 +48,13 @@ StatusOr<T> WithRetries(const PullOptions& options, Call call) {
     if (options.sleep) {
       options.sleep(wait);
     } else {
-      std::this_thread::sleep_for(wait);
+      const auto until = Clock::now() + wait;
+      while (!cancelled && Clock::now() < until) {
+        std::this_thread::sleep_for(
+            std::min<Clock::duration>(until - Clock::now(), std::chrono::milliseconds(50)));
+      }
     }
+    if (cancelled) return CancelledError("pull cancelled");
   }
 }
 
@@ -131,15 +136,16 @@ StatusOr<PullResult> Puller::Run(const std::function<void(const PullEvent&)>& ob
   if (CommitSha::IsValid(o.revision.str())) {
     commit = CommitSha::Parse(o.revision.str()).value();
   } else {
-    MC_ASSIGN_OR_RETURN(hub::RepoInfo info, WithRetries<hub::RepoInfo>(o, [&](auto* d) {
+    MC_ASSIGN_OR_RETURN(hub::RepoInfo info, WithRetries<hub::RepoInfo>(o, cancelled_, [&](auto* d) {
                           return client->GetRepoInfo(o.repo, o.revision, d);
                         }));
     commit = info.sha;
   }
   if (cancelled_) return CancelledError("pull cancelled");
   MC_ASSIGN_OR_RETURN(std::vector<hub::TreeFile> tree,
-                      WithRetries<std::vector<hub::TreeFile>>(
-                          o, [&](auto* d) { return client->ListTree(o.repo, commit, d); }));
+                      WithRetries<std::vector<hub::TreeFile>>(o, cancelled_, [&](auto* d) {
+                        return client->ListTree(o.repo, commit, d);
+                      }));
   std::vector<RemoteFile> listing;
   listing.reserve(tree.size());
   for (const hub::TreeFile& f : tree) listing.push_back({f.path, f.BlobEtag(), f.size});
@@ -167,7 +173,8 @@ StatusOr<PullResult> Puller::Run(const std::function<void(const PullEvent&)>& ob
     struct stat st;
     if (::stat(o.cache_dir.c_str(), &st) != 0) {
       std::error_code ec;
-      scratch_root = fs::temp_directory_path(ec) / ("modelcache-dry-run-" + std::to_string(getpid()));
+      scratch_root =
+          fs::temp_directory_path(ec) / ("modelcache-dry-run-" + std::to_string(getpid()));
       cache_options.root = *scratch_root;
       cache_options.create_if_missing = true;
     }
@@ -175,11 +182,10 @@ StatusOr<PullResult> Puller::Run(const std::function<void(const PullEvent&)>& ob
   auto store_or = cache::CacheStore::Open(cache_options);
   if (!store_or.ok()) return store_or.status();
   std::unique_ptr<cache::CacheStore> store = std::move(*store_or);
-  StatusOr<DownloadPlan> plan_or =
-      MakeDownloadPlan(*store, o.repo, commit,
-                       CommitSha::IsValid(o.revision.str()) ? std::nullopt
-                                                            : std::optional<Revision>(o.revision),
-                       listing, patterns);
+  StatusOr<DownloadPlan> plan_or = MakeDownloadPlan(
+      *store, o.repo, commit,
+      CommitSha::IsValid(o.revision.str()) ? std::nullopt : std::optional<Revision>(o.revision),
+      listing, patterns);
   if (scratch_root) {
     std::error_code ec;
     fs::remove_all(*scratch_root, ec);
@@ -258,13 +264,12 @@ StatusOr<PullResult> Puller::Run(const std::function<void(const PullEvent&)>& ob
   }
 
   // 5. Fetch.
-  EngineConfig config{o.state_dir, o.repo,      commit,       sources,
-                      o.endpoint,  o.token,     o.tuning,     o.user_agent,
-                      o.sleep};
+  EngineConfig config{o.state_dir, o.repo,   commit,       sources, o.endpoint,
+                      o.token,     o.tuning, o.user_agent, o.sleep};
   EngineCallbacks callbacks;
   callbacks.started = [&](const BlobSpec& spec) {
-    emit(Event(PullEvent::Kind::kFileStarted, spec.paths.front().str(), spec.etag.str(),
-               spec.size));
+    emit(
+        Event(PullEvent::Kind::kFileStarted, spec.paths.front().str(), spec.etag.str(), spec.size));
   };
   auto finished = [&](const BlobSpec& spec, PullEvent::Kind kind, const std::string& source) {
     {
@@ -324,12 +329,11 @@ StatusOr<PullResult> Puller::Run(const std::function<void(const PullEvent&)>& ob
       emit(std::move(e));
     }
   });
-  Status fetched = engine.Run(std::vector<BlobSpec>(
-      [&] {
-        std::vector<BlobSpec> v;
-        for (auto& [name, spec] : to_fetch) v.push_back(spec);
-        return v;
-      }()));
+  Status fetched = engine.Run(std::vector<BlobSpec>([&] {
+    std::vector<BlobSpec> v;
+    for (auto& [name, spec] : to_fetch) v.push_back(spec);
+    return v;
+  }()));
   {
     std::lock_guard<std::mutex> lock(tick_mu);
     ticking = false;

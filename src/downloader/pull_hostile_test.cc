@@ -94,9 +94,9 @@ class PullHostileTest : public ::testing::Test {
     ASSERT_TRUE(testing::WriteModelFixture(src, fixture).ok());
     auto store = cache::CacheStore::Open({root_ / "upstream", std::nullopt, true});
     ASSERT_TRUE(store.ok());
-    ASSERT_TRUE(cache::ImportFolder(**store, src, *RepoId::Parse("org/model"),
-                                    *Revision::Parse("main"))
-                    .ok());
+    ASSERT_TRUE(
+        cache::ImportFolder(**store, src, *RepoId::Parse("org/model"), *Revision::Parse("main"))
+            .ok());
     mirror::MirrorOptions options;
     options.cache_dir = root_ / "upstream";
     mirror_ = std::move(*mirror::MirrorServer::Create(std::move(options)));
@@ -169,13 +169,14 @@ TEST_F(PullHostileTest, RedirectToAnotherHostNeverCarriesTheToken) {
 }
 
 TEST_F(PullHostileTest, RedirectToAnotherSchemeIsRefused) {
-  proxy_ = std::make_unique<Proxy>(
-      mirror_->base_url(), [&](const net::HttpRequest& req, net::HttpResponse& res) {
-        if (req.raw_path.find("/resolve/") == std::string::npos) return false;
-        res.status = 302;
-        res.headers.Set("Location", "file:///etc/passwd");
-        return true;
-      });
+  proxy_ = std::make_unique<Proxy>(mirror_->base_url(),
+                                   [&](const net::HttpRequest& req, net::HttpResponse& res) {
+                                     if (req.raw_path.find("/resolve/") == std::string::npos)
+                                       return false;
+                                     res.status = 302;
+                                     res.headers.Set("Location", "file:///etc/passwd");
+                                     return true;
+                                   });
   auto r = Pull(proxy_->url());
   ASSERT_EQ(r.status().code(), StatusCode::kInvalidArgument) << r.status().ToString();
   EXPECT_NE(r.status().message().find("only http(s)"), std::string::npos);
@@ -183,9 +184,8 @@ TEST_F(PullHostileTest, RedirectToAnotherSchemeIsRefused) {
 }
 
 TEST_F(PullHostileTest, TraversalPathInTheTreeIsRefusedBeforeAnyWrite) {
-  proxy_ = std::make_unique<Proxy>(mirror_->base_url(), EditTree([](json& tree) {
-                                     tree[0]["path"] = "../../evil.txt";
-                                   }));
+  proxy_ = std::make_unique<Proxy>(
+      mirror_->base_url(), EditTree([](json& tree) { tree[0]["path"] = "../../evil.txt"; }));
   auto r = Pull(proxy_->url());
   ASSERT_EQ(r.status().code(), StatusCode::kInvalidArgument) << r.status().ToString();
   ExpectNothingOutside();
@@ -193,9 +193,8 @@ TEST_F(PullHostileTest, TraversalPathInTheTreeIsRefusedBeforeAnyWrite) {
 }
 
 TEST_F(PullHostileTest, AbsolutePathInTheTreeIsRefused) {
-  proxy_ = std::make_unique<Proxy>(mirror_->base_url(), EditTree([](json& tree) {
-                                     tree[0]["path"] = "/tmp/evil.txt";
-                                   }));
+  proxy_ = std::make_unique<Proxy>(mirror_->base_url(),
+                                   EditTree([](json& tree) { tree[0]["path"] = "/tmp/evil.txt"; }));
   EXPECT_EQ(Pull(proxy_->url()).status().code(), StatusCode::kInvalidArgument);
   ExpectNothingOutside();
 }

@@ -188,8 +188,7 @@ TEST_F(PullTest, FullPullWritesAVerifiedSnapshotAndTheRefLast) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->commit, Up().model.commit);
   ExpectComplete(*r, dir_ / "cache");
-  EXPECT_EQ(Read(dir_ / "cache" / "models--org--model" / "refs" / "main"),
-            Up().model.commit.str());
+  EXPECT_EQ(Read(dir_ / "cache" / "models--org--model" / "refs" / "main"), Up().model.commit.str());
   EXPECT_EQ(r->bytes_by_source.at("upstream"), r->bytes_fetched);
   // copy.json shares config.json's blob: fetched once.
   EXPECT_EQ(r->files_fetched, static_cast<int>(Up().model.files.size()) - 1);
@@ -396,9 +395,8 @@ TEST_F(PullTest, CorruptPeerBytesAreFetchedAgainFromTheUpstream) {
 TEST_F(PullTest, CancelledPullResumesWithoutFetchingFinishedCellsAgain) {
   // The big file stalls after 3 MB; cancel once that much is on disk, then pull again.
   const auto& big = Up().File(kWeights);
-  auto stalling =
-      Serve(Up().cache_dir, {Rule(FaultRule::StallAfterBytes{3'000'000, std::chrono::seconds(60)},
-                                  -1)});
+  auto stalling = Serve(
+      Up().cache_dir, {Rule(FaultRule::StallAfterBytes{3'000'000, std::chrono::seconds(60)}, -1)});
   PullOptions o = Options(*stalling);
   o.tuning.connections = 1;  // one range per file: the stall holds the file at 3 MB
   o.tuning.stall_timeout = std::chrono::seconds(60);
@@ -443,8 +441,7 @@ TEST_F(PullTest, TwoConcurrentPullsFetchEachBlobOnce) {
   tb.join();
   ASSERT_TRUE(a.ok()) << a.status().ToString();
   ASSERT_TRUE(b.ok()) << b.status().ToString();
-  EXPECT_EQ(server->stats().file_bytes_served,
-            Up().model.bytes - Up().File("copy.json").size);
+  EXPECT_EQ(server->stats().file_bytes_served, Up().model.bytes - Up().File("copy.json").size);
   ExpectComplete(*a, dir_ / "cache");
 }
 

@@ -25,8 +25,8 @@ void GlobalInit() {
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' ||
-                        s.back() == '\n')) {
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
     s.remove_suffix(1);
   }
   return s;
@@ -121,7 +121,7 @@ struct RangeFetcher::Transfer {
   uint64_t skip = 0;     // leading bytes to drop (a 200 answer to a range request)
   uint64_t pos = 0;      // next blob offset to deliver
   uint64_t delivered = 0;
-  bool range_done = false;   // [begin, end) delivered: stop
+  bool range_done = false;    // [begin, end) delivered: stop
   bool sink_stopped = false;  // the sink took fewer bytes (split)
   bool sink_failed = false;
   Status rejected;  // the answer broke the protocol
@@ -151,8 +151,9 @@ struct RangeFetcher::Transfer {
     long status = 0;
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     const RangeRequest& r = *request;
-    const std::string what = "GET " + QuoteForMessage(r.subject && r.subject->file ? r.subject->file->str() : "") +
-                             " from " + HostOf(r.url);
+    const std::string what =
+        "GET " + QuoteForMessage(r.subject && r.subject->file ? r.subject->file->str() : "") +
+        " from " + HostOf(r.url);
     if (status == 206) {
       auto cr = ParseContentRange(headers.Get("Content-Range").value_or(""));
       if (!cr || cr->first != r.begin || (cr->total && *cr->total != r.blob_size)) {
@@ -240,8 +241,8 @@ struct RangeFetcher::Transfer {
       const double rate = static_cast<double>(received - t->window_bytes) / secs;
       if (t->request->min_bytes_per_second > 1 &&
           rate < static_cast<double>(t->request->min_bytes_per_second)) {
-        t->stalled = "too slow: " + std::to_string(static_cast<uint64_t>(rate)) +
-                     " bytes/s over " + std::to_string(window.count()) + " ms";
+        t->stalled = "too slow: " + std::to_string(static_cast<uint64_t>(rate)) + " bytes/s over " +
+                     std::to_string(window.count()) + " ms";
         return 1;
       }
       t->window_start = now;
@@ -288,8 +289,7 @@ RangeResult RangeFetcher::Fetch(const RangeRequest& request, RangeSink& sink) {
     curl_easy_setopt(curl_, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(curl_, CURLOPT_XFERINFOFUNCTION, &Transfer::OnProgress);
     curl_easy_setopt(curl_, CURLOPT_XFERINFODATA, &t);
-    const std::string range =
-        std::to_string(request.begin) + "-" + std::to_string(request.end - 1);
+    const std::string range = std::to_string(request.begin) + "-" + std::to_string(request.end - 1);
     curl_easy_setopt(curl_, CURLOPT_RANGE, range.c_str());
     curl_easy_setopt(curl_, CURLOPT_USERAGENT, request.user_agent.c_str());
 
@@ -357,8 +357,8 @@ RangeResult RangeFetcher::Fetch(const RangeRequest& request, RangeSink& sink) {
       }
       if (hop >= kMaxRedirects) {
         result.outcome = RangeResult::Outcome::kFailed;
-        result.error = InvalidArgumentError(where + ": more than " +
-                                            std::to_string(kMaxRedirects) + " redirects");
+        result.error = InvalidArgumentError(where + ": more than " + std::to_string(kMaxRedirects) +
+                                            " redirects");
         return result;
       }
       StatusOr<std::string> next = ResolveRedirect(url, *location);
@@ -373,10 +373,9 @@ RangeResult RangeFetcher::Fetch(const RangeRequest& request, RangeSink& sink) {
     if (status == 200 || status == 206) {
       // The body ended before the range did.
       result.outcome = RangeResult::Outcome::kRetryable;
-      result.error = UnavailableError(where + ": connection closed after " +
-                                      std::to_string(t.delivered) + " of " +
-                                      std::to_string(request.end - request.begin) +
-                                      " bytes of the range");
+      result.error = UnavailableError(
+          where + ": connection closed after " + std::to_string(t.delivered) + " of " +
+          std::to_string(request.end - request.begin) + " bytes of the range");
       return result;
     }
     if (status == 408 || status == 429 || status >= 500) {
@@ -392,9 +391,9 @@ RangeResult RangeFetcher::Fetch(const RangeRequest& request, RangeSink& sink) {
       subject.sent_token = send_token;
       mapped = hub::HubErrorFromResponse(static_cast<int>(status), t.headers, subject);
     }
-    result.error = mapped.ok() ? InvalidArgumentError(where + ": unexpected HTTP " +
-                                                      std::to_string(status))
-                               : mapped;
+    result.error = mapped.ok()
+                       ? InvalidArgumentError(where + ": unexpected HTTP " + std::to_string(status))
+                       : mapped;
     return result;
   }
 }

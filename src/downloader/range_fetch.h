@@ -44,8 +44,8 @@ class RangeSink {
 struct RangeRequest {
   std::string url;
   uint64_t begin = 0;
-  uint64_t end = 0;        // one past the last byte wanted
-  uint64_t blob_size = 0;  // the total a 206 must report
+  uint64_t end = 0;                             // one past the last byte wanted
+  uint64_t blob_size = 0;                       // the total a 206 must report
   const hub::Endpoint* token_origin = nullptr;  // with `token`: where it may be sent
   const hub::Secret* token = nullptr;
   std::string user_agent;

@@ -105,8 +105,12 @@ StatusOr<ResumeRecord> ResumeRecord::Open(const fs::path& path, const Etag& etag
   if (cell_size == 0) return InvalidArgumentError("resume record: cell size 0");
   struct stat data_st;
   if (::fstat(data_fd, &data_st) != 0) return ErrnoError(errno, "stat blob temp file");
-  Header want{size, cell_size, static_cast<uint64_t>(data_st.st_dev),
-              static_cast<uint64_t>(data_st.st_ino), etag.str(), BirthNanos(data_fd)};
+  Header want{size,
+              cell_size,
+              static_cast<uint64_t>(data_st.st_dev),
+              static_cast<uint64_t>(data_st.st_ino),
+              etag.str(),
+              BirthNanos(data_fd)};
   const size_t cells = size == 0 ? 0 : static_cast<size_t>((size + cell_size - 1) / cell_size);
 
   ResumeRecord record;
@@ -204,8 +208,8 @@ void ResumeRecord::Remove() {
   if (!path_.empty()) ::unlink(path_.c_str());
 }
 
-fs::path ResumeRecordPath(const fs::path& state_dir, const fs::path& cache_root,
-                          const RepoId& repo, const Etag& etag) {
+fs::path ResumeRecordPath(const fs::path& state_dir, const fs::path& cache_root, const RepoId& repo,
+                          const Etag& etag) {
   std::error_code ec;
   fs::path canonical = fs::weakly_canonical(cache_root, ec);
   if (ec) canonical = cache_root;

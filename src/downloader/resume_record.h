@@ -29,8 +29,7 @@ class ResumeRecord {
   // Loads the record at `path` if it matches the temp file open as `data_fd`, else creates a
   // fresh zeroed one (and reports resumed = false).
   static StatusOr<ResumeRecord> Open(const std::filesystem::path& path, const Etag& etag,
-                                     uint64_t size, uint64_t cell_size, int data_fd,
-                                     bool* resumed);
+                                     uint64_t size, uint64_t cell_size, int data_fd, bool* resumed);
   ResumeRecord(ResumeRecord&&) noexcept;
   ResumeRecord& operator=(ResumeRecord&&) noexcept;
   ResumeRecord(const ResumeRecord&) = delete;

@@ -75,11 +75,11 @@ namespace mc::downloader {
 
 // Knobs of the fetch engine. The defaults suit a WAN link; tests shrink the timeouts.
 struct FetchTuning {
-  int connections = 8;                  // worker threads = concurrent HTTP requests
-  uint64_t cell_size = 4ull << 20;      // resume and split granularity
+  int connections = 8;                    // worker threads = concurrent HTTP requests
+  uint64_t cell_size = 4ull << 20;        // resume and split granularity
   uint64_t min_split_size = 16ull << 20;  // never split a range with less than 2× this left
   std::chrono::milliseconds connect_timeout{10'000};
-  std::chrono::milliseconds stall_timeout{30'000};       // no byte for this long → retry
+  std::chrono::milliseconds stall_timeout{30'000};  // no byte for this long → retry
   std::chrono::milliseconds peer_connect_timeout{1'000};
   std::chrono::milliseconds peer_stall_timeout{3'000};
   uint64_t peer_min_bytes_per_second = 1ull << 20;  // slower over peer_stall_timeout → skip peer
@@ -95,7 +95,7 @@ struct PullOptions {
   std::filesystem::path state_dir;  // resume records (created if missing)
   hub::Endpoint endpoint = hub::Endpoint::Parse(hub::kDefaultEndpoint).value();  // upstream
   std::optional<hub::Secret> token;
-  RepoId repo = RepoId::Parse("unset/unset").value();  // always set by the caller
+  RepoId repo = RepoId::Parse("unset/unset").value();   // always set by the caller
   Revision revision = Revision::Parse("main").value();  // branch, tag, refs/pr/N or a sha
   FilePatterns patterns;
   // When not empty, exactly these files are selected (patterns are ignored); a path the commit
@@ -129,10 +129,10 @@ struct PullEvent {
     uint64_t size = 0;
   };
   Kind kind = Kind::kProgress;
-  std::string path;  // kFileStarted, kFileVerified, kFileLinked, kRetry
-  std::string etag;  // kFileStarted, kFileVerified, kFileLinked
-  uint64_t size = 0;  // file size (file events)
-  std::string source;  // kFileVerified: the source most bytes came from; kRetry: the host
+  std::string path;     // kFileStarted, kFileVerified, kFileLinked, kRetry
+  std::string etag;     // kFileStarted, kFileVerified, kFileLinked
+  uint64_t size = 0;    // file size (file events)
+  std::string source;   // kFileVerified: the source most bytes came from; kRetry: the host
   std::string message;  // kRetry: the error
   std::chrono::milliseconds wait{0};  // kRetry
   // Totals (every event carries the current ones).
@@ -154,8 +154,8 @@ struct PullResult {
   CommitSha commit;
   std::filesystem::path snapshot_dir;
   DownloadPlan plan;
-  int files_linked = 0;    // already in the cache (or fetched by another process): linked only
-  int files_fetched = 0;   // distinct blobs downloaded by this pull
+  int files_linked = 0;        // already in the cache (or fetched by another process): linked only
+  int files_fetched = 0;       // distinct blobs downloaded by this pull
   uint64_t bytes_fetched = 0;  // bytes received over the network by this pull
   uint64_t bytes_resumed = 0;  // bytes of partial blobs found on disk and not fetched again
   std::map<std::string, uint64_t> bytes_by_source;  // "upstream" or the peer URL → bytes
