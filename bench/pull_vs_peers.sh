@@ -173,7 +173,7 @@ prepare_source() {
   fi
 }
 
-declare -A wall cpu rss srv
+declare -A wall cpu sys rss srv
 # One step: fresh dir, source ready, measured run, check of the result (every file, every byte
 # count; in round 1 also every byte), removal.
 step() {
@@ -213,11 +213,13 @@ step() {
   read -r u sy m < <(tail -1 "$work/time.out")
   wall[$tool]+="$(echo "$e - $s" | bc -l) "
   cpu[$tool]+="$(echo "$u + $sy" | bc -l) "
+  sys[$tool]+="$sy "
   rss[$tool]+="$m "
   srv[$tool]+="$(echo "$s1 - $s0" | bc -l) "
   rm -rf "$dest"
 }
 
+nth() { echo "$1" | tr ' ' '\n' | grep . | sed -n "${2}p"; }
 active=()
 for t in "${TOOLS[@]}"; do
   if is_pull "$t" && ((!have_pull)); then continue; fi
@@ -231,13 +233,14 @@ for round in $(seq "$ROUNDS"); do
   for i in $(seq 0 $((n - 1))); do
     step "${active[$(((i + round - 1) % n))]}" "$round"
   done
-  echo "# round $round/$ROUNDS done"
+  line=""
+  for t in "${active[@]}"; do line+=" $t $(printf %.2f "$(nth "${wall[$t]}" "$round")")"; done
+  echo "# round $round/$ROUNDS, wall s:$line"
 done
 
 # ---- results ----
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {printf "%.6f\n", (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 maxof() { tr ' ' '\n' | grep . | sort -g | tail -1; }
-nth() { echo "$1" | tr ' ' '\n' | grep . | sed -n "${2}p"; }
 gb=$(echo "$bytes / 1000000000" | bc -l)
 label() {
   case $1 in
@@ -255,16 +258,17 @@ echo
 echo "$nfiles files, $bytes bytes ($(printf %.2f "$gb") GB); $ROUNDS rounds; medians; MB/s = 10^6 bytes/s"
 echo "$(nproc) CPUs, $(uname -r), $(df -T "$work" | awk 'NR==2{print $2}'); aria2 $(aria2c --version | awk 'NR==1{print $3}'), curl $(curl --version | awk 'NR==1{print $2}'), node $(node --version)"
 echo
-echo "| tool | wall s | MB/s | CPU core-s per GB | peak RSS MiB | server CPU s |"
-echo "|---|---|---|---|---|---|"
+echo "| tool | wall s | MB/s | CPU core-s per GB | of which sys | peak RSS MiB | server CPU s |"
+echo "|---|---|---|---|---|---|---|"
 for t in "${active[@]}"; do
   mw[$t]=$(echo "${wall[$t]}" | median)
   c=$(echo "${cpu[$t]}" | median)
-  printf '| %s | %.2f | %.0f | %.2f | %.1f | %.2f |\n' "$(label "$t")" "${mw[$t]}" \
+  printf '| %s | %.2f | %.0f | %.2f | %.0f%% | %.1f | %.2f |\n' "$(label "$t")" "${mw[$t]}" \
     "$(echo "$bytes / ${mw[$t]} / 1000000" | bc -l)" "$(echo "$c / $gb" | bc -l)" \
+    "$(echo "100 * $(echo "${sys[$t]}" | median) / $c" | bc -l)" \
     "$(echo "$(echo "${rss[$t]}" | maxof) / 1024" | bc -l)" "$(echo "${srv[$t]}" | median)"
 done
-((have_pull)) || printf '| modelcache pull | pending | | | | |\n'
+((have_pull)) || printf '| modelcache pull | pending | | | | | |\n'
 
 # Ratios of pull against a peer: of the medians, and the median of the per-round (paired) ratios,
 # which cancels slow drift of a shared machine. $3 = "time": pull/peer time; else peer/pull time
