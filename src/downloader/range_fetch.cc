@@ -4,11 +4,11 @@
 #include <charconv>
 #include <cmath>
 #include <ctime>
-#include <mutex>
 #include <string_view>
 
 #include "mc/hub/hub_client.h"
 #include "mc/net/headers.h"
+#include "mc/net/http_client.h"
 
 namespace mc::downloader {
 
@@ -17,20 +17,6 @@ namespace {
 constexpr int kMaxRedirects = 5;
 constexpr long kBufferSize = 512 * 1024;
 constexpr size_t kMaxErrorBody = 4096;
-
-void GlobalInit() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
 
 bool ParseU64(std::string_view s, uint64_t* out) {
   if (s.empty()) return false;
@@ -44,7 +30,7 @@ struct ContentRange {
   std::optional<uint64_t> total;
 };
 std::optional<ContentRange> ParseContentRange(std::string_view v) {
-  v = Trim(v);
+  v = net::TrimHeaderWhitespace(v);
   if (!v.starts_with("bytes ")) return std::nullopt;
   v.remove_prefix(6);
   size_t dash = v.find('-'), slash = v.find('/');
@@ -134,14 +120,7 @@ struct RangeFetcher::Transfer {
   std::string stalled;  // why OnProgress stopped the transfer, if it did
 
   static size_t OnHeader(char* data, size_t size, size_t n, void* self) {
-    auto* t = static_cast<Transfer*>(self);
-    std::string_view line(data, size * n);
-    if (line.starts_with("HTTP/")) {
-      t->headers = net::HeaderMap();
-    } else if (size_t colon = line.find(':'); colon != std::string_view::npos) {
-      t->headers.Add(std::string(Trim(line.substr(0, colon))),
-                     std::string(Trim(line.substr(colon + 1))));
-    }
+    net::AddRawHeaderLine(std::string_view(data, size * n), static_cast<Transfer*>(self)->headers);
     return size * n;
   }
 
@@ -253,7 +232,7 @@ struct RangeFetcher::Transfer {
 };
 
 RangeFetcher::RangeFetcher() {
-  GlobalInit();
+  net::InitCurlGlobal();
   curl_ = curl_easy_init();
 }
 
@@ -399,7 +378,7 @@ RangeResult RangeFetcher::Fetch(const RangeRequest& request, RangeSink& sink) {
 }
 
 std::optional<std::chrono::milliseconds> ParseRetryAfter(const std::string& value) {
-  std::string_view v = Trim(value);
+  std::string_view v = net::TrimHeaderWhitespace(value);
   uint64_t seconds = 0;
   if (ParseU64(v, &seconds)) {
     return std::chrono::milliseconds(std::min<uint64_t>(seconds, 86400) * 1000);

@@ -11,12 +11,13 @@
 #include "mc/net/http_client.h"
 
 namespace mc::net {
-namespace {
 
-void GlobalInitOnce() {
+void InitCurlGlobal() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
+
+namespace {
 
 // Where the body goes while a transfer runs.
 struct Transfer {
@@ -47,28 +48,10 @@ size_t OnBody(char* data, size_t size, size_t nmemb, void* user) {
   return n;
 }
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
 size_t OnHeader(char* data, size_t size, size_t nmemb, void* user) {
   auto* t = static_cast<Transfer*>(user);
-  std::string_view line(data, size * nmemb);
-  if (line.starts_with("HTTP/")) {
-    t->response->headers = HeaderMap();  // a new response (after a redirect or 100 Continue)
-    return line.size();
-  }
-  size_t colon = line.find(':');
-  if (colon != std::string_view::npos) {
-    t->response->headers.Add(std::string(Trim(line.substr(0, colon))),
-                             std::string(Trim(line.substr(colon + 1))));
-  }
-  return line.size();
+  AddRawHeaderLine(std::string_view(data, size * nmemb), t->response->headers);
+  return size * nmemb;
 }
 
 class CurlClient final : public HttpClient {
@@ -154,7 +137,7 @@ StatusOr<HttpClientResponse> CurlClient::Send(const HttpClientRequest& request) 
 }  // namespace
 
 std::unique_ptr<HttpClient> HttpClient::Create() {
-  GlobalInitOnce();
+  InitCurlGlobal();
   CURL* curl = curl_easy_init();
   if (curl == nullptr) std::abort();  // only fails when out of memory
   return std::make_unique<CurlClient>(curl);

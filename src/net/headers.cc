@@ -45,6 +45,27 @@ std::vector<std::string> HeaderMap::GetAll(std::string_view name) const {
   return values;
 }
 
+std::string_view TrimHeaderWhitespace(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+void AddRawHeaderLine(std::string_view line, HeaderMap& headers) {
+  if (line.starts_with("HTTP/")) {
+    headers = HeaderMap();
+    return;
+  }
+  size_t colon = line.find(':');
+  if (colon != std::string_view::npos) {
+    headers.Add(std::string(TrimHeaderWhitespace(line.substr(0, colon))),
+                std::string(TrimHeaderWhitespace(line.substr(colon + 1))));
+  }
+}
+
 bool IsSecretHeader(std::string_view name) {
   return HeaderNameEquals(name, "authorization") || HeaderNameEquals(name, "proxy-authorization") ||
          HeaderNameEquals(name, "cookie") || HeaderNameEquals(name, "set-cookie");

@@ -37,3 +37,23 @@ TEST(HeaderMapTest, AuthorizationIsASecretHeader) {
 
 }  // namespace
 }  // namespace mc::net
+
+namespace mc::net {
+namespace {
+
+TEST(RawHeaderLineTest, StatusLineStartsANewResponseAndFieldsAreTrimmed) {
+  HeaderMap h;
+  AddRawHeaderLine("HTTP/1.1 302 Found\r\n", h);
+  AddRawHeaderLine("Location:  /next \r\n", h);
+  EXPECT_EQ(h.Get("location"), "/next");
+  AddRawHeaderLine("HTTP/1.1 206 Partial Content\r\n", h);
+  EXPECT_FALSE(h.Has("Location"));
+  AddRawHeaderLine("Content-Range:\tbytes 0-9/10\r\n", h);
+  AddRawHeaderLine("\r\n", h);
+  EXPECT_EQ(h.Get("Content-Range"), "bytes 0-9/10");
+  EXPECT_EQ(h.size(), 1u);
+  EXPECT_EQ(TrimHeaderWhitespace(" \t x y \r\n"), "x y");
+}
+
+}  // namespace
+}  // namespace mc::net

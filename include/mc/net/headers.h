@@ -40,4 +40,12 @@ class HeaderMap {
 // Proxy-Authorization, Cookie, Set-Cookie).
 bool IsSecretHeader(std::string_view name);
 
+// `s` without leading and trailing spaces, tabs, CR and LF (header whitespace).
+std::string_view TrimHeaderWhitespace(std::string_view s);
+
+// Feeds one raw header line as libcurl's HEADERFUNCTION delivers it: a status line ("HTTP/...")
+// starts a new response, so `headers` is cleared (after a redirect or 100 Continue); a
+// "Name: value" line is added with both parts trimmed; anything else is ignored.
+void AddRawHeaderLine(std::string_view line, HeaderMap& headers);
+
 }  // namespace mc::net

@@ -51,6 +51,10 @@ struct HttpClientResponse {
   std::string effective_url;
 };
 
+// curl_global_init, once per process (thread-safe). For code that drives libcurl itself (the
+// downloader); HttpClient::Create calls it.
+void InitCurlGlobal();
+
 class HttpClient {
  public:
   static std::unique_ptr<HttpClient> Create();
