@@ -2,7 +2,6 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,43 +11,14 @@
 #include <string>
 #include <vector>
 
-extern char** environ;
+#include "cli_test_util.h"
 
 namespace {
 
 namespace fs = std::filesystem;
-const std::string kBinary = MC_BINARY_DIR "/src/cli/modelcache";
-
-struct RunResult {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string ReadAll(int fd) {
-  std::string s;
-  char buf[65536];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf))) > 0) s.append(buf, n);
-  return s;
-}
-
-// Starts modelcache with `args`; its stdout and stderr go to the given fds (-1: inherited).
-// Returns the pid, or -1 if it could not be started.
-pid_t SpawnMc(const std::vector<std::string>& args, int out_fd, int err_fd) {
-  std::vector<std::string> full = {kBinary};
-  full.insert(full.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : full) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  if (out_fd >= 0) posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
-  if (err_fd >= 0) posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
-  pid_t pid;
-  int rc = posix_spawn(&pid, kBinary.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  return rc == 0 ? pid : -1;
-}
+using mc::cli::test_util::ReadAll;
+using mc::cli::test_util::RunResult;
+using mc::cli::test_util::SpawnMc;
 
 // Runs modelcache with `args`; stdout and stderr go to temp files (no pipe deadlocks).
 RunResult RunMc(const std::vector<std::string>& args) {
@@ -56,7 +26,7 @@ RunResult RunMc(const std::vector<std::string>& args) {
   char err_name[] = "/tmp/mc-cli-err.XXXXXX";
   int out_fd = mkstemp(out_name), err_fd = mkstemp(err_name);
   RunResult r;
-  pid_t pid = SpawnMc(args, out_fd, err_fd);
+  pid_t pid = SpawnMc(args, nullptr, out_fd, err_fd);
   if (pid > 0) {
     int status = 0;
     waitpid(pid, &status, 0);
@@ -206,7 +176,8 @@ TEST_F(CliTest, ServePrintsItsUrlAndStopsOnSigterm) {
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
   fcntl(fds[0], F_SETFD, FD_CLOEXEC);  // the child keeps only the write end, as its stdout
-  pid_t pid = SpawnMc({"serve", "--cache-dir", cache_, "--listen", "127.0.0.1:0"}, fds[1], -1);
+  pid_t pid =
+      SpawnMc({"serve", "--cache-dir", cache_, "--listen", "127.0.0.1:0"}, nullptr, fds[1], -1);
   ASSERT_GT(pid, 0);
   close(fds[1]);
   std::string line;
@@ -225,8 +196,9 @@ TEST_F(CliTest, ServePrintsItsUrlAndStopsOnSigterm) {
 // scan warning, every visible blob verifies) and the next import completes.
 TEST_F(CliTest, KilledImportLeavesTheCacheConsistent) {
   ASSERT_EQ(RunMc({"fixture", (dir_ / "model").string(), "--size", "256MiB"}).exit_code, 0);
-  pid_t pid = SpawnMc(
-      {"import", (dir_ / "model").string(), "--repo", "demo/big", "--cache-dir", cache_}, -1, -1);
+  pid_t pid =
+      SpawnMc({"import", (dir_ / "model").string(), "--repo", "demo/big", "--cache-dir", cache_},
+              nullptr, -1, -1);
   ASSERT_GT(pid, 0);
   // Kill as soon as a temp blob holds data: the import is mid-file.
   fs::path blobs = fs::path(cache_) / "models--demo--big" / "blobs";

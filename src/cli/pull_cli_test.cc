@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_test_util.h"
 #include "mc/cache/cache_store.h"
 #include "mc/cache/importer.h"
 #include "mc/mirror/mirror_server.h"
@@ -38,7 +38,11 @@ namespace cache = mc::cache;
 namespace mirror = mc::mirror;
 using namespace std::chrono_literals;
 
-const std::string kBinary = MC_BINARY_DIR "/src/cli/modelcache";
+using mc::cli::test_util::McBinary;
+using mc::cli::test_util::ReadAll;
+using mc::cli::test_util::RunResult;
+using mc::cli::test_util::SpawnMc;
+using mc::cli::test_util::WaitExit;
 constexpr char kToken[] = "hf_PullCliTestGatedToken0123456789abcd";
 constexpr uint64_t kCell = 4ull << 20;  // FetchTuning::cell_size
 constexpr uint64_t kBigBytes = 40ull << 20;
@@ -120,19 +124,6 @@ Upstream& GetUpstream() {
 
 // ---- running the binary ----
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string ReadAll(int fd) {
-  std::string s;
-  char buf[65536];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf))) > 0) s.append(buf, n);
-  return s;
-}
-
 // The caller's environment without anything that would change what pull does, plus `extra`.
 std::vector<std::string> HermeticEnv(const fs::path& hf_home,
                                      const std::map<std::string, std::string>& extra) {
@@ -152,43 +143,6 @@ std::vector<std::string> HermeticEnv(const fs::path& hf_home,
   return env;
 }
 
-// Starts modelcache; stdout and stderr go to the given fds.
-pid_t SpawnMc(const std::vector<std::string>& args, const std::vector<std::string>& env, int out_fd,
-              int err_fd) {
-  std::vector<std::string> full = {kBinary};
-  full.insert(full.end(), args.begin(), args.end());
-  std::vector<char*> argv, envp;
-  for (auto& a : full) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  for (auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
-  posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
-  pid_t pid;
-  int rc = posix_spawn(&pid, kBinary.c_str(), &actions, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  return rc == 0 ? pid : -1;
-}
-
-// Waits for `pid` to exit, at most `timeout` (then kills it). Returns the exit code, or 128 +
-// the signal.
-int WaitExit(pid_t pid, std::chrono::milliseconds timeout) {
-  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-  if (pidfd >= 0) {
-    pollfd p{pidfd, POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(timeout.count())) == 0) {
-      ADD_FAILURE() << "modelcache did not exit within " << timeout.count() << " ms; killed";
-      kill(pid, SIGKILL);
-    }
-    close(pidfd);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 // A child whose stdout and stderr go to temp files.
 class Child {
  public:
@@ -199,8 +153,8 @@ class Child {
     err_fd_ = mkstemp(err_name);
     unlink(out_name);
     unlink(err_name);
-    pid_ = SpawnMc(args, env, out_fd_, err_fd_);
-    EXPECT_GT(pid_, 0) << "cannot start " << kBinary;
+    pid_ = SpawnMc(args, &env, out_fd_, err_fd_);
+    EXPECT_GT(pid_, 0) << "cannot start " << McBinary();
   }
   ~Child() {
     if (pid_ > 0 && !exited_) {

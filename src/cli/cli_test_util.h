@@ -1,0 +1,33 @@
+// Helpers shared by the tests that run the real modelcache binary (cli_test, pull_cli_test).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace mc::cli::test_util {
+
+// The binary under test, in the build tree.
+const std::string& McBinary();
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+// Everything left to read from `fd`.
+std::string ReadAll(int fd);
+
+// Starts modelcache with `args`; its stdout and stderr go to the given fds (-1: inherited).
+// `env` is the child's whole environment; nullptr passes this process's own. Returns the pid, or
+// -1 if it could not be started.
+pid_t SpawnMc(const std::vector<std::string>& args, const std::vector<std::string>* env, int out_fd,
+              int err_fd);
+
+// Waits for `pid` to exit, at most `timeout` (then kills it and records a test failure). Returns
+// the exit code, or 128 + the signal.
+int WaitExit(pid_t pid, std::chrono::milliseconds timeout);
+
+}  // namespace mc::cli::test_util
