@@ -188,6 +188,13 @@ bool IsLfsFile(const std::string& path, uint64_t size, std::string_view head) {
   return HasLfsPattern(path);
 }
 
+const ImportedFile* ImportResult::Find(std::string_view path) const {
+  for (const ImportedFile& f : files) {
+    if (f.path == path) return &f;
+  }
+  return nullptr;
+}
+
 StatusOr<ImportResult> ImportFolder(CacheStore& store, const fs::path& dir, const RepoId& repo,
                                     const Revision& revision, const ImportOptions& options) {
   if (revision.IsCommitSha()) {

@@ -561,10 +561,9 @@ class StalledPullTest : public PullCliTest {
   }
 
   const cache::ImportedFile& BigFile() const {
-    for (const auto& f : up_->Repo("demo/big").files) {
-      if (f.path == "model.safetensors") return f;
-    }
-    std::abort();
+    const cache::ImportedFile* f = up_->Repo("demo/big").Find("model.safetensors");
+    if (f == nullptr) std::abort();
+    return *f;
   }
   fs::path Partial() const {
     return RepoDir("big") / "blobs" / (BigFile().etag + ".resume.incomplete");

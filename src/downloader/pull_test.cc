@@ -77,10 +77,9 @@ struct Upstream {
     fs::remove_all(root, ec);
   }
   const cache::ImportedFile& File(const std::string& path) const {
-    for (const auto& f : model.files) {
-      if (f.path == path) return f;
-    }
-    std::abort();
+    const cache::ImportedFile* f = model.Find(path);
+    if (f == nullptr) std::abort();
+    return *f;
   }
 };
 

@@ -110,9 +110,7 @@ std::string Env::Source(const std::string& repo_dir, const std::string& path) co
 }
 
 const cache::ImportedFile& Env::File(const cache::ImportResult& r, const std::string& path) const {
-  for (const cache::ImportedFile& f : r.files) {
-    if (f.path == path) return f;
-  }
+  if (const cache::ImportedFile* f = r.Find(path)) return *f;
   std::fprintf(stderr, "mirror test env: no imported file %s\n", path.c_str());
   std::abort();
 }

@@ -29,6 +29,9 @@ struct ImportResult {
   CommitSha commit;
   std::vector<ImportedFile> files;  // sorted by path
   uint64_t bytes = 0;
+
+  // The imported file at `path`, or nullptr.
+  const ImportedFile* Find(std::string_view path) const;
 };
 
 // Progress of an import, reported from the importing thread. The ref is written last, so a crash
