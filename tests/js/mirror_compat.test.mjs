@@ -9,10 +9,9 @@
 
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { open, readFile, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { after, describe, it } from "node:test";
+import { after, describe } from "node:test";
 
 import {
   HubApiError,
@@ -28,14 +27,12 @@ import {
   describeRun,
   hashFile,
   hashTree,
-  hermeticEnv,
   listDir,
   normalizeEtag,
-  resolveBinary,
-  runCli,
   snapshotLinks,
   startServer,
 } from "./lib/modelcache.mjs";
+import { makeSuite } from "./lib/suite.mjs";
 
 const REPO = "org/name";
 const GATED = "org/gated";
@@ -50,27 +47,7 @@ const isAuthError = (err) =>
   err instanceof HubApiError && (err.statusCode === 401 || err.statusCode === 403);
 
 // Shared state filled in by the steps, in order.
-const s = {};
-let blocker = null; // name and reason of the failed step later steps depend on
-
-// A test. A `critical` step's failure makes every later step fail with its reason.
-function step(name, fn, { critical = false, ...opts } = {}) {
-  it(name, opts, async () => {
-    if (blocker) assert.fail(`not run because an earlier step failed: ${blocker}`);
-    try {
-      await fn();
-    } catch (err) {
-      if (critical) blocker = `${name}: ${err.message.split("\n")[0]}`;
-      throw err;
-    }
-  });
-}
-
-async function cli(args, { expectCode = 0 } = {}) {
-  const r = await runCli(s.bin, args, { env: s.env });
-  if (expectCode !== null) assert.equal(r.code, expectCode, describeRun(args, r));
-  return r;
-}
+const { s, step, cli, begin, end } = makeSuite();
 
 async function cliJson(args) {
   const r = await cli(args);
@@ -132,22 +109,10 @@ async function assertSameBytes(snapshotDir, fixture) {
 }
 
 describe("modelcache with the official @huggingface/hub JS client", { concurrency: false }, () => {
-  after(async () => {
-    if (s.server) await s.server.stop();
-    if (s.root && !process.env.MODELCACHE_KEEP_TMP) await rm(s.root, { recursive: true, force: true });
-    else if (s.root) console.log(`kept ${s.root}`);
-  });
+  after(end);
 
   step("the modelcache binary exists", async () => {
-    const bin = await resolveBinary();
-    if (bin.error) assert.fail(bin.error);
-    s.bin = bin.path;
-    s.root = await mkdtemp(join(tmpdir(), "modelcache-js-"));
-    s.env = hermeticEnv(join(s.root, "hf-home"));
-    process.env.HF_HOME = s.env.HF_HOME; // the client's defaults, should anything fall back to them
-    for (const key of ["HF_TOKEN", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_ENDPOINT"]) {
-      delete process.env[key];
-    }
+    await begin("modelcache-js-");
     s.importCache = join(s.root, "import-cache");
     s.accessConfig = join(s.root, "access.json");
     await writeFile(

@@ -9,50 +9,26 @@
 // those fail too (no skips).
 
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, readdir, realpath, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, readdir, realpath } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { after, describe, it } from "node:test";
+import { after, describe } from "node:test";
 
 import { downloadFileToCacheDir, scanCacheDir, snapshotDownload } from "@huggingface/hub";
 
 import {
-  describeRun,
   hashFile,
   hashTree,
-  hermeticEnv,
   listDir,
-  resolveBinary,
-  runCli,
   snapshotLinks,
   startServer,
 } from "./lib/modelcache.mjs";
+import { makeSuite } from "./lib/suite.mjs";
 
 const REPO = "org/pulled";
 const HEAVY = { timeout: 300_000 };
 const folderOf = (repo) => `models--${repo.replace("/", "--")}`;
 
-const s = {};
-let blocker = null;
-
-// A test. A `critical` step's failure makes every later step fail with its reason.
-function step(name, fn, { critical = false, ...opts } = {}) {
-  it(name, opts, async () => {
-    if (blocker) assert.fail(`not run because an earlier step failed: ${blocker}`);
-    try {
-      await fn();
-    } catch (err) {
-      if (critical) blocker = `${name}: ${err.message.split("\n")[0]}`;
-      throw err;
-    }
-  });
-}
-
-async function cli(args, { expectCode = 0, timeoutMs } = {}) {
-  const r = await runCli(s.bin, args, { env: s.env, timeoutMs });
-  if (expectCode !== null) assert.equal(r.code, expectCode, describeRun(args, r));
-  return r;
-}
+const { s, step, cli, begin, end } = makeSuite();
 
 // A fetch for the JS client that records every URL it is asked for.
 function recordingFetch() {
@@ -65,22 +41,10 @@ function recordingFetch() {
 }
 
 describe("a cache written by modelcache pull, read by the official JS client", { concurrency: false }, () => {
-  after(async () => {
-    if (s.server) await s.server.stop();
-    if (s.root && !process.env.MODELCACHE_KEEP_TMP) await rm(s.root, { recursive: true, force: true });
-    else if (s.root) console.log(`kept ${s.root}`);
-  });
+  after(end);
 
   step("the modelcache binary exists", async () => {
-    const bin = await resolveBinary();
-    if (bin.error) assert.fail(bin.error);
-    s.bin = bin.path;
-    s.root = await mkdtemp(join(tmpdir(), "modelcache-js-pull-"));
-    s.env = hermeticEnv(join(s.root, "hf-home"));
-    process.env.HF_HOME = s.env.HF_HOME;
-    for (const key of ["HF_TOKEN", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_ENDPOINT"]) {
-      delete process.env[key];
-    }
+    await begin("modelcache-js-pull-");
   }, { critical: true });
 
   step("an upstream cache holds a generated model (sharded, with a nested file)", async () => {
