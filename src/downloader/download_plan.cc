@@ -14,10 +14,12 @@ std::string Normalize(std::string pattern) {
   return pattern;
 }
 
-PlannedFile::Action Classify(const cache::CacheStore& store, const RepoId& repo,
+PlannedFile::Action Classify(const cache::CacheStore* store, const RepoId& repo,
                              const CommitSha& commit, const RemoteFile& file) {
-  if (!store.HasBlob(repo, file.etag, file.size)) return PlannedFile::Action::kFetch;
-  StatusOr<cache::SnapshotEntry> linked = store.StatSnapshotFile(repo, commit, file.path);
+  if (store == nullptr || !store->HasBlob(repo, file.etag, file.size)) {
+    return PlannedFile::Action::kFetch;
+  }
+  StatusOr<cache::SnapshotEntry> linked = store->StatSnapshotFile(repo, commit, file.path);
   if (linked.ok() && linked->etag == file.etag && linked->size == file.size) {
     return PlannedFile::Action::kDone;
   }
@@ -40,7 +42,7 @@ bool IsSelected(const FilePatterns& patterns, const std::string& path) {
   return !any(patterns.exclude);
 }
 
-StatusOr<DownloadPlan> MakeDownloadPlan(const cache::CacheStore& store, const RepoId& repo,
+StatusOr<DownloadPlan> MakeDownloadPlan(const cache::CacheStore* store, const RepoId& repo,
                                         const CommitSha& commit,
                                         const std::optional<Revision>& revision,
                                         const std::vector<RemoteFile>& listing,

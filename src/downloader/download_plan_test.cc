@@ -71,7 +71,8 @@ class DownloadPlanTest : public ::testing::Test {
             content.size()};
   }
   StatusOr<DownloadPlan> Plan(const std::vector<RemoteFile>& listing, FilePatterns p = {}) {
-    return MakeDownloadPlan(*store_, repo_, commit_, Revision::Parse("main").value(), listing, p);
+    return MakeDownloadPlan(store_.get(), repo_, commit_, Revision::Parse("main").value(), listing,
+                            p);
   }
 
   fs::path dir_;
@@ -132,7 +133,8 @@ TEST_F(DownloadPlanTest, DuplicatePathsAreRejected) {
 }
 
 TEST_F(DownloadPlanTest, ACommitRevisionWritesNoRef) {
-  auto plan = MakeDownloadPlan(*store_, repo_, commit_, Revision::Parse(kCommit).value(), {}, {});
+  auto plan =
+      MakeDownloadPlan(store_.get(), repo_, commit_, Revision::Parse(kCommit).value(), {}, {});
   ASSERT_TRUE(plan.ok());
   EXPECT_FALSE(plan->revision.has_value());
   EXPECT_TRUE(plan->files.empty());

@@ -132,15 +132,15 @@ StatusOr<PullResult> Puller::Run(const std::function<void(const PullEvent&)>& ob
   MC_ASSIGN_OR_RETURN(auto client,
                       hub::HubClient::Create(hub::HubClientOptions{
                           o.endpoint, o.token, o.tuning.metadata_timeout, o.user_agent}));
-  CommitSha commit = CommitSha::Parse(std::string(40, '0')).value();
-  if (CommitSha::IsValid(o.revision.str())) {
-    commit = CommitSha::Parse(o.revision.str()).value();
-  } else {
-    MC_ASSIGN_OR_RETURN(hub::RepoInfo info, WithRetries<hub::RepoInfo>(o, cancelled_, [&](auto* d) {
-                          return client->GetRepoInfo(o.repo, o.revision, d);
-                        }));
-    commit = info.sha;
+  // A commit sha is used as is (no request), as huggingface_hub does.
+  StatusOr<CommitSha> resolved = CommitSha::Parse(o.revision.str());
+  if (!resolved.ok()) {
+    StatusOr<hub::RepoInfo> info = WithRetries<hub::RepoInfo>(
+        o, cancelled_, [&](auto* d) { return client->GetRepoInfo(o.repo, o.revision, d); });
+    if (!info.ok()) return info.status();
+    resolved = info->sha;
   }
+  const CommitSha commit = *resolved;
   if (cancelled_) return CancelledError("pull cancelled");
   MC_ASSIGN_OR_RETURN(std::vector<hub::TreeFile> tree,
                       WithRetries<std::vector<hub::TreeFile>>(o, cancelled_, [&](auto* d) {
@@ -166,38 +166,32 @@ StatusOr<PullResult> Puller::Run(const std::function<void(const PullEvent&)>& ob
   }
 
   // 2. Plan against the cache.
-  std::optional<fs::path> scratch_root;  // a dry run never creates the cache dir
-  cache::CacheOptions cache_options{o.cache_dir, std::nullopt, !o.dry_run};
-  if (o.dry_run) {
-    cache_options.use_symlinks = true;
-    struct stat st;
-    if (::stat(o.cache_dir.c_str(), &st) != 0) {
-      std::error_code ec;
-      scratch_root =
-          fs::temp_directory_path(ec) / ("modelcache-dry-run-" + std::to_string(getpid()));
-      cache_options.root = *scratch_root;
-      cache_options.create_if_missing = true;
+  // A dry run writes nothing, not even the cache dir: a missing cache plans as an empty one.
+  std::unique_ptr<cache::CacheStore> store;
+  {
+    cache::CacheOptions cache_options{o.cache_dir, std::nullopt, !o.dry_run};
+    if (o.dry_run) cache_options.use_symlinks = true;  // no probe link either
+    auto opened = cache::CacheStore::Open(cache_options);
+    if (opened.ok()) {
+      store = std::move(*opened);
+    } else if (!o.dry_run || opened.status().code() != StatusCode::kNotFound) {
+      return opened.status();
     }
   }
-  auto store_or = cache::CacheStore::Open(cache_options);
-  if (!store_or.ok()) return store_or.status();
-  std::unique_ptr<cache::CacheStore> store = std::move(*store_or);
   StatusOr<DownloadPlan> plan_or = MakeDownloadPlan(
-      *store, o.repo, commit,
+      store.get(), o.repo, commit,
       CommitSha::IsValid(o.revision.str()) ? std::nullopt : std::optional<Revision>(o.revision),
       listing, patterns);
-  if (scratch_root) {
-    std::error_code ec;
-    fs::remove_all(*scratch_root, ec);
-  }
   MC_RETURN_IF_ERROR(plan_or.status());
   DownloadPlan plan = std::move(*plan_or);
 
-  PullResult result{.repo = o.repo,
-                    .commit = commit,
-                    .snapshot_dir = store->layout().SnapshotDir(o.repo, commit),
-                    .plan = std::move(plan),
-                    .bytes_by_source = {}};
+  PullResult result{
+      .repo = o.repo,
+      .commit = commit,
+      .snapshot_dir = cache::CacheLayout(store ? store->layout().root() : fs::absolute(o.cache_dir))
+                          .SnapshotDir(o.repo, commit),
+      .plan = std::move(plan),
+      .bytes_by_source = {}};
   const DownloadPlan& planned = result.plan;
   {
     std::lock_guard<std::mutex> lock(event_mu);

@@ -54,9 +54,10 @@ struct DownloadPlan {
   int files_to_fetch = 0;            // distinct blobs to download
 };
 
-// Filters `listing` with `patterns` and classifies each selected file against the cache. Duplicate
-// paths in the listing are InvalidArgument. A listing that selects nothing is fine (an empty plan).
-StatusOr<DownloadPlan> MakeDownloadPlan(const cache::CacheStore& store, const RepoId& repo,
+// Filters `listing` with `patterns` and classifies each selected file against the cache; a null
+// `store` stands for a cache that does not exist yet (every file is fetched). Duplicate paths in
+// the listing are InvalidArgument. A listing that selects nothing is fine (an empty plan).
+StatusOr<DownloadPlan> MakeDownloadPlan(const cache::CacheStore* store, const RepoId& repo,
                                         const CommitSha& commit,
                                         const std::optional<Revision>& revision,
                                         const std::vector<RemoteFile>& listing,
