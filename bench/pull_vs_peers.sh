@@ -296,30 +296,21 @@ if ! has pull; then
   echo "| every pull goal | pending: no 'modelcache pull' in this build | | |"
   exit 0
 fi
-if has aria2c; then
-  read -r r p <<<"$(ratio pull aria2c throughput)"
-  echo "| pull throughput ≥ 1.5× aria2c | ${r}× | ${p}× | $(verdict "$p" '>=' 1.5) |"
-fi
-if has js; then
-  read -r r p <<<"$(ratio pull js throughput)"
-  echo "| pull throughput ≥ 3× JS snapshotDownload | ${r}× | ${p}× | $(verdict "$p" '>=' 3) |"
-fi
-if has cp; then
-  read -r r p <<<"$(ratio pull cp time)"
-  echo "| pull time ≤ 1.3× cp -r time | ${r}× | ${p}× | $(verdict "$p" '<=' 1.3) |"
-fi
-if has cpsync; then
-  read -r r p <<<"$(ratio pull cpsync time)"
-  echo "| (durable peer) pull time ≤ 1.3× cp -r + sync time | ${r}× | ${p}× | $(verdict "$p" '<=' 1.3) |"
-fi
-if has curl; then
-  read -r r p <<<"$(ratio pull curl throughput)"
-  echo "| (no goal) pull throughput vs curl | ${r}× | ${p}× | |"
-fi
-if has pull16; then
-  read -r r p <<<"$(ratio pull16 pull throughput)"
-  echo "| (no goal) pull --connections 16 throughput vs default | ${r}× | ${p}× | |"
-fi
+# One row comparing tools `a` and `b` (both must have run): LABEL, then the ratio of medians, the
+# median of paired ratios and, when OP and GOAL are given, the verdict on the paired one.
+row() { # a b throughput|time label [op goal]
+  has "$1" && has "$2" || return 0
+  local r p v=""
+  read -r r p <<<"$(ratio "$1" "$2" "$3")"
+  [[ $# -ge 6 ]] && v=$(verdict "$p" "$5" "$6")
+  echo "| $4 | ${r}× | ${p}× | $v |"
+}
+row pull aria2c throughput "pull throughput ≥ 1.5× aria2c" '>=' 1.5
+row pull js throughput "pull throughput ≥ 3× JS snapshotDownload" '>=' 3
+row pull cp time "pull time ≤ 1.3× cp -r time" '<=' 1.3
+row pull cpsync time "(durable peer) pull time ≤ 1.3× cp -r + sync time" '<=' 1.3
+row pull curl throughput "(no goal) pull throughput vs curl"
+row pull16 pull throughput "(no goal) pull --connections 16 throughput vs default"
 c=$(echo "$(echo "${cpu[pull]}" | median) / $gb" | bc -l)
 printf '| pull CPU ≤ 1 core-s per GB | %.2f (median) | | %s |\n' "$c" "$(verdict "$c" '<=' 1)"
 m=$(echo "$(echo "${rss[pull]}" | maxof) / 1024" | bc -l)
