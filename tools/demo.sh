@@ -38,6 +38,7 @@ echo
 echo
 echo "Models load offline from the cache:  HF_HUB_CACHE=$PWD/$CACHE HF_HUB_OFFLINE=1 python ..."
 echo "Or download through the mirror:      HF_ENDPOINT=$url hf download demo/tiny-llama"
+echo "  or, verified and resumable:         $MC pull demo/tiny-llama --endpoint $url --cache-dir /tmp/hub"
 [[ $CHECK == --check ]] && exit 0
 echo "Serving until Ctrl-C."
 wait $server
