@@ -8,6 +8,13 @@ find_package(CLI11 REQUIRED)              # libcli11-dev: command line
 find_package(spdlog REQUIRED)             # libspdlog-dev: logging
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)  # libmicrohttpd-dev: HTTP server
+find_package(SQLite3 REQUIRED)            # libsqlite3-dev: the agent's state dir
 if(MC_BUILD_TESTS)
   find_package(GTest REQUIRED)            # libgtest-dev, libgmock-dev
+endif()
+# Google Benchmark (libbenchmark-dev) for the micro-benchmarks in bench/; installed by
+# `tools/setup-debian.sh --bench`. Optional: without it those targets are skipped.
+find_package(benchmark QUIET)
+if(NOT benchmark_FOUND)
+  message(STATUS "Google Benchmark not found: micro-benchmarks skipped (make bench installs it)")
 endif()
