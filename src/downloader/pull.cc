@@ -216,6 +216,8 @@ StatusOr<PullResult> Puller::Run(const std::function<void(const PullEvent&)>& ob
     return result;
   }
 
+  if (o.reserve) MC_RETURN_IF_ERROR(o.reserve(planned));
+
   // 3. Free space: every blob to fetch, minus what resumable temp files already hold.
   std::map<std::string, BlobSpec> to_fetch;
   for (const PlannedFile& f : planned.files) {

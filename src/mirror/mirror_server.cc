@@ -61,9 +61,7 @@ Status CheckOptions(const MirrorOptions& options) {
   return ValidateFaultOptions(options.faults);
 }
 
-}  // namespace
-
-StatusOr<std::unique_ptr<MirrorServer>> MirrorServer::Create(MirrorOptions options) {
+StatusOr<std::unique_ptr<MirrorCore>> MakeCore(MirrorOptions options) {
   MC_RETURN_IF_ERROR(CheckOptions(options));
   AccessConfig access;
   if (options.access_config) {
@@ -74,11 +72,37 @@ StatusOr<std::unique_ptr<MirrorServer>> MirrorServer::Create(MirrorOptions optio
   cache_options.create_if_missing = false;
   MC_ASSIGN_OR_RETURN(std::unique_ptr<cache::CacheStore> store,
                       cache::CacheStore::Open(std::move(cache_options)), "mirror");
+  return std::make_unique<MirrorCore>(std::move(store), std::move(access), std::move(options));
+}
+
+class MirrorHandlerImpl final : public MirrorHandler {
+ public:
+  explicit MirrorHandlerImpl(std::unique_ptr<MirrorCore> core) : core_(std::move(core)) {
+    core_->faults().Resume();
+  }
+  void Handle(const net::HttpRequest& request, net::HttpResponse& response) override {
+    core_->Handle(request, response);
+  }
+  MirrorStats stats() const override { return core_->stats(); }
+  void StopFaults() override { core_->faults().Stop(); }
+
+ private:
+  std::unique_ptr<MirrorCore> core_;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<MirrorServer>> MirrorServer::Create(MirrorOptions options) {
   std::string listen = options.listen;
-  auto server = std::make_unique<MirrorServerImpl>(
-      std::make_unique<MirrorCore>(std::move(store), std::move(access), std::move(options)));
+  MC_ASSIGN_OR_RETURN(std::unique_ptr<MirrorCore> core, MakeCore(std::move(options)));
+  auto server = std::make_unique<MirrorServerImpl>(std::move(core));
   MC_RETURN_IF_ERROR(server->Init(listen));
   return std::unique_ptr<MirrorServer>(std::move(server));
+}
+
+StatusOr<std::unique_ptr<MirrorHandler>> MirrorHandler::Create(MirrorOptions options) {
+  MC_ASSIGN_OR_RETURN(std::unique_ptr<MirrorCore> core, MakeCore(std::move(options)));
+  return std::unique_ptr<MirrorHandler>(std::make_unique<MirrorHandlerImpl>(std::move(core)));
 }
 
 }  // namespace mc::mirror

@@ -109,6 +109,10 @@ struct PullOptions {
   std::chrono::milliseconds progress_interval{250};
   // Waits between retries. Tests inject one that records the wait and returns at once.
   std::function<void(std::chrono::milliseconds)> sleep;
+  // Called once with the plan, after kPlan and before anything is written (never for a dry run).
+  // The agent reserves disk for plan.bytes_to_fetch here (evicting to make room); an error stops
+  // the pull and is its result.
+  std::function<Status(const DownloadPlan&)> reserve;
 };
 
 // What happened, for progress displays and the agent. Emitted from worker threads, one at a time

@@ -45,6 +45,11 @@
 
 #include "mc/common/status.h"
 
+namespace mc::net {
+struct HttpRequest;
+struct HttpResponse;
+}  // namespace mc::net
+
 namespace mc::mirror {
 
 namespace fault {
@@ -149,6 +154,21 @@ class MirrorServer {
   // Stops serving and joins the server threads. Idempotent.
   virtual void Stop() = 0;
   virtual MirrorStats stats() const = 0;
+};
+
+// The request handling of MirrorServer without a server of its own, for daemons that answer the
+// mirror routes next to routes of their own on one port (the agent serves its cache to peers this
+// way). `options.listen` is ignored; everything else means what it means for MirrorServer.
+// Thread-safe.
+class MirrorHandler {
+ public:
+  static StatusOr<std::unique_ptr<MirrorHandler>> Create(MirrorOptions options);
+  virtual ~MirrorHandler() = default;
+  virtual void Handle(const net::HttpRequest& request, net::HttpResponse& response) = 0;
+  virtual MirrorStats stats() const = 0;
+  // Wakes fault producers that wait (tests only); call before stopping the server that calls
+  // Handle().
+  virtual void StopFaults() = 0;
 };
 
 }  // namespace mc::mirror
