@@ -13,6 +13,11 @@
 // Repos are stored as their cache folder name ("models--org--name"), which carries the repo type.
 // Times are Unix milliseconds. Secrets are never stored: no tokens, no worker environment.
 //
+// Errors (messages name the file and the operation): Unavailable when another process held the
+// write lock past the busy timeout (retry); ResourceExhausted when the disk is full;
+// FailedPrecondition if the file turns out corrupt while open (reopen to recover); NotFound only
+// where a method says so. The schema (tables, keys, version) is kMigrations in state_db.cc.
+//
 // Thread-safety: one connection guarded by a mutex; every method may be called from any thread.
 // Each method is one transaction.
 #pragma once
@@ -91,7 +96,8 @@ struct WorkerRow {
 
 class StateDb {
  public:
-  // Opens or creates `path` (its directory must exist). See the header comment for recovery.
+  // Opens or creates `path` (its directory must exist: NotFound otherwise). See the header
+  // comment for recovery; a file that is only busy or unreadable is never moved aside.
   static StatusOr<std::unique_ptr<StateDb>> Open(const std::filesystem::path& path);
   ~StateDb();
   StateDb(const StateDb&) = delete;
@@ -104,21 +110,23 @@ class StateDb {
   // ---- snapshots (and their completions) ----
   Status UpsertSnapshot(const SnapshotRow& row);  // insert or replace all fields
   // Deletes the snapshot row and its completions. Pins stay: an operator pin names a model that
-  // may come back (it is only evicted by hand, with `modelcache rm`).
+  // may come back (it is only evicted by hand, with `modelcache rm`). OK if there is no row.
   Status DeleteSnapshot(const std::string& repo, const std::string& commit);
   // Sets last_use = max(last_use, at). NotFound if the snapshot has no row.
   Status TouchSnapshot(const std::string& repo, const std::string& commit, TimePoint at);
   StatusOr<std::vector<SnapshotRow>> ListSnapshots() const;
   StatusOr<std::optional<SnapshotRow>> GetSnapshot(const std::string& repo,
                                                    const std::string& commit) const;
-  Status AddCompletion(const CompletionRow& row);  // idempotent (updates `at`)
+  // Idempotent (updates `at`). NotFound if the snapshot has no row: a completion belongs to a
+  // snapshot row and goes with it, so UpsertSnapshot first.
+  Status AddCompletion(const CompletionRow& row);
   StatusOr<std::vector<CompletionRow>> ListCompletions() const;
   // Replaces every snapshot row and drops completions of snapshots that are no longer listed,
   // in one transaction (used by the start-up reconcile with a cache scan).
   Status ReplaceSnapshots(const std::vector<SnapshotRow>& rows);
 
   // ---- pins ----
-  Status AddPin(const PinRow& row);  // idempotent
+  Status AddPin(const PinRow& row);  // idempotent: an existing pin keeps its `created`
   // NotFound if there was no such pin.
   Status RemovePin(const std::string& repo, const std::string& commit, const std::string& owner);
   StatusOr<std::vector<PinRow>> ListPins() const;
@@ -126,14 +134,15 @@ class StateDb {
   // ---- downloads ----
   Status PutDownload(const DownloadRow& row);  // insert or replace by (repo, commit, filter)
   Status DeleteDownload(const std::string& repo, const std::string& commit,
-                        const std::string& filter);
+                        const std::string& filter);  // OK if there is no such row
   StatusOr<std::vector<DownloadRow>> ListDownloads() const;
 
   // ---- workers ----
   Status PutWorker(const WorkerRow& row);  // insert or replace by id
   StatusOr<std::vector<WorkerRow>> ListWorkers() const;
   StatusOr<std::optional<WorkerRow>> GetWorker(const std::string& id) const;
-  // Deletes rows of workers that ended before `before` (history kept for a while).
+  // Deletes rows of workers that ended before `before` (history kept for a while); rows with no
+  // `ended` are kept.
   Status PruneWorkers(TimePoint before);
 
  private:
