@@ -2,25 +2,36 @@
 //
 // Start() uses posix_spawn (no fork of the agent's memory): the process gets exactly the given
 // environment, stdin from /dev/null, stdout and stderr appended to log files, its own session and
-// process group (so a stop reaches whatever it forks), and no fd of ours (everything is O_CLOEXEC).
-// argv[0] without a '/' is looked up in the PATH of the given environment, not the agent's.
+// process group (so a stop reaches whatever it forks), default signal dispositions and an empty
+// signal mask, and no fd of ours: every fd above 2 is closed in the child (closefrom), so even an
+// fd some library opened without O_CLOEXEC does not leak. argv[0] without a '/' is looked up in
+// the PATH of the given environment (execvp's "/bin:/usr/bin" if it has none), not the agent's;
+// relative paths are taken from the child's cwd.
 //
 // One watcher thread waits on a pidfd per process (epoll). For our own children it reaps them with
 // waitid(P_PIDFD) and reports the exit code or signal. A process started by an earlier agent run
 // is re-adopted with Adopt() (it is identified by pid plus its start time in /proc/<pid>/stat, so a
 // reused pid is never mistaken for it); its exit is seen through the pidfd too, but its status
-// belongs to init, so the exit is reported with unknown = true.
+// belongs to init, so the exit is reported with unknown = true. (An own child reaped by someone
+// else, e.g. because the agent set SIGCHLD to SIG_IGN, is reported with unknown = true too.)
 //
 // Stop(): SIGTERM to the process group at once, SIGKILL to the group after the grace period unless
-// it has exited; the caller never waits. The destructor stops the watcher thread but leaves the
-// processes running: workers outlive an agent restart and are re-adopted (docs/agent.md).
+// it has exited; the caller never waits. When a stopped process exits, whatever is left of its
+// group is SIGKILLed at once (before the leader is reaped, while its group id cannot have been
+// reused): a stop leaves nothing behind. Nothing is signalled once the process is gone. The
+// destructor stops the watcher thread but leaves the processes running: workers outlive an agent
+// restart and are re-adopted (docs/agent.md).
+//
+// Deadlines (SIGKILL, log checks) run on the monotonic clock; Options::clock only stamps
+// ProcessExit::at.
 //
 // Logs: every log_check_interval the watcher checks each live process's log files; one larger
 // than log_cap_bytes is copied to "<path>.1" (replacing it) and truncated to 0 (copytruncate: the
 // process keeps its O_APPEND fd and writes on at the new end). At most about 2 × cap per file.
 //
 // Thread-safety: all methods may be called from any thread. The exit callback runs on the watcher
-// thread, once per process, never while a supervisor lock is held.
+// thread, once per process, never while a supervisor lock is held; it may call Start, Stop and the
+// queries (the id is no longer live when it runs), but must not destroy the supervisor.
 #pragma once
 
 #include <sys/types.h>
@@ -40,10 +51,10 @@
 namespace mc::agent {
 
 struct ProcessSpec {
-  std::vector<std::string> argv;   // at least one element
-  std::vector<std::string> env;    // "KEY=value": the whole environment of the process
-  std::filesystem::path cwd;       // empty = the agent's working directory
-  std::filesystem::path stdout_path;  // appended to (created 0640 if missing)
+  std::vector<std::string> argv;      // at least one element
+  std::vector<std::string> env;       // "KEY=value": the whole environment of the process
+  std::filesystem::path cwd;          // empty = the agent's working directory
+  std::filesystem::path stdout_path;  // appended to (created 0640 if missing); empty = /dev/null
   std::filesystem::path stderr_path;  // may equal stdout_path (one fd then)
 };
 
@@ -77,7 +88,8 @@ class ProcessSupervisor {
 
   // Spawns the process under `id` (unique among live processes: AlreadyExists otherwise).
   // InvalidArgument for an empty argv or a malformed env entry; NotFound if argv[0] is not found
-  // or not executable (the message names it); Internal for other spawn failures.
+  // or not executable (the message names it) or cwd is missing; other failures (opening a log,
+  // spawning) carry the code ErrnoError gives their errno (EAGAIN -> Unavailable, ...).
   StatusOr<ProcessRecord> Start(const std::string& id, const ProcessSpec& spec);
   // Watches a process started by an earlier agent run. NotFound if it is gone or the pid now
   // belongs to another process (start ticks differ). `logs` are capped like those of Start().
@@ -85,8 +97,9 @@ class ProcessSupervisor {
                std::vector<std::filesystem::path> logs);
   // SIGTERM to the group now, SIGKILL after `grace`. NotFound if `id` is not live. Returns at once.
   Status Stop(const std::string& id, std::chrono::milliseconds grace);
-  // Blocks until `id` has exited (returns its exit) or `timeout` passes (nullopt). For an id that
-  // already exited, returns the recorded exit at once; NotFound-like nullopt for unknown ids.
+  // Blocks until `id` has exited (returns its exit) or `timeout` passes (nullopt). It returns only
+  // after the exit callback for that exit has returned. For an id that already exited, returns the
+  // recorded exit (the last one per id) at once; nullopt at once for an id never started here.
   std::optional<ProcessExit> WaitForExit(const std::string& id, std::chrono::milliseconds timeout);
   bool IsLive(const std::string& id) const;
   size_t LiveCount() const;
