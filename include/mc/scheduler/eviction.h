@@ -15,15 +15,17 @@
 //     or partial (a download in flight or interrupted): such snapshots also keep their blobs.
 //   - Trigger: (used + reserved + need) > high_watermark × capacity. Below it nothing is evicted.
 //   - Once triggered, evict in LRU order (oldest last_use first; ties by id, so the result is
-//     deterministic) until used + reserved + need <= low_watermark × capacity, or nothing
-//     evictable is left.
+//     deterministic) until used + reserved + need <= low_watermark × capacity, or nothing more
+//     can be freed: snapshots at the end of the order whose blobs all stay anyway (held by pinned
+//     or partial ones) are not evicted for nothing.
 //   - Success iff the end state fits the capacity: used + reserved + need <= capacity.
 //     Otherwise ResourceExhausted whose message gives need, capacity, used, reserved and the bytes
 //     that eviction could free at most ("need 12.0 GB but only 3.1 GB can be freed: capacity
 //     20.0 GB, used 18.0 GB, reserved 2.0 GB, pinned or partial 14.9 GB"); the caller then changes
 //     nothing. need > capacity is ResourceExhausted at once.
 //   - InvalidArgument for inconsistent input (blob index out of range, watermarks not
-//     0 < low <= high <= 1).
+//     0 < low <= high <= 1, used + reserved + need beyond 64 bits, blobs of evictable snapshots
+//     adding up to more than used_bytes). The input is checked before anything is decided.
 //
 // Cost: O(total blob references + k log n) for k evictions among n snapshots; 10k snapshots must
 // be decided in well under 1 ms (bench/eviction_bench.cc).
