@@ -1,0 +1,74 @@
+// Agent: the daemon that owns one host's model cache, its disk budget and its worker processes
+// (design.md §2-§4; the HTTP API and the operator's view are in docs/agent.md).
+//
+// One HTTP server answers, on one port:
+//   /health, /metrics (Prometheus text)          open
+//   /v1/...  inventory, ensure, pins, evict, workers, downloads   API key when one is set
+//   every other GET/HEAD: the hub mirror routes over the cache (read-only), so that other hosts'
+//   agents (and `modelcache pull --peer`) fetch blobs from this one.
+//
+// Create() opens the state dir (SQLite), reconciles the inventory with a scan of the cache,
+// re-adopts the workers an earlier run left running and restarts interrupted downloads that need
+// no token. Start() binds and serves, and starts the maintenance loop (watermark evictions) and,
+// with a controller URL, the controller link (register, then heartbeats). Stop() is the graceful
+// SIGTERM path: it stops serving, cancels downloads (their bytes stay for the resume) and leaves
+// worker processes running for the next agent to re-adopt.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "mc/common/clock.h"
+#include "mc/common/status.h"
+#include "mc/downloader/pull.h"
+#include "mc/hub/endpoint.h"
+#include "mc/hub/secret.h"
+
+namespace mc::agent {
+
+struct AgentOptions {
+  std::filesystem::path cache_dir;  // the hub cache (created if missing)
+  std::filesystem::path state_dir;  // ours: state.db, resume records, worker logs
+  uint64_t capacity = 0;            // byte budget of the cache (see ResolveCapacity)
+  double high_watermark = 0.90;
+  double low_watermark = 0.80;
+  int gpus = 0;
+  std::string gpu_type = "none";
+  std::string listen = "127.0.0.1:0";
+  std::optional<std::string> controller_url;
+  std::string host_id;                     // empty = the host name
+  std::optional<std::string> public_url;   // how others reach us; default base_url()
+  hub::Endpoint upstream = hub::Endpoint::Parse(hub::kDefaultEndpoint).value();
+  std::optional<hub::Secret> api_key;      // required on /v1 when set
+  downloader::FetchTuning tuning;
+  std::chrono::milliseconds heartbeat_interval{5'000};
+  std::chrono::milliseconds maintenance_interval{30'000};
+  std::chrono::seconds ref_ttl{300};
+  uint64_t log_cap_bytes = 64ull << 20;    // per worker log file
+  std::chrono::milliseconds stop_grace{10'000};  // default SIGTERM → SIGKILL wait
+  size_t max_body_bytes = 1 << 20;
+  Clock* clock = &Clock::Real();
+  std::function<void(std::chrono::milliseconds)> sleep;  // download retries; tests inject
+};
+
+// "800GB", "1.5TiB", "500000000" (bytes) or "50%" / "0.5" (that fraction of the size of the
+// filesystem holding `dir`, which must exist). InvalidArgument otherwise.
+StatusOr<uint64_t> ResolveCapacity(std::string_view text, const std::filesystem::path& dir);
+
+class Agent {
+ public:
+  static StatusOr<std::unique_ptr<Agent>> Create(AgentOptions options);
+  virtual ~Agent() = default;
+  virtual Status Start() = 0;
+  virtual uint16_t port() const = 0;
+  virtual std::string base_url() const = 0;
+  virtual void Stop() = 0;
+};
+
+}  // namespace mc::agent

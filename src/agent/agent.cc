@@ -1,0 +1,214 @@
+#include "mc/agent/agent.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "agent/agent_api.h"
+#include "agent/controller_link.h"
+#include "agent/downloads.h"
+#include "agent/inventory.h"
+#include "agent/state_db.h"
+#include "agent/workers.h"
+#include "mc/cache/cache_store.h"
+#include "mc/common/byte_count.h"
+#include "mc/mirror/mirror_server.h"
+#include "mc/net/http_server.h"
+
+namespace mc::agent {
+namespace fs = std::filesystem;
+
+StatusOr<uint64_t> ResolveCapacity(std::string_view text, const fs::path& dir) {
+  std::string t(text);
+  double fraction = -1;
+  if (!t.empty() && t.back() == '%') {
+    char* end = nullptr;
+    fraction = std::strtod(t.c_str(), &end) / 100.0;
+    if (end != t.c_str() + t.size() - 1) fraction = -1;
+  } else if (t.find('.') != std::string::npos && t.find_first_not_of("0123456789.") == t.npos) {
+    fraction = std::strtod(t.c_str(), nullptr);
+    if (fraction > 1) fraction = -1;  // "1.5" is not a fraction: let ByteCount refuse it
+  }
+  if (fraction >= 0) {
+    if (fraction <= 0 || fraction > 1) {
+      return InvalidArgumentError("capacity fraction \"" + t + "\" must be in (0%, 100%]");
+    }
+    struct statvfs vfs;
+    if (::statvfs(dir.c_str(), &vfs) != 0) return ErrnoError(errno, "statvfs " + dir.string());
+    return static_cast<uint64_t>(static_cast<double>(vfs.f_blocks) *
+                                 static_cast<double>(vfs.f_frsize) * fraction);
+  }
+  auto bytes = ByteCount::Parse(t);
+  if (!bytes.ok()) {
+    return InvalidArgumentError("capacity \"" + t +
+                                "\" is neither a size (800GB, 1.5TiB) nor a fraction of the disk "
+                                "(50%, 0.5)");
+  }
+  if (bytes->bytes() == 0) return InvalidArgumentError("capacity must be more than 0 bytes");
+  return bytes->bytes();
+}
+
+namespace {
+
+Status CheckOptions(const AgentOptions& o) {
+  if (o.cache_dir.empty()) return InvalidArgumentError("agent: --cache-dir is required");
+  if (o.state_dir.empty()) return InvalidArgumentError("agent: --state-dir is required");
+  if (o.capacity == 0) return InvalidArgumentError("agent: --capacity is required");
+  if (!(o.low_watermark > 0 && o.low_watermark <= o.high_watermark && o.high_watermark <= 1)) {
+    return InvalidArgumentError("agent: watermarks must satisfy 0 < low <= high <= 100%");
+  }
+  if (o.gpus < 0 || o.gpus > 1024) return InvalidArgumentError("agent: --gpus must be 0..1024");
+  if (o.controller_url && !o.controller_url->starts_with("http://") &&
+      !o.controller_url->starts_with("https://")) {
+    return InvalidArgumentError("agent: --controller must be an http:// or https:// URL");
+  }
+  return Status::Ok();
+}
+
+std::string HostName() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "localhost";
+  return buf;
+}
+
+class AgentImpl final : public Agent {
+ public:
+  explicit AgentImpl(AgentOptions options) : o_(std::move(options)) {}
+  ~AgentImpl() override { Stop(); }
+
+  Status Init() {
+    std::error_code ec;
+    fs::create_directories(o_.state_dir, ec);
+    if (ec) return ErrnoError(ec.value(), "create state dir " + o_.state_dir.string());
+    fs::create_directories(o_.cache_dir, ec);
+    if (ec) return ErrnoError(ec.value(), "create cache dir " + o_.cache_dir.string());
+    if (o_.host_id.empty()) o_.host_id = HostName();
+
+    MC_ASSIGN_OR_RETURN(db_, StateDb::Open(o_.state_dir / "state.db"), "agent");
+    MC_ASSIGN_OR_RETURN(store_, cache::CacheStore::Open({o_.cache_dir, std::nullopt, true}),
+                        "agent");
+    MC_RETURN_IF_ERROR(store_->EnsureCacheDirTag());
+    auto swept = store_->SweepTempFiles(std::chrono::seconds(0));  // no writer runs yet
+    if (!swept.ok()) spdlog::warn("agent: sweep temp files: {}", swept.status().ToString());
+
+    inventory_ = std::make_unique<Inventory>(
+        *store_, *db_,
+        BudgetOptions{o_.capacity, o_.high_watermark, o_.low_watermark}, *o_.clock);
+    MC_RETURN_IF_ERROR(inventory_->Reconcile(), "agent");
+
+    DownloadsOptions d;
+    d.cache_dir = o_.cache_dir;
+    d.state_dir = o_.state_dir;
+    d.upstream = o_.upstream;
+    d.tuning = o_.tuning;
+    d.ref_ttl = o_.ref_ttl;
+    d.sleep = o_.sleep;
+    downloads_ = std::make_unique<Downloads>(std::move(d), *inventory_, *db_, *o_.clock);
+
+    WorkersOptions w;
+    w.cache_dir = o_.cache_dir;
+    w.state_dir = o_.state_dir;
+    w.gpu_count = o_.gpus;
+    w.log_cap_bytes = o_.log_cap_bytes;
+    workers_ = std::make_unique<Workers>(std::move(w), *downloads_, *inventory_, *db_, *store_,
+                                         *o_.clock);
+    workers_->Recover();
+
+    mirror::MirrorOptions m;
+    m.cache_dir = o_.cache_dir;
+    MC_ASSIGN_OR_RETURN(mirror_, mirror::MirrorHandler::Create(std::move(m)), "agent");
+
+    api_ = std::make_unique<AgentApi>(
+        AgentApi::Parts{o_, *inventory_, *downloads_, *workers_, *db_, *mirror_, *store_});
+    net::HttpServerOptions http;
+    http.listen = o_.listen;
+    http.name = "agent";
+    http.max_body_bytes = o_.max_body_bytes;
+    AgentApi* api = api_.get();
+    http.handler = [api](const net::HttpRequest& req, net::HttpResponse& res) {
+      api->Handle(req, res);
+    };
+    MC_ASSIGN_OR_RETURN(http_, net::HttpServer::Create(std::move(http)), "agent");
+    return Status::Ok();
+  }
+
+  Status Start() override {
+    MC_RETURN_IF_ERROR(http_->Start(), "agent");
+    if (!o_.public_url) o_.public_url = http_->base_url();
+    api_->set_public_url(*o_.public_url);
+    downloads_->Resume();
+    maintenance_ = std::thread([this] { Maintain(); });
+    if (o_.controller_url) {
+      std::string url = *o_.controller_url;
+      while (!url.empty() && url.back() == '/') url.pop_back();
+      link_ = std::make_unique<ControllerLink>(
+          ControllerLinkOptions{url, o_.host_id, o_.api_key, o_.heartbeat_interval},
+          [this] { return api_->HostDocument(); });
+      link_->Start();
+    }
+    spdlog::info("agent: {} serving on {} (cache {}, capacity {}, {} GPUs)", o_.host_id,
+                 http_->base_url(), o_.cache_dir.string(), ByteCount(o_.capacity).ToHuman(),
+                 o_.gpus);
+    return Status::Ok();
+  }
+
+  uint16_t port() const override { return http_ ? http_->port() : 0; }
+  std::string base_url() const override { return http_ ? http_->base_url() : ""; }
+
+  void Stop() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopped_) return;
+      stopped_ = true;
+    }
+    cv_.notify_all();
+    if (link_) link_->Stop();
+    if (maintenance_.joinable()) maintenance_.join();
+    if (mirror_) mirror_->StopFaults();
+    if (http_) http_->Stop();
+    if (downloads_) downloads_->Shutdown();
+    workers_.reset();  // stops watching; the processes live on
+  }
+
+ private:
+  // Watermark evictions, on a timer.
+  void Maintain() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, o_.maintenance_interval, [&] { return stopped_; })) {
+      lock.unlock();
+      Status s = inventory_->EnforceWatermarks();
+      if (!s.ok()) spdlog::warn("agent: watermark check: {}", s.ToString());
+      lock.lock();
+    }
+  }
+
+  AgentOptions o_;
+  std::unique_ptr<StateDb> db_;
+  std::unique_ptr<cache::CacheStore> store_;
+  std::unique_ptr<Inventory> inventory_;
+  std::unique_ptr<Downloads> downloads_;
+  std::unique_ptr<Workers> workers_;
+  std::unique_ptr<mirror::MirrorHandler> mirror_;
+  std::unique_ptr<AgentApi> api_;
+  std::unique_ptr<net::HttpServer> http_;
+  std::unique_ptr<ControllerLink> link_;
+  std::thread maintenance_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopped_ = false;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Agent>> Agent::Create(AgentOptions options) {
+  MC_RETURN_IF_ERROR(CheckOptions(options));
+  auto agent = std::make_unique<AgentImpl>(std::move(options));
+  MC_RETURN_IF_ERROR(agent->Init());
+  return std::unique_ptr<Agent>(std::move(agent));
+}
+
+}  // namespace mc::agent

@@ -1,0 +1,515 @@
+// The agent in-process against a real upstream MirrorServer on loopback: single-flight ensures,
+// peer fetches, eviction under a byte budget with pins, workers that read the model offline,
+// restart with an interrupted download, the controller link, metrics and input validation.
+// Time in the agent is a FakeClock, so LRU order is set by the test, not by the scheduler.
+#include "mc/agent/agent.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "mc/cache/cache_scan.h"
+#include "mc/cache/cache_store.h"
+#include "mc/cache/importer.h"
+#include "mc/mirror/mirror_server.h"
+#include "mc/net/http_client.h"
+#include "mc/net/http_server.h"
+#include "mc/testing/model_fixture.h"
+
+namespace mc::agent {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+constexpr uint64_t kModelBytes = 512 << 10;  // weights per small model
+
+fs::path TempRoot(const std::string& name) {
+  fs::path root = fs::temp_directory_path() /
+                  ("mc_agent_test_" + std::to_string(::getpid()) + "_" + name);
+  fs::remove_all(root);
+  fs::create_directories(root);
+  return root;
+}
+
+// The upstream: org/m0..org/m4 (about kModelBytes each, distinct seeds), org/big (larger than
+// any budget used here).
+struct Upstream {
+  fs::path root;
+  fs::path cache_dir;
+  std::map<std::string, cache::ImportResult> repos;
+  std::unique_ptr<mirror::MirrorServer> server;
+
+  explicit Upstream(std::vector<mirror::FaultRule> faults = {}) {
+    root = TempRoot("upstream");
+    cache_dir = root / "cache";
+    auto store = cache::CacheStore::Open({cache_dir, std::nullopt, true});
+    if (!store.ok()) std::abort();
+    for (int i = 0; i < 5; ++i) Add(**store, "org/m" + std::to_string(i), kModelBytes, i + 1);
+    Add(**store, "org/big", 8 << 20, 99);
+    mirror::MirrorOptions o;
+    o.cache_dir = cache_dir;
+    o.faults.rules = std::move(faults);
+    server = *mirror::MirrorServer::Create(std::move(o));
+    if (!server->Start().ok()) std::abort();
+  }
+  void Add(cache::CacheStore& store, const std::string& id, uint64_t bytes, uint64_t seed) {
+    testing::ModelFixtureOptions f;
+    f.total_weight_bytes = bytes;
+    f.seed = seed;
+    const fs::path src = root / "src" / id;
+    if (!testing::WriteModelFixture(src, f).ok()) std::abort();
+    auto imported = cache::ImportFolder(store, src, *RepoId::Parse(id), *Revision::Parse("main"));
+    if (!imported.ok()) std::abort();
+    repos.emplace(id, *imported);
+  }
+  ~Upstream() {
+    server->Stop();
+    std::error_code ec;
+    fs::remove_all(root, ec);
+  }
+  size_t Blobs(const std::string& id) const {
+    std::set<std::string> etags;
+    for (const auto& f : repos.at(id).files) etags.insert(f.etag);
+    return etags.size();
+  }
+  uint64_t Bytes(const std::string& id) const {
+    uint64_t total = 0;
+    std::set<std::string> etags;
+    for (const auto& f : repos.at(id).files) {
+      if (etags.insert(f.etag).second) total += f.size;
+    }
+    return total;
+  }
+};
+
+struct Reply {
+  int status = 0;
+  json body;
+};
+
+Reply Call(const std::string& method, const std::string& url, const std::string& body = "") {
+  static thread_local auto client = net::HttpClient::Create();
+  net::HttpClientRequest req;
+  req.method = method;
+  req.url = url;
+  if (!body.empty() || method == "POST") {
+    req.body = body;
+    req.headers.Set("Content-Type", "application/json");
+  }
+  req.timeout = 120s;
+  auto res = client->Send(req);
+  if (!res.ok()) return Reply{0, json{{"transport", res.status().ToString()}}};
+  return Reply{res->status, json::parse(res->body, nullptr, false)};
+}
+
+class AgentTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { upstream_ = new Upstream(); }
+  static void TearDownTestSuite() {
+    delete upstream_;
+    upstream_ = nullptr;
+  }
+
+  AgentOptions Options(const std::string& name) {
+    const fs::path dir = TempRoot(name);
+    dirs_.push_back(dir);
+    AgentOptions o;
+    o.cache_dir = dir / "cache";
+    o.state_dir = dir / "state";
+    o.capacity = 1ull << 30;
+    o.gpus = 2;
+    o.gpu_type = "test-gpu";
+    o.upstream = *hub::Endpoint::Parse(upstream_->server->base_url());
+    o.clock = &clock_;
+    o.sleep = [](std::chrono::milliseconds) {};
+    o.maintenance_interval = 3600s;
+    o.tuning.stall_timeout = 2s;
+    return o;
+  }
+  std::unique_ptr<Agent> StartAgent(AgentOptions o) {
+    auto agent = Agent::Create(std::move(o));
+    EXPECT_TRUE(agent.ok()) << agent.status().ToString();
+    if (!agent.ok()) return nullptr;
+    EXPECT_TRUE((*agent)->Start().ok());
+    return std::move(*agent);
+  }
+  Reply Ensure(Agent& agent, const std::string& model, const std::string& extra = "",
+               int wait = 60) {
+    std::string body = R"({"model":")" + model + "\"" + extra + "}";
+    return Call("POST", agent.base_url() + "/v1/ensure?wait=" + std::to_string(wait), body);
+  }
+  ~AgentTest() override {
+    for (const fs::path& d : dirs_) {
+      std::error_code ec;
+      fs::remove_all(d, ec);
+    }
+  }
+
+  static Upstream* upstream_;
+  FakeClock clock_;
+  std::vector<fs::path> dirs_;
+};
+Upstream* AgentTest::upstream_ = nullptr;
+
+std::set<std::string> CachedModels(Agent& agent) {
+  std::set<std::string> out;
+  Reply inv = Call("GET", agent.base_url() + "/v1/inventory");
+  for (const json& s : inv.body["snapshots"]) out.insert(s["model"].get<std::string>());
+  return out;
+}
+
+TEST_F(AgentTest, SixteenConcurrentEnsuresShareOneDownload) {
+  auto agent = StartAgent(Options("single_flight"));
+  ASSERT_TRUE(agent);
+  const uint64_t gets_before = upstream_->server->stats().resolve_get;
+  std::vector<Reply> replies(16);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 16; ++i) {
+    threads.emplace_back([&, i] { replies[i] = Ensure(*agent, "org/m0"); });
+  }
+  for (auto& t : threads) t.join();
+  std::set<std::string> paths;
+  for (const Reply& r : replies) {
+    ASSERT_EQ(r.status, 200) << r.body.dump();
+    EXPECT_EQ(r.body["state"], "ready");
+    paths.insert(r.body["snapshot_path"].get<std::string>());
+  }
+  EXPECT_EQ(paths.size(), 1u);
+  // Each blob was served once: one data request per distinct blob (none is big enough to split).
+  EXPECT_EQ(upstream_->server->stats().resolve_get - gets_before, upstream_->Blobs("org/m0"));
+  // Later ensures are hits: no download, no request at all.
+  const auto stats_before = upstream_->server->stats();
+  Reply again = Ensure(*agent, "org/m0@" + upstream_->repos.at("org/m0").commit.str(), "", 0);
+  EXPECT_EQ(again.status, 200);
+  EXPECT_TRUE(again.body["hit"].get<bool>());
+  EXPECT_EQ(upstream_->server->stats().resolve_get, stats_before.resolve_get);
+  EXPECT_EQ(upstream_->server->stats().repo_info, stats_before.repo_info);
+}
+
+TEST_F(AgentTest, EnsureWithoutWaitAnswersDownloadingThenReady) {
+  auto agent = StartAgent(Options("no_wait"));
+  ASSERT_TRUE(agent);
+  Reply first = Ensure(*agent, "org/m1", "", 0);
+  ASSERT_TRUE(first.status == 202 || first.status == 200) << first.body.dump();
+  if (first.status == 202) {
+    EXPECT_EQ(first.body["state"], "downloading");
+    EXPECT_TRUE(first.body.contains("progress"));
+  }
+  Reply done = Ensure(*agent, "org/m1");
+  EXPECT_EQ(done.status, 200);
+  const fs::path snap = done.body["snapshot_path"].get<std::string>();
+  EXPECT_TRUE(fs::exists(snap / "config.json"));
+}
+
+TEST_F(AgentTest, PeerAgentServesTheBlobsAndTheUpstreamNone) {
+  auto a = StartAgent(Options("peer_a"));
+  auto b = StartAgent(Options("peer_b"));
+  ASSERT_TRUE(a && b);
+  ASSERT_EQ(Ensure(*a, "org/m2").status, 200);
+  const uint64_t upstream_bytes = upstream_->server->stats().file_bytes_served;
+  Reply r = Ensure(*b, "org/m2", R"(,"peers":[")" + a->base_url() + "\"]");
+  ASSERT_EQ(r.status, 200) << r.body.dump();
+  EXPECT_EQ(upstream_->server->stats().file_bytes_served, upstream_bytes);
+  ASSERT_TRUE(r.body.contains("bytes_by_source")) << r.body.dump();
+  EXPECT_EQ(r.body["bytes_by_source"].value(a->base_url(), uint64_t{0}),
+            upstream_->Bytes("org/m2"));
+}
+
+TEST_F(AgentTest, EvictsLeastRecentlyUsedUnpinnedModelToMakeRoom) {
+  AgentOptions o = Options("evict");
+  // Room for three models: the fourth must evict exactly one.
+  o.capacity = upstream_->Bytes("org/m0") * 3 + upstream_->Bytes("org/m0") / 5;
+  o.high_watermark = 1.0;
+  o.low_watermark = 0.95;
+  auto agent = StartAgent(o);
+  ASSERT_TRUE(agent);
+  for (const char* m : {"org/m0", "org/m1", "org/m2"}) {
+    ASSERT_EQ(Ensure(*agent, m).status, 200) << m;
+    clock_.Advance(10s);
+  }
+  // m0 is pinned by the operator, m1 used again: m2 is now the least recently used unpinned.
+  ASSERT_EQ(Call("POST", agent->base_url() + "/v1/pins", R"({"model":"org/m0"})").status, 200);
+  ASSERT_EQ(Ensure(*agent, "org/m1").status, 200);
+  clock_.Advance(10s);
+  Reply fourth = Ensure(*agent, "org/m3");
+  ASSERT_EQ(fourth.status, 200) << fourth.body.dump();
+  EXPECT_EQ(CachedModels(*agent), (std::set<std::string>{"org/m0", "org/m1", "org/m3"}));
+  // The next one evicts m1 (m0 is still pinned even though it is the oldest).
+  clock_.Advance(10s);
+  ASSERT_EQ(Ensure(*agent, "org/m4").status, 200);
+  EXPECT_EQ(CachedModels(*agent), (std::set<std::string>{"org/m0", "org/m3", "org/m4"}));
+  Reply inv = Call("GET", agent->base_url() + "/v1/inventory");
+  EXPECT_LE(inv.body["disk"]["used_bytes"].get<uint64_t>(), o.capacity);
+}
+
+TEST_F(AgentTest, RequestLargerThanTheBudgetFailsAndChangesNothing) {
+  AgentOptions o = Options("too_big");
+  o.capacity = upstream_->Bytes("org/m0") * 3;
+  auto agent = StartAgent(o);
+  ASSERT_TRUE(agent);
+  ASSERT_EQ(Ensure(*agent, "org/m0").status, 200);
+  Reply big = Ensure(*agent, "org/big");
+  EXPECT_EQ(big.body["code"], "resource_exhausted") << big.body.dump();
+  EXPECT_GE(big.status, 400);
+  EXPECT_NE(big.body["error"].get<std::string>().find("capacity"), std::string::npos);
+  EXPECT_EQ(CachedModels(*agent), (std::set<std::string>{"org/m0"}));
+  EXPECT_FALSE(fs::exists(o.cache_dir / "models--org--big" / "snapshots" /
+                          upstream_->repos.at("org/big").commit.str()));
+  // The error is reported once; the same request then tries again (and fails the same way).
+  Reply again = Ensure(*agent, "org/big");
+  EXPECT_EQ(again.body["code"], "resource_exhausted");
+}
+
+TEST_F(AgentTest, WorkerSeesTheModelOfflineAndItsGpus) {
+  AgentOptions o = Options("worker");
+  auto agent = StartAgent(o);
+  ASSERT_TRUE(agent);
+  const std::string script = std::string(MC_SOURCE_DIR) + "/examples/print_model_files.py";
+  Reply started = Call("POST", agent->base_url() + "/v1/workers",
+                       json{{"id", "w1"}, {"model", "org/m1"}, {"command", {"python3", script}},
+                            {"env", {{"EXTRA", "1"}, {"HF_HUB_OFFLINE", "0"}}}, {"gpus", 2}}
+                           .dump());
+  ASSERT_EQ(started.status, 202) << started.body.dump();
+  Reply exited = Call("GET", agent->base_url() + "/v1/workers/w1?wait=60&until=exited,failed");
+  ASSERT_EQ(exited.body["state"], "exited") << exited.body.dump();
+  EXPECT_EQ(exited.body["exit_code"], 0) << exited.body.dump();
+  std::ifstream log(exited.body["logs"]["stdout"].get<std::string>());
+  const std::string out(std::istreambuf_iterator<char>(log), {});
+  for (const auto& f : upstream_->repos.at("org/m1").files) {
+    EXPECT_NE(out.find(f.path + " " + std::to_string(f.size)), std::string::npos) << out;
+  }
+  EXPECT_NE(out.find("gpus [0,1]"), std::string::npos) << out;
+}
+
+TEST_F(AgentTest, RunningWorkerPinsItsModelUntilStopped) {
+  auto agent = StartAgent(Options("worker_pin"));
+  ASSERT_TRUE(agent);
+  const std::string script = std::string(MC_SOURCE_DIR) + "/examples/print_model_files.py";
+  ASSERT_EQ(Call("POST", agent->base_url() + "/v1/workers",
+                 json{{"id", "w2"}, {"model", "org/m2"}, {"command", {"python3", script, "--serve"}},
+                      {"gpus", 1}}
+                     .dump())
+                .status,
+            202);
+  Reply running = Call("GET", agent->base_url() + "/v1/workers/w2?wait=60&until=running,failed");
+  ASSERT_EQ(running.body["state"], "running") << running.body.dump();
+  Reply pins = Call("GET", agent->base_url() + "/v1/pins");
+  ASSERT_EQ(pins.body["pins"].size(), 1u);
+  EXPECT_EQ(pins.body["pins"][0]["owner"], "worker:w2");
+  // A pinned model is not evicted, even by hand.
+  EXPECT_EQ(Call("POST", agent->base_url() + "/v1/evict", R"({"model":"org/m2"})").status, 409);
+  // Another worker needing two GPUs does not fit on the one left.
+  Reply no_gpu = Call("POST", agent->base_url() + "/v1/workers",
+                      json{{"model", "org/m2"}, {"command", {"true"}}, {"gpus", 2}}.dump());
+  EXPECT_EQ(no_gpu.body["code"], "resource_exhausted") << no_gpu.body.dump();
+
+  ASSERT_EQ(Call("DELETE", agent->base_url() + "/v1/workers/w2?grace=5").status, 202);
+  Reply exited = Call("GET", agent->base_url() + "/v1/workers/w2?wait=60&until=exited");
+  EXPECT_EQ(exited.body["state"], "exited");
+  EXPECT_TRUE(Call("GET", agent->base_url() + "/v1/pins").body["pins"].empty());
+  EXPECT_EQ(Call("POST", agent->base_url() + "/v1/evict", R"({"model":"org/m2"})").status, 200);
+}
+
+TEST_F(AgentTest, WorkerWaitsForItsModelBeforeItStarts) {
+  auto agent = StartAgent(Options("worker_wait"));
+  ASSERT_TRUE(agent);
+  Reply started = Call("POST", agent->base_url() + "/v1/workers",
+                       json{{"id", "w3"}, {"model", "org/m3"},
+                            {"command", {"sh", "-c", "test -f \"$MODEL_PATH/config.json\""}}}
+                           .dump());
+  ASSERT_EQ(started.status, 202);
+  Reply exited = Call("GET", agent->base_url() + "/v1/workers/w3?wait=60&until=exited,failed");
+  EXPECT_EQ(exited.body["state"], "exited") << exited.body.dump();
+  EXPECT_EQ(exited.body["exit_code"], 0);
+}
+
+TEST_F(AgentTest, WorkerOfAnUnknownModelFails) {
+  auto agent = StartAgent(Options("worker_unknown"));
+  ASSERT_TRUE(agent);
+  ASSERT_EQ(Call("POST", agent->base_url() + "/v1/workers",
+                 json{{"id", "w4"}, {"model", "org/nope"}, {"command", {"true"}}}.dump())
+                .status,
+            202);
+  Reply failed = Call("GET", agent->base_url() + "/v1/workers/w4?wait=60&until=failed,exited");
+  EXPECT_EQ(failed.body["state"], "failed");
+  EXPECT_NE(failed.body["message"].get<std::string>().find("not_found"), std::string::npos)
+      << failed.body.dump();
+}
+
+TEST_F(AgentTest, RestartKeepsInventoryAndPins) {
+  AgentOptions o = Options("restart");
+  {
+    auto agent = StartAgent(o);
+    ASSERT_TRUE(agent);
+    ASSERT_EQ(Ensure(*agent, "org/m4").status, 200);
+    ASSERT_EQ(Call("POST", agent->base_url() + "/v1/pins", R"({"model":"org/m4"})").status, 200);
+  }
+  auto agent = StartAgent(o);
+  ASSERT_TRUE(agent);
+  EXPECT_EQ(CachedModels(*agent), (std::set<std::string>{"org/m4"}));
+  EXPECT_EQ(Call("GET", agent->base_url() + "/v1/pins").body["pins"].size(), 1u);
+  const uint64_t gets = upstream_->server->stats().resolve_get;
+  Reply hit = Ensure(*agent, "org/m4@" + upstream_->repos.at("org/m4").commit.str(), "", 0);
+  EXPECT_EQ(hit.status, 200);
+  EXPECT_TRUE(hit.body["hit"].get<bool>());
+  EXPECT_EQ(upstream_->server->stats().resolve_get, gets);
+}
+
+TEST_F(AgentTest, InvalidRequestsAreRefusedAndChangeNothing) {
+  AgentOptions o = Options("invalid");
+  o.max_body_bytes = 4096;
+  auto agent = StartAgent(o);
+  ASSERT_TRUE(agent);
+  const std::string url = agent->base_url() + "/v1/ensure";
+  struct Case {
+    std::string body;
+    int status;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"{not json", 400},
+           {"[]", 400},
+           {R"({"model":"https://github.com/org/m0"})", 400},
+           {R"({"model":"org/../etc"})", 400},
+           {R"({"model":"org/m0","revision":"refs/../x"})", 400},
+           {R"({"model":"org/m0","include":"*.json"})", 400},
+           {R"({"model":"org/m0","surprise":1})", 400},
+           {R"({"model":42})", 400},
+           {R"({"model":"org/m0","peers":["ftp://x"]})", 400},
+           {std::string(8192, ' '), 413},
+       }) {
+    Reply r = Call("POST", url, c.body);
+    EXPECT_EQ(r.status, c.status) << c.body.substr(0, 80);
+    if (c.status == 400) {
+      EXPECT_TRUE(r.body.contains("error")) << c.body;
+    }
+  }
+  Reply bad_worker = Call("POST", agent->base_url() + "/v1/workers",
+                          json{{"id", "../x"}, {"model", "org/m0"}, {"command", {"true"}}}.dump());
+  EXPECT_EQ(bad_worker.status, 400);
+  EXPECT_EQ(Call("GET", agent->base_url() + "/v1/workers/nope").status, 404);
+  EXPECT_TRUE(CachedModels(*agent).empty());
+  EXPECT_TRUE(Call("GET", agent->base_url() + "/v1/workers").body["workers"].empty());
+}
+
+TEST_F(AgentTest, ServesItsCacheThroughTheMirrorRoutes) {
+  auto agent = StartAgent(Options("mirror_routes"));
+  ASSERT_TRUE(agent);
+  ASSERT_EQ(Ensure(*agent, "org/m0").status, 200);
+  auto client = net::HttpClient::Create();
+  auto res = client->Get(agent->base_url() + "/org/m0/resolve/main/config.json");
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->status, 200);
+  EXPECT_TRUE(res->headers.Has("X-Repo-Commit"));
+  net::HttpClientRequest put;
+  put.method = "PUT";
+  put.url = agent->base_url() + "/org/m0/resolve/main/config.json";
+  put.body = "x";
+  auto refused = client->Send(put);
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->status, 400);
+}
+
+TEST_F(AgentTest, ApiKeyGuardsTheApiButNotHealth) {
+  AgentOptions o = Options("api_key");
+  o.api_key = hub::Secret("agent-secret");
+  auto agent = StartAgent(o);
+  ASSERT_TRUE(agent);
+  EXPECT_EQ(Call("GET", agent->base_url() + "/v1/inventory").status, 401);
+  EXPECT_EQ(Call("GET", agent->base_url() + "/health").status, 200);
+  auto client = net::HttpClient::Create();
+  auto ok = client->Get(agent->base_url() + "/v1/inventory",
+                        [] {
+                          net::HeaderMap h;
+                          h.Set("Authorization", "Bearer agent-secret");
+                          return h;
+                        }());
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->status, 200);
+}
+
+TEST_F(AgentTest, MetricsCountHitsMissesAndBytes) {
+  auto agent = StartAgent(Options("metrics"));
+  ASSERT_TRUE(agent);
+  ASSERT_EQ(Ensure(*agent, "org/m0").status, 200);
+  ASSERT_EQ(Ensure(*agent, "org/m0@" + upstream_->repos.at("org/m0").commit.str()).status, 200);
+  auto res = net::HttpClient::Create()->Get(agent->base_url() + "/metrics");
+  ASSERT_TRUE(res.ok());
+  const std::string& text = res->body;
+  EXPECT_NE(text.find("modelcache_agent_ensure_total{result=\"hit\"} 1"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("modelcache_agent_ensure_total{result=\"miss\"} 1"), std::string::npos);
+  EXPECT_NE(text.find("modelcache_agent_download_bytes_total{source=\"upstream\"} " +
+                      std::to_string(upstream_->Bytes("org/m0"))),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("modelcache_agent_capacity_bytes 1073741824"), std::string::npos);
+  EXPECT_NE(text.find("modelcache_agent_workers{state=\"running\"} 0"), std::string::npos);
+}
+
+// A controller stand-in that records what the agent posts.
+struct FakeController {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::pair<std::string, json>> posts;
+  std::unique_ptr<net::HttpServer> server;
+
+  FakeController() {
+    net::HttpServerOptions o;
+    o.handler = [this](const net::HttpRequest& req, net::HttpResponse& res) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        posts.emplace_back(req.raw_path, json::parse(req.body, nullptr, false));
+      }
+      cv.notify_all();
+      res.SetText(200, "{}", "application/json");
+    };
+    server = *net::HttpServer::Create(std::move(o));
+    if (!server->Start().ok()) std::abort();
+  }
+  bool WaitFor(size_t n) {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, 30s, [&] { return posts.size() >= n; });
+  }
+};
+
+TEST_F(AgentTest, RegistersWithTheControllerThenSendsHeartbeats) {
+  FakeController controller;
+  AgentOptions o = Options("controller");
+  o.controller_url = controller.server->base_url();
+  o.host_id = "host-a";
+  o.heartbeat_interval = 20ms;
+  auto agent = StartAgent(o);
+  ASSERT_TRUE(agent);
+  ASSERT_TRUE(controller.WaitFor(3));
+  std::lock_guard<std::mutex> lock(controller.mu);
+  EXPECT_EQ(controller.posts[0].first, "/v1/hosts/register");
+  EXPECT_EQ(controller.posts[1].first, "/v1/hosts/host-a/heartbeat");
+  const json& doc = controller.posts[0].second;
+  EXPECT_EQ(doc["host_id"], "host-a");
+  EXPECT_EQ(doc["gpu_type"], "test-gpu");
+  EXPECT_EQ(doc["gpus"]["total"], 2);
+  EXPECT_EQ(doc["url"], agent->base_url());
+  EXPECT_EQ(doc["disk"]["capacity_bytes"], o.capacity);
+}
+
+TEST(ResolveCapacityTest, SizesAndFractions) {
+  EXPECT_EQ(*ResolveCapacity("800GB", "/"), 800'000'000'000ull);
+  EXPECT_EQ(*ResolveCapacity("1GiB", "/"), 1ull << 30);
+  EXPECT_GT(*ResolveCapacity("50%", "/"), 0u);
+  EXPECT_EQ(*ResolveCapacity("0.5", "/"), *ResolveCapacity("50%", "/"));
+  EXPECT_FALSE(ResolveCapacity("150%", "/").ok());
+  EXPECT_FALSE(ResolveCapacity("lots", "/").ok());
+  EXPECT_FALSE(ResolveCapacity("0", "/").ok());
+}
+
+}  // namespace
+}  // namespace mc::agent
