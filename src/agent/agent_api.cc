@@ -219,6 +219,7 @@ std::string AgentApi::HostDocument() const {
     snapshots.push_back(json{{"model", ModelName(s.repo)},
                              {"repo_folder", s.repo.FolderName()},
                              {"commit", s.commit},
+                             {"refs", s.refs},
                              {"size_bytes", s.size},
                              {"files", s.files},
                              {"complete", s.complete},

@@ -5,6 +5,7 @@
 #include "mc/agent/agent.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -362,6 +363,84 @@ TEST_F(AgentTest, RestartKeepsInventoryAndPins) {
   EXPECT_EQ(hit.status, 200);
   EXPECT_TRUE(hit.body["hit"].get<bool>());
   EXPECT_EQ(upstream_->server->stats().resolve_get, gets);
+}
+
+TEST_F(AgentTest, NextAgentResumesAnInterruptedDownload) {
+  // A second server over the upstream's cache that stalls every answer for the big file after
+  // 2 MiB: the first agent gets part of it and is stopped mid-download.
+  mirror::MirrorOptions mo;
+  mo.cache_dir = upstream_->cache_dir;
+  mo.faults.rules.push_back(mirror::FaultRule{
+      .path_contains = "model.safetensors",
+      .only_ranged = false,
+      .count = -1,
+      .action = mirror::FaultRule::StallAfterBytes{.bytes = 2 << 20, .duration = 60s}});
+  auto stalling = *mirror::MirrorServer::Create(std::move(mo));
+  ASSERT_TRUE(stalling->Start().ok());
+  AgentOptions o = Options("resume");
+  o.tuning.connections = 1;
+  {
+    AgentOptions first = o;
+    first.upstream = *hub::Endpoint::Parse(stalling->base_url());
+    auto agent = StartAgent(first);
+    ASSERT_TRUE(agent);
+    ASSERT_EQ(Ensure(*agent, "org/big", "", 0).status, 202);
+    // Wait (bounded) until a resume record covers some bytes: progress counts written bytes.
+    bool partway = false;
+    for (int i = 0; i < 1500 && !partway; ++i) {
+      Reply d = Call("GET", agent->base_url() + "/v1/downloads");
+      partway = !d.body["downloads"].empty() &&
+                d.body["downloads"][0]["progress"]["bytes_done"].get<uint64_t>() >= (1 << 20);
+      if (!partway) std::this_thread::sleep_for(20ms);
+    }
+    ASSERT_TRUE(partway);
+  }  // the agent stops: its download is cancelled and stays recorded
+  stalling->Stop();
+  const uint64_t served = upstream_->server->stats().file_bytes_served;
+  auto agent = StartAgent(o);
+  ASSERT_TRUE(agent);
+  // The new agent restarted the download by itself; this ensure joins it.
+  Reply done = Ensure(*agent, "org/big");
+  ASSERT_EQ(done.status, 200) << done.body.dump();
+  const uint64_t big = upstream_->Bytes("org/big");
+  EXPECT_LT(upstream_->server->stats().file_bytes_served - served, big - (1 << 20));
+  auto store = cache::CacheStore::Open({o.cache_dir, std::nullopt, false});
+  ASSERT_TRUE(store.ok());
+  auto report = cache::VerifyCache(**store, std::nullopt, std::nullopt);
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->failed, 0);
+  EXPECT_GT(report->ok, 0);
+}
+
+TEST_F(AgentTest, NextAgentReadoptsARunningWorker) {
+  AgentOptions o = Options("readopt");
+  const std::string script = std::string(MC_SOURCE_DIR) + "/examples/print_model_files.py";
+  int pid = 0;
+  {
+    auto agent = StartAgent(o);
+    ASSERT_TRUE(agent);
+    ASSERT_EQ(Call("POST", agent->base_url() + "/v1/workers",
+                   json{{"id", "w5"}, {"model", "org/m0"},
+                        {"command", {"python3", script, "--serve"}}, {"gpus", 1}}
+                       .dump())
+                  .status,
+              202);
+    Reply running = Call("GET", agent->base_url() + "/v1/workers/w5?wait=60&until=running,failed");
+    ASSERT_EQ(running.body["state"], "running") << running.body.dump();
+    pid = running.body["pid"].get<int>();
+  }  // the agent stops; the worker does not
+  ASSERT_EQ(::kill(pid, 0), 0);
+  auto agent = StartAgent(o);
+  ASSERT_TRUE(agent);
+  Reply adopted = Call("GET", agent->base_url() + "/v1/workers/w5");
+  EXPECT_EQ(adopted.body["state"], "running");
+  EXPECT_EQ(adopted.body["gpus"], json::array({0}));
+  EXPECT_EQ(Call("GET", agent->base_url() + "/v1/pins").body["pins"].size(), 1u);
+  ASSERT_EQ(Call("DELETE", agent->base_url() + "/v1/workers/w5?grace=5").status, 202);
+  Reply exited = Call("GET", agent->base_url() + "/v1/workers/w5?wait=60&until=exited");
+  EXPECT_EQ(exited.body["state"], "exited");
+  EXPECT_TRUE(Call("GET", agent->base_url() + "/v1/pins").body["pins"].empty());
+  ::waitpid(pid, nullptr, WNOHANG);  // not ours to reap (init's), but harmless
 }
 
 TEST_F(AgentTest, InvalidRequestsAreRefusedAndChangeNothing) {

@@ -126,6 +126,28 @@ uint64_t Inventory::UsedLocked() const {
   return used;
 }
 
+void Inventory::RefreshPartialLocked() {
+  std::set<std::pair<std::string, std::string>> owned;  // (repo folder, etag) of downloads
+  for (const auto& [k, r] : reservations_) {
+    for (const BlobUse& b : r.blobs) owned.emplace(r.repo_folder, b.etag);
+  }
+  uint64_t partial = 0;
+  std::error_code ec;
+  for (const auto& repo : std::filesystem::directory_iterator(store_.layout().root(), ec)) {
+    const std::string folder = repo.path().filename().string();
+    if (!RepoId::FromFolderName(folder).ok()) continue;
+    std::error_code ec2;
+    for (const auto& f : std::filesystem::directory_iterator(repo.path() / "blobs", ec2)) {
+      const std::string name = f.path().filename().string();
+      if (!name.ends_with(".incomplete")) continue;
+      if (owned.contains({folder, name.substr(0, name.find('.'))})) continue;
+      struct stat st;
+      if (::stat(f.path().c_str(), &st) == 0) partial += static_cast<uint64_t>(st.st_size);
+    }
+  }
+  partial_bytes_ = partial;
+}
+
 uint64_t Inventory::ReservedLocked() const {
   uint64_t reserved = 0;
   for (const auto& [key, r] : reservations_) reserved += r.bytes;
@@ -212,6 +234,7 @@ Status Inventory::Reserve(const std::string& key, const RepoId& repo, const Comm
 void Inventory::Release(const std::string& key) {
   std::lock_guard<std::mutex> lock(mu_);
   reservations_.erase(key);
+  RefreshPartialLocked();
 }
 
 Status Inventory::RecordComplete(const std::string& key, const RepoId& repo,
@@ -230,11 +253,13 @@ Status Inventory::RecordComplete(const std::string& key, const RepoId& repo,
       db_.UpsertSnapshot({k.first, k.second, snap.size, snap.files, snap.last_use, snap.created}));
   MC_RETURN_IF_ERROR(db_.AddCompletion({k.first, k.second, filter, now}));
   snapshots_.insert_or_assign(k, std::move(snap));
+  RefreshPartialLocked();
   return Status::Ok();
 }
 
 Status Inventory::EnforceWatermarks() {
   std::lock_guard<std::mutex> lock(mu_);
+  RefreshPartialLocked();
   return EvictLocked(0);
 }
 
@@ -264,6 +289,12 @@ std::vector<SnapshotView> Inventory::Snapshots() const {
   }
   std::vector<SnapshotView> out;
   std::lock_guard<std::mutex> lock(mu_);
+  std::map<std::string, std::vector<std::pair<std::string, CommitSha>>> refs;  // by repo folder
+  for (const auto& [key, snap] : snapshots_) {
+    if (refs.contains(key.first)) continue;
+    auto listed = store_.ListRefs(snap.repo);
+    refs[key.first] = listed.ok() ? std::move(*listed) : decltype(refs)::mapped_type{};
+  }
   for (const auto& [key, snap] : snapshots_) {
     SnapshotView v{.repo = snap.repo,
                    .commit = snap.commit,
@@ -274,6 +305,9 @@ std::vector<SnapshotView> Inventory::Snapshots() const {
                    .completions = {snap.completions.begin(), snap.completions.end()},
                    .pins = owners[key],
                    .last_use = snap.last_use};
+    for (const auto& [name, commit] : refs[key.first]) {
+      if (commit.str() == snap.commit) v.refs.push_back(name);
+    }
     out.push_back(std::move(v));
   }
   return out;

@@ -126,6 +126,9 @@ class Inventory {
   Status EvictLocked(uint64_t need_bytes);
   Status RemoveLocked(const Key& key);
   uint64_t UsedLocked() const;
+  // Re-measures the temp files of interrupted downloads (blobs/*.incomplete that no download in
+  // flight owns: those are covered by its reservation).
+  void RefreshPartialLocked();
   uint64_t ReservedLocked() const;
 
   cache::CacheStore& store_;
@@ -136,7 +139,7 @@ class Inventory {
   mutable std::mutex mu_;
   std::map<Key, Snapshot> snapshots_;
   std::map<std::string, Reservation> reservations_;
-  uint64_t partial_bytes_ = 0;  // leftover *.incomplete files found by the last Reconcile()
+  uint64_t partial_bytes_ = 0;  // leftover *.incomplete files, see RefreshPartialLocked()
   uint64_t evictions_ = 0;
   uint64_t evicted_bytes_ = 0;
 };
