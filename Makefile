@@ -29,8 +29,12 @@ test-cpp:
 test-js:
 	@MODELCACHE_BIN=$(abspath $(MODELCACHE)) tests/js/run.sh
 
-bench: build
+# The bench packages first, so that the configure step finds Google Benchmark.
+bench: setup
 	@tools/setup-debian.sh --bench
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+	@bench/agent_hit.sh $(MODELCACHE)
 	@bench/mirror_vs_nginx.sh $(MODELCACHE)
 	@bench/verify_and_import.sh $(MODELCACHE)
 	@bench/pull_vs_peers.sh $(MODELCACHE)
