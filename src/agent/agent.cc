@@ -99,6 +99,9 @@ class AgentImpl final : public Agent {
         *store_, *db_,
         BudgetOptions{o_.capacity, o_.high_watermark, o_.low_watermark}, *o_.clock);
     MC_RETURN_IF_ERROR(inventory_->Reconcile(), "agent");
+    const BudgetView budget = inventory_->Budget();
+    spdlog::info("agent: inventory: {} snapshots, {} used of {}", inventory_->Snapshots().size(),
+                 ByteCount(budget.used).ToHuman(), ByteCount(budget.capacity).ToHuman());
 
     DownloadsOptions d;
     d.cache_dir = o_.cache_dir;
@@ -175,11 +178,13 @@ class AgentImpl final : public Agent {
   }
 
  private:
-  // Watermark evictions, on a timer.
+  // On a timer: re-read the cache (changes made by hand), then watermark evictions.
   void Maintain() {
     std::unique_lock<std::mutex> lock(mu_);
     while (!cv_.wait_for(lock, o_.maintenance_interval, [&] { return stopped_; })) {
       lock.unlock();
+      Status r = inventory_->Reconcile();
+      if (!r.ok()) spdlog::warn("agent: cache scan: {}", r.ToString());
       Status s = inventory_->EnforceWatermarks();
       if (!s.ok()) spdlog::warn("agent: watermark check: {}", s.ToString());
       lock.lock();

@@ -82,7 +82,7 @@ Status Inventory::Reconcile() {
   std::lock_guard<std::mutex> lock(mu_);
   snapshots_ = std::move(found);
   partial_bytes_ = partial;
-  spdlog::info("agent: inventory: {} snapshots, {} in blobs, {} in partial downloads",
+  spdlog::debug("agent: inventory: {} snapshots, {} in blobs, {} in partial downloads",
                snapshots_.size(), ByteCount(UsedLocked() - partial).ToHuman(),
                ByteCount(partial).ToHuman());
   return Status::Ok();

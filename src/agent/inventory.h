@@ -73,7 +73,9 @@ class Inventory {
  public:
   Inventory(cache::CacheStore& store, StateDb& db, BudgetOptions budget, Clock& clock);
 
-  // Scans the cache and makes memory and database match it (see the header comment).
+  // Scans the cache and makes memory and database match it (see the header comment). At start-up
+  // and on the maintenance timer, so that a model removed by hand (`modelcache rm`) or added by
+  // `modelcache pull` into the same cache is seen.
   Status Reconcile();
 
   // True if `filter` (or the whole commit, "") was completed on this commit and its snapshot dir
