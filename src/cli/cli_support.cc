@@ -16,4 +16,14 @@ StatusOr<std::filesystem::path> CacheDirOrDefault(const std::string& flag) {
   return hub::ResolveHubCacheDir(hub::Env::Real());
 }
 
+std::filesystem::path AgentStateDirOrDefault(const std::string& flag,
+                                             const std::filesystem::path& cache_dir) {
+  if (!flag.empty()) return std::filesystem::path(flag);
+  std::error_code ec;
+  std::filesystem::path dir = std::filesystem::absolute(cache_dir, ec).lexically_normal();
+  if (ec) dir = cache_dir.lexically_normal();
+  if (!dir.has_filename()) dir = dir.parent_path();  // "hub/" → "hub"
+  return dir.parent_path() / "modelcache-state";
+}
+
 }  // namespace mc::cli

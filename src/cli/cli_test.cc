@@ -69,13 +69,15 @@ class CliTest : public ::testing::Test {
 TEST_F(CliTest, HelpListsEveryCommand) {
   auto r = RunMc({"--help"});
   EXPECT_EQ(r.exit_code, 0);
-  for (const char* cmd : {"ls", "path", "verify", "rm", "link", "import", "fixture", "serve"}) {
+  for (const char* cmd : {"ls", "path", "verify", "rm", "link", "import", "fixture", "serve",
+                          "pull", "agent", "pin", "unpin", "pins"}) {
     EXPECT_NE(r.out.find(cmd), std::string::npos) << cmd;
   }
 }
 
 TEST_F(CliTest, EveryCommandHasHelp) {
-  for (const char* cmd : {"ls", "path", "verify", "rm", "link", "import", "fixture", "serve"}) {
+  for (const char* cmd : {"ls", "path", "verify", "rm", "link", "import", "fixture", "serve",
+                          "pull", "agent", "pin", "unpin", "pins"}) {
     auto r = RunMc({cmd, "--help"});
     EXPECT_EQ(r.exit_code, 0) << cmd;
     EXPECT_NE(r.out.find("Usage:"), std::string::npos) << cmd << r.out;

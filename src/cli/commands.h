@@ -26,10 +26,18 @@ void AddImportCommand(CLI::App& app, CommandResult& result);
 void AddFixtureCommand(CLI::App& app, CommandResult& result);
 void AddServeCommand(CLI::App& app, CommandResult& result);
 void AddPullCommand(CLI::App& app, CommandResult& result);
+void AddAgentCommand(CLI::App& app, CommandResult& result);
+void AddPinCommands(CLI::App& app, CommandResult& result);  // pin, unpin, pins
 
 // Adds `--cache-dir` to a sub-command, with the help text every command shares.
 void AddCacheDirOption(CLI::App& cmd, std::string& value);
 // The cache dir to use: the flag if given, else the HF_HUB_CACHE rules (hf-hub-protocol.md §1.1).
 StatusOr<std::filesystem::path> CacheDirOrDefault(const std::string& flag);
+
+// The agent's state dir (state.db, resume records, worker logs): the flag if given, else the
+// sibling of `cache_dir` named "modelcache-state" (~/.cache/huggingface/modelcache-state for the
+// default cache). `agent`, `pin`, `unpin` and `pins` share it, so they find the same state.db.
+std::filesystem::path AgentStateDirOrDefault(const std::string& flag,
+                                             const std::filesystem::path& cache_dir);
 
 }  // namespace mc::cli

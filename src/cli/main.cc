@@ -23,6 +23,8 @@ constexpr const char* kDescription =
     "  modelcache ls                                     see what the cache holds\n"
     "  modelcache serve                                  serve the cache over the Hugging Face "
     "API\n"
+    "  modelcache agent --capacity 800GB                  run the host agent (cache, downloads, "
+    "workers)\n"
     "\n"
     "Run 'modelcache <command> --help' for the details of a command.";
 
@@ -50,6 +52,8 @@ int main(int argc, char** argv) {
   mc::cli::AddFixtureCommand(app, result);
   mc::cli::AddPullCommand(app, result);
   mc::cli::AddServeCommand(app, result);
+  mc::cli::AddAgentCommand(app, result);
+  mc::cli::AddPinCommands(app, result);
   app.parse_complete_callback([&] { mc::SetUpLogging(log_level); });
 
   try {

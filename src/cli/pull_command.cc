@@ -148,7 +148,8 @@ StatusOr<downloader::PullOptions> MakeOptions(const PullArgs& args, const Select
                                  .peers = std::move(peers),
                                  .dry_run = args.dry_run,
                                  .tuning = tuning,
-                                 .sleep = {}};  // the engine's real sleep
+                                 .sleep = {},  // the engine's real sleep
+                                 .reserve = {}};
 }
 
 // Adds what to do next to an error from the engine, where its message does not say it already.

@@ -1,0 +1,275 @@
+// agent: runs mc::agent::Agent, the daemon that owns this host's cache, its disk budget and its
+// worker processes. This file turns flags and the environment into AgentOptions, prints the one
+// stdout line scripts wait for, and turns SIGTERM/SIGINT into Agent::Stop().
+#include <pthread.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+#include "commands.h"
+#include "mc/agent/agent.h"
+#include "mc/common/ids.h"
+#include "mc/common/logging.h"
+#include "mc/hub/hub_config.h"
+
+namespace mc::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct AgentArgs {
+  std::string cache_dir, state_dir, capacity, high_watermark = "90%", low_watermark = "80%";
+  std::string gpu_type = "none", listen = "127.0.0.1:8766", controller, host_id, upstream;
+  std::string public_url, api_key_file;
+  int gpus = 0;
+  int connections = 8;
+  double heartbeat_seconds = 5;
+};
+
+// "90%" or "0.9" → 0.9, in (0, 1].
+StatusOr<double> ParseWatermark(const std::string& text, const std::string& flag) {
+  const bool percent = !text.empty() && text.back() == '%';
+  const std::string number = percent ? text.substr(0, text.size() - 1) : text;
+  char* end = nullptr;
+  errno = 0;
+  double value = number.empty() ? NAN : std::strtod(number.c_str(), &end);
+  const bool parsed = !number.empty() && errno == 0 && end == number.c_str() + number.size() &&
+                      std::isfinite(value) &&
+                      number.find_first_not_of("0123456789.") == number.npos;
+  if (parsed && percent) value /= 100.0;
+  if (!parsed || value <= 0 || value > 1) {
+    return InvalidArgumentError(flag + " " + QuoteForMessage(text) +
+                                " must be a percentage like 90% or a fraction like 0.9 (above 0, "
+                                "at most 100%)");
+  }
+  return value;
+}
+
+// --api-key-file (trailing newline and surrounding spaces trimmed), else $MODELCACHE_API_KEY.
+StatusOr<std::optional<hub::Secret>> ResolveApiKey(const std::string& file, const hub::Env& env) {
+  std::string key;
+  if (!file.empty()) {
+    std::FILE* f = std::fopen(file.c_str(), "rb");
+    if (f == nullptr) return ErrnoError(errno, "--api-key-file " + QuoteForMessage(file));
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0 && key.size() < (64u << 10)) {
+      key.append(buf, n);
+    }
+    std::fclose(f);
+  } else if (auto value = env.get("MODELCACHE_API_KEY")) {
+    key = *value;
+  }
+  const size_t begin = key.find_first_not_of(" \t\r\n");
+  const size_t end = key.find_last_not_of(" \t\r\n");
+  key = begin == std::string::npos ? "" : key.substr(begin, end - begin + 1);
+  if (key.empty()) {
+    if (!file.empty()) {
+      return InvalidArgumentError("--api-key-file " + QuoteForMessage(file) + " holds no key");
+    }
+    return std::optional<hub::Secret>();
+  }
+  return std::optional<hub::Secret>(hub::Secret(std::move(key)));
+}
+
+bool IsLoopback(const std::string& listen) {
+  const std::string host = listen.substr(0, listen.rfind(':'));
+  return host.starts_with("127.") || host == "localhost" || host == "[::1]";
+}
+
+StatusOr<agent::AgentOptions> MakeAgentOptions(const AgentArgs& args, const hub::Env& env) {
+  agent::AgentOptions o;
+  MC_ASSIGN_OR_RETURN(o.cache_dir, CacheDirOrDefault(args.cache_dir));
+  o.state_dir = AgentStateDirOrDefault(args.state_dir, o.cache_dir);
+  MC_ASSIGN_OR_RETURN(o.high_watermark, ParseWatermark(args.high_watermark, "--high-watermark"));
+  MC_ASSIGN_OR_RETURN(o.low_watermark, ParseWatermark(args.low_watermark, "--low-watermark"));
+  if (o.low_watermark > o.high_watermark) {
+    return InvalidArgumentError("--low-watermark (" + args.low_watermark +
+                                ") must not be above --high-watermark (" + args.high_watermark +
+                                ")");
+  }
+  if (args.upstream.empty()) {
+    MC_ASSIGN_OR_RETURN(o.upstream, hub::ResolveEndpoint(env));
+  } else {
+    MC_ASSIGN_OR_RETURN(o.upstream, hub::Endpoint::Parse(args.upstream), "--upstream");
+  }
+  if (!args.controller.empty()) {
+    MC_ASSIGN_OR_RETURN(hub::Endpoint controller, hub::Endpoint::Parse(args.controller),
+                        "--controller");
+    o.controller_url = controller.url();
+  }
+  if (!args.public_url.empty()) {
+    MC_ASSIGN_OR_RETURN(hub::Endpoint url, hub::Endpoint::Parse(args.public_url), "--public-url");
+    o.public_url = url.url();
+  }
+  MC_ASSIGN_OR_RETURN(o.api_key, ResolveApiKey(args.api_key_file, env));
+  o.gpus = args.gpus;
+  o.gpu_type = args.gpu_type;
+  o.listen = args.listen;
+  o.host_id = args.host_id;
+  o.tuning.connections = args.connections;
+  o.heartbeat_interval = std::chrono::milliseconds(std::llround(args.heartbeat_seconds * 1000));
+  // A fraction of the disk is measured on the filesystem that will hold the cache.
+  std::error_code ec;
+  fs::create_directories(o.cache_dir, ec);
+  if (ec) return ErrnoError(ec.value(), "create cache dir " + o.cache_dir.string());
+  MC_ASSIGN_OR_RETURN(o.capacity, agent::ResolveCapacity(args.capacity, o.cache_dir), "--capacity");
+  return o;
+}
+
+Status RunAgent(const AgentArgs& args) {
+  MC_ASSIGN_OR_RETURN(agent::AgentOptions options, MakeAgentOptions(args, hub::Env::Real()));
+  if (!options.api_key && !IsLoopback(options.listen)) {
+    std::cerr << "modelcache agent: warning: no API key, and --listen " << options.listen
+              << " is reachable from other hosts: anyone who reaches it can download models and "
+                 "start processes here. Set --api-key-file or MODELCACHE_API_KEY."
+              << std::endl;
+  }
+  // Block the stop signals before any agent thread starts (threads inherit the mask), so that
+  // only the sigwait() below sees them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  const fs::path cache_dir = options.cache_dir, state_dir = options.state_dir;
+  const std::string listen = options.listen;
+  MC_ASSIGN_OR_RETURN(std::unique_ptr<agent::Agent> agent, agent::Agent::Create(std::move(options)),
+                      "start the agent");
+  Status started = agent->Start();
+  if (started.code() == StatusCode::kUnavailable) {  // the only way binding fails
+    return UnavailableError("cannot listen on " + listen +
+                            ": the address is in use or not on this host; choose another --listen "
+                            "port (127.0.0.1:0 picks a free one)");
+  }
+  MC_RETURN_IF_ERROR(started, "start the agent");
+  std::cout << "agent listening on " << agent->base_url() << std::endl;
+  std::cerr << "modelcache agent: cache " << cache_dir.string() << ", state " << state_dir.string()
+            << ".\nTry: curl -X POST '" << agent->base_url()
+            << "/v1/ensure?wait=600' -d '{\"model\": \"org/name\"}'\nStop with Ctrl-C or SIGTERM."
+            << std::endl;
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  // A second signal ends the process at once (default action) while the clean stop runs.
+  std::signal(SIGTERM, SIG_DFL);
+  std::signal(SIGINT, SIG_DFL);
+  pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
+  std::cerr << "modelcache agent: stopping; downloads in flight resume at the next start, "
+               "workers keep running"
+            << std::endl;
+  agent->Stop();
+  return Status::Ok();
+}
+
+constexpr const char* kAgentDescription =
+    "Run the host agent: the daemon that owns this host's model cache, its disk budget and its\n"
+    "GPU worker processes. Over HTTP it downloads models on request into the cache (verified,\n"
+    "resumable, one download per model however many ask), keeps the cache under --capacity by\n"
+    "evicting the least recently used snapshots that no one pinned and no worker uses, starts and\n"
+    "watches worker processes with a model ready and GPUs assigned, and serves its cache to other\n"
+    "hosts like 'modelcache serve'. Prints 'agent listening on <url>' on stdout when ready.\n"
+    "Example: modelcache agent --capacity 800GB --gpus 8 --gpu-type H100";
+
+constexpr const char* kAgentFooter =
+    "The HTTP API (JSON in and out):\n"
+    "  GET  /health, /metrics                  open, no key\n"
+    "  POST /v1/ensure?wait=S                  {\"model\": \"org/name\", \"revision\": \"main\"}:\n"
+    "                                          200 ready (with snapshot_path) or 202 downloading\n"
+    "  POST /v1/workers                        {\"model\": .., \"command\": [..], \"env\": {..},\n"
+    "                                          \"gpus\": N}: start a process once the model is\n"
+    "                                          ready (with HF_HUB_CACHE, HF_HUB_OFFLINE=1 and\n"
+    "                                          CUDA_VISIBLE_DEVICES set)\n"
+    "  GET  /v1/workers/ID?wait=S&until=running,exited    DELETE /v1/workers/ID?grace=S\n"
+    "  GET  /v1/inventory, /v1/downloads       what the cache holds, what is downloading\n"
+    "  POST/DELETE /v1/pins, POST /v1/evict    {\"model\": .., \"revision\": ..}\n"
+    "Every other GET is the Hugging Face hub API over this cache (HF_ENDPOINT=<url> works).\n"
+    "\n"
+    "Stopping: SIGTERM or Ctrl-C stops gracefully and exits 0: downloads in flight are cancelled\n"
+    "and their bytes kept, and the next start resumes them by itself; worker processes keep\n"
+    "running and the next agent on the same --state-dir takes them over. A second signal exits\n"
+    "at once. A crash or SIGKILL loses nothing either: the next start resumes the same way\n"
+    "(except downloads that needed a token, which is never stored: they resume at the next\n"
+    "ensure that brings it).\n"
+    "\n"
+    "Examples:\n"
+    "  modelcache agent --capacity 800GB\n"
+    "  modelcache agent --capacity 90% --gpus 8 --gpu-type H100 --listen 0.0.0.0:8766 \\\n"
+    "      --api-key-file /etc/modelcache/api-key --controller http://controller:8080\n"
+    "  modelcache agent --cache-dir /tmp/hub --capacity 20GiB --upstream http://127.0.0.1:8765\n"
+    "  curl -X POST 'http://127.0.0.1:8766/v1/ensure?wait=600' -d '{\"model\": "
+    "\"Qwen/Qwen3-0.6B\"}'\n"
+    "\n"
+    "Environment:\n"
+    "  HF_ENDPOINT           the upstream Hub when --upstream is not given\n"
+    "  HF_HUB_CACHE          the cache dir (else $HF_HOME/hub, else ~/.cache/huggingface/hub)\n"
+    "  MODELCACHE_API_KEY    the API key when --api-key-file is not given. There is no --api-key\n"
+    "                        flag on purpose: argv is visible to every user of the host.\n"
+    "\n"
+    "Exit codes: 0 stopped by a signal, 1 internal error, 2 bad arguments (--capacity,\n"
+    "watermarks, URLs), 3 a file named by a flag is missing, 4 permission denied, 7 the --listen\n"
+    "address is in use or not local, 8 the state database or cache is not usable.";
+
+}  // namespace
+
+void AddAgentCommand(CLI::App& app, CommandResult& result) {
+  auto* cmd = app.add_subcommand("agent", kAgentDescription);
+  cmd->footer(kAgentFooter);
+  auto args = std::make_shared<AgentArgs>();
+  AddCacheDirOption(*cmd, args->cache_dir);
+  cmd->add_option("--state-dir", args->state_dir,
+                  "The agent's own state, outside the cache: state.db (pins, access times,\n"
+                  "workers, downloads in flight), resume records and worker logs (default: next\n"
+                  "to the cache dir, named modelcache-state, e.g. ~/.cache/huggingface/\n"
+                  "modelcache-state). 'modelcache pin' writes pins here");
+  cmd->add_option("--capacity", args->capacity,
+                  "Disk budget of the cache: a size (800GB, 1.5TiB, bytes) or a fraction of the\n"
+                  "filesystem holding the cache dir (50% or 0.5). Required")
+      ->required();
+  cmd->add_option("--high-watermark", args->high_watermark,
+                  "When the cache fills past this share of --capacity, evict down to the low\n"
+                  "watermark (default 90%; 90% or 0.9)");
+  cmd->add_option("--low-watermark", args->low_watermark, "Where evictions stop (default 80%)");
+  cmd->add_option("--gpus", args->gpus,
+                  "GPU slots the agent hands out to workers, numbered 0..N-1 (default 0)")
+      ->check(CLI::Range(0, 1024));
+  cmd->add_option("--gpu-type", args->gpu_type,
+                  "A label for the GPU model reported to the controller, e.g. H100 (default none)");
+  cmd->add_option("--listen", args->listen,
+                  "Address and port of the HTTP API (default 127.0.0.1:8766; port 0 picks a free\n"
+                  "one; 0.0.0.0:8766 for other hosts, then set an API key)");
+  cmd->add_option("--controller", args->controller,
+                  "URL of a fleet controller to register with and send heartbeats to (optional)");
+  cmd->add_option("--host-id", args->host_id,
+                  "This host's name towards the controller (default: the host name)");
+  cmd->add_option("--upstream", args->upstream,
+                  "The Hub to download from (default: $HF_ENDPOINT, else https://huggingface.co),\n"
+                  "e.g. a 'modelcache serve' mirror: http://mirror:8765");
+  cmd->add_option("--public-url", args->public_url,
+                  "How other hosts reach this agent, sent to the controller (default: the\n"
+                  "listening address)");
+  cmd->add_option(
+      "--api-key-file", args->api_key_file,
+      "File holding the key that /v1/... requests must send as 'Authorization:\n"
+      "Bearer <key>' (trailing newline ignored; else $MODELCACHE_API_KEY; else no key)");
+  cmd->add_option("--connections", args->connections,
+                  "Parallel HTTP connections per download, 1 to 64 (default 8)")
+      ->check(CLI::Range(1, 64));
+  cmd->add_option("--heartbeat-interval", args->heartbeat_seconds,
+                  "Seconds between heartbeats to the controller (default 5)")
+      ->check(CLI::Range(0.1, 3600.0));
+  cmd->callback([args, cmd, &result] {
+    // The agent is a daemon: its log (stderr) says what it does unless --log-level says otherwise.
+    if (cmd->get_parent()->get_option("--log-level")->count() == 0) SetUpLogging("info");
+    result.status = RunAgent(*args);
+  });
+}
+
+}  // namespace mc::cli
