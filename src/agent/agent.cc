@@ -140,7 +140,7 @@ class AgentImpl final : public Agent {
   }
 
   Status Start() override {
-    MC_RETURN_IF_ERROR(http_->Start(), "agent");
+    MC_RETURN_IF_ERROR(http_->Start());
     if (!o_.public_url) o_.public_url = http_->base_url();
     api_->set_public_url(*o_.public_url);
     downloads_->Resume();

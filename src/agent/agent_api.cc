@@ -122,7 +122,9 @@ StatusOr<std::chrono::milliseconds> WaitParam(const net::HttpRequest& req, const
   if (end != text->c_str() + text->size() || !std::isfinite(seconds) || seconds < 0) {
     return InvalidArgumentError(std::string(name) + " must be a number of seconds");
   }
-  return std::min(kMaxWait, std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
+  // Capped before the conversion: a huge number must not overflow the integer.
+  const double capped = std::min(seconds, static_cast<double>(kMaxWait.count()) / 1000.0);
+  return std::chrono::milliseconds(static_cast<int64_t>(capped * 1000));
 }
 
 // ---- JSON views ----
@@ -200,6 +202,7 @@ StatusOr<std::pair<RepoId, CommitSha>> LocalCommit(const json& body,
                                                    const cache::CacheStore& store) {
   MC_ASSIGN_OR_RETURN(auto model, ParseModel(body));
   auto commit = store.ResolveRevision(model.first, model.second);
+  if (!commit.ok() && commit.status().code() != StatusCode::kNotFound) return commit.status();
   if (!commit.ok()) {
     if (CommitSha::IsValid(model.second.str())) {
       return std::pair<RepoId, CommitSha>(model.first, CommitSha::Parse(model.second.str()).value());
@@ -374,7 +377,7 @@ void AgentApi::Pin(const net::HttpRequest& req, net::HttpResponse& res, bool add
                                  p_.options.clock->Now()})
                  : p_.db.RemovePin(repo.FolderName(), commit.str(), "operator");
   if (!s.ok()) return SendError(res, s);
-  SendJson(res, 200, json{{"model", repo.id()}, {"commit", commit.str()}, {"pinned", add}});
+  SendJson(res, 200, json{{"model", ModelName(repo)}, {"commit", commit.str()}, {"pinned", add}});
 }
 
 void AgentApi::Evict(const net::HttpRequest& req, net::HttpResponse& res) {
@@ -384,7 +387,7 @@ void AgentApi::Evict(const net::HttpRequest& req, net::HttpResponse& res) {
   if (!target.ok()) return SendError(res, target.status());
   Status s = p_.inventory.Evict(target->first, target->second);
   if (!s.ok()) return SendError(res, s);
-  SendJson(res, 200, json{{"model", target->first.id()}, {"commit", target->second.str()},
+  SendJson(res, 200, json{{"model", ModelName(target->first)}, {"commit", target->second.str()},
                           {"evicted", true}});
 }
 

@@ -394,6 +394,14 @@ TEST_F(AgentCliTest, ApiKeyIsNeverAcceptedInArgv) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
 }
 
+TEST_F(AgentCliTest, ReachableAddressWithoutAnApiKeyIsRefused) {
+  RunResult r = Mc({"agent", "--cache-dir", cache_.string(), "--state-dir", state_.string(),
+                    "--capacity", "1GB", "--listen", "0.0.0.0:0"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--insecure-no-api-key"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
 // ---- b: start, serve, stop ----
 
 TEST_F(AgentCliTest, StartsServesHealthAndExitsZeroOnSigterm) {

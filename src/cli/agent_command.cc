@@ -13,6 +13,7 @@
 
 #include "commands.h"
 #include "mc/agent/agent.h"
+#include "mc/common/byte_count.h"
 #include "mc/common/ids.h"
 #include "mc/common/logging.h"
 #include "mc/hub/hub_config.h"
@@ -25,7 +26,9 @@ namespace fs = std::filesystem;
 struct AgentArgs {
   std::string cache_dir, state_dir, capacity, high_watermark = "90%", low_watermark = "80%";
   std::string gpu_type = "none", listen = "127.0.0.1:8766", controller, host_id, upstream;
-  std::string public_url, api_key_file;
+  std::string public_url, api_key_file, log_cap = "64MiB";
+  bool insecure_no_api_key = false;
+  double maintenance_seconds = 30, stop_grace_seconds = 10;
   int gpus = 0;
   int connections = 8;
   double heartbeat_seconds = 5;
@@ -114,6 +117,12 @@ StatusOr<agent::AgentOptions> MakeAgentOptions(const AgentArgs& args, const hub:
   o.host_id = args.host_id;
   o.tuning.connections = args.connections;
   o.heartbeat_interval = std::chrono::milliseconds(std::llround(args.heartbeat_seconds * 1000));
+  o.maintenance_interval =
+      std::chrono::milliseconds(std::llround(args.maintenance_seconds * 1000));
+  o.stop_grace = std::chrono::milliseconds(std::llround(args.stop_grace_seconds * 1000));
+  MC_ASSIGN_OR_RETURN(ByteCount log_cap, ByteCount::Parse(args.log_cap), "--log-cap");
+  if (log_cap.bytes() < 4096) return InvalidArgumentError("--log-cap must be at least 4KiB");
+  o.log_cap_bytes = log_cap.bytes();
   // A fraction of the disk is measured on the filesystem that will hold the cache.
   std::error_code ec;
   fs::create_directories(o.cache_dir, ec);
@@ -125,9 +134,15 @@ StatusOr<agent::AgentOptions> MakeAgentOptions(const AgentArgs& args, const hub:
 Status RunAgent(const AgentArgs& args) {
   MC_ASSIGN_OR_RETURN(agent::AgentOptions options, MakeAgentOptions(args, hub::Env::Real()));
   if (!options.api_key && !IsLoopback(options.listen)) {
-    std::cerr << "modelcache agent: warning: no API key, and --listen " << options.listen
-              << " is reachable from other hosts: anyone who reaches it can download models and "
-                 "start processes here. Set --api-key-file or MODELCACHE_API_KEY."
+    if (!args.insecure_no_api_key) {
+      return InvalidArgumentError(
+          "--listen " + options.listen +
+          " is reachable from other hosts, and there is no API key: anyone who reaches it could "
+          "start processes here. Set --api-key-file or MODELCACHE_API_KEY (or pass "
+          "--insecure-no-api-key on a network you trust)");
+    }
+    std::cerr << "modelcache agent: warning: no API key on " << options.listen
+              << " (--insecure-no-api-key): anyone who reaches it can start processes here"
               << std::endl;
   }
   // Block the stop signals before any agent thread starts (threads inherit the mask), so that
@@ -213,6 +228,8 @@ constexpr const char* kAgentFooter =
     "  MODELCACHE_API_KEY    the API key when --api-key-file is not given. There is no --api-key\n"
     "                        flag on purpose: argv is visible to every user of the host.\n"
     "\n"
+    "The whole story (state dir, eviction rules, worker environment, restart): docs/agent.md.\n"
+    "\n"
     "Exit codes: 0 stopped by a signal, 1 internal error, 2 bad arguments (--capacity,\n"
     "watermarks, URLs), 3 a file named by a flag is missing, 4 permission denied, 7 the --listen\n"
     "address is in use or not local, 8 the state database or cache is not usable.";
@@ -262,6 +279,19 @@ void AddAgentCommand(CLI::App& app, CommandResult& result) {
   cmd->add_option("--connections", args->connections,
                   "Parallel HTTP connections per download, 1 to 64 (default 8)")
       ->check(CLI::Range(1, 64));
+  cmd->add_flag("--insecure-no-api-key", args->insecure_no_api_key,
+               "Allow a --listen address other hosts can reach without an API key (refused\n"
+               "otherwise: /v1/workers starts processes)");
+  cmd->add_option("--log-cap", args->log_cap,
+                  "Size at which a worker's stdout or stderr log is rotated to <log>.1\n"
+                  "(default 64MiB; at most about twice this per file)");
+  cmd->add_option("--maintenance-interval", args->maintenance_seconds,
+                  "Seconds between re-reads of the cache and watermark checks (default 30)")
+      ->check(CLI::Range(0.1, 86400.0));
+  cmd->add_option("--stop-grace", args->stop_grace_seconds,
+                  "Seconds a stopped worker gets between SIGTERM and SIGKILL when the request\n"
+                  "gives no ?grace= (default 10)")
+      ->check(CLI::Range(0.0, 3600.0));
   cmd->add_option("--heartbeat-interval", args->heartbeat_seconds,
                   "Seconds between heartbeats to the controller (default 5)")
       ->check(CLI::Range(0.1, 3600.0));
