@@ -1,0 +1,172 @@
+// ControllerStore: everything the controller must not lose across a restart, in SQLite (the
+// embedded default; the interface is the seam where PostgreSQL can follow: nothing outside
+// store_sqlite.cc knows SQL). Endpoints, API keys, jobs (with their stream chunks), workers,
+// the billing ledger and the last document of each host.
+//
+// JSON-valued fields (job input/output, endpoint command and env, host documents) are stored as
+// the JSON text the caller gives; the store never parses them. Times are Unix milliseconds.
+// Secrets: the endpoint's HF token is stored (the controller must send it to agents), never
+// listed by the API; API keys are stored as SHA-256 hex only.
+//
+// Open() creates the file and schema (WAL, synchronous=NORMAL, busy_timeout 5 s, foreign keys
+// on; schema version in PRAGMA user_version, version 1). Unlike the agent's state, this database
+// is the only copy of jobs and endpoints: a corrupt or newer-schema file is an error
+// (FailedPrecondition naming the file), never moved aside.
+//
+// Thread-safety: one connection behind a mutex; every method is one transaction and may be called
+// from any thread.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mc/common/status.h"
+
+namespace mc::controller {
+
+struct EndpointRecord {
+  std::string id;          // "ep-" + 12 lowercase alphanumerics
+  std::string name;
+  std::string model;       // as the user gave it ("https://huggingface.co/org/name:main")
+  std::string repo;        // "org/name" (datasets/... for other types)
+  std::string revision;    // as resolved from the model text ("main")
+  std::string commit;      // pinned at creation / update
+  std::optional<std::string> hf_token;  // write-only secret
+  std::string command_json = "[]";      // worker argv, JSON array of strings
+  std::string env_json = "{}";          // worker env, JSON object of strings
+  std::string gpu_type;                 // "" = any
+  int gpu_count = 1;
+  int workers_min = 0;
+  int workers_max = 3;
+  int idle_timeout_s = 5;
+  std::string scaler_type = "QUEUE_DELAY";  // or REQUEST_COUNT
+  double scaler_value = 4;
+  int64_t execution_timeout_ms = 600'000;
+  int64_t ttl_ms = 86'400'000;
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+};
+
+struct JobRecord {
+  std::string id;
+  std::string endpoint_id;
+  std::string status;  // IN_QUEUE, IN_PROGRESS, COMPLETED, FAILED, CANCELLED, TIMED_OUT
+  std::string input_json = "null";
+  std::optional<std::string> output_json;
+  std::optional<std::string> error;
+  std::string extra_json = "{}";  // other top-level keys passed to the worker (s3Config, ...)
+  std::string webhook;            // "" = none
+  bool low_priority = false;
+  int64_t execution_timeout_ms = 0;
+  int64_t ttl_ms = 0;
+  int64_t created_ms = 0;
+  std::optional<int64_t> started_ms;    // taken by a worker
+  std::optional<int64_t> completed_ms;  // final
+  std::string worker_id;                // "" while queued
+  int retries = 0;                      // requeues after a lost worker, and /retry
+  int64_t stream_delivered = 0;         // chunks already returned by /stream (consume-on-read)
+};
+
+struct StreamChunk {
+  std::string job_id;
+  int64_t seq = 0;  // 0, 1, 2, ... per job
+  std::string output_json;
+};
+
+struct WorkerRecord {
+  std::string id;  // "w-" + 12 lowercase alphanumerics
+  std::string endpoint_id;
+  std::string host_id;
+  std::string commit;                 // the model commit it runs on
+  std::string phase;  // initializing, starting, idle, running, stopping, stopped, failed
+  std::string key_sha256;             // hash of its RUNPOD_AI_API_KEY
+  std::string message;                // why it failed or stopped
+  int64_t created_ms = 0;             // placed (cold start begins; also the queue time end)
+  std::optional<int64_t> ready_ms;    // model complete on its host (download over)
+  std::optional<int64_t> started_ms;  // process exec'd (billing starts)
+  std::optional<int64_t> first_take_ms;  // first job-take request (cold start over)
+  std::optional<int64_t> last_ping_ms;
+  std::optional<int64_t> idle_since_ms;
+  std::optional<int64_t> stopped_ms;  // process gone (billing ends)
+  bool cache_hit = false;             // the host had the model complete when placed
+  int64_t queue_ms = 0;               // cold start: oldest job's wait before placement
+};
+
+struct LedgerRow {
+  int64_t id = 0;  // assigned by Append
+  std::string worker_id;
+  std::string endpoint_id;
+  std::string phase;  // initializing (unbilled), starting, idle, running
+  int64_t start_ms = 0;
+  std::optional<int64_t> end_ms;  // open while the phase lasts
+  bool billed = false;
+};
+
+struct ApiKeyRecord {
+  std::string id;  // "key-" + 8 alphanumerics
+  std::string name;
+  std::string sha256;  // hex of the key
+  int64_t created_ms = 0;
+};
+
+struct HostRecord {
+  std::string id;
+  std::string document_json;  // the agent's last heartbeat body
+  int64_t last_seen_ms = 0;
+};
+
+class ControllerStore {
+ public:
+  // Opens or creates `path` (its directory must exist).
+  static StatusOr<std::unique_ptr<ControllerStore>> Open(const std::filesystem::path& path);
+  virtual ~ControllerStore() = default;
+
+  // ---- endpoints ----
+  virtual Status PutEndpoint(const EndpointRecord& e) = 0;  // insert or replace by id
+  virtual StatusOr<std::optional<EndpointRecord>> GetEndpoint(const std::string& id) const = 0;
+  virtual StatusOr<std::vector<EndpointRecord>> ListEndpoints() const = 0;
+  // Deletes the endpoint and its jobs and stream chunks (workers and ledger rows stay: history).
+  virtual Status DeleteEndpoint(const std::string& id) = 0;
+
+  // ---- jobs ----
+  virtual Status PutJob(const JobRecord& j) = 0;  // insert or replace by id
+  virtual StatusOr<std::optional<JobRecord>> GetJob(const std::string& id) const = 0;
+  // Jobs of an endpoint (all endpoints if empty) whose status is one of `statuses` (all if
+  // empty), oldest first.
+  virtual StatusOr<std::vector<JobRecord>> ListJobs(const std::string& endpoint_id,
+                                                    const std::vector<std::string>& statuses) const = 0;
+  virtual Status DeleteJob(const std::string& id) = 0;  // and its chunks
+  virtual Status AppendChunk(const StreamChunk& c) = 0;  // seq must be the next one
+  // Chunks with seq >= from_seq, in order.
+  virtual StatusOr<std::vector<StreamChunk>> ListChunks(const std::string& job_id,
+                                                        int64_t from_seq) const = 0;
+
+  // ---- workers and ledger ----
+  virtual Status PutWorker(const WorkerRecord& w) = 0;  // insert or replace by id
+  virtual StatusOr<std::optional<WorkerRecord>> GetWorker(const std::string& id) const = 0;
+  // Workers of an endpoint (all if empty); only those not stopped/failed when live_only.
+  virtual StatusOr<std::vector<WorkerRecord>> ListWorkers(const std::string& endpoint_id,
+                                                          bool live_only) const = 0;
+  // Appends a row and returns its id.
+  virtual StatusOr<int64_t> AppendLedger(const LedgerRow& row) = 0;
+  // Sets end_ms of row `id`. NotFound if missing.
+  virtual Status CloseLedger(int64_t id, int64_t end_ms) = 0;
+  // Rows of an endpoint (all if empty), oldest first.
+  virtual StatusOr<std::vector<LedgerRow>> ListLedger(const std::string& endpoint_id) const = 0;
+
+  // ---- API keys ----
+  virtual Status AddApiKey(const ApiKeyRecord& k) = 0;
+  virtual StatusOr<std::vector<ApiKeyRecord>> ListApiKeys() const = 0;
+  virtual Status DeleteApiKey(const std::string& id) = 0;  // NotFound if missing
+  virtual StatusOr<bool> HasApiKeySha256(const std::string& sha256_hex) const = 0;
+
+  // ---- hosts ----
+  virtual Status PutHost(const HostRecord& h) = 0;
+  virtual StatusOr<std::vector<HostRecord>> ListHosts() const = 0;
+};
+
+}  // namespace mc::controller
