@@ -10,8 +10,18 @@
 //
 // Open() creates the file and schema (WAL, synchronous=NORMAL, busy_timeout 5 s, foreign keys
 // on; schema version in PRAGMA user_version, version 1). Unlike the agent's state, this database
-// is the only copy of jobs and endpoints: a corrupt or newer-schema file is an error
-// (FailedPrecondition naming the file), never moved aside.
+// is the only copy of jobs and endpoints: a file that is not a database, is corrupt (PRAGMA
+// quick_check), has a newer schema version or holds someone else's tables is an error
+// (FailedPrecondition naming the file), never moved aside, and nothing is written to it.
+// synchronous=NORMAL: a power loss may lose the last transactions but never corrupts the file;
+// a crash of the controller process loses nothing committed.
+//
+// Errors (messages name the file and the operation): Unavailable when the file stayed locked
+// past the busy timeout (retry); ResourceExhausted when the disk is full; FailedPrecondition if
+// the file turns out corrupt while open; NotFound, InvalidArgument and AlreadyExists only where a
+// method says so. Text fields are stored as bytes: any string (quotes, NULs, non-UTF-8)
+// round-trips unchanged. The schema (tables, keys, indexes, version) is kMigrations in
+// store_sqlite.cc.
 //
 // Thread-safety: one connection behind a mutex; every method is one transaction and may be called
 // from any thread.
@@ -29,12 +39,12 @@
 namespace mc::controller {
 
 struct EndpointRecord {
-  std::string id;          // "ep-" + 12 lowercase alphanumerics
+  std::string id;  // "ep-" + 12 lowercase alphanumerics
   std::string name;
-  std::string model;       // as the user gave it ("https://huggingface.co/org/name:main")
-  std::string repo;        // "org/name" (datasets/... for other types)
-  std::string revision;    // as resolved from the model text ("main")
-  std::string commit;      // pinned at creation / update
+  std::string model;     // as the user gave it ("https://huggingface.co/org/name:main")
+  std::string repo;      // "org/name" (datasets/... for other types)
+  std::string revision;  // as resolved from the model text ("main")
+  std::string commit;    // pinned at creation / update
   std::optional<std::string> hf_token;  // write-only secret
   std::string command_json = "[]";      // worker argv, JSON array of strings
   std::string env_json = "{}";          // worker env, JSON object of strings
@@ -81,13 +91,13 @@ struct WorkerRecord {
   std::string id;  // "w-" + 12 lowercase alphanumerics
   std::string endpoint_id;
   std::string host_id;
-  std::string commit;                 // the model commit it runs on
-  std::string phase;  // initializing, starting, idle, running, stopping, stopped, failed
-  std::string key_sha256;             // hash of its RUNPOD_AI_API_KEY
-  std::string message;                // why it failed or stopped
-  int64_t created_ms = 0;             // placed (cold start begins; also the queue time end)
-  std::optional<int64_t> ready_ms;    // model complete on its host (download over)
-  std::optional<int64_t> started_ms;  // process exec'd (billing starts)
+  std::string commit;      // the model commit it runs on
+  std::string phase;       // initializing, starting, idle, running, stopping, stopped, failed
+  std::string key_sha256;  // hash of its RUNPOD_AI_API_KEY
+  std::string message;     // why it failed or stopped
+  int64_t created_ms = 0;  // placed (cold start begins; also the queue time end)
+  std::optional<int64_t> ready_ms;       // model complete on its host (download over)
+  std::optional<int64_t> started_ms;     // process exec'd (billing starts)
   std::optional<int64_t> first_take_ms;  // first job-take request (cold start over)
   std::optional<int64_t> last_ping_ms;
   std::optional<int64_t> idle_since_ms;
@@ -121,26 +131,31 @@ struct HostRecord {
 
 class ControllerStore {
  public:
-  // Opens or creates `path` (its directory must exist).
+  // Opens or creates `path` (its directory must exist: NotFound otherwise).
   static StatusOr<std::unique_ptr<ControllerStore>> Open(const std::filesystem::path& path);
   virtual ~ControllerStore() = default;
 
   // ---- endpoints ----
   virtual Status PutEndpoint(const EndpointRecord& e) = 0;  // insert or replace by id
   virtual StatusOr<std::optional<EndpointRecord>> GetEndpoint(const std::string& id) const = 0;
-  virtual StatusOr<std::vector<EndpointRecord>> ListEndpoints() const = 0;
-  // Deletes the endpoint and its jobs and stream chunks (workers and ledger rows stay: history).
+  virtual StatusOr<std::vector<EndpointRecord>> ListEndpoints() const = 0;  // oldest first
+  // Deletes the endpoint and its jobs and stream chunks, in one transaction (workers and ledger
+  // rows stay: history). OK if there is no such endpoint.
   virtual Status DeleteEndpoint(const std::string& id) = 0;
 
   // ---- jobs ----
-  virtual Status PutJob(const JobRecord& j) = 0;  // insert or replace by id
+  // Insert or replace by id; replacing keeps the job's stream chunks. Jobs are not checked
+  // against endpoints (the caller's rule).
+  virtual Status PutJob(const JobRecord& j) = 0;
   virtual StatusOr<std::optional<JobRecord>> GetJob(const std::string& id) const = 0;
   // Jobs of an endpoint (all endpoints if empty) whose status is one of `statuses` (all if
-  // empty), oldest first.
-  virtual StatusOr<std::vector<JobRecord>> ListJobs(const std::string& endpoint_id,
-                                                    const std::vector<std::string>& statuses) const = 0;
-  virtual Status DeleteJob(const std::string& id) = 0;  // and its chunks
-  virtual Status AppendChunk(const StreamChunk& c) = 0;  // seq must be the next one
+  // empty), oldest first (created_ms, then insertion order).
+  virtual StatusOr<std::vector<JobRecord>> ListJobs(
+      const std::string& endpoint_id, const std::vector<std::string>& statuses) const = 0;
+  virtual Status DeleteJob(const std::string& id) = 0;  // and its chunks; OK if missing
+  // Appends a chunk to an existing job. InvalidArgument unless c.seq is exactly the number of
+  // chunks the job already has (0 first); NotFound if the job has no row.
+  virtual Status AppendChunk(const StreamChunk& c) = 0;
   // Chunks with seq >= from_seq, in order.
   virtual StatusOr<std::vector<StreamChunk>> ListChunks(const std::string& job_id,
                                                         int64_t from_seq) const = 0;
@@ -148,10 +163,12 @@ class ControllerStore {
   // ---- workers and ledger ----
   virtual Status PutWorker(const WorkerRecord& w) = 0;  // insert or replace by id
   virtual StatusOr<std::optional<WorkerRecord>> GetWorker(const std::string& id) const = 0;
-  // Workers of an endpoint (all if empty); only those not stopped/failed when live_only.
+  // Workers of an endpoint (all if empty), oldest first; only those not stopped/failed when
+  // live_only.
   virtual StatusOr<std::vector<WorkerRecord>> ListWorkers(const std::string& endpoint_id,
                                                           bool live_only) const = 0;
-  // Appends a row and returns its id.
+  // Appends a row and returns its id (row.id is ignored). Ids only increase, across restarts
+  // too (AUTOINCREMENT), so "oldest first" is id order.
   virtual StatusOr<int64_t> AppendLedger(const LedgerRow& row) = 0;
   // Sets end_ms of row `id`. NotFound if missing.
   virtual Status CloseLedger(int64_t id, int64_t end_ms) = 0;
@@ -159,14 +176,15 @@ class ControllerStore {
   virtual StatusOr<std::vector<LedgerRow>> ListLedger(const std::string& endpoint_id) const = 0;
 
   // ---- API keys ----
+  // AlreadyExists if the id or the sha256 is taken.
   virtual Status AddApiKey(const ApiKeyRecord& k) = 0;
-  virtual StatusOr<std::vector<ApiKeyRecord>> ListApiKeys() const = 0;
-  virtual Status DeleteApiKey(const std::string& id) = 0;  // NotFound if missing
+  virtual StatusOr<std::vector<ApiKeyRecord>> ListApiKeys() const = 0;  // oldest first
+  virtual Status DeleteApiKey(const std::string& id) = 0;               // NotFound if missing
   virtual StatusOr<bool> HasApiKeySha256(const std::string& sha256_hex) const = 0;
 
   // ---- hosts ----
-  virtual Status PutHost(const HostRecord& h) = 0;
-  virtual StatusOr<std::vector<HostRecord>> ListHosts() const = 0;
+  virtual Status PutHost(const HostRecord& h) = 0;                  // insert or replace by id
+  virtual StatusOr<std::vector<HostRecord>> ListHosts() const = 0;  // by id
 };
 
 }  // namespace mc::controller

@@ -1,0 +1,591 @@
+// ControllerStore over SQLite (raw C API through sqlite_util.h): one connection behind a mutex, a
+// cache of prepared statements. The schema is versioned with PRAGMA user_version; kMigrations[v]
+// takes version v to v + 1. Column lists are written once per table (kEndpointColumns, ...) and
+// both the SELECT and the upsert are built from them; Bind* and Read* follow the same order.
+#include <spdlog/spdlog.h>
+
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "controller/sqlite_util.h"
+#include "controller/store.h"
+
+namespace mc::controller {
+namespace {
+
+namespace fs = std::filesystem;
+using sqlite::Cols;
+using sqlite::ColumnList;
+using sqlite::Connection;
+using sqlite::SelectSql;
+using sqlite::Statement;
+using sqlite::UpsertSql;
+
+constexpr int64_t kSchemaVersion = 1;
+constexpr int kBusyTimeoutMs = 5000;
+
+constexpr const char* kMigrations[kSchemaVersion] = {
+    // 0 -> 1. Jobs have no foreign key to endpoints: DeleteEndpoint deletes them explicitly (an
+    // upsert of the endpoint must never cascade). Chunks belong to their job.
+    R"sql(
+CREATE TABLE endpoints (
+  id TEXT NOT NULL PRIMARY KEY, name TEXT NOT NULL, model TEXT NOT NULL, repo TEXT NOT NULL,
+  revision TEXT NOT NULL, "commit" TEXT NOT NULL, hf_token TEXT, command_json TEXT NOT NULL,
+  env_json TEXT NOT NULL, gpu_type TEXT NOT NULL, gpu_count INTEGER NOT NULL,
+  workers_min INTEGER NOT NULL, workers_max INTEGER NOT NULL, idle_timeout_s INTEGER NOT NULL,
+  scaler_type TEXT NOT NULL, scaler_value REAL NOT NULL, execution_timeout_ms INTEGER NOT NULL,
+  ttl_ms INTEGER NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL) STRICT;
+CREATE TABLE jobs (
+  id TEXT NOT NULL PRIMARY KEY, endpoint_id TEXT NOT NULL, status TEXT NOT NULL,
+  input_json TEXT NOT NULL, output_json TEXT, error TEXT, extra_json TEXT NOT NULL,
+  webhook TEXT NOT NULL, low_priority INTEGER NOT NULL CHECK (low_priority IN (0, 1)),
+  execution_timeout_ms INTEGER NOT NULL, ttl_ms INTEGER NOT NULL, created_ms INTEGER NOT NULL,
+  started_ms INTEGER, completed_ms INTEGER, worker_id TEXT NOT NULL, retries INTEGER NOT NULL,
+  stream_delivered INTEGER NOT NULL) STRICT;
+CREATE INDEX jobs_by_endpoint_status ON jobs (endpoint_id, status, created_ms);
+CREATE TABLE stream_chunks (
+  job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE, seq INTEGER NOT NULL,
+  output_json TEXT NOT NULL,
+  PRIMARY KEY (job_id, seq)) STRICT, WITHOUT ROWID;
+CREATE TABLE workers (
+  id TEXT NOT NULL PRIMARY KEY, endpoint_id TEXT NOT NULL, host_id TEXT NOT NULL,
+  "commit" TEXT NOT NULL, phase TEXT NOT NULL, key_sha256 TEXT NOT NULL, message TEXT NOT NULL,
+  created_ms INTEGER NOT NULL, ready_ms INTEGER, started_ms INTEGER, first_take_ms INTEGER,
+  last_ping_ms INTEGER, idle_since_ms INTEGER, stopped_ms INTEGER,
+  cache_hit INTEGER NOT NULL CHECK (cache_hit IN (0, 1)), queue_ms INTEGER NOT NULL) STRICT;
+CREATE INDEX workers_by_endpoint ON workers (endpoint_id);
+CREATE TABLE ledger (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, worker_id TEXT NOT NULL, endpoint_id TEXT NOT NULL,
+  phase TEXT NOT NULL, start_ms INTEGER NOT NULL, end_ms INTEGER,
+  billed INTEGER NOT NULL CHECK (billed IN (0, 1))) STRICT;
+CREATE INDEX ledger_by_endpoint ON ledger (endpoint_id);
+CREATE TABLE api_keys (
+  id TEXT NOT NULL PRIMARY KEY, name TEXT NOT NULL, sha256 TEXT NOT NULL UNIQUE,
+  created_ms INTEGER NOT NULL) STRICT;
+CREATE TABLE hosts (
+  id TEXT NOT NULL PRIMARY KEY, document_json TEXT NOT NULL, last_seen_ms INTEGER NOT NULL) STRICT;
+)sql",
+};
+
+// ---- endpoints ----
+
+// clang-format off
+constexpr const char* kEndpointColumns[] = {
+    "id", "name", "model", "repo", "revision", "commit", "hf_token", "command_json", "env_json",
+    "gpu_type", "gpu_count", "workers_min", "workers_max", "idle_timeout_s", "scaler_type",
+    "scaler_value", "execution_timeout_ms", "ttl_ms", "created_ms", "updated_ms"};
+// clang-format on
+
+void BindEndpoint(Statement& st, const EndpointRecord& e) {
+  st.Bind(e.id).Bind(e.name).Bind(e.model).Bind(e.repo).Bind(e.revision);
+  st.Bind(e.commit).Bind(e.hf_token).Bind(e.command_json).Bind(e.env_json).Bind(e.gpu_type);
+  st.Bind(e.gpu_count).Bind(e.workers_min).Bind(e.workers_max).Bind(e.idle_timeout_s);
+  st.Bind(e.scaler_type).Bind(e.scaler_value).Bind(e.execution_timeout_ms).Bind(e.ttl_ms);
+  st.Bind(e.created_ms).Bind(e.updated_ms);
+}
+
+EndpointRecord ReadEndpoint(const Statement& st) {
+  Cols c(st);
+  EndpointRecord e;
+  e.id = c.Text();
+  e.name = c.Text();
+  e.model = c.Text();
+  e.repo = c.Text();
+  e.revision = c.Text();
+  e.commit = c.Text();
+  e.hf_token = c.OptText();
+  e.command_json = c.Text();
+  e.env_json = c.Text();
+  e.gpu_type = c.Text();
+  e.gpu_count = c.IntNarrow();
+  e.workers_min = c.IntNarrow();
+  e.workers_max = c.IntNarrow();
+  e.idle_timeout_s = c.IntNarrow();
+  e.scaler_type = c.Text();
+  e.scaler_value = c.Real();
+  e.execution_timeout_ms = c.Int();
+  e.ttl_ms = c.Int();
+  e.created_ms = c.Int();
+  e.updated_ms = c.Int();
+  return e;
+}
+
+// ---- jobs and chunks ----
+
+// clang-format off
+constexpr const char* kJobColumns[] = {
+    "id", "endpoint_id", "status", "input_json", "output_json", "error", "extra_json", "webhook",
+    "low_priority", "execution_timeout_ms", "ttl_ms", "created_ms", "started_ms", "completed_ms",
+    "worker_id", "retries", "stream_delivered"};
+// clang-format on
+
+void BindJob(Statement& st, const JobRecord& j) {
+  st.Bind(j.id).Bind(j.endpoint_id).Bind(j.status).Bind(j.input_json).Bind(j.output_json);
+  st.Bind(j.error).Bind(j.extra_json).Bind(j.webhook).Bind(j.low_priority);
+  st.Bind(j.execution_timeout_ms).Bind(j.ttl_ms).Bind(j.created_ms).Bind(j.started_ms);
+  st.Bind(j.completed_ms).Bind(j.worker_id).Bind(j.retries).Bind(j.stream_delivered);
+}
+
+JobRecord ReadJob(const Statement& st) {
+  Cols c(st);
+  JobRecord j;
+  j.id = c.Text();
+  j.endpoint_id = c.Text();
+  j.status = c.Text();
+  j.input_json = c.Text();
+  j.output_json = c.OptText();
+  j.error = c.OptText();
+  j.extra_json = c.Text();
+  j.webhook = c.Text();
+  j.low_priority = c.Bool();
+  j.execution_timeout_ms = c.Int();
+  j.ttl_ms = c.Int();
+  j.created_ms = c.Int();
+  j.started_ms = c.OptInt();
+  j.completed_ms = c.OptInt();
+  j.worker_id = c.Text();
+  j.retries = c.IntNarrow();
+  j.stream_delivered = c.Int();
+  return j;
+}
+
+// ---- workers and ledger ----
+
+// clang-format off
+constexpr const char* kWorkerColumns[] = {
+    "id", "endpoint_id", "host_id", "commit", "phase", "key_sha256", "message", "created_ms",
+    "ready_ms", "started_ms", "first_take_ms", "last_ping_ms", "idle_since_ms", "stopped_ms",
+    "cache_hit", "queue_ms"};
+// clang-format on
+
+void BindWorker(Statement& st, const WorkerRecord& w) {
+  st.Bind(w.id).Bind(w.endpoint_id).Bind(w.host_id).Bind(w.commit).Bind(w.phase);
+  st.Bind(w.key_sha256).Bind(w.message).Bind(w.created_ms).Bind(w.ready_ms).Bind(w.started_ms);
+  st.Bind(w.first_take_ms).Bind(w.last_ping_ms).Bind(w.idle_since_ms).Bind(w.stopped_ms);
+  st.Bind(w.cache_hit).Bind(w.queue_ms);
+}
+
+WorkerRecord ReadWorker(const Statement& st) {
+  Cols c(st);
+  WorkerRecord w;
+  w.id = c.Text();
+  w.endpoint_id = c.Text();
+  w.host_id = c.Text();
+  w.commit = c.Text();
+  w.phase = c.Text();
+  w.key_sha256 = c.Text();
+  w.message = c.Text();
+  w.created_ms = c.Int();
+  w.ready_ms = c.OptInt();
+  w.started_ms = c.OptInt();
+  w.first_take_ms = c.OptInt();
+  w.last_ping_ms = c.OptInt();
+  w.idle_since_ms = c.OptInt();
+  w.stopped_ms = c.OptInt();
+  w.cache_hit = c.Bool();
+  w.queue_ms = c.Int();
+  return w;
+}
+
+constexpr const char* kLedgerColumns[] = {"id",       "worker_id", "endpoint_id", "phase",
+                                          "start_ms", "end_ms",    "billed"};
+
+LedgerRow ReadLedger(const Statement& st) {
+  Cols c(st);
+  LedgerRow r;
+  r.id = c.Int();
+  r.worker_id = c.Text();
+  r.endpoint_id = c.Text();
+  r.phase = c.Text();
+  r.start_ms = c.Int();
+  r.end_ms = c.OptInt();
+  r.billed = c.Bool();
+  return r;
+}
+
+// ---- API keys and hosts ----
+
+constexpr const char* kApiKeyColumns[] = {"id", "name", "sha256", "created_ms"};
+
+ApiKeyRecord ReadApiKey(const Statement& st) {
+  Cols c(st);
+  ApiKeyRecord k;
+  k.id = c.Text();
+  k.name = c.Text();
+  k.sha256 = c.Text();
+  k.created_ms = c.Int();
+  return k;
+}
+
+constexpr const char* kHostColumns[] = {"id", "document_json", "last_seen_ms"};
+
+HostRecord ReadHost(const Statement& st) {
+  Cols c(st);
+  HostRecord h;
+  h.id = c.Text();
+  h.document_json = c.Text();
+  h.last_seen_ms = c.Int();
+  return h;
+}
+
+// ---- opening ----
+
+// Brings the schema to kSchemaVersion, re-reading the version under the write lock.
+Status Migrate(Connection& db) {
+  return db.InTransaction([&]() -> Status {
+    MC_ASSIGN_OR_RETURN(int64_t version, db.QueryInt("PRAGMA user_version", "read schema version"));
+    if (version > kSchemaVersion) {
+      return FailedPreconditionError(db.Context("schema version " + std::to_string(version) +
+                                                " is newer than this build's " +
+                                                std::to_string(kSchemaVersion)));
+    }
+    if (version == 0) {
+      MC_ASSIGN_OR_RETURN(int64_t objects,
+                          db.QueryInt("SELECT count(*) FROM sqlite_schema", "read schema"));
+      if (objects > 0) {
+        return FailedPreconditionError(
+            db.Context("tables but no schema version: not a controller db"));
+      }
+    }
+    for (int64_t v = version; v < kSchemaVersion; ++v) {
+      MC_RETURN_IF_ERROR(db.Exec(kMigrations[v], "migrate schema to " + std::to_string(v + 1)));
+    }
+    return db.Exec("PRAGMA user_version=" + std::to_string(kSchemaVersion), "set schema version");
+  });
+}
+
+// Checks the file, then sets it up. Nothing is written to a file that is not a database, is
+// corrupt or has a newer schema: the checks come before the switch to WAL (which rewrites the
+// header of a rollback-journal file) and before any migration.
+Status SetUp(Connection& db) {
+  // The first statement that reads the header fails with SQLITE_NOTADB on a file that is not a
+  // database; sqlite::CodeFor maps that to kFailedPrecondition.
+  MC_ASSIGN_OR_RETURN(int64_t version, db.QueryInt("PRAGMA user_version", "read schema version"));
+  if (version > kSchemaVersion) {
+    return FailedPreconditionError(db.Context("schema version " + std::to_string(version) +
+                                              " is newer than this build's " +
+                                              std::to_string(kSchemaVersion)));
+  }
+  // Reads every page once per start; the job and chunk tables are bounded by the jobs' TTL.
+  std::string check;
+  MC_RETURN_IF_ERROR(db.Run("PRAGMA quick_check", "quick check", nullptr, [&](const Statement& st) {
+    if (check.empty()) check = st.Text(0);
+  }));
+  if (check != "ok") return FailedPreconditionError(db.Context("quick check: " + check));
+
+  std::string mode;
+  MC_RETURN_IF_ERROR(db.Run("PRAGMA journal_mode=WAL", "set WAL journal", nullptr,
+                            [&](const Statement& st) { mode = st.Text(0); }));
+  if (mode != "wal") {
+    spdlog::warn("{}: journal mode is {}, not wal (the file system may not support it)",
+                 db.Context(""), mode);
+  }
+  // synchronous=NORMAL in WAL mode: a commit is durable once the OS has the WAL write, not the
+  // disk. A power loss or kernel crash may lose the last transactions, but never corrupts the
+  // file; a crash of the controller process loses nothing committed, and process crashes are
+  // what the controller's crash-safety story covers.
+  MC_RETURN_IF_ERROR(db.Exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON", "pragmas"));
+  return Migrate(db);
+}
+
+// ---- the store ----
+
+class SqliteControllerStore final : public ControllerStore {
+ public:
+  explicit SqliteControllerStore(std::unique_ptr<Connection> db) : db_(std::move(db)) {}
+
+  Status PutEndpoint(const EndpointRecord& e) override;
+  StatusOr<std::optional<EndpointRecord>> GetEndpoint(const std::string& id) const override;
+  StatusOr<std::vector<EndpointRecord>> ListEndpoints() const override;
+  Status DeleteEndpoint(const std::string& id) override;
+
+  Status PutJob(const JobRecord& j) override;
+  StatusOr<std::optional<JobRecord>> GetJob(const std::string& id) const override;
+  StatusOr<std::vector<JobRecord>> ListJobs(
+      const std::string& endpoint_id, const std::vector<std::string>& statuses) const override;
+  Status DeleteJob(const std::string& id) override;
+  Status AppendChunk(const StreamChunk& c) override;
+  StatusOr<std::vector<StreamChunk>> ListChunks(const std::string& job_id,
+                                                int64_t from_seq) const override;
+
+  Status PutWorker(const WorkerRecord& w) override;
+  StatusOr<std::optional<WorkerRecord>> GetWorker(const std::string& id) const override;
+  StatusOr<std::vector<WorkerRecord>> ListWorkers(const std::string& endpoint_id,
+                                                  bool live_only) const override;
+  StatusOr<int64_t> AppendLedger(const LedgerRow& row) override;
+  Status CloseLedger(int64_t id, int64_t end_ms) override;
+  StatusOr<std::vector<LedgerRow>> ListLedger(const std::string& endpoint_id) const override;
+
+  Status AddApiKey(const ApiKeyRecord& k) override;
+  StatusOr<std::vector<ApiKeyRecord>> ListApiKeys() const override;
+  Status DeleteApiKey(const std::string& id) override;
+  StatusOr<bool> HasApiKeySha256(const std::string& sha256_hex) const override;
+
+  Status PutHost(const HostRecord& h) override;
+  StatusOr<std::vector<HostRecord>> ListHosts() const override;
+
+ private:
+  // Runs a query and collects every row with `read`. Caller holds mu_.
+  template <typename T>
+  StatusOr<std::vector<T>> Collect(const std::string& sql, std::string_view op,
+                                   const sqlite::Binder& bind, T (*read)(const Statement&)) const {
+    std::vector<T> rows;
+    MC_RETURN_IF_ERROR(
+        db_->Run(sql, op, bind, [&](const Statement& st) { rows.push_back(read(st)); }));
+    return rows;
+  }
+  // The row with `id`, or nullopt. Caller holds mu_.
+  template <typename T>
+  StatusOr<std::optional<T>> GetById(const std::string& select, const std::string& id,
+                                     std::string_view op, T (*read)(const Statement&)) const {
+    std::optional<T> row;
+    MC_RETURN_IF_ERROR(db_->Run(
+        select + " WHERE id = ?1", op, [&](Statement& st) { st.Bind(id); },
+        [&](const Statement& st) { row = read(st); }));
+    return row;
+  }
+
+  mutable std::mutex mu_;
+  const std::unique_ptr<Connection> db_;  // used under mu_ only
+};
+
+// ---- endpoints ----
+
+Status SqliteControllerStore::PutEndpoint(const EndpointRecord& e) {
+  static const std::string sql = UpsertSql("endpoints", kEndpointColumns);
+  std::lock_guard<std::mutex> lock(mu_);
+  return db_->Run(sql, "put endpoint " + e.id, [&](Statement& st) { BindEndpoint(st, e); });
+}
+
+StatusOr<std::optional<EndpointRecord>> SqliteControllerStore::GetEndpoint(
+    const std::string& id) const {
+  static const std::string select = SelectSql("endpoints", kEndpointColumns);
+  std::lock_guard<std::mutex> lock(mu_);
+  return GetById(select, id, "get endpoint " + id, &ReadEndpoint);
+}
+
+StatusOr<std::vector<EndpointRecord>> SqliteControllerStore::ListEndpoints() const {
+  static const std::string sql =
+      SelectSql("endpoints", kEndpointColumns) + " ORDER BY created_ms, id";
+  std::lock_guard<std::mutex> lock(mu_);
+  return Collect(sql, "list endpoints", nullptr, &ReadEndpoint);
+}
+
+Status SqliteControllerStore::DeleteEndpoint(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string op = "delete endpoint " + id;
+  auto bind = [&](Statement& st) { st.Bind(id); };
+  return db_->InTransaction([&]() -> Status {
+    // The jobs' chunks go with them through ON DELETE CASCADE.
+    MC_RETURN_IF_ERROR(db_->Run("DELETE FROM jobs WHERE endpoint_id = ?1", op + ": jobs", bind));
+    return db_->Run("DELETE FROM endpoints WHERE id = ?1", op, bind);
+  });
+}
+
+// ---- jobs and chunks ----
+
+Status SqliteControllerStore::PutJob(const JobRecord& j) {
+  static const std::string sql = UpsertSql("jobs", kJobColumns);
+  std::lock_guard<std::mutex> lock(mu_);
+  return db_->Run(sql, "put job " + j.id, [&](Statement& st) { BindJob(st, j); });
+}
+
+StatusOr<std::optional<JobRecord>> SqliteControllerStore::GetJob(const std::string& id) const {
+  static const std::string select = SelectSql("jobs", kJobColumns);
+  std::lock_guard<std::mutex> lock(mu_);
+  return GetById(select, id, "get job " + id, &ReadJob);
+}
+
+StatusOr<std::vector<JobRecord>> SqliteControllerStore::ListJobs(
+    const std::string& endpoint_id, const std::vector<std::string>& statuses) const {
+  // One cached statement per shape (endpoint or not, number of statuses): few in practice.
+  // Plain `endpoint_id = ?` (not a "match all if empty" trick) so the index serves it.
+  std::string sql = SelectSql("jobs", kJobColumns) + " WHERE 1";
+  if (!endpoint_id.empty()) sql += " AND endpoint_id = ?";
+  if (!statuses.empty()) {
+    sql += " AND status IN (";
+    for (size_t i = 0; i < statuses.size(); ++i) sql += i > 0 ? ", ?" : "?";
+    sql += ")";
+  }
+  sql += " ORDER BY created_ms, rowid";  // rowid: insertion order among equal times
+  std::lock_guard<std::mutex> lock(mu_);
+  return Collect(
+      sql, "list jobs",
+      [&](Statement& st) {
+        if (!endpoint_id.empty()) st.Bind(endpoint_id);
+        for (const std::string& s : statuses) st.Bind(s);
+      },
+      &ReadJob);
+}
+
+Status SqliteControllerStore::DeleteJob(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Its chunks go with it through ON DELETE CASCADE, in the same statement.
+  return db_->Run("DELETE FROM jobs WHERE id = ?1", "delete job " + id,
+                  [&](Statement& st) { st.Bind(id); });
+}
+
+Status SqliteControllerStore::AppendChunk(const StreamChunk& c) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string op = "append chunk " + std::to_string(c.seq) + " to job " + c.job_id;
+  auto bind_job = [&](Statement& st) { st.Bind(c.job_id); };
+  return db_->InTransaction([&]() -> Status {
+    MC_ASSIGN_OR_RETURN(
+        int64_t job_exists,
+        db_->QueryInt("SELECT EXISTS (SELECT 1 FROM jobs WHERE id = ?1)", op, bind_job));
+    if (!job_exists) return NotFoundError(db_->Context(op + ": no such job"));
+    MC_ASSIGN_OR_RETURN(
+        int64_t next,
+        db_->QueryInt("SELECT count(*) FROM stream_chunks WHERE job_id = ?1", op, bind_job));
+    if (c.seq != next) {
+      return InvalidArgumentError(
+          db_->Context(op + ": out of order, the next seq is " + std::to_string(next)));
+    }
+    return db_->Run("INSERT INTO stream_chunks (job_id, seq, output_json) VALUES (?1, ?2, ?3)", op,
+                    [&](Statement& st) { st.Bind(c.job_id).Bind(c.seq).Bind(c.output_json); });
+  });
+}
+
+StatusOr<std::vector<StreamChunk>> SqliteControllerStore::ListChunks(const std::string& job_id,
+                                                                     int64_t from_seq) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return Collect(
+      "SELECT job_id, seq, output_json FROM stream_chunks WHERE job_id = ?1 AND seq >= ?2 "
+      "ORDER BY seq",
+      "list chunks of job " + job_id, [&](Statement& st) { st.Bind(job_id).Bind(from_seq); },
+      +[](const Statement& st) {
+        return StreamChunk{.job_id = st.Text(0), .seq = st.Int(1), .output_json = st.Text(2)};
+      });
+}
+
+// ---- workers and ledger ----
+
+Status SqliteControllerStore::PutWorker(const WorkerRecord& w) {
+  static const std::string sql = UpsertSql("workers", kWorkerColumns);
+  std::lock_guard<std::mutex> lock(mu_);
+  return db_->Run(sql, "put worker " + w.id, [&](Statement& st) { BindWorker(st, w); });
+}
+
+StatusOr<std::optional<WorkerRecord>> SqliteControllerStore::GetWorker(
+    const std::string& id) const {
+  static const std::string select = SelectSql("workers", kWorkerColumns);
+  std::lock_guard<std::mutex> lock(mu_);
+  return GetById(select, id, "get worker " + id, &ReadWorker);
+}
+
+StatusOr<std::vector<WorkerRecord>> SqliteControllerStore::ListWorkers(
+    const std::string& endpoint_id, bool live_only) const {
+  std::string sql = SelectSql("workers", kWorkerColumns) + " WHERE 1";
+  if (!endpoint_id.empty()) sql += " AND endpoint_id = ?";
+  if (live_only) sql += " AND phase NOT IN ('stopped', 'failed')";
+  sql += " ORDER BY created_ms, id";
+  std::lock_guard<std::mutex> lock(mu_);
+  return Collect(
+      sql, "list workers",
+      [&](Statement& st) {
+        if (!endpoint_id.empty()) st.Bind(endpoint_id);
+      },
+      &ReadWorker);
+}
+
+StatusOr<int64_t> SqliteControllerStore::AppendLedger(const LedgerRow& row) {
+  std::lock_guard<std::mutex> lock(mu_);
+  MC_RETURN_IF_ERROR(
+      db_->Run("INSERT INTO ledger (worker_id, endpoint_id, phase, start_ms, end_ms, billed) "
+               "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+               "append ledger row for worker " + row.worker_id, [&](Statement& st) {
+                 st.Bind(row.worker_id).Bind(row.endpoint_id).Bind(row.phase).Bind(row.start_ms);
+                 st.Bind(row.end_ms).Bind(row.billed);
+               }));
+  return db_->LastInsertRowid();  // still ours: the mutex is held
+}
+
+Status SqliteControllerStore::CloseLedger(int64_t id, int64_t end_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string op = "close ledger row " + std::to_string(id);
+  MC_RETURN_IF_ERROR(db_->Run("UPDATE ledger SET end_ms = ?2 WHERE id = ?1", op,
+                              [&](Statement& st) { st.Bind(id).Bind(end_ms); }));
+  if (db_->Changes() == 0) return NotFoundError(db_->Context(op + ": no such row"));
+  return Status::Ok();
+}
+
+StatusOr<std::vector<LedgerRow>> SqliteControllerStore::ListLedger(
+    const std::string& endpoint_id) const {
+  static const std::string all = SelectSql("ledger", kLedgerColumns) + " ORDER BY id";
+  static const std::string of_endpoint =
+      SelectSql("ledger", kLedgerColumns) + " WHERE endpoint_id = ?1 ORDER BY id";
+  std::lock_guard<std::mutex> lock(mu_);
+  if (endpoint_id.empty()) return Collect(all, "list ledger", nullptr, &ReadLedger);
+  return Collect(
+      of_endpoint, "list ledger of endpoint " + endpoint_id,
+      [&](Statement& st) { st.Bind(endpoint_id); }, &ReadLedger);
+}
+
+// ---- API keys ----
+
+Status SqliteControllerStore::AddApiKey(const ApiKeyRecord& k) {
+  static const std::string sql =
+      "INSERT INTO api_keys (" + ColumnList(kApiKeyColumns) + ") VALUES (?1, ?2, ?3, ?4)";
+  std::lock_guard<std::mutex> lock(mu_);
+  // A taken id or hash fails the PRIMARY KEY / UNIQUE constraint: AlreadyExists.
+  return db_->Run(sql, "add api key " + k.id, [&](Statement& st) {
+    st.Bind(k.id).Bind(k.name).Bind(k.sha256).Bind(k.created_ms);
+  });
+}
+
+StatusOr<std::vector<ApiKeyRecord>> SqliteControllerStore::ListApiKeys() const {
+  static const std::string sql = SelectSql("api_keys", kApiKeyColumns) + " ORDER BY created_ms, id";
+  std::lock_guard<std::mutex> lock(mu_);
+  return Collect(sql, "list api keys", nullptr, &ReadApiKey);
+}
+
+Status SqliteControllerStore::DeleteApiKey(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string op = "delete api key " + id;
+  MC_RETURN_IF_ERROR(
+      db_->Run("DELETE FROM api_keys WHERE id = ?1", op, [&](Statement& st) { st.Bind(id); }));
+  if (db_->Changes() == 0) return NotFoundError(db_->Context(op + ": no such key"));
+  return Status::Ok();
+}
+
+StatusOr<bool> SqliteControllerStore::HasApiKeySha256(const std::string& sha256_hex) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  MC_ASSIGN_OR_RETURN(
+      int64_t found, db_->QueryInt("SELECT EXISTS (SELECT 1 FROM api_keys WHERE sha256 = ?1)",
+                                   "look up api key", [&](Statement& st) { st.Bind(sha256_hex); }));
+  return found != 0;
+}
+
+// ---- hosts ----
+
+Status SqliteControllerStore::PutHost(const HostRecord& h) {
+  static const std::string sql = UpsertSql("hosts", kHostColumns);
+  std::lock_guard<std::mutex> lock(mu_);
+  return db_->Run(sql, "put host " + h.id,
+                  [&](Statement& st) { st.Bind(h.id).Bind(h.document_json).Bind(h.last_seen_ms); });
+}
+
+StatusOr<std::vector<HostRecord>> SqliteControllerStore::ListHosts() const {
+  static const std::string sql = SelectSql("hosts", kHostColumns) + " ORDER BY id";
+  std::lock_guard<std::mutex> lock(mu_);
+  return Collect(sql, "list hosts", nullptr, &ReadHost);
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<ControllerStore>> ControllerStore::Open(const fs::path& path) {
+  MC_ASSIGN_OR_RETURN(std::unique_ptr<Connection> db,
+                      Connection::Open(path, "controller db", kBusyTimeoutMs));
+  Status s = SetUp(*db);
+  if (s.code() == StatusCode::kFailedPrecondition) {
+    // Never moved aside or recreated: this file is the only copy of jobs and endpoints.
+    return FailedPreconditionError(s.message() +
+                                   " (left untouched: restore it from a backup or move it away)");
+  }
+  MC_RETURN_IF_ERROR(s);
+  return std::unique_ptr<ControllerStore>(new SqliteControllerStore(std::move(db)));
+}
+
+}  // namespace mc::controller
