@@ -1,0 +1,60 @@
+// Controller: Runpod-compatible serverless endpoints with cached models (docs/controller.md).
+//
+// One HTTP server:
+//   /health                                    open
+//   /v1/...   management: endpoints, hosts (agents register and heartbeat here), workers,
+//             ledger, cold starts, API keys                       API key
+//   /v2/{endpoint}/run|runsync|status|status-sync|stream|cancel|retry|purge-queue|health
+//             the Runpod job API                                  API key
+//   /v2/{endpoint}/job-take|job-take-batch|job-done|job-stream|job-stop|ping/{worker}/...
+//             the Runpod worker protocol                          the worker's own key
+// Keys go in "Authorization: Bearer <key>" or bare, as Runpod accepts both.
+//
+// State lives in a ControllerStore (SQLite); Start() loads it, so a restart loses no queued job,
+// result, endpoint or ledger row. A loop (every `tick`) runs TTLs and timeouts, the autoscaler and
+// placement.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "mc/common/clock.h"
+#include "mc/common/status.h"
+#include "mc/hub/endpoint.h"
+#include "mc/hub/secret.h"
+
+namespace mc::controller {
+
+struct ControllerOptions {
+  std::string listen = "127.0.0.1:8080";
+  std::filesystem::path db_path;               // the SQLite file (its directory must exist)
+  std::optional<std::string> public_url;       // how workers reach us; default base_url()
+  hub::Endpoint upstream = hub::Endpoint::Parse(hub::kDefaultEndpoint).value();
+  std::optional<hub::Secret> agent_api_key;    // sent to agents' /v1
+  std::chrono::milliseconds tick{250};
+  std::chrono::milliseconds take_hold{20'000};      // job-take long-poll (SDK gives up at 90 s)
+  std::chrono::milliseconds ping_interval{10'000};  // RUNPOD_PING_INTERVAL
+  std::chrono::milliseconds runsync_wait{90'000};   // default /runsync hold
+  std::chrono::milliseconds host_timeout{30'000};
+  std::chrono::milliseconds stop_grace{10'000};
+  size_t max_body_bytes = 20u << 20;
+  Clock* clock = &Clock::Real();
+};
+
+class Controller {
+ public:
+  static StatusOr<std::unique_ptr<Controller>> Create(ControllerOptions options);
+  virtual ~Controller() = default;
+  virtual Status Start() = 0;
+  virtual uint16_t port() const = 0;
+  virtual std::string base_url() const = 0;
+  virtual void Stop() = 0;
+  // Creates an API key named `name`; returns the key (shown once, stored hashed).
+  virtual StatusOr<std::string> CreateApiKey(const std::string& name) = 0;
+};
+
+}  // namespace mc::controller

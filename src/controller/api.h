@@ -1,0 +1,56 @@
+// ControllerApi: the controller's HTTP routes (see include/mc/controller/controller.h and
+// docs/controller.md): management /v1, the Runpod job API and worker protocol under /v2. Bodies
+// are validated before anything changes; errors are {"error": ..., "code": ...} with the status
+// from mc::ToHttpStatus. The endpoint's HF token is write-only: accepted on create and update,
+// never returned or logged.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "controller/fleet.h"
+#include "controller/jobs.h"
+#include "controller/store.h"
+#include "mc/controller/controller.h"
+#include "mc/net/http_server.h"
+
+namespace mc::controller {
+
+class ControllerApi {
+ public:
+  ControllerApi(const ControllerOptions& options, ControllerStore& store, JobBoard& jobs,
+                Fleet& fleet);
+  void Handle(const net::HttpRequest& request, net::HttpResponse& response);
+  // Checks a client key ("Bearer <key>" or bare) against the stored hashes (cached).
+  bool Authorized(const std::string& authorization);
+  StatusOr<std::string> CreateApiKey(const std::string& name);
+
+ private:
+  void Management(const net::HttpRequest& req, net::HttpResponse& res,
+                  const std::vector<std::string>& parts);
+  void JobApi(const net::HttpRequest& req, net::HttpResponse& res,
+              const std::vector<std::string>& parts);
+  void WorkerApi(const net::HttpRequest& req, net::HttpResponse& res,
+                 const std::vector<std::string>& parts);
+
+  void CreateEndpoint(const net::HttpRequest& req, net::HttpResponse& res);
+  void UpdateEndpoint(const net::HttpRequest& req, net::HttpResponse& res, const std::string& id);
+  void ShowEndpoint(net::HttpResponse& res, const std::string& id);
+  void Submit(const net::HttpRequest& req, net::HttpResponse& res, const EndpointRecord& e,
+              bool sync);
+  // Resolves the model text of `e` against the upstream with its token: repo, revision, commit,
+  // model bytes; checks the token for gated and private repos.
+  Status ResolveModel(EndpointRecord& e);
+
+  const ControllerOptions& options_;
+  ControllerStore& store_;
+  JobBoard& jobs_;
+  Fleet& fleet_;
+  std::mutex keys_mu_;
+  std::set<std::string> known_keys_;  // sha256 of keys seen valid
+};
+
+}  // namespace mc::controller

@@ -1,0 +1,192 @@
+#include "mc/controller/controller.h"
+
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "controller/api.h"
+#include "controller/fleet.h"
+#include "controller/jobs.h"
+#include "controller/store.h"
+#include "mc/net/http_client.h"
+#include "mc/net/http_server.h"
+
+namespace mc::controller {
+namespace {
+
+using json = nlohmann::json;
+
+// Webhooks: POST the final status object to the job's webhook; two more tries 10 s apart if it
+// does not answer 200 (runpod-protocol.md §1). One thread, in order.
+class Webhooks {
+ public:
+  Webhooks() : thread_([this] { Loop(); }) {}
+  ~Webhooks() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  void Send(std::string url, std::string body) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.emplace_back(std::move(url), std::move(body));
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  void Loop() {
+    auto client = net::HttpClient::Create();
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      auto [url, body] = std::move(queue_.front());
+      queue_.pop_front();
+      for (int attempt = 0; attempt < 3 && !stopping_; ++attempt) {
+        lock.unlock();
+        net::HttpClientRequest req;
+        req.method = "POST";
+        req.url = url;
+        req.body = body;
+        req.headers.Set("Content-Type", "application/json");
+        req.timeout = std::chrono::milliseconds(10'000);
+        auto res = client->Send(req);
+        lock.lock();
+        if (res.ok() && res->status == 200) break;
+        cv_.wait_for(lock, std::chrono::seconds(10), [&] { return stopping_; });
+      }
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::deque<std::pair<std::string, std::string>> queue_;
+  std::thread thread_;
+};
+
+class ControllerImpl final : public Controller {
+ public:
+  explicit ControllerImpl(ControllerOptions options) : o_(std::move(options)) {}
+  ~ControllerImpl() override { Stop(); }
+
+  Status Init() {
+    MC_ASSIGN_OR_RETURN(store_, ControllerStore::Open(o_.db_path), "controller");
+    webhooks_ = std::make_unique<Webhooks>();
+    jobs_ = std::make_unique<JobBoard>(*store_, *o_.clock, JobBoardOptions{},
+                                       [this](const JobRecord& j) { OnFinal(j); });
+    MC_RETURN_IF_ERROR(jobs_->Load(), "controller: load jobs");
+    net::HttpServerOptions http;
+    http.listen = o_.listen;
+    http.name = "controller";
+    http.max_body_bytes = o_.max_body_bytes;
+    http.connection_limit = 4096;
+    http.handler = [this](const net::HttpRequest& req, net::HttpResponse& res) {
+      if (!ready_) {  // between binding and loading the fleet
+        res.SetText(503, R"({"error": "starting", "code": "unavailable"})", "application/json");
+        return;
+      }
+      api_->Handle(req, res);
+    };
+    MC_ASSIGN_OR_RETURN(http_, net::HttpServer::Create(std::move(http)), "controller");
+    return Status::Ok();
+  }
+
+  Status Start() override {
+    MC_RETURN_IF_ERROR(http_->Start());
+    FleetOptions f;
+    f.public_url = o_.public_url.value_or(http_->base_url());
+    f.upstream = o_.upstream;
+    f.agent_api_key = o_.agent_api_key;
+    f.ping_interval = o_.ping_interval;
+    f.host_timeout = o_.host_timeout;
+    f.stop_grace = o_.stop_grace;
+    fleet_ = std::make_unique<Fleet>(*store_, *jobs_, *o_.clock, std::move(f));
+    MC_RETURN_IF_ERROR(fleet_->Load(), "controller: load workers");
+    api_ = std::make_unique<ControllerApi>(o_, *store_, *jobs_, *fleet_);
+    ready_ = true;
+    loop_ = std::thread([this] { Loop(); });
+    spdlog::info("controller: serving on {}", http_->base_url());
+    return Status::Ok();
+  }
+
+  uint16_t port() const override { return http_ ? http_->port() : 0; }
+  std::string base_url() const override { return http_ ? http_->base_url() : ""; }
+
+  void Stop() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopped_) return;
+      stopped_ = true;
+    }
+    cv_.notify_all();
+    if (loop_.joinable()) loop_.join();
+    if (jobs_) jobs_->WakeAll();  // long-polls return, so the server can join its threads
+    if (http_) http_->Stop();
+    if (fleet_) fleet_->Shutdown();
+  }
+
+  StatusOr<std::string> CreateApiKey(const std::string& name) override {
+    if (!api_) return FailedPreconditionError("start the controller first");
+    return api_->CreateApiKey(name);
+  }
+
+ private:
+  void OnFinal(const JobRecord& j) {
+    if (j.webhook.empty()) return;
+    json o{{"id", j.id}, {"status", j.status}};
+    if (j.output_json) o["output"] = json::parse(*j.output_json, nullptr, false);
+    if (j.error) o["error"] = *j.error;
+    if (j.started_ms) o["delayTime"] = *j.started_ms - j.created_ms;
+    if (j.started_ms && j.completed_ms) o["executionTime"] = *j.completed_ms - *j.started_ms;
+    webhooks_->Send(j.webhook, o.dump());
+  }
+
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, o_.tick, [&] { return stopped_; })) {
+      lock.unlock();
+      jobs_->Tick();
+      auto endpoints = store_->ListEndpoints();
+      if (endpoints.ok()) {
+        fleet_->Tick(*endpoints);
+      } else {
+        spdlog::error("controller: list endpoints: {}", endpoints.status().ToString());
+      }
+      lock.lock();
+    }
+  }
+
+  ControllerOptions o_;
+  std::unique_ptr<ControllerStore> store_;
+  std::unique_ptr<Webhooks> webhooks_;
+  std::unique_ptr<JobBoard> jobs_;
+  std::unique_ptr<Fleet> fleet_;
+  std::unique_ptr<ControllerApi> api_;
+  std::unique_ptr<net::HttpServer> http_;
+  std::atomic<bool> ready_{false};
+  std::thread loop_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopped_ = false;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Controller>> Controller::Create(ControllerOptions options) {
+  if (options.db_path.empty()) return InvalidArgumentError("controller: --db is required");
+  auto c = std::make_unique<ControllerImpl>(std::move(options));
+  MC_RETURN_IF_ERROR(c->Init());
+  return std::unique_ptr<Controller>(std::move(c));
+}
+
+}  // namespace mc::controller

@@ -1,0 +1,643 @@
+#include "controller/fleet.h"
+
+#include <openssl/evp.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "mc/hub/hub_client.h"
+#include "mc/net/http_client.h"
+#include "mc/scheduler/autoscale.h"
+#include "mc/scheduler/placement.h"
+
+namespace mc::controller {
+
+using json = nlohmann::json;
+
+namespace {
+
+constexpr const char* kInitializing = "initializing";
+constexpr const char* kStarting = "starting";
+constexpr const char* kIdle = "idle";
+constexpr const char* kRunning = "running";
+constexpr const char* kStopping = "stopping";
+constexpr const char* kStopped = "stopped";
+constexpr const char* kPhaseFailed = "failed";
+
+bool IsLivePhase(const std::string& p) { return p != kStopped && p != kPhaseFailed; }
+
+std::string RandomAlnum(size_t n) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kChars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::string out;
+  for (size_t i = 0; i < n; ++i) out += kChars[rng() % 36];
+  return out;
+}
+
+std::string Sha256Hex(const std::string& text) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(text.data(), text.size(), digest, &len, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 15];
+  }
+  return out;
+}
+
+// Constant-time comparison of two equal-length hex strings.
+bool SameHash(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+scheduler::WorkerPhase ToScalerPhase(const std::string& p) {
+  if (p == kStarting) return scheduler::WorkerPhase::kStarting;
+  if (p == kIdle) return scheduler::WorkerPhase::kIdle;
+  if (p == kRunning) return scheduler::WorkerPhase::kRunning;
+  if (p == kStopping) return scheduler::WorkerPhase::kStopping;
+  return scheduler::WorkerPhase::kInitializing;
+}
+
+net::HeaderMap AgentHeaders(const std::optional<hub::Secret>& key) {
+  net::HeaderMap h;
+  h.Set("Content-Type", "application/json");
+  if (key) h.Set("Authorization", "Bearer " + std::string(key->Reveal()));
+  return h;
+}
+
+}  // namespace
+
+struct Fleet::Live {
+  WorkerRecord rec;
+  std::string host_url;
+  std::optional<int64_t> ledger_row;  // the open phase row
+};
+
+Fleet::Fleet(ControllerStore& store, JobBoard& jobs, Clock& clock, FleetOptions options)
+    : store_(store), jobs_(jobs), clock_(clock), options_(std::move(options)) {}
+
+Fleet::~Fleet() { Shutdown(); }
+
+int64_t Fleet::NowMs() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now().time_since_epoch())
+      .count();
+}
+
+void Fleet::Shutdown() {
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    threads.swap(watchers_);
+  }
+  stopping_cv_.notify_all();
+  for (std::thread& t : threads) {
+    if (t.joinable()) t.join();
+  }
+}
+
+// ---- hosts ----
+
+namespace {
+
+StatusOr<HostView> ParseHost(const json& doc, int64_t now) {
+  if (!doc.is_object() || !doc.contains("host_id") || !doc["host_id"].is_string()) {
+    return InvalidArgumentError("a host document needs a host_id string");
+  }
+  HostView h;
+  h.id = doc["host_id"].get<std::string>();
+  if (h.id.empty() || h.id.size() > 128) return InvalidArgumentError("bad host_id");
+  h.url = doc.value("url", "");
+  if (!h.url.starts_with("http://") && !h.url.starts_with("https://")) {
+    return InvalidArgumentError("a host document needs its url (http:// or https://)");
+  }
+  h.gpu_type = doc.value("gpu_type", "");
+  const json gpus = doc.value("gpus", json::object());
+  h.gpus_total = gpus.value("total", 0);
+  h.gpus_free = gpus.value("free", 0);
+  const json disk = doc.value("disk", json::object());
+  h.capacity = disk.value("capacity_bytes", uint64_t{0});
+  h.used = disk.value("used_bytes", uint64_t{0});
+  h.reserved = disk.value("reserved_bytes", uint64_t{0});
+  for (const json& s : doc.value("snapshots", json::array())) {
+    if (!s.is_object()) continue;
+    HostView::Snapshot snap{s.value("model", ""), s.value("commit", ""),
+                            s.value("size_bytes", uint64_t{0}), s.value("complete", false),
+                            !s.value("pins", json::array()).empty()};
+    if (!snap.pinned) h.freeable += snap.size;
+    h.snapshots.push_back(std::move(snap));
+  }
+  for (const json& d : doc.value("downloads", json::array())) {
+    if (!d.is_object()) continue;
+    const json p = d.value("progress", json::object());
+    h.downloads.push_back({d.value("model", ""), d.is_object() && d["commit"].is_string()
+                                                     ? d["commit"].get<std::string>()
+                                                     : "",
+                           p.value("bytes_done", uint64_t{0}), p.value("bytes_total", uint64_t{0}),
+                           p.value("bytes_per_second", 0.0)});
+  }
+  h.last_seen_ms = now;
+  return h;
+}
+
+}  // namespace
+
+Status Fleet::Heartbeat(const std::string& body) {
+  json doc = json::parse(body, nullptr, false);
+  if (doc.is_discarded()) return InvalidArgumentError("the host document is not valid JSON");
+  const int64_t now = NowMs();
+  MC_ASSIGN_OR_RETURN(HostView host, ParseHost(doc, now));
+  MC_RETURN_IF_ERROR(store_.PutHost({host.id, body, now}));
+  std::lock_guard<std::mutex> lock(mu_);
+  hosts_[host.id] = std::move(host);
+  return Status::Ok();
+}
+
+std::vector<HostView> Fleet::Hosts() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t now = NowMs();
+  std::vector<HostView> out;
+  for (const auto& [id, h] : hosts_) {
+    HostView v = h;
+    v.lost = now - h.last_seen_ms > options_.host_timeout.count();
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+std::optional<HostView> Fleet::HostLocked(const std::string& id) const {
+  auto it = hosts_.find(id);
+  if (it == hosts_.end()) return std::nullopt;
+  return it->second;
+}
+
+void Fleet::NoteModelBytes(const std::string& commit, uint64_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  model_bytes_[commit] = bytes;
+}
+
+Status Fleet::CheckEntitlement(const EndpointRecord& e) {
+  const int64_t now = NowMs();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entitlements_.find(e.id);
+    if (it != entitlements_.end() &&
+        now - it->second.second < std::chrono::milliseconds(options_.entitlement_ttl).count()) {
+      return it->second.first;
+    }
+  }
+  Status verdict = [&]() -> Status {
+    MC_ASSIGN_OR_RETURN(RepoId repo, RepoId::Parse(e.repo.starts_with("datasets/")
+                                                       ? e.repo.substr(9)
+                                                       : e.repo,
+                                                   e.repo.starts_with("datasets/")
+                                                       ? RepoType::kDataset
+                                                       : RepoType::kModel));
+    hub::HubClientOptions o{options_.upstream, std::nullopt, std::chrono::milliseconds(10'000),
+                            "modelcache-controller/0.1"};
+    if (e.hf_token) o.token = hub::Secret(*e.hf_token);
+    MC_ASSIGN_OR_RETURN(auto client, hub::HubClient::Create(std::move(o)));
+    MC_ASSIGN_OR_RETURN(Revision rev, Revision::Parse(e.commit));
+    MC_ASSIGN_OR_RETURN(hub::RepoInfo info, client->GetRepoInfo(repo, rev));
+    if (!info.gated && !info.is_private) return Status::Ok();
+    if (info.siblings.empty()) return Status::Ok();
+    MC_ASSIGN_OR_RETURN(RepoFilePath file, RepoFilePath::Parse(info.siblings.front()));
+    return client->GetFileMetadata(repo, rev, file).status();
+  }();
+  std::lock_guard<std::mutex> lock(mu_);
+  entitlements_[e.id] = {verdict, now};
+  return verdict;
+}
+
+// ---- workers ----
+
+void Fleet::SaveLocked(const WorkerRecord& w) {
+  Status s = store_.PutWorker(w);
+  if (!s.ok()) spdlog::error("controller: save worker {}: {}", w.id, s.ToString());
+}
+
+void Fleet::SetPhaseLocked(Live& w, const std::string& phase) {
+  if (w.rec.phase == phase) return;
+  const int64_t now = NowMs();
+  if (w.ledger_row) {
+    Status s = store_.CloseLedger(*w.ledger_row, now);
+    if (!s.ok()) spdlog::error("controller: ledger: {}", s.ToString());
+    w.ledger_row.reset();
+  }
+  w.rec.phase = phase;
+  if (phase == kIdle) w.rec.idle_since_ms = now;
+  if (IsLivePhase(phase)) {
+    LedgerRow row{0, w.rec.id, w.rec.endpoint_id, phase, now, std::nullopt,
+                  phase != kInitializing};
+    auto id = store_.AppendLedger(row);
+    if (id.ok()) w.ledger_row = *id;
+  } else {
+    w.rec.stopped_ms = now;
+  }
+  SaveLocked(w.rec);
+}
+
+Status Fleet::StartWorker(const EndpointRecord& e, const HostView& host,
+                          const std::vector<std::string>& peers, int64_t queue_ms, bool hit) {
+  auto live = std::make_shared<Live>();
+  const std::string id = "w-" + RandomAlnum(12);
+  const std::string key = RandomAlnum(40);
+  live->host_url = host.url;
+  live->rec = WorkerRecord{.id = id,
+                           .endpoint_id = e.id,
+                           .host_id = host.id,
+                           .commit = e.commit,
+                           .phase = "",
+                           .key_sha256 = Sha256Hex(key),
+                           .message = "",
+                           .created_ms = NowMs(),
+                           .ready_ms = std::nullopt,
+                           .started_ms = std::nullopt,
+                           .first_take_ms = std::nullopt,
+                           .last_ping_ms = std::nullopt,
+                           .idle_since_ms = std::nullopt,
+                           .stopped_ms = std::nullopt,
+                           .cache_hit = hit,
+                           .queue_ms = queue_ms};
+  json env = json::parse(e.env_json, nullptr, false);
+  if (!env.is_object()) env = json::object();
+  const std::string base = options_.public_url + "/v2/" + e.id;
+  const std::string gpu = "?gpu=" + (e.gpu_type.empty() ? std::string("any") : e.gpu_type);
+  env["RUNPOD_WEBHOOK_GET_JOB"] = base + "/job-take/" + id + gpu;
+  env["RUNPOD_WEBHOOK_POST_OUTPUT"] = base + "/job-done/" + id + "/$ID" + gpu;
+  env["RUNPOD_WEBHOOK_POST_STREAM"] = base + "/job-stream/" + id + "/$ID" + gpu;
+  env["RUNPOD_WEBHOOK_PING"] = base + "/ping/" + id;
+  env["RUNPOD_PING_INTERVAL"] = std::to_string(options_.ping_interval.count());
+  env["RUNPOD_AI_API_KEY"] = key;
+  env["RUNPOD_POD_ID"] = id;
+  env["RUNPOD_ENDPOINT_ID"] = e.id;
+  env["RUNPOD_POD_HOSTNAME"] = host.id;
+  env["RUNPOD_GPU_COUNT"] = std::to_string(e.gpu_count);
+  // The SDK's fitness checks need the internet (a TCP connect to 8.8.8.8) and nvidia-smi.
+  if (!env.contains("RUNPOD_SKIP_AUTO_SYSTEM_CHECKS")) env["RUNPOD_SKIP_AUTO_SYSTEM_CHECKS"] = "true";
+  json command = json::parse(e.command_json, nullptr, false);
+  json body{{"id", id},       {"model", e.repo},   {"revision", e.commit},
+            {"command", command}, {"env", env}, {"gpus", e.gpu_count},
+            {"peers", peers}};
+  if (e.hf_token) body["token"] = *e.hf_token;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    SetPhaseLocked(*live, kInitializing);
+    workers_[id] = live;
+    auto h = hosts_.find(host.id);
+    if (h != hosts_.end()) h->second.gpus_free -= e.gpu_count;  // until its next heartbeat
+  }
+  auto client = net::HttpClient::Create();
+  net::HttpClientRequest req;
+  req.method = "POST";
+  req.url = host.url + "/v1/workers";
+  req.headers = AgentHeaders(options_.agent_api_key);
+  req.body = body.dump();
+  req.timeout = std::chrono::milliseconds(30'000);
+  auto res = client->Send(req);
+  if (!res.ok() || res->status != 202) {
+    const std::string why = !res.ok() ? res.status().ToString()
+                                      : "HTTP " + std::to_string(res->status) + " " +
+                                            res->body.substr(0, 300);
+    std::lock_guard<std::mutex> lock(mu_);
+    live->rec.message = "the agent refused the worker: " + why;
+    SetPhaseLocked(*live, kPhaseFailed);
+    return UnavailableError("start worker on " + host.id + ": " + why);
+  }
+  spdlog::info("controller: worker {} of {} placed on {} ({})", id, e.id, host.id,
+               hit ? "cache hit" : "download first");
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!stopping_) watchers_.emplace_back([this, id] { Watch(id); });
+  return Status::Ok();
+}
+
+void Fleet::Watch(std::string worker_id) {
+  auto client = net::HttpClient::Create();
+  int failures = 0;
+  while (true) {
+    std::string url;
+    std::string phase;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+      auto it = workers_.find(worker_id);
+      if (it == workers_.end() || !IsLivePhase(it->second->rec.phase)) return;
+      url = it->second->host_url;
+      phase = it->second->rec.phase;
+    }
+    const std::string until = phase == kInitializing ? "running,exited,failed" : "exited,failed";
+    net::HttpClientRequest req;
+    req.url = url + "/v1/workers/" + worker_id + "?wait=1&until=" + until;
+    req.headers = AgentHeaders(options_.agent_api_key);
+    req.timeout = std::chrono::milliseconds(15'000);
+    auto res = client->Send(req);
+    json doc = res.ok() ? json::parse(res->body, nullptr, false) : json();
+    if (!res.ok() || res->status != 200 || !doc.is_object()) {
+      if (++failures >= 30) {  // about 30 s without an answer from the agent
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          auto it = workers_.find(worker_id);
+          if (it != workers_.end()) {
+            it->second->rec.message = "lost contact with its host";
+            SetPhaseLocked(*it->second, kPhaseFailed);
+          }
+        }
+        jobs_.RequeueWorker(worker_id, "its host stopped answering");
+        return;
+      }
+      std::unique_lock<std::mutex> lock(mu_);
+      stopping_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; });
+      continue;
+    }
+    failures = 0;
+    const std::string state = doc.value("state", "");
+    if (state == "running") {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = workers_.find(worker_id);
+      if (it != workers_.end() && it->second->rec.phase == kInitializing) {
+        it->second->rec.ready_ms = it->second->rec.started_ms = NowMs();
+        SetPhaseLocked(*it->second, kStarting);
+      }
+    } else if (state == "exited" || state == "failed") {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = workers_.find(worker_id);
+        if (it != workers_.end()) {
+          Live& w = *it->second;
+          if (w.rec.message.empty()) {
+            w.rec.message = doc.value("message", "");
+            if (w.rec.message.empty() && doc["exit_code"].is_number()) {
+              w.rec.message = "exited with code " + std::to_string(doc["exit_code"].get<int>());
+            }
+          }
+          SetPhaseLocked(w, state == "failed" ? kPhaseFailed : kStopped);
+        }
+      }
+      jobs_.RequeueWorker(worker_id, "worker " + worker_id + " ended");
+      return;
+    }
+  }
+}
+
+void Fleet::StopWorker(const std::string& worker_id, const std::string& reason) {
+  std::string url;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = workers_.find(worker_id);
+    if (it == workers_.end() || !IsLivePhase(it->second->rec.phase)) return;
+    it->second->rec.message = reason;
+    SetPhaseLocked(*it->second, kStopping);
+    url = it->second->host_url;
+  }
+  spdlog::info("controller: stopping worker {}: {}", worker_id, reason);
+  auto client = net::HttpClient::Create();
+  net::HttpClientRequest req;
+  req.method = "DELETE";
+  req.url = url + "/v1/workers/" + worker_id + "?grace=" +
+            std::to_string(options_.stop_grace.count() / 1000.0);
+  req.headers = AgentHeaders(options_.agent_api_key);
+  req.timeout = std::chrono::milliseconds(10'000);
+  auto res = client->Send(req);
+  if (!res.ok() || res->status >= 300) {
+    spdlog::warn("controller: stop worker {}: {}", worker_id,
+                 res.ok() ? "HTTP " + std::to_string(res->status) : res.status().ToString());
+  }
+}
+
+void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
+  const int64_t now = NowMs();
+  // Workers that stopped pinging are lost: their jobs go back to the queue.
+  std::vector<std::string> silent;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const int64_t limit = std::max<int64_t>(3 * options_.ping_interval.count(), 30'000);
+    for (const auto& [id, w] : workers_) {
+      if ((w->rec.phase == kIdle || w->rec.phase == kRunning) && w->rec.last_ping_ms &&
+          now - *w->rec.last_ping_ms > limit) {
+        silent.push_back(id);
+      }
+    }
+  }
+  for (const std::string& id : silent) {
+    jobs_.RequeueWorker(id, "worker " + id + " stopped pinging");
+    StopWorker(id, "stopped pinging");
+  }
+  for (const EndpointRecord& e : endpoints) {
+    scheduler::AutoscaleConfig config;
+    config.workers_min = static_cast<uint32_t>(std::max(0, e.workers_min));
+    config.workers_max = static_cast<uint32_t>(std::max(0, e.workers_max));
+    config.scaler_type = e.scaler_type == "REQUEST_COUNT" ? scheduler::ScalerType::kRequestCount
+                                                          : scheduler::ScalerType::kQueueDelay;
+    config.scaler_value = e.scaler_value;
+    config.idle_timeout_seconds = e.idle_timeout_s;
+    const QueueLoad load = jobs_.Load(e.id);
+    scheduler::JobCounts counts;
+    counts.in_queue = static_cast<uint32_t>(load.in_queue);
+    counts.in_queue_normal = static_cast<uint32_t>(load.in_queue_scaling);
+    if (load.oldest_ms) {
+      counts.oldest_normal_enqueued = Clock::TimePoint(std::chrono::milliseconds(*load.oldest_ms));
+    }
+    counts.in_progress = static_cast<uint32_t>(load.in_progress);
+    std::vector<scheduler::WorkerInfo> infos;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& [id, w] : workers_) {
+        if (w->rec.endpoint_id != e.id || !IsLivePhase(w->rec.phase)) continue;
+        infos.push_back({id, ToScalerPhase(w->rec.phase),
+                         Clock::TimePoint(std::chrono::milliseconds(
+                             w->rec.idle_since_ms.value_or(now)))});
+      }
+    }
+    auto decision = scheduler::DecideScale(config, counts, infos, clock_.Now());
+    if (!decision.ok()) {
+      spdlog::warn("controller: autoscale {}: {}", e.id, decision.status().ToString());
+      continue;
+    }
+    for (const std::string& id : decision->stop) StopWorker(id, "idle timeout");
+    for (uint32_t i = 0; i < decision->start; ++i) {
+      if (!CheckEntitlement(e).ok()) {
+        spdlog::warn("controller: {}: the endpoint's token is not accepted for {}; no worker",
+                     e.id, e.repo);
+        break;
+      }
+      std::vector<scheduler::HostState> states;
+      std::map<std::string, std::string> urls;
+      std::map<std::string, bool> complete;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto bytes_it = model_bytes_.find(e.commit);
+        const uint64_t bytes = bytes_it == model_bytes_.end() ? 0 : bytes_it->second;
+        for (const auto& [hid, h] : hosts_) {
+          if (now - h.last_seen_ms > options_.host_timeout.count()) continue;
+          scheduler::HostState s;
+          s.id = hid;
+          s.gpu_type = h.gpu_type;
+          s.gpus_free = static_cast<uint32_t>(std::max(0, h.gpus_free));
+          s.missing_bytes = bytes;
+          for (const auto& snap : h.snapshots) {
+            if (snap.commit == e.commit && snap.complete) s.model = scheduler::ModelState::kComplete;
+          }
+          for (const auto& d : h.downloads) {
+            if (d.commit == e.commit && s.model != scheduler::ModelState::kComplete) {
+              s.model = scheduler::ModelState::kDownloading;
+              s.remaining_bytes = d.total > d.done ? d.total - d.done : 0;
+              s.download_rate = d.rate;
+            }
+          }
+          s.peer_bandwidth = options_.peer_bytes_per_second;
+          s.upstream_bandwidth = options_.upstream_bytes_per_second;
+          s.capacity = h.capacity;
+          s.used_bytes = h.used;
+          s.reserved_bytes = h.reserved;
+          s.freeable_bytes = h.freeable;
+          for (const auto& [wid, w] : workers_) {
+            if (w->rec.host_id == hid && IsLivePhase(w->rec.phase)) ++s.running_workers;
+          }
+          urls[hid] = h.url;
+          complete[hid] = s.model == scheduler::ModelState::kComplete;
+          states.push_back(std::move(s));
+        }
+      }
+      scheduler::PlacementRequest request;
+      request.gpu_type = e.gpu_type;
+      request.gpus = static_cast<uint32_t>(std::max(0, e.gpu_count));
+      auto placed = scheduler::PlaceWorker(states, request);
+      if (!placed.ok()) {
+        spdlog::warn("controller: {}: cannot place a worker: {}", e.id,
+                     placed.status().message());
+        break;
+      }
+      std::vector<std::string> peers;
+      for (const std::string& p : placed->peers) peers.push_back(urls[p]);
+      std::optional<HostView> host;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        host = HostLocked(placed->host_id);
+      }
+      if (!host) break;
+      const int64_t queue_ms = load.oldest_ms ? now - *load.oldest_ms : 0;
+      Status s = StartWorker(e, *host, peers, queue_ms, complete[placed->host_id]);
+      if (!s.ok()) spdlog::warn("controller: {}", s.ToString());
+    }
+  }
+}
+
+// ---- worker protocol hooks ----
+
+StatusOr<WorkerRecord> Fleet::Authenticate(const std::string& endpoint_id,
+                                           const std::string& worker_id,
+                                           const std::string& authorization) const {
+  std::string key = authorization;
+  if (key.starts_with("Bearer ")) key = key.substr(7);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end() || it->second->rec.endpoint_id != endpoint_id) {
+    return NotFoundError("no worker " + worker_id.substr(0, 40) + " on this endpoint");
+  }
+  if (!SameHash(Sha256Hex(key), it->second->rec.key_sha256)) {
+    return UnauthenticatedError("wrong worker key");
+  }
+  return it->second->rec;
+}
+
+void Fleet::OnTake(const std::string& worker_id, size_t jobs_taken) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end() || !IsLivePhase(it->second->rec.phase)) return;
+  Live& w = *it->second;
+  if (w.rec.phase == kStopping) return;
+  if (!w.rec.first_take_ms) {
+    w.rec.first_take_ms = NowMs();
+    if (!w.rec.started_ms) w.rec.started_ms = w.rec.ready_ms = w.rec.first_take_ms;
+  }
+  if (jobs_taken > 0) {
+    SetPhaseLocked(w, kRunning);
+  } else if (w.rec.phase != kRunning || jobs_.HeldBy(worker_id) == 0) {
+    SetPhaseLocked(w, kIdle);
+  }
+  SaveLocked(w.rec);
+}
+
+void Fleet::OnJobDone(const std::string& worker_id, bool stop_pod) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = workers_.find(worker_id);
+    if (it == workers_.end()) return;
+    if (it->second->rec.phase == kRunning && jobs_.HeldBy(worker_id) == 0) {
+      SetPhaseLocked(*it->second, kIdle);
+    }
+  }
+  if (stop_pod) StopWorker(worker_id, "the worker asked to be recycled (stopPod)");
+}
+
+void Fleet::OnPing(const std::string& worker_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end()) return;
+  it->second->rec.last_ping_ms = NowMs();
+}
+
+std::vector<WorkerRecord> Fleet::Workers(const std::string& endpoint_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<WorkerRecord> out;
+  for (const auto& [id, w] : workers_) {
+    if (endpoint_id.empty() || w->rec.endpoint_id == endpoint_id) out.push_back(w->rec);
+  }
+  return out;
+}
+
+std::vector<ColdStart> Fleet::ColdStarts(const std::string& endpoint_id) const {
+  std::vector<ColdStart> out;
+  for (const WorkerRecord& w : Workers(endpoint_id)) {
+    if (!w.first_take_ms || !w.started_ms) continue;
+    ColdStart c{w.id, w.cache_hit, w.queue_ms, *w.started_ms - w.created_ms,
+                *w.first_take_ms - *w.started_ms, 0};
+    c.total_ms = c.queue_ms + c.download_ms + c.start_ms;
+    out.push_back(c);
+  }
+  return out;
+}
+
+void Fleet::StopEndpoint(const std::string& endpoint_id) {
+  std::vector<std::string> ids;
+  for (const WorkerRecord& w : Workers(endpoint_id)) {
+    if (IsLivePhase(w.phase)) ids.push_back(w.id);
+  }
+  for (const std::string& id : ids) StopWorker(id, "the endpoint was deleted");
+}
+
+Status Fleet::Load() {
+  MC_ASSIGN_OR_RETURN(std::vector<HostRecord> hosts, store_.ListHosts());
+  MC_ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, store_.ListWorkers("", true));
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const HostRecord& h : hosts) {
+    json doc = json::parse(h.document_json, nullptr, false);
+    auto view = ParseHost(doc, h.last_seen_ms);
+    if (view.ok()) hosts_[view->id] = std::move(*view);
+  }
+  for (WorkerRecord& w : workers) {
+    auto live = std::make_shared<Live>();
+    auto rows = store_.ListLedger(w.endpoint_id);
+    if (rows.ok()) {
+      for (const LedgerRow& r : *rows) {
+        if (r.worker_id == w.id && !r.end_ms) live->ledger_row = r.id;  // the open phase
+      }
+    }
+    auto host = HostLocked(w.host_id);
+    live->host_url = host ? host->url : "";
+    live->rec = std::move(w);
+    const std::string id = live->rec.id;
+    workers_[id] = live;
+    if (!live->host_url.empty()) watchers_.emplace_back([this, id] { Watch(id); });
+  }
+  return Status::Ok();
+}
+
+}  // namespace mc::controller

@@ -1,0 +1,146 @@
+// Fleet: the hosts (agents) and the workers the controller runs on them.
+//
+// Hosts register and heartbeat with their inventory document (the agent's GET /v1/inventory).
+// Each tick the autoscaler (scheduler::DecideScale) decides per endpoint how many workers to
+// start and which idle ones to stop; a start is placed by scheduler::PlaceWorker (minimum
+// expected time-to-ready over hosts with free GPU slots of the right type and room for the
+// model) and sent to that host's agent as POST /v1/workers with the Runpod worker variables. The
+// agent ensures the model first (peers that hold it are passed along) and execs the worker only
+// when it is complete.
+//
+// Phases and the ledger: initializing (placed, model downloading: not billed) → starting
+// (process exec'd: billing starts) → idle / running (first job-take; running while it holds
+// jobs) → stopping → stopped (process gone: billing ends), or failed. One ledger row per phase.
+// A cold start records queue (oldest job's wait before placement), download (placed → exec'd)
+// and start (exec'd → first job-take) durations.
+//
+// A watcher thread per worker long-polls its agent for the state changes. A worker that exits,
+// or whose host stops sending heartbeats, is stopped and its jobs are requeued.
+//
+// Gated and private models: before a worker of an endpoint is placed, the endpoint's own token
+// must have been accepted by the upstream for that repo within the last `entitlement_ttl`.
+//
+// Thread-safety: all methods may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "controller/jobs.h"
+#include "controller/store.h"
+#include "mc/common/clock.h"
+#include "mc/hub/endpoint.h"
+#include "mc/hub/secret.h"
+
+namespace mc::controller {
+
+struct FleetOptions {
+  std::string public_url;  // how workers reach the controller (webhook URLs)
+  hub::Endpoint upstream = hub::Endpoint::Parse(hub::kDefaultEndpoint).value();
+  std::optional<hub::Secret> agent_api_key;  // sent to agents
+  std::chrono::milliseconds ping_interval{10'000};  // RUNPOD_PING_INTERVAL given to workers
+  std::chrono::milliseconds host_timeout{30'000};   // no heartbeat for this long: host lost
+  std::chrono::milliseconds stop_grace{10'000};
+  std::chrono::seconds entitlement_ttl{600};
+  double upstream_bytes_per_second = 100e6;  // placement estimates before any measurement
+  double peer_bytes_per_second = 1e9;
+};
+
+struct HostView {
+  std::string id;
+  std::string url;
+  std::string gpu_type;
+  int gpus_total = 0;
+  int gpus_free = 0;
+  uint64_t capacity = 0, used = 0, reserved = 0, freeable = 0;
+  struct Snapshot {
+    std::string model, commit;
+    uint64_t size = 0;
+    bool complete = false;
+    bool pinned = false;
+  };
+  std::vector<Snapshot> snapshots;
+  struct Download {
+    std::string model, commit;
+    uint64_t done = 0, total = 0;
+    double rate = 0;
+  };
+  std::vector<Download> downloads;
+  int64_t last_seen_ms = 0;
+  bool lost = false;
+};
+
+struct ColdStart {
+  std::string worker_id;
+  bool cache_hit = false;
+  int64_t queue_ms = 0, download_ms = 0, start_ms = 0, total_ms = 0;
+};
+
+class Fleet {
+ public:
+  Fleet(ControllerStore& store, JobBoard& jobs, Clock& clock, FleetOptions options);
+  ~Fleet();  // joins watcher threads
+
+  // Loads hosts and live workers after a restart (their watchers restart).
+  Status Load();
+  // A host's register or heartbeat body. InvalidArgument for a malformed document.
+  Status Heartbeat(const std::string& body);
+  std::vector<HostView> Hosts() const;
+
+  // Model facts for placement: the bytes of an endpoint's commit (from its tree listing).
+  void NoteModelBytes(const std::string& commit, uint64_t bytes);
+  // Checks (cached) that `token` gives access to the repo's files at `commit`.
+  Status CheckEntitlement(const EndpointRecord& e);
+
+  // The autoscaler and health pass over every endpoint.
+  void Tick(const std::vector<EndpointRecord>& endpoints);
+
+  // Worker protocol hooks. Authenticate checks the worker's raw key; NotFound / Unauthenticated.
+  StatusOr<WorkerRecord> Authenticate(const std::string& endpoint_id, const std::string& worker_id,
+                                      const std::string& authorization) const;
+  void OnTake(const std::string& worker_id, size_t jobs_taken);
+  void OnJobDone(const std::string& worker_id, bool stop_pod);
+  void OnPing(const std::string& worker_id);
+
+  std::vector<WorkerRecord> Workers(const std::string& endpoint_id) const;
+  std::vector<ColdStart> ColdStarts(const std::string& endpoint_id) const;
+  // Stops every worker of an endpoint (deleted or scaled to zero by an update).
+  void StopEndpoint(const std::string& endpoint_id);
+  // Stops watchers (shutdown); workers keep running on their hosts.
+  void Shutdown();
+
+ private:
+  struct Live;
+  Status StartWorker(const EndpointRecord& e, const HostView& host,
+                     const std::vector<std::string>& peers, int64_t queue_ms, bool hit);
+  void StopWorker(const std::string& worker_id, const std::string& reason);
+  void Watch(std::string worker_id);
+  void SetPhaseLocked(Live& w, const std::string& phase);
+  void SaveLocked(const WorkerRecord& w);
+  int64_t NowMs() const;
+  std::optional<HostView> HostLocked(const std::string& id) const;
+
+  ControllerStore& store_;
+  JobBoard& jobs_;
+  Clock& clock_;
+  const FleetOptions options_;
+
+  mutable std::mutex mu_;
+  std::condition_variable stopping_cv_;
+  bool stopping_ = false;
+  std::map<std::string, HostView> hosts_;
+  std::map<std::string, uint64_t> model_bytes_;  // by commit
+  std::map<std::string, std::shared_ptr<Live>> workers_;  // live and recently ended
+  std::map<std::string, std::pair<Status, int64_t>> entitlements_;  // endpoint → (verdict, at)
+  std::vector<std::thread> watchers_;
+};
+
+}  // namespace mc::controller

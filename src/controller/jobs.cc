@@ -1,0 +1,437 @@
+#include "controller/jobs.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <random>
+
+namespace mc::controller {
+
+using json = nlohmann::json;
+
+bool IsFinal(const std::string& s) {
+  return s == kCompleted || s == kFailed || s == kCancelled || s == kTimedOut;
+}
+
+namespace {
+
+std::string Uuid() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  const uint64_t a = rng(), b = rng();
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%08x-%04x-4%03x-%04x-%012llx", static_cast<unsigned>(a >> 32),
+                static_cast<unsigned>((a >> 16) & 0xffff), static_cast<unsigned>(a & 0xfff),
+                static_cast<unsigned>(0x8000 | ((b >> 48) & 0x3fff)),
+                static_cast<unsigned long long>(b & 0xffffffffffffull));
+  return buf;
+}
+
+}  // namespace
+
+JobBoard::JobBoard(ControllerStore& store, Clock& clock, JobBoardOptions options,
+                   FinalHook on_final)
+    : store_(store), clock_(clock), options_(options), on_final_(std::move(on_final)) {}
+
+int64_t JobBoard::NowMs() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now().time_since_epoch())
+      .count();
+}
+
+Status JobBoard::Load() {
+  MC_ASSIGN_OR_RETURN(std::vector<JobRecord> jobs, store_.ListJobs("", {}));
+  std::lock_guard<std::mutex> lock(mu_);
+  for (JobRecord& j : jobs) {
+    if (j.status == kInQueue) queues_[j.endpoint_id].push_back(j.id);
+    jobs_[j.id] = Entry{std::move(j), std::nullopt};
+  }
+  return Status::Ok();
+}
+
+Status JobBoard::SaveLocked(const JobRecord& job) {
+  Status s = store_.PutJob(job);
+  if (!s.ok()) spdlog::error("controller: save job {}: {}", job.id, s.ToString());
+  return s;
+}
+
+StatusOr<JobRecord> JobBoard::Submit(const EndpointRecord& endpoint,
+                                     const SubmitRequest& request) {
+  JobRecord j;
+  j.id = request.sync ? "sync-" + Uuid() : Uuid() + "-u1";
+  j.endpoint_id = endpoint.id;
+  j.status = kInQueue;
+  j.input_json = request.input_json;
+  j.extra_json = request.extra_json;
+  j.webhook = request.webhook;
+  j.low_priority = request.low_priority;
+  j.execution_timeout_ms = request.execution_timeout_ms.value_or(endpoint.execution_timeout_ms);
+  j.ttl_ms = request.ttl_ms.value_or(endpoint.ttl_ms);
+  j.created_ms = NowMs();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    MC_RETURN_IF_ERROR(SaveLocked(j), "queue the job");
+    jobs_[j.id] = Entry{j, std::nullopt};
+    queues_[j.endpoint_id].push_back(j.id);
+  }
+  changed_.notify_all();
+  return j;
+}
+
+StatusOr<JobBoard::Entry*> JobBoard::FindLocked(const std::string& endpoint_id,
+                                                const std::string& job_id) {
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end() || it->second.job.endpoint_id != endpoint_id) {
+    return NotFoundError("no job " + job_id.substr(0, 80) + " on this endpoint");
+  }
+  return &it->second;
+}
+
+StatusOr<JobRecord> JobBoard::Get(const std::string& endpoint_id,
+                                  const std::string& job_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end() || it->second.job.endpoint_id != endpoint_id) {
+    return NotFoundError("no job " + job_id.substr(0, 80) + " on this endpoint");
+  }
+  return it->second.job;
+}
+
+StatusOr<JobRecord> JobBoard::WaitFinal(const std::string& endpoint_id, const std::string& job_id,
+                                        std::chrono::milliseconds wait) const {
+  std::unique_lock<std::mutex> lock(mu_);
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  while (true) {
+    auto it = jobs_.find(job_id);
+    if (it == jobs_.end() || it->second.job.endpoint_id != endpoint_id) {
+      return NotFoundError("no job " + job_id.substr(0, 80) + " on this endpoint");
+    }
+    if (IsFinal(it->second.job.status) || woken_) return it->second.job;
+    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      auto again = jobs_.find(job_id);
+      if (again == jobs_.end()) return NotFoundError("no job " + job_id.substr(0, 80));
+      return again->second.job;
+    }
+  }
+}
+
+std::vector<JobRecord> JobBoard::Take(const std::string& endpoint_id, const std::string& worker_id,
+                                      int max, std::chrono::milliseconds hold) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto has_job = [&] {
+    auto q = queues_.find(endpoint_id);
+    return woken_ || (q != queues_.end() && !q->second.empty());
+  };
+  changed_.wait_for(lock, hold, has_job);
+  std::vector<JobRecord> taken;
+  auto q = queues_.find(endpoint_id);
+  while (q != queues_.end() && !q->second.empty() && static_cast<int>(taken.size()) < max) {
+    const std::string id = q->second.front();
+    q->second.pop_front();
+    auto it = jobs_.find(id);
+    if (it == jobs_.end() || it->second.job.status != kInQueue) continue;
+    JobRecord& j = it->second.job;
+    j.status = kInProgress;
+    j.worker_id = worker_id;
+    j.started_ms = NowMs();
+    it->second.unlisted_since_ms.reset();
+    if (!SaveLocked(j).ok()) {  // keep it queued rather than lose it
+      j.status = kInQueue;
+      j.worker_id.clear();
+      j.started_ms.reset();
+      q->second.push_front(id);
+      break;
+    }
+    taken.push_back(j);
+  }
+  return taken;
+}
+
+void JobBoard::FinishLocked(Entry& e, const std::string& status,
+                            std::vector<JobRecord>* finals) {
+  e.job.status = status;
+  e.job.completed_ms = NowMs();
+  SaveLocked(e.job).IgnoreError();
+  finals->push_back(e.job);
+}
+
+void JobBoard::RunFinalHooks(const std::vector<JobRecord>& finals) {
+  changed_.notify_all();
+  if (!on_final_) return;
+  for (const JobRecord& j : finals) on_final_(j);
+}
+
+Status JobBoard::Done(const std::string& endpoint_id, const std::string& worker_id,
+                      const std::string& job_id, const std::string& body, bool* stop_pod) {
+  *stop_pod = false;
+  // The SDK labels the JSON body application/x-www-form-urlencoded: parse it whatever the type.
+  json result = json::parse(body, nullptr, false);
+  if (result.is_discarded()) return InvalidArgumentError("the result is not valid JSON");
+  if (!result.is_object()) result = json{{"output", result}};
+  *stop_pod = result.value("stopPod", false) == true;
+  std::vector<JobRecord> finals;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = jobs_.find(job_id);
+    if (it == jobs_.end() || it->second.job.endpoint_id != endpoint_id) return Status::Ok();
+    JobRecord& j = it->second.job;
+    if (IsFinal(j.status) || j.worker_id != worker_id) return Status::Ok();  // late or foreign
+    if (result.value("status", "") == std::string(kInProgress)) {  // progress update
+      if (result.contains("output")) j.output_json = result["output"].dump();
+      return SaveLocked(j);
+    }
+    const json& error = result.contains("error") ? result["error"] : json();
+    const bool failed = !error.is_null() && !(error.is_string() && error.get<std::string>().empty());
+    if (result.contains("output")) j.output_json = result["output"].dump();
+    if (failed) j.error = error.is_string() ? error.get<std::string>() : error.dump();
+    FinishLocked(it->second, failed ? kFailed : kCompleted, &finals);
+  }
+  RunFinalHooks(finals);
+  return Status::Ok();
+}
+
+Status JobBoard::Stream(const std::string& endpoint_id, const std::string& worker_id,
+                        const std::string& job_id, const std::string& body) {
+  json chunk = json::parse(body, nullptr, false);
+  if (chunk.is_discarded()) return InvalidArgumentError("the stream chunk is not valid JSON");
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end() || it->second.job.endpoint_id != endpoint_id) return Status::Ok();
+  if (IsFinal(it->second.job.status) || it->second.job.worker_id != worker_id) return Status::Ok();
+  const json output = chunk.is_object() && chunk.contains("output") ? chunk["output"] : chunk;
+  MC_ASSIGN_OR_RETURN(std::vector<StreamChunk> existing, store_.ListChunks(job_id, 0));
+  MC_RETURN_IF_ERROR(store_.AppendChunk(
+      {job_id, static_cast<int64_t>(existing.size()), output.dump()}));
+  changed_.notify_all();
+  return Status::Ok();
+}
+
+StatusOr<std::pair<JobRecord, std::vector<std::string>>> JobBoard::ConsumeStream(
+    const std::string& endpoint_id, const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  MC_ASSIGN_OR_RETURN(Entry * e, FindLocked(endpoint_id, job_id));
+  MC_ASSIGN_OR_RETURN(std::vector<StreamChunk> chunks,
+                      store_.ListChunks(job_id, e->job.stream_delivered));
+  std::vector<std::string> out;
+  for (StreamChunk& c : chunks) out.push_back(std::move(c.output_json));
+  if (!out.empty()) {
+    e->job.stream_delivered += static_cast<int64_t>(out.size());
+    MC_RETURN_IF_ERROR(SaveLocked(e->job));
+  }
+  return std::pair(e->job, std::move(out));
+}
+
+void JobBoard::StopLocked(const JobRecord& job) {
+  if (!job.worker_id.empty()) stops_[job.worker_id].insert(job.id);
+}
+
+StatusOr<JobRecord> JobBoard::Cancel(const std::string& endpoint_id, const std::string& job_id) {
+  std::vector<JobRecord> finals;
+  JobRecord out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    MC_ASSIGN_OR_RETURN(Entry * e, FindLocked(endpoint_id, job_id));
+    if (!IsFinal(e->job.status)) {
+      if (e->job.status == kInProgress) StopLocked(e->job);
+      FinishLocked(*e, kCancelled, &finals);
+    }
+    out = e->job;
+  }
+  RunFinalHooks(finals);
+  return out;
+}
+
+StatusOr<JobRecord> JobBoard::Retry(const std::string& endpoint_id, const std::string& job_id) {
+  JobRecord out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    MC_ASSIGN_OR_RETURN(Entry * e, FindLocked(endpoint_id, job_id));
+    if (e->job.status != kFailed && e->job.status != kTimedOut) {
+      return FailedPreconditionError("only FAILED or TIMED_OUT jobs can be retried; job " + job_id +
+                                     " is " + e->job.status);
+    }
+    e->job.output_json.reset();
+    e->job.error.reset();
+    e->job.completed_ms.reset();
+    e->job.started_ms.reset();
+    e->job.worker_id.clear();
+    e->job.status = kInQueue;
+    ++e->job.retries;
+    MC_RETURN_IF_ERROR(SaveLocked(e->job));
+    queues_[endpoint_id].push_back(job_id);
+    out = e->job;
+  }
+  changed_.notify_all();
+  return out;
+}
+
+StatusOr<int> JobBoard::Purge(const std::string& endpoint_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  int removed = 0;
+  auto q = queues_.find(endpoint_id);
+  if (q == queues_.end()) return 0;
+  for (const std::string& id : q->second) {
+    auto it = jobs_.find(id);
+    if (it == jobs_.end() || it->second.job.status != kInQueue) continue;
+    DeleteLocked(id);
+    ++removed;
+  }
+  q->second.clear();
+  return removed;
+}
+
+void JobBoard::DeleteLocked(const std::string& id) {
+  Status s = store_.DeleteJob(id);
+  if (!s.ok()) spdlog::error("controller: delete job {}: {}", id, s.ToString());
+  jobs_.erase(id);
+}
+
+std::vector<std::string> JobBoard::TakeStops(const std::string& worker_id,
+                                             std::chrono::milliseconds hold) {
+  std::unique_lock<std::mutex> lock(mu_);
+  changed_.wait_for(lock, hold, [&] {
+    auto it = stops_.find(worker_id);
+    return woken_ || (it != stops_.end() && !it->second.empty());
+  });
+  std::vector<std::string> out;
+  auto it = stops_.find(worker_id);
+  if (it != stops_.end()) {
+    out.assign(it->second.begin(), it->second.end());
+    stops_.erase(it);
+  }
+  return out;
+}
+
+void JobBoard::RequeueLocked(Entry& e, const std::string& reason) {
+  spdlog::warn("controller: job {} requeued: {}", e.job.id, reason);
+  e.job.status = kInQueue;
+  e.job.worker_id.clear();
+  e.job.started_ms.reset();
+  e.unlisted_since_ms.reset();
+  ++e.job.retries;
+  ++retried_[e.job.endpoint_id];
+  SaveLocked(e.job).IgnoreError();
+  queues_[e.job.endpoint_id].push_front(e.job.id);  // it waited already: first in line
+}
+
+void JobBoard::Ping(const std::string& worker_id, const std::vector<std::string>& job_ids) {
+  const int64_t now = NowMs();
+  bool requeued = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [id, e] : jobs_) {
+      if (e.job.status != kInProgress || e.job.worker_id != worker_id) continue;
+      if (std::find(job_ids.begin(), job_ids.end(), id) != job_ids.end()) {
+        e.unlisted_since_ms.reset();
+        continue;
+      }
+      // A take answered just now may not be in the list yet: only a long omission counts.
+      const int64_t since = e.job.started_ms.value_or(now);
+      if (now - since < options_.unlisted_grace.count()) continue;
+      if (!e.unlisted_since_ms) e.unlisted_since_ms = now;
+      if (now - *e.unlisted_since_ms >= options_.unlisted_grace.count()) {
+        RequeueLocked(e, "worker " + worker_id + " no longer lists it");
+        requeued = true;
+      }
+    }
+  }
+  if (requeued) changed_.notify_all();
+}
+
+void JobBoard::RequeueWorker(const std::string& worker_id, const std::string& reason) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [id, e] : jobs_) {
+      if (e.job.status == kInProgress && e.job.worker_id == worker_id) RequeueLocked(e, reason);
+    }
+    stops_.erase(worker_id);
+  }
+  changed_.notify_all();
+}
+
+void JobBoard::Tick() {
+  const int64_t now = NowMs();
+  std::vector<JobRecord> finals;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::string> expired;
+    for (auto& [id, e] : jobs_) {
+      JobRecord& j = e.job;
+      if (IsFinal(j.status)) {
+        const auto keep = j.id.starts_with("sync-") ? options_.sync_result_retention
+                                                    : options_.result_retention;
+        if (now - j.completed_ms.value_or(now) > keep.count()) expired.push_back(id);
+        continue;
+      }
+      if (now - j.created_ms > j.ttl_ms) {  // TTL covers queue and run: the job is deleted
+        if (j.status == kInProgress) StopLocked(j);
+        expired.push_back(id);
+        continue;
+      }
+      if (j.status == kInProgress && j.started_ms && j.execution_timeout_ms > 0 &&
+          now - *j.started_ms > j.execution_timeout_ms) {
+        StopLocked(j);
+        j.error = "execution timeout: the job ran longer than " +
+                  std::to_string(j.execution_timeout_ms) + " ms";
+        FinishLocked(e, kTimedOut, &finals);
+      }
+    }
+    for (const std::string& id : expired) DeleteLocked(id);
+  }
+  RunFinalHooks(finals);
+}
+
+int JobBoard::HeldBy(const std::string& worker_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  int n = 0;
+  for (const auto& [id, e] : jobs_) {
+    if (e.job.status == kInProgress && e.job.worker_id == worker_id) ++n;
+  }
+  return n;
+}
+
+QueueLoad JobBoard::Load(const std::string& endpoint_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  QueueLoad load;
+  for (const auto& [id, e] : jobs_) {
+    if (e.job.endpoint_id != endpoint_id) continue;
+    if (e.job.status == kInProgress) ++load.in_progress;
+    if (e.job.status != kInQueue) continue;
+    ++load.in_queue;
+    if (e.job.low_priority) continue;
+    ++load.in_queue_scaling;
+    if (!load.oldest_ms || e.job.created_ms < *load.oldest_ms) load.oldest_ms = e.job.created_ms;
+  }
+  return load;
+}
+
+JobCounts JobBoard::Counts(const std::string& endpoint_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  JobCounts c;
+  for (const auto& [id, e] : jobs_) {
+    if (e.job.endpoint_id != endpoint_id) continue;
+    const std::string& s = e.job.status;
+    if (s == kCompleted) ++c.completed;
+    if (s == kFailed || s == kTimedOut) ++c.failed;
+    if (s == kInProgress) ++c.in_progress;
+    if (s == kInQueue) ++c.in_queue;
+  }
+  auto r = retried_.find(endpoint_id);
+  c.retried = r == retried_.end() ? 0 : r->second;
+  return c;
+}
+
+void JobBoard::ForgetEndpoint(const std::string& endpoint_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::erase_if(jobs_, [&](const auto& kv) { return kv.second.job.endpoint_id == endpoint_id; });
+  queues_.erase(endpoint_id);
+}
+
+void JobBoard::WakeAll() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    woken_ = true;
+  }
+  changed_.notify_all();
+}
+
+}  // namespace mc::controller

@@ -1,0 +1,153 @@
+// JobBoard: the jobs of every endpoint, as Runpod's /v2 API and worker protocol see them
+// (runpod-protocol.md §1-§2). Every change is written to the store before it is visible, so a
+// controller restart loses no queued job and no result; memory holds an index for long-polls.
+//
+// Lifecycle: IN_QUEUE (submit, retry, requeue) → IN_PROGRESS (taken by a worker) → COMPLETED |
+// FAILED (the worker's result) | CANCELLED (/cancel) | TIMED_OUT (execution timeout, or the TTL
+// ran out in the queue). A job past its TTL is deleted (status then answers 404), as is a final
+// job once its result retention ends.
+//
+// Worker side: Take() long-polls for queued jobs; Done() is idempotent and never refuses a late
+// or duplicate result (answering 4xx would make the SDK lose it): results of jobs that are final,
+// unknown or taken over by another worker are ignored. Progress updates ({"status":
+// "IN_PROGRESS", "output": ...}) set the output of a running job only. Cancel, execution timeout
+// and TTL put the job on its worker's stop list (the SDK's job-stop channel). A worker whose ping
+// stops listing a job it holds, or that is lost, gets the job requeued (counted in `retries`).
+//
+// Thread-safety: all methods may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "controller/store.h"
+#include "mc/common/clock.h"
+#include "mc/common/status.h"
+
+namespace mc::controller {
+
+inline constexpr const char* kInQueue = "IN_QUEUE";
+inline constexpr const char* kInProgress = "IN_PROGRESS";
+inline constexpr const char* kCompleted = "COMPLETED";
+inline constexpr const char* kFailed = "FAILED";
+inline constexpr const char* kCancelled = "CANCELLED";
+inline constexpr const char* kTimedOut = "TIMED_OUT";
+
+bool IsFinal(const std::string& status);
+
+struct SubmitRequest {
+  std::string input_json;
+  std::string extra_json = "{}";
+  std::string webhook;
+  bool low_priority = false;
+  std::optional<int64_t> execution_timeout_ms;  // policy; else the endpoint's
+  std::optional<int64_t> ttl_ms;                // policy; else the endpoint's
+  bool sync = false;                            // runsync: id "sync-<uuid>"
+};
+
+struct QueueLoad {
+  int in_queue = 0;
+  int in_queue_scaling = 0;  // not low priority
+  std::optional<int64_t> oldest_ms;  // enqueue time of the oldest scaling job
+  int in_progress = 0;
+};
+
+struct JobCounts {
+  uint64_t completed = 0, failed = 0, in_progress = 0, in_queue = 0, retried = 0;
+};
+
+struct JobBoardOptions {
+  std::chrono::milliseconds result_retention{30 * 60 * 1000};
+  std::chrono::milliseconds sync_result_retention{5 * 60 * 1000};
+  // A job a worker holds but its pings stop listing is requeued after this long.
+  std::chrono::milliseconds unlisted_grace{30'000};
+};
+
+class JobBoard {
+ public:
+  // Called (outside locks) when a job reaches a final state: webhooks, metrics.
+  using FinalHook = std::function<void(const JobRecord&)>;
+
+  JobBoard(ControllerStore& store, Clock& clock, JobBoardOptions options, FinalHook on_final);
+
+  // Loads non-final and retained jobs after a restart.
+  Status Load();
+
+  StatusOr<JobRecord> Submit(const EndpointRecord& endpoint, const SubmitRequest& request);
+  // NotFound for unknown, expired or another endpoint's jobs.
+  StatusOr<JobRecord> Get(const std::string& endpoint_id, const std::string& job_id) const;
+  // Waits until the job is final or `wait` passes; returns it as it is then.
+  StatusOr<JobRecord> WaitFinal(const std::string& endpoint_id, const std::string& job_id,
+                                std::chrono::milliseconds wait) const;
+  // Takes up to `max` queued jobs for `worker_id`, waiting up to `hold` for one. Empty = none.
+  std::vector<JobRecord> Take(const std::string& endpoint_id, const std::string& worker_id,
+                              int max, std::chrono::milliseconds hold);
+  // A worker's result or progress update (raw JSON body). Sets *stop_pod when the result asks to
+  // recycle the worker. Always OK for results it ignores (see the header comment).
+  Status Done(const std::string& endpoint_id, const std::string& worker_id,
+              const std::string& job_id, const std::string& body, bool* stop_pod);
+  Status Stream(const std::string& endpoint_id, const std::string& worker_id,
+                const std::string& job_id, const std::string& body);
+  // The chunks not yet delivered (consume-on-read) and the job.
+  StatusOr<std::pair<JobRecord, std::vector<std::string>>> ConsumeStream(
+      const std::string& endpoint_id, const std::string& job_id);
+  StatusOr<JobRecord> Cancel(const std::string& endpoint_id, const std::string& job_id);
+  // FAILED or TIMED_OUT jobs only (FailedPrecondition otherwise).
+  StatusOr<JobRecord> Retry(const std::string& endpoint_id, const std::string& job_id);
+  StatusOr<int> Purge(const std::string& endpoint_id);
+  // Job ids `worker_id` must stop, waiting up to `hold` for one.
+  std::vector<std::string> TakeStops(const std::string& worker_id, std::chrono::milliseconds hold);
+  // A heartbeat listing the jobs the worker runs; jobs it holds but no longer lists are requeued
+  // after the grace.
+  void Ping(const std::string& worker_id, const std::vector<std::string>& job_ids);
+  // The worker is gone: its jobs go back to the queue.
+  void RequeueWorker(const std::string& worker_id, const std::string& reason);
+  // TTLs, execution timeouts, retention. Called by the controller's loop.
+  void Tick();
+  // Jobs a worker holds (for the fleet's idle/running phase).
+  int HeldBy(const std::string& worker_id) const;
+  QueueLoad Load(const std::string& endpoint_id) const;
+  JobCounts Counts(const std::string& endpoint_id) const;
+  // Drops an endpoint's jobs from memory (the store deletes them with the endpoint).
+  void ForgetEndpoint(const std::string& endpoint_id);
+  // Wakes every long-poll (shutdown).
+  void WakeAll();
+
+ private:
+  struct Entry {
+    JobRecord job;
+    std::optional<int64_t> unlisted_since_ms;  // held, but the worker's pings omit it
+  };
+  Status SaveLocked(const JobRecord& job);
+  void FinishLocked(Entry& e, const std::string& status, std::vector<JobRecord>* finals);
+  void RequeueLocked(Entry& e, const std::string& reason);
+  void StopLocked(const JobRecord& job);
+  void DeleteLocked(const std::string& id);
+  StatusOr<Entry*> FindLocked(const std::string& endpoint_id, const std::string& job_id);
+  void RunFinalHooks(const std::vector<JobRecord>& finals);
+  int64_t NowMs() const;
+
+  ControllerStore& store_;
+  Clock& clock_;
+  const JobBoardOptions options_;
+  FinalHook on_final_;
+
+  mutable std::mutex mu_;
+  mutable std::condition_variable changed_;
+  std::map<std::string, Entry> jobs_;                           // by id
+  std::map<std::string, std::deque<std::string>> queues_;       // endpoint → queued ids, FIFO
+  std::map<std::string, std::set<std::string>> stops_;          // worker → job ids to stop
+  std::map<std::string, uint64_t> retried_;                     // endpoint → requeues
+  bool woken_ = false;
+};
+
+}  // namespace mc::controller
