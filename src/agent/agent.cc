@@ -149,7 +149,9 @@ class AgentImpl final : public Agent {
       std::string url = *o_.controller_url;
       while (!url.empty() && url.back() == '/') url.pop_back();
       link_ = std::make_unique<ControllerLink>(
-          ControllerLinkOptions{url, o_.host_id, o_.api_key, o_.heartbeat_interval},
+          ControllerLinkOptions{url, o_.host_id,
+                                o_.controller_api_key ? o_.controller_api_key : o_.api_key,
+                                o_.heartbeat_interval},
           [this] { return api_->HostDocument(); });
       link_->Start();
     }
