@@ -28,6 +28,7 @@ void AddServeCommand(CLI::App& app, CommandResult& result);
 void AddPullCommand(CLI::App& app, CommandResult& result);
 void AddAgentCommand(CLI::App& app, CommandResult& result);
 void AddPinCommands(CLI::App& app, CommandResult& result);  // pin, unpin, pins
+void AddControllerCommands(CLI::App& app, CommandResult& result);  // controller, keys, up
 
 // Adds `--cache-dir` to a sub-command, with the help text every command shares.
 void AddCacheDirOption(CLI::App& cmd, std::string& value);

@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   mc::cli::AddServeCommand(app, result);
   mc::cli::AddAgentCommand(app, result);
   mc::cli::AddPinCommands(app, result);
+  mc::cli::AddControllerCommands(app, result);
   app.parse_complete_callback([&] { mc::SetUpLogging(log_level); });
 
   try {

@@ -277,11 +277,15 @@ bool ControllerApi::Authorized(const std::string& authorization) {
   return true;
 }
 
-StatusOr<std::string> ControllerApi::CreateApiKey(const std::string& name) {
+StatusOr<std::string> NewApiKey(ControllerStore& store, const std::string& name, int64_t now_ms) {
+  if (name.empty() || name.size() > 100) return InvalidArgumentError("a key name is 1-100 characters");
   const std::string key = "mc_" + RandomAlnum(40);
-  MC_RETURN_IF_ERROR(store_.AddApiKey({"key-" + RandomAlnum(8), name, Sha256Hex(key),
-                                       NowMs(*options_.clock)}));
+  MC_RETURN_IF_ERROR(store.AddApiKey({"key-" + RandomAlnum(8), name, Sha256Hex(key), now_ms}));
   return key;
+}
+
+StatusOr<std::string> ControllerApi::CreateApiKey(const std::string& name) {
+  return NewApiKey(store_, name, NowMs(*options_.clock));
 }
 
 void ControllerApi::Handle(const net::HttpRequest& req, net::HttpResponse& res) {

@@ -19,6 +19,9 @@
 
 namespace mc::controller {
 
+// Generates an API key, stores its hash under `name` and returns the key (shown once).
+StatusOr<std::string> NewApiKey(ControllerStore& store, const std::string& name, int64_t now_ms);
+
 class ControllerApi {
  public:
   ControllerApi(const ControllerOptions& options, ControllerStore& store, JobBoard& jobs,

@@ -182,6 +182,14 @@ class ControllerImpl final : public Controller {
 
 }  // namespace
 
+StatusOr<std::string> AddApiKey(const std::filesystem::path& db_path, const std::string& name) {
+  MC_ASSIGN_OR_RETURN(auto store, ControllerStore::Open(db_path));
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  return NewApiKey(*store, name, now);
+}
+
 StatusOr<std::unique_ptr<Controller>> Controller::Create(ControllerOptions options) {
   if (options.db_path.empty()) return InvalidArgumentError("controller: --db is required");
   auto c = std::make_unique<ControllerImpl>(std::move(options));

@@ -329,6 +329,9 @@ void Fleet::Watch(std::string worker_id) {
       if (stopping_) return;
       auto it = workers_.find(worker_id);
       if (it == workers_.end() || !IsLivePhase(it->second->rec.phase)) return;
+      // The host's address as its latest heartbeat says (it may have moved since the start).
+      auto host = hosts_.find(it->second->rec.host_id);
+      if (host != hosts_.end()) it->second->host_url = host->second.url;
       url = it->second->host_url;
       phase = it->second->rec.phase;
     }
@@ -339,7 +342,9 @@ void Fleet::Watch(std::string worker_id) {
     req.timeout = std::chrono::milliseconds(15'000);
     auto res = client->Send(req);
     json doc = res.ok() ? json::parse(res->body, nullptr, false) : json();
-    if (!res.ok() || res->status != 200 || !doc.is_object()) {
+    if (res.ok() && res->status == 404) {  // the host does not know it (anymore): it is gone
+      doc = json{{"state", "exited"}, {"message", "unknown to its host"}};
+    } else if (!res.ok() || res->status != 200 || !doc.is_object()) {
       if (++failures >= 30) {  // about 30 s without an answer from the agent
         {
           std::lock_guard<std::mutex> lock(mu_);

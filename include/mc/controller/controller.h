@@ -57,4 +57,8 @@ class Controller {
   virtual StatusOr<std::string> CreateApiKey(const std::string& name) = 0;
 };
 
+// Adds an API key to the controller database at `db_path` (the controller may be running) and
+// returns it. For `modelcache keys create`.
+StatusOr<std::string> AddApiKey(const std::filesystem::path& db_path, const std::string& name);
+
 }  // namespace mc::controller

@@ -1,0 +1,413 @@
+// controller, keys and up: the serverless control plane, its API keys, and the all-in-one.
+#include <pthread.h>
+#include <sys/stat.h>
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "mc/agent/agent.h"
+#include "mc/cache/cache_store.h"
+#include "mc/cache/importer.h"
+#include "mc/common/byte_count.h"
+#include "mc/common/logging.h"
+#include "mc/controller/controller.h"
+#include "mc/hub/hub_config.h"
+#include "mc/mirror/mirror_server.h"
+#include "mc/net/http_client.h"
+#include "mc/testing/model_fixture.h"
+
+namespace mc::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// "sqlite:PATH" or a plain path → the SQLite file. Other schemes are not built in yet.
+StatusOr<fs::path> DbPath(const std::string& db) {
+  if (db.starts_with("postgres:") || db.starts_with("postgresql:")) {
+    return UnimplementedError("--db " + db.substr(0, db.find(':')) +
+                              ": only SQLite is built in so far; use --db sqlite:PATH");
+  }
+  std::string path = db.starts_with("sqlite:") ? db.substr(7) : db;
+  if (path.starts_with("//")) path = path.substr(2);  // sqlite://path
+  if (path.empty()) return InvalidArgumentError("--db needs a file: --db sqlite:PATH");
+  fs::path p = fs::absolute(path);
+  std::error_code ec;
+  fs::create_directories(p.parent_path(), ec);
+  if (ec) return ErrnoError(ec.value(), "create " + p.parent_path().string());
+  return p;
+}
+
+// Blocks SIGTERM/SIGINT in every thread started after this (they inherit the mask), so that
+// WaitForStopSignal() is the only place that sees them.
+sigset_t BlockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+  return set;
+}
+
+void WaitForStopSignal(const sigset_t& set) {
+  int sig = 0;
+  sigwait(&set, &sig);
+  std::signal(SIGTERM, SIG_DFL);  // a second signal ends the process at once
+  std::signal(SIGINT, SIG_DFL);
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+}
+
+StatusOr<std::optional<hub::Secret>> ReadKeyFile(const std::string& file) {
+  if (file.empty()) return std::optional<hub::Secret>();
+  std::ifstream in(file);
+  if (!in) return NotFoundError("cannot read key file " + file);
+  std::string key((std::istreambuf_iterator<char>(in)), {});
+  while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.pop_back();
+  if (key.empty()) return InvalidArgumentError("key file " + file + " is empty");
+  return std::optional<hub::Secret>(hub::Secret(std::move(key)));
+}
+
+StatusOr<hub::Endpoint> UpstreamOrDefault(const std::string& flag) {
+  std::string url = flag;
+  if (url.empty()) {
+    const char* env = std::getenv("HF_ENDPOINT");
+    url = env && *env ? env : std::string(hub::kDefaultEndpoint);
+  }
+  return hub::Endpoint::Parse(url);
+}
+
+// ---- controller ----
+
+struct ControllerArgs {
+  std::string listen = "127.0.0.1:8080", db, upstream, public_url, agent_key_file;
+};
+
+Status RunController(const ControllerArgs& args) {
+  controller::ControllerOptions o;
+  o.listen = args.listen;
+  MC_ASSIGN_OR_RETURN(o.db_path, DbPath(args.db), "--db");
+  MC_ASSIGN_OR_RETURN(o.upstream, UpstreamOrDefault(args.upstream), "--upstream");
+  if (!args.public_url.empty()) o.public_url = args.public_url;
+  MC_ASSIGN_OR_RETURN(o.agent_api_key, ReadKeyFile(args.agent_key_file), "--agent-key-file");
+  const sigset_t stop = BlockStopSignals();
+  MC_ASSIGN_OR_RETURN(auto c, controller::Controller::Create(std::move(o)));
+  MC_RETURN_IF_ERROR(c->Start(), "listen on " + args.listen);
+  std::cout << "controller listening on " << c->base_url() << std::endl;
+  WaitForStopSignal(stop);
+  c->Stop();
+  return Status::Ok();
+}
+
+// ---- keys ----
+
+struct KeysArgs {
+  std::string db, name = "default";
+};
+
+Status RunKeysCreate(const KeysArgs& args) {
+  MC_ASSIGN_OR_RETURN(fs::path db, DbPath(args.db), "--db");
+  MC_ASSIGN_OR_RETURN(std::string key, controller::AddApiKey(db, args.name));
+  std::cout << key << std::endl;
+  std::cerr << "API key \"" << args.name << "\" created; it is shown only now. Send it as "
+            << "'Authorization: Bearer <key>'." << std::endl;
+  return Status::Ok();
+}
+
+// ---- up ----
+
+struct UpArgs {
+  std::string data_dir = "modelcache-up", listen = "127.0.0.1:8080", upstream, capacity = "20GB";
+  std::string worker_script = "examples/runpod_worker.py";
+  int agents = 2, gpus = 2;
+  bool demo = false, check = false;
+};
+
+constexpr const char* kDemoModel = "demo/tiny-llama";
+constexpr const char* kDemoGatedModel = "demo/gated-llama";
+
+Status WriteFile(const fs::path& path, const std::string& content, mode_t mode) {
+  std::ofstream out(path, std::ios::trunc);
+  out << content;
+  out.close();
+  if (!out) return ErrnoError(errno, "write " + path.string());
+  ::chmod(path.c_str(), mode);
+  return Status::Ok();
+}
+
+// The demo upstream: two generated repos in a cache under the data dir, one public and one gated
+// (its token in demo-hf-token), served by an in-process mirror.
+StatusOr<std::unique_ptr<mirror::MirrorServer>> StartDemoUpstream(const fs::path& data) {
+  const fs::path cache = data / "upstream";
+  MC_ASSIGN_OR_RETURN(auto store, cache::CacheStore::Open({cache, std::nullopt, true}));
+  for (const char* id : {kDemoModel, kDemoGatedModel}) {
+    MC_ASSIGN_OR_RETURN(RepoId repo, RepoId::Parse(id));
+    if (store->RepoExists(repo)) continue;
+    const fs::path src = data / "src" / repo.FolderName();
+    testing::ModelFixtureOptions f;
+    f.total_weight_bytes = 16 << 20;
+    f.shards = 2;
+    f.seed = std::string(id) == kDemoModel ? 1 : 2;
+    std::error_code ec;
+    fs::remove_all(src, ec);
+    MC_RETURN_IF_ERROR(testing::WriteModelFixture(src, f).status(), "demo model");
+    MC_RETURN_IF_ERROR(cache::ImportFolder(*store, src, repo, *Revision::Parse("main")).status(),
+                       "import the demo model");
+  }
+  const fs::path token_file = data / "demo-hf-token";
+  if (!fs::exists(token_file)) {
+    MC_RETURN_IF_ERROR(WriteFile(token_file, "hf_demo_" + std::to_string(::getpid()) + "\n", 0600));
+  }
+  MC_ASSIGN_OR_RETURN(auto token, ReadKeyFile(token_file.string()));
+  const fs::path access = data / "upstream-access.json";
+  MC_RETURN_IF_ERROR(WriteFile(access,
+                               json{{"repos", {{kDemoGatedModel, {{"gated", "manual"},
+                                                                  {"tokens", {token->Reveal()}}}}}}}
+                                   .dump(2),
+                               0600));
+  mirror::MirrorOptions m;
+  m.cache_dir = cache;
+  m.listen = "127.0.0.1:0";
+  m.access_config = access;
+  MC_ASSIGN_OR_RETURN(auto server, mirror::MirrorServer::Create(std::move(m)));
+  MC_RETURN_IF_ERROR(server->Start(), "demo upstream");
+  return server;
+}
+
+// The API key of this data dir: created once, kept in <data>/api-key (0600).
+StatusOr<std::string> DataDirKey(const fs::path& data, const fs::path& db) {
+  const fs::path file = data / "api-key";
+  auto existing = ReadKeyFile(fs::exists(file) ? file.string() : "");
+  if (existing.ok() && *existing) return std::string((*existing)->Reveal());
+  MC_ASSIGN_OR_RETURN(std::string key, controller::AddApiKey(db, "up"));
+  MC_RETURN_IF_ERROR(WriteFile(file, key + "\n", 0600));
+  return key;
+}
+
+// Creates the demo endpoint (if missing) and sends one job through it: the self-test of --demo.
+Status DemoSelfTest(const std::string& url, const std::string& key, const UpArgs& args) {
+  auto client = net::HttpClient::Create();
+  net::HeaderMap h;
+  h.Set("Authorization", "Bearer " + key);
+  h.Set("Content-Type", "application/json");
+  net::HttpClientRequest list{.method = "GET", .url = url + "/v1/endpoints", .headers = h};
+  MC_ASSIGN_OR_RETURN(auto listed, client->Send(list));
+  json endpoints = json::parse(listed.body, nullptr, false);
+  std::string id;
+  for (const json& e : endpoints.value("endpoints", json::array())) {
+    if (e.value("name", "") == "demo") id = e.value("id", "");
+  }
+  if (id.empty()) {
+    const std::string script = fs::absolute(args.worker_script).string();
+    if (!fs::exists(script)) {
+      return NotFoundError("the demo worker " + script +
+                           " is missing; run from the repository root or pass --worker-script");
+    }
+    net::HttpClientRequest create{.method = "POST", .url = url + "/v1/endpoints", .headers = h};
+    create.body = json{{"name", "demo"},
+                       {"model", std::string("https://huggingface.co/") + kDemoModel + ":main"},
+                       {"command", {"python3", script}},
+                       {"gpuCount", 1},
+                       {"workersMax", 2},
+                       {"idleTimeout", 30}}
+                      .dump();
+    MC_ASSIGN_OR_RETURN(auto created, client->Send(create));
+    if (created.status != 200) {
+      return InternalError("create the demo endpoint: HTTP " + std::to_string(created.status) +
+                           " " + created.body.substr(0, 300));
+    }
+    id = json::parse(created.body, nullptr, false).value("id", "");
+  }
+  std::cerr << "up: demo endpoint " << id << ": sending a test job (the first one downloads the "
+            << "model onto a host, unbilled)" << std::endl;
+  net::HttpClientRequest run{.method = "POST", .url = url + "/v2/" + id + "/runsync?wait=120000",
+                             .headers = h};
+  run.body = R"({"input": {"prompt": "hello"}})";
+  run.timeout = std::chrono::milliseconds(130'000);
+  MC_ASSIGN_OR_RETURN(auto ran, client->Send(run));
+  json status = json::parse(ran.body, nullptr, false);
+  if (status.value("status", "") != "COMPLETED") {
+    return InternalError("the demo job did not complete: " + ran.body.substr(0, 500));
+  }
+  std::cout << "demo job COMPLETED in " << status.value("delayTime", 0) << " ms queue + "
+            << status.value("executionTime", 0) << " ms run; the worker saw "
+            << status["output"].value("tensors", json::object()).size()
+            << " tensors of " << kDemoModel << " from its local cache" << std::endl;
+  std::cout << "endpoint " << id << std::endl;
+  return Status::Ok();
+}
+
+// `up` owns its workers: on the way out each agent's workers get SIGTERM (then SIGKILL) and are
+// waited for, so no worker outlives the command (a standalone agent leaves them running).
+void StopAllWorkers(const std::vector<std::unique_ptr<agent::Agent>>& agents,
+                    const std::string& key) {
+  auto client = net::HttpClient::Create();
+  net::HeaderMap h;
+  h.Set("Authorization", "Bearer " + key);
+  for (const auto& a : agents) {
+    net::HttpClientRequest list{.method = "GET", .url = a->base_url() + "/v1/workers", .headers = h};
+    auto listed = client->Send(list);
+    if (!listed.ok()) continue;
+    json doc = json::parse(listed->body, nullptr, false);
+    for (const json& w : doc.value("workers", json::array())) {
+      const std::string state = w.value("state", "");
+      if (state != "running" && state != "stopping" && state != "initializing") continue;
+      const std::string url = a->base_url() + "/v1/workers/" + w.value("id", "");
+      net::HttpClientRequest del{.method = "DELETE", .url = url + "?grace=5", .headers = h};
+      client->Send(del).status().IgnoreError();
+      net::HttpClientRequest wait{.method = "GET", .url = url + "?wait=10&until=exited,failed",
+                                  .headers = h};
+      wait.timeout = std::chrono::milliseconds(15'000);
+      client->Send(wait).status().IgnoreError();
+    }
+  }
+}
+
+void StopAll(std::unique_ptr<controller::Controller>& ctl,
+             std::vector<std::unique_ptr<agent::Agent>>& agents, const std::string& key) {
+  StopAllWorkers(agents, key);  // while the controller runs, so that it records them stopped
+  ctl->Stop();
+  StopAllWorkers(agents, key);  // any it started in between
+  for (auto& a : agents) a->Stop();
+}
+
+Status RunUp(const UpArgs& args) {
+  const fs::path data = fs::absolute(args.data_dir);
+  std::error_code ec;
+  fs::create_directories(data, ec);
+  if (ec) return ErrnoError(ec.value(), "create " + data.string());
+  const sigset_t stop = BlockStopSignals();
+
+  std::unique_ptr<mirror::MirrorServer> demo_upstream;
+  hub::Endpoint upstream = hub::Endpoint::Parse(hub::kDefaultEndpoint).value();
+  if (args.demo) {
+    MC_ASSIGN_OR_RETURN(demo_upstream, StartDemoUpstream(data), "--demo");
+    MC_ASSIGN_OR_RETURN(upstream, hub::Endpoint::Parse(demo_upstream->base_url()));
+  } else {
+    MC_ASSIGN_OR_RETURN(upstream, UpstreamOrDefault(args.upstream), "--upstream");
+  }
+
+  controller::ControllerOptions co;
+  co.listen = args.listen;
+  co.db_path = data / "controller.db";
+  co.upstream = upstream;
+  co.ping_interval = std::chrono::milliseconds(2'000);
+  // One key for everything here: clients, agents towards the controller, the controller towards
+  // agents.
+  MC_ASSIGN_OR_RETURN(std::string key, DataDirKey(data, co.db_path));
+  co.agent_api_key = hub::Secret(key);
+  MC_ASSIGN_OR_RETURN(auto ctl, controller::Controller::Create(co));
+  MC_RETURN_IF_ERROR(ctl->Start(), "listen on " + args.listen);
+
+  std::vector<std::unique_ptr<agent::Agent>> agents;
+  for (int i = 1; i <= args.agents; ++i) {
+    agent::AgentOptions ao;
+    const fs::path host = data / ("host-" + std::to_string(i));
+    ao.cache_dir = host / "hub";
+    ao.state_dir = host / "state";
+    fs::create_directories(ao.cache_dir, ec);
+    MC_ASSIGN_OR_RETURN(ao.capacity, agent::ResolveCapacity(args.capacity, ao.cache_dir),
+                        "--capacity");
+    ao.gpus = args.gpus;
+    ao.gpu_type = "demo-gpu";
+    ao.host_id = "host-" + std::to_string(i);
+    ao.upstream = upstream;
+    ao.controller_url = ctl->base_url();
+    ao.api_key = hub::Secret(key);
+    ao.heartbeat_interval = std::chrono::milliseconds(1'000);
+    MC_ASSIGN_OR_RETURN(auto a, agent::Agent::Create(std::move(ao)), "agent " + std::to_string(i));
+    MC_RETURN_IF_ERROR(a->Start(), "agent " + std::to_string(i));
+    agents.push_back(std::move(a));
+  }
+  std::cout << "controller listening on " << ctl->base_url() << std::endl;
+  std::cerr << "up: " << args.agents << " hosts with " << args.gpus << " GPU slots each, data in "
+            << data.string() << "\n"
+            << "up: API key in " << (data / "api-key").string() << " (send it as "
+            << "'Authorization: Bearer <key>')" << std::endl;
+  if (args.demo) {
+    std::cerr << "up: demo upstream " << upstream.url() << " serves " << kDemoModel << " and the "
+              << "gated " << kDemoGatedModel << " (its token: " << (data / "demo-hf-token").string()
+              << ")" << std::endl;
+    Status tested = DemoSelfTest(ctl->base_url(), key, args);
+    if (!tested.ok() || args.check) {
+      StopAll(ctl, agents, key);
+      return tested;
+    }
+  }
+  std::cerr << "Try:\n  K=$(cat " << (data / "api-key").string() << ")\n"
+            << "  curl -H \"Authorization: Bearer $K\" " << ctl->base_url() << "/v1/endpoints\n"
+            << "  curl -H \"Authorization: Bearer $K\" -X POST " << ctl->base_url()
+            << "/v2/<endpoint>/runsync -d '{\"input\": {}}'\n"
+            << "Stop with Ctrl-C (workers are stopped with it)." << std::endl;
+  WaitForStopSignal(stop);
+  std::cerr << "up: stopping workers, agents and the controller" << std::endl;
+  StopAll(ctl, agents, key);
+  return Status::Ok();
+}
+
+}  // namespace
+
+void AddControllerCommands(CLI::App& app, CommandResult& result) {
+  auto* cmd = app.add_subcommand(
+      "controller",
+      "Run the controller: Runpod-compatible serverless endpoints with cached models. Clients use\n"
+      "the Runpod job API (/v2/<endpoint>/run, runsync, status, stream, cancel, ...), workers\n"
+      "the Runpod worker protocol, operators the /v1 management API; agents register here.\n"
+      "Prints 'controller listening on <url>' when ready; stops on SIGTERM.\n"
+      "Example: modelcache controller --db sqlite:/var/lib/modelcache/controller.db");
+  auto cargs = std::make_shared<ControllerArgs>();
+  cmd->add_option("--listen", cargs->listen, "Address and port (default 127.0.0.1:8080)");
+  cmd->add_option("--db", cargs->db, "The store: sqlite:PATH (the embedded default)")->required();
+  cmd->add_option("--upstream", cargs->upstream,
+                  "The Hub models are resolved against (default $HF_ENDPOINT, else huggingface.co)");
+  cmd->add_option("--public-url", cargs->public_url,
+                  "How workers reach the controller (default: the listening address)");
+  cmd->add_option("--agent-key-file", cargs->agent_key_file,
+                  "File with the API key agents expect on their /v1 (if they have one)");
+  cmd->footer("Create an API key first: modelcache keys create --db sqlite:PATH --name me");
+  cmd->callback([cargs, &result] {
+    SetUpLogging("info");
+    result.status = RunController(*cargs);
+  });
+
+  auto* keys = app.add_subcommand("keys", "Manage the controller's API keys");
+  keys->require_subcommand(1);
+  auto kargs = std::make_shared<KeysArgs>();
+  auto* create = keys->add_subcommand(
+      "create", "Create an API key and print it (it is stored hashed and shown only once)");
+  create->add_option("--db", kargs->db, "The controller's store: sqlite:PATH")->required();
+  create->add_option("--name", kargs->name, "A name to recognise the key by (default default)");
+  create->callback([kargs, &result] { result.status = RunKeysCreate(*kargs); });
+
+  auto* up = app.add_subcommand(
+      "up",
+      "Run everything on this machine: a controller and --agents host agents, each with its own\n"
+      "cache dir, disk budget and GPU slots, with all state under --data-dir. With --demo also a\n"
+      "local upstream hub serving generated demo models (demo/tiny-llama, and the gated\n"
+      "demo/gated-llama), a demo endpoint running examples/runpod_worker.py, and one test job:\n"
+      "the whole product offline.\n"
+      "Example: modelcache up --demo");
+  auto uargs = std::make_shared<UpArgs>();
+  up->add_flag("--demo", uargs->demo, "Start the demo upstream, endpoint and test job");
+  up->add_flag("--check", uargs->check, "With --demo: exit after the test job (0 if it completed)");
+  up->add_option("--data-dir", uargs->data_dir, "Where everything is kept (default ./modelcache-up)");
+  up->add_option("--listen", uargs->listen, "The controller's address (default 127.0.0.1:8080)");
+  up->add_option("--agents", uargs->agents, "Host agents to run (default 2)")
+      ->check(CLI::Range(1, 16));
+  up->add_option("--gpus", uargs->gpus, "GPU slots per agent (default 2)")->check(CLI::Range(0, 64));
+  up->add_option("--capacity", uargs->capacity, "Disk budget per agent (default 20GB; or 10%)");
+  up->add_option("--upstream", uargs->upstream,
+                 "The Hub without --demo (default $HF_ENDPOINT, else huggingface.co)");
+  up->add_option("--worker-script", uargs->worker_script,
+                 "The demo worker (default examples/runpod_worker.py, from the repository root)");
+  up->callback([uargs, &result] {
+    SetUpLogging("warn");
+    result.status = RunUp(*uargs);
+  });
+}
+
+}  // namespace mc::cli
