@@ -446,7 +446,8 @@ void ControllerApi::WorkerApi(const net::HttpRequest& req, net::HttpResponse& re
       batch = std::clamp(std::atoi(req.QueryParam("batch_size").value_or("1").c_str()), 1, 64);
     }
     fleet_.OnTake(worker, 0);
-    std::vector<JobRecord> taken = jobs_.Take(ep, worker, batch, options_.take_hold);
+    std::vector<JobRecord> taken = jobs_.Take(ep, worker, batch, options_.take_hold,
+                                              [&] { return fleet_.AcceptsJobs(worker); });
     fleet_.OnTake(worker, taken.size());
     if (taken.empty()) {
       res.status = 204;

@@ -434,6 +434,7 @@ void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
     jobs_.RequeueWorker(id, "worker " + id + " stopped pinging");
     StopWorker(id, "stopped pinging");
   }
+  jobs_.RequeueOrphans([this](const std::string& id) { return IsLive(id); });
   for (const EndpointRecord& e : endpoints) {
     scheduler::AutoscaleConfig config;
     config.workers_min = static_cast<uint32_t>(std::max(0, e.workers_min));
@@ -587,6 +588,19 @@ void Fleet::OnPing(const std::string& worker_id) {
   auto it = workers_.find(worker_id);
   if (it == workers_.end()) return;
   it->second->rec.last_ping_ms = NowMs();
+}
+
+bool Fleet::AcceptsJobs(const std::string& worker_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = workers_.find(worker_id);
+  return it != workers_.end() && IsLivePhase(it->second->rec.phase) &&
+         it->second->rec.phase != kStopping;
+}
+
+bool Fleet::IsLive(const std::string& worker_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = workers_.find(worker_id);
+  return it != workers_.end() && IsLivePhase(it->second->rec.phase);
 }
 
 std::vector<WorkerRecord> Fleet::Workers(const std::string& endpoint_id) const {

@@ -109,6 +109,10 @@ class Fleet {
   void OnTake(const std::string& worker_id, size_t jobs_taken);
   void OnJobDone(const std::string& worker_id, bool stop_pod);
   void OnPing(const std::string& worker_id);
+  // True while the worker may be given jobs (not stopping or ended).
+  bool AcceptsJobs(const std::string& worker_id) const;
+  // True unless the worker has ended (stopped or failed) or is unknown.
+  bool IsLive(const std::string& worker_id) const;
 
   std::vector<WorkerRecord> Workers(const std::string& endpoint_id) const;
   std::vector<ColdStart> ColdStarts(const std::string& endpoint_id) const;

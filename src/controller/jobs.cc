@@ -115,7 +115,8 @@ StatusOr<JobRecord> JobBoard::WaitFinal(const std::string& endpoint_id, const st
 }
 
 std::vector<JobRecord> JobBoard::Take(const std::string& endpoint_id, const std::string& worker_id,
-                                      int max, std::chrono::milliseconds hold) {
+                                      int max, std::chrono::milliseconds hold,
+                                      const std::function<bool()>& accepts) {
   std::unique_lock<std::mutex> lock(mu_);
   auto has_job = [&] {
     auto q = queues_.find(endpoint_id);
@@ -123,6 +124,12 @@ std::vector<JobRecord> JobBoard::Take(const std::string& endpoint_id, const std:
   };
   changed_.wait_for(lock, hold, has_job);
   std::vector<JobRecord> taken;
+  if (accepts) {
+    lock.unlock();  // the fleet has its own lock; never hold both
+    const bool ok = accepts();
+    lock.lock();
+    if (!ok) return taken;
+  }
   auto q = queues_.find(endpoint_id);
   while (q != queues_.end() && !q->second.empty() && static_cast<int>(taken.size()) < max) {
     const std::string id = q->second.front();
@@ -378,6 +385,21 @@ void JobBoard::Tick() {
     for (const std::string& id : expired) DeleteLocked(id);
   }
   RunFinalHooks(finals);
+}
+
+void JobBoard::RequeueOrphans(const std::function<bool(const std::string&)>& is_live) {
+  std::vector<std::string> holders;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, e] : jobs_) {
+      if (e.job.status == kInProgress) holders.push_back(e.job.worker_id);
+    }
+  }
+  std::sort(holders.begin(), holders.end());
+  holders.erase(std::unique(holders.begin(), holders.end()), holders.end());
+  for (const std::string& w : holders) {
+    if (!is_live(w)) RequeueWorker(w, "its worker " + w + " is gone");
+  }
 }
 
 int JobBoard::HeldBy(const std::string& worker_id) const {

@@ -89,8 +89,11 @@ class JobBoard {
   StatusOr<JobRecord> WaitFinal(const std::string& endpoint_id, const std::string& job_id,
                                 std::chrono::milliseconds wait) const;
   // Takes up to `max` queued jobs for `worker_id`, waiting up to `hold` for one. Empty = none.
+  // `accepts` is asked right before jobs are handed out: a worker that is being stopped while its
+  // take waits gets none (its client may be gone, and the job would be lost with it).
   std::vector<JobRecord> Take(const std::string& endpoint_id, const std::string& worker_id,
-                              int max, std::chrono::milliseconds hold);
+                              int max, std::chrono::milliseconds hold,
+                              const std::function<bool()>& accepts = {});
   // A worker's result or progress update (raw JSON body). Sets *stop_pod when the result asks to
   // recycle the worker. Always OK for results it ignores (see the header comment).
   Status Done(const std::string& endpoint_id, const std::string& worker_id,
@@ -113,6 +116,9 @@ class JobBoard {
   void RequeueWorker(const std::string& worker_id, const std::string& reason);
   // TTLs, execution timeouts, retention. Called by the controller's loop.
   void Tick();
+  // Requeues running jobs whose worker `is_live` says is gone (a take answered to a worker that
+  // died meanwhile). Called by the controller's loop.
+  void RequeueOrphans(const std::function<bool(const std::string& worker_id)>& is_live);
   // Jobs a worker holds (for the fleet's idle/running phase).
   int HeldBy(const std::string& worker_id) const;
   QueueLoad Load(const std::string& endpoint_id) const;

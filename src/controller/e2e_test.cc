@@ -1,0 +1,270 @@
+// End to end, on loopback: an upstream mirror, two agents and the controller in this process, and
+// workers that are real processes (examples/runpod_worker.py, which speaks the Runpod worker
+// protocol as runpod-python does). Cold start by download then by cache hit, the ledger's unbilled
+// download, idle scale-down, placement away from a host without room, gated models and a worker
+// killed mid-job.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "mc/agent/agent.h"
+#include "mc/cache/cache_store.h"
+#include "mc/cache/importer.h"
+#include "mc/controller/controller.h"
+#include "mc/mirror/mirror_server.h"
+#include "mc/net/http_client.h"
+#include "mc/testing/model_fixture.h"
+
+namespace mc::controller {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+constexpr char kGatedToken[] = "hf_e2e_gated_token";
+
+struct Reply {
+  int status = 0;
+  json body;
+};
+
+struct Cluster {
+  fs::path root;
+  std::unique_ptr<mirror::MirrorServer> upstream;
+  std::unique_ptr<Controller> controller;
+  std::vector<std::unique_ptr<agent::Agent>> agents;
+  std::string key;
+  std::unique_ptr<net::HttpClient> client = net::HttpClient::Create();
+
+  // Agents get these capacities (bytes), one agent each.
+  explicit Cluster(const std::string& name, std::vector<uint64_t> capacities) {
+    root = fs::temp_directory_path() / ("mc_e2e_" + std::to_string(::getpid()) + "_" + name);
+    fs::remove_all(root);
+    fs::create_directories(root);
+    auto store = *cache::CacheStore::Open({root / "upstream", std::nullopt, true});
+    for (const char* id : {"demo/a", "demo/gated"}) {
+      testing::ModelFixtureOptions f;
+      f.total_weight_bytes = 2 << 20;
+      f.seed = std::string(id) == "demo/a" ? 1 : 2;
+      if (!testing::WriteModelFixture(root / "src" / id, f).ok()) std::abort();
+      if (!cache::ImportFolder(*store, root / "src" / id, *RepoId::Parse(id),
+                               *Revision::Parse("main"))
+               .ok()) {
+        std::abort();
+      }
+    }
+    std::ofstream(root / "access.json")
+        << R"({"repos": {"demo/gated": {"gated": "manual", "tokens": [")" << kGatedToken
+        << R"("]}}})";
+    mirror::MirrorOptions m;
+    m.cache_dir = root / "upstream";
+    m.access_config = root / "access.json";
+    upstream = *mirror::MirrorServer::Create(std::move(m));
+    if (!upstream->Start().ok()) std::abort();
+
+    ControllerOptions co;
+    co.listen = "127.0.0.1:0";
+    co.db_path = root / "controller.db";
+    co.upstream = *hub::Endpoint::Parse(upstream->base_url());
+    co.tick = 50ms;
+    co.take_hold = 2s;
+    co.ping_interval = 1000ms;
+    co.stop_grace = 2s;
+    key = *AddApiKey(co.db_path, "e2e");
+    co.agent_api_key = hub::Secret(key);
+    controller = *Controller::Create(std::move(co));
+    if (!controller->Start().ok()) std::abort();
+    for (size_t i = 0; i < capacities.size(); ++i) {
+      agent::AgentOptions ao;
+      const fs::path host = root / ("host-" + std::to_string(i + 1));
+      ao.cache_dir = host / "hub";
+      ao.state_dir = host / "state";
+      ao.capacity = capacities[i];
+      ao.gpus = 2;
+      ao.gpu_type = "test-gpu";
+      ao.host_id = "host-" + std::to_string(i + 1);
+      ao.upstream = *hub::Endpoint::Parse(upstream->base_url());
+      ao.controller_url = controller->base_url();
+      ao.api_key = hub::Secret(key);
+      ao.heartbeat_interval = 100ms;
+      auto a = agent::Agent::Create(std::move(ao));
+      if (!a.ok() || !(*a)->Start().ok()) std::abort();
+      agents.push_back(std::move(*a));
+    }
+    // Wait (bounded) until every host has registered.
+    for (int i = 0; i < 300 && Call("GET", "/v1/hosts").body["hosts"].size() < agents.size();
+         ++i) {
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+  ~Cluster() {
+    StopWorkers();
+    controller->Stop();
+    for (auto& a : agents) a->Stop();
+    upstream->Stop();
+    std::error_code ec;
+    fs::remove_all(root, ec);
+  }
+  // No worker process outlives the test.
+  void StopWorkers() {
+    for (auto& a : agents) {
+      Reply list = Call("GET", a->base_url() + "/v1/workers", "", true);
+      for (const json& w : list.body.value("workers", json::array())) {
+        if (w["state"] != "running") continue;
+        const std::string url = a->base_url() + "/v1/workers/" + w["id"].get<std::string>();
+        Call("DELETE", url + "?grace=2", "", true);
+        Call("GET", url + "?wait=10&until=exited,failed", "", true);
+      }
+    }
+  }
+  Reply Call(const std::string& method, const std::string& target, const std::string& body = "",
+             bool absolute = false) {
+    net::HttpClientRequest req;
+    req.method = method;
+    req.url = absolute ? target : controller->base_url() + target;
+    req.headers.Set("Authorization", "Bearer " + key);
+    if (!body.empty()) {
+      req.body = body;
+      req.headers.Set("Content-Type", "application/json");
+    }
+    req.timeout = 120s;
+    auto res = client->Send(req);
+    if (!res.ok()) return {0, json{{"transport", res.status().ToString()}}};
+    return {res->status, json::parse(res->body, nullptr, false)};
+  }
+  std::string CreateEndpoint(json fields) {
+    fields["command"] = {"python3", std::string(MC_SOURCE_DIR) + "/examples/runpod_worker.py"};
+    if (!fields.contains("name")) fields["name"] = "e2e";
+    Reply r = Call("POST", "/v1/endpoints", fields.dump());
+    EXPECT_EQ(r.status, 200) << r.body.dump();
+    return r.body.value("id", "");
+  }
+  std::vector<json> Workers(const std::string& endpoint) {
+    std::vector<json> out;
+    const Reply r = Call("GET", "/v1/workers?endpoint=" + endpoint);  // outlives the loop
+    for (const json& w : r.body["workers"]) out.push_back(w);
+    return out;
+  }
+  // Polls (bounded) until `pred` holds.
+  template <typename Pred>
+  bool Eventually(Pred pred, std::chrono::milliseconds limit = 30s) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(25ms);
+    }
+    return pred();
+  }
+};
+
+TEST(ControllerE2eTest, MissDownloadsUnbilledThenScalesDownThenHitsTheCache) {
+  Cluster c("miss_hit", {1ull << 30, 1ull << 30});
+  const std::string ep = c.CreateEndpoint({{"model", "https://huggingface.co/demo/a:main"},
+                                           {"idleTimeout", 1},
+                                           {"workersMax", 1}});
+  Reply first = c.Call("POST", "/v2/" + ep + "/runsync?wait=60000", R"({"input": {"x": 1}})");
+  ASSERT_EQ(first.body["status"], "COMPLETED") << first.body.dump();
+  EXPECT_EQ(first.body["output"]["model"], "demo/a");
+  EXPECT_TRUE(first.body.contains("delayTime") && first.body.contains("executionTime"));
+  auto workers = c.Workers(ep);
+  ASSERT_EQ(workers.size(), 1u) << c.Call("GET", "/v1/workers").body.dump();
+  const std::string host = workers[0]["hostId"];
+  EXPECT_FALSE(workers[0]["cacheHit"].get<bool>());
+
+  // The ledger: the download was the unbilled "initializing" phase.
+  Reply ledger = c.Call("GET", "/v1/ledger?endpoint=" + ep);
+  bool unbilled_download = false, billed_start = false;
+  for (const json& row : ledger.body["ledger"]) {
+    if (row["phase"] == "initializing" && !row["billed"].get<bool>() && row["end"].is_number()) {
+      unbilled_download = true;
+    }
+    if (row["phase"] == "starting" && row["billed"].get<bool>()) billed_start = true;
+  }
+  EXPECT_TRUE(unbilled_download) << ledger.body.dump();
+  EXPECT_TRUE(billed_start) << ledger.body.dump();
+
+  // Idle for longer than idleTimeout: the worker is stopped.
+  ASSERT_TRUE(c.Eventually([&] { return c.Workers(ep)[0]["phase"] == "stopped"; }))
+      << c.Workers(ep)[0].dump();
+
+  // The next request is placed where the model is: a cold start without download.
+  Reply second = c.Call("POST", "/v2/" + ep + "/runsync?wait=60000", R"({"input": {"x": 2}})");
+  ASSERT_EQ(second.body["status"], "COMPLETED") << second.body.dump();
+  workers = c.Workers(ep);
+  ASSERT_EQ(workers.size(), 2u);
+  const json& hit = workers[0]["id"] == first.body["workerId"] ? workers[1] : workers[0];
+  EXPECT_EQ(hit["hostId"], host);
+  EXPECT_TRUE(hit["cacheHit"].get<bool>());
+  Reply shown = c.Call("GET", "/v1/endpoints/" + ep);
+  EXPECT_EQ(shown.body["coldStarts"]["miss"]["count"], 1) << shown.body.dump();
+  EXPECT_EQ(shown.body["coldStarts"]["hit"]["count"], 1);
+  EXPECT_GT(shown.body["seconds"]["unbilled"].get<double>(), 0);
+  EXPECT_FALSE(shown.body.contains("hfToken"));
+}
+
+TEST(ControllerE2eTest, HostWithoutRoomForTheModelIsSkipped) {
+  // host-1 cannot hold the model at all; every worker goes to host-2.
+  Cluster c("no_room", {64 << 10, 1ull << 30});
+  const std::string ep = c.CreateEndpoint({{"model", "demo/a"}, {"workersMin", 1}});
+  ASSERT_TRUE(c.Eventually([&] {
+    auto w = c.Workers(ep);
+    return !w.empty() && w[0]["phase"] == "idle";
+  }));
+  for (const json& w : c.Workers(ep)) EXPECT_EQ(w["hostId"], "host-2");
+}
+
+TEST(ControllerE2eTest, GatedModelNeedsTheEndpointsOwnToken) {
+  Cluster c("gated", {1ull << 30});
+  json fields{{"name", "gated"}, {"model", "demo/gated"},
+              {"command", {"python3", std::string(MC_SOURCE_DIR) + "/examples/runpod_worker.py"}}};
+  Reply none = c.Call("POST", "/v1/endpoints", fields.dump());
+  EXPECT_TRUE(none.status == 401 || none.status == 403) << none.body.dump();
+  fields["hfToken"] = "hf_wrong";
+  Reply wrong = c.Call("POST", "/v1/endpoints", fields.dump());
+  EXPECT_EQ(wrong.status, 403) << wrong.body.dump();
+  EXPECT_EQ(wrong.body.dump().find("hf_wrong"), std::string::npos);
+  fields["hfToken"] = kGatedToken;
+  Reply right = c.Call("POST", "/v1/endpoints", fields.dump());
+  ASSERT_EQ(right.status, 200) << right.body.dump();
+  EXPECT_EQ(right.body.dump().find(kGatedToken), std::string::npos);
+  // Changing to a token the upstream refuses is refused, and the endpoint keeps its own.
+  Reply update = c.Call("PATCH", "/v1/endpoints/" + right.body["id"].get<std::string>(),
+                        R"({"hfToken": "hf_wrong"})");
+  EXPECT_EQ(update.status, 403) << update.body.dump();
+  EXPECT_TRUE(c.Workers(right.body["id"]).empty());
+}
+
+TEST(ControllerE2eTest, WorkerKilledMidJobHasItsJobRequeuedAndCompleted) {
+  Cluster c("killed", {1ull << 30, 1ull << 30});
+  const std::string ep = c.CreateEndpoint({{"model", "demo/a"}, {"workersMax", 2}});
+  Reply run = c.Call("POST", "/v2/" + ep + "/run", R"({"input": {"sleep": 3}})");
+  const std::string job = run.body["id"];
+  ASSERT_TRUE(c.Eventually([&] {
+    return c.Call("GET", "/v2/" + ep + "/status/" + job).body["status"] == "IN_PROGRESS";
+  }));
+  const std::string worker = c.Call("GET", "/v2/" + ep + "/status/" + job).body["workerId"];
+  // Kill the worker process the hard way, as a crash would.
+  int pid = 0;
+  for (auto& a : c.agents) {
+    Reply w = c.Call("GET", a->base_url() + "/v1/workers/" + worker, "", true);
+    if (w.status == 200) pid = w.body["pid"].get<int>();
+  }
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  Reply done = c.Call("GET", "/v2/" + ep + "/status-sync/" + job + "?wait=90000");
+  ASSERT_TRUE(c.Eventually(
+      [&] { return c.Call("GET", "/v2/" + ep + "/status/" + job).body["status"] == "COMPLETED"; },
+      60s));
+  Reply status = c.Call("GET", "/v2/" + ep + "/status/" + job);
+  EXPECT_GE(status.body.value("retries", 0), 1) << status.body.dump();
+  EXPECT_NE(status.body["workerId"], worker);
+  EXPECT_GE(c.Call("GET", "/v2/" + ep + "/health").body["jobs"]["retried"].get<int>(), 1);
+}
+
+}  // namespace
+}  // namespace mc::controller
