@@ -420,6 +420,7 @@ void ControllerApi::Submit(const net::HttpRequest& req, net::HttpResponse& res,
   r.extra_json = extra.dump();
   auto job = jobs_.Submit(e, r);
   if (!job.ok()) return SendError(res, job.status());
+  if (kick_) kick_();
   if (!sync) return SendJson(res, 200, json{{"id", job->id}, {"status", job->status}});
   auto done = jobs_.WaitFinal(e.id, job->id,
                               WaitMs(req, options_.runsync_wait.count(), 1'000, 300'000));

@@ -30,6 +30,9 @@ class ControllerApi {
   // Checks a client key ("Bearer <key>" or bare) against the stored hashes (cached).
   bool Authorized(const std::string& authorization);
   StatusOr<std::string> CreateApiKey(const std::string& name);
+  // Called after a job is queued, so that the autoscaler runs at once rather than at the next
+  // tick (a cold start should not wait for the timer).
+  void set_kick(std::function<void()> kick) { kick_ = std::move(kick); }
 
  private:
   void Management(const net::HttpRequest& req, net::HttpResponse& res,
@@ -52,6 +55,7 @@ class ControllerApi {
   ControllerStore& store_;
   JobBoard& jobs_;
   Fleet& fleet_;
+  std::function<void()> kick_;
   std::mutex keys_mu_;
   std::set<std::string> known_keys_;  // sha256 of keys seen valid
 };

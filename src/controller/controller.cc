@@ -113,6 +113,13 @@ class ControllerImpl final : public Controller {
     fleet_ = std::make_unique<Fleet>(*store_, *jobs_, *o_.clock, std::move(f));
     MC_RETURN_IF_ERROR(fleet_->Load(), "controller: load workers");
     api_ = std::make_unique<ControllerApi>(o_, *store_, *jobs_, *fleet_);
+    api_->set_kick([this] {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        kicked_ = true;
+      }
+      cv_.notify_all();
+    });
     ready_ = true;
     loop_ = std::thread([this] { Loop(); });
     spdlog::info("controller: serving on {}", http_->base_url());
@@ -153,7 +160,10 @@ class ControllerImpl final : public Controller {
 
   void Loop() {
     std::unique_lock<std::mutex> lock(mu_);
-    while (!cv_.wait_for(lock, o_.tick, [&] { return stopped_; })) {
+    while (true) {
+      cv_.wait_for(lock, o_.tick, [&] { return stopped_ || kicked_; });
+      if (stopped_) return;
+      kicked_ = false;
       lock.unlock();
       jobs_->Tick();
       auto endpoints = store_->ListEndpoints();
@@ -178,6 +188,7 @@ class ControllerImpl final : public Controller {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopped_ = false;
+  bool kicked_ = false;  // a job was queued: run the autoscaler now
 };
 
 }  // namespace
