@@ -214,7 +214,11 @@ void Workers::Launch(const std::string& id, const EnsureState& model) {
 
   std::map<std::string, std::string> env;
   if (const char* path = std::getenv("PATH")) env["PATH"] = path;
-  if (const char* home = std::getenv("HOME")) env["HOME"] = home;
+  // A home of its own: the Runpod SDK prefers ~/.runpod/config.toml's key to RUNPOD_AI_API_KEY,
+  // and nothing of the agent user's (tokens, configs) should leak into workers.
+  const fs::path home = options_.state_dir / "workers" / id / "home";
+  fs::create_directories(home, ec);
+  env["HOME"] = fs::absolute(home).string();
   for (const auto& [k, v] : request.env) env[k] = v;
   env["HF_HUB_CACHE"] = fs::absolute(options_.cache_dir).string();
   env["HF_HOME"] = hf_home.string();

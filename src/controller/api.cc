@@ -411,7 +411,10 @@ void ControllerApi::Submit(const net::HttpRequest& req, net::HttpResponse& res,
     Status s = ms("executionTimeout", kMinExecutionMs, r.execution_timeout_ms);
     if (s.ok()) s = ms("ttl", kMinTtlMs, r.ttl_ms);
     if (!s.ok()) return SendError(res, s);
-    r.low_priority = pol.value("lowPriority", false) == true;
+    if (pol.contains("lowPriority") && !pol["lowPriority"].is_boolean()) {
+      return SendError(res, InvalidArgumentError("policy.lowPriority must be true or false"));
+    }
+    r.low_priority = pol.contains("lowPriority") && pol["lowPriority"].get<bool>();
   }
   json extra = json::object();
   for (const auto& [k, v] : b.items()) {
@@ -685,7 +688,11 @@ void ControllerApi::Management(const net::HttpRequest& req, net::HttpResponse& r
     if (m == "POST" && p.size() == 2) {
       auto body = ParseObject(req.body.empty() ? "{}" : req.body);
       if (!body.ok()) return SendError(res, body.status());
-      auto key = CreateApiKey(body->value("name", "unnamed"));
+      if (body->contains("name") && !(*body)["name"].is_string()) {
+        return SendError(res, InvalidArgumentError("name must be a string"));
+      }
+      auto key = CreateApiKey(body->contains("name") ? (*body)["name"].get<std::string>()
+                                                     : "unnamed");
       if (!key.ok()) return SendError(res, key.status());
       return SendJson(res, 200, json{{"key", *key}});
     }

@@ -9,6 +9,7 @@
 
 #include "mc/hub/hub_client.h"
 #include "mc/net/http_client.h"
+#include "mc/net/url.h"
 #include "mc/scheduler/autoscale.h"
 #include "mc/scheduler/placement.h"
 
@@ -137,9 +138,10 @@ StatusOr<HostView> ParseHost(const json& doc, int64_t now) {
   for (const json& d : doc.value("downloads", json::array())) {
     if (!d.is_object()) continue;
     const json p = d.value("progress", json::object());
-    h.downloads.push_back({d.value("model", ""), d.is_object() && d["commit"].is_string()
-                                                     ? d["commit"].get<std::string>()
-                                                     : "",
+    const auto commit = d.find("commit");
+    h.downloads.push_back({d.value("model", ""),
+                           commit != d.end() && commit->is_string() ? commit->get<std::string>()
+                                                                    : "",
                            p.value("bytes_done", uint64_t{0}), p.value("bytes_total", uint64_t{0}),
                            p.value("bytes_per_second", 0.0)});
   }
@@ -153,7 +155,13 @@ Status Fleet::Heartbeat(const std::string& body) {
   json doc = json::parse(body, nullptr, false);
   if (doc.is_discarded()) return InvalidArgumentError("the host document is not valid JSON");
   const int64_t now = NowMs();
-  MC_ASSIGN_OR_RETURN(HostView host, ParseHost(doc, now));
+  StatusOr<HostView> parsed = InvalidArgumentError("bad host document");
+  try {
+    parsed = ParseHost(doc, now);
+  } catch (const json::exception& e) {  // a field of the wrong type
+    return InvalidArgumentError(std::string("bad host document: ") + e.what());
+  }
+  MC_ASSIGN_OR_RETURN(HostView host, std::move(parsed));
   MC_RETURN_IF_ERROR(store_.PutHost({host.id, body, now}));
   std::lock_guard<std::mutex> lock(mu_);
   hosts_[host.id] = std::move(host);
@@ -269,7 +277,8 @@ Status Fleet::StartWorker(const EndpointRecord& e, const HostView& host,
   json env = json::parse(e.env_json, nullptr, false);
   if (!env.is_object()) env = json::object();
   const std::string base = options_.public_url + "/v2/" + e.id;
-  const std::string gpu = "?gpu=" + (e.gpu_type.empty() ? std::string("any") : e.gpu_type);
+  const std::string gpu =
+      "?gpu=" + net::PercentEncode(e.gpu_type.empty() ? std::string("any") : e.gpu_type);
   env["RUNPOD_WEBHOOK_GET_JOB"] = base + "/job-take/" + id + gpu;
   env["RUNPOD_WEBHOOK_POST_OUTPUT"] = base + "/job-done/" + id + "/$ID" + gpu;
   env["RUNPOD_WEBHOOK_POST_STREAM"] = base + "/job-stream/" + id + "/$ID" + gpu;

@@ -43,7 +43,8 @@ Status JobBoard::Load() {
   std::lock_guard<std::mutex> lock(mu_);
   for (JobRecord& j : jobs) {
     if (j.status == kInQueue) queues_[j.endpoint_id].push_back(j.id);
-    jobs_[j.id] = Entry{std::move(j), std::nullopt};
+    const std::string id = j.id;  // not j.id below: the right side is evaluated (moved) first
+    jobs_[id] = Entry{std::move(j), std::nullopt};
   }
   return Status::Ok();
 }
@@ -174,7 +175,8 @@ Status JobBoard::Done(const std::string& endpoint_id, const std::string& worker_
   json result = json::parse(body, nullptr, false);
   if (result.is_discarded()) return InvalidArgumentError("the result is not valid JSON");
   if (!result.is_object()) result = json{{"output", result}};
-  *stop_pod = result.value("stopPod", false) == true;
+  const auto stop = result.find("stopPod");
+  *stop_pod = stop != result.end() && stop->is_boolean() && stop->get<bool>();
   std::vector<JobRecord> finals;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -182,7 +184,9 @@ Status JobBoard::Done(const std::string& endpoint_id, const std::string& worker_
     if (it == jobs_.end() || it->second.job.endpoint_id != endpoint_id) return Status::Ok();
     JobRecord& j = it->second.job;
     if (IsFinal(j.status) || j.worker_id != worker_id) return Status::Ok();  // late or foreign
-    if (result.value("status", "") == std::string(kInProgress)) {  // progress update
+    const auto st = result.find("status");
+    if (st != result.end() && st->is_string() && st->get<std::string>() == kInProgress) {
+      // A progress update.
       if (result.contains("output")) j.output_json = result["output"].dump();
       return SaveLocked(j);
     }
@@ -227,6 +231,13 @@ StatusOr<std::pair<JobRecord, std::vector<std::string>>> JobBoard::ConsumeStream
   return std::pair(e->job, std::move(out));
 }
 
+Status JobBoard::SkipUndeliveredChunksLocked(JobRecord& job) {
+  // The attempt's output is cleared (runpod-protocol.md §1): its unread chunks are not served.
+  MC_ASSIGN_OR_RETURN(std::vector<StreamChunk> old, store_.ListChunks(job.id, job.stream_delivered));
+  job.stream_delivered += static_cast<int64_t>(old.size());
+  return Status::Ok();
+}
+
 void JobBoard::StopLocked(const JobRecord& job) {
   if (!job.worker_id.empty()) stops_[job.worker_id].insert(job.id);
 }
@@ -262,6 +273,7 @@ StatusOr<JobRecord> JobBoard::Retry(const std::string& endpoint_id, const std::s
     e->job.started_ms.reset();
     e->job.worker_id.clear();
     e->job.status = kInQueue;
+    MC_RETURN_IF_ERROR(SkipUndeliveredChunksLocked(e->job));
     ++e->job.retries;
     MC_RETURN_IF_ERROR(SaveLocked(e->job));
     queues_[endpoint_id].push_back(job_id);
@@ -314,6 +326,7 @@ void JobBoard::RequeueLocked(Entry& e, const std::string& reason) {
   e.job.worker_id.clear();
   e.job.started_ms.reset();
   e.unlisted_since_ms.reset();
+  SkipUndeliveredChunksLocked(e.job).IgnoreError();
   ++e.job.retries;
   ++retried_[e.job.endpoint_id];
   SaveLocked(e.job).IgnoreError();

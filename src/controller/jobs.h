@@ -137,6 +137,7 @@ class JobBoard {
   void FinishLocked(Entry& e, const std::string& status, std::vector<JobRecord>* finals);
   void RequeueLocked(Entry& e, const std::string& reason);
   void StopLocked(const JobRecord& job);
+  Status SkipUndeliveredChunksLocked(JobRecord& job);
   void DeleteLocked(const std::string& id);
   StatusOr<Entry*> FindLocked(const std::string& endpoint_id, const std::string& job_id);
   void RunFinalHooks(const std::vector<JobRecord>& finals);

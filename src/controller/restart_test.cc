@@ -1,0 +1,211 @@
+// The controller as a real process (`modelcache controller`), SIGKILLed in the middle of traffic
+// and started again on the same database and address: no job is lost, every job ends COMPLETED
+// once, and the ledger has no open row for a worker that is gone. Agents and the upstream run in
+// this process; workers are examples/runpod_worker.py.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "cli/cli_test_util.h"
+#include "mc/agent/agent.h"
+#include "mc/cache/cache_store.h"
+#include "mc/cache/importer.h"
+#include "mc/controller/controller.h"
+#include "mc/mirror/mirror_server.h"
+#include "mc/net/http_client.h"
+#include "mc/testing/model_fixture.h"
+
+namespace mc::controller {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+using cli::test_util::SpawnMc;
+using cli::test_util::WaitExit;
+
+// A port nobody listens on now (bound and released; the controller binds it right after).
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// Reads the child's stdout until "controller listening on <url>" (bounded by the pipe closing).
+std::string WaitForUrl(int fd) {
+  std::string seen;
+  char buf[256];
+  while (seen.find('\n') == std::string::npos) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    seen.append(buf, static_cast<size_t>(n));
+  }
+  const std::string prefix = "controller listening on ";
+  auto at = seen.find(prefix);
+  if (at == std::string::npos) return "";
+  return seen.substr(at + prefix.size(), seen.find('\n', at) - at - prefix.size());
+}
+
+struct ControllerProcess {
+  pid_t pid = -1;
+  int out = -1;
+  std::string url;
+  ControllerProcess(const std::vector<std::string>& args) {
+    int fds[2];
+    if (::pipe(fds) != 0) std::abort();
+    pid = SpawnMc(args, nullptr, fds[1], -1);
+    ::close(fds[1]);
+    out = fds[0];
+    url = WaitForUrl(out);
+  }
+  ~ControllerProcess() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      WaitExit(pid, 10s);
+    }
+    if (out >= 0) ::close(out);
+  }
+};
+
+TEST(ControllerRestartTest, SigkillMidTrafficLosesNoJobAndKeepsTheLedgerConsistent) {
+  const fs::path root = fs::temp_directory_path() / ("mc_restart_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root);
+  auto store = *cache::CacheStore::Open({root / "upstream", std::nullopt, true});
+  testing::ModelFixtureOptions f;
+  f.total_weight_bytes = 1 << 20;
+  ASSERT_TRUE(testing::WriteModelFixture(root / "src", f).ok());
+  ASSERT_TRUE(
+      cache::ImportFolder(*store, root / "src", *RepoId::Parse("demo/a"), *Revision::Parse("main"))
+          .ok());
+  mirror::MirrorOptions m;
+  m.cache_dir = root / "upstream";
+  auto upstream = *mirror::MirrorServer::Create(std::move(m));
+  ASSERT_TRUE(upstream->Start().ok());
+
+  const fs::path db = root / "controller.db";
+  const std::string key = *AddApiKey(db, "restart");
+  std::ofstream(root / "key") << key << "\n";
+  const std::string listen = "127.0.0.1:" + std::to_string(FreePort());
+  const std::vector<std::string> args = {"controller", "--db", "sqlite:" + db.string(),
+                                         "--listen", listen, "--upstream", upstream->base_url(),
+                                         "--agent-key-file", (root / "key").string()};
+  auto controller = std::make_unique<ControllerProcess>(args);
+  ASSERT_FALSE(controller->url.empty());
+  const std::string base = controller->url;
+
+  std::vector<std::unique_ptr<agent::Agent>> agents;
+  for (int i = 1; i <= 2; ++i) {
+    agent::AgentOptions ao;
+    ao.cache_dir = root / ("host-" + std::to_string(i)) / "hub";
+    ao.state_dir = root / ("host-" + std::to_string(i)) / "state";
+    ao.capacity = 1ull << 30;
+    ao.gpus = 2;
+    ao.host_id = "host-" + std::to_string(i);
+    ao.upstream = *hub::Endpoint::Parse(upstream->base_url());
+    ao.controller_url = base;
+    ao.api_key = hub::Secret(key);
+    ao.heartbeat_interval = 100ms;
+    agents.push_back(*agent::Agent::Create(std::move(ao)));
+    ASSERT_TRUE(agents.back()->Start().ok());
+  }
+  auto client = net::HttpClient::Create();
+  auto call = [&](const std::string& method, const std::string& path, const std::string& body) {
+    net::HttpClientRequest req;
+    req.method = method;
+    req.url = base + path;
+    req.headers.Set("Authorization", key);  // the bare form Runpod accepts too
+    if (!body.empty()) req.body = body;
+    req.timeout = 30s;
+    auto res = client->Send(req);
+    return res.ok() ? json::parse(res->body, nullptr, false) : json();
+  };
+  json ep = call("POST", "/v1/endpoints",
+                 json{{"name", "restart"}, {"model", "demo/a"}, {"workersMax", 2},
+                      {"scalerType", "REQUEST_COUNT"}, {"scalerValue", 5},
+                      {"command", {"python3", std::string(MC_SOURCE_DIR) +
+                                                  "/examples/runpod_worker.py"}}}
+                     .dump());
+  const std::string id = ep.value("id", "");
+  ASSERT_FALSE(id.empty()) << ep.dump();
+  std::vector<std::string> jobs;
+  for (int i = 0; i < 30; ++i) {
+    json r = call("POST", "/v2/" + id + "/run", json{{"input", {{"sleep", 0.1}, {"i", i}}}}.dump());
+    ASSERT_TRUE(r.contains("id")) << r.dump();
+    jobs.push_back(r["id"]);
+  }
+  // Some jobs done, some running, some queued: kill the controller the hard way.
+  auto completed = [&] {
+    int n = 0;
+    for (const std::string& j : jobs) {
+      n += call("GET", "/v2/" + id + "/status/" + j, "").value("status", "") == "COMPLETED";
+    }
+    return n;
+  };
+  for (int i = 0; i < 600 && completed() < 5; ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_EQ(::kill(controller->pid, SIGKILL), 0);
+  WaitExit(controller->pid, 10s);
+  controller->pid = -1;
+  controller = std::make_unique<ControllerProcess>(args);
+  ASSERT_EQ(controller->url, base);
+
+  // Every job ends COMPLETED with its own output, exactly once.
+  std::set<int> seen;
+  for (const std::string& j : jobs) {
+    json s = call("GET", "/v2/" + id + "/status-sync/" + j + "?wait=60000", "");
+    for (int i = 0; i < 10 && s.value("status", "") != "COMPLETED"; ++i) {
+      s = call("GET", "/v2/" + id + "/status-sync/" + j + "?wait=60000", "");
+    }
+    ASSERT_EQ(s.value("status", ""), "COMPLETED") << s.dump();
+    EXPECT_TRUE(seen.insert(s["output"]["echo"]["i"].get<int>()).second) << s.dump();
+  }
+  EXPECT_EQ(seen.size(), 30u);
+  // The ledger: an open row only for a worker that is still live.
+  json workers = call("GET", "/v1/workers?endpoint=" + id, "");
+  std::set<std::string> live;
+  for (const json& w : workers["workers"]) {
+    if (w["phase"] != "stopped" && w["phase"] != "failed") live.insert(w["id"]);
+  }
+  json ledger = call("GET", "/v1/ledger?endpoint=" + id, "");
+  for (const json& row : ledger["ledger"]) {
+    if (row["end"].is_null()) EXPECT_TRUE(live.contains(row["workerId"])) << row.dump();
+  }
+  // Shut down: workers first, so that no process outlives the test.
+  for (auto& a : agents) {
+    net::HttpClientRequest list{.method = "GET", .url = a->base_url() + "/v1/workers"};
+    list.headers.Set("Authorization", "Bearer " + key);
+    auto listed = client->Send(list);
+    json doc = listed.ok() ? json::parse(listed->body, nullptr, false) : json();
+    for (const json& w : doc.value("workers", json::array())) {
+      if (w["state"] != "running") continue;
+      const std::string url = a->base_url() + "/v1/workers/" + w["id"].get<std::string>();
+      net::HttpClientRequest del{.method = "DELETE", .url = url + "?grace=2"};
+      del.headers.Set("Authorization", "Bearer " + key);
+      client->Send(del).status().IgnoreError();
+      net::HttpClientRequest wait{.method = "GET", .url = url + "?wait=10&until=exited,failed"};
+      wait.headers.Set("Authorization", "Bearer " + key);
+      client->Send(wait).status().IgnoreError();
+    }
+  }
+  controller.reset();
+  for (auto& a : agents) a->Stop();
+  upstream->Stop();
+  std::error_code ec;
+  fs::remove_all(root, ec);
+}
+
+}  // namespace
+}  // namespace mc::controller
