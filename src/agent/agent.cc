@@ -110,6 +110,10 @@ class AgentImpl final : public Agent {
     d.tuning = o_.tuning;
     d.ref_ttl = o_.ref_ttl;
     d.sleep = o_.sleep;
+    d.on_change = [this] {
+      std::lock_guard<std::mutex> lock(link_mu_);
+      if (link_) link_->Poke();
+    };
     downloads_ = std::make_unique<Downloads>(std::move(d), *inventory_, *db_, *o_.clock);
 
     WorkersOptions w;
@@ -148,6 +152,7 @@ class AgentImpl final : public Agent {
     if (o_.controller_url) {
       std::string url = *o_.controller_url;
       while (!url.empty() && url.back() == '/') url.pop_back();
+      std::lock_guard<std::mutex> lock(link_mu_);
       link_ = std::make_unique<ControllerLink>(
           ControllerLinkOptions{url, o_.host_id,
                                 o_.controller_api_key ? o_.controller_api_key : o_.api_key,
@@ -202,6 +207,7 @@ class AgentImpl final : public Agent {
   std::unique_ptr<mirror::MirrorHandler> mirror_;
   std::unique_ptr<AgentApi> api_;
   std::unique_ptr<net::HttpServer> http_;
+  std::mutex link_mu_;  // link_ is set in Start() while download threads may poke it
   std::unique_ptr<ControllerLink> link_;
   std::thread maintenance_;
   std::mutex mu_;

@@ -22,6 +22,14 @@ void ControllerLink::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+void ControllerLink::Poke() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    poked_ = true;
+  }
+  cv_.notify_all();
+}
+
 uint64_t ControllerLink::beats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return beats_;
@@ -81,7 +89,9 @@ void ControllerLink::Loop() {
     }
     cv_.notify_all();
     std::unique_lock<std::mutex> lock(mu_);
-    if (cv_.wait_for(lock, options_.interval, [&] { return stopping_; })) return;
+    cv_.wait_for(lock, options_.interval, [&] { return stopping_ || poked_; });
+    if (stopping_) return;
+    poked_ = false;
   }
 }
 

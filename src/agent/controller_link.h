@@ -37,6 +37,9 @@ class ControllerLink {
   ~ControllerLink();
   void Start();
   void Stop();
+  // Sends a heartbeat now rather than at the next interval (the inventory changed: a download
+  // ended), so that placement sees the new state at once.
+  void Poke();
   // Beats sent successfully so far (tests wait on it with WaitForBeats).
   uint64_t beats() const;
   bool WaitForBeats(uint64_t count, std::chrono::milliseconds timeout) const;
@@ -50,6 +53,7 @@ class ControllerLink {
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   bool stopping_ = false;
+  bool poked_ = false;
   uint64_t beats_ = 0;
   std::string last_error_;
   std::thread thread_;

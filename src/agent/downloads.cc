@@ -309,6 +309,7 @@ void Downloads::Finish(const std::shared_ptr<Download>& d, EnsureState final_sta
     callbacks.swap(d->callbacks);
   }
   d->cv.notify_all();
+  if (options_.on_change) options_.on_change();
   for (ReadyCallback& cb : callbacks) cb(final_state);
 }
 

@@ -84,6 +84,7 @@ struct DownloadsOptions {
   std::chrono::seconds ref_ttl{300};
   std::chrono::seconds failure_ttl{60};
   std::function<void(std::chrono::milliseconds)> sleep;  // retries; tests inject
+  std::function<void()> on_change;  // after a download ends (the agent pokes its controller link)
 };
 
 // Totals since start, for /metrics.

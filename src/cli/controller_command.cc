@@ -122,7 +122,7 @@ Status RunKeysCreate(const KeysArgs& args) {
 
 struct UpArgs {
   std::string data_dir = "modelcache-up", listen = "127.0.0.1:8080", upstream, capacity = "20GB";
-  std::string worker_script = "examples/runpod_worker.py";
+  std::string worker_script = "examples/runpod_worker.py", demo_model_size = "16MiB";
   int agents = 2, gpus = 2;
   bool demo = false, check = false;
 };
@@ -141,7 +141,8 @@ Status WriteFile(const fs::path& path, const std::string& content, mode_t mode) 
 
 // The demo upstream: two generated repos in a cache under the data dir, one public and one gated
 // (its token in demo-hf-token), served by an in-process mirror.
-StatusOr<std::unique_ptr<mirror::MirrorServer>> StartDemoUpstream(const fs::path& data) {
+StatusOr<std::unique_ptr<mirror::MirrorServer>> StartDemoUpstream(const fs::path& data,
+                                                                   uint64_t model_bytes) {
   const fs::path cache = data / "upstream";
   MC_ASSIGN_OR_RETURN(auto store, cache::CacheStore::Open({cache, std::nullopt, true}));
   for (const char* id : {kDemoModel, kDemoGatedModel}) {
@@ -149,7 +150,7 @@ StatusOr<std::unique_ptr<mirror::MirrorServer>> StartDemoUpstream(const fs::path
     if (store->RepoExists(repo)) continue;
     const fs::path src = data / "src" / repo.FolderName();
     testing::ModelFixtureOptions f;
-    f.total_weight_bytes = 16 << 20;
+    f.total_weight_bytes = model_bytes;
     f.shards = 2;
     f.seed = std::string(id) == kDemoModel ? 1 : 2;
     std::error_code ec;
@@ -285,7 +286,9 @@ Status RunUp(const UpArgs& args) {
   std::unique_ptr<mirror::MirrorServer> demo_upstream;
   hub::Endpoint upstream = hub::Endpoint::Parse(hub::kDefaultEndpoint).value();
   if (args.demo) {
-    MC_ASSIGN_OR_RETURN(demo_upstream, StartDemoUpstream(data), "--demo");
+    MC_ASSIGN_OR_RETURN(ByteCount size, ByteCount::Parse(args.demo_model_size),
+                        "--demo-model-size");
+    MC_ASSIGN_OR_RETURN(demo_upstream, StartDemoUpstream(data, size.bytes()), "--demo");
     MC_ASSIGN_OR_RETURN(upstream, hub::Endpoint::Parse(demo_upstream->base_url()));
   } else {
     MC_ASSIGN_OR_RETURN(upstream, UpstreamOrDefault(args.upstream), "--upstream");
@@ -402,6 +405,8 @@ void AddControllerCommands(CLI::App& app, CommandResult& result) {
   up->add_option("--capacity", uargs->capacity, "Disk budget per agent (default 20GB; or 10%)");
   up->add_option("--upstream", uargs->upstream,
                  "The Hub without --demo (default $HF_ENDPOINT, else huggingface.co)");
+  up->add_option("--demo-model-size", uargs->demo_model_size,
+                 "Weights of each generated demo model when first made (default 16MiB)");
   up->add_option("--worker-script", uargs->worker_script,
                  "The demo worker (default examples/runpod_worker.py, from the repository root)");
   up->callback([uargs, &result] {
