@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the @huggingface/hub compatibility tests against a built modelcache binary.
+# Runs the JS compatibility tests (@huggingface/hub, runpod-sdk) against a built modelcache binary.
 #   tests/js/run.sh [node --test options...]
 # MODELCACHE_BIN defaults to <repo>/build/src/cli/modelcache. A missing binary fails the tests.
 # MODELCACHE_KEEP_TMP=1 keeps the temp dirs for inspection.
@@ -19,14 +19,18 @@ if (( node_major < 18 )); then
   exit 2
 fi
 
-# Install exactly what package-lock.json pins, when node_modules is missing or holds another version.
+# Install exactly what package-lock.json pins, when node_modules is missing, lacks a dependency or
+# holds another version of one.
 if ! node -e '
-  const want = require("./package.json").dependencies["@huggingface/hub"];
-  const have = require("./node_modules/@huggingface/hub/package.json").version;
-  process.exit(want === have ? 0 : 1);' 2>/dev/null; then
+  for (const [name, want] of Object.entries(require("./package.json").dependencies)) {
+    const have = require(`./node_modules/${name}/package.json`).version;
+    if (want !== have) process.exit(1);
+  }' 2>/dev/null; then
   npm ci --no-audit --no-fund
 fi
 
 export MODELCACHE_BIN="${MODELCACHE_BIN:-$repo/build/src/cli/modelcache}"
-echo "run.sh: testing $MODELCACHE_BIN with @huggingface/hub $(node -p 'require("./node_modules/@huggingface/hub/package.json").version')"
+echo "run.sh: testing $MODELCACHE_BIN with $(node -p '
+  Object.keys(require("./package.json").dependencies)
+    .map((n) => `${n} ${require(`./node_modules/${n}/package.json`).version}`).join(", ")')"
 exec node --test "$@"
