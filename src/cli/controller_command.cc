@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <csignal>
 #include <fstream>
 #include <iostream>
@@ -85,6 +86,7 @@ StatusOr<hub::Endpoint> UpstreamOrDefault(const std::string& flag) {
 
 struct ControllerArgs {
   std::string listen = "127.0.0.1:8080", db, upstream, public_url, agent_key_file;
+  double requeue_after = 30;
 };
 
 Status RunController(const ControllerArgs& args) {
@@ -94,6 +96,7 @@ Status RunController(const ControllerArgs& args) {
   MC_ASSIGN_OR_RETURN(o.upstream, UpstreamOrDefault(args.upstream), "--upstream");
   if (!args.public_url.empty()) o.public_url = args.public_url;
   MC_ASSIGN_OR_RETURN(o.agent_api_key, ReadKeyFile(args.agent_key_file), "--agent-key-file");
+  o.requeue_unlisted_after = std::chrono::milliseconds(std::llround(args.requeue_after * 1000));
   const sigset_t stop = BlockStopSignals();
   MC_ASSIGN_OR_RETURN(auto c, controller::Controller::Create(std::move(o)));
   MC_RETURN_IF_ERROR(c->Start(), "listen on " + args.listen);
@@ -371,6 +374,10 @@ void AddControllerCommands(CLI::App& app, CommandResult& result) {
                   "How workers reach the controller (default: the listening address)");
   cmd->add_option("--agent-key-file", cargs->agent_key_file,
                   "File with the API key agents expect on their /v1 (if they have one)");
+  cmd->add_option("--requeue-after", cargs->requeue_after,
+                  "Seconds after which a job a worker holds but no longer lists in its pings (its\n"
+                  "result was lost) goes back to the queue (default 30)")
+      ->check(CLI::Range(1.0, 3600.0));
   cmd->footer("Create an API key first: modelcache keys create --db sqlite:PATH --name me");
   cmd->callback([cargs, &result] {
     SetUpLogging("info");

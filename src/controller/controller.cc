@@ -82,7 +82,9 @@ class ControllerImpl final : public Controller {
   Status Init() {
     MC_ASSIGN_OR_RETURN(store_, ControllerStore::Open(o_.db_path), "controller");
     webhooks_ = std::make_unique<Webhooks>();
-    jobs_ = std::make_unique<JobBoard>(*store_, *o_.clock, JobBoardOptions{},
+    JobBoardOptions jo;
+    jo.unlisted_grace = o_.requeue_unlisted_after;
+    jobs_ = std::make_unique<JobBoard>(*store_, *o_.clock, jo,
                                        [this](const JobRecord& j) { OnFinal(j); });
     MC_RETURN_IF_ERROR(jobs_->Load(), "controller: load jobs");
     net::HttpServerOptions http;
@@ -158,14 +160,24 @@ class ControllerImpl final : public Controller {
     webhooks_->Send(j.webhook, o.dump());
   }
 
+  // Every `tick`: TTLs, timeouts and retention, then the autoscaler. A queued job runs the
+  // autoscaler at once (a cold start should not wait for the timer), at most once per
+  // kMinKickGap so that a burst of submissions does not turn into a busy loop.
   void Loop() {
+    constexpr auto kMinKickGap = std::chrono::milliseconds(5);
+    auto last_timer = std::chrono::steady_clock::now();
     std::unique_lock<std::mutex> lock(mu_);
     while (true) {
-      cv_.wait_for(lock, o_.tick, [&] { return stopped_ || kicked_; });
+      cv_.wait_until(lock, last_timer + o_.tick, [&] { return stopped_ || kicked_; });
       if (stopped_) return;
       kicked_ = false;
+      const auto now = std::chrono::steady_clock::now();
+      const bool timer = now >= last_timer + o_.tick;
       lock.unlock();
-      jobs_->Tick();
+      if (timer) {
+        jobs_->Tick();
+        last_timer = now;
+      }
       auto endpoints = store_->ListEndpoints();
       if (endpoints.ok()) {
         fleet_->Tick(*endpoints);
@@ -173,6 +185,7 @@ class ControllerImpl final : public Controller {
         spdlog::error("controller: list endpoints: {}", endpoints.status().ToString());
       }
       lock.lock();
+      cv_.wait_for(lock, kMinKickGap, [&] { return stopped_; });
     }
   }
 

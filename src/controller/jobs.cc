@@ -43,6 +43,7 @@ Status JobBoard::Load() {
   std::lock_guard<std::mutex> lock(mu_);
   for (JobRecord& j : jobs) {
     if (j.status == kInQueue) queues_[j.endpoint_id].push_back(j.id);
+    if (j.status == kInProgress) running_[j.endpoint_id].insert(j.id);
     const std::string id = j.id;  // not j.id below: the right side is evaluated (moved) first
     jobs_[id] = Entry{std::move(j), std::nullopt};
   }
@@ -138,12 +139,12 @@ std::vector<JobRecord> JobBoard::Take(const std::string& endpoint_id, const std:
     auto it = jobs_.find(id);
     if (it == jobs_.end() || it->second.job.status != kInQueue) continue;
     JobRecord& j = it->second.job;
-    j.status = kInProgress;
+    SetStatusLocked(j, kInProgress);
     j.worker_id = worker_id;
     j.started_ms = NowMs();
     it->second.unlisted_since_ms.reset();
     if (!SaveLocked(j).ok()) {  // keep it queued rather than lose it
-      j.status = kInQueue;
+      SetStatusLocked(j, kInQueue);
       j.worker_id.clear();
       j.started_ms.reset();
       q->second.push_front(id);
@@ -156,7 +157,7 @@ std::vector<JobRecord> JobBoard::Take(const std::string& endpoint_id, const std:
 
 void JobBoard::FinishLocked(Entry& e, const std::string& status,
                             std::vector<JobRecord>* finals) {
-  e.job.status = status;
+  SetStatusLocked(e.job, status);
   e.job.completed_ms = NowMs();
   SaveLocked(e.job).IgnoreError();
   finals->push_back(e.job);
@@ -272,7 +273,7 @@ StatusOr<JobRecord> JobBoard::Retry(const std::string& endpoint_id, const std::s
     e->job.completed_ms.reset();
     e->job.started_ms.reset();
     e->job.worker_id.clear();
-    e->job.status = kInQueue;
+    SetStatusLocked(e->job, kInQueue);
     MC_RETURN_IF_ERROR(SkipUndeliveredChunksLocked(e->job));
     ++e->job.retries;
     MC_RETURN_IF_ERROR(SaveLocked(e->job));
@@ -301,7 +302,15 @@ StatusOr<int> JobBoard::Purge(const std::string& endpoint_id) {
 void JobBoard::DeleteLocked(const std::string& id) {
   Status s = store_.DeleteJob(id);
   if (!s.ok()) spdlog::error("controller: delete job {}: {}", id, s.ToString());
+  auto it = jobs_.find(id);
+  if (it != jobs_.end()) running_[it->second.job.endpoint_id].erase(id);
   jobs_.erase(id);
+}
+
+void JobBoard::SetStatusLocked(JobRecord& job, const std::string& status) {
+  if (job.status == kInProgress) running_[job.endpoint_id].erase(job.id);
+  job.status = status;
+  if (status == kInProgress) running_[job.endpoint_id].insert(job.id);
 }
 
 std::vector<std::string> JobBoard::TakeStops(const std::string& worker_id,
@@ -322,7 +331,7 @@ std::vector<std::string> JobBoard::TakeStops(const std::string& worker_id,
 
 void JobBoard::RequeueLocked(Entry& e, const std::string& reason) {
   spdlog::warn("controller: job {} requeued: {}", e.job.id, reason);
-  e.job.status = kInQueue;
+  SetStatusLocked(e.job, kInQueue);
   e.job.worker_id.clear();
   e.job.started_ms.reset();
   e.unlisted_since_ms.reset();
@@ -344,14 +353,12 @@ void JobBoard::Ping(const std::string& worker_id, const std::vector<std::string>
         e.unlisted_since_ms.reset();
         continue;
       }
-      // A take answered just now may not be in the list yet: only a long omission counts.
+      // A take answered just now may not be in the list yet: a job the worker has held for the
+      // whole grace and still does not list was lost (e.g. its result post failed).
       const int64_t since = e.job.started_ms.value_or(now);
       if (now - since < options_.unlisted_grace.count()) continue;
-      if (!e.unlisted_since_ms) e.unlisted_since_ms = now;
-      if (now - *e.unlisted_since_ms >= options_.unlisted_grace.count()) {
-        RequeueLocked(e, "worker " + worker_id + " no longer lists it");
-        requeued = true;
-      }
+      RequeueLocked(e, "worker " + worker_id + " no longer lists it");
+      requeued = true;
     }
   }
   if (requeued) changed_.notify_all();
@@ -425,16 +432,22 @@ int JobBoard::HeldBy(const std::string& worker_id) const {
 }
 
 QueueLoad JobBoard::Load(const std::string& endpoint_id) const {
+  // Runs on every autoscaler pass (and a queued job triggers one): only this endpoint's queue
+  // and running set are visited, never the whole job table.
   std::lock_guard<std::mutex> lock(mu_);
   QueueLoad load;
-  for (const auto& [id, e] : jobs_) {
-    if (e.job.endpoint_id != endpoint_id) continue;
-    if (e.job.status == kInProgress) ++load.in_progress;
-    if (e.job.status != kInQueue) continue;
+  auto running = running_.find(endpoint_id);
+  if (running != running_.end()) load.in_progress = static_cast<int>(running->second.size());
+  auto q = queues_.find(endpoint_id);
+  if (q == queues_.end()) return load;
+  for (const std::string& id : q->second) {
+    auto it = jobs_.find(id);
+    if (it == jobs_.end() || it->second.job.status != kInQueue) continue;
     ++load.in_queue;
-    if (e.job.low_priority) continue;
+    if (it->second.job.low_priority) continue;
     ++load.in_queue_scaling;
-    if (!load.oldest_ms || e.job.created_ms < *load.oldest_ms) load.oldest_ms = e.job.created_ms;
+    const int64_t created = it->second.job.created_ms;
+    if (!load.oldest_ms || created < *load.oldest_ms) load.oldest_ms = created;
   }
   return load;
 }
@@ -459,6 +472,7 @@ void JobBoard::ForgetEndpoint(const std::string& endpoint_id) {
   std::lock_guard<std::mutex> lock(mu_);
   std::erase_if(jobs_, [&](const auto& kv) { return kv.second.job.endpoint_id == endpoint_id; });
   queues_.erase(endpoint_id);
+  running_.erase(endpoint_id);
 }
 
 void JobBoard::WakeAll() {

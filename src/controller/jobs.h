@@ -137,6 +137,8 @@ class JobBoard {
   void FinishLocked(Entry& e, const std::string& status, std::vector<JobRecord>* finals);
   void RequeueLocked(Entry& e, const std::string& reason);
   void StopLocked(const JobRecord& job);
+  // Every status change goes through here, to keep running_ (the index Load() counts) exact.
+  void SetStatusLocked(JobRecord& job, const std::string& status);
   Status SkipUndeliveredChunksLocked(JobRecord& job);
   void DeleteLocked(const std::string& id);
   StatusOr<Entry*> FindLocked(const std::string& endpoint_id, const std::string& job_id);
@@ -153,6 +155,7 @@ class JobBoard {
   std::map<std::string, Entry> jobs_;                           // by id
   std::map<std::string, std::deque<std::string>> queues_;       // endpoint → queued ids, FIFO
   std::map<std::string, std::set<std::string>> stops_;          // worker → job ids to stop
+  std::map<std::string, std::set<std::string>> running_;        // endpoint → IN_PROGRESS ids
   std::map<std::string, uint64_t> retried_;                     // endpoint → requeues
   bool woken_ = false;
 };

@@ -82,6 +82,13 @@ struct ControllerProcess {
 
 TEST(ControllerRestartTest, SigkillMidTrafficLosesNoJobAndKeepsTheLedgerConsistent) {
   const fs::path root = fs::temp_directory_path() / ("mc_restart_" + std::to_string(::getpid()));
+  struct RemoveRoot {
+    fs::path dir;
+    ~RemoveRoot() {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+  } remove_root{root};
   fs::remove_all(root);
   fs::create_directories(root);
   auto store = *cache::CacheStore::Open({root / "upstream", std::nullopt, true});
@@ -102,7 +109,8 @@ TEST(ControllerRestartTest, SigkillMidTrafficLosesNoJobAndKeepsTheLedgerConsiste
   const std::string listen = "127.0.0.1:" + std::to_string(FreePort());
   const std::vector<std::string> args = {"controller", "--db", "sqlite:" + db.string(),
                                          "--listen", listen, "--upstream", upstream->base_url(),
-                                         "--agent-key-file", (root / "key").string()};
+                                         "--agent-key-file", (root / "key").string(),
+                                         "--requeue-after", "3"};
   auto controller = std::make_unique<ControllerProcess>(args);
   ASSERT_FALSE(controller->url.empty());
   const std::string base = controller->url;
@@ -123,13 +131,38 @@ TEST(ControllerRestartTest, SigkillMidTrafficLosesNoJobAndKeepsTheLedgerConsiste
     ASSERT_TRUE(agents.back()->Start().ok());
   }
   auto client = net::HttpClient::Create();
+  // Whatever happens below, no worker process outlives the test.
+  struct StopWorkers {
+    std::vector<std::unique_ptr<agent::Agent>>& agents;
+    net::HttpClient& client;
+    const std::string& key;
+    ~StopWorkers() {
+      for (auto& a : agents) {
+        net::HttpClientRequest list{.method = "GET", .url = a->base_url() + "/v1/workers"};
+        list.headers.Set("Authorization", "Bearer " + key);
+        auto listed = client.Send(list);
+        json doc = listed.ok() ? json::parse(listed->body, nullptr, false) : json();
+        if (!doc.is_object()) continue;
+        for (const json& w : doc.value("workers", json::array())) {
+          if (w["state"] != "running" && w["state"] != "initializing") continue;
+          const std::string url = a->base_url() + "/v1/workers/" + w["id"].get<std::string>();
+          net::HttpClientRequest del{.method = "DELETE", .url = url + "?grace=2"};
+          del.headers.Set("Authorization", "Bearer " + key);
+          client.Send(del).status().IgnoreError();
+          net::HttpClientRequest wait{.method = "GET", .url = url + "?wait=10&until=exited,failed"};
+          wait.headers.Set("Authorization", "Bearer " + key);
+          client.Send(wait).status().IgnoreError();
+        }
+      }
+    }
+  } stop_workers{agents, *client, key};
   auto call = [&](const std::string& method, const std::string& path, const std::string& body) {
     net::HttpClientRequest req;
     req.method = method;
     req.url = base + path;
     req.headers.Set("Authorization", key);  // the bare form Runpod accepts too
     if (!body.empty()) req.body = body;
-    req.timeout = 30s;
+    req.timeout = 90s;
     auto res = client->Send(req);
     return res.ok() ? json::parse(res->body, nullptr, false) : json();
   };
@@ -183,28 +216,7 @@ TEST(ControllerRestartTest, SigkillMidTrafficLosesNoJobAndKeepsTheLedgerConsiste
   for (const json& row : ledger["ledger"]) {
     if (row["end"].is_null()) EXPECT_TRUE(live.contains(row["workerId"])) << row.dump();
   }
-  // Shut down: workers first, so that no process outlives the test.
-  for (auto& a : agents) {
-    net::HttpClientRequest list{.method = "GET", .url = a->base_url() + "/v1/workers"};
-    list.headers.Set("Authorization", "Bearer " + key);
-    auto listed = client->Send(list);
-    json doc = listed.ok() ? json::parse(listed->body, nullptr, false) : json();
-    for (const json& w : doc.value("workers", json::array())) {
-      if (w["state"] != "running") continue;
-      const std::string url = a->base_url() + "/v1/workers/" + w["id"].get<std::string>();
-      net::HttpClientRequest del{.method = "DELETE", .url = url + "?grace=2"};
-      del.headers.Set("Authorization", "Bearer " + key);
-      client->Send(del).status().IgnoreError();
-      net::HttpClientRequest wait{.method = "GET", .url = url + "?wait=10&until=exited,failed"};
-      wait.headers.Set("Authorization", "Bearer " + key);
-      client->Send(wait).status().IgnoreError();
-    }
-  }
-  controller.reset();
-  for (auto& a : agents) a->Stop();
-  upstream->Stop();
-  std::error_code ec;
-  fs::remove_all(root, ec);
+  // stop_workers (declared last) stops the workers first, then the agents and the rest go.
 }
 
 }  // namespace
