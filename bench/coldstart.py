@@ -6,6 +6,8 @@
   coldstart.py miss URL KEY WORKER MODEL TOKEN_FILE
                                           one cold start that must download MODEL first
   coldstart.py run URL KEY JOBS THREADS   /run throughput with keep-alive connections
+  coldstart.py endpoint URL KEY           creates the /run target (no workers), prints its id
+  coldstart.py drop URL KEY ENDPOINT      purges its queue and deletes it
 
 Cold starts are measured as the job's delayTime (from /run to the worker's job-take that got
 it: exactly "time from /run to the worker's first job-take" for a fresh worker), and split with
@@ -130,8 +132,25 @@ def run(url, key, jobs, threads):
           f"goal p99 <= 20 ms: {'PASS' if pct(lat, 99) <= 20 else 'MISS'}")
 
 
+def make_run_endpoint(url, key):
+    _, ep = Api(url, key).call("POST", "/v1/endpoints", {
+        "name": "bench-run", "model": "demo/tiny-llama", "command": ["true"], "workersMax": 0})
+    print(ep["id"])
+
+
+def drop(url, key, ep):
+    api = Api(url, key)
+    _, purged = api.call("POST", f"/v2/{ep}/purge-queue")
+    api.call("DELETE", f"/v1/endpoints/{ep}")
+    print(f"purged {purged['removed']} queued jobs")
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
+    if mode == "endpoint":
+        make_run_endpoint(sys.argv[2], sys.argv[3])
+    elif mode == "drop":
+        drop(sys.argv[2], sys.argv[3], sys.argv[4])
     if mode == "hits":
         hits(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
     elif mode == "miss":

@@ -10,9 +10,9 @@ packages=(
 )
 # Benchmark-only peers, installed by `make bench` (not by `make test`, so CI does not pay for them):
 # nginx (mirror_vs_nginx.sh), aria2 and GNU time's /usr/bin/time (pull_vs_peers.sh), Google
-# Benchmark (eviction_bench).
+# Benchmark (eviction_bench), wrk (coldstart.sh's /run throughput).
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(nginx-light aria2 time libbenchmark-dev)
+  packages+=(nginx-light aria2 time libbenchmark-dev wrk)
 fi
 
 missing=()
