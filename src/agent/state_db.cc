@@ -1,25 +1,28 @@
-// StateDb over the raw SQLite C API: one connection, a mutex, a cache of prepared statements.
+// StateDb over SQLite (through sqlite/sqlite_util.h): one connection with its cache of prepared
+// statements, behind a mutex.
 // The schema is versioned with PRAGMA user_version; kMigrations[v] takes version v to v + 1.
 #include "agent/state_db.h"
 
 #include <errno.h>
 #include <spdlog/spdlog.h>
-#include <sqlite3.h>
 
-#include <chrono>
 #include <cstdio>
-#include <functional>
-#include <map>
 #include <mutex>
 #include <set>
 #include <string_view>
 #include <system_error>
 #include <utility>
 
+#include "sqlite/sqlite_util.h"
+
 namespace mc::agent {
 namespace {
 
 namespace fs = std::filesystem;
+using sqlite::Binder;
+using sqlite::Connection;
+using sqlite::RowReader;
+using sqlite::Statement;
 
 constexpr int64_t kSchemaVersion = 1;
 
@@ -50,121 +53,6 @@ CREATE TABLE workers (
 )sql",
 };
 
-int64_t ToUnixMs(TimePoint t) {
-  return std::chrono::floor<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-TimePoint FromUnixMs(int64_t ms) {
-  return TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::milliseconds(ms)));
-}
-
-// Codes by what the caller should do. Open() relies on kFailedPrecondition meaning "this file is
-// unusable" (corrupt, not a database), so nothing else maps to it.
-StatusCode CodeFor(int rc, int sys_errno) {
-  switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return StatusCode::kUnavailable;
-    case SQLITE_FULL:
-    case SQLITE_NOMEM:
-      return StatusCode::kResourceExhausted;
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return StatusCode::kFailedPrecondition;
-    case SQLITE_READONLY:
-    case SQLITE_PERM:
-      return StatusCode::kPermissionDenied;
-    case SQLITE_TOOBIG:
-      return StatusCode::kInvalidArgument;
-    case SQLITE_IOERR:
-    case SQLITE_CANTOPEN:
-      return sys_errno != 0 ? ErrnoError(sys_errno, "").code() : StatusCode::kInternal;
-    default:
-      return StatusCode::kInternal;
-  }
-}
-
-Status SqliteError(sqlite3* db, int rc, std::string_view op) {
-  std::string msg(op);
-  msg += ": ";
-  msg += db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  return Status(CodeFor(rc, db != nullptr ? sqlite3_system_errno(db) : 0), std::move(msg));
-}
-
-// One prepared statement: parameters are bound in call order (?1, ?2, ...); a bind error is
-// reported by the next Step(). Reset() makes it ready for the next use.
-class Statement {
- public:
-  static StatusOr<std::unique_ptr<Statement>> Prepare(sqlite3* db, const std::string& sql,
-                                                      unsigned flags = 0) {
-    sqlite3_stmt* stmt = nullptr;
-    int rc = sqlite3_prepare_v3(db, sql.c_str(), -1, flags, &stmt, nullptr);
-    if (rc != SQLITE_OK) return SqliteError(db, rc, "prepare");
-    return std::unique_ptr<Statement>(new Statement(db, stmt));
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  Statement& Bind(int64_t v) { return Check(sqlite3_bind_int64(stmt_, next_++, v)); }
-  Statement& Bind(std::string_view v) {
-    // data() of an empty view may be null, which SQLite would bind as NULL.
-    const char* p = v.data() != nullptr ? v.data() : "";
-    return Check(sqlite3_bind_text64(stmt_, next_++, p, v.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
-  }
-  Statement& Bind(const char* v) { return Bind(std::string_view(v)); }
-  Statement& Bind(TimePoint t) { return Bind(ToUnixMs(t)); }
-  template <typename T>
-  Statement& Bind(const std::optional<T>& v) {
-    if (v.has_value()) return Bind(*v);
-    return Check(sqlite3_bind_null(stmt_, next_++));
-  }
-
-  // True with a row to read, false when done.
-  StatusOr<bool> Step(std::string_view op) {
-    if (bind_rc_ != SQLITE_OK) return SqliteError(db_, bind_rc_, op);
-    int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    return SqliteError(db_, rc, op);
-  }
-  void Reset() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-    next_ = 1;
-    bind_rc_ = SQLITE_OK;
-  }
-
-  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
-  std::optional<int64_t> OptInt(int col) const {
-    if (sqlite3_column_type(stmt_, col) == SQLITE_NULL) return std::nullopt;
-    return Int(col);
-  }
-  TimePoint Time(int col) const { return FromUnixMs(Int(col)); }
-  std::optional<TimePoint> OptTime(int col) const {
-    std::optional<int64_t> ms = OptInt(col);
-    return ms ? std::optional<TimePoint>(FromUnixMs(*ms)) : std::nullopt;
-  }
-  std::string Text(int col) const {
-    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
-    return p == nullptr ? std::string() : std::string(p, sqlite3_column_bytes(stmt_, col));
-  }
-
- private:
-  Statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
-  Statement& Check(int rc) {
-    if (bind_rc_ == SQLITE_OK) bind_rc_ = rc;
-    return *this;
-  }
-
-  sqlite3* db_;
-  sqlite3_stmt* stmt_;
-  int next_ = 1;
-  int bind_rc_ = SQLITE_OK;
-};
-
-using Binder = std::function<void(Statement&)>;
-using RowReader = std::function<void(const Statement&)>;
-
 std::string Key(const std::string& repo, const std::string& commit) { return repo + "@" + commit; }
 
 std::optional<int> OptIntCast(std::optional<int64_t> v) {
@@ -175,91 +63,31 @@ std::optional<int> OptIntCast(std::optional<int64_t> v) {
 
 struct StateDb::Impl {
   explicit Impl(fs::path p) : path(std::move(p)) {}
-  ~Impl() { Close(); }
-
-  void Close() {
-    statements.clear();  // finalized before the connection closes
-    if (db != nullptr) sqlite3_close_v2(db);
-    db = nullptr;
-  }
 
   // Runs `sql` (cached), binding with `bind` and calling `on_row` for each row. Caller holds mu.
   Status Run(const std::string& sql, std::string_view op, const Binder& bind = nullptr,
              const RowReader& on_row = nullptr) {
-    auto& cached = statements[sql];
-    if (cached == nullptr) {
-      MC_ASSIGN_OR_RETURN(cached, Statement::Prepare(db, sql, SQLITE_PREPARE_PERSISTENT),
-                          Context(op));
-    }
-    Statement& st = *cached;
-    struct ResetOnExit {
-      Statement& st;
-      ~ResetOnExit() { st.Reset(); }
-    } reset{st};
-    if (bind) bind(st);
-    while (true) {
-      MC_ASSIGN_OR_RETURN(bool row, st.Step(op), Context(""));
-      if (!row) return Status::Ok();
-      if (on_row) on_row(st);
-    }
-  }
-
-  // Runs `sql` once, uncached (set-up statements, scripts of several statements).
-  Status ExecScript(const char* sql, std::string_view op) {
-    char* err = nullptr;
-    int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
-    sqlite3_free(err);
-    if (rc != SQLITE_OK) return SqliteError(db, rc, op).WithContext(Context(""));
-    return Status::Ok();
-  }
-
-  StatusOr<int64_t> QueryInt(const std::string& sql, std::string_view op) {
-    int64_t value = 0;
-    MC_RETURN_IF_ERROR(Run(sql, op, nullptr, [&](const Statement& st) { value = st.Int(0); }));
-    return value;
-  }
-
-  // Runs `body` inside BEGIN IMMEDIATE (the write lock up front, so the busy timeout applies
-  // instead of a failed lock upgrade) and commits, or rolls back if it fails.
-  Status InTransaction(const std::function<Status()>& body) {
-    MC_RETURN_IF_ERROR(Run("BEGIN IMMEDIATE", "begin transaction"));
-    Status s = body();
-    if (s.ok()) s = Run("COMMIT", "commit");
-    if (!s.ok() && !sqlite3_get_autocommit(db)) Run("ROLLBACK", "rollback").IgnoreError();
-    return s;
+    return conn->Run(sql, op, bind, on_row);
   }
 
   // "state db <path>: <op>" for errors.
-  std::string Context(std::string_view op) const {
-    std::string c = "state db " + path.string();
-    if (!op.empty()) c += ": " + std::string(op);
-    return c;
-  }
+  std::string Context(std::string_view op) const { return conn->Context(op); }
 
   Status Connect();
   Status Migrate();
 
   const fs::path path;
   bool fresh = false;
-  std::mutex mu;                                                 // guards everything below
-  sqlite3* db = nullptr;                                         // owned
-  std::map<std::string, std::unique_ptr<Statement>> statements;  // by SQL text
+  std::mutex mu;                     // guards everything below
+  std::unique_ptr<Connection> conn;  // set by a successful Connect()
 };
 
 // Opens the connection, checks the file and brings the schema to kSchemaVersion. A
 // kFailedPrecondition error means the file is unusable and should be moved aside.
 Status StateDb::Impl::Connect() {
-  int rc = sqlite3_open_v2(
-      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (rc != SQLITE_OK) {
-    Status s = SqliteError(db, rc, "open").WithContext(Context(""));
-    Close();
-    return s;
-  }
-  sqlite3_extended_result_codes(db, 1);
-  sqlite3_busy_timeout(db, 5000);
+  MC_ASSIGN_OR_RETURN(conn, Connection::Open(path, "state db", 5000));
   // The first statement that reads the header fails with SQLITE_NOTADB on a file that is not
-  // a database; CodeFor maps that to kFailedPrecondition.
+  // a database; sqlite::CodeFor maps that to kFailedPrecondition.
   std::string mode;
   MC_RETURN_IF_ERROR(Run("PRAGMA journal_mode=WAL", "set WAL journal", nullptr,
                          [&](const Statement& st) { mode = st.Text(0); }));
@@ -272,16 +100,17 @@ Status StateDb::Impl::Connect() {
     if (check.empty()) check = st.Text(0);
   }));
   if (check != "ok") return FailedPreconditionError(Context("quick check: " + check));
-  MC_RETURN_IF_ERROR(ExecScript("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON", "pragmas"));
+  MC_RETURN_IF_ERROR(conn->Exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON", "pragmas"));
   return Migrate();
 }
 
 Status StateDb::Impl::Migrate() {
-  MC_ASSIGN_OR_RETURN(int64_t version, QueryInt("PRAGMA user_version", "read schema version"));
+  MC_ASSIGN_OR_RETURN(int64_t version,
+                      conn->QueryInt("PRAGMA user_version", "read schema version"));
   if (version == kSchemaVersion) return Status::Ok();
   // Re-read under the write lock: another process may be creating the schema right now.
-  return InTransaction([&]() -> Status {
-    MC_ASSIGN_OR_RETURN(version, QueryInt("PRAGMA user_version", "read schema version"));
+  return conn->InTransaction([&]() -> Status {
+    MC_ASSIGN_OR_RETURN(version, conn->QueryInt("PRAGMA user_version", "read schema version"));
     if (version > kSchemaVersion) {
       return FailedPreconditionError(Context("schema version " + std::to_string(version) +
                                              " is newer than this build's " +
@@ -289,16 +118,16 @@ Status StateDb::Impl::Migrate() {
     }
     if (version == 0) {
       MC_ASSIGN_OR_RETURN(int64_t objects,
-                          QueryInt("SELECT count(*) FROM sqlite_schema", "read schema"));
+                          conn->QueryInt("SELECT count(*) FROM sqlite_schema", "read schema"));
       if (objects > 0) {
         return FailedPreconditionError(Context("tables but no schema version: not a state db"));
       }
       fresh = true;
     }
     for (int64_t v = version; v < kSchemaVersion; ++v) {
-      MC_RETURN_IF_ERROR(ExecScript(kMigrations[v], "migrate schema to " + std::to_string(v + 1)));
+      MC_RETURN_IF_ERROR(conn->Exec(kMigrations[v], "migrate schema to " + std::to_string(v + 1)));
     }
-    return ExecScript(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str(),
+    return conn->Exec("PRAGMA user_version=" + std::to_string(kSchemaVersion),
                       "set schema version");
   });
 }
@@ -332,7 +161,7 @@ StatusOr<std::unique_ptr<StateDb>> StateDb::Open(const fs::path& path) {
   auto impl = std::make_unique<Impl>(path);
   Status s = impl->Connect();
   if (s.code() == StatusCode::kFailedPrecondition) {
-    impl->Close();
+    impl->conn.reset();  // closed before its files are renamed
     MC_ASSIGN_OR_RETURN(fs::path aside, MoveAside(path));
     spdlog::warn(
         "{}; moved it to {} and created a fresh one: pins and worker history are lost "
@@ -390,7 +219,7 @@ Status StateDb::TouchSnapshot(const std::string& repo, const std::string& commit
             WHERE repo = ?1 AND "commit" = ?2)sql",
       "touch snapshot " + Key(repo, commit),
       [&](Statement& st) { st.Bind(repo).Bind(commit).Bind(at); }));
-  if (sqlite3_changes(impl_->db) == 0) {
+  if (impl_->conn->Changes() == 0) {
     return NotFoundError(impl_->Context("touch snapshot " + Key(repo, commit) + ": no such row"));
   }
   return Status::Ok();
@@ -442,7 +271,7 @@ Status StateDb::AddCompletion(const CompletionRow& row) {
             ON CONFLICT (repo, "commit", "filter") DO UPDATE SET at_ms = excluded.at_ms)sql",
       op,
       [&](Statement& st) { st.Bind(row.repo).Bind(row.commit).Bind(row.filter).Bind(row.at); }));
-  if (sqlite3_changes(impl_->db) == 0) {
+  if (impl_->conn->Changes() == 0) {
     return NotFoundError(impl_->Context(op + ": the snapshot has no row"));
   }
   return Status::Ok();
@@ -464,7 +293,7 @@ StatusOr<std::vector<CompletionRow>> StateDb::ListCompletions() const {
 Status StateDb::ReplaceSnapshots(const std::vector<SnapshotRow>& rows) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   Impl& impl = *impl_;
-  return impl.InTransaction([&]() -> Status {
+  return impl.conn->InTransaction([&]() -> Status {
     std::set<std::pair<std::string, std::string>> keep;
     for (const SnapshotRow& row : rows) {
       keep.emplace(row.repo, row.commit);
@@ -506,7 +335,7 @@ Status StateDb::RemovePin(const std::string& repo, const std::string& commit,
   MC_RETURN_IF_ERROR(
       impl_->Run(R"sql(DELETE FROM pins WHERE repo = ?1 AND "commit" = ?2 AND owner = ?3)sql", op,
                  [&](Statement& st) { st.Bind(repo).Bind(commit).Bind(owner); }));
-  if (sqlite3_changes(impl_->db) == 0) return NotFoundError(impl_->Context(op + ": no such pin"));
+  if (impl_->conn->Changes() == 0) return NotFoundError(impl_->Context(op + ": no such pin"));
   return Status::Ok();
 }
 

@@ -1,7 +1,8 @@
-// ControllerStore over SQLite (raw C API through sqlite_util.h): one connection behind a mutex, a
-// cache of prepared statements. The schema is versioned with PRAGMA user_version; kMigrations[v]
-// takes version v to v + 1. Column lists are written once per table (kEndpointColumns, ...) and
-// both the SELECT and the upsert are built from them; Bind* and Read* follow the same order.
+// ControllerStore over SQLite (raw C API through sqlite/sqlite_util.h): one connection behind a
+// mutex, a cache of prepared statements. The schema is versioned with PRAGMA user_version;
+// kMigrations[v] takes version v to v + 1. Column lists are written once per table
+// (kEndpointColumns, ...) and both the SELECT and the upsert are built from them; Bind* and Read*
+// follow the same order.
 #include <spdlog/spdlog.h>
 
 #include <mutex>
@@ -9,8 +10,8 @@
 #include <string_view>
 #include <utility>
 
-#include "controller/sqlite_util.h"
 #include "controller/store.h"
+#include "sqlite/sqlite_util.h"
 
 namespace mc::controller {
 namespace {

@@ -1,8 +1,9 @@
-// A thin layer over the raw SQLite C API for the controller's store (the same shape as the agent's
-// state db): SQLite result codes mapped to Status codes, a prepared statement with positional
-// binding, and a connection with a cache of prepared statements and an IMMEDIATE transaction
-// helper, and builders of SELECT / upsert statements from a table's column list. Internal to
-// src/controller; nothing here knows the schema.
+// A thin layer over the raw SQLite C API, shared by the agent's state db (src/agent/state_db.cc)
+// and the controller's store (src/controller/store_sqlite.cc): SQLite result codes mapped to
+// Status codes, a prepared statement with positional binding, a connection with a cache of
+// prepared statements and an IMMEDIATE transaction helper, and builders of SELECT / upsert
+// statements from a table's column list. Internal to src/ (include as "sqlite/sqlite_util.h");
+// nothing here knows a schema.
 //
 // Thread-safety: none. The owner serializes every call on a Connection (and its Statements),
 // e.g. with one mutex.
@@ -20,12 +21,14 @@
 #include <string>
 #include <string_view>
 
+#include "mc/common/clock.h"
 #include "mc/common/status.h"
 
-namespace mc::controller::sqlite {
+namespace mc::sqlite {
 
 // Codes by what the caller should do: busy/locked → Unavailable (retry), full → ResourceExhausted,
-// corrupt / not a database → FailedPrecondition (the file is unusable; nothing else maps to it),
+// corrupt / not a database → FailedPrecondition (the file is unusable: the agent moves such a file
+// aside, the controller refuses to start; nothing else maps to it),
 // a UNIQUE or PRIMARY KEY violation → AlreadyExists, read-only → PermissionDenied, I/O errors by
 // their errno, the rest → Internal.
 StatusCode CodeFor(int rc, int sys_errno);
@@ -52,6 +55,7 @@ class Statement {
   Statement& Bind(std::string_view v);
   Statement& Bind(const std::string& v) { return Bind(std::string_view(v)); }
   Statement& Bind(const char* v) { return Bind(std::string_view(v)); }
+  Statement& Bind(Clock::TimePoint t);  // as Unix milliseconds (rounded down)
   template <typename T>
   Statement& Bind(const std::optional<T>& v) {  // nullopt ↔ NULL
     if (v.has_value()) return Bind(*v);
@@ -71,6 +75,8 @@ class Statement {
   bool IsNull(int col) const;
   std::optional<int64_t> OptInt(int col) const;
   std::optional<std::string> OptText(int col) const;
+  Clock::TimePoint Time(int col) const;  // from Unix milliseconds
+  std::optional<Clock::TimePoint> OptTime(int col) const;
 
  private:
   Statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
@@ -178,4 +184,4 @@ class Connection {
   std::map<std::string, std::unique_ptr<Statement>> statements_;  // by SQL text
 };
 
-}  // namespace mc::controller::sqlite
+}  // namespace mc::sqlite

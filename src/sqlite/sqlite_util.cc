@@ -1,8 +1,21 @@
-#include "controller/sqlite_util.h"
+#include "sqlite/sqlite_util.h"
 
+#include <chrono>
 #include <utility>
 
-namespace mc::controller::sqlite {
+namespace mc::sqlite {
+namespace {
+
+int64_t ToUnixMs(Clock::TimePoint t) {
+  return std::chrono::floor<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+Clock::TimePoint FromUnixMs(int64_t ms) {
+  return Clock::TimePoint(
+      std::chrono::duration_cast<Clock::TimePoint::duration>(std::chrono::milliseconds(ms)));
+}
+
+}  // namespace
 
 StatusCode CodeFor(int rc, int sys_errno) {
   switch (rc) {  // extended codes first
@@ -64,6 +77,8 @@ Statement& Statement::Bind(std::string_view v) {
   return Check(sqlite3_bind_text64(stmt_, next_++, p, v.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
 }
 
+Statement& Statement::Bind(Clock::TimePoint t) { return Bind(ToUnixMs(t)); }
+
 Statement& Statement::BindNull() { return Check(sqlite3_bind_null(stmt_, next_++)); }
 
 StatusOr<bool> Statement::Step(std::string_view op) {
@@ -101,6 +116,13 @@ std::optional<int64_t> Statement::OptInt(int col) const {
 std::optional<std::string> Statement::OptText(int col) const {
   if (IsNull(col)) return std::nullopt;
   return Text(col);
+}
+
+Clock::TimePoint Statement::Time(int col) const { return FromUnixMs(Int(col)); }
+
+std::optional<Clock::TimePoint> Statement::OptTime(int col) const {
+  if (IsNull(col)) return std::nullopt;
+  return Time(col);
 }
 
 Statement& Statement::Check(int rc) {
@@ -195,4 +217,4 @@ std::string Connection::Context(std::string_view op) const {
   return c;
 }
 
-}  // namespace mc::controller::sqlite
+}  // namespace mc::sqlite
