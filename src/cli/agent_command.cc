@@ -145,14 +145,7 @@ Status RunAgent(const AgentArgs& args) {
               << " (--insecure-no-api-key): anyone who reaches it can start processes here"
               << std::endl;
   }
-  // Block the stop signals before any agent thread starts (threads inherit the mask), so that
-  // only the sigwait() below sees them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  const sigset_t stop_signals = BlockStopSignals();  // before any agent thread starts
 
   const fs::path cache_dir = options.cache_dir, state_dir = options.state_dir;
   const std::string listen = options.listen;
@@ -171,12 +164,7 @@ Status RunAgent(const AgentArgs& args) {
             << "/v1/ensure?wait=600' -d '{\"model\": \"org/name\"}'\nStop with Ctrl-C or SIGTERM."
             << std::endl;
 
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
-  // A second signal ends the process at once (default action) while the clean stop runs.
-  std::signal(SIGTERM, SIG_DFL);
-  std::signal(SIGINT, SIG_DFL);
-  pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
+  WaitForStopSignal(stop_signals);  // a second signal exits at once
   std::cerr << "modelcache agent: stopping; downloads in flight resume at the next start, "
                "workers keep running"
             << std::endl;

@@ -1,9 +1,31 @@
 #include <CLI/CLI.hpp>
 
+#include <pthread.h>
+
+#include <csignal>
+
 #include "commands.h"
 #include "mc/hub/hub_config.h"
 
 namespace mc::cli {
+
+sigset_t BlockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+  return set;
+}
+
+void WaitForStopSignal(const sigset_t& stop_signals) {
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  std::signal(SIGTERM, SIG_DFL);
+  std::signal(SIGINT, SIG_DFL);
+  pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
+}
 
 void AddCacheDirOption(CLI::App& cmd, std::string& value) {
   cmd.add_option("--cache-dir", value,

@@ -2,6 +2,8 @@
 // command and stores the outcome in *result, which main() turns into the exit code.
 #pragma once
 
+#include <signal.h>
+
 #include <filesystem>
 #include <string>
 
@@ -29,6 +31,14 @@ void AddPullCommand(CLI::App& app, CommandResult& result);
 void AddAgentCommand(CLI::App& app, CommandResult& result);
 void AddPinCommands(CLI::App& app, CommandResult& result);  // pin, unpin, pins
 void AddControllerCommands(CLI::App& app, CommandResult& result);  // controller, keys, up
+
+// Daemons (serve, agent, controller, up): blocks SIGTERM and SIGINT in this thread and every
+// thread started after the call (threads inherit the mask), and ignores SIGPIPE, so that
+// WaitForStopSignal() is the only place that sees a stop. Call before starting any server.
+sigset_t BlockStopSignals();
+// Waits for SIGTERM or SIGINT; afterwards a second one ends the process at once (default action)
+// while the clean stop runs.
+void WaitForStopSignal(const sigset_t& stop_signals);
 
 // Adds `--cache-dir` to a sub-command, with the help text every command shares.
 void AddCacheDirOption(CLI::App& cmd, std::string& value);

@@ -43,26 +43,6 @@ StatusOr<fs::path> DbPath(const std::string& db) {
   return p;
 }
 
-// Blocks SIGTERM/SIGINT in every thread started after this (they inherit the mask), so that
-// WaitForStopSignal() is the only place that sees them.
-sigset_t BlockStopSignals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
-  return set;
-}
-
-void WaitForStopSignal(const sigset_t& set) {
-  int sig = 0;
-  sigwait(&set, &sig);
-  std::signal(SIGTERM, SIG_DFL);  // a second signal ends the process at once
-  std::signal(SIGINT, SIG_DFL);
-  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
-}
-
 StatusOr<std::optional<hub::Secret>> ReadKeyFile(const std::string& file) {
   if (file.empty()) return std::optional<hub::Secret>();
   std::ifstream in(file);
@@ -71,6 +51,15 @@ StatusOr<std::optional<hub::Secret>> ReadKeyFile(const std::string& file) {
   while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.pop_back();
   if (key.empty()) return InvalidArgumentError("key file " + file + " is empty");
   return std::optional<hub::Secret>(hub::Secret(std::move(key)));
+}
+
+net::HttpClientRequest Request(std::string method, std::string url,
+                               const net::HeaderMap& headers) {
+  net::HttpClientRequest req;
+  req.method = std::move(method);
+  req.url = std::move(url);
+  req.headers = headers;
+  return req;
 }
 
 StatusOr<hub::Endpoint> UpstreamOrDefault(const std::string& flag) {
@@ -198,7 +187,7 @@ Status DemoSelfTest(const std::string& url, const std::string& key, const UpArgs
   net::HeaderMap h;
   h.Set("Authorization", "Bearer " + key);
   h.Set("Content-Type", "application/json");
-  net::HttpClientRequest list{.method = "GET", .url = url + "/v1/endpoints", .headers = h};
+  net::HttpClientRequest list = Request("GET", url + "/v1/endpoints", h);
   MC_ASSIGN_OR_RETURN(auto listed, client->Send(list));
   json endpoints = json::parse(listed.body, nullptr, false);
   std::string id;
@@ -211,7 +200,7 @@ Status DemoSelfTest(const std::string& url, const std::string& key, const UpArgs
       return NotFoundError("the demo worker " + script +
                            " is missing; run from the repository root or pass --worker-script");
     }
-    net::HttpClientRequest create{.method = "POST", .url = url + "/v1/endpoints", .headers = h};
+    net::HttpClientRequest create = Request("POST", url + "/v1/endpoints", h);
     create.body = json{{"name", "demo"},
                        {"model", std::string("https://huggingface.co/") + kDemoModel + ":main"},
                        {"command", {"python3", script}},
@@ -228,8 +217,7 @@ Status DemoSelfTest(const std::string& url, const std::string& key, const UpArgs
   }
   std::cerr << "up: demo endpoint " << id << ": sending a test job (the first one downloads the "
             << "model onto a host, unbilled)" << std::endl;
-  net::HttpClientRequest run{.method = "POST", .url = url + "/v2/" + id + "/runsync?wait=120000",
-                             .headers = h};
+  net::HttpClientRequest run = Request("POST", url + "/v2/" + id + "/runsync?wait=120000", h);
   run.body = R"({"input": {"prompt": "hello"}})";
   run.timeout = std::chrono::milliseconds(130'000);
   MC_ASSIGN_OR_RETURN(auto ran, client->Send(run));
@@ -253,7 +241,7 @@ void StopAllWorkers(const std::vector<std::unique_ptr<agent::Agent>>& agents,
   net::HeaderMap h;
   h.Set("Authorization", "Bearer " + key);
   for (const auto& a : agents) {
-    net::HttpClientRequest list{.method = "GET", .url = a->base_url() + "/v1/workers", .headers = h};
+    net::HttpClientRequest list = Request("GET", a->base_url() + "/v1/workers", h);
     auto listed = client->Send(list);
     if (!listed.ok()) continue;
     json doc = json::parse(listed->body, nullptr, false);
@@ -261,10 +249,9 @@ void StopAllWorkers(const std::vector<std::unique_ptr<agent::Agent>>& agents,
       const std::string state = w.value("state", "");
       if (state != "running" && state != "stopping" && state != "initializing") continue;
       const std::string url = a->base_url() + "/v1/workers/" + w.value("id", "");
-      net::HttpClientRequest del{.method = "DELETE", .url = url + "?grace=5", .headers = h};
+      net::HttpClientRequest del = Request("DELETE", url + "?grace=5", h);
       client->Send(del).status().IgnoreError();
-      net::HttpClientRequest wait{.method = "GET", .url = url + "?wait=10&until=exited,failed",
-                                  .headers = h};
+      net::HttpClientRequest wait = Request("GET", url + "?wait=10&until=exited,failed", h);
       wait.timeout = std::chrono::milliseconds(15'000);
       client->Send(wait).status().IgnoreError();
     }

@@ -16,13 +16,7 @@ struct ServeArgs {
 
 Status RunServe(const ServeArgs& args) {
   MC_ASSIGN_OR_RETURN(std::filesystem::path root, CacheDirOrDefault(args.cache_dir));
-  // Block the stop signals before any server thread starts, so that only sigwait() below sees them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  const sigset_t stop_signals = BlockStopSignals();  // before any server thread starts
 
   mirror::MirrorOptions options;
   options.cache_dir = root;
@@ -36,8 +30,7 @@ Status RunServe(const ServeArgs& args) {
             << "Try: HF_ENDPOINT=" << server->base_url() << " hf download <repo>, or curl "
             << server->base_url() << "/api/models/<repo>/revision/main\n"
             << "Stop with Ctrl-C." << std::endl;
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  WaitForStopSignal(stop_signals);
   server->Stop();
   return Status::Ok();
 }

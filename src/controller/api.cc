@@ -1,12 +1,12 @@
 #include "controller/api.h"
 
-#include <openssl/evp.h>
+#include "controller/keys.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <set>
 #include <sstream>
 
@@ -25,26 +25,7 @@ int64_t NowMs(const Clock& clock) {
       .count();
 }
 
-std::string RandomAlnum(size_t n) {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  static constexpr char kChars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-  std::string out;
-  for (size_t i = 0; i < n; ++i) out += kChars[rng() % 36];
-  return out;
-}
 
-std::string Sha256Hex(const std::string& text) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(text.data(), text.size(), digest, &len, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 15];
-  }
-  return out;
-}
 
 void SendJson(net::HttpResponse& res, int code, const json& body) {
   res.SetText(code, body.dump(), "application/json");
@@ -629,8 +610,8 @@ void ControllerApi::Management(const net::HttpRequest& req, net::HttpResponse& r
     }
   }
   if (what == "hosts") {
-    if (m == "POST" && (p.size() == 3 && p[2] == "register" ||
-                        p.size() == 4 && ValidId(p[2]) && p[3] == "heartbeat")) {
+    if (m == "POST" && ((p.size() == 3 && p[2] == "register") ||
+                        (p.size() == 4 && ValidId(p[2]) && p[3] == "heartbeat"))) {
       Status s = fleet_.Heartbeat(req.body);
       return s.ok() ? SendJson(res, 200, json::object()) : SendError(res, s);
     }

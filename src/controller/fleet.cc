@@ -1,11 +1,11 @@
 #include "controller/fleet.h"
 
-#include <openssl/evp.h>
+#include "controller/keys.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
-#include <random>
 
 #include "mc/hub/hub_client.h"
 #include "mc/net/http_client.h"
@@ -29,26 +29,7 @@ constexpr const char* kPhaseFailed = "failed";
 
 bool IsLivePhase(const std::string& p) { return p != kStopped && p != kPhaseFailed; }
 
-std::string RandomAlnum(size_t n) {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  static constexpr char kChars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-  std::string out;
-  for (size_t i = 0; i < n; ++i) out += kChars[rng() % 36];
-  return out;
-}
 
-std::string Sha256Hex(const std::string& text) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(text.data(), text.size(), digest, &len, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 15];
-  }
-  return out;
-}
 
 // Constant-time comparison of two equal-length hex strings.
 bool SameHash(const std::string& a, const std::string& b) {

@@ -138,7 +138,8 @@ TEST(ControllerRestartTest, SigkillMidTrafficLosesNoJobAndKeepsTheLedgerConsiste
     const std::string& key;
     ~StopWorkers() {
       for (auto& a : agents) {
-        net::HttpClientRequest list{.method = "GET", .url = a->base_url() + "/v1/workers"};
+        net::HttpClientRequest list;
+        list.url = a->base_url() + "/v1/workers";
         list.headers.Set("Authorization", "Bearer " + key);
         auto listed = client.Send(list);
         json doc = listed.ok() ? json::parse(listed->body, nullptr, false) : json();
@@ -146,10 +147,13 @@ TEST(ControllerRestartTest, SigkillMidTrafficLosesNoJobAndKeepsTheLedgerConsiste
         for (const json& w : doc.value("workers", json::array())) {
           if (w["state"] != "running" && w["state"] != "initializing") continue;
           const std::string url = a->base_url() + "/v1/workers/" + w["id"].get<std::string>();
-          net::HttpClientRequest del{.method = "DELETE", .url = url + "?grace=2"};
+          net::HttpClientRequest del;
+          del.method = "DELETE";
+          del.url = url + "?grace=2";
           del.headers.Set("Authorization", "Bearer " + key);
           client.Send(del).status().IgnoreError();
-          net::HttpClientRequest wait{.method = "GET", .url = url + "?wait=10&until=exited,failed"};
+          net::HttpClientRequest wait;
+          wait.url = url + "?wait=10&until=exited,failed";
           wait.headers.Set("Authorization", "Bearer " + key);
           client.Send(wait).status().IgnoreError();
         }
@@ -214,7 +218,9 @@ TEST(ControllerRestartTest, SigkillMidTrafficLosesNoJobAndKeepsTheLedgerConsiste
   }
   json ledger = call("GET", "/v1/ledger?endpoint=" + id, "");
   for (const json& row : ledger["ledger"]) {
-    if (row["end"].is_null()) EXPECT_TRUE(live.contains(row["workerId"])) << row.dump();
+    if (row["end"].is_null()) {
+      EXPECT_TRUE(live.contains(row["workerId"])) << row.dump();
+    }
   }
   // stop_workers (declared last) stops the workers first, then the agents and the rest go.
 }
