@@ -43,9 +43,11 @@ Status JobBoard::Load() {
   std::lock_guard<std::mutex> lock(mu_);
   for (JobRecord& j : jobs) {
     if (j.status == kInQueue) queues_[j.endpoint_id].push_back(j.id);
-    if (j.status == kInProgress) running_[j.endpoint_id].insert(j.id);
     const std::string id = j.id;  // not j.id below: the right side is evaluated (moved) first
-    jobs_[id] = Entry{std::move(j), std::nullopt};
+    const std::string status = j.status;
+    Entry& e = jobs_[id] = Entry{std::move(j), std::nullopt};
+    e.job.status.clear();
+    SetStatusLocked(e.job, status);
   }
   return Status::Ok();
 }
@@ -61,7 +63,7 @@ StatusOr<JobRecord> JobBoard::Submit(const EndpointRecord& endpoint,
   JobRecord j;
   j.id = request.sync ? "sync-" + Uuid() : Uuid() + "-u1";
   j.endpoint_id = endpoint.id;
-  j.status = kInQueue;
+  j.status = kInQueue;  // as stored; the in-memory entry is counted through SetStatusLocked
   j.input_json = request.input_json;
   j.extra_json = request.extra_json;
   j.webhook = request.webhook;
@@ -72,7 +74,9 @@ StatusOr<JobRecord> JobBoard::Submit(const EndpointRecord& endpoint,
   {
     std::lock_guard<std::mutex> lock(mu_);
     MC_RETURN_IF_ERROR(SaveLocked(j), "queue the job");
-    jobs_[j.id] = Entry{j, std::nullopt};
+    Entry& e = jobs_[j.id] = Entry{j, std::nullopt};
+    e.job.status.clear();
+    SetStatusLocked(e.job, kInQueue);
     queues_[j.endpoint_id].push_back(j.id);
   }
   changed_.notify_all();
@@ -303,14 +307,25 @@ void JobBoard::DeleteLocked(const std::string& id) {
   Status s = store_.DeleteJob(id);
   if (!s.ok()) spdlog::error("controller: delete job {}: {}", id, s.ToString());
   auto it = jobs_.find(id);
-  if (it != jobs_.end()) running_[it->second.job.endpoint_id].erase(id);
+  if (it != jobs_.end()) SetStatusLocked(it->second.job, "");  // leaves the indexes
   jobs_.erase(id);
 }
 
 void JobBoard::SetStatusLocked(JobRecord& job, const std::string& status) {
+  const int scaling = job.low_priority ? 0 : 1;
   if (job.status == kInProgress) running_[job.endpoint_id].erase(job.id);
+  if (job.status == kInQueue) {
+    QueuedCount& q = queued_[job.endpoint_id];
+    --q.all;
+    q.scaling -= scaling;
+  }
   job.status = status;
   if (status == kInProgress) running_[job.endpoint_id].insert(job.id);
+  if (status == kInQueue) {
+    QueuedCount& q = queued_[job.endpoint_id];
+    ++q.all;
+    q.scaling += scaling;
+  }
 }
 
 std::vector<std::string> JobBoard::TakeStops(const std::string& worker_id,
@@ -432,22 +447,27 @@ int JobBoard::HeldBy(const std::string& worker_id) const {
 }
 
 QueueLoad JobBoard::Load(const std::string& endpoint_id) const {
-  // Runs on every autoscaler pass (and a queued job triggers one): only this endpoint's queue
-  // and running set are visited, never the whole job table.
+  // Runs on every autoscaler pass (and a queued job triggers one): counters kept by
+  // SetStatusLocked, and the queue is only walked to its first waiting normal job.
   std::lock_guard<std::mutex> lock(mu_);
   QueueLoad load;
   auto running = running_.find(endpoint_id);
   if (running != running_.end()) load.in_progress = static_cast<int>(running->second.size());
+  auto counted = queued_.find(endpoint_id);
+  if (counted != queued_.end()) {
+    load.in_queue = counted->second.all;
+    load.in_queue_scaling = counted->second.scaling;
+  }
   auto q = queues_.find(endpoint_id);
-  if (q == queues_.end()) return load;
-  for (const std::string& id : q->second) {
+  if (q == queues_.end() || load.in_queue_scaling == 0) return load;
+  for (const std::string& id : q->second) {  // FIFO (requeued jobs at the front): oldest first
     auto it = jobs_.find(id);
-    if (it == jobs_.end() || it->second.job.status != kInQueue) continue;
-    ++load.in_queue;
-    if (it->second.job.low_priority) continue;
-    ++load.in_queue_scaling;
+    if (it == jobs_.end() || it->second.job.status != kInQueue || it->second.job.low_priority) {
+      continue;
+    }
     const int64_t created = it->second.job.created_ms;
     if (!load.oldest_ms || created < *load.oldest_ms) load.oldest_ms = created;
+    break;
   }
   return load;
 }
@@ -473,6 +493,7 @@ void JobBoard::ForgetEndpoint(const std::string& endpoint_id) {
   std::erase_if(jobs_, [&](const auto& kv) { return kv.second.job.endpoint_id == endpoint_id; });
   queues_.erase(endpoint_id);
   running_.erase(endpoint_id);
+  queued_.erase(endpoint_id);
 }
 
 void JobBoard::WakeAll() {

@@ -156,6 +156,11 @@ class JobBoard {
   std::map<std::string, std::deque<std::string>> queues_;       // endpoint → queued ids, FIFO
   std::map<std::string, std::set<std::string>> stops_;          // worker → job ids to stop
   std::map<std::string, std::set<std::string>> running_;        // endpoint → IN_PROGRESS ids
+  struct QueuedCount {
+    int all = 0;
+    int scaling = 0;  // not low priority
+  };
+  std::map<std::string, QueuedCount> queued_;  // endpoint → IN_QUEUE counts
   std::map<std::string, uint64_t> retried_;                     // endpoint → requeues
   bool woken_ = false;
 };
