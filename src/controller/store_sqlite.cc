@@ -5,8 +5,10 @@
 // follow the same order.
 #include <spdlog/spdlog.h>
 
+#include <condition_variable>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <string_view>
 #include <utility>
 
@@ -288,6 +290,9 @@ Status SetUp(Connection& db) {
   // file; a crash of the controller process loses nothing committed, and process crashes are
   // what the controller's crash-safety story covers.
   MC_RETURN_IF_ERROR(db.Exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON", "pragmas"));
+  // No checkpoint in a commit (it would fsync in the middle of a /run): a second connection
+  // checkpoints in the background (SqliteControllerStore::Checkpoints).
+  MC_RETURN_IF_ERROR(db.Exec("PRAGMA wal_autocheckpoint=0", "pragmas"));
   return Migrate(db);
 }
 
@@ -295,7 +300,18 @@ Status SetUp(Connection& db) {
 
 class SqliteControllerStore final : public ControllerStore {
  public:
-  explicit SqliteControllerStore(std::unique_ptr<Connection> db) : db_(std::move(db)) {}
+  SqliteControllerStore(std::unique_ptr<Connection> db, std::unique_ptr<Connection> checkpointer)
+      : db_(std::move(db)), checkpointer_(std::move(checkpointer)) {
+    checkpoints_ = std::thread([this] { Checkpoints(); });
+  }
+  ~SqliteControllerStore() override {
+    {
+      std::lock_guard<std::mutex> lock(checkpoint_mu_);
+      stopping_ = true;
+    }
+    checkpoint_cv_.notify_all();
+    checkpoints_.join();
+  }
 
   Status PutEndpoint(const EndpointRecord& e) override;
   StatusOr<std::optional<EndpointRecord>> GetEndpoint(const std::string& id) const override;
@@ -348,8 +364,24 @@ class SqliteControllerStore final : public ControllerStore {
     return row;
   }
 
+  // A PASSIVE checkpoint every second from its own connection: in WAL mode it runs beside the
+  // writer (it never blocks a commit, and a commit never waits for it), so the WAL stays small
+  // without a commit ever paying for copying it back into the database.
+  void Checkpoints() {
+    std::unique_lock<std::mutex> lock(checkpoint_mu_);
+    while (!checkpoint_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; })) {
+      Status s = checkpointer_->Exec("PRAGMA wal_checkpoint(PASSIVE)", "checkpoint");
+      if (!s.ok()) spdlog::warn("{}", s.ToString());
+    }
+  }
+
   mutable std::mutex mu_;
   const std::unique_ptr<Connection> db_;  // used under mu_ only
+  const std::unique_ptr<Connection> checkpointer_;  // used by the checkpoint thread only
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_cv_;
+  bool stopping_ = false;  // guarded by checkpoint_mu_
+  std::thread checkpoints_;
 };
 
 // ---- endpoints ----
@@ -586,7 +618,10 @@ StatusOr<std::unique_ptr<ControllerStore>> ControllerStore::Open(const fs::path&
                                    " (left untouched: restore it from a backup or move it away)");
   }
   MC_RETURN_IF_ERROR(s);
-  return std::unique_ptr<ControllerStore>(new SqliteControllerStore(std::move(db)));
+  MC_ASSIGN_OR_RETURN(std::unique_ptr<Connection> checkpointer,
+                      Connection::Open(path, "controller db", kBusyTimeoutMs));
+  return std::unique_ptr<ControllerStore>(
+      new SqliteControllerStore(std::move(db), std::move(checkpointer)));
 }
 
 }  // namespace mc::controller
