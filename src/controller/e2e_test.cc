@@ -47,10 +47,11 @@ struct Cluster {
     fs::remove_all(root);
     fs::create_directories(root);
     auto store = *cache::CacheStore::Open({root / "upstream", std::nullopt, true});
-    for (const char* id : {"demo/a", "demo/gated"}) {
+    uint64_t seed = 0;
+    for (const char* id : {"demo/a", "demo/gated", "demo/b"}) {
       testing::ModelFixtureOptions f;
       f.total_weight_bytes = 2 << 20;
-      f.seed = std::string(id) == "demo/a" ? 1 : 2;
+      f.seed = ++seed;
       if (!testing::WriteModelFixture(root / "src" / id, f).ok()) std::abort();
       if (!cache::ImportFolder(*store, root / "src" / id, *RepoId::Parse(id),
                                *Revision::Parse("main"))
@@ -216,6 +217,35 @@ TEST(ControllerE2eTest, HostWithoutRoomForTheModelIsSkipped) {
     return !w.empty() && w[0]["phase"] == "idle";
   }));
   for (const json& w : c.Workers(ep)) EXPECT_EQ(w["hostId"], "host-2");
+}
+
+TEST(ControllerE2eTest, HostWhoseDiskIsFullOfPinnedModelsIsSkipped) {
+  // host-1 has room for one model, and holds demo/b pinned by its operator: demo/a cannot fit
+  // there even after eviction, so its worker goes to host-2, and demo/b stays.
+  Cluster c("pinned_full", {3 << 20, 1ull << 30});
+  const std::string host1 = c.agents[0]->base_url();
+  ASSERT_EQ(c.Call("POST", host1 + "/v1/ensure?wait=60", R"({"model": "demo/b"})", true).status,
+            200);
+  ASSERT_EQ(c.Call("POST", host1 + "/v1/pins", R"({"model": "demo/b"})", true).status, 200);
+  // The controller's view of host-1 shows the pinned snapshot (a heartbeat follows every change).
+  ASSERT_TRUE(c.Eventually([&] {
+    const Reply hosts = c.Call("GET", "/v1/hosts");
+    for (const json& h : hosts.body["hosts"]) {
+      if (h["id"] == "host-1" && !h["snapshots"].empty() && h["snapshots"][0]["pinned"] == true) {
+        return true;
+      }
+    }
+    return false;
+  }));
+  const std::string ep = c.CreateEndpoint({{"model", "demo/a"}, {"workersMin", 1}});
+  ASSERT_TRUE(c.Eventually([&] {
+    auto w = c.Workers(ep);
+    return !w.empty() && w[0]["phase"] == "idle";
+  }));
+  for (const json& w : c.Workers(ep)) EXPECT_EQ(w["hostId"], "host-2");
+  const Reply inventory = c.Call("GET", host1 + "/v1/inventory", "", true);
+  ASSERT_EQ(inventory.body["snapshots"].size(), 1u);
+  EXPECT_EQ(inventory.body["snapshots"][0]["model"], "demo/b");
 }
 
 TEST(ControllerE2eTest, GatedModelNeedsTheEndpointsOwnToken) {
