@@ -73,16 +73,30 @@ int64_t Fleet::NowMs() const {
 }
 
 void Fleet::Shutdown() {
-  std::vector<std::thread> threads;
+  std::vector<Watcher> watchers;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
-    threads.swap(watchers_);
+    watchers.swap(watchers_);
   }
   stopping_cv_.notify_all();
-  for (std::thread& t : threads) {
-    if (t.joinable()) t.join();
+  for (Watcher& w : watchers) {
+    if (w.thread.joinable()) w.thread.join();
   }
+}
+
+void Fleet::StartWatcherLocked(const std::string& worker_id) {
+  if (stopping_) return;
+  std::erase_if(watchers_, [](Watcher& w) {
+    if (!w.done->load()) return false;
+    w.thread.join();  // it has returned: joins at once
+    return true;
+  });
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  watchers_.push_back({done, std::thread([this, worker_id, done] {
+                         Watch(worker_id);
+                         done->store(true);
+                       })});
 }
 
 // ---- hosts ----
@@ -304,7 +318,7 @@ Status Fleet::StartWorker(const EndpointRecord& e, const HostView& host,
   spdlog::info("controller: worker {} of {} placed on {} ({})", id, e.id, host.id,
                hit ? "cache hit" : "download first");
   std::lock_guard<std::mutex> lock(mu_);
-  if (!stopping_) watchers_.emplace_back([this, id] { Watch(id); });
+  StartWatcherLocked(id);
   return Status::Ok();
 }
 
@@ -644,7 +658,7 @@ Status Fleet::Load() {
     live->rec = std::move(w);
     const std::string id = live->rec.id;
     workers_[id] = live;
-    if (!live->host_url.empty()) watchers_.emplace_back([this, id] { Watch(id); });
+    if (!live->host_url.empty()) StartWatcherLocked(id);
   }
   return Status::Ok();
 }

@@ -144,7 +144,13 @@ class Fleet {
   std::map<std::string, uint64_t> model_bytes_;  // by commit
   std::map<std::string, std::shared_ptr<Live>> workers_;  // live and recently ended
   std::map<std::string, std::pair<Status, int64_t>> entitlements_;  // endpoint → (verdict, at)
-  std::vector<std::thread> watchers_;
+  // One watcher thread per worker; finished ones are joined when the next one starts.
+  struct Watcher {
+    std::shared_ptr<std::atomic<bool>> done;
+    std::thread thread;
+  };
+  void StartWatcherLocked(const std::string& worker_id);
+  std::vector<Watcher> watchers_;
 };
 
 }  // namespace mc::controller
