@@ -192,6 +192,7 @@ class AgentImpl final : public Agent {
       lock.unlock();
       Status r = inventory_->Reconcile();
       if (!r.ok()) spdlog::warn("agent: cache scan: {}", r.ToString());
+      workers_->Prune(o_.clock->Now() - std::chrono::hours(24));  // keep a day of history
       Status s = inventory_->EnforceWatermarks();
       if (!s.ok()) spdlog::warn("agent: watermark check: {}", s.ToString());
       lock.lock();

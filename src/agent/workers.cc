@@ -377,6 +377,15 @@ void Workers::Recover() {
   }
 }
 
+void Workers::Prune(TimePoint before) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::erase_if(workers_, [&](const auto& kv) {
+    return !IsLive(kv.second.state) && kv.second.ended && *kv.second.ended < before;
+  });
+  Status s = db_.PruneWorkers(before);
+  if (!s.ok()) spdlog::warn("agent: prune worker history: {}", s.ToString());
+}
+
 std::map<std::string, int> Workers::CountByState() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::map<std::string, int> counts;

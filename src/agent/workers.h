@@ -82,6 +82,9 @@ class Workers {
                                    std::chrono::milliseconds timeout) const;
   // After a restart: re-adopt or close the workers the database lists as live.
   void Recover();
+  // Forgets workers that ended before `before` (memory and database): history is kept a while,
+  // not forever.
+  void Prune(TimePoint before);
   int gpu_count() const { return options_.gpu_count; }
   int FreeGpus() const;
   std::map<std::string, int> CountByState() const;
