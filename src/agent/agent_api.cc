@@ -167,15 +167,6 @@ json EnsureJson(const EnsureState& s) {
   return j;
 }
 
-std::vector<int> GpuList(const std::string& text) {
-  std::vector<int> out;
-  std::stringstream ss(text);
-  std::string part;
-  while (std::getline(ss, part, ',')) {
-    if (!part.empty()) out.push_back(std::atoi(part.c_str()));
-  }
-  return out;
-}
 
 json WorkerJson(const WorkerRow& w) {
   auto repo = RepoId::FromFolderName(w.repo);
@@ -185,7 +176,7 @@ json WorkerJson(const WorkerRow& w) {
   return json{{"id", w.id},
               {"model", repo.ok() ? ModelName(*repo) : w.repo},
               {"commit", w.commit.empty() ? json(nullptr) : json(w.commit)},
-              {"gpus", GpuList(w.gpus)},
+              {"gpus", ParseGpus(w.gpus)},
               {"state", w.state},
               {"pid", w.pid > 0 ? json(w.pid) : json(nullptr)},
               {"exit_code", w.exit_code ? json(*w.exit_code) : json(nullptr)},

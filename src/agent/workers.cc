@@ -53,6 +53,8 @@ std::string NewId() {
   return std::string("w-") + std::string(buf, 12);
 }
 
+}  // namespace
+
 std::string JoinGpus(const std::vector<int>& gpus) {
   std::string out;
   for (int g : gpus) {
@@ -73,8 +75,6 @@ std::vector<int> ParseGpus(const std::string& text) {
   }
   return out;
 }
-
-}  // namespace
 
 Workers::Workers(WorkersOptions options, Downloads& downloads, Inventory& inventory, StateDb& db,
                  cache::CacheStore& store, Clock& clock)

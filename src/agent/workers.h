@@ -40,6 +40,10 @@
 
 namespace mc::agent {
 
+// GPU slots as stored in WorkerRow::gpus: "0,1" <-> {0, 1}; "" is none.
+std::string JoinGpus(const std::vector<int>& gpus);
+std::vector<int> ParseGpus(const std::string& text);
+
 struct AppLinkRequest {
   std::optional<RepoFilePath> file;  // one file, or the whole snapshot
   std::filesystem::path dest;        // absolute
