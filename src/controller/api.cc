@@ -1,5 +1,6 @@
 #include "controller/api.h"
 
+#include "controller/hub_access.h"
 #include "controller/keys.h"
 
 #include <spdlog/spdlog.h>
@@ -489,10 +490,7 @@ Status ControllerApi::ResolveModel(EndpointRecord& e) {
   e.repo = std::string(ref.repo.UrlPrefix()) + ref.repo.id();
   const Revision revision = ref.revision.value_or(Revision::Parse("main").value());
   e.revision = revision.str();
-  hub::HubClientOptions o{options_.upstream, std::nullopt, std::chrono::milliseconds(10'000),
-                          "modelcache-controller/0.1"};
-  if (e.hf_token) o.token = hub::Secret(*e.hf_token);
-  MC_ASSIGN_OR_RETURN(auto client, hub::HubClient::Create(std::move(o)));
+  MC_ASSIGN_OR_RETURN(auto client, UpstreamClient(options_.upstream, e.hf_token));
   MC_ASSIGN_OR_RETURN(hub::RepoInfo info, client->GetRepoInfo(ref.repo, revision), "model");
   e.commit = info.sha.str();
   MC_ASSIGN_OR_RETURN(std::vector<hub::TreeFile> tree, client->ListTree(ref.repo, info.sha),
@@ -503,14 +501,10 @@ Status ControllerApi::ResolveModel(EndpointRecord& e) {
     if (blobs.insert(f.BlobEtag().str()).second) bytes += f.size;
   }
   fleet_.NoteModelBytes(e.commit, bytes);
-  if ((info.gated || info.is_private) && !info.siblings.empty()) {
-    MC_ASSIGN_OR_RETURN(RepoFilePath file, RepoFilePath::Parse(info.siblings.front()));
-    Status access = client->GetFileMetadata(ref.repo, Revision::Parse(e.commit).value(), file)
-                        .status();
-    if (!access.ok()) {
-      return Status(access.code(), "the HF token is not accepted for " + e.repo +
-                                       " (gated or private): " + access.message());
-    }
+  Status access = CheckFileAccess(*client, ref.repo, info.sha, info);
+  if (!access.ok()) {
+    return Status(access.code(), "the HF token is not accepted for " + e.repo +
+                                     " (gated or private): " + access.message());
   }
   return Status::Ok();
 }

@@ -1,5 +1,6 @@
 #include "controller/fleet.h"
 
+#include "controller/hub_access.h"
 #include "controller/keys.h"
 
 #include <spdlog/spdlog.h>
@@ -8,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mc/hub/hub_client.h"
+#include "mc/hub/model_ref.h"
 #include "mc/net/http_client.h"
 #include "mc/net/url.h"
 #include "mc/scheduler/autoscale.h"
@@ -197,22 +199,12 @@ Status Fleet::CheckEntitlement(const EndpointRecord& e) {
     }
   }
   Status verdict = [&]() -> Status {
-    MC_ASSIGN_OR_RETURN(RepoId repo, RepoId::Parse(e.repo.starts_with("datasets/")
-                                                       ? e.repo.substr(9)
-                                                       : e.repo,
-                                                   e.repo.starts_with("datasets/")
-                                                       ? RepoType::kDataset
-                                                       : RepoType::kModel));
-    hub::HubClientOptions o{options_.upstream, std::nullopt, std::chrono::milliseconds(10'000),
-                            "modelcache-controller/0.1"};
-    if (e.hf_token) o.token = hub::Secret(*e.hf_token);
-    MC_ASSIGN_OR_RETURN(auto client, hub::HubClient::Create(std::move(o)));
-    MC_ASSIGN_OR_RETURN(Revision rev, Revision::Parse(e.commit));
-    MC_ASSIGN_OR_RETURN(hub::RepoInfo info, client->GetRepoInfo(repo, rev));
-    if (!info.gated && !info.is_private) return Status::Ok();
-    if (info.siblings.empty()) return Status::Ok();
-    MC_ASSIGN_OR_RETURN(RepoFilePath file, RepoFilePath::Parse(info.siblings.front()));
-    return client->GetFileMetadata(repo, rev, file).status();
+    MC_ASSIGN_OR_RETURN(hub::ModelRef ref, hub::ParseModelRef(e.repo));  // any repo type
+    MC_ASSIGN_OR_RETURN(CommitSha commit, CommitSha::Parse(e.commit));
+    MC_ASSIGN_OR_RETURN(auto client, UpstreamClient(options_.upstream, e.hf_token));
+    MC_ASSIGN_OR_RETURN(hub::RepoInfo info,
+                        client->GetRepoInfo(ref.repo, Revision::Parse(e.commit).value()));
+    return CheckFileAccess(*client, ref.repo, commit, info);
   }();
   std::lock_guard<std::mutex> lock(mu_);
   entitlements_[e.id] = {verdict, now};
