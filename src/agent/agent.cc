@@ -169,6 +169,10 @@ class AgentImpl final : public Agent {
   uint16_t port() const override { return http_ ? http_->port() : 0; }
   std::string base_url() const override { return http_ ? http_->base_url() : ""; }
 
+  void StopWorkers(std::chrono::milliseconds grace) override {
+    if (workers_) workers_->StopAll(grace);
+  }
+
   void Stop() override {
     {
       std::lock_guard<std::mutex> lock(mu_);

@@ -377,6 +377,23 @@ void Workers::Recover() {
   }
 }
 
+void Workers::StopAll(std::chrono::milliseconds grace) {
+  std::vector<std::string> live;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, row] : workers_) {
+      if (IsLive(row.state)) live.push_back(id);
+    }
+  }
+  for (const std::string& id : live) {
+    Status s = Stop(id, grace);
+    if (!s.ok()) spdlog::warn("agent: stop worker {}: {}", id, s.ToString());
+  }
+  for (const std::string& id : live) {
+    WaitFor(id, {kExited, kFailed}, grace + std::chrono::seconds(5));
+  }
+}
+
 void Workers::Prune(TimePoint before) {
   std::lock_guard<std::mutex> lock(mu_);
   std::erase_if(workers_, [&](const auto& kv) {

@@ -89,6 +89,8 @@ class Workers {
   // Forgets workers that ended before `before` (memory and database): history is kept a while,
   // not forever.
   void Prune(TimePoint before);
+  // Stop() of every live worker, then waits (up to grace + 5 s each) until each has ended.
+  void StopAll(std::chrono::milliseconds grace);
   int gpu_count() const { return options_.gpu_count; }
   int FreeGpus() const;
   std::map<std::string, int> CountByState() const;

@@ -233,36 +233,14 @@ Status DemoSelfTest(const std::string& url, const std::string& key, const UpArgs
   return Status::Ok();
 }
 
-// `up` owns its workers: on the way out each agent's workers get SIGTERM (then SIGKILL) and are
-// waited for, so no worker outlives the command (a standalone agent leaves them running).
-void StopAllWorkers(const std::vector<std::unique_ptr<agent::Agent>>& agents,
-                    const std::string& key) {
-  auto client = net::HttpClient::Create();
-  net::HeaderMap h;
-  h.Set("Authorization", "Bearer " + key);
-  for (const auto& a : agents) {
-    net::HttpClientRequest list = Request("GET", a->base_url() + "/v1/workers", h);
-    auto listed = client->Send(list);
-    if (!listed.ok()) continue;
-    json doc = json::parse(listed->body, nullptr, false);
-    for (const json& w : doc.value("workers", json::array())) {
-      const std::string state = w.value("state", "");
-      if (state != "running" && state != "stopping" && state != "initializing") continue;
-      const std::string url = a->base_url() + "/v1/workers/" + w.value("id", "");
-      net::HttpClientRequest del = Request("DELETE", url + "?grace=5", h);
-      client->Send(del).status().IgnoreError();
-      net::HttpClientRequest wait = Request("GET", url + "?wait=10&until=exited,failed", h);
-      wait.timeout = std::chrono::milliseconds(15'000);
-      client->Send(wait).status().IgnoreError();
-    }
-  }
-}
-
+// `up` owns its workers: no worker outlives the command (a standalone agent leaves them running).
 void StopAll(std::unique_ptr<controller::Controller>& ctl,
-             std::vector<std::unique_ptr<agent::Agent>>& agents, const std::string& key) {
-  StopAllWorkers(agents, key);  // while the controller runs, so that it records them stopped
+             std::vector<std::unique_ptr<agent::Agent>>& agents) {
+  constexpr std::chrono::milliseconds kGrace{5'000};
+  // While the controller runs, so that it records them stopped; then any it started in between.
+  for (auto& a : agents) a->StopWorkers(kGrace);
   ctl->Stop();
-  StopAllWorkers(agents, key);  // any it started in between
+  for (auto& a : agents) a->StopWorkers(kGrace);
   for (auto& a : agents) a->Stop();
 }
 
@@ -327,7 +305,7 @@ Status RunUp(const UpArgs& args) {
               << ")" << std::endl;
     Status tested = DemoSelfTest(ctl->base_url(), key, args);
     if (!tested.ok() || args.check) {
-      StopAll(ctl, agents, key);
+      StopAll(ctl, agents);
       return tested;
     }
   }
@@ -338,7 +316,7 @@ Status RunUp(const UpArgs& args) {
             << "Stop with Ctrl-C (workers are stopped with it)." << std::endl;
   WaitForStopSignal(stop);
   std::cerr << "up: stopping workers, agents and the controller" << std::endl;
-  StopAll(ctl, agents, key);
+  StopAll(ctl, agents);
   return Status::Ok();
 }
 

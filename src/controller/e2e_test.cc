@@ -113,15 +113,7 @@ struct Cluster {
   }
   // No worker process outlives the test.
   void StopWorkers() {
-    for (auto& a : agents) {
-      Reply list = Call("GET", a->base_url() + "/v1/workers", "", true);
-      for (const json& w : list.body.value("workers", json::array())) {
-        if (w["state"] != "running") continue;
-        const std::string url = a->base_url() + "/v1/workers/" + w["id"].get<std::string>();
-        Call("DELETE", url + "?grace=2", "", true);
-        Call("GET", url + "?wait=10&until=exited,failed", "", true);
-      }
-    }
+    for (auto& a : agents) a->StopWorkers(2s);
   }
   Reply Call(const std::string& method, const std::string& target, const std::string& body = "",
              bool absolute = false) {

@@ -134,32 +134,10 @@ TEST(ControllerRestartTest, SigkillMidTrafficLosesNoJobAndKeepsTheLedgerConsiste
   // Whatever happens below, no worker process outlives the test.
   struct StopWorkers {
     std::vector<std::unique_ptr<agent::Agent>>& agents;
-    net::HttpClient& client;
-    const std::string& key;
     ~StopWorkers() {
-      for (auto& a : agents) {
-        net::HttpClientRequest list;
-        list.url = a->base_url() + "/v1/workers";
-        list.headers.Set("Authorization", "Bearer " + key);
-        auto listed = client.Send(list);
-        json doc = listed.ok() ? json::parse(listed->body, nullptr, false) : json();
-        if (!doc.is_object()) continue;
-        for (const json& w : doc.value("workers", json::array())) {
-          if (w["state"] != "running" && w["state"] != "initializing") continue;
-          const std::string url = a->base_url() + "/v1/workers/" + w["id"].get<std::string>();
-          net::HttpClientRequest del;
-          del.method = "DELETE";
-          del.url = url + "?grace=2";
-          del.headers.Set("Authorization", "Bearer " + key);
-          client.Send(del).status().IgnoreError();
-          net::HttpClientRequest wait;
-          wait.url = url + "?wait=10&until=exited,failed";
-          wait.headers.Set("Authorization", "Bearer " + key);
-          client.Send(wait).status().IgnoreError();
-        }
-      }
+      for (auto& a : agents) a->StopWorkers(2s);
     }
-  } stop_workers{agents, *client, key};
+  } stop_workers{agents};
   auto call = [&](const std::string& method, const std::string& path, const std::string& body) {
     net::HttpClientRequest req;
     req.method = method;

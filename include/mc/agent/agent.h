@@ -71,6 +71,9 @@ class Agent {
   virtual uint16_t port() const = 0;
   virtual std::string base_url() const = 0;
   virtual void Stop() = 0;
+  // Stops every live worker (SIGTERM to its group, SIGKILL after `grace`) and waits until each
+  // has ended. For owners of their workers (`modelcache up`, tests); Stop() leaves them running.
+  virtual void StopWorkers(std::chrono::milliseconds grace) = 0;
 };
 
 }  // namespace mc::agent
