@@ -1,5 +1,6 @@
 #include "controller/api.h"
 
+#include "controller/console.h"
 #include "controller/hub_access.h"
 #include "controller/keys.h"
 
@@ -271,6 +272,7 @@ StatusOr<std::string> ControllerApi::CreateApiKey(const std::string& name) {
 }
 
 void ControllerApi::Handle(const net::HttpRequest& req, net::HttpResponse& res) {
+  if (ServeConsole(req, res)) return;  // the static web console: public, its data needs a key
   const std::vector<std::string> parts = SplitPath(req.raw_path);
   if (parts.size() == 1 && parts[0] == "health") {
     return SendJson(res, 200, json{{"status", "ok"}});

@@ -1,0 +1,147 @@
+// #/hosts: every host: GPU slots, disk (used / capacity / watermarks), the cached models with
+// size, last use and pins (pin, unpin and evict buttons), and downloads with progress and ETA.
+// Pin, unpin and evict go through the controller (/v1/hosts/<id>/pins, /evict), which passes
+// them to the host's agent.
+import {del, get, post, q} from './api.js';
+import {bar, fmtBytes, fmtSeconds, h, renderIfChanged, shortSha, table} from './dom.js';
+
+function eta(d) {
+  const left = Math.max(0, (d.bytesTotal || 0) - (d.bytesDone || 0));
+  if (!d.bytesPerSecond || d.bytesPerSecond <= 0) return 'ETA unknown';
+  return `ETA ${fmtSeconds(left / d.bytesPerSecond)}`;
+}
+
+// Last use as a local date and time (not "x ago": the table is redrawn only when data changes).
+function lastUse(v) {
+  const ms = typeof v === 'string' ? Date.parse(v) : v;
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) return 'never';
+  return new Date(ms).toLocaleString();
+}
+
+function pinCount(snap) {
+  if (typeof snap.pins === 'number') return snap.pins;
+  if (Array.isArray(snap.pins)) return snap.pins.length;
+  return snap.pinned ? 1 : 0;
+}
+
+function diskBlock(disk) {
+  const cap = disk.capacityBytes || 0;
+  const used = disk.usedBytes || 0;
+  const reserved = disk.reservedBytes || 0;
+  const markers = [];
+  if (disk.highWatermarkBytes) {
+    markers.push({value: disk.highWatermarkBytes, class: 'high',
+      label: `high watermark ${fmtBytes(disk.highWatermarkBytes)}`});
+  }
+  if (disk.lowWatermarkBytes) {
+    markers.push({value: disk.lowWatermarkBytes, class: 'low',
+      label: `low watermark ${fmtBytes(disk.lowWatermarkBytes)}`});
+  }
+  const text = [`${fmtBytes(used)} used of ${fmtBytes(cap)}`];
+  if (reserved) text.push(`${fmtBytes(reserved)} reserved for downloads`);
+  for (const m of markers) text.push(m.label);
+  return h('div', {class: 'disk'},
+    h('h3', null, 'Disk'),
+    bar(cap, [
+      {value: used, class: 'used', label: `used ${fmtBytes(used)}`},
+      {value: reserved, class: 'reserved', label: `reserved ${fmtBytes(reserved)}`},
+    ], markers),
+    h('p', {class: 'disk-text'}, text.join(' · ')));
+}
+
+function gpuBlock(host) {
+  const total = host.gpus?.total ?? 0;
+  const used = total - (host.gpus?.free ?? 0);
+  return h('div', {class: 'gpus'},
+    h('h3', null, 'GPU slots'),
+    bar(total, [{value: used, class: 'used', label: `${used} of ${total} used`}]),
+    h('p', null, `${used} of ${total} used${host.gpuType ? ` · ${host.gpuType}` : ''}`));
+}
+
+export function hostsPage(main) {
+  const body = h('div', {id: 'hosts'}, h('p', {class: 'muted'}, 'Loading…'));
+  const messages = new Map();  // host id → {text, kind} of the last action
+  main.append(h('div', {class: 'page-head'}, h('h1', null, 'Hosts')), body);
+
+  async function act(hostId, verb, snap, button) {
+    const path = `/v1/hosts/${q(hostId)}/${verb === 'evict' ? 'evict' : 'pins'}`;
+    const what = {model: snap.model, commit: snap.commit};
+    if (verb === 'evict' &&
+        !window.confirm(`Evict ${snap.model}@${shortSha(snap.commit)} from ${hostId}?`)) return;
+    button.disabled = true;
+    try {
+      if (verb === 'unpin') await del(path, what);
+      else await post(path, what);
+      messages.set(hostId, {kind: 'ok', text: `${verb === 'evict' ? 'Evicted' : verb === 'pin'
+        ? 'Pinned' : 'Unpinned'} ${snap.model}@${shortSha(snap.commit)}.`});
+    } catch (e) {
+      messages.set(hostId, {kind: 'error', text: `Could not ${verb} ${snap.model}: ${e.message}`});
+    }
+    button.disabled = false;
+    await refresh().catch(() => {});
+  }
+
+  function snapshotsTable(host) {
+    const snaps = [...(host.snapshots || [])].sort((a, b) => a.model.localeCompare(b.model));
+    if (!snaps.length) return h('p', {class: 'muted'}, 'No models cached.');
+    return table(['Model', 'Commit', 'Size', 'Files', 'Last use', 'Pins', ''], snaps.map((snap) => {
+      const pins = pinCount(snap);
+      const pinButton = h('button', {type: 'button', class: 'small', 'data-action': pins ? 'unpin' : 'pin'},
+        pins ? 'Unpin' : 'Pin');
+      pinButton.addEventListener('click', () => act(host.id, pins ? 'unpin' : 'pin', snap, pinButton));
+      const evict = h('button', {type: 'button', class: 'small danger', 'data-action': 'evict',
+        disabled: pins > 0, title: pins > 0 ? 'Unpin it first' : 'Remove it from this host'}, 'Evict');
+      evict.addEventListener('click', () => act(host.id, 'evict', snap, evict));
+      const files = Array.isArray(snap.files) ? snap.files.length : snap.files;
+      return {
+        props: {'data-model': snap.model, 'data-commit': snap.commit},
+        cells: [
+          h('span', {class: 'mono model-name'}, snap.model),
+          h('span', {class: 'mono', title: snap.commit}, shortSha(snap.commit)),
+          h('span', {class: 'size'}, `${fmtBytes(snap.sizeBytes)}${snap.complete === false ? ' (partial)' : ''}`),
+          files === undefined ? '–' : String(files),
+          lastUse(snap.lastUse),
+          pins ? `${pins} pin${pins > 1 ? 's' : ''}` : '–',
+          h('span', {class: 'actions'}, pinButton, evict),
+        ],
+      };
+    }), {class: 'snapshots'});
+  }
+
+  function downloads(host) {
+    const list = host.downloads || [];
+    if (!list.length) return null;
+    return h('div', {class: 'downloads'}, h('h3', null, 'Downloading'),
+      h('ul', null, list.map((d) => {
+        const pct = d.bytesTotal ? Math.floor((100 * d.bytesDone) / d.bytesTotal) : 0;
+        return h('li', {'data-model': d.model},
+          h('span', {class: 'mono'}, d.model),
+          bar(d.bytesTotal || 0, [{value: d.bytesDone || 0, class: 'used', label: `${pct}%`}]),
+          h('span', {class: 'muted'}, `${fmtBytes(d.bytesDone)} of ${fmtBytes(d.bytesTotal)} (${pct}%)` +
+            ` · ${fmtBytes(d.bytesPerSecond || 0)}/s · ${eta(d)}`));
+      })));
+  }
+
+  function hostCard(host) {
+    const msg = messages.get(host.id);
+    return h('section', {class: 'card host', 'data-host-id': host.id},
+      h('div', {class: 'host-head'},
+        h('h2', null, host.id),
+        host.lost ? h('span', {class: 'badge badge-bad'}, 'lost') : h('span', {class: 'badge badge-ok'}, 'online'),
+        h('span', {class: 'mono muted'}, host.url)),
+      h('div', {class: 'host-stats'}, gpuBlock(host), diskBlock(host.disk || {})),
+      downloads(host),
+      h('h3', null, 'Cached models'),
+      snapshotsTable(host),
+      msg ? h('p', {class: msg.kind === 'error' ? 'error' : 'ok-text', role: 'status'}, msg.text) : null);
+  }
+
+  async function refresh() {
+    const {hosts} = await get('/v1/hosts');
+    const stable = hosts.map(({lastSeen, ...rest}) => rest);  // lastSeen moves every heartbeat
+    renderIfChanged(body, JSON.stringify([stable, [...messages]]), () => (hosts.length
+      ? hosts.map(hostCard)
+      : h('p', {class: 'empty'}, 'No host has registered yet (start an agent with --controller).')));
+  }
+  return {refresh};
+}
