@@ -121,6 +121,10 @@ class AgentImpl final : public Agent {
     w.state_dir = o_.state_dir;
     w.gpu_count = o_.gpus;
     w.log_cap_bytes = o_.log_cap_bytes;
+    w.on_change = [this] {
+      std::lock_guard<std::mutex> lock(link_mu_);
+      if (link_) link_->Poke();
+    };
     workers_ = std::make_unique<Workers>(std::move(w), *downloads_, *inventory_, *db_, *store_,
                                          *o_.clock);
     workers_->Recover();

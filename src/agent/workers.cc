@@ -115,6 +115,7 @@ void Workers::SaveLocked(const WorkerRow& row) {
   Status s = db_.PutWorker(row);
   if (!s.ok()) spdlog::warn("agent: record worker {}: {}", row.id, s.ToString());
   changed_.notify_all();
+  if (options_.on_change) options_.on_change();
 }
 
 StatusOr<WorkerRow> Workers::Start(WorkerRequest request) {

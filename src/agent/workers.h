@@ -25,6 +25,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -65,6 +66,9 @@ struct WorkersOptions {
   int gpu_count = 0;
   uint64_t log_cap_bytes = 64ull << 20;
   std::chrono::milliseconds log_check_interval{1000};
+  // After a worker changes state (called with the workers' lock held: keep it short; the agent
+  // pokes its controller link, so GPU slots and pins reach the controller at once).
+  std::function<void()> on_change;
 };
 
 class Workers {
