@@ -18,10 +18,19 @@ function lastUse(v) {
   return new Date(ms).toLocaleString();
 }
 
-function pinCount(snap) {
-  if (typeof snap.pins === 'number') return snap.pins;
-  if (Array.isArray(snap.pins)) return snap.pins.length;
-  return snap.pinned ? 1 : 0;
+// Who holds the snapshot's pins: "operator" (the Pin button, `modelcache pin`), "worker:<id>" (a
+// worker using it), ... when the API lists them (pinnedBy); otherwise only their number is known.
+function pinInfo(snap) {
+  const owners = Array.isArray(snap.pinnedBy) ? snap.pinnedBy
+    : Array.isArray(snap.pins) ? snap.pins : null;
+  const count = owners ? owners.length : typeof snap.pins === 'number' ? snap.pins : snap.pinned ? 1 : 0;
+  return {owners, count, byOperator: owners ? owners.includes('operator') : null};
+}
+
+function pinText({owners, count}) {
+  if (!count) return '–';
+  if (!owners) return `${count} pin${count > 1 ? 's' : ''}`;
+  return owners.map((o) => (o.startsWith('worker:') ? `worker ${o.slice(7)}` : o)).join(', ');
 }
 
 function diskBlock(disk) {
@@ -85,24 +94,33 @@ export function hostsPage(main) {
     const snaps = [...(host.snapshots || [])].sort((a, b) => a.model.localeCompare(b.model));
     if (!snaps.length) return h('p', {class: 'muted'}, 'No models cached.');
     return table(['Model', 'Commit', 'Size', 'Files', 'Last use', 'Pins', ''], snaps.map((snap) => {
-      const pins = pinCount(snap);
-      const pinButton = h('button', {type: 'button', class: 'small', 'data-action': pins ? 'unpin' : 'pin'},
-        pins ? 'Unpin' : 'Pin');
-      pinButton.addEventListener('click', () => act(host.id, pins ? 'unpin' : 'pin', snap, pinButton));
-      const evict = h('button', {type: 'button', class: 'small danger', 'data-action': 'evict',
-        disabled: pins > 0, title: pins > 0 ? 'Unpin it first' : 'Remove it from this host'}, 'Evict');
-      evict.addEventListener('click', () => act(host.id, 'evict', snap, evict));
+      const pins = pinInfo(snap);
+      const button = (verb, label, props = {}) => {
+        const b = h('button', {type: 'button', class: ['small', verb === 'evict' && 'danger'],
+          'data-action': verb, ...props}, label);
+        b.addEventListener('click', () => act(host.id, verb, snap, b));
+        return b;
+      };
+      // With the owners known, one toggle for the operator's pin; with only a count, both.
+      const buttons = [];
+      if (pins.byOperator !== true) buttons.push(button('pin', 'Pin'));
+      if (pins.byOperator !== false) {
+        buttons.push(button('unpin', 'Unpin', {disabled: pins.count === 0}));
+      }
+      buttons.push(button('evict', 'Evict', {disabled: pins.count > 0,
+        title: pins.count > 0 ? 'Pinned snapshots are never evicted: unpin it first'
+          : 'Remove it from this host'}));
       const files = Array.isArray(snap.files) ? snap.files.length : snap.files;
       return {
-        props: {'data-model': snap.model, 'data-commit': snap.commit},
+        props: {'data-model': snap.model, 'data-commit': snap.commit, 'data-pins': String(pins.count)},
         cells: [
           h('span', {class: 'mono model-name'}, snap.model),
           h('span', {class: 'mono', title: snap.commit}, shortSha(snap.commit)),
           h('span', {class: 'size'}, `${fmtBytes(snap.sizeBytes)}${snap.complete === false ? ' (partial)' : ''}`),
           files === undefined ? '–' : String(files),
           lastUse(snap.lastUse),
-          pins ? `${pins} pin${pins > 1 ? 's' : ''}` : '–',
-          h('span', {class: 'actions'}, pinButton, evict),
+          h('span', {class: 'pins'}, pinText(pins)),
+          h('span', {class: 'actions'}, buttons),
         ],
       };
     }), {class: 'snapshots'});

@@ -186,6 +186,8 @@ export function newEndpointPage(main, params, ctx) {
   }
   function schedule() {
     clearTimeout(timer);
+    // The last verdict is for other text now: say so at once, check after a pause in typing.
+    preview.dataset.state = 'pending';
     timer = setTimeout(check, DEBOUNCE_MS);
   }
   els.model.addEventListener('input', schedule);
