@@ -1,12 +1,13 @@
 # Targets behind ./dev (the README's two commands are ./dev run and ./dev test):
 #   make run    installs what is missing, builds, and runs the demo (a generated model served by
 #               the hub-compatible mirror from an HF cache)
-#   make test   installs what is missing, builds, and runs every test (C++ and the official JS client)
+#   make test   installs what is missing, builds, and runs every test (C++, the official JS clients,
+#               the web console in headless Chromium)
 BUILD ?= build
 JOBS ?= $(shell nproc)
 MODELCACHE := $(BUILD)/src/cli/modelcache
 
-.PHONY: all setup build run test test-cpp test-js bench format clean
+.PHONY: all setup build run test test-cpp test-js test-browser bench format clean
 
 all: build
 
@@ -28,6 +29,9 @@ test-cpp:
 
 test-js:
 	@MODELCACHE_BIN=$(abspath $(MODELCACHE)) tests/js/run.sh
+
+test-browser:
+	@MODELCACHE_BIN=$(abspath $(MODELCACHE)) tests/browser/run.sh
 
 # The bench packages first, so that the configure step finds Google Benchmark.
 bench: setup

@@ -7,6 +7,7 @@ packages=(
   build-essential make cmake ninja-build pkg-config git curl ca-certificates bc
   libssl-dev libcurl4-openssl-dev nlohmann-json3-dev libcli11-dev libspdlog-dev
   libmicrohttpd-dev libsqlite3-dev libgtest-dev libgmock-dev python3
+  chromium  # the web console's browser tests (tests/browser)
 )
 # Benchmark-only peers, installed by `make bench` (not by `make test`, so CI does not pay for them):
 # nginx (mirror_vs_nginx.sh), aria2 and GNU time's /usr/bin/time (pull_vs_peers.sh), Google

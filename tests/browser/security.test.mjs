@@ -1,0 +1,152 @@
+// The console's security promises, in headless Chromium against a real `modelcache up --demo`:
+// hostile text is shown as text, never run (an endpoint named "<img src=x onerror=...>" created
+// through the form; a host whose id and cached model name are markup; a model link that is
+// markup, echoed in the error; a repo upstream with a file whose name is markup), the page is
+// served with its CSP and other headers and is public while its data needs the key.
+import assert from "node:assert/strict";
+import { mkdir, writeFile } from "node:fs/promises";
+import { request } from "node:http";
+import { join } from "node:path";
+import { after, before, describe } from "node:test";
+
+import {
+  apiCall, login, makeSteps, modelcacheBinary, openBrowser, removeRoot, run, screenshot, startUp,
+  tempRoot, WORKER_SCRIPT,
+} from "./lib/harness.mjs";
+
+const step = makeSteps();
+const s = {};
+const XSS_NAME = "<img src=x onerror=window.__xss=1>";
+const XSS_MODEL = "<img src=x onerror=window.__xss=2>";
+const XSS_HOST = "<svg onload=window.__xss=3>";
+const XSS_LINK = "<img src=x onerror=window.__xss=4>";
+const XSS_FILE = "<img src=x onerror=window.__xss=5>.json";
+
+// The status of GET `path`, sent byte for byte.
+function rawStatus(base, path) {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolvePromise, reject) => {
+    const req = request({ hostname, port, path, method: "GET" }, (res) => {
+      res.resume();
+      resolvePromise(res.statusCode);
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+async function assertNoInjection(where) {
+  const state = await s.page.evaluate(() => ({
+    xss: window.__xss,
+    imgs: document.querySelectorAll("main img").length,
+    svgOnload: [...document.querySelectorAll("svg")].some((e) => e.hasAttribute("onload")),
+  }));
+  assert.equal(state.xss, undefined, `${where}: injected script ran`);
+  assert.equal(state.imgs, 0, `${where}: an <img> was parsed from data`);
+  assert.equal(state.svgOnload, false, `${where}: an <svg onload> was parsed from data`);
+}
+
+describe("web console security", { concurrency: false, timeout: 150_000 }, () => {
+  before(async () => {
+    s.bin = await modelcacheBinary();
+    s.root = await tempRoot("modelcache-console-sec-");
+  });
+  after(async () => {
+    if (s.browser) await s.browser.close();
+    if (s.up) await s.up.stop();
+    await removeRoot(s.root);
+  });
+
+  step("up --demo starts with an upstream repo holding a file named like markup", async () => {
+    // demo/xss-files: a model folder with a hostile file name, imported into the demo upstream's
+    // cache before `up` starts (the demo mirror serves every repo of that cache).
+    const src = join(s.root, "xss-src");
+    await mkdir(src, { recursive: true });
+    await writeFile(join(src, "config.json"), '{"model_type": "llama"}\n');
+    await writeFile(join(src, XSS_FILE), "{}\n");
+    await run(s.bin, ["import", src, "--repo", "demo/xss-files", "--cache-dir",
+      join(s.root, "up-data", "upstream")], process.env);
+    s.up = await startUp(s.bin, { root: s.root });
+    Object.assign(s, await openBrowser());
+  }, { critical: true, timeout: 120_000 });
+
+  step("the page is public and served with its CSP; the data needs the key", async () => {
+    const res = await fetch(`${s.up.url}/console/`);
+    assert.equal(res.status, 200);
+    const csp = res.headers.get("content-security-policy");
+    assert.match(csp, /script-src 'self'/);
+    assert.match(csp, /frame-ancestors 'none'/);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+    assert.equal(res.headers.get("x-content-type-options"), "nosniff");
+    assert.equal(res.headers.get("referrer-policy"), "no-referrer");
+    const root = await fetch(`${s.up.url}/`, { redirect: "manual" });
+    assert.equal(root.status, 302);
+    assert.equal(root.headers.get("location"), "/console/");
+    assert.equal((await fetch(`${s.up.url}/v1/endpoints`)).status, 401);
+    // Sent as is (fetch would normalise the dots away): a lookup in the embedded files, never a path.
+    for (const path of ["/console/../api-key", "/console/%2e%2e/api-key", "/console/..%2fapi-key"]) {
+      assert.equal(await rawStatus(s.up.url, path), 404, path);
+    }
+  });
+
+  step("an endpoint named like markup, created through the form, is shown as text", async () => {
+    await login(s.page, s.up);
+    await s.page.click("nav a[data-route=new]");
+    await s.page.fill("#ep-name", XSS_NAME);
+    await s.page.fill("#ep-model", "demo/tiny-llama");
+    await s.page.fill("#ep-command", `python3\n${WORKER_SCRIPT}`);
+    await s.page.waitForFunction(() => document.getElementById("model-preview").dataset.state === "ok");
+    await s.page.click("#new-endpoint button[type=submit]");
+    await s.page.waitForURL(/#\/endpoints\/[A-Za-z0-9_-]+$/);
+    await s.page.locator("h1.endpoint-title").filter({ hasText: XSS_NAME }).waitFor();
+    assert.equal(await s.page.locator("h1.endpoint-title").textContent(), XSS_NAME);
+    await assertNoInjection("endpoint detail");
+    await screenshot(s.page, "xss-endpoint");
+    await s.page.click("nav a[data-route=endpoints]");
+    await s.page.locator("a.endpoint-name").filter({ hasText: XSS_NAME }).waitFor();
+    await assertNoInjection("endpoint list");
+    await screenshot(s.page, "xss-endpoints");
+  });
+
+  step("a model link that is markup is echoed as text in the error", async () => {
+    await s.page.click("nav a[data-route=new]");
+    await s.page.fill("#ep-model", XSS_LINK);
+    await s.page.waitForFunction(() => document.getElementById("model-preview").dataset.state === "error");
+    assert.match(await s.page.locator("#model-preview").innerText(), /Not a model link/);
+    await assertNoInjection("link preview");
+    await screenshot(s.page, "xss-link");
+  });
+
+  step("a repo with a file named like markup resolves; the name is never parsed", async () => {
+    await s.page.fill("#ep-model", "demo/xss-files");
+    await s.page.waitForFunction(() => document.getElementById("model-preview").dataset.state === "ok");
+    const preview = await s.page.locator("#model-preview").innerText();
+    assert.match(preview, /demo\/xss-files/);
+    if (await s.page.locator("#model-preview details.files").count()) {
+      await s.page.click("#model-preview details.files summary");
+      assert.match(await s.page.locator("#model-preview details.files").innerText(), /<img src=x onerror/);
+    }
+    await assertNoInjection("file list");
+  });
+
+  step("a host whose id and cached model are markup is shown as text on the hosts page", async () => {
+    // A host document as an agent sends it (the API accepts any text for these).
+    const doc = {
+      host_id: XSS_HOST, url: "http://127.0.0.1:9", gpu_type: "none", gpus: { total: 0, free: 0 },
+      disk: { capacity_bytes: 1 << 30, used_bytes: 1 << 20, reserved_bytes: 0 },
+      snapshots: [{ model: XSS_MODEL, commit: "c".repeat(40), size_bytes: 1 << 20, complete: true,
+        files: 1, pins: [] }],
+      downloads: [{ model: XSS_MODEL, progress: { bytes_done: 10, bytes_total: 100, bytes_per_second: 5 } }],
+    };
+    const r = await apiCall(s.up, "POST", "/v1/hosts/register", doc);
+    assert.equal(r.status, 200, r.text);
+    await s.page.click("nav a[data-route=hosts]");
+    const host = s.page.locator("section.host h2").filter({ hasText: XSS_HOST });
+    await host.waitFor();
+    assert.equal(await host.textContent(), XSS_HOST);
+    await s.page.locator(".model-name").filter({ hasText: XSS_MODEL }).waitFor();
+    await assertNoInjection("hosts");
+    await screenshot(s.page, "xss-hosts");
+    assert.deepEqual(s.rec.errors, [], "page errors");
+  });
+});
