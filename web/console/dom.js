@@ -76,8 +76,10 @@ export function fmtMs(ms) {
   if (ms < 1000) return `${Math.round(ms)} ms`;
   const sec = ms / 1000;
   if (sec < 60) return `${sec.toFixed(sec < 10 ? 2 : 1)} s`;
-  const min = Math.floor(sec / 60);
-  if (min < 60) return `${min} min ${Math.round(sec - min * 60)} s`;
+  const whole = Math.round(sec);
+  const min = Math.floor(whole / 60);
+  const rest = whole % 60;
+  if (min < 60) return rest ? `${min} min ${rest} s` : `${min} min`;
   return `${Math.floor(min / 60)} h ${min % 60} min`;
 }
 

@@ -105,8 +105,9 @@ function billing(seconds) {
       {value: unbilled, class: 'unbilled', label: `not billed ${fmtSeconds(unbilled)}`},
     ]),
     h('p', {class: 'legend-line'},
-      h('span', {class: 'swatch billed'}), `billed ${fmtSeconds(billed)}`, ' · ',
-      h('span', {class: 'swatch unbilled'}), `not billed (model downloads) ${fmtSeconds(unbilled)}`),
+      h('span', null, h('span', {class: 'swatch billed'}), `billed ${fmtSeconds(billed)}`),
+      h('span', null, h('span', {class: 'swatch unbilled'}),
+        `not billed (model downloads) ${fmtSeconds(unbilled)}`)),
   ];
 }
 
