@@ -3,8 +3,9 @@
 // gated repo without a token, the same with its token), create a gated endpoint with a token and
 // the demo/tiny-llama endpoint with the demo's worker command, send a test request, watch the
 // worker go from downloading the model (initializing) to running, see the model on a host with
-// its size, pin and unpin it, the pages at 380 px, and that the typed token never shows up in the
-// page, its console, its storage or any response it received. Screenshots of every page go to
+// its size, pin and unpin it, the pages at 380 px, delete the endpoint and evict the model it
+// leaves, and that the typed token never shows up in the page, its console, its storage or any
+// response it received. Screenshots of every page go to
 // $MODELCACHE_TEST_OUT/console (default build/test-output/console).
 //
 // Setup: `up --demo --agents 2 --gpus 1`. The demo endpoint's worker holds the one GPU slot of
@@ -216,6 +217,23 @@ describe("web console", { concurrency: false, timeout: 180_000 }, () => {
     }
     await s.page.setViewportSize({ width: 1280, height: 900 });
   });
+
+  step("deleting the endpoint stops its worker; the model, unpinned, is evicted from the page", async () => {
+    s.page.on("dialog", (d) => d.accept());  // the confirm() of Delete and Evict
+    await s.page.goto(`${s.up.url}/console/#/endpoints/${s.endpointId}`);
+    await s.page.locator("#settings button.danger").click();
+    await s.page.waitForURL(/#\/endpoints$/);
+    await s.page.locator("a.endpoint-name", { hasText: "demo" }).first().waitFor();
+    assert.equal(await s.page.locator(`tr[data-endpoint-id="${s.endpointId}"]`).count(), 0);
+    await s.page.click("nav a[data-route=hosts]");
+    const host = s.page.locator(`section.host[data-host-id="${s.hostId}"]`);
+    const row = host.locator('tr[data-model="demo/tiny-llama"][data-pins="0"]');
+    await row.waitFor({ timeout: 30_000 });  // the worker's pin goes with it
+    await row.locator('button[data-action="evict"]').click();
+    await host.locator("p[role=status]", { hasText: "Evicted demo/tiny-llama" }).waitFor();
+    await host.locator("p", { hasText: "No models cached." }).waitFor({ timeout: 10_000 });
+    await remember("hosts-evicted");
+  }, { timeout: 60_000 });
 
   step("the token typed in the form is nowhere: page text, console, storage, responses", async () => {
     const token = s.up.demoToken;
