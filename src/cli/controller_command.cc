@@ -309,7 +309,9 @@ Status RunUp(const UpArgs& args) {
       return tested;
     }
   }
-  std::cerr << "Try:\n  K=$(cat " << (data / "api-key").string() << ")\n"
+  std::cerr << "Web console: " << ctl->base_url() << "/ (log in with the key in "
+            << (data / "api-key").string() << ")\n"
+            << "Try:\n  K=$(cat " << (data / "api-key").string() << ")\n"
             << "  curl -H \"Authorization: Bearer $K\" " << ctl->base_url() << "/v1/endpoints\n"
             << "  curl -H \"Authorization: Bearer $K\" -X POST " << ctl->base_url()
             << "/v2/<endpoint>/runsync -d '{\"input\": {}}'\n"
