@@ -2,7 +2,8 @@
 // hostile text is shown as text, never run (an endpoint named "<img src=x onerror=...>" created
 // through the form; a host whose id and cached model name are markup; a model link that is
 // markup, echoed in the error; a repo upstream with a file whose name is markup), the page is
-// served with its CSP and other headers and is public while its data needs the key.
+// served with its CSP and other headers and is public while its data needs the key; polling
+// stops while the tab is hidden.
 import assert from "node:assert/strict";
 import { mkdir, writeFile } from "node:fs/promises";
 import { request } from "node:http";
@@ -127,6 +128,41 @@ describe("web console security", { concurrency: false, timeout: 150_000 }, () =>
       assert.match(await s.page.locator("#model-preview details.files").innerText(), /<img src=x onerror/);
     }
     await assertNoInjection("file list");
+  });
+
+  step("the page polls every 2 s while visible, not at all while hidden, and at once when shown", async () => {
+    // A second tab with Playwright's fake clock: time moves only when the test says so.
+    const page = await s.context.newPage();
+    try {
+      await page.clock.install();
+      await login(page, s.up);
+      await page.click("nav a[data-route=hosts]");
+      await page.locator("section.host").first().waitFor();
+      const polls = [];
+      page.on("request", (r) => {
+        if (new URL(r.url()).pathname === "/v1/hosts") polls.push(r.url());
+      });
+      const next = page.waitForRequest((r) => new URL(r.url()).pathname === "/v1/hosts");
+      await page.clock.runFor(2_100);
+      await next;
+      await page.evaluate(() => {
+        Object.defineProperty(document, "visibilityState", { configurable: true, get: () => "hidden" });
+        document.dispatchEvent(new Event("visibilitychange"));
+      });
+      await page.waitForLoadState("networkidle");
+      const hiddenFrom = polls.length;
+      await page.clock.runFor(20_000);
+      await page.waitForLoadState("networkidle");
+      assert.equal(polls.length, hiddenFrom, "polled while hidden");
+      const shown = page.waitForRequest((r) => new URL(r.url()).pathname === "/v1/hosts");
+      await page.evaluate(() => {
+        Object.defineProperty(document, "visibilityState", { configurable: true, get: () => "visible" });
+        document.dispatchEvent(new Event("visibilitychange"));
+      });
+      await shown;
+    } finally {
+      await page.close();
+    }
   });
 
   step("a host whose id and cached model are markup is shown as text on the hosts page", async () => {
