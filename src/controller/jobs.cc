@@ -27,6 +27,13 @@ std::string Uuid() {
   return buf;
 }
 
+// a + b, kept at the int64 limits (a TTL from the store is not checked against them).
+int64_t SaturatingAdd(int64_t a, int64_t b) {
+  int64_t sum = 0;
+  if (__builtin_add_overflow(a, b, &sum)) return b > 0 ? INT64_MAX : INT64_MIN;
+  return sum;
+}
+
 }  // namespace
 
 JobBoard::JobBoard(ControllerStore& store, Clock& clock, JobBoardOptions options,
@@ -41,13 +48,9 @@ int64_t JobBoard::NowMs() const {
 Status JobBoard::Load() {
   MC_ASSIGN_OR_RETURN(std::vector<JobRecord> jobs, store_.ListJobs("", {}));
   std::lock_guard<std::mutex> lock(mu_);
-  for (JobRecord& j : jobs) {
+  for (JobRecord& j : jobs) {  // oldest first: queues stay FIFO, seq follows arrival
     if (j.status == kInQueue) queues_[j.endpoint_id].push_back(j.id);
-    const std::string id = j.id;  // not j.id below: the right side is evaluated (moved) first
-    const std::string status = j.status;
-    Entry& e = jobs_[id] = Entry{std::move(j), std::nullopt};
-    e.job.status.clear();
-    SetStatusLocked(e.job, status);
+    AddLocked(std::move(j));
   }
   return Status::Ok();
 }
@@ -63,7 +66,7 @@ StatusOr<JobRecord> JobBoard::Submit(const EndpointRecord& endpoint,
   JobRecord j;
   j.id = request.sync ? "sync-" + Uuid() : Uuid() + "-u1";
   j.endpoint_id = endpoint.id;
-  j.status = kInQueue;  // as stored; the in-memory entry is counted through SetStatusLocked
+  j.status = kInQueue;
   j.input_json = request.input_json;
   j.extra_json = request.extra_json;
   j.webhook = request.webhook;
@@ -74,9 +77,7 @@ StatusOr<JobRecord> JobBoard::Submit(const EndpointRecord& endpoint,
   {
     std::lock_guard<std::mutex> lock(mu_);
     MC_RETURN_IF_ERROR(SaveLocked(j), "queue the job");
-    Entry& e = jobs_[j.id] = Entry{j, std::nullopt};
-    e.job.status.clear();
-    SetStatusLocked(e.job, kInQueue);
+    AddLocked(j);
     queues_[j.endpoint_id].push_back(j.id);
   }
   changed_.notify_all();
@@ -142,27 +143,20 @@ std::vector<JobRecord> JobBoard::Take(const std::string& endpoint_id, const std:
     q->second.pop_front();
     auto it = jobs_.find(id);
     if (it == jobs_.end() || it->second.job.status != kInQueue) continue;
-    JobRecord& j = it->second.job;
-    SetStatusLocked(j, kInProgress);
-    j.worker_id = worker_id;
-    j.started_ms = NowMs();
-    it->second.unlisted_since_ms.reset();
-    if (!SaveLocked(j).ok()) {  // keep it queued rather than lose it
-      SetStatusLocked(j, kInQueue);
-      j.worker_id.clear();
-      j.started_ms.reset();
+    MoveLocked(it->second, kInProgress, worker_id);
+    if (!SaveLocked(it->second.job).ok()) {  // keep it queued rather than lose it
+      MoveLocked(it->second, kInQueue);
       q->second.push_front(id);
       break;
     }
-    taken.push_back(j);
+    taken.push_back(it->second.job);
   }
   return taken;
 }
 
 void JobBoard::FinishLocked(Entry& e, const std::string& status,
                             std::vector<JobRecord>* finals) {
-  SetStatusLocked(e.job, status);
-  e.job.completed_ms = NowMs();
+  MoveLocked(e, status);
   SaveLocked(e.job).IgnoreError();
   finals->push_back(e.job);
 }
@@ -274,10 +268,7 @@ StatusOr<JobRecord> JobBoard::Retry(const std::string& endpoint_id, const std::s
     }
     e->job.output_json.reset();
     e->job.error.reset();
-    e->job.completed_ms.reset();
-    e->job.started_ms.reset();
-    e->job.worker_id.clear();
-    SetStatusLocked(e->job, kInQueue);
+    MoveLocked(*e, kInQueue);
     MC_RETURN_IF_ERROR(SkipUndeliveredChunksLocked(e->job));
     ++e->job.retries;
     MC_RETURN_IF_ERROR(SaveLocked(e->job));
@@ -306,26 +297,93 @@ StatusOr<int> JobBoard::Purge(const std::string& endpoint_id) {
 void JobBoard::DeleteLocked(const std::string& id) {
   Status s = store_.DeleteJob(id);
   if (!s.ok()) spdlog::error("controller: delete job {}: {}", id, s.ToString());
-  auto it = jobs_.find(id);
-  if (it != jobs_.end()) SetStatusLocked(it->second.job, "");  // leaves the indexes
-  jobs_.erase(id);
+  EraseLocked(id);
 }
 
-void JobBoard::SetStatusLocked(JobRecord& job, const std::string& status) {
-  const int scaling = job.low_priority ? 0 : 1;
-  if (job.status == kInProgress) running_[job.endpoint_id].erase(job.id);
-  if (job.status == kInQueue) {
-    QueuedCount& q = queued_[job.endpoint_id];
-    --q.all;
-    q.scaling -= scaling;
+JobBoard::Entry& JobBoard::AddLocked(JobRecord job) {
+  if (jobs_.contains(job.id)) EraseLocked(job.id);
+  const std::string id = job.id;
+  Entry& e = jobs_[id];
+  e.job = std::move(job);
+  e.seq = next_seq_++;
+  by_endpoint_[e.job.endpoint_id].emplace(std::pair(e.job.created_ms, e.seq), id);
+  IndexLocked(e);
+  return e;
+}
+
+void JobBoard::EraseLocked(const std::string& id) {
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return;
+  Entry& e = it->second;
+  UnindexLocked(e);
+  auto ep = by_endpoint_.find(e.job.endpoint_id);
+  if (ep != by_endpoint_.end()) {
+    ep->second.erase(std::pair(e.job.created_ms, e.seq));
+    if (ep->second.empty()) by_endpoint_.erase(ep);
   }
-  job.status = status;
-  if (status == kInProgress) running_[job.endpoint_id].insert(job.id);
-  if (status == kInQueue) {
-    QueuedCount& q = queued_[job.endpoint_id];
+  jobs_.erase(it);
+}
+
+void JobBoard::MoveLocked(Entry& e, const std::string& status, const std::string& worker_id) {
+  UnindexLocked(e);
+  JobRecord& j = e.job;
+  j.status = status;
+  if (status == kInQueue || status == kInProgress) {
+    j.worker_id = status == kInProgress ? worker_id : "";
+    j.started_ms = status == kInProgress ? std::optional(NowMs()) : std::nullopt;
+    j.completed_ms.reset();
+    e.unlisted_since_ms.reset();
+  } else if (IsFinal(status)) {
+    j.completed_ms = NowMs();
+  }
+  IndexLocked(e);
+}
+
+std::optional<int64_t> JobBoard::DeadlineOf(const JobRecord& j) const {
+  if (IsFinal(j.status)) {
+    if (!j.completed_ms) return std::nullopt;  // kept until the endpoint goes
+    const auto keep =
+        j.id.starts_with("sync-") ? options_.sync_result_retention : options_.result_retention;
+    return SaturatingAdd(*j.completed_ms, keep.count());
+  }
+  // TTL covers queue and run.
+  int64_t deadline = SaturatingAdd(j.created_ms, j.ttl_ms);
+  if (j.status == kInProgress && j.started_ms && j.execution_timeout_ms > 0) {
+    deadline = std::min(deadline, SaturatingAdd(*j.started_ms, j.execution_timeout_ms));
+  }
+  return deadline;
+}
+
+void JobBoard::IndexLocked(Entry& e) {
+  const JobRecord& j = e.job;
+  if (j.status == kInQueue) {
+    QueuedCount& q = queued_[j.endpoint_id];
     ++q.all;
-    q.scaling += scaling;
+    q.scaling += j.low_priority ? 0 : 1;
   }
+  if (j.status == kInProgress) {
+    running_[j.endpoint_id].insert(j.id);
+    held_[j.worker_id].insert(j.id);
+  }
+  e.deadline_ms = DeadlineOf(j);
+  if (e.deadline_ms) deadlines_.emplace(*e.deadline_ms, j.id);
+}
+
+void JobBoard::UnindexLocked(Entry& e) {
+  const JobRecord& j = e.job;
+  if (j.status == kInQueue) {
+    QueuedCount& q = queued_[j.endpoint_id];
+    --q.all;
+    q.scaling -= j.low_priority ? 0 : 1;
+  }
+  if (j.status == kInProgress) {
+    auto r = running_.find(j.endpoint_id);
+    if (r != running_.end() && r->second.erase(j.id) && r->second.empty()) running_.erase(r);
+    auto h = held_.find(j.worker_id);
+    if (h != held_.end() && h->second.erase(j.id) && h->second.empty()) held_.erase(h);
+  }
+  if (e.deadline_ms) deadlines_.erase(std::pair(*e.deadline_ms, j.id));
+  e.deadline_ms.reset();
 }
 
 std::vector<std::string> JobBoard::TakeStops(const std::string& worker_id,
@@ -346,10 +404,7 @@ std::vector<std::string> JobBoard::TakeStops(const std::string& worker_id,
 
 void JobBoard::RequeueLocked(Entry& e, const std::string& reason) {
   spdlog::warn("controller: job {} requeued: {}", e.job.id, reason);
-  SetStatusLocked(e.job, kInQueue);
-  e.job.worker_id.clear();
-  e.job.started_ms.reset();
-  e.unlisted_since_ms.reset();
+  MoveLocked(e, kInQueue);
   SkipUndeliveredChunksLocked(e.job).IgnoreError();
   ++e.job.retries;
   ++retried_[e.job.endpoint_id];
@@ -362,8 +417,13 @@ void JobBoard::Ping(const std::string& worker_id, const std::vector<std::string>
   bool requeued = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [id, e] : jobs_) {
-      if (e.job.status != kInProgress || e.job.worker_id != worker_id) continue;
+    auto held = held_.find(worker_id);
+    // A copy: requeues leave the set.
+    const std::vector<std::string> ids =
+        held == held_.end() ? std::vector<std::string>()
+                            : std::vector<std::string>(held->second.begin(), held->second.end());
+    for (const std::string& id : ids) {
+      Entry& e = jobs_.at(id);
       if (std::find(job_ids.begin(), job_ids.end(), id) != job_ids.end()) {
         e.unlisted_since_ms.reset();
         continue;
@@ -382,8 +442,10 @@ void JobBoard::Ping(const std::string& worker_id, const std::vector<std::string>
 void JobBoard::RequeueWorker(const std::string& worker_id, const std::string& reason) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [id, e] : jobs_) {
-      if (e.job.status == kInProgress && e.job.worker_id == worker_id) RequeueLocked(e, reason);
+    auto held = held_.find(worker_id);
+    if (held != held_.end()) {
+      const std::vector<std::string> ids(held->second.begin(), held->second.end());
+      for (const std::string& id : ids) RequeueLocked(jobs_.at(id), reason);
     }
     stops_.erase(worker_id);
   }
@@ -395,29 +457,28 @@ void JobBoard::Tick() {
   std::vector<JobRecord> finals;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    std::vector<std::string> expired;
-    for (auto& [id, e] : jobs_) {
-      JobRecord& j = e.job;
-      if (IsFinal(j.status)) {
-        const auto keep = j.id.starts_with("sync-") ? options_.sync_result_retention
-                                                    : options_.result_retention;
-        if (now - j.completed_ms.value_or(now) > keep.count()) expired.push_back(id);
-        continue;
-      }
-      if (now - j.created_ms > j.ttl_ms) {  // TTL covers queue and run: the job is deleted
-        if (j.status == kInProgress) StopLocked(j);
-        expired.push_back(id);
-        continue;
-      }
-      if (j.status == kInProgress && j.started_ms && j.execution_timeout_ms > 0 &&
-          now - *j.started_ms > j.execution_timeout_ms) {
-        StopLocked(j);
-        j.error = "execution timeout: the job ran longer than " +
-                  std::to_string(j.execution_timeout_ms) + " ms";
-        FinishLocked(e, kTimedOut, &finals);
-      }
+    std::vector<std::string> due;  // a copy: what is done below moves or drops deadlines
+    for (auto it = deadlines_.begin(); it != deadlines_.end() && it->first < now; ++it) {
+      due.push_back(it->second);
     }
-    for (const std::string& id : expired) DeleteLocked(id);
+    tick_visits_ += due.size();
+    for (const std::string& id : due) {
+      auto it = jobs_.find(id);
+      if (it == jobs_.end()) continue;
+      Entry& e = it->second;
+      JobRecord& j = e.job;
+      // Due and final: the retention ended. Due and past the TTL (which covers queue and run):
+      // the job is deleted. Otherwise the execution timeout is what is due.
+      if (IsFinal(j.status) || now - j.created_ms > j.ttl_ms) {
+        if (j.status == kInProgress) StopLocked(j);
+        DeleteLocked(id);
+        continue;
+      }
+      StopLocked(j);
+      j.error = "execution timeout: the job ran longer than " +
+                std::to_string(j.execution_timeout_ms) + " ms";
+      FinishLocked(e, kTimedOut, &finals);
+    }
   }
   RunFinalHooks(finals);
 }
@@ -426,12 +487,8 @@ void JobBoard::RequeueOrphans(const std::function<bool(const std::string&)>& is_
   std::vector<std::string> holders;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [id, e] : jobs_) {
-      if (e.job.status == kInProgress) holders.push_back(e.job.worker_id);
-    }
+    for (const auto& [worker, ids] : held_) holders.push_back(worker);
   }
-  std::sort(holders.begin(), holders.end());
-  holders.erase(std::unique(holders.begin(), holders.end()), holders.end());
   for (const std::string& w : holders) {
     if (!is_live(w)) RequeueWorker(w, "its worker " + w + " is gone");
   }
@@ -439,16 +496,25 @@ void JobBoard::RequeueOrphans(const std::function<bool(const std::string&)>& is_
 
 int JobBoard::HeldBy(const std::string& worker_id) const {
   std::lock_guard<std::mutex> lock(mu_);
-  int n = 0;
-  for (const auto& [id, e] : jobs_) {
-    if (e.job.status == kInProgress && e.job.worker_id == worker_id) ++n;
+  auto held = held_.find(worker_id);
+  return held == held_.end() ? 0 : static_cast<int>(held->second.size());
+}
+
+std::vector<JobRecord> JobBoard::Recent(const std::string& endpoint_id, int limit) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<JobRecord> out;
+  auto ep = by_endpoint_.find(endpoint_id);
+  if (ep == by_endpoint_.end() || limit <= 0) return out;
+  for (auto it = ep->second.rbegin();
+       it != ep->second.rend() && static_cast<int>(out.size()) < limit; ++it) {
+    out.push_back(jobs_.at(it->second).job);
   }
-  return n;
+  return out;
 }
 
 QueueLoad JobBoard::Load(const std::string& endpoint_id) const {
   // Runs on every autoscaler pass (and a queued job triggers one): counters kept by
-  // SetStatusLocked, and the queue is only walked to its first waiting normal job.
+  // IndexLocked, and the queue is only walked to its first waiting normal job.
   std::lock_guard<std::mutex> lock(mu_);
   QueueLoad load;
   auto running = running_.find(endpoint_id);
@@ -475,13 +541,15 @@ QueueLoad JobBoard::Load(const std::string& endpoint_id) const {
 JobCounts JobBoard::Counts(const std::string& endpoint_id) const {
   std::lock_guard<std::mutex> lock(mu_);
   JobCounts c;
-  for (const auto& [id, e] : jobs_) {
-    if (e.job.endpoint_id != endpoint_id) continue;
-    const std::string& s = e.job.status;
-    if (s == kCompleted) ++c.completed;
-    if (s == kFailed || s == kTimedOut) ++c.failed;
-    if (s == kInProgress) ++c.in_progress;
-    if (s == kInQueue) ++c.in_queue;
+  auto ep = by_endpoint_.find(endpoint_id);
+  if (ep != by_endpoint_.end()) {
+    for (const auto& [key, id] : ep->second) {
+      const std::string& s = jobs_.at(id).job.status;
+      if (s == kCompleted) ++c.completed;
+      if (s == kFailed || s == kTimedOut) ++c.failed;
+      if (s == kInProgress) ++c.in_progress;
+      if (s == kInQueue) ++c.in_queue;
+    }
   }
   auto r = retried_.find(endpoint_id);
   c.retried = r == retried_.end() ? 0 : r->second;
@@ -490,10 +558,20 @@ JobCounts JobBoard::Counts(const std::string& endpoint_id) const {
 
 void JobBoard::ForgetEndpoint(const std::string& endpoint_id) {
   std::lock_guard<std::mutex> lock(mu_);
-  std::erase_if(jobs_, [&](const auto& kv) { return kv.second.job.endpoint_id == endpoint_id; });
+  auto ep = by_endpoint_.find(endpoint_id);
+  if (ep != by_endpoint_.end()) {
+    std::vector<std::string> ids;
+    for (const auto& [key, id] : ep->second) ids.push_back(id);
+    for (const std::string& id : ids) EraseLocked(id);
+  }
   queues_.erase(endpoint_id);
   running_.erase(endpoint_id);
   queued_.erase(endpoint_id);
+}
+
+uint64_t JobBoard::TickVisits() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return tick_visits_;
 }
 
 void JobBoard::WakeAll() {

@@ -14,6 +14,12 @@
 // and TTL put the job on its worker's stop list (the SDK's job-stop channel). A worker whose ping
 // stops listing a job it holds, or that is lost, gets the job requeued (counted in `retries`).
 //
+// Indexes: besides the FIFO queues, memory keeps, per job, only what its fields call for: queued
+// counts and running ids per endpoint, the jobs each worker holds, one deadline (the TTL, or the
+// earlier of TTL and execution timeout while it runs, or the end of result retention once final)
+// in one ordered set, and every job of an endpoint by arrival. So Tick() touches the due jobs
+// only, HeldBy() and Ping() the worker's own jobs, Recent() `limit` jobs.
+//
 // Thread-safety: all methods may be called from any thread.
 #pragma once
 
@@ -27,6 +33,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "controller/store.h"
@@ -121,26 +128,45 @@ class JobBoard {
   void RequeueOrphans(const std::function<bool(const std::string& worker_id)>& is_live);
   // Jobs a worker holds (for the fleet's idle/running phase).
   int HeldBy(const std::string& worker_id) const;
+  // The newest `limit` jobs of an endpoint (by submission; a retried job keeps its place), any
+  // status, finished ones while their result is retained; newest first. Empty for an unknown
+  // endpoint or limit <= 0. Records are whole (input and output included).
+  std::vector<JobRecord> Recent(const std::string& endpoint_id, int limit) const;
   QueueLoad Load(const std::string& endpoint_id) const;
   JobCounts Counts(const std::string& endpoint_id) const;
   // Drops an endpoint's jobs from memory (the store deletes them with the endpoint).
   void ForgetEndpoint(const std::string& endpoint_id);
   // Wakes every long-poll (shutdown).
   void WakeAll();
+  // Jobs Tick() has looked at since construction: the due ones only (tests check that a tick
+  // does not walk every job).
+  uint64_t TickVisits() const;
 
  private:
   struct Entry {
+    // job.status, worker_id, started_ms and completed_ms change only in MoveLocked(), so that
+    // the indexes below always match them.
     JobRecord job;
+    uint64_t seq = 0;  // arrival order (Submit; store order at Load): ties in by_endpoint_
     std::optional<int64_t> unlisted_since_ms;  // held, but the worker's pings omit it
+    std::optional<int64_t> deadline_ms;        // its key in deadlines_, while it has one
   };
   Status SaveLocked(const JobRecord& job);
   void FinishLocked(Entry& e, const std::string& status, std::vector<JobRecord>* finals);
   void RequeueLocked(Entry& e, const std::string& reason);
   void StopLocked(const JobRecord& job);
-  // Every status change goes through here, to keep running_ (the index Load() counts) exact.
-  void SetStatusLocked(JobRecord& job, const std::string& status);
+  // The index maintenance, in one place. AddLocked inserts a job (as its record says) and
+  // EraseLocked forgets one; MoveLocked is every status change: IN_QUEUE clears the worker and
+  // times, IN_PROGRESS sets worker_id and started_ms, a final status sets completed_ms.
+  Entry& AddLocked(JobRecord job);
+  void EraseLocked(const std::string& id);
+  void MoveLocked(Entry& e, const std::string& status, const std::string& worker_id = "");
+  void IndexLocked(Entry& e);
+  void UnindexLocked(Entry& e);
+  // When Tick() must look at the job next (it acts once the clock is past it), if ever.
+  std::optional<int64_t> DeadlineOf(const JobRecord& job) const;
   Status SkipUndeliveredChunksLocked(JobRecord& job);
-  void DeleteLocked(const std::string& id);
+  void DeleteLocked(const std::string& id);  // the store's row and the memory
   StatusOr<Entry*> FindLocked(const std::string& endpoint_id, const std::string& job_id);
   void RunFinalHooks(const std::vector<JobRecord>& finals);
   int64_t NowMs() const;
@@ -155,13 +181,20 @@ class JobBoard {
   std::map<std::string, Entry> jobs_;                           // by id
   std::map<std::string, std::deque<std::string>> queues_;       // endpoint → queued ids, FIFO
   std::map<std::string, std::set<std::string>> stops_;          // worker → job ids to stop
+  // Indexes (IndexLocked / UnindexLocked only):
   std::map<std::string, std::set<std::string>> running_;        // endpoint → IN_PROGRESS ids
+  std::map<std::string, std::set<std::string>> held_;           // worker → IN_PROGRESS ids
+  std::set<std::pair<int64_t, std::string>> deadlines_;         // (deadline ms, id)
   struct QueuedCount {
     int all = 0;
     int scaling = 0;  // not low priority
   };
   std::map<std::string, QueuedCount> queued_;  // endpoint → IN_QUEUE counts
+  // endpoint → every job by (created_ms, seq) (AddLocked / EraseLocked).
+  std::map<std::string, std::map<std::pair<int64_t, uint64_t>, std::string>> by_endpoint_;
   std::map<std::string, uint64_t> retried_;                     // endpoint → requeues
+  uint64_t next_seq_ = 0;
+  uint64_t tick_visits_ = 0;
   bool woken_ = false;
 };
 
