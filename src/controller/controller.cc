@@ -2,8 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
-#include <condition_variable>
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -19,13 +20,19 @@
 namespace mc::controller {
 namespace {
 
-using json = nlohmann::json;
-
-// Webhooks: POST the final status object to the job's webhook; two more tries 10 s apart if it
-// does not answer 200 (runpod-protocol.md §1). One thread, in order.
+// Webhooks: POST the final status object to the job's webhook; if it does not answer 200, try
+// again (runpod-protocol.md §1: two more tries, 10 s apart; ControllerOptions::webhook_*). One
+// thread, one delivery at a time, in order. The queue is memory only: a delivery not done when the
+// controller stops or dies is lost (docs/controller.md).
 class Webhooks {
  public:
-  Webhooks() : thread_([this] { Loop(); }) {}
+  struct Policy {
+    int tries = 3;
+    std::chrono::milliseconds retry_delay{10'000};
+    std::chrono::milliseconds timeout{10'000};  // each try
+  };
+
+  explicit Webhooks(Policy policy) : policy_(policy), thread_([this] { Loop(); }) {}
   ~Webhooks() {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -34,44 +41,64 @@ class Webhooks {
     cv_.notify_all();
     thread_.join();
   }
-  void Send(std::string url, std::string body) {
+  void Send(std::string job_id, std::string url, std::string body) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      queue_.emplace_back(std::move(url), std::move(body));
+      queue_.push_back({std::move(job_id), std::move(url), std::move(body)});
     }
     cv_.notify_all();
   }
 
  private:
+  struct Delivery {
+    std::string job_id, url, body;
+  };
+
   void Loop() {
     auto client = net::HttpClient::Create();
+    const int tries = std::max(policy_.tries, 1);
     std::unique_lock<std::mutex> lock(mu_);
     while (true) {
       cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (stopping_) return;
-      auto [url, body] = std::move(queue_.front());
+      const Delivery d = std::move(queue_.front());
       queue_.pop_front();
-      for (int attempt = 0; attempt < 3 && !stopping_; ++attempt) {
+      for (int attempt = 1; attempt <= tries; ++attempt) {
+        if (attempt > 1 && cv_.wait_for(lock, policy_.retry_delay, [&] { return stopping_; })) {
+          return;
+        }
         lock.unlock();
-        net::HttpClientRequest req;
-        req.method = "POST";
-        req.url = url;
-        req.body = body;
-        req.headers.Set("Content-Type", "application/json");
-        req.timeout = std::chrono::milliseconds(10'000);
-        auto res = client->Send(req);
+        const std::string outcome = Post(*client, d);
         lock.lock();
-        if (res.ok() && res->status == 200) break;
-        cv_.wait_for(lock, std::chrono::seconds(10), [&] { return stopping_; });
+        if (outcome.empty()) break;
+        // Neither the URL (it may carry a secret) nor the body is logged.
+        spdlog::warn("controller: webhook of job {}, try {} of {}: {}", d.job_id, attempt, tries,
+                     outcome);
       }
     }
   }
 
+  // "" when the receiver answered 200, else what went wrong.
+  std::string Post(net::HttpClient& client, const Delivery& d) {
+    net::HttpClientRequest req;
+    req.method = "POST";
+    req.url = d.url;
+    req.body = d.body;
+    req.headers.Set("Content-Type", "application/json");
+    req.timeout = policy_.timeout;
+    req.sink = net::BodySink::kDiscard;  // the receiver's answer is not read
+    auto res = client.Send(req);
+    // The client's messages name the URL: only the code is told.
+    if (!res.ok()) return std::string(StatusCodeName(res.status().code()));
+    return res->status == 200 ? "" : "answered " + std::to_string(res->status);
+  }
+
+  const Policy policy_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
-  std::deque<std::pair<std::string, std::string>> queue_;
-  std::thread thread_;
+  std::deque<Delivery> queue_;
+  std::thread thread_;  // last: it starts once the rest is built
 };
 
 class ControllerImpl final : public Controller {
@@ -81,7 +108,8 @@ class ControllerImpl final : public Controller {
 
   Status Init() {
     MC_ASSIGN_OR_RETURN(store_, ControllerStore::Open(o_.db_path), "controller");
-    webhooks_ = std::make_unique<Webhooks>();
+    webhooks_ = std::make_unique<Webhooks>(Webhooks::Policy{
+        o_.webhook_tries, o_.webhook_retry_delay, o_.webhook_timeout});
     JobBoardOptions jo;
     jo.unlisted_grace = o_.requeue_unlisted_after;
     jobs_ = std::make_unique<JobBoard>(*store_, *o_.clock, jo,
@@ -152,12 +180,7 @@ class ControllerImpl final : public Controller {
  private:
   void OnFinal(const JobRecord& j) {
     if (j.webhook.empty()) return;
-    json o{{"id", j.id}, {"status", j.status}};
-    if (j.output_json) o["output"] = json::parse(*j.output_json, nullptr, false);
-    if (j.error) o["error"] = *j.error;
-    if (j.started_ms) o["delayTime"] = *j.started_ms - j.created_ms;
-    if (j.started_ms && j.completed_ms) o["executionTime"] = *j.completed_ms - *j.started_ms;
-    webhooks_->Send(j.webhook, o.dump());
+    webhooks_->Send(j.id, j.webhook, JobStatusObject(j).dump());
   }
 
   // Every `tick`: TTLs, timeouts and retention, then the autoscaler. A queued job runs the

@@ -14,6 +14,20 @@ bool IsFinal(const std::string& s) {
   return s == kCompleted || s == kFailed || s == kCancelled || s == kTimedOut;
 }
 
+json JobStatusObject(const JobRecord& j) {
+  json o{{"id", j.id}, {"status", j.status}};
+  if (j.started_ms) o["delayTime"] = *j.started_ms - j.created_ms;
+  if (j.started_ms && j.completed_ms) o["executionTime"] = *j.completed_ms - *j.started_ms;
+  if (j.output_json) {
+    json out = json::parse(*j.output_json, nullptr, false);
+    if (!out.is_discarded()) o["output"] = out;
+  }
+  if (j.error) o["error"] = *j.error;
+  if (j.retries > 0) o["retries"] = j.retries;
+  if (!j.worker_id.empty()) o["workerId"] = j.worker_id;
+  return o;
+}
+
 namespace {
 
 std::string Uuid() {

@@ -36,6 +36,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "controller/store.h"
 #include "mc/common/clock.h"
 #include "mc/common/status.h"
@@ -50,6 +52,11 @@ inline constexpr const char* kCancelled = "CANCELLED";
 inline constexpr const char* kTimedOut = "TIMED_OUT";
 
 bool IsFinal(const std::string& status);
+
+// The Runpod status object of a job (runpod-protocol.md §1): id and status, then delayTime,
+// executionTime, output, error, retries and workerId when they are known. What a webhook
+// receives (and what /status answers).
+nlohmann::json JobStatusObject(const JobRecord& job);
 
 struct SubmitRequest {
   std::string input_json;

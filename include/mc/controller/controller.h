@@ -44,6 +44,12 @@ struct ControllerOptions {
   // A job a worker has held this long but does not list in its pings is requeued.
   std::chrono::milliseconds requeue_unlisted_after{30'000};
   size_t max_body_bytes = 20u << 20;
+  // A job's webhook gets its final status object; a try not answered 200 is repeated, this many
+  // tries in all, this far apart (Runpod: 3 tries, 10 s apart). Each try waits at most
+  // webhook_timeout.
+  int webhook_tries = 3;
+  std::chrono::milliseconds webhook_retry_delay{10'000};
+  std::chrono::milliseconds webhook_timeout{10'000};
   Clock* clock = &Clock::Real();
 };
 

@@ -1,0 +1,408 @@
+// Webhooks (runpod-protocol.md §1): a job submitted with `webhook` gets its final status object
+// POSTed there, retried (webhook_tries in all, webhook_retry_delay apart) until it answers 200.
+//
+// Real parts on loopback: an upstream MirrorServer with one small model, an in-process agent and
+// controller, a worker process that is examples/runpod_worker.py, and a receiver (an HttpServer on
+// port 0) that records every POST and answers with a scripted status per path. The test waits on
+// the receiver's condition variable, never on a timer. Deliveries are sent one at a time, in
+// order, so once a later job's delivery has arrived every earlier one is finished: that is how
+// "no further try" is checked without waiting for one that should not come.
+//
+// The controller runs on a FakeClock (execution timeouts are driven by Advance()); the retry
+// delay is real time, made short by the options.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "mc/agent/agent.h"
+#include "mc/cache/cache_store.h"
+#include "mc/cache/importer.h"
+#include "mc/controller/controller.h"
+#include "mc/mirror/mirror_server.h"
+#include "mc/net/http_client.h"
+#include "mc/net/http_server.h"
+#include "mc/testing/model_fixture.h"
+
+namespace mc::controller {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+constexpr char kHfToken[] = "hf_webhook_test_token_0123456789";
+constexpr auto kRetryDelay = 200ms;
+constexpr int kTries = 4;  // not Runpod's 3, so that the option is seen honoured
+
+struct Reply {
+  int status = 0;
+  json body;
+  std::string text;
+};
+
+Reply Send(const std::string& method, const std::string& url, const std::string& key,
+           const std::string& body = "") {
+  static thread_local auto client = net::HttpClient::Create();
+  net::HttpClientRequest req;
+  req.method = method;
+  req.url = url;
+  req.headers.Set("Authorization", "Bearer " + key);
+  if (method == "POST") {
+    req.body = body;
+    req.headers.Set("Content-Type", "application/json");
+  }
+  req.timeout = 60s;
+  auto res = client->Send(req);
+  if (!res.ok()) return {0, json(), res.status().ToString()};
+  return {res->status, json::parse(res->body, nullptr, false), res->body};
+}
+
+// Records every request by path; answers each path with its script (the last code repeats; 200
+// when there is none).
+class Receiver {
+ public:
+  struct Hit {
+    std::string method;
+    net::HeaderMap headers;
+    std::string body;
+    std::chrono::steady_clock::time_point at;
+  };
+
+  Status Start() {
+    net::HttpServerOptions o;
+    o.name = "webhook-receiver";
+    o.handler = [this](const net::HttpRequest& req, net::HttpResponse& res) {
+      int code = 200;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        std::vector<Hit>& hits = hits_[req.raw_path];
+        const std::vector<int>& script = scripts_[req.raw_path];
+        if (!script.empty()) code = script[std::min(hits.size(), script.size() - 1)];
+        hits.push_back({req.method, req.headers, req.body, std::chrono::steady_clock::now()});
+      }
+      changed_.notify_all();
+      res.SetText(code, "{}", "application/json");
+    };
+    auto s = net::HttpServer::Create(std::move(o));
+    if (!s.ok()) return s.status();
+    server_ = std::move(*s);
+    return server_->Start();
+  }
+  void Stop() {
+    if (server_) server_->Stop();
+  }
+  std::string Url(const std::string& path) const { return server_->base_url() + path; }
+  void Script(const std::string& path, std::vector<int> codes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    scripts_[path] = std::move(codes);
+  }
+  // The hits of `path` once there are at least `n` (or after 60 s, whatever there are).
+  std::vector<Hit> WaitHits(const std::string& path, size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    changed_.wait_for(lock, 60s, [&] { return hits_[path].size() >= n; });
+    return hits_[path];
+  }
+  std::vector<Hit> Hits(const std::string& path) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return hits_[path];
+  }
+  std::vector<Hit> AllHits() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<Hit> all;
+    for (const auto& [path, hits] : hits_) all.insert(all.end(), hits.begin(), hits.end());
+    return all;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::map<std::string, std::vector<Hit>> hits_;
+  std::map<std::string, std::vector<int>> scripts_;
+  std::unique_ptr<net::HttpServer> server_;
+};
+
+// KEY=VALUE lines as `env` prints them.
+std::map<std::string, std::string> ParseEnv(const std::string& text) {
+  std::map<std::string, std::string> env;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t eq = line.find('=');
+    if (eq != std::string::npos) env[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return env;
+}
+
+// The upstream, controller, agent, receiver and the endpoint with its one worker, shared by the
+// suite (the worker's start is the slow part).
+struct World {
+  fs::path root;
+  FakeClock clock;
+  Receiver receiver;
+  std::unique_ptr<mirror::MirrorServer> mirror;
+  std::unique_ptr<Controller> controller;
+  std::unique_ptr<agent::Agent> agent;
+  std::string key;        // clients' key; also agent ↔ controller
+  std::string endpoint;   // the endpoint's id
+  std::string worker_key;  // the worker's RUNPOD_AI_API_KEY
+
+  std::string Build() {
+    root = fs::temp_directory_path() / ("mc_webhook_test_" + std::to_string(::getpid()));
+    fs::remove_all(root);
+    fs::create_directories(root);
+    if (Status s = receiver.Start(); !s.ok()) return "receiver: " + s.ToString();
+    auto store = cache::CacheStore::Open({root / "upstream", std::nullopt, true});
+    if (!store.ok()) return "open the upstream cache: " + store.status().ToString();
+    testing::ModelFixtureOptions f;
+    f.total_weight_bytes = 256 << 10;
+    if (auto w = testing::WriteModelFixture(root / "src", f); !w.ok()) return w.status().ToString();
+    auto imported = cache::ImportFolder(**store, root / "src", *RepoId::Parse("org/tiny"),
+                                        *Revision::Parse("main"));
+    if (!imported.ok()) return "import: " + imported.status().ToString();
+    mirror::MirrorOptions mo;
+    mo.cache_dir = root / "upstream";
+    auto m = mirror::MirrorServer::Create(std::move(mo));
+    if (!m.ok() || !(*m)->Start().ok()) return "start the mirror";
+    mirror = std::move(*m);
+
+    ControllerOptions co;
+    co.listen = "127.0.0.1:0";
+    co.db_path = root / "controller.db";
+    co.upstream = *hub::Endpoint::Parse(mirror->base_url());
+    co.tick = 50ms;
+    co.take_hold = 2s;
+    co.ping_interval = 10s;  // the worker's pings never fall silent while the clock is advanced
+    co.stop_grace = 1s;
+    co.webhook_tries = kTries;
+    co.webhook_retry_delay = kRetryDelay;
+    co.webhook_timeout = 5s;
+    co.clock = &clock;
+    auto made = AddApiKey(co.db_path, "webhook-test");
+    if (!made.ok()) return "api key: " + made.status().ToString();
+    key = *made;
+    co.agent_api_key = hub::Secret(key);
+    auto c = Controller::Create(std::move(co));
+    if (!c.ok()) return "controller: " + c.status().ToString();
+    controller = std::move(*c);
+    if (Status s = controller->Start(); !s.ok()) return "controller start: " + s.ToString();
+
+    agent::AgentOptions ao;
+    ao.cache_dir = root / "agent" / "cache";
+    ao.state_dir = root / "agent" / "state";
+    ao.capacity = 1ull << 30;
+    ao.gpus = 1;
+    ao.gpu_type = "test-gpu";
+    ao.upstream = *hub::Endpoint::Parse(mirror->base_url());
+    ao.controller_url = controller->base_url();
+    ao.host_id = "host-a";
+    ao.heartbeat_interval = 100ms;
+    ao.maintenance_interval = 3600s;
+    ao.api_key = hub::Secret(key);
+    auto a = agent::Agent::Create(std::move(ao));
+    if (!a.ok()) return "agent: " + a.status().ToString();
+    agent = std::move(*a);
+    if (Status s = agent->Start(); !s.ok()) return "agent start: " + s.ToString();
+
+    // The worker dumps its environment (for its key), then becomes the example worker.
+    const fs::path dump = root / "worker.env";
+    const std::string worker = std::string(MC_SOURCE_DIR) + "/examples/runpod_worker.py";
+    Reply created = Send(
+        "POST", controller->base_url() + "/v1/endpoints", key,
+        json{{"name", "webhooks"},
+             {"model", "org/tiny"},
+             {"hfToken", kHfToken},
+             {"command", {"sh", "-c", "env > \"$ENV_DUMP.tmp\" && mv \"$ENV_DUMP.tmp\" "
+                                      "\"$ENV_DUMP\" && exec python3 \"$WORKER\""}},
+             {"env", {{"ENV_DUMP", dump.string()}, {"WORKER", worker}}},
+             {"workersMin", 1},
+             {"workersMax", 1}}
+            .dump());
+    if (created.status != 200) return "create the endpoint: " + created.text;
+    endpoint = created.body["id"].get<std::string>();
+    // A job that completes shows that the worker is up and taking jobs.
+    Reply first = Send("POST", Base() + "/runsync?wait=60000", key, R"({"input": {}})");
+    if (first.body.value("status", "") != "COMPLETED") return "first job: " + first.text;
+    std::ifstream in(dump);
+    const auto env = ParseEnv(std::string(std::istreambuf_iterator<char>(in), {}));
+    auto it = env.find("RUNPOD_AI_API_KEY");
+    if (it == env.end() || it->second.empty()) return "the worker had no RUNPOD_AI_API_KEY";
+    worker_key = it->second;
+    return "";
+  }
+
+  std::string Base() const { return controller->base_url() + "/v2/" + endpoint; }
+
+  ~World() {
+    if (controller) controller->Stop();
+    if (agent) {
+      agent->StopWorkers(2s);
+      agent->Stop();
+    }
+    if (mirror) mirror->Stop();
+    receiver.Stop();
+    std::error_code ec;
+    fs::remove_all(root, ec);
+  }
+};
+
+class WebhookTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    world_ = new World();
+    error_ = world_->Build();
+  }
+  static void TearDownTestSuite() {
+    delete world_;
+    world_ = nullptr;
+  }
+  void SetUp() override {
+    if (!error_.empty()) GTEST_FAIL() << "no test world: " << error_;
+  }
+
+  Receiver& receiver() { return world_->receiver; }
+  // POST /run with `input` and a webhook to the receiver's `path`; returns the job id.
+  std::string Run(const json& input, const std::string& path, json extra = json::object()) {
+    extra["input"] = input;
+    extra["webhook"] = receiver().Url(path);
+    Reply r = Send("POST", world_->Base() + "/run", world_->key, extra.dump());
+    EXPECT_EQ(r.status, 200) << r.text;
+    return r.body.is_object() ? r.body.value("id", "") : "";
+  }
+  // The job's status object once it is final (the status-sync long poll).
+  json Final(const std::string& id) {
+    Reply r = Send("GET", world_->Base() + "/status-sync/" + id + "?wait=60000", world_->key);
+    EXPECT_EQ(r.status, 200) << r.text;
+    return r.body;
+  }
+  json StatusOf(const std::string& id) {
+    return Send("GET", world_->Base() + "/status/" + id, world_->key).body;
+  }
+  // Returns once every delivery queued so far is over: a cancelled job's webhook goes after them.
+  void Flush() {
+    const std::string path = "/flush-" + std::to_string(++flushes_);
+    const std::string id = Run(json::object(), path);
+    Send("POST", world_->Base() + "/cancel/" + id, world_->key);
+    ASSERT_EQ(receiver().WaitHits(path, 1).size(), 1u) << "the flush job's webhook never came";
+  }
+
+  static World* world_;
+  static std::string error_;
+  static int flushes_;  // each flush has its own path, across the suite
+};
+World* WebhookTest::world_ = nullptr;
+std::string WebhookTest::error_;
+int WebhookTest::flushes_ = 0;
+
+TEST_F(WebhookTest, CompletedJobDeliversOnePostWithTheStatusObject) {
+  const std::string id = Run({{"x", 1}}, "/completed");
+  const json final = Final(id);
+  ASSERT_EQ(final["status"], "COMPLETED") << final.dump();
+  auto hits = receiver().WaitHits("/completed", 1);
+  ASSERT_EQ(hits.size(), 1u);
+  Flush();
+  hits = receiver().Hits("/completed");
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].method, "POST");
+  EXPECT_EQ(hits[0].headers.Get("Content-Type").value_or(""), "application/json");
+  const json body = json::parse(hits[0].body, nullptr, false);
+  ASSERT_TRUE(body.is_object()) << hits[0].body;
+  EXPECT_EQ(body["id"], id);
+  EXPECT_EQ(body["status"], "COMPLETED");
+  EXPECT_EQ(body["output"]["echo"], json({{"x", 1}})) << body.dump();
+  EXPECT_EQ(body["output"]["model"], "org/tiny");
+  EXPECT_TRUE(body["delayTime"].is_number_integer()) << body.dump();
+  EXPECT_TRUE(body["executionTime"].is_number_integer()) << body.dump();
+  EXPECT_EQ(body, StatusOf(id));  // the same object /status answers
+}
+
+TEST_F(WebhookTest, FailingReceiverIsTriedAgainUntilItAnswers200) {
+  receiver().Script("/flaky", {500, 500, 200});
+  const std::string id = Run(json::object(), "/flaky");
+  const auto hits = receiver().WaitHits("/flaky", 3);
+  ASSERT_EQ(hits.size(), 3u);
+  for (const auto& hit : hits) {
+    EXPECT_EQ(json::parse(hit.body, nullptr, false)["id"], id);
+    EXPECT_EQ(hit.body, hits[0].body);
+  }
+  EXPECT_GE(hits[1].at - hits[0].at, kRetryDelay);
+  EXPECT_GE(hits[2].at - hits[1].at, kRetryDelay);
+  Flush();
+  EXPECT_EQ(receiver().Hits("/flaky").size(), 3u);  // delivered: no fourth try
+}
+
+TEST_F(WebhookTest, ReceiverThatNeverAnswers200GetsTheBoundedTriesOnly) {
+  receiver().Script("/down", {503, 404, 201});  // not 200, ever
+  Run(json::object(), "/down");
+  ASSERT_EQ(receiver().WaitHits("/down", kTries).size(), static_cast<size_t>(kTries));
+  Flush();
+  EXPECT_EQ(receiver().Hits("/down").size(), static_cast<size_t>(kTries));
+}
+
+TEST_F(WebhookTest, FailedJobDeliversItsError) {
+  const std::string id = Run({{"fail", "boom"}}, "/failed");
+  ASSERT_EQ(Final(id)["status"], "FAILED");
+  const auto hits = receiver().WaitHits("/failed", 1);
+  ASSERT_EQ(hits.size(), 1u);
+  const json body = json::parse(hits[0].body, nullptr, false);
+  EXPECT_EQ(body["id"], id);
+  EXPECT_EQ(body["status"], "FAILED");
+  EXPECT_EQ(body["error"], "boom");
+}
+
+TEST_F(WebhookTest, CancelledJobDelivers) {
+  const std::string id = Run({{"sleep", 30}}, "/cancelled");
+  Reply cancelled = Send("POST", world_->Base() + "/cancel/" + id, world_->key);
+  ASSERT_EQ(cancelled.status, 200) << cancelled.text;
+  const auto hits = receiver().WaitHits("/cancelled", 1);
+  ASSERT_EQ(hits.size(), 1u);
+  const json body = json::parse(hits[0].body, nullptr, false);
+  EXPECT_EQ(body["id"], id);
+  EXPECT_EQ(body["status"], "CANCELLED");
+}
+
+TEST_F(WebhookTest, TimedOutJobDelivers) {
+  const std::string id =
+      Run({{"sleep", 30}}, "/timed-out", {{"policy", {{"executionTimeout", 5000}}}});
+  // The timeout counts from the start: wait (bounded) until the worker has the job.
+  for (int i = 0; i < 2000 && StatusOf(id).value("status", "") != "IN_PROGRESS"; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(StatusOf(id)["status"], "IN_PROGRESS");
+  world_->clock.Advance(5001ms);
+  const auto hits = receiver().WaitHits("/timed-out", 1);
+  ASSERT_EQ(hits.size(), 1u);
+  const json body = json::parse(hits[0].body, nullptr, false);
+  EXPECT_EQ(body["id"], id);
+  EXPECT_EQ(body["status"], "TIMED_OUT");
+  EXPECT_TRUE(body["error"].is_string()) << body.dump();
+}
+
+TEST_F(WebhookTest, BodyNeverCarriesTheHfTokenOrAnyKey) {
+  const std::string done = Run(json::object(), "/secrets-done");
+  const std::string raised = Run({{"raise", "boom"}}, "/secrets-raised");
+  ASSERT_EQ(Final(done)["status"], "COMPLETED");
+  ASSERT_EQ(Final(raised)["status"], "FAILED");
+  ASSERT_EQ(receiver().WaitHits("/secrets-done", 1).size(), 1u);
+  ASSERT_EQ(receiver().WaitHits("/secrets-raised", 1).size(), 1u);
+  for (const Receiver::Hit& hit : receiver().AllHits()) {
+    for (const std::string& secret : {std::string(kHfToken), world_->worker_key, world_->key}) {
+      EXPECT_EQ(hit.body.find(secret), std::string::npos) << hit.body;
+      for (const auto& [name, value] : hit.headers.fields()) {
+        EXPECT_EQ(value.find(secret), std::string::npos) << name;
+      }
+    }
+    EXPECT_FALSE(hit.headers.Get("Authorization").has_value());
+  }
+}
+
+}  // namespace
+}  // namespace mc::controller
