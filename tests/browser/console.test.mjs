@@ -3,8 +3,9 @@
 // gated repo without a token, the same with its token), create a gated endpoint with a token and
 // the demo/tiny-llama endpoint with the demo's worker command, send a test request, watch the
 // worker go from downloading the model (initializing) to running, see the model on a host with
-// its size, pin and unpin it, the pages at 380 px, delete the endpoint and evict the model it
-// leaves, and that the typed token never shows up in the page, its console, its storage or any
+// its size and its pins by owner (its worker's), pin and unpin it (Pin or Unpin as the operator's
+// pin is there or not, Evict disabled while pinned), the pages at 380 px, delete the endpoint and
+// evict the model it leaves, and that the typed token never shows up in the page, its console, its storage or any
 // response it received. Screenshots of every page go to
 // $MODELCACHE_TEST_OUT/console (default build/test-output/console).
 //
@@ -176,7 +177,7 @@ describe("web console", { concurrency: false, timeout: 180_000 }, () => {
     await remember("endpoints-after");
   });
 
-  step("the model is on the worker's host with its size; pin and unpin from the page", async () => {
+  step("the model is on the worker's host with its size and the worker's pin; pin and unpin from the page", async () => {
     await s.page.click("nav a[data-route=hosts]");
     const host = s.page.locator(`section.host[data-host-id="${s.hostId}"]`);
     const snap = host.locator('tr[data-model="demo/tiny-llama"]');
@@ -185,20 +186,35 @@ describe("web console", { concurrency: false, timeout: 180_000 }, () => {
     assert.match(await host.locator(".gpus").innerText(), /1 of 1 used/);
     assert.match(await host.locator(".disk").innerText(), /used of/);
     await remember("hosts");
-    // The worker using it holds a pin already; the operator's pin comes on top and goes again.
-    const before = Number(await snap.getAttribute("data-pins"));
+    // The worker using it holds a pin already (listed by owner): no operator pin, so Pin and no
+    // Unpin, and Evict disabled saying why. The operator's pin comes on top and goes again.
+    const pinsCell = snap.locator(".pins");
+    const owners = async () => (await pinsCell.locator(".pin-owner").evaluateAll(
+      (os) => os.map((o) => `${o.dataset.owner} = ${o.textContent}`))).sort();
+    const actions = async () => snap.locator("button[data-action]").evaluateAll(
+      (bs) => bs.map((b) => `${b.dataset.action}${b.disabled ? " (disabled)" : ""}`));
+    await pinsCell.locator(".pin-owner", { hasText: `worker ${s.workerId}` }).waitFor();
+    assert.equal(await snap.getAttribute("data-pins"), "1");
+    assert.deepEqual(await owners(), [`worker:${s.workerId} = worker ${s.workerId}`]);
+    assert.equal((await pinsCell.innerText()).trim(), `worker ${s.workerId}`);
+    assert.deepEqual(await actions(), ["pin", "evict (disabled)"]);
+    assert.match(await snap.locator('button[data-action="evict"]').getAttribute("title"),
+      new RegExp(`^Pinned by worker ${s.workerId}: `));
     await snap.locator('button[data-action="pin"]').click();
     await host.locator("p[role=status]", { hasText: "Pinned demo/tiny-llama" }).waitFor();
-    await s.page.waitForFunction(([h, n]) => Number(document.querySelector(
-      `section.host[data-host-id="${h}"] tr[data-model="demo/tiny-llama"]`)?.dataset.pins) === n,
-    [s.hostId, before + 1], { timeout: 10_000 });
-    assert.equal(await snap.locator('button[data-action="evict"]').isDisabled(), true);
+    await snap.locator('.pins .pin-owner[data-owner="operator"]').waitFor({ timeout: 10_000 });
+    assert.equal(await snap.getAttribute("data-pins"), "2");
+    assert.deepEqual(await owners(), ["operator = operator", `worker:${s.workerId} = worker ${s.workerId}`]);
+    assert.match((await pinsCell.innerText()).trim(), /^(operator, worker \S+|worker \S+, operator)$/);
+    assert.deepEqual(await actions(), ["unpin", "evict (disabled)"]);
+    assert.match(await snap.locator('button[data-action="evict"]').getAttribute("title"), /operator.*unpin it first/);
     await remember("hosts-pinned");
     await snap.locator('button[data-action="unpin"]').click();
     await host.locator("p[role=status]", { hasText: "Unpinned demo/tiny-llama" }).waitFor();
-    await s.page.waitForFunction(([h, n]) => Number(document.querySelector(
-      `section.host[data-host-id="${h}"] tr[data-model="demo/tiny-llama"]`)?.dataset.pins) === n,
-    [s.hostId, before], { timeout: 10_000 });
+    await snap.locator('button[data-action="pin"]').waitFor({ timeout: 10_000 });
+    assert.equal(await snap.getAttribute("data-pins"), "1");
+    assert.deepEqual(await owners(), [`worker:${s.workerId} = worker ${s.workerId}`]);
+    assert.deepEqual(await actions(), ["pin", "evict (disabled)"]);
   });
 
   step("every page works at 380 px wide (no sideways scrolling)", async () => {
@@ -229,6 +245,9 @@ describe("web console", { concurrency: false, timeout: 180_000 }, () => {
     const host = s.page.locator(`section.host[data-host-id="${s.hostId}"]`);
     const row = host.locator('tr[data-model="demo/tiny-llama"][data-pins="0"]');
     await row.waitFor({ timeout: 30_000 });  // the worker's pin goes with it
+    assert.equal((await row.locator(".pins").innerText()).trim(), "–");
+    assert.deepEqual(await row.locator("button[data-action]").evaluateAll(
+      (bs) => bs.map((b) => `${b.dataset.action}${b.disabled ? " (disabled)" : ""}`)), ["pin", "evict"]);
     await row.locator('button[data-action="evict"]').click();
     await host.locator("p[role=status]", { hasText: "Evicted demo/tiny-llama" }).waitFor();
     await host.locator("p", { hasText: "No models cached." }).waitFor({ timeout: 10_000 });

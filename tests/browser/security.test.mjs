@@ -1,9 +1,10 @@
 // The console's security promises, in headless Chromium against a real `modelcache up --demo`:
 // hostile text is shown as text, never run (an endpoint named "<img src=x onerror=...>" created
-// through the form; a host whose id and cached model name are markup; a model link that is
-// markup, echoed in the error; a repo upstream with a file whose name is markup), the page is
-// served with its CSP and other headers and is public while its data needs the key; polling
-// stops while the tab is hidden.
+// through the form; a host whose id, cached model name and pin owner are markup; a model link
+// that is markup, echoed in the error; a repo upstream with a file whose name is markup), the
+// page is served with its CSP and other headers and is public while its data needs the key;
+// polling stops while the tab is hidden. Also: a hosts answer without `pinnedBy` (an older
+// controller) still shows the pin count and both Pin and Unpin.
 import assert from "node:assert/strict";
 import { mkdir, writeFile } from "node:fs/promises";
 import { request } from "node:http";
@@ -22,6 +23,7 @@ const XSS_MODEL = "<img src=x onerror=window.__xss=2>";
 const XSS_HOST = "<svg onload=window.__xss=3>";
 const XSS_LINK = "<img src=x onerror=window.__xss=4>";
 const XSS_FILE = "<img src=x onerror=window.__xss=5>.json";
+const XSS_WORKER = "<img src=x onerror=window.__xss=6>";
 
 // The status of GET `path`, sent byte for byte.
 function rawStatus(base, path) {
@@ -165,13 +167,13 @@ describe("web console security", { concurrency: false, timeout: 150_000 }, () =>
     }
   });
 
-  step("a host whose id and cached model are markup is shown as text on the hosts page", async () => {
+  step("a host whose id, cached model and pin owner are markup is shown as text on the hosts page", async () => {
     // A host document as an agent sends it (the API accepts any text for these).
     const doc = {
       host_id: XSS_HOST, url: "http://127.0.0.1:9", gpu_type: "none", gpus: { total: 0, free: 0 },
       disk: { capacity_bytes: 1 << 30, used_bytes: 1 << 20, reserved_bytes: 0 },
       snapshots: [{ model: XSS_MODEL, commit: "c".repeat(40), size_bytes: 1 << 20, complete: true,
-        files: 1, pins: [] }],
+        files: 1, pins: ["operator", `worker:${XSS_WORKER}`] }],
       downloads: [{ model: XSS_MODEL, progress: { bytes_done: 10, bytes_total: 100, bytes_per_second: 5 } }],
     };
     const r = await apiCall(s.up, "POST", "/v1/hosts/register", doc);
@@ -181,8 +183,44 @@ describe("web console security", { concurrency: false, timeout: 150_000 }, () =>
     await host.waitFor();
     assert.equal(await host.textContent(), XSS_HOST);
     await s.page.locator(".model-name").filter({ hasText: XSS_MODEL }).waitFor();
+    const row = s.page.locator("section.host")
+      .filter({ has: s.page.locator("h2", { hasText: XSS_HOST }) }).locator("tr[data-model]");
+    assert.deepEqual(await row.locator(".pin-owner").evaluateAll((os) => os.map((o) => o.textContent)),
+      ["operator", `worker ${XSS_WORKER}`]);
+    assert.equal(await row.locator(`.pin-owner[data-owner="worker:${XSS_WORKER}"]`).count(), 1);
+    assert.deepEqual(await row.locator("button[data-action]").evaluateAll(
+      (bs) => bs.map((b) => `${b.dataset.action}${b.disabled ? " (disabled)" : ""}`)), ["unpin", "evict (disabled)"]);
+    assert.match(await row.locator('button[data-action="evict"]').getAttribute("title"),
+      /^Pinned by operator, worker <img src=x onerror=window.__xss=6>: /);
     await assertNoInjection("hosts");
     await screenshot(s.page, "xss-hosts");
+    assert.deepEqual(s.rec.errors, [], "page errors");
+  });
+
+  step("a hosts answer without pinnedBy (an older controller): the count, Pin and Unpin both", async () => {
+    // The same host, its answer as a controller that does not list pin owners gives it.
+    await s.page.route("**/v1/hosts", async (route) => {
+      const res = await route.fetch();
+      const body = await res.json();
+      for (const h of body.hosts) for (const snap of h.snapshots) delete snap.pinnedBy;
+      await route.fulfill({ response: res, json: body });
+    });
+    try {
+      await s.page.goto(`${s.up.url}/console/#/endpoints`);
+      await s.page.click("nav a[data-route=hosts]");
+      const host = s.page.locator("section.host").filter({ has: s.page.locator("h2", { hasText: XSS_HOST }) });
+      const row = host.locator("tr[data-model]");
+      await row.waitFor();
+      assert.equal((await row.locator(".pins").innerText()).trim(), "2 pins");
+      assert.equal(await row.locator(".pin-owner").count(), 0);
+      assert.equal(await row.getAttribute("data-operator-pin"), "unknown");
+      assert.deepEqual(await row.locator("button[data-action]").evaluateAll(
+        (bs) => bs.map((b) => `${b.dataset.action}${b.disabled ? " (disabled)" : ""}`)),
+      ["pin", "unpin", "evict (disabled)"]);
+      await screenshot(s.page, "hosts-without-pinned-by");
+    } finally {
+      await s.page.unroute("**/v1/hosts");
+    }
     assert.deepEqual(s.rec.errors, [], "page errors");
   });
 });

@@ -18,19 +18,39 @@ function lastUse(v) {
   return new Date(ms).toLocaleString();
 }
 
-// Who holds the snapshot's pins: "operator" (the Pin button, `modelcache pin`), "worker:<id>" (a
-// worker using it), ... when the API lists them (pinnedBy); otherwise only their number is known.
+// Who holds the snapshot's pins, when the API lists them (pinnedBy, or an agent document's pins
+// array): "operator" (the Pin button, `modelcache pin`) and "worker:<id>" (a worker using it).
+// Hosts reported without the list (older agents) give only the count: owners is null then, and
+// whether the operator holds one of the pins is unknown (byOperator null).
 function pinInfo(snap) {
-  const owners = Array.isArray(snap.pinnedBy) ? snap.pinnedBy
+  const list = Array.isArray(snap.pinnedBy) ? snap.pinnedBy
     : Array.isArray(snap.pins) ? snap.pins : null;
+  const owners = list ? list.filter((o) => typeof o === 'string') : null;
   const count = owners ? owners.length : typeof snap.pins === 'number' ? snap.pins : snap.pinned ? 1 : 0;
   return {owners, count, byOperator: owners ? owners.includes('operator') : null};
 }
 
-function pinText({owners, count}) {
-  if (!count) return '–';
-  if (!owners) return `${count} pin${count > 1 ? 's' : ''}`;
-  return owners.map((o) => (o.startsWith('worker:') ? `worker ${o.slice(7)}` : o)).join(', ');
+// "operator" stays as is, "worker:w-abc123" reads "worker w-abc123"; any other owner as sent.
+function ownerLabel(owner) {
+  return owner.startsWith('worker:') ? `worker ${owner.slice('worker:'.length)}` : owner;
+}
+
+// The Pins cell: one span per owner (text only), or the count when the owners are not known.
+function pinCell({owners, count}) {
+  if (!count) return h('span', {class: 'pins'}, '–');
+  if (!owners) return h('span', {class: 'pins'}, `${count} pin${count > 1 ? 's' : ''}`);
+  return h('span', {class: 'pins'}, owners.map((o, i) => [i ? ', ' : null,
+    h('span', {class: ['pin-owner', o === 'operator' && 'operator'], 'data-owner': o}, ownerLabel(o))]));
+}
+
+// Why Evict is disabled (or what it does).
+function evictTitle({owners, count, byOperator}) {
+  if (!count) return 'Remove it from this host';
+  if (!owners) return 'Pinned snapshots are never evicted: unpin it first';
+  const by = `Pinned by ${owners.map(ownerLabel).join(', ')}: pinned snapshots are never evicted`;
+  const workers = owners.some((o) => o !== 'operator');
+  return `${by}${byOperator ? '; unpin it first' : ''}` +
+    `${workers ? `; a worker's pin goes when the worker stops` : ''}`;
 }
 
 function diskBlock(disk) {
@@ -101,25 +121,28 @@ export function hostsPage(main) {
         b.addEventListener('click', () => act(host.id, verb, snap, b));
         return b;
       };
-      // With the owners known, one toggle for the operator's pin; with only a count, both.
+      // With the owners known, one toggle for the operator's pin: Pin without it, Unpin with it.
+      // With only a count (older agents), both. Evict only once nothing pins it.
       const buttons = [];
-      if (pins.byOperator !== true) buttons.push(button('pin', 'Pin'));
-      if (pins.byOperator !== false) {
-        buttons.push(button('unpin', 'Unpin', {disabled: pins.count === 0}));
+      if (pins.byOperator !== true) {
+        buttons.push(button('pin', 'Pin', {title: 'Keep it on this host (an operator pin)'}));
       }
-      buttons.push(button('evict', 'Evict', {disabled: pins.count > 0,
-        title: pins.count > 0 ? 'Pinned snapshots are never evicted: unpin it first'
-          : 'Remove it from this host'}));
+      if (pins.byOperator !== false) {
+        buttons.push(button('unpin', 'Unpin', {disabled: pins.count === 0,
+          title: "Remove the operator's pin"}));
+      }
+      buttons.push(button('evict', 'Evict', {disabled: pins.count > 0, title: evictTitle(pins)}));
       const files = Array.isArray(snap.files) ? snap.files.length : snap.files;
       return {
-        props: {'data-model': snap.model, 'data-commit': snap.commit, 'data-pins': String(pins.count)},
+        props: {'data-model': snap.model, 'data-commit': snap.commit, 'data-pins': String(pins.count),
+          'data-operator-pin': pins.byOperator === null ? 'unknown' : String(pins.byOperator)},
         cells: [
           h('span', {class: 'mono model-name'}, snap.model),
           h('span', {class: 'mono', title: snap.commit}, shortSha(snap.commit)),
           h('span', {class: 'size'}, `${fmtBytes(snap.sizeBytes)}${snap.complete === false ? ' (partial)' : ''}`),
           files === undefined ? '–' : String(files),
           lastUse(snap.lastUse),
-          h('span', {class: 'pins'}, pinText(pins)),
+          pinCell(pins),
           h('span', {class: 'actions'}, buttons),
         ],
       };
