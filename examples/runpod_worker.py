@@ -30,6 +30,7 @@ Job input (a dict), meant for tests:
   {}                      -> {"model", "revision", "tensors": {name: shape}, "echo": input}
   {"progress": "text"}    first POST_OUTPUT &isStream=false {"status": "IN_PROGRESS", "output": text}
   {"sleep": s}            sleeps s seconds first (after "progress"); a job-stop interrupts it
+  {"busy": s}             blocks s seconds and ignores job-stop, as a synchronous SDK handler does
   {"fail": "msg"}         returns {"error": "msg"}      -> posted as {"error": "msg"}
   {"raise": "msg"}        raises -> {"error": "<JSON of error_type, error_message, ...>"}
   {"stream": N}           generator: N chunks {"i": k}; with "raise" it fails after them
@@ -41,6 +42,7 @@ Usage:
                                                      1 on error (./test_input.json if no flag)
 """
 import argparse
+import collections
 import http.client
 import json
 import os
@@ -179,6 +181,8 @@ def handler(model, job, ctl):
         ctl.progress_update(inp["progress"])
     if "sleep" in inp:
         ctl.sleep(float(inp["sleep"]))
+    if "busy" in inp:
+        time.sleep(float(inp["busy"]))
     if "raise" in inp:
         raise RuntimeError(str(inp["raise"]))
     if "fail" in inp:
@@ -352,6 +356,8 @@ class Worker:
         self.take_slot = Slot()
         self.lock = threading.Lock()
         self.in_progress = {}  # job id -> Job, in take order (the heartbeat's job_id list)
+        # Stops for jobs not (yet) running here: a stop can overtake its job's take answer.
+        self.early_stops = collections.deque(maxlen=256)
         self.current = None
 
     # -- headers
@@ -502,6 +508,8 @@ class Worker:
                 with self.lock:
                     for j in jobs:
                         job = Job(j)
+                        if job.id in self.early_stops:  # stopped while its take was in flight
+                            job.stop.set()
                         self.in_progress[job.id] = job
                         pending.append(job)
                 for job in jobs:
@@ -537,8 +545,10 @@ class Worker:
                     for job_id in ids:
                         with self.lock:
                             job = self.in_progress.get(str(job_id))
+                            if job is None:  # perhaps its take answer is still on its way
+                                self.early_stops.append(str(job_id))
                         if job is None:
-                            log(f"job-stop for {job_id}, which is not running here: ignored")
+                            log(f"job-stop for {job_id}, which is not running here (yet): noted")
                         else:
                             log(f"job {job_id} stop requested")
                             job.stop.set()

@@ -55,6 +55,14 @@ bool ValidId(const std::string& id) {
   });
 }
 
+// Host ids come from agents (--host-id, default the hostname): letters, digits, '.', '-', '_'.
+bool ValidHostId(const std::string& id) {
+  if (id.empty() || id.size() > 128) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
+
 StatusOr<json> ParseObject(const std::string& body) {
   json j = json::parse(body, nullptr, false);
   if (j.is_discarded()) return InvalidArgumentError("the request body is not valid JSON");
@@ -82,20 +90,6 @@ std::chrono::milliseconds WaitMs(const net::HttpRequest& req, int64_t fallback, 
     if (end == text->c_str() + text->size() && std::isfinite(v)) ms = static_cast<int64_t>(v);
   }
   return std::chrono::milliseconds(std::clamp(ms, lo, hi));
-}
-
-json StatusObject(const JobRecord& j) {
-  json o{{"id", j.id}, {"status", j.status}};
-  if (j.started_ms) o["delayTime"] = *j.started_ms - j.created_ms;
-  if (j.started_ms && j.completed_ms) o["executionTime"] = *j.completed_ms - *j.started_ms;
-  if (j.output_json) {
-    json out = json::parse(*j.output_json, nullptr, false);
-    if (!out.is_discarded()) o["output"] = out;
-  }
-  if (j.error) o["error"] = *j.error;
-  if (j.retries > 0) o["retries"] = j.retries;
-  if (!j.worker_id.empty()) o["workerId"] = j.worker_id;
-  return o;
 }
 
 // The job object a worker receives: id, input and the passed-through top-level keys.
@@ -286,6 +280,7 @@ void ControllerApi::Handle(const net::HttpRequest& req, net::HttpResponse& res) 
     return SendError(res, UnauthenticatedError("missing or unknown API key (Authorization: Bearer "
                                                "<key>); create one with 'modelcache keys create'"));
   }
+  if (parts.size() == 1 && parts[0] == "metrics" && req.method == "GET") return Metrics(res);
   if (!parts.empty() && parts[0] == "v1") return Management(req, res, parts);
   if (parts.size() >= 3 && parts[0] == "v2") return JobApi(req, res, parts);
   SendError(res, NotFoundError("no route " + req.raw_path.substr(0, 200)));
@@ -321,6 +316,10 @@ void ControllerApi::JobApi(const net::HttpRequest& req, net::HttpResponse& res,
       if (w.phase == "idle" || w.phase == "running" || w.phase == "initializing") ++phases[w.phase];
       if (w.phase == "starting") ++phases["ready"];
     }
+    // Also counted in their phase: workers whose last ping said status=unhealthy. Throttled:
+    // workers the autoscaler wants but no host can take now.
+    phases["unhealthy"] = fleet_.Unhealthy(ep);
+    phases["throttled"] = fleet_.Throttled(ep);
     return SendJson(res, 200,
                     json{{"jobs",
                           {{"completed", c.completed}, {"failed", c.failed},
@@ -333,11 +332,11 @@ void ControllerApi::JobApi(const net::HttpRequest& req, net::HttpResponse& res,
   }
   if (op == "status") {
     auto j = jobs_.Get(ep, job);
-    return j.ok() ? SendJson(res, 200, StatusObject(*j)) : SendError(res, j.status());
+    return j.ok() ? SendJson(res, 200, JobStatusObject(*j)) : SendError(res, j.status());
   }
   if (op == "status-sync") {
     auto j = jobs_.WaitFinal(ep, job, WaitMs(req, 90'000, 1'000, 90'000));
-    return j.ok() ? SendJson(res, 200, StatusObject(*j)) : SendError(res, j.status());
+    return j.ok() ? SendJson(res, 200, JobStatusObject(*j)) : SendError(res, j.status());
   }
   if (op == "stream") {
     auto s = jobs_.ConsumeStream(ep, job);
@@ -412,7 +411,7 @@ void ControllerApi::Submit(const net::HttpRequest& req, net::HttpResponse& res,
   auto done = jobs_.WaitFinal(e.id, job->id,
                               WaitMs(req, options_.runsync_wait.count(), 1'000, 300'000));
   if (!done.ok()) return SendError(res, done.status());
-  if (IsFinal(done->status)) return SendJson(res, 200, StatusObject(*done));
+  if (IsFinal(done->status)) return SendJson(res, 200, JobStatusObject(*done));
   SendJson(res, 200, json{{"id", done->id}, {"status", done->status}});
 }
 
@@ -461,9 +460,10 @@ void ControllerApi::WorkerApi(const net::HttpRequest& req, net::HttpResponse& re
     while (std::getline(ss, id, ',')) {
       if (!id.empty()) ids.push_back(id);
     }
-    fleet_.OnPing(worker);
+    const bool unhealthy = req.QueryParam("status").value_or("") == "unhealthy";
+    fleet_.OnPing(worker, unhealthy);
     jobs_.Ping(worker, ids);
-    if (req.QueryParam("status").value_or("") == "unhealthy") {
+    if (unhealthy) {
       spdlog::warn("controller: worker {} reports itself unhealthy (check {})", worker,
                    req.QueryParam("check").value_or("?").substr(0, 64));
     }
@@ -486,28 +486,214 @@ void ControllerApi::WorkerApi(const net::HttpRequest& req, net::HttpResponse& re
 
 // ---- /v1: management ----
 
-Status ControllerApi::ResolveModel(EndpointRecord& e) {
-  MC_ASSIGN_OR_RETURN(hub::ModelRef ref, hub::ParseModelRef(e.model), "model");
+void ControllerApi::Hosts(const net::HttpRequest& req, net::HttpResponse& res,
+                          const std::vector<std::string>& p) {
+  const std::string& m = req.method;
+  if (m == "POST" && ((p.size() == 3 && p[2] == "register") ||
+                      (p.size() == 4 && ValidHostId(p[2]) && p[3] == "heartbeat"))) {
+    Status s = fleet_.Heartbeat(req.body);
+    return s.ok() ? SendJson(res, 200, json::object()) : SendError(res, s);
+  }
+  if (m == "GET" && p.size() == 2) {
+    json out = json::array();
+    for (const HostView& h : fleet_.Hosts()) {
+      json snaps = json::array();
+      for (const auto& s : h.snapshots) {
+        snaps.push_back(json{{"model", s.model}, {"commit", s.commit}, {"sizeBytes", s.size},
+                             {"files", s.files}, {"complete", s.complete}, {"pinned", s.pinned},
+                             {"pins", s.pins}, {"pinnedBy", s.pinned_by},
+                             {"lastUse", s.last_use.empty() ? json(nullptr) : json(s.last_use)}});
+      }
+      json downloads = json::array();
+      for (const auto& d : h.downloads) {
+        downloads.push_back(json{{"model", d.model}, {"commit", d.commit},
+                                 {"bytesDone", d.done}, {"bytesTotal", d.total},
+                                 {"bytesPerSecond", d.rate}});
+      }
+      out.push_back(json{{"id", h.id}, {"url", h.url}, {"gpuType", h.gpu_type},
+                         {"gpus", {{"total", h.gpus_total}, {"free", h.gpus_free}}},
+                         {"disk", {{"capacityBytes", h.capacity}, {"usedBytes", h.used},
+                                   {"reservedBytes", h.reserved},
+                                   {"highWatermarkBytes", h.high_watermark},
+                                   {"lowWatermarkBytes", h.low_watermark}}},
+                         {"snapshots", snaps}, {"downloads", downloads},
+                         {"lastSeen", h.last_seen_ms}, {"lost", h.lost}});
+    }
+    return SendJson(res, 200, json{{"hosts", out}});
+  }
+  // Pin, unpin and evict on one host: checked here, then sent to its agent, whose answer is
+  // passed on; the host's inventory is fetched again at once so that lists show the change.
+  const bool pins = p.size() == 4 && p[3] == "pins" && (m == "POST" || m == "DELETE");
+  const bool evict = p.size() == 4 && p[3] == "evict" && m == "POST";
+  if ((pins || evict) && ValidHostId(p[2])) {
+    auto body = ParseObject(req.body);
+    if (!body.ok()) return SendError(res, body.status());
+    Status s = CheckFields(*body, {"model", "commit"});
+    if (s.ok() && !(body->contains("model") && (*body)["model"].is_string() &&
+                    body->contains("commit") && (*body)["commit"].is_string())) {
+      s = InvalidArgumentError("the body needs \"model\" and \"commit\" strings");
+    }
+    if (s.ok()) s = hub::ParseModelRef((*body)["model"].get<std::string>()).status();
+    if (s.ok() && !CommitSha::IsValid((*body)["commit"].get<std::string>())) {
+      s = InvalidArgumentError("commit must be 40 hex characters");
+    }
+    if (!s.ok()) return SendError(res, s);
+    const json agent_body{{"model", (*body)["model"]}, {"revision", (*body)["commit"]}};
+    auto answer = fleet_.AgentRequest(p[2], m, pins ? "/v1/pins" : "/v1/evict", agent_body.dump());
+    if (!answer.ok()) return SendError(res, answer.status());
+    auto inventory = fleet_.AgentRequest(p[2], "GET", "/v1/inventory", "");
+    if (inventory.ok() && inventory->first == 200) {
+      Status refreshed = fleet_.Heartbeat(inventory->second);
+      if (!refreshed.ok()) spdlog::warn("controller: host {}: {}", p[2], refreshed.ToString());
+    }
+    spdlog::info("controller: {} {}@{} on host {}: HTTP {}",
+                 evict ? "evict" : (m == "POST" ? "pin" : "unpin"),
+                 (*body)["model"].get<std::string>(), (*body)["commit"].get<std::string>(), p[2],
+                 answer->first);
+    return res.SetText(answer->first, answer->second, "application/json");
+  }
+  SendError(res, NotFoundError("no route " + req.raw_path.substr(0, 200)));
+}
+
+// Prometheus text: jobs, workers, cold starts and seconds per endpoint; hosts' GPUs and disks.
+void ControllerApi::Metrics(net::HttpResponse& res) {
+  std::ostringstream out;
+  auto family = [&](const char* name, const char* help, const char* type) {
+    out << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
+  };
+  auto label = [](const std::string& v) { return json(v).dump(); };  // quoted and escaped
+  auto endpoints = store_.ListEndpoints();
+  if (!endpoints.ok()) return SendError(res, endpoints.status());
+  family("modelcache_controller_jobs", "Jobs the controller holds, by status.", "gauge");
+  for (const EndpointRecord& e : *endpoints) {
+    const JobCounts c = jobs_.Counts(e.id);
+    for (const auto& [status, n] : {std::pair<const char*, uint64_t>{"IN_QUEUE", c.in_queue},
+                                    {"IN_PROGRESS", c.in_progress},
+                                    {"COMPLETED", c.completed},
+                                    {"FAILED", c.failed}}) {
+      out << "modelcache_controller_jobs{endpoint=" << label(e.id) << ",status=\"" << status
+          << "\"} " << n << "\n";
+    }
+  }
+  family("modelcache_controller_jobs_retried", "Jobs requeued after their worker was lost.",
+         "gauge");
+  for (const EndpointRecord& e : *endpoints) {
+    out << "modelcache_controller_jobs_retried{endpoint=" << label(e.id) << "} "
+        << jobs_.Counts(e.id).retried << "\n";
+  }
+  family("modelcache_controller_workers", "Workers by phase (initializing = downloading, unbilled).",
+         "gauge");
+  std::map<std::pair<std::string, std::string>, int> phases;
+  for (const WorkerRecord& w : fleet_.Workers("")) ++phases[{w.endpoint_id, w.phase}];
+  for (const auto& [key, n] : phases) {
+    out << "modelcache_controller_workers{endpoint=" << label(key.first)
+        << ",phase=" << label(key.second) << "} " << n << "\n";
+  }
+  family("modelcache_controller_cold_starts_total", "Cold starts, by cache hit or miss.",
+         "counter");
+  std::map<std::pair<std::string, bool>, std::pair<int64_t, int64_t>> starts;  // count, ms
+  for (const EndpointRecord& e : *endpoints) {
+    for (const ColdStart& c : fleet_.ColdStarts(e.id)) {
+      auto& [n, ms] = starts[{e.id, c.cache_hit}];
+      ++n;
+      ms += c.total_ms;
+    }
+  }
+  for (const auto& [key, v] : starts) {
+    out << "modelcache_controller_cold_starts_total{endpoint=" << label(key.first)
+        << ",cache=\"" << (key.second ? "hit" : "miss") << "\"} " << v.first << "\n";
+  }
+  family("modelcache_controller_cold_start_seconds_total",
+         "Summed cold-start time (queue + download + start), by cache hit or miss.", "counter");
+  for (const auto& [key, v] : starts) {
+    out << "modelcache_controller_cold_start_seconds_total{endpoint=" << label(key.first)
+        << ",cache=\"" << (key.second ? "hit" : "miss") << "\"} "
+        << static_cast<double>(v.second) / 1000.0 << "\n";
+  }
+  family("modelcache_controller_worker_seconds_total",
+         "Worker seconds by billing (downloads are never billed).", "counter");
+  std::map<std::pair<std::string, bool>, double> seconds;
+  const int64_t now = NowMs(*options_.clock);
+  auto rows = store_.ListLedger("");
+  if (rows.ok()) {
+    for (const LedgerRow& r : *rows) {
+      seconds[{r.endpoint_id, r.billed}] +=
+          static_cast<double>(r.end_ms.value_or(now) - r.start_ms) / 1000.0;
+    }
+  }
+  for (const auto& [key, v] : seconds) {
+    out << "modelcache_controller_worker_seconds_total{endpoint=" << label(key.first)
+        << ",billed=\"" << (key.second ? "true" : "false") << "\"} " << v << "\n";
+  }
+  const std::vector<HostView> hosts = fleet_.Hosts();
+  family("modelcache_controller_host_up", "1 while the host sends heartbeats, 0 once lost.",
+         "gauge");
+  for (const HostView& h : hosts) {
+    out << "modelcache_controller_host_up{host=" << label(h.id) << "} " << (h.lost ? 0 : 1)
+        << "\n";
+  }
+  family("modelcache_controller_host_gpus", "GPU slots per host, total and free.", "gauge");
+  for (const HostView& h : hosts) {
+    out << "modelcache_controller_host_gpus{host=" << label(h.id) << ",kind=\"total\"} "
+        << h.gpus_total << "\n"
+        << "modelcache_controller_host_gpus{host=" << label(h.id) << ",kind=\"free\"} "
+        << h.gpus_free << "\n";
+  }
+  family("modelcache_controller_host_disk_bytes", "Cache disk per host: capacity, used, reserved.",
+         "gauge");
+  for (const HostView& h : hosts) {
+    for (const auto& [kind, v] : {std::pair<const char*, uint64_t>{"capacity", h.capacity},
+                                  {"used", h.used},
+                                  {"reserved", h.reserved}}) {
+      out << "modelcache_controller_host_disk_bytes{host=" << label(h.id) << ",kind=\"" << kind
+          << "\"} " << v << "\n";
+    }
+  }
+  res.SetText(200, out.str(), "text/plain; version=0.0.4");
+}
+
+StatusOr<ControllerApi::ModelFacts> ControllerApi::InspectModel(
+    const std::string& model, const std::optional<std::string>& token) {
+  MC_ASSIGN_OR_RETURN(hub::ModelRef ref, hub::ParseModelRef(model), "model");
   if (ref.file) return InvalidArgumentError("model names a file; give the repo");
-  e.repo = std::string(ref.repo.UrlPrefix()) + ref.repo.id();
+  ModelFacts facts;
+  facts.repo = std::string(ref.repo.UrlPrefix()) + ref.repo.id();
   const Revision revision = ref.revision.value_or(Revision::Parse("main").value());
-  e.revision = revision.str();
-  MC_ASSIGN_OR_RETURN(auto client, UpstreamClient(options_.upstream, e.hf_token));
+  facts.revision = revision.str();
+  MC_ASSIGN_OR_RETURN(auto client, UpstreamClient(options_.upstream, token));
   MC_ASSIGN_OR_RETURN(hub::RepoInfo info, client->GetRepoInfo(ref.repo, revision), "model");
-  e.commit = info.sha.str();
+  facts.commit = info.sha.str();
+  facts.gated = info.gated;
+  facts.is_private = info.is_private;
   MC_ASSIGN_OR_RETURN(std::vector<hub::TreeFile> tree, client->ListTree(ref.repo, info.sha),
                       "model");
-  std::set<std::string> blobs;
-  uint64_t bytes = 0;
+  std::vector<Fleet::Blob> blobs;
+  std::set<std::string> seen;
   for (const hub::TreeFile& f : tree) {
-    if (blobs.insert(f.BlobEtag().str()).second) bytes += f.size;
+    blobs.push_back({f.BlobEtag().str(), f.size});
+    if (seen.insert(f.BlobEtag().str()).second) facts.bytes += f.size;
   }
-  fleet_.NoteModelBytes(e.commit, bytes);
+  facts.files = tree.size();
+  fleet_.NoteModelFiles(facts.repo, facts.commit, std::move(blobs));
   Status access = CheckFileAccess(*client, ref.repo, info.sha, info);
   if (!access.ok()) {
-    return Status(access.code(), "the HF token is not accepted for " + e.repo +
-                                     " (gated or private): " + access.message());
+    const std::string kind = info.gated ? "gated" : "private";
+    if (!token) {
+      return Status(access.code(), facts.repo + " is " + kind +
+                                       ": give an access token (hfToken) that has been granted "
+                                       "access to it");
+    }
+    return Status(access.code(), "the access token is not accepted for " + facts.repo + " (" +
+                                     kind + "): " + access.message());
   }
+  return facts;
+}
+
+Status ControllerApi::ResolveModel(EndpointRecord& e) {
+  MC_ASSIGN_OR_RETURN(ModelFacts facts, InspectModel(e.model, e.hf_token));
+  e.repo = facts.repo;
+  e.revision = facts.revision;
+  e.commit = facts.commit;
   return Status::Ok();
 }
 
@@ -605,35 +791,38 @@ void ControllerApi::Management(const net::HttpRequest& req, net::HttpResponse& r
       return SendJson(res, 200, json{{"id", p[2]}, {"deleted", true}});
     }
   }
-  if (what == "hosts") {
-    if (m == "POST" && ((p.size() == 3 && p[2] == "register") ||
-                        (p.size() == 4 && ValidId(p[2]) && p[3] == "heartbeat"))) {
-      Status s = fleet_.Heartbeat(req.body);
-      return s.ok() ? SendJson(res, 200, json::object()) : SendError(res, s);
+  if (what == "hosts") return Hosts(req, res, p);
+  if (what == "models" && p.size() == 3 && p[2] == "resolve") {
+    if (m != "POST") return SendError(res, InvalidArgumentError("use POST for /v1/models/resolve"));
+    auto body = ParseObject(req.body);
+    if (!body.ok()) return SendError(res, body.status());
+    Status s = CheckFields(*body, {"model", "hfToken"});
+    EndpointRecord e;  // the same field rules as an endpoint's
+    if (s.ok()) s = ApplyEndpointFields(*body, e);
+    if (s.ok() && e.model.empty()) s = InvalidArgumentError("model is required (a Hugging Face link)");
+    if (!s.ok()) return SendError(res, s);
+    auto facts = InspectModel(e.model, e.hf_token);
+    if (!facts.ok()) return SendError(res, facts.status());
+    return SendJson(res, 200, json{{"model", e.model}, {"repo", facts->repo},
+                                   {"revision", facts->revision}, {"commit", facts->commit},
+                                   {"files", facts->files}, {"sizeBytes", facts->bytes},
+                                   {"gated", facts->gated}, {"private", facts->is_private}});
+  }
+  if (what == "metrics" && p.size() == 2 && m == "GET") return Metrics(res);
+  if (what == "jobs" && p.size() == 2 && m == "GET") {
+    // An endpoint's newest jobs (status and times, not their inputs and outputs), newest first.
+    if (!ValidId(endpoint_filter)) {
+      return SendError(res, InvalidArgumentError("name the endpoint: /v1/jobs?endpoint=<id>"));
     }
-    if (m == "GET" && p.size() == 2) {
-      json out = json::array();
-      for (const HostView& h : fleet_.Hosts()) {
-        json snaps = json::array();
-        for (const auto& s : h.snapshots) {
-          snaps.push_back(json{{"model", s.model}, {"commit", s.commit}, {"sizeBytes", s.size},
-                               {"complete", s.complete}, {"pinned", s.pinned}});
-        }
-        json downloads = json::array();
-        for (const auto& d : h.downloads) {
-          downloads.push_back(json{{"model", d.model}, {"commit", d.commit},
-                                   {"bytesDone", d.done}, {"bytesTotal", d.total},
-                                   {"bytesPerSecond", d.rate}});
-        }
-        out.push_back(json{{"id", h.id}, {"url", h.url}, {"gpuType", h.gpu_type},
-                           {"gpus", {{"total", h.gpus_total}, {"free", h.gpus_free}}},
-                           {"disk", {{"capacityBytes", h.capacity}, {"usedBytes", h.used},
-                                     {"reservedBytes", h.reserved}}},
-                           {"snapshots", snaps}, {"downloads", downloads},
-                           {"lastSeen", h.last_seen_ms}, {"lost", h.lost}});
-      }
-      return SendJson(res, 200, json{{"hosts", out}});
+    const int limit = std::clamp(std::atoi(req.QueryParam("limit").value_or("20").c_str()), 1, 500);
+    json out = json::array();
+    for (const JobRecord& j : jobs_.Recent(endpoint_filter, limit)) {
+      json o = JobStatusObject(j);
+      o.erase("output");
+      o["createdAt"] = j.created_ms;
+      out.push_back(std::move(o));
     }
+    return SendJson(res, 200, json{{"jobs", out}});
   }
   if (what == "workers" && p.size() == 2 && m == "GET") {
     json out = json::array();

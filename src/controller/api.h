@@ -47,8 +47,22 @@ class ControllerApi {
   void ShowEndpoint(net::HttpResponse& res, const std::string& id);
   void Submit(const net::HttpRequest& req, net::HttpResponse& res, const EndpointRecord& e,
               bool sync);
-  // Resolves the model text of `e` against the upstream with its token: repo, revision, commit,
-  // model bytes; checks the token for gated and private repos.
+  void Hosts(const net::HttpRequest& req, net::HttpResponse& res,
+             const std::vector<std::string>& parts);
+  void Metrics(net::HttpResponse& res);
+
+  // What the upstream says of a model text (any model-ref form) with `token`: the repo, revision
+  // and commit, files and bytes; the file list is noted for placement. For a gated or private
+  // repo the token must be accepted (Unauthenticated / PermissionDenied otherwise).
+  struct ModelFacts {
+    std::string repo, revision, commit;
+    size_t files = 0;
+    uint64_t bytes = 0;
+    bool gated = false, is_private = false;
+  };
+  StatusOr<ModelFacts> InspectModel(const std::string& model,
+                                    const std::optional<std::string>& token);
+  // Sets repo, revision and commit of `e` from InspectModel(e.model, e.hf_token).
   Status ResolveModel(EndpointRecord& e);
 
   const ControllerOptions& options_;

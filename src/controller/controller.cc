@@ -140,6 +140,7 @@ class ControllerImpl final : public Controller {
     f.ping_interval = o_.ping_interval;
     f.host_timeout = o_.host_timeout;
     f.stop_grace = o_.stop_grace;
+    f.job_stop_grace = o_.job_stop_grace;
     fleet_ = std::make_unique<Fleet>(*store_, *jobs_, *o_.clock, std::move(f));
     MC_RETURN_IF_ERROR(fleet_->Load(), "controller: load workers");
     api_ = std::make_unique<ControllerApi>(o_, *store_, *jobs_, *fleet_);

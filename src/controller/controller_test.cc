@@ -115,6 +115,9 @@ struct World {
     o.ping_interval = 1000ms;
     o.host_timeout = 30s;
     o.stop_grace = 1s;
+    // The suite's one worker is played by the test and often left "running" without a job while
+    // the fake clock jumps: it must never be stopped for ignoring a job-stop (e2e tests that).
+    o.job_stop_grace = 24h;
     o.max_body_bytes = 64 << 10;
     o.clock = &clock;
     return o;
@@ -818,6 +821,154 @@ TEST_F(ControllerTest, UnknownEndpointIs404) {
       Send("GET", world_->controller->base_url() + "/v2/nosuchendpoint/status/x", world_->Bearer())
           .status,
       404);
+}
+
+// ---- management: model preview, hosts, metrics ----
+
+TEST_F(ControllerTest, ModelResolveShowsRepoCommitFilesAndSize) {
+  Reply r = Send("POST", world_->controller->base_url() + "/v1/models/resolve", world_->Bearer(),
+                 R"({"model": "https://huggingface.co/org/tiny:main"})");
+  ASSERT_EQ(r.status, 200) << r.text;
+  EXPECT_EQ(r.body["repo"], "org/tiny");
+  EXPECT_EQ(r.body["revision"], "main");
+  EXPECT_EQ(r.body["commit"].get<std::string>().size(), 40u);
+  EXPECT_GT(r.body["files"].get<int>(), 1);
+  EXPECT_GE(r.body["sizeBytes"].get<uint64_t>(), 256u << 10);
+  EXPECT_EQ(r.body["gated"], false);
+  EXPECT_EQ(r.body["private"], false);
+}
+
+TEST_F(ControllerTest, ModelResolveRefusesBadLinksAndUnknownRepos) {
+  const std::string url = world_->controller->base_url() + "/v1/models/resolve";
+  for (const char* bad : {R"({"model": "https://example.com/org/tiny"})",
+                          R"({"model": "../../etc/passwd"})", R"({"model": ""})",
+                          R"({"model": 7})", R"({"model": "org/tiny", "extra": 1})", "[1]"}) {
+    Reply r = Send("POST", url, world_->Bearer(), bad);
+    EXPECT_EQ(r.status, 400) << bad << " " << r.text;
+    EXPECT_TRUE(r.body.contains("error")) << r.text;
+  }
+  Reply missing = Send("POST", url, world_->Bearer(), R"({"model": "org/nosuchmodel"})");
+  EXPECT_EQ(missing.status, 404) << missing.text;
+  Reply revision = Send("POST", url, world_->Bearer(), R"({"model": "org/tiny:nosuchbranch"})");
+  EXPECT_EQ(revision.status, 404) << revision.text;
+  EXPECT_EQ(Send("POST", url, net::HeaderMap(), R"({"model": "org/tiny"})").status, 401);
+}
+
+TEST_F(ControllerTest, HostsShowWatermarksAndEachModelsFilesAndLastUse) {
+  // The worker's pin reaches the controller with the agent's next heartbeat (every 100 ms).
+  Reply r;
+  for (int i = 0; i < 200; ++i) {
+    r = Send("GET", world_->controller->base_url() + "/v1/hosts", world_->Bearer());
+    if (r.status != 200 || r.text.find(R"("pins":1)") != std::string::npos) break;
+    std::this_thread::sleep_for(25ms);
+  }
+  ASSERT_EQ(r.status, 200) << r.text;
+  ASSERT_EQ(r.body["hosts"].size(), 1u) << r.text;
+  const json& h = r.body["hosts"][0];
+  EXPECT_EQ(h["disk"]["capacityBytes"], 1ull << 30);
+  EXPECT_GT(h["disk"]["highWatermarkBytes"].get<uint64_t>(), 0u);
+  EXPECT_LT(h["disk"]["lowWatermarkBytes"].get<uint64_t>(),
+            h["disk"]["highWatermarkBytes"].get<uint64_t>());
+  ASSERT_EQ(h["snapshots"].size(), 1u) << r.text;
+  const json& s = h["snapshots"][0];
+  EXPECT_EQ(s["model"], "org/tiny");
+  EXPECT_GT(s["files"].get<int>(), 1);
+  EXPECT_TRUE(s["lastUse"].is_string()) << r.text;
+  EXPECT_GE(s["pins"].get<int>(), 1) << "the running worker pins its model: " << r.text;
+  EXPECT_EQ(s["pinnedBy"], json::array({"worker:" + WorkerId()})) << r.text;
+}
+
+TEST_F(ControllerTest, PinUnpinAndEvictGoThroughTheControllerToTheHost) {
+  const std::string base = world_->controller->base_url() + "/v1/hosts/host-a";
+  Reply hosts = Send("GET", world_->controller->base_url() + "/v1/hosts", world_->Bearer());
+  ASSERT_EQ(hosts.status, 200);
+  const json target{{"model", "org/tiny"},
+                    {"commit", hosts.body["hosts"][0]["snapshots"][0]["commit"]}};
+  auto pins_of_tiny = [&] {
+    Reply h = Send("GET", world_->controller->base_url() + "/v1/hosts", world_->Bearer());
+    return h.body["hosts"][0]["snapshots"][0]["pins"].get<int>();
+  };
+  const int before = pins_of_tiny();
+  Reply pin = Send("POST", base + "/pins", world_->Bearer(), target.dump());
+  ASSERT_EQ(pin.status, 200) << pin.text;
+  EXPECT_EQ(pin.body["pinned"], true);
+  EXPECT_EQ(pins_of_tiny(), before + 1) << "the host list shows the pin at once";
+  Reply unpin = Send("DELETE", base + "/pins", world_->Bearer(), target.dump());
+  ASSERT_EQ(unpin.status, 200) << unpin.text;
+  EXPECT_EQ(pins_of_tiny(), before);
+  // The running worker pins its model: the agent refuses, and the refusal is passed on.
+  Reply evict = Send("POST", base + "/evict", world_->Bearer(), target.dump());
+  EXPECT_GE(evict.status, 400) << evict.text;
+  EXPECT_TRUE(evict.body.contains("error")) << evict.text;
+  EXPECT_EQ(pins_of_tiny(), before);
+}
+
+TEST_F(ControllerTest, HostActionsRefuseBadInputBeforeReachingTheHost) {
+  const std::string base = world_->controller->base_url() + "/v1/hosts/";
+  const std::string commit(40, 'a');
+  EXPECT_EQ(Send("POST", base + "nosuchhost/pins", world_->Bearer(),
+                 json{{"model", "org/tiny"}, {"commit", commit}}.dump())
+                .status,
+            404);
+  for (const std::string& bad :
+       {json{{"model", "org/tiny"}}.dump(), json{{"model", "org/tiny"}, {"commit", "main"}}.dump(),
+        json{{"model", "../x"}, {"commit", commit}}.dump(),
+        json{{"model", "org/tiny"}, {"commit", commit}, {"x", 1}}.dump(), std::string("{")}) {
+    Reply r = Send("POST", base + "host-a/evict", world_->Bearer(), bad);
+    EXPECT_EQ(r.status, 400) << bad << " " << r.text;
+  }
+  EXPECT_EQ(Send("POST", base + "host-a/evict", net::HeaderMap(),
+                 json{{"model", "org/tiny"}, {"commit", commit}}.dump())
+                .status,
+            401);
+}
+
+TEST_F(ControllerTest, MetricsNeedAKeyAndCountJobsWorkersAndHosts) {
+  const std::string url = world_->controller->base_url() + "/metrics";
+  EXPECT_EQ(Send("GET", url, net::HeaderMap()).status, 401);
+  const std::string job = Run({{"input", "metrics"}});
+  EXPECT_EQ(TakeId(), job);  // the worker's first take ends its cold start
+  Reply r = Send("GET", url, world_->Bearer());
+  ASSERT_EQ(r.status, 200) << r.text;
+  EXPECT_TRUE(r.content_type.starts_with("text/plain")) << r.content_type;
+  for (const std::string& line : std::vector<std::string>{
+           "# TYPE modelcache_controller_jobs gauge",
+        "modelcache_controller_jobs{endpoint=\"" + world_->endpoint + "\",status=\"IN_QUEUE\"} ",
+        "modelcache_controller_host_up{host=\"host-a\"} 1",
+        "modelcache_controller_host_gpus{host=\"host-a\",kind=\"total\"} 4",
+        "modelcache_controller_cold_starts_total{endpoint=\"" + world_->endpoint +
+            "\",cache=\"miss\"} 1",
+        "modelcache_controller_worker_seconds_total{endpoint=\"" + world_->endpoint +
+            "\",billed=\"false\"} "}) {
+    EXPECT_NE(r.text.find(line), std::string::npos) << line << "\n" << r.text;
+  }
+  EXPECT_EQ(Send("GET", world_->controller->base_url() + "/v1/metrics", world_->Bearer()).text,
+            r.text);
+}
+
+TEST_F(ControllerTest, JobListShowsTheNewestJobsFirstWithoutTheirData) {
+  const std::string first = Run({{"input", {{"secret_input", 1}}}});
+  const std::string second = Run({{"input", 2}});
+  const std::string url = world_->controller->base_url() + "/v1/jobs?endpoint=" + world_->endpoint;
+  Reply r = Send("GET", url + "&limit=2", world_->Bearer());
+  ASSERT_EQ(r.status, 200) << r.text;
+  ASSERT_EQ(r.body["jobs"].size(), 2u) << r.text;
+  EXPECT_EQ(r.body["jobs"][0]["id"], second);
+  EXPECT_EQ(r.body["jobs"][1]["id"], first);
+  EXPECT_EQ(r.body["jobs"][0]["status"], "IN_QUEUE");
+  EXPECT_TRUE(r.body["jobs"][0]["createdAt"].is_number_integer());
+  EXPECT_EQ(r.text.find("secret_input"), std::string::npos) << r.text;
+  EXPECT_EQ(Send("GET", world_->controller->base_url() + "/v1/jobs", world_->Bearer()).status, 400);
+  EXPECT_EQ(Send("GET", url, net::HeaderMap()).status, 401);
+}
+
+TEST_F(ControllerTest, WorkerPingingUnhealthyIsCountedUnhealthyUntilItPingsHealthy) {
+  std::string url = ReplaceAll(EnvVar("RUNPOD_WEBHOOK_PING"), "$RUNPOD_POD_ID", WorkerId());
+  url += url.find('?') == std::string::npos ? "?" : "&";
+  ASSERT_EQ(Send("GET", url + "status=unhealthy&check=gpu", WorkerHeaders()).status, 200);
+  EXPECT_EQ(Client("GET", "/health").body["workers"]["unhealthy"], 1);
+  ASSERT_EQ(Ping({}).status, 200);
+  EXPECT_EQ(Client("GET", "/health").body["workers"]["unhealthy"], 0);
 }
 
 }  // namespace

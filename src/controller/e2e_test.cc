@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -42,7 +43,8 @@ struct Cluster {
   std::unique_ptr<net::HttpClient> client = net::HttpClient::Create();
 
   // Agents get these capacities (bytes), one agent each.
-  explicit Cluster(const std::string& name, std::vector<uint64_t> capacities) {
+  explicit Cluster(const std::string& name, std::vector<uint64_t> capacities,
+                   const std::function<void(ControllerOptions&)>& tweak = {}) {
     root = fs::temp_directory_path() / ("mc_e2e_" + std::to_string(::getpid()) + "_" + name);
     fs::remove_all(root);
     fs::create_directories(root);
@@ -78,6 +80,7 @@ struct Cluster {
     co.stop_grace = 2s;
     key = *AddApiKey(co.db_path, "e2e");
     co.agent_api_key = hub::Secret(key);
+    if (tweak) tweak(co);
     controller = *Controller::Create(std::move(co));
     if (!controller->Start().ok()) std::abort();
     for (size_t i = 0; i < capacities.size(); ++i) {
@@ -211,6 +214,15 @@ TEST(ControllerE2eTest, HostWithoutRoomForTheModelIsSkipped) {
   for (const json& w : c.Workers(ep)) EXPECT_EQ(w["hostId"], "host-2");
 }
 
+TEST(ControllerE2eTest, WorkerNoHostCanTakeIsCountedThrottled) {
+  // One host with 2 GPU slots; the endpoint needs 4 per worker.
+  Cluster c("throttled", {1ull << 30});
+  const std::string ep = c.CreateEndpoint({{"model", "demo/a"}, {"workersMin", 1}, {"gpuCount", 4}});
+  ASSERT_TRUE(c.Eventually(
+      [&] { return c.Call("GET", "/v2/" + ep + "/health").body["workers"]["throttled"] == 1; }));
+  EXPECT_TRUE(c.Workers(ep).empty());
+}
+
 TEST(ControllerE2eTest, HostWhoseDiskIsFullOfPinnedModelsIsSkipped) {
   // host-1 has room for one model, and holds demo/b pinned by its operator: demo/a cannot fit
   // there even after eviction, so its worker goes to host-2, and demo/b stays.
@@ -286,6 +298,70 @@ TEST(ControllerE2eTest, WorkerKilledMidJobHasItsJobRequeuedAndCompleted) {
   EXPECT_GE(status.body.value("retries", 0), 1) << status.body.dump();
   EXPECT_NE(status.body["workerId"], worker);
   EXPECT_GE(c.Call("GET", "/v2/" + ep + "/health").body["jobs"]["retried"].get<int>(), 1);
+}
+
+TEST(ControllerE2eTest, ModelPreviewOfAGatedRepoSaysATokenIsNeeded) {
+  Cluster c("preview", {1ull << 30});
+  Reply none = c.Call("POST", "/v1/models/resolve", R"({"model": "demo/gated"})");
+  EXPECT_TRUE(none.status == 401 || none.status == 403) << none.body.dump();
+  EXPECT_NE(none.body.value("error", "").find("give an access token"), std::string::npos)
+      << none.body.dump();
+  Reply wrong = c.Call("POST", "/v1/models/resolve",
+                       R"({"model": "demo/gated", "hfToken": "hf_wrong_one"})");
+  EXPECT_EQ(wrong.status, 403) << wrong.body.dump();
+  EXPECT_EQ(wrong.body.dump().find("hf_wrong_one"), std::string::npos);
+  Reply right = c.Call("POST", "/v1/models/resolve",
+                       json{{"model", "demo/gated"}, {"hfToken", kGatedToken}}.dump());
+  ASSERT_EQ(right.status, 200) << right.body.dump();
+  EXPECT_EQ(right.body["gated"], true);
+  EXPECT_EQ(right.body.dump().find(kGatedToken), std::string::npos);
+}
+
+TEST(ControllerE2eTest, WorkerThatIgnoresAJobStopIsStopped) {
+  // The job times out after 5 s; the worker is told on its job-stop channel but its handler
+  // blocks (like a synchronous SDK handler): 1 s later the controller stops the worker.
+  Cluster c("deaf", {1ull << 30}, [](ControllerOptions& o) { o.job_stop_grace = 1s; });
+  const std::string ep = c.CreateEndpoint({{"model", "demo/a"}, {"workersMax", 1}});
+  Reply run = c.Call("POST", "/v2/" + ep + "/run",
+                     R"({"input": {"busy": 120}, "policy": {"executionTimeout": 5000}})");
+  ASSERT_EQ(run.status, 200) << run.body.dump();
+  const std::string job = run.body["id"];
+  ASSERT_TRUE(c.Eventually(
+      [&] { return c.Call("GET", "/v2/" + ep + "/status/" + job).body["status"] == "TIMED_OUT"; },
+      60s));
+  ASSERT_TRUE(c.Eventually([&] {
+    auto w = c.Workers(ep);
+    return !w.empty() && (w[0]["phase"] == "stopping" || w[0]["phase"] == "stopped");
+  }));
+  const json w = c.Workers(ep)[0];
+  EXPECT_NE(w["message"].get<std::string>().find("after its job was stopped"), std::string::npos)
+      << w.dump();
+}
+
+TEST(ControllerE2eTest, PlacementCountsBlobsAHostHasFromAnotherRevision) {
+  // host-2 holds demo/a at main. A new revision v2 changes one small file: host-2 lacks a few
+  // bytes of it, host-1 all of it, so the worker goes to host-2 (without counting shared blobs
+  // the two would tie, and the tie goes to host-1).
+  Cluster c("shared_blobs", {1ull << 30, 1ull << 30});
+  const std::string host2 = c.agents[1]->base_url();
+  ASSERT_EQ(c.Call("POST", host2 + "/v1/ensure?wait=60", R"({"model": "demo/a"})", true).status,
+            200);
+  {
+    std::ofstream(c.root / "src" / "demo/a" / "config.json") << R"({"model_type": "v2"})";
+    auto store = *cache::CacheStore::Open({c.root / "upstream", std::nullopt, true});
+    ASSERT_TRUE(cache::ImportFolder(*store, c.root / "src" / "demo/a", *RepoId::Parse("demo/a"),
+                                    *Revision::Parse("v2"))
+                    .ok());
+  }
+  const std::string ep =
+      c.CreateEndpoint({{"model", "https://huggingface.co/demo/a:v2"}, {"workersMin", 1}});
+  ASSERT_TRUE(c.Eventually([&] {
+    auto w = c.Workers(ep);
+    return !w.empty() && w[0]["phase"] == "idle";
+  }));
+  const auto workers = c.Workers(ep);
+  ASSERT_EQ(workers.size(), 1u);
+  EXPECT_EQ(workers[0]["hostId"], "host-2");
 }
 
 }  // namespace

@@ -60,6 +60,7 @@ net::HeaderMap AgentHeaders(const std::optional<hub::Secret>& key) {
 
 struct Fleet::Live {
   WorkerRecord rec;
+  bool unhealthy = false;  // its latest ping said so
   std::string host_url;
   std::optional<int64_t> ledger_row;  // the open phase row
 };
@@ -124,12 +125,29 @@ StatusOr<HostView> ParseHost(const json& doc, int64_t now) {
   h.capacity = disk.value("capacity_bytes", uint64_t{0});
   h.used = disk.value("used_bytes", uint64_t{0});
   h.reserved = disk.value("reserved_bytes", uint64_t{0});
+  // The agent sends its watermarks as fractions of the capacity.
+  auto fraction = [&](const char* key) {
+    const double f = std::clamp(disk.value(key, 0.0), 0.0, 1.0);
+    return static_cast<uint64_t>(f * static_cast<double>(h.capacity));
+  };
+  h.high_watermark = fraction("high_watermark");
+  h.low_watermark = fraction("low_watermark");
   for (const json& s : doc.value("snapshots", json::array())) {
     if (!s.is_object()) continue;
-    HostView::Snapshot snap{s.value("model", ""), s.value("commit", ""),
-                            s.value("size_bytes", uint64_t{0}), s.value("complete", false),
-                            !s.value("pins", json::array()).empty()};
-    if (!snap.pinned) h.freeable += snap.size;
+    HostView::Snapshot snap;
+    snap.model = s.value("model", "");
+    snap.commit = s.value("commit", "");
+    snap.size = s.value("size_bytes", uint64_t{0});
+    snap.complete = s.value("complete", false);
+    for (const json& owner : s.value("pins", json::array())) {
+      if (owner.is_string()) snap.pinned_by.push_back(owner.get<std::string>().substr(0, 128));
+    }
+    snap.pins = static_cast<int>(snap.pinned_by.size());
+    snap.pinned = snap.pins > 0;
+    snap.files = s.value("files", 0);
+    snap.last_use = s.value("last_use", "");
+    // What eviction could free: it never takes a pinned or a partial snapshot (eviction.h).
+    if (!snap.pinned && snap.complete) h.freeable += snap.size;
     h.snapshots.push_back(std::move(snap));
   }
   for (const json& d : doc.value("downloads", json::array())) {
@@ -183,9 +201,126 @@ std::optional<HostView> Fleet::HostLocked(const std::string& id) const {
   return it->second;
 }
 
-void Fleet::NoteModelBytes(const std::string& commit, uint64_t bytes) {
+void Fleet::NoteModelFiles(const std::string& model, const std::string& commit,
+                           std::vector<Blob> blobs) {
+  std::sort(blobs.begin(), blobs.end(), [](const Blob& a, const Blob& b) { return a.etag < b.etag; });
+  blobs.erase(std::unique(blobs.begin(), blobs.end(),
+                          [](const Blob& a, const Blob& b) { return a.etag == b.etag; }),
+              blobs.end());
+  ModelFiles files{model, std::move(blobs), 0};
+  for (const Blob& b : files.blobs) files.bytes += b.size;
   std::lock_guard<std::mutex> lock(mu_);
-  model_bytes_[commit] = bytes;
+  model_files_[commit] = std::move(files);
+  tree_failed_at_.erase(commit);
+}
+
+// Fetches, with the endpoint's token, the tree listings placement lacks: the endpoint's commit
+// (after a controller restart) and other revisions of its model that live hosts hold complete
+// (their blobs are shared, in the repo's one blobs/ folder). A failed listing is not retried for a
+// minute; at most tree_fetches_per_pass per call.
+void Fleet::LearnTrees(const EndpointRecord& e) {
+  std::vector<std::string> wanted;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const int64_t now = NowMs();
+    auto want = [&](const std::string& commit) {
+      if (model_files_.contains(commit) ||
+          std::find(wanted.begin(), wanted.end(), commit) != wanted.end()) {
+        return;
+      }
+      auto failed = tree_failed_at_.find(commit);
+      if (failed != tree_failed_at_.end() && now - failed->second < 60'000) return;
+      if (static_cast<int>(wanted.size()) < options_.tree_fetches_per_pass) wanted.push_back(commit);
+    };
+    want(e.commit);
+    for (const auto& [hid, h] : hosts_) {
+      if (now - h.last_seen_ms > options_.host_timeout.count()) continue;
+      for (const auto& snap : h.snapshots) {
+        if (snap.model == e.repo && snap.complete && CommitSha::IsValid(snap.commit)) {
+          want(snap.commit);
+        }
+      }
+    }
+  }
+  if (wanted.empty()) return;
+  auto ref = hub::ParseModelRef(e.repo);
+  auto client = UpstreamClient(options_.upstream, e.hf_token);
+  for (const std::string& commit : wanted) {
+    Status s = !ref.ok() ? ref.status() : !client.ok() ? client.status() : Status::Ok();
+    if (s.ok()) {
+      auto tree = (*client)->ListTree(ref->repo, CommitSha::Parse(commit).value());
+      if (tree.ok()) {
+        std::vector<Blob> blobs;
+        for (const hub::TreeFile& f : *tree) blobs.push_back({f.BlobEtag().str(), f.size});
+        NoteModelFiles(e.repo, commit, std::move(blobs));
+        continue;
+      }
+      s = tree.status();
+    }
+    spdlog::warn("controller: tree of {}@{} for placement: {}", e.repo, commit, s.ToString());
+    std::lock_guard<std::mutex> lock(mu_);
+    tree_failed_at_[commit] = NowMs();
+  }
+}
+
+// Bytes of the endpoint's commit the host lacks: the whole commit, less the blobs it holds
+// through complete snapshots of other revisions, or less what a partial snapshot of this commit
+// already holds, whichever is more (the two can overlap, so they are not added).
+uint64_t Fleet::MissingBytesLocked(const HostView& h, const EndpointRecord& e) const {
+  auto target = model_files_.find(e.commit);
+  if (target == model_files_.end()) return 0;  // unknown: placement sees every host alike
+  const ModelFiles& want = target->second;
+  uint64_t partial = 0;
+  std::vector<const ModelFiles*> held;
+  for (const auto& snap : h.snapshots) {
+    if (snap.model != e.repo) continue;
+    if (snap.commit == e.commit) {
+      partial = std::max(partial, snap.size);
+      continue;
+    }
+    auto other = model_files_.find(snap.commit);
+    if (snap.complete && other != model_files_.end()) held.push_back(&other->second);
+  }
+  uint64_t shared = 0;
+  if (!held.empty()) {
+    for (const Blob& b : want.blobs) {
+      for (const ModelFiles* m : held) {
+        auto it = std::lower_bound(m->blobs.begin(), m->blobs.end(), b.etag,
+                                   [](const Blob& x, const std::string& etag) { return x.etag < etag; });
+        if (it != m->blobs.end() && it->etag == b.etag) {
+          shared += b.size;
+          break;
+        }
+      }
+    }
+  }
+  const uint64_t present = std::min(want.bytes, std::max(shared, partial));
+  return want.bytes - present;
+}
+
+StatusOr<std::pair<int, std::string>> Fleet::AgentRequest(const std::string& host_id,
+                                                          const std::string& method,
+                                                          const std::string& path,
+                                                          const std::string& body) {
+  std::string url;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto h = hosts_.find(host_id);
+    if (h == hosts_.end()) return NotFoundError("no host " + host_id.substr(0, 128));
+    url = h->second.url;
+  }
+  auto client = net::HttpClient::Create();
+  net::HttpClientRequest req;
+  req.method = method;
+  req.url = url + path;
+  req.headers = AgentHeaders(options_.agent_api_key);
+  if (!body.empty()) req.body = body;
+  req.timeout = std::chrono::milliseconds(30'000);
+  auto res = client->Send(req);
+  if (!res.ok()) {
+    return UnavailableError("host " + host_id + " did not answer: " + res.status().message());
+  }
+  return std::pair<int, std::string>(res->status, res->body);
 }
 
 Status Fleet::CheckEntitlement(const EndpointRecord& e) {
@@ -430,6 +565,26 @@ void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
     jobs_.RequeueWorker(id, "worker " + id + " stopped pinging");
     StopWorker(id, "stopped pinging");
   }
+  // A worker still running with no job left (it timed out, expired or was cancelled, and the
+  // job-stop channel told the worker) that does not come back for work within job_stop_grace
+  // ignores the stop: it is stopped, so that it neither burns billed time nor holds GPUs.
+  std::vector<std::string> deaf;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, w] : workers_) {
+      if (w->rec.phase != kRunning || jobs_.HeldBy(id) > 0) {
+        jobless_since_.erase(id);
+        continue;
+      }
+      auto [it, fresh] = jobless_since_.try_emplace(id, now);
+      if (!fresh && now - it->second > options_.job_stop_grace.count()) deaf.push_back(id);
+    }
+    for (const std::string& id : deaf) jobless_since_.erase(id);
+  }
+  for (const std::string& id : deaf) {
+    StopWorker(id, "kept running " + std::to_string(options_.job_stop_grace.count() / 1000) +
+                       " s after its job was stopped (execution timeout, TTL or cancel)");
+  }
   jobs_.RequeueOrphans([this](const std::string& id) { return IsLive(id); });
   for (const EndpointRecord& e : endpoints) {
     scheduler::AutoscaleConfig config;
@@ -463,26 +618,29 @@ void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
       continue;
     }
     for (const std::string& id : decision->stop) StopWorker(id, "idle timeout");
+    uint32_t started = 0;
     for (uint32_t i = 0; i < decision->start; ++i) {
       if (!CheckEntitlement(e).ok()) {
         spdlog::warn("controller: {}: the endpoint's token is not accepted for {}; no worker",
                      e.id, e.repo);
         break;
       }
+      LearnTrees(e);
       std::vector<scheduler::HostState> states;
       std::map<std::string, std::string> urls;
       std::map<std::string, bool> complete;
+      uint64_t model_bytes = 0;
       {
         std::lock_guard<std::mutex> lock(mu_);
-        auto bytes_it = model_bytes_.find(e.commit);
-        const uint64_t bytes = bytes_it == model_bytes_.end() ? 0 : bytes_it->second;
+        auto files = model_files_.find(e.commit);
+        if (files != model_files_.end()) model_bytes = files->second.bytes;
         for (const auto& [hid, h] : hosts_) {
           if (now - h.last_seen_ms > options_.host_timeout.count()) continue;
           scheduler::HostState s;
           s.id = hid;
           s.gpu_type = h.gpu_type;
           s.gpus_free = static_cast<uint32_t>(std::max(0, h.gpus_free));
-          s.missing_bytes = bytes;
+          s.missing_bytes = MissingBytesLocked(h, e);
           for (const auto& snap : h.snapshots) {
             if (snap.commit == e.commit && snap.complete) s.model = scheduler::ModelState::kComplete;
           }
@@ -510,10 +668,13 @@ void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
       scheduler::PlacementRequest request;
       request.gpu_type = e.gpu_type;
       request.gpus = static_cast<uint32_t>(std::max(0, e.gpu_count));
+      request.model_bytes = model_bytes;
       auto placed = scheduler::PlaceWorker(states, request);
       if (!placed.ok()) {
-        spdlog::warn("controller: {}: cannot place a worker: {}", e.id,
-                     placed.status().message());
+        if (Throttled(e.id) == 0) {  // once per episode, not every tick
+          spdlog::warn("controller: {}: cannot place a worker: {}", e.id,
+                       placed.status().message());
+        }
         break;
       }
       std::vector<std::string> peers;
@@ -526,8 +687,14 @@ void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
       if (!host) break;
       const int64_t queue_ms = load.oldest_ms ? now - *load.oldest_ms : 0;
       Status s = StartWorker(e, *host, peers, queue_ms, complete[placed->host_id]);
-      if (!s.ok()) spdlog::warn("controller: {}", s.ToString());
+      if (!s.ok()) {
+        spdlog::warn("controller: {}", s.ToString());
+      } else {
+        ++started;
+      }
     }
+    std::lock_guard<std::mutex> lock(mu_);
+    throttled_[e.id] = static_cast<int>(decision->start - started);
   }
 }
 
@@ -579,11 +746,27 @@ void Fleet::OnJobDone(const std::string& worker_id, bool stop_pod) {
   if (stop_pod) StopWorker(worker_id, "the worker asked to be recycled (stopPod)");
 }
 
-void Fleet::OnPing(const std::string& worker_id) {
+void Fleet::OnPing(const std::string& worker_id, bool unhealthy) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = workers_.find(worker_id);
   if (it == workers_.end()) return;
   it->second->rec.last_ping_ms = NowMs();
+  it->second->unhealthy = unhealthy;
+}
+
+int Fleet::Unhealthy(const std::string& endpoint_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  int n = 0;
+  for (const auto& [id, w] : workers_) {
+    if (w->rec.endpoint_id == endpoint_id && IsLivePhase(w->rec.phase) && w->unhealthy) ++n;
+  }
+  return n;
+}
+
+int Fleet::Throttled(const std::string& endpoint_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = throttled_.find(endpoint_id);
+  return it == throttled_.end() ? 0 : it->second;
 }
 
 bool Fleet::AcceptsJobs(const std::string& worker_id) const {

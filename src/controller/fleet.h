@@ -49,7 +49,13 @@ struct FleetOptions {
   std::chrono::milliseconds ping_interval{10'000};  // RUNPOD_PING_INTERVAL given to workers
   std::chrono::milliseconds host_timeout{30'000};   // no heartbeat for this long: host lost
   std::chrono::milliseconds stop_grace{10'000};
+  // A worker still "running" this long after its last job was taken from it (execution timeout,
+  // TTL, cancel: the job-stop channel told it) without asking for more work is stopped.
+  std::chrono::milliseconds job_stop_grace{30'000};
   std::chrono::seconds entitlement_ttl{600};
+  // Upstream tree listings fetched per autoscaler pass to learn which blobs other revisions of a
+  // model share with an endpoint's commit (placement counts them as present).
+  int tree_fetches_per_pass = 4;
   double upstream_bytes_per_second = 100e6;  // placement estimates before any measurement
   double peer_bytes_per_second = 1e9;
 };
@@ -61,11 +67,16 @@ struct HostView {
   int gpus_total = 0;
   int gpus_free = 0;
   uint64_t capacity = 0, used = 0, reserved = 0, freeable = 0;
+  uint64_t high_watermark = 0, low_watermark = 0;  // bytes; eviction starts above high
   struct Snapshot {
     std::string model, commit;
     uint64_t size = 0;
     bool complete = false;
     bool pinned = false;
+    int pins = 0;
+    std::vector<std::string> pinned_by;  // pin owners: "operator", "worker:<id>"
+    int files = 0;
+    std::string last_use;  // ISO 8601, as the agent sends it
   };
   std::vector<Snapshot> snapshots;
   struct Download {
@@ -95,8 +106,20 @@ class Fleet {
   Status Heartbeat(const std::string& body);
   std::vector<HostView> Hosts() const;
 
-  // Model facts for placement: the bytes of an endpoint's commit (from its tree listing).
-  void NoteModelBytes(const std::string& commit, uint64_t bytes);
+  // Model facts for placement: the blobs (etag, size) of a commit of `model` (the repo as hosts
+  // name it, e.g. "org/name"), from its tree listing. Trees of a commit never change.
+  struct Blob {
+    std::string etag;
+    uint64_t size = 0;
+  };
+  void NoteModelFiles(const std::string& model, const std::string& commit, std::vector<Blob> blobs);
+  // Sends `method path` with a JSON `body` to a host's agent (its /v1 API, with the agent key):
+  // the status code and body it answered. NotFound for an unknown host, Unavailable when the
+  // agent cannot be reached.
+  StatusOr<std::pair<int, std::string>> AgentRequest(const std::string& host_id,
+                                                     const std::string& method,
+                                                     const std::string& path,
+                                                     const std::string& body);
   // Checks (cached) that `token` gives access to the repo's files at `commit`.
   Status CheckEntitlement(const EndpointRecord& e);
 
@@ -108,7 +131,13 @@ class Fleet {
                                       const std::string& authorization) const;
   void OnTake(const std::string& worker_id, size_t jobs_taken);
   void OnJobDone(const std::string& worker_id, bool stop_pod);
-  void OnPing(const std::string& worker_id);
+  // A ping; `unhealthy` when the worker says so (?status=unhealthy), until a healthy ping.
+  void OnPing(const std::string& worker_id, bool unhealthy);
+  // For /health: live workers of the endpoint that say they are unhealthy, and workers the
+  // autoscaler wanted in its last pass but could not place (no host with room: Runpod's
+  // "throttled").
+  int Unhealthy(const std::string& endpoint_id) const;
+  int Throttled(const std::string& endpoint_id) const;
   // True while the worker may be given jobs (not stopping or ended).
   bool AcceptsJobs(const std::string& worker_id) const;
   // True unless the worker has ended (stopped or failed) or is unknown.
@@ -141,7 +170,17 @@ class Fleet {
   std::condition_variable stopping_cv_;
   bool stopping_ = false;
   std::map<std::string, HostView> hosts_;
-  std::map<std::string, uint64_t> model_bytes_;  // by commit
+  struct ModelFiles {
+    std::string model;
+    std::vector<Blob> blobs;
+    uint64_t bytes = 0;  // distinct blobs
+  };
+  std::map<std::string, ModelFiles> model_files_;   // by commit
+  std::map<std::string, int64_t> tree_failed_at_;   // commit → when its listing last failed
+  std::map<std::string, int64_t> jobless_since_;    // running workers holding no job, since
+  std::map<std::string, int> throttled_;            // endpoint → starts not placed last pass
+  void LearnTrees(const EndpointRecord& e);
+  uint64_t MissingBytesLocked(const HostView& h, const EndpointRecord& e) const;
   std::map<std::string, std::shared_ptr<Live>> workers_;  // live and recently ended
   std::map<std::string, std::pair<Status, int64_t>> entitlements_;  // endpoint → (verdict, at)
   // One watcher thread per worker; finished ones are joined when the next one starts.

@@ -3,9 +3,9 @@
 // controller restart loses no queued job and no result; memory holds an index for long-polls.
 //
 // Lifecycle: IN_QUEUE (submit, retry, requeue) → IN_PROGRESS (taken by a worker) → COMPLETED |
-// FAILED (the worker's result) | CANCELLED (/cancel) | TIMED_OUT (execution timeout, or the TTL
-// ran out in the queue). A job past its TTL is deleted (status then answers 404), as is a final
-// job once its result retention ends.
+// FAILED (the worker's result) | CANCELLED (/cancel) | TIMED_OUT (execution timeout). A job past
+// its TTL, queued or running, is deleted (a running one is told to stop; status then answers 404),
+// as is a final job once its result retention ends.
 //
 // Worker side: Take() long-polls for queued jobs; Done() is idempotent and never refuses a late
 // or duplicate result (answering 4xx would make the SDK lose it): results of jobs that are final,

@@ -41,6 +41,9 @@ struct ControllerOptions {
   std::chrono::milliseconds runsync_wait{90'000};   // default /runsync hold
   std::chrono::milliseconds host_timeout{30'000};
   std::chrono::milliseconds stop_grace{10'000};
+  // A worker that keeps running this long after its job was stopped (timeout, TTL, cancel) is
+  // stopped.
+  std::chrono::milliseconds job_stop_grace{30'000};
   // A job a worker has held this long but does not list in its pings is requeued.
   std::chrono::milliseconds requeue_unlisted_after{30'000};
   size_t max_body_bytes = 20u << 20;
