@@ -11,28 +11,11 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cd "$here"
 
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  echo "run.sh: node and npm are required (Debian: apt-get install nodejs npm)" >&2
-  exit 2
-fi
-node_major="$(node -p 'process.versions.node.split(".")[0]')"
-if (( node_major < 18 )); then
-  echo "run.sh: node >= 18 is required (found $(node --version))" >&2
-  exit 2
-fi
+# node >= 18 and npm, and node_modules as package-lock.json pins it.
+source "$repo/tests/lib/node-deps.sh"
 if [[ ! -x /usr/bin/chromium ]]; then
   echo "run.sh: /usr/bin/chromium is missing; tools/setup-debian.sh installs it (Debian's chromium)" >&2
-  exit 2
-fi
-
-# Install exactly what package-lock.json pins when node_modules lacks a dependency or holds
-# another version of one. playwright-core downloads no browser: the tests use Debian's.
-if ! node -e '
-  for (const [name, want] of Object.entries(require("./package.json").dependencies)) {
-    const have = require(`./node_modules/${name}/package.json`).version;
-    if (want !== have) process.exit(1);
-  }' 2>/dev/null; then
-  npm ci --no-audit --no-fund
+  exit 2  # playwright-core downloads no browser: the tests use Debian's
 fi
 
 export MODELCACHE_BIN="${MODELCACHE_BIN:-$repo/build/src/cli/modelcache}"
