@@ -1,7 +1,7 @@
 // ControllerStore: everything the controller must not lose across a restart, in SQLite (the
 // embedded default; the interface is the seam where PostgreSQL can follow: nothing outside
 // store_sqlite.cc knows SQL). Endpoints, API keys, jobs (with their stream chunks), workers,
-// the billing ledger and the last document of each host.
+// the billing ledger, the last document of each host and the webhook outbox.
 //
 // JSON-valued fields (job input/output, endpoint command and env, host documents) are stored as
 // the JSON text the caller gives; the store never parses them. Times are Unix milliseconds.
@@ -9,7 +9,8 @@
 // listed by the API; API keys are stored as SHA-256 hex only.
 //
 // Open() creates the file and schema (WAL, synchronous=NORMAL, busy_timeout 5 s, foreign keys
-// on; schema version in PRAGMA user_version, version 1). Unlike the agent's state, this database
+// on; schema version in PRAGMA user_version, version 2: an older file is migrated in place, in
+// one transaction, when it is opened). Unlike the agent's state, this database
 // is the only copy of jobs and endpoints: a file that is not a database, is corrupt (PRAGMA
 // quick_check), has a newer schema version or holds someone else's tables is an error
 // (FailedPrecondition naming the file), never moved aside, and nothing is written to it.
@@ -116,6 +117,19 @@ struct LedgerRow {
   bool billed = false;
 };
 
+// A webhook delivery in the outbox (docs/controller.md, Webhooks). It is added in the same
+// transaction as its job's final status and keeps its own copy of what it sends, so it outlives the
+// job's row (result retention, endpoint deletion) and a later /retry of the job does not change
+// it. It leaves the outbox when the receiver has answered 200 or its last try failed.
+struct WebhookDelivery {
+  int64_t id = 0;  // assigned by PutJobWithWebhook; increasing: the order jobs ended
+  std::string job_id;
+  std::string url;              // the job's webhook (it may carry a secret: never logged)
+  std::string body_json;        // the job's final status object
+  int tries = 0;                // tries made
+  int64_t next_attempt_ms = 0;  // the next try is not before this
+};
+
 struct ApiKeyRecord {
   std::string id;  // "key-" + 8 alphanumerics
   std::string name;
@@ -140,7 +154,8 @@ class ControllerStore {
   virtual StatusOr<std::optional<EndpointRecord>> GetEndpoint(const std::string& id) const = 0;
   virtual StatusOr<std::vector<EndpointRecord>> ListEndpoints() const = 0;  // oldest first
   // Deletes the endpoint and its jobs and stream chunks, in one transaction (workers and ledger
-  // rows stay: history). OK if there is no such endpoint.
+  // rows stay: history; so do webhook deliveries, see WebhookDelivery). OK if there is no such
+  // endpoint.
   virtual Status DeleteEndpoint(const std::string& id) = 0;
 
   // ---- jobs ----
@@ -152,13 +167,25 @@ class ControllerStore {
   // empty), oldest first (created_ms, then insertion order).
   virtual StatusOr<std::vector<JobRecord>> ListJobs(
       const std::string& endpoint_id, const std::vector<std::string>& statuses) const = 0;
-  virtual Status DeleteJob(const std::string& id) = 0;  // and its chunks; OK if missing
+  // And its chunks (not its webhook deliveries); OK if missing.
+  virtual Status DeleteJob(const std::string& id) = 0;
   // Appends a chunk to an existing job. InvalidArgument unless c.seq is exactly the number of
   // chunks the job already has (0 first); NotFound if the job has no row.
   virtual Status AppendChunk(const StreamChunk& c) = 0;
   // Chunks with seq >= from_seq, in order.
   virtual StatusOr<std::vector<StreamChunk>> ListChunks(const std::string& job_id,
                                                         int64_t from_seq) const = 0;
+
+  // ---- webhook outbox ----
+  // PutJob(j) and the delivery `d` (d.id is ignored) in one transaction: both are written or
+  // neither. Returns the delivery's id; ids only increase, across restarts too (AUTOINCREMENT).
+  virtual StatusOr<int64_t> PutJobWithWebhook(const JobRecord& j, const WebhookDelivery& d) = 0;
+  // Every delivery in the outbox, oldest (lowest id) first.
+  virtual StatusOr<std::vector<WebhookDelivery>> ListWebhooks() const = 0;
+  // Records a failed try. NotFound if the delivery is gone.
+  virtual Status UpdateWebhook(int64_t id, int tries, int64_t next_attempt_ms) = 0;
+  // The delivery is done or given up. OK if missing.
+  virtual Status DeleteWebhook(int64_t id) = 0;
 
   // ---- workers and ledger ----
   virtual Status PutWorker(const WorkerRecord& w) = 0;  // insert or replace by id

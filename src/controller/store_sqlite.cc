@@ -26,7 +26,7 @@ using sqlite::SelectSql;
 using sqlite::Statement;
 using sqlite::UpsertSql;
 
-constexpr int64_t kSchemaVersion = 1;
+constexpr int64_t kSchemaVersion = 2;
 constexpr int kBusyTimeoutMs = 5000;
 
 constexpr const char* kMigrations[kSchemaVersion] = {
@@ -69,6 +69,14 @@ CREATE TABLE api_keys (
   created_ms INTEGER NOT NULL) STRICT;
 CREATE TABLE hosts (
   id TEXT NOT NULL PRIMARY KEY, document_json TEXT NOT NULL, last_seen_ms INTEGER NOT NULL) STRICT;
+)sql",
+    // 1 -> 2. The webhook outbox. No foreign key to jobs: a delivery keeps its own body and
+    // outlives its job's row (retention, endpoint deletion). AUTOINCREMENT: ids are the order jobs
+    // ended and are never reused, across restarts too.
+    R"sql(
+CREATE TABLE webhook_outbox (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, url TEXT NOT NULL,
+  body_json TEXT NOT NULL, tries INTEGER NOT NULL, next_attempt_ms INTEGER NOT NULL) STRICT;
 )sql",
 };
 
@@ -152,6 +160,23 @@ JobRecord ReadJob(const Statement& st) {
   j.retries = c.IntNarrow();
   j.stream_delivered = c.Int();
   return j;
+}
+
+// ---- webhook outbox ----
+
+constexpr const char* kWebhookColumns[] = {"id",        "job_id", "url",
+                                           "body_json", "tries",  "next_attempt_ms"};
+
+WebhookDelivery ReadWebhook(const Statement& st) {
+  Cols c(st);
+  WebhookDelivery d;
+  d.id = c.Int();
+  d.job_id = c.Text();
+  d.url = c.Text();
+  d.body_json = c.Text();
+  d.tries = c.IntNarrow();
+  d.next_attempt_ms = c.Int();
+  return d;
 }
 
 // ---- workers and ledger ----
@@ -327,6 +352,11 @@ class SqliteControllerStore final : public ControllerStore {
   StatusOr<std::vector<StreamChunk>> ListChunks(const std::string& job_id,
                                                 int64_t from_seq) const override;
 
+  StatusOr<int64_t> PutJobWithWebhook(const JobRecord& j, const WebhookDelivery& d) override;
+  StatusOr<std::vector<WebhookDelivery>> ListWebhooks() const override;
+  Status UpdateWebhook(int64_t id, int tries, int64_t next_attempt_ms) override;
+  Status DeleteWebhook(int64_t id) override;
+
   Status PutWorker(const WorkerRecord& w) override;
   StatusOr<std::optional<WorkerRecord>> GetWorker(const std::string& id) const override;
   StatusOr<std::vector<WorkerRecord>> ListWorkers(const std::string& endpoint_id,
@@ -491,6 +521,52 @@ StatusOr<std::vector<StreamChunk>> SqliteControllerStore::ListChunks(const std::
       +[](const Statement& st) {
         return StreamChunk{.job_id = st.Text(0), .seq = st.Int(1), .output_json = st.Text(2)};
       });
+}
+
+// ---- webhook outbox ----
+
+StatusOr<int64_t> SqliteControllerStore::PutJobWithWebhook(const JobRecord& j,
+                                                           const WebhookDelivery& d) {
+  static const std::string put_job = UpsertSql("jobs", kJobColumns);
+  // The op names the job, never the URL (it may carry a secret).
+  const std::string op = "put job " + j.id + " and its webhook delivery";
+  std::lock_guard<std::mutex> lock(mu_);
+  int64_t id = 0;
+  MC_RETURN_IF_ERROR(db_->InTransaction([&]() -> Status {
+    MC_RETURN_IF_ERROR(db_->Run(put_job, op, [&](Statement& st) { BindJob(st, j); }));
+    MC_RETURN_IF_ERROR(db_->Run(
+        "INSERT INTO webhook_outbox (job_id, url, body_json, tries, next_attempt_ms) "
+        "VALUES (?1, ?2, ?3, ?4, ?5)",
+        op, [&](Statement& st) {
+          st.Bind(d.job_id).Bind(d.url).Bind(d.body_json).Bind(d.tries).Bind(d.next_attempt_ms);
+        }));
+    id = db_->LastInsertRowid();  // still ours: the mutex is held
+    return Status::Ok();
+  }));
+  return id;
+}
+
+StatusOr<std::vector<WebhookDelivery>> SqliteControllerStore::ListWebhooks() const {
+  static const std::string sql = SelectSql("webhook_outbox", kWebhookColumns) + " ORDER BY id";
+  std::lock_guard<std::mutex> lock(mu_);
+  return Collect(sql, "list webhook deliveries", nullptr, &ReadWebhook);
+}
+
+Status SqliteControllerStore::UpdateWebhook(int64_t id, int tries, int64_t next_attempt_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string op = "update webhook delivery " + std::to_string(id);
+  MC_RETURN_IF_ERROR(
+      db_->Run("UPDATE webhook_outbox SET tries = ?2, next_attempt_ms = ?3 WHERE id = ?1", op,
+               [&](Statement& st) { st.Bind(id).Bind(tries).Bind(next_attempt_ms); }));
+  if (db_->Changes() == 0) return NotFoundError(db_->Context(op + ": no such delivery"));
+  return Status::Ok();
+}
+
+Status SqliteControllerStore::DeleteWebhook(int64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return db_->Run("DELETE FROM webhook_outbox WHERE id = ?1",
+                  "delete webhook delivery " + std::to_string(id),
+                  [&](Statement& st) { st.Bind(id); });
 }
 
 // ---- workers and ledger ----

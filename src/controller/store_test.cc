@@ -52,6 +52,10 @@ bool operator==(const LedgerRow& a, const LedgerRow& b) {
          a.phase == b.phase && a.start_ms == b.start_ms && a.end_ms == b.end_ms &&
          a.billed == b.billed;
 }
+bool operator==(const WebhookDelivery& a, const WebhookDelivery& b) {
+  return a.id == b.id && a.job_id == b.job_id && a.url == b.url && a.body_json == b.body_json &&
+         a.tries == b.tries && a.next_attempt_ms == b.next_attempt_ms;
+}
 bool operator==(const ApiKeyRecord& a, const ApiKeyRecord& b) {
   return a.id == b.id && a.name == b.name && a.sha256 == b.sha256 && a.created_ms == b.created_ms;
 }
@@ -119,6 +123,15 @@ WorkerRecord Worker(const std::string& id, const std::string& endpoint_id, const
   w.created_ms = created_ms;
   w.queue_ms = 250;
   return w;
+}
+
+WebhookDelivery Delivery(const JobRecord& job, int64_t next_attempt_ms) {
+  WebhookDelivery d;
+  d.job_id = job.id;
+  d.url = "https://receiver.example/hook?token=t";
+  d.body_json = R"({"id":")" + job.id + R"(","status":")" + job.status + R"("})";
+  d.next_attempt_ms = next_attempt_ms;
+  return d;
 }
 
 LedgerRow Ledger(const std::string& worker_id, const std::string& endpoint_id, int64_t start_ms) {
@@ -373,6 +386,86 @@ TEST_F(ControllerStoreTest, AChunkForAnUnknownJobIsNotFound) {
   EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.ToString();
 }
 
+// ---- webhook outbox ----
+
+TEST_F(ControllerStoreTest, JobWithWebhookIsPutWithItsDeliveryListedOldestFirst) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  JobRecord first = Job("j-1", "ep-a", "COMPLETED", 1);
+  first.webhook = "https://receiver.example/hook?token=t";
+  JobRecord second = Job("j-2", "ep-a", "FAILED", 1);
+  WebhookDelivery d2 = Delivery(second, 20);
+  WebhookDelivery d1 = Delivery(first, 10);
+  auto id2 = store->PutJobWithWebhook(second, d2);
+  auto id1 = store->PutJobWithWebhook(first, d1);
+  ASSERT_TRUE(id2.ok()) << id2.status().ToString();
+  ASSERT_TRUE(id1.ok()) << id1.status().ToString();
+  EXPECT_GT(*id1, *id2);  // the order jobs ended, not job ids or times
+  d1.id = *id1;
+  d2.id = *id2;
+  EXPECT_THAT(*store->GetJob("j-1"), Optional(first));
+  EXPECT_THAT(*store->GetJob("j-2"), Optional(second));
+  EXPECT_THAT(*store->ListWebhooks(), ElementsAre(d2, d1));
+}
+
+TEST_F(ControllerStoreTest, FailedTriesAreRecordedAndDoneDeliveriesDeleted) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  const JobRecord j = Job("j-1", "ep-a", "COMPLETED", 1);
+  WebhookDelivery d = Delivery(j, 10);
+  d.id = store->PutJobWithWebhook(j, d).value();
+  ASSERT_TRUE(store->UpdateWebhook(d.id, 2, 20'010).ok());
+  d.tries = 2;
+  d.next_attempt_ms = 20'010;
+  EXPECT_THAT(*store->ListWebhooks(), ElementsAre(d));
+  ASSERT_TRUE(store->DeleteWebhook(d.id).ok());
+  EXPECT_THAT(*store->ListWebhooks(), IsEmpty());
+  EXPECT_TRUE(store->DeleteWebhook(d.id).ok());  // idempotent
+  EXPECT_EQ(store->UpdateWebhook(d.id, 3, 0).code(), StatusCode::kNotFound);
+  EXPECT_NE(*store->GetJob("j-1"), std::nullopt);  // the job is not the delivery's to delete
+}
+
+TEST_F(ControllerStoreTest, JobAndDeliveryAreWrittenTogetherOrNotAtAll) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  JobRecord j = Job("j-1", "ep-a", "IN_PROGRESS", 1);
+  ASSERT_TRUE(store->PutJob(j).ok());
+  // The outbox refuses the row: the job's final status must not be written without it.
+  RawExec(
+      "CREATE TRIGGER refuse BEFORE INSERT ON webhook_outbox BEGIN SELECT RAISE(ABORT, 'no'); "
+      "END");
+  JobRecord ended = j;
+  ended.status = "COMPLETED";
+  ended.completed_ms = 5;
+  auto id = store->PutJobWithWebhook(ended, Delivery(ended, 5));
+  ASSERT_FALSE(id.ok());
+  EXPECT_THAT(id.status().message(), ::testing::Not(HasSubstr("receiver.example")));
+  EXPECT_THAT(*store->GetJob("j-1"), Optional(j));
+  EXPECT_THAT(*store->ListWebhooks(), IsEmpty());
+  RawExec("DROP TRIGGER refuse");
+  ASSERT_TRUE(store->PutJobWithWebhook(ended, Delivery(ended, 5)).ok());
+  EXPECT_THAT(*store->GetJob("j-1"), Optional(ended));
+  EXPECT_THAT(*store->ListWebhooks(), SizeIs(1));
+}
+
+TEST_F(ControllerStoreTest, DeliveriesOutliveTheirJobAndItsEndpoint) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->PutEndpoint(Endpoint("ep-gone0000000", 1)).ok());
+  const JobRecord retained = Job("j-retained", "ep-a", "COMPLETED", 1);
+  const JobRecord of_endpoint = Job("j-endpoint", "ep-gone0000000", "CANCELLED", 1);
+  ASSERT_TRUE(store->PutJobWithWebhook(retained, Delivery(retained, 1)).ok());
+  ASSERT_TRUE(store->PutJobWithWebhook(of_endpoint, Delivery(of_endpoint, 1)).ok());
+  ASSERT_TRUE(store->DeleteJob(retained.id).ok());  // the end of its result retention
+  ASSERT_TRUE(store->DeleteEndpoint("ep-gone0000000").ok());
+  EXPECT_EQ(*store->GetJob(of_endpoint.id), std::nullopt);
+  const auto left = store->ListWebhooks().value();
+  ASSERT_THAT(left, SizeIs(2));
+  EXPECT_EQ(left[0].job_id, retained.id);
+  EXPECT_EQ(left[0].body_json, Delivery(retained, 1).body_json);
+  EXPECT_EQ(left[1].job_id, of_endpoint.id);
+}
+
 // ---- workers and ledger ----
 
 TEST_F(ControllerStoreTest, WorkersArePutGotAndReplacedWithOptionalFields) {
@@ -530,6 +623,9 @@ TEST_F(ControllerStoreTest, ReopeningKeepsEverything) {
   LedgerRow l = Ledger("w-1", e.id, 1000);
   ApiKeyRecord k{.id = "key-aaaaaaaa", .name = "a", .sha256 = std::string(64, '1')};
   HostRecord h{.id = "host-1", .document_json = "{}", .last_seen_ms = 5};
+  JobRecord done = Job("j-done", e.id, "COMPLETED", 1000);
+  WebhookDelivery d = Delivery(done, 1000);
+  d.tries = 1;
   {
     auto store = OpenStore();
     ASSERT_NE(store, nullptr);
@@ -542,11 +638,15 @@ TEST_F(ControllerStoreTest, ReopeningKeepsEverything) {
     l.id = *id;
     ASSERT_TRUE(store->AddApiKey(k).ok());
     ASSERT_TRUE(store->PutHost(h).ok());
+    auto did = store->PutJobWithWebhook(done, d);
+    ASSERT_TRUE(did.ok());
+    d.id = *did;
   }
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);
   EXPECT_THAT(*store->ListEndpoints(), ElementsAre(e));
-  EXPECT_THAT(*store->ListJobs("", {}), ElementsAre(j));
+  EXPECT_THAT(*store->ListJobs("", {}), ElementsAre(j, done));
+  EXPECT_THAT(*store->ListWebhooks(), ElementsAre(d));
   EXPECT_THAT(*store->ListChunks("j-1", 0), ElementsAre(c));
   EXPECT_THAT(*store->ListWorkers("", false), ElementsAre(w));
   EXPECT_THAT(*store->ListLedger(""), ElementsAre(l));
@@ -556,6 +656,89 @@ TEST_F(ControllerStoreTest, ReopeningKeepsEverything) {
   auto next = store->AppendLedger(l);
   ASSERT_TRUE(next.ok());
   EXPECT_GT(*next, l.id);
+  // So do delivery ids, even once the outbox is empty.
+  ASSERT_TRUE(store->DeleteWebhook(d.id).ok());
+  auto next_delivery = store->PutJobWithWebhook(done, d);
+  ASSERT_TRUE(next_delivery.ok());
+  EXPECT_GT(*next_delivery, d.id);
+}
+
+// Schema version 1 as a build of that version created it (store_sqlite.cc, kMigrations[0]),
+// frozen here: migrations must take such a file forward whatever the current schema is.
+constexpr char kSchemaVersion1[] = R"sql(
+CREATE TABLE endpoints (
+  id TEXT NOT NULL PRIMARY KEY, name TEXT NOT NULL, model TEXT NOT NULL, repo TEXT NOT NULL,
+  revision TEXT NOT NULL, "commit" TEXT NOT NULL, hf_token TEXT, command_json TEXT NOT NULL,
+  env_json TEXT NOT NULL, gpu_type TEXT NOT NULL, gpu_count INTEGER NOT NULL,
+  workers_min INTEGER NOT NULL, workers_max INTEGER NOT NULL, idle_timeout_s INTEGER NOT NULL,
+  scaler_type TEXT NOT NULL, scaler_value REAL NOT NULL, execution_timeout_ms INTEGER NOT NULL,
+  ttl_ms INTEGER NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL) STRICT;
+CREATE TABLE jobs (
+  id TEXT NOT NULL PRIMARY KEY, endpoint_id TEXT NOT NULL, status TEXT NOT NULL,
+  input_json TEXT NOT NULL, output_json TEXT, error TEXT, extra_json TEXT NOT NULL,
+  webhook TEXT NOT NULL, low_priority INTEGER NOT NULL CHECK (low_priority IN (0, 1)),
+  execution_timeout_ms INTEGER NOT NULL, ttl_ms INTEGER NOT NULL, created_ms INTEGER NOT NULL,
+  started_ms INTEGER, completed_ms INTEGER, worker_id TEXT NOT NULL, retries INTEGER NOT NULL,
+  stream_delivered INTEGER NOT NULL) STRICT;
+CREATE INDEX jobs_by_endpoint_status ON jobs (endpoint_id, status, created_ms);
+CREATE TABLE stream_chunks (
+  job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE, seq INTEGER NOT NULL,
+  output_json TEXT NOT NULL,
+  PRIMARY KEY (job_id, seq)) STRICT, WITHOUT ROWID;
+CREATE TABLE workers (
+  id TEXT NOT NULL PRIMARY KEY, endpoint_id TEXT NOT NULL, host_id TEXT NOT NULL,
+  "commit" TEXT NOT NULL, phase TEXT NOT NULL, key_sha256 TEXT NOT NULL, message TEXT NOT NULL,
+  created_ms INTEGER NOT NULL, ready_ms INTEGER, started_ms INTEGER, first_take_ms INTEGER,
+  last_ping_ms INTEGER, idle_since_ms INTEGER, stopped_ms INTEGER,
+  cache_hit INTEGER NOT NULL CHECK (cache_hit IN (0, 1)), queue_ms INTEGER NOT NULL) STRICT;
+CREATE INDEX workers_by_endpoint ON workers (endpoint_id);
+CREATE TABLE ledger (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, worker_id TEXT NOT NULL, endpoint_id TEXT NOT NULL,
+  phase TEXT NOT NULL, start_ms INTEGER NOT NULL, end_ms INTEGER,
+  billed INTEGER NOT NULL CHECK (billed IN (0, 1))) STRICT;
+CREATE INDEX ledger_by_endpoint ON ledger (endpoint_id);
+CREATE TABLE api_keys (
+  id TEXT NOT NULL PRIMARY KEY, name TEXT NOT NULL, sha256 TEXT NOT NULL UNIQUE,
+  created_ms INTEGER NOT NULL) STRICT;
+CREATE TABLE hosts (
+  id TEXT NOT NULL PRIMARY KEY, document_json TEXT NOT NULL, last_seen_ms INTEGER NOT NULL) STRICT;
+PRAGMA user_version = 1;
+)sql";
+
+TEST_F(ControllerStoreTest, AVersion1DatabaseGainsTheOutboxAndKeepsItsRows) {
+  RawExec(kSchemaVersion1);
+  RawExec(
+      "INSERT INTO jobs VALUES ('j-old', 'ep-a', 'COMPLETED', 'null', '1', NULL, '{}', "
+      "'https://receiver.example/hook', 0, 600000, 86400000, 1000, 1100, 1200, 'w-1', 0, 0);"
+      "INSERT INTO api_keys VALUES ('key-aaaaaaaa', 'a', '" +
+      std::string(64, '1') + "', 5)");
+
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  const auto old = store->GetJob("j-old");
+  ASSERT_TRUE(old.ok() && old->has_value()) << old.status().ToString();
+  EXPECT_EQ((*old)->status, "COMPLETED");
+  EXPECT_EQ((*old)->webhook, "https://receiver.example/hook");
+  EXPECT_THAT(*store->ListApiKeys(), SizeIs(1));
+  EXPECT_THAT(*store->ListWebhooks(), IsEmpty());  // version 1 recorded no deliveries
+  const JobRecord j = Job("j-new", "ep-a", "COMPLETED", 2000);
+  auto id = store->PutJobWithWebhook(j, Delivery(j, 2000));
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  EXPECT_THAT(*store->ListWebhooks(), SizeIs(1));
+  store.reset();
+
+  // The file is at the current version now, and opens again as it is.
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &raw), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int64(st, 0), 2);
+  sqlite3_finalize(st);
+  sqlite3_close(raw);
+  store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  EXPECT_THAT(*store->ListWebhooks(), SizeIs(1));
 }
 
 TEST_F(ControllerStoreTest, AGarbageFileIsFailedPreconditionNamingItAndLeftUntouched) {
