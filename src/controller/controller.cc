@@ -2,104 +2,20 @@
 
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <deque>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "controller/api.h"
 #include "controller/fleet.h"
 #include "controller/jobs.h"
 #include "controller/store.h"
-#include "mc/net/http_client.h"
+#include "controller/webhooks.h"
 #include "mc/net/http_server.h"
 
 namespace mc::controller {
 namespace {
-
-// Webhooks: POST the final status object to the job's webhook; if it does not answer 200, try
-// again (runpod-protocol.md §1: two more tries, 10 s apart; ControllerOptions::webhook_*). One
-// thread, one delivery at a time, in order. The queue is memory only: a delivery not done when the
-// controller stops or dies is lost (docs/controller.md).
-class Webhooks {
- public:
-  struct Policy {
-    int tries = 3;
-    std::chrono::milliseconds retry_delay{10'000};
-    std::chrono::milliseconds timeout{10'000};  // each try
-  };
-
-  explicit Webhooks(Policy policy) : policy_(policy), thread_([this] { Loop(); }) {}
-  ~Webhooks() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-  void Send(std::string job_id, std::string url, std::string body) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      queue_.push_back({std::move(job_id), std::move(url), std::move(body)});
-    }
-    cv_.notify_all();
-  }
-
- private:
-  struct Delivery {
-    std::string job_id, url, body;
-  };
-
-  void Loop() {
-    auto client = net::HttpClient::Create();
-    const int tries = std::max(policy_.tries, 1);
-    std::unique_lock<std::mutex> lock(mu_);
-    while (true) {
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (stopping_) return;
-      const Delivery d = std::move(queue_.front());
-      queue_.pop_front();
-      for (int attempt = 1; attempt <= tries; ++attempt) {
-        if (attempt > 1 && cv_.wait_for(lock, policy_.retry_delay, [&] { return stopping_; })) {
-          return;
-        }
-        lock.unlock();
-        const std::string outcome = Post(*client, d);
-        lock.lock();
-        if (outcome.empty()) break;
-        // Neither the URL (it may carry a secret) nor the body is logged.
-        spdlog::warn("controller: webhook of job {}, try {} of {}: {}", d.job_id, attempt, tries,
-                     outcome);
-      }
-    }
-  }
-
-  // "" when the receiver answered 200, else what went wrong.
-  std::string Post(net::HttpClient& client, const Delivery& d) {
-    net::HttpClientRequest req;
-    req.method = "POST";
-    req.url = d.url;
-    req.body = d.body;
-    req.headers.Set("Content-Type", "application/json");
-    req.timeout = policy_.timeout;
-    req.sink = net::BodySink::kDiscard;  // the receiver's answer is not read
-    auto res = client.Send(req);
-    // The client's messages name the URL: only the code is told.
-    if (!res.ok()) return std::string(StatusCodeName(res.status().code()));
-    return res->status == 200 ? "" : "answered " + std::to_string(res->status);
-  }
-
-  const Policy policy_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;
-  std::deque<Delivery> queue_;
-  std::thread thread_;  // last: it starts once the rest is built
-};
 
 class ControllerImpl final : public Controller {
  public:
@@ -108,12 +24,16 @@ class ControllerImpl final : public Controller {
 
   Status Init() {
     MC_ASSIGN_OR_RETURN(store_, ControllerStore::Open(o_.db_path), "controller");
-    webhooks_ = std::make_unique<Webhooks>(Webhooks::Policy{
-        o_.webhook_tries, o_.webhook_retry_delay, o_.webhook_timeout});
+    webhooks_ = std::make_unique<WebhookSender>(
+        *store_, *o_.clock,
+        WebhookSender::Policy{o_.webhook_tries, o_.webhook_retry_delay, o_.webhook_timeout});
     JobBoardOptions jo;
     jo.unlisted_grace = o_.requeue_unlisted_after;
+    // The delivery is in the store already (with the final status): the sender gets it to send.
     jobs_ = std::make_unique<JobBoard>(*store_, *o_.clock, jo,
-                                       [this](const JobRecord& j) { OnFinal(j); });
+                                       [this](const JobRecord&, const WebhookDelivery* webhook) {
+                                         if (webhook) webhooks_->Send(*webhook);
+                                       });
     MC_RETURN_IF_ERROR(jobs_->Load(), "controller: load jobs");
     net::HttpServerOptions http;
     http.listen = o_.listen;
@@ -132,6 +52,9 @@ class ControllerImpl final : public Controller {
   }
 
   Status Start() override {
+    // The deliveries an earlier run left go first: no job can end before the server and the
+    // loop start.
+    MC_RETURN_IF_ERROR(webhooks_->Start(), "controller: webhook outbox");
     MC_RETURN_IF_ERROR(http_->Start());
     FleetOptions f;
     f.public_url = o_.public_url.value_or(http_->base_url());
@@ -171,6 +94,8 @@ class ControllerImpl final : public Controller {
     if (jobs_) jobs_->WakeAll();  // long-polls return, so the server can join its threads
     if (http_) http_->Stop();
     if (fleet_) fleet_->Shutdown();
+    // Last: deliveries go on while the rest stops; what is left stays in the outbox.
+    if (webhooks_) webhooks_->Stop();
   }
 
   StatusOr<std::string> CreateApiKey(const std::string& name) override {
@@ -179,11 +104,6 @@ class ControllerImpl final : public Controller {
   }
 
  private:
-  void OnFinal(const JobRecord& j) {
-    if (j.webhook.empty()) return;
-    webhooks_->Send(j.id, j.webhook, JobStatusObject(j).dump());
-  }
-
   // Every `tick`: TTLs, timeouts and retention, then the autoscaler. A queued job runs the
   // autoscaler at once (a cold start should not wait for the timer), at most once per
   // kMinKickGap so that a burst of submissions does not turn into a busy loop.
@@ -215,7 +135,7 @@ class ControllerImpl final : public Controller {
 
   ControllerOptions o_;
   std::unique_ptr<ControllerStore> store_;
-  std::unique_ptr<Webhooks> webhooks_;
+  std::unique_ptr<WebhookSender> webhooks_;
   std::unique_ptr<JobBoard> jobs_;
   std::unique_ptr<Fleet> fleet_;
   std::unique_ptr<ControllerApi> api_;

@@ -168,17 +168,33 @@ std::vector<JobRecord> JobBoard::Take(const std::string& endpoint_id, const std:
   return taken;
 }
 
-void JobBoard::FinishLocked(Entry& e, const std::string& status,
-                            std::vector<JobRecord>* finals) {
+void JobBoard::FinishLocked(Entry& e, const std::string& status, std::vector<Final>* finals) {
   MoveLocked(e, status);
-  SaveLocked(e.job).IgnoreError();
-  finals->push_back(e.job);
+  Final& f = finals->emplace_back(Final{e.job, std::nullopt});
+  if (e.job.webhook.empty()) {
+    SaveLocked(e.job).IgnoreError();
+    return;
+  }
+  // The final status and its delivery in one write. The body is the status object as it is now:
+  // a later /retry of the job does not change what this delivery sends.
+  WebhookDelivery d;
+  d.job_id = e.job.id;
+  d.url = e.job.webhook;
+  d.body_json = JobStatusObject(e.job).dump();
+  d.next_attempt_ms = e.job.completed_ms.value_or(NowMs());
+  auto id = store_.PutJobWithWebhook(e.job, d);
+  if (id.ok()) {
+    d.id = *id;
+  } else {  // as SaveLocked: the job is final in memory only, and so is its delivery (id 0)
+    spdlog::error("controller: save job {}: {}", e.job.id, id.status().ToString());
+  }
+  f.webhook = std::move(d);
 }
 
-void JobBoard::RunFinalHooks(const std::vector<JobRecord>& finals) {
+void JobBoard::RunFinalHooks(const std::vector<Final>& finals) {
   changed_.notify_all();
   if (!on_final_) return;
-  for (const JobRecord& j : finals) on_final_(j);
+  for (const Final& f : finals) on_final_(f.job, f.webhook ? &*f.webhook : nullptr);
 }
 
 Status JobBoard::Done(const std::string& endpoint_id, const std::string& worker_id,
@@ -190,7 +206,7 @@ Status JobBoard::Done(const std::string& endpoint_id, const std::string& worker_
   if (!result.is_object()) result = json{{"output", result}};
   const auto stop = result.find("stopPod");
   *stop_pod = stop != result.end() && stop->is_boolean() && stop->get<bool>();
-  std::vector<JobRecord> finals;
+  std::vector<Final> finals;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = jobs_.find(job_id);
@@ -256,7 +272,7 @@ void JobBoard::StopLocked(const JobRecord& job) {
 }
 
 StatusOr<JobRecord> JobBoard::Cancel(const std::string& endpoint_id, const std::string& job_id) {
-  std::vector<JobRecord> finals;
+  std::vector<Final> finals;
   JobRecord out;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -468,7 +484,7 @@ void JobBoard::RequeueWorker(const std::string& worker_id, const std::string& re
 
 void JobBoard::Tick() {
   const int64_t now = NowMs();
-  std::vector<JobRecord> finals;
+  std::vector<Final> finals;
   {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<std::string> due;  // a copy: what is done below moves or drops deadlines

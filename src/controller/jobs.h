@@ -5,7 +5,9 @@
 // Lifecycle: IN_QUEUE (submit, retry, requeue) → IN_PROGRESS (taken by a worker) → COMPLETED |
 // FAILED (the worker's result) | CANCELLED (/cancel) | TIMED_OUT (execution timeout). A job past
 // its TTL, queued or running, is deleted (a running one is told to stop; status then answers 404),
-// as is a final job once its result retention ends.
+// as is a final job once its result retention ends. A job with a webhook that becomes final is
+// written together with its webhook delivery (ControllerStore::PutJobWithWebhook), in one
+// transaction, so a final job whose delivery is not recorded is never seen, across a crash either.
 //
 // Worker side: Take() long-polls for queued jobs; Done() is idempotent and never refuses a late
 // or duplicate result (answering 4xx would make the SDK lose it): results of jobs that are final,
@@ -88,8 +90,11 @@ struct JobBoardOptions {
 
 class JobBoard {
  public:
-  // Called (outside locks) when a job reaches a final state: webhooks, metrics.
-  using FinalHook = std::function<void(const JobRecord&)>;
+  // Called (outside locks) when a job reaches a final state: webhooks, metrics. `webhook` is
+  // null unless the job has one; then it is the delivery that was written to the store's outbox
+  // in the same transaction as the final status (its id is 0 if that write failed: the job is
+  // final in memory only, and so is its delivery).
+  using FinalHook = std::function<void(const JobRecord& job, const WebhookDelivery* webhook)>;
 
   JobBoard(ControllerStore& store, Clock& clock, JobBoardOptions options, FinalHook on_final);
 
@@ -158,8 +163,13 @@ class JobBoard {
     std::optional<int64_t> unlisted_since_ms;  // held, but the worker's pings omit it
     std::optional<int64_t> deadline_ms;        // its key in deadlines_, while it has one
   };
+  // A job that reached a final state, for the hooks.
+  struct Final {
+    JobRecord job;
+    std::optional<WebhookDelivery> webhook;
+  };
   Status SaveLocked(const JobRecord& job);
-  void FinishLocked(Entry& e, const std::string& status, std::vector<JobRecord>* finals);
+  void FinishLocked(Entry& e, const std::string& status, std::vector<Final>* finals);
   void RequeueLocked(Entry& e, const std::string& reason);
   void StopLocked(const JobRecord& job);
   // The index maintenance, in one place. AddLocked inserts a job (as its record says) and
@@ -175,7 +185,7 @@ class JobBoard {
   Status SkipUndeliveredChunksLocked(JobRecord& job);
   void DeleteLocked(const std::string& id);  // the store's row and the memory
   StatusOr<Entry*> FindLocked(const std::string& endpoint_id, const std::string& job_id);
-  void RunFinalHooks(const std::vector<JobRecord>& finals);
+  void RunFinalHooks(const std::vector<Final>& finals);
   int64_t NowMs() const;
 
   ControllerStore& store_;

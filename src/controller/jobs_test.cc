@@ -1,6 +1,7 @@
 // JobBoard's indexes (jobs.h): the deadline set that lets Tick() touch due jobs only, the jobs
-// each worker holds, and the newest jobs of an endpoint (Recent). A real SQLite store in a temp
-// directory and a FakeClock; no HTTP, no sleeping.
+// each worker holds, and the newest jobs of an endpoint (Recent); and the webhook deliveries a
+// final job writes with its status. A real SQLite store in a temp directory and a FakeClock; no
+// HTTP, no sleeping.
 //
 // Measured once by hand (not a test: no timed tests here), -O2 on a busy 2-core machine, a board
 // on a store that does nothing, 100 000 jobs (1 000 of them running on 100 workers), nothing
@@ -15,6 +16,7 @@
 #include <atomic>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -58,7 +60,10 @@ class JobBoardTest : public ::testing::Test {
 
   std::unique_ptr<JobBoard> NewBoard() {
     return std::make_unique<JobBoard>(*store_, clock_, JobBoardOptions{},
-                                      [this](const JobRecord& j) { finals_.push_back(j); });
+                                      [this](const JobRecord& j, const WebhookDelivery* webhook) {
+                                        finals_.push_back(j);
+                                        if (webhook) hooked_webhooks_.push_back(*webhook);
+                                      });
   }
   std::string Submit(const EndpointRecord& e, SubmitRequest r = {}) {
     r.input_json = R"({"n": )" + std::to_string(++submitted_) + "}";
@@ -102,6 +107,7 @@ class JobBoardTest : public ::testing::Test {
   std::unique_ptr<JobBoard> board_;
   EndpointRecord endpoint_, other_;
   std::vector<JobRecord> finals_;
+  std::vector<WebhookDelivery> hooked_webhooks_;  // what the final hook was handed
   int submitted_ = 0;
 };
 
@@ -328,6 +334,78 @@ TEST_F(JobBoardTest, LoadRebuildsEveryIndex) {
   clock_.Advance(kRetention - std::chrono::milliseconds(kExecutionMs));
   EXPECT_EQ(Tick(), 1u);  // the loaded result's retention; the timed-out ones end 10 s later
   EXPECT_EQ(StatusOf(completed), "gone");
+}
+
+// ---- webhook deliveries ----
+
+TEST_F(JobBoardTest, FinalJobWithAWebhookIsStoredWithItsDelivery) {
+  SubmitRequest r;
+  r.webhook = "http://receiver.invalid/hook?secret=s";
+  const std::string id = Submit(endpoint_, r);
+  const std::string plain = Submit();
+  ASSERT_EQ(Take("w-1"), id);
+  Complete("w-1", id);
+  ASSERT_TRUE(board_->Cancel(endpoint_.id, plain).ok());  // no webhook: no delivery
+  auto stored = store_->ListWebhooks();
+  ASSERT_TRUE(stored.ok()) << stored.status().ToString();
+  ASSERT_EQ(stored->size(), 1u);
+  const WebhookDelivery& d = (*stored)[0];
+  EXPECT_GT(d.id, 0);
+  EXPECT_EQ(d.job_id, id);
+  EXPECT_EQ(d.url, r.webhook);
+  EXPECT_EQ(d.tries, 0);
+  const JobRecord job = board_->Get(endpoint_.id, id).value();
+  EXPECT_EQ(d.body_json, JobStatusObject(job).dump());
+  EXPECT_EQ(d.next_attempt_ms, job.completed_ms.value_or(-1));
+  // The hook is handed the same delivery, with its outbox id; the job row is final.
+  ASSERT_EQ(hooked_webhooks_.size(), 1u);
+  EXPECT_EQ(hooked_webhooks_[0].id, d.id);
+  EXPECT_EQ(hooked_webhooks_[0].body_json, d.body_json);
+  EXPECT_EQ(store_->GetJob(id).value()->status, kCompleted);
+  EXPECT_EQ(finals_.size(), 2u);
+}
+
+TEST_F(JobBoardTest, EveryWayToEndRecordsADeliveryInOrder) {
+  SubmitRequest r;
+  r.webhook = "http://receiver.invalid/hook";
+  const std::string cancelled = Submit(endpoint_, r);
+  const std::string timed_out = Submit(endpoint_, r);
+  const std::string failed = Submit(endpoint_, r);
+  ASSERT_TRUE(board_->Cancel(endpoint_.id, cancelled).ok());
+  ASSERT_EQ(Take("w-1"), timed_out);
+  ASSERT_EQ(Take("w-2"), failed);
+  bool stop_pod = false;
+  ASSERT_TRUE(board_->Done(endpoint_.id, "w-2", failed, R"({"error": "boom"})", &stop_pod).ok());
+  clock_.Advance(std::chrono::milliseconds(kExecutionMs) + 1ms);
+  ASSERT_EQ(Tick(), 1u);
+  std::vector<std::pair<std::string, std::string>> got;  // (job, status in the body)
+  const std::vector<WebhookDelivery> stored = store_->ListWebhooks().value();
+  for (const WebhookDelivery& d : stored) {
+    got.emplace_back(d.job_id, nlohmann::json::parse(d.body_json)["status"].get<std::string>());
+  }
+  EXPECT_EQ(got, (std::vector<std::pair<std::string, std::string>>{
+                     {cancelled, kCancelled}, {failed, kFailed}, {timed_out, kTimedOut}}));
+}
+
+TEST_F(JobBoardTest, DeliveryOutlivesItsJobsRetentionAndARetry) {
+  SubmitRequest r;
+  r.webhook = "http://receiver.invalid/hook";
+  const std::string kept = Submit(endpoint_, r);
+  const std::string retried = Submit(endpoint_, r);
+  ASSERT_TRUE(board_->Cancel(endpoint_.id, kept).ok());
+  ASSERT_EQ(Take("w-1"), retried);
+  bool stop_pod = false;
+  ASSERT_TRUE(board_->Done(endpoint_.id, "w-1", retried, R"({"error": "boom"})", &stop_pod).ok());
+  ASSERT_TRUE(board_->Retry(endpoint_.id, retried).ok());  // queued again: its FAILED stays sent
+  clock_.Advance(kRetention + 1ms);
+  ASSERT_EQ(Tick(), 1u);
+  ASSERT_EQ(StatusOf(kept), "gone");
+  const auto stored = store_->ListWebhooks().value();
+  ASSERT_EQ(stored.size(), 2u);
+  EXPECT_EQ(stored[0].job_id, kept);
+  EXPECT_EQ(nlohmann::json::parse(stored[0].body_json)["status"], kCancelled);
+  EXPECT_EQ(stored[1].job_id, retried);
+  EXPECT_EQ(nlohmann::json::parse(stored[1].body_json)["status"], kFailed);
 }
 
 // ---- Recent ----

@@ -1,14 +1,17 @@
 // The controller as a real process (`modelcache controller`), SIGKILLed in the middle of traffic
 // and started again on the same database and address: no job is lost, every job ends COMPLETED
-// once, and the ledger has no open row for a worker that is gone. Agents and the upstream run in
-// this process; workers are examples/runpod_worker.py.
+// once, and the ledger has no open row for a worker that is gone; a webhook whose delivery was in
+// flight is delivered by the restarted process. Agents, the upstream and the webhook receiver run
+// in this process; workers are examples/runpod_worker.py.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -20,6 +23,7 @@
 #include "mc/controller/controller.h"
 #include "mc/mirror/mirror_server.h"
 #include "mc/net/http_client.h"
+#include "mc/net/http_server.h"
 #include "mc/testing/model_fixture.h"
 
 namespace mc::controller {
@@ -80,37 +84,56 @@ struct ControllerProcess {
   }
 };
 
-TEST(ControllerRestartTest, SigkillMidTrafficLosesNoJobAndKeepsTheLedgerConsistent) {
-  const fs::path root = fs::temp_directory_path() / ("mc_restart_" + std::to_string(::getpid()));
-  struct RemoveRoot {
-    fs::path dir;
-    ~RemoveRoot() {
-      std::error_code ec;
-      fs::remove_all(dir, ec);
-    }
-  } remove_root{root};
-  fs::remove_all(root);
-  fs::create_directories(root);
-  auto store = *cache::CacheStore::Open({root / "upstream", std::nullopt, true});
-  testing::ModelFixtureOptions f;
-  f.total_weight_bytes = 1 << 20;
-  ASSERT_TRUE(testing::WriteModelFixture(root / "src", f).ok());
-  ASSERT_TRUE(
-      cache::ImportFolder(*store, root / "src", *RepoId::Parse("demo/a"), *Revision::Parse("main"))
-          .ok());
-  mirror::MirrorOptions m;
-  m.cache_dir = root / "upstream";
-  auto upstream = *mirror::MirrorServer::Create(std::move(m));
-  ASSERT_TRUE(upstream->Start().ok());
+// A temp root (removed at the end), an upstream with the model demo/a, a controller database
+// with a key (also in the file root/key) and the arguments of `modelcache controller` on it.
+struct Rig {
+  fs::path root;
+  std::unique_ptr<mirror::MirrorServer> upstream;
+  std::string key;
+  std::vector<std::string> args;
 
-  const fs::path db = root / "controller.db";
-  const std::string key = *AddApiKey(db, "restart");
-  std::ofstream(root / "key") << key << "\n";
-  const std::string listen = "127.0.0.1:" + std::to_string(FreePort());
-  const std::vector<std::string> args = {"controller", "--db", "sqlite:" + db.string(),
-                                         "--listen", listen, "--upstream", upstream->base_url(),
-                                         "--agent-key-file", (root / "key").string(),
-                                         "--requeue-after", "3"};
+  // "" or what went wrong.
+  std::string Build(const std::string& name) {
+    root = fs::temp_directory_path() / (name + "_" + std::to_string(::getpid()));
+    fs::remove_all(root);
+    fs::create_directories(root);
+    auto store = cache::CacheStore::Open({root / "upstream", std::nullopt, true});
+    if (!store.ok()) return store.status().ToString();
+    testing::ModelFixtureOptions f;
+    f.total_weight_bytes = 1 << 20;
+    if (auto w = testing::WriteModelFixture(root / "src", f); !w.ok()) return w.status().ToString();
+    auto imported = cache::ImportFolder(**store, root / "src", *RepoId::Parse("demo/a"),
+                                        *Revision::Parse("main"));
+    if (!imported.ok()) return imported.status().ToString();
+    mirror::MirrorOptions m;
+    m.cache_dir = root / "upstream";
+    auto made = mirror::MirrorServer::Create(std::move(m));
+    if (!made.ok() || !(*made)->Start().ok()) return "start the upstream";
+    upstream = std::move(*made);
+    const fs::path db = root / "controller.db";
+    auto k = AddApiKey(db, "restart");
+    if (!k.ok()) return k.status().ToString();
+    key = *k;
+    std::ofstream(root / "key") << key << "\n";
+    args = {"controller", "--db", "sqlite:" + db.string(), "--listen",
+            "127.0.0.1:" + std::to_string(FreePort()), "--upstream", upstream->base_url(),
+            "--agent-key-file", (root / "key").string()};
+    return "";
+  }
+  ~Rig() {
+    if (upstream) upstream->Stop();
+    std::error_code ec;
+    if (!root.empty()) fs::remove_all(root, ec);
+  }
+};
+
+TEST(ControllerRestartTest, SigkillMidTrafficLosesNoJobAndKeepsTheLedgerConsistent) {
+  Rig rig;
+  ASSERT_EQ(rig.Build("mc_restart"), "");
+  const fs::path& root = rig.root;
+  const std::string& key = rig.key;
+  std::vector<std::string> args = rig.args;
+  args.insert(args.end(), {"--requeue-after", "3"});
   auto controller = std::make_unique<ControllerProcess>(args);
   ASSERT_FALSE(controller->url.empty());
   const std::string base = controller->url;
@@ -123,7 +146,7 @@ TEST(ControllerRestartTest, SigkillMidTrafficLosesNoJobAndKeepsTheLedgerConsiste
     ao.capacity = 1ull << 30;
     ao.gpus = 2;
     ao.host_id = "host-" + std::to_string(i);
-    ao.upstream = *hub::Endpoint::Parse(upstream->base_url());
+    ao.upstream = *hub::Endpoint::Parse(rig.upstream->base_url());
     ao.controller_url = base;
     ao.api_key = hub::Secret(key);
     ao.heartbeat_interval = 100ms;
@@ -201,6 +224,100 @@ TEST(ControllerRestartTest, SigkillMidTrafficLosesNoJobAndKeepsTheLedgerConsiste
     }
   }
   // stop_workers (declared last) stops the workers first, then the agents and the rest go.
+}
+
+// A webhook receiver that leaves the first POST unanswered until Release() (the controller dies
+// with that delivery in flight) and answers 200 to the others. Records every body.
+class HoldingReceiver {
+ public:
+  Status Start() {
+    net::HttpServerOptions o;
+    o.name = "webhook-receiver";
+    o.handler = [this](const net::HttpRequest& req, net::HttpResponse& res) {
+      std::unique_lock<std::mutex> lock(mu_);
+      bodies_.push_back(req.body);
+      changed_.notify_all();
+      if (bodies_.size() == 1) changed_.wait_for(lock, 60s, [&] { return released_; });
+      res.SetText(200, "{}", "application/json");
+    };
+    auto s = net::HttpServer::Create(std::move(o));
+    if (!s.ok()) return s.status();
+    server_ = std::move(*s);
+    return server_->Start();
+  }
+  ~HoldingReceiver() {
+    Release();
+    if (server_) server_->Stop();
+  }
+  std::string Url(const std::string& path) const { return server_->base_url() + path; }
+  void Release() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      released_ = true;
+    }
+    changed_.notify_all();
+  }
+  // The bodies once there are `n` (or after 60 s, whatever there are).
+  std::vector<std::string> WaitBodies(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    changed_.wait_for(lock, 60s, [&] { return bodies_.size() >= n; });
+    return bodies_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::vector<std::string> bodies_;
+  bool released_ = false;
+  std::unique_ptr<net::HttpServer> server_;
+};
+
+TEST(ControllerRestartTest, WebhookInFlightAtSigkillIsDeliveredAfterTheRestart) {
+  Rig rig;
+  ASSERT_EQ(rig.Build("mc_restart_webhook"), "");
+  HoldingReceiver receiver;
+  ASSERT_TRUE(receiver.Start().ok());
+  auto controller = std::make_unique<ControllerProcess>(rig.args);
+  ASSERT_FALSE(controller->url.empty());
+  const std::string base = controller->url;
+  auto client = net::HttpClient::Create();
+  auto call = [&](const std::string& path, const std::string& body) {
+    net::HttpClientRequest req;
+    req.method = "POST";
+    req.url = base + path;
+    req.headers.Set("Authorization", "Bearer " + rig.key);
+    req.body = body;
+    req.timeout = 30s;
+    auto res = client->Send(req);
+    return res.ok() ? json::parse(res->body, nullptr, false) : json();
+  };
+  // No agent: the job never runs; cancelling it ends it, and its webhook goes out.
+  json ep = call("/v1/endpoints", json{{"name", "hook"},
+                                       {"model", "demo/a"},
+                                       {"command", {"python3", "never-started.py"}}}
+                                      .dump());
+  const std::string endpoint = ep.value("id", "");
+  ASSERT_FALSE(endpoint.empty()) << ep.dump();
+  json run = call("/v2/" + endpoint + "/run",
+                  json{{"input", {}}, {"webhook", receiver.Url("/hook")}}.dump());
+  const std::string id = run.value("id", "");
+  ASSERT_FALSE(id.empty()) << run.dump();
+  ASSERT_EQ(call("/v2/" + endpoint + "/cancel/" + id, "").value("status", ""), "CANCELLED");
+  ASSERT_EQ(receiver.WaitBodies(1).size(), 1u);  // the POST is in flight, unanswered
+
+  ASSERT_EQ(::kill(controller->pid, SIGKILL), 0);
+  WaitExit(controller->pid, 10s);
+  controller->pid = -1;
+  receiver.Release();
+  controller = std::make_unique<ControllerProcess>(rig.args);
+  ASSERT_EQ(controller->url, base);
+
+  const auto bodies = receiver.WaitBodies(2);
+  ASSERT_EQ(bodies.size(), 2u);
+  EXPECT_EQ(bodies[1], bodies[0]);  // the same status object, from the outbox
+  const json body = json::parse(bodies[1], nullptr, false);
+  EXPECT_EQ(body["id"], id);
+  EXPECT_EQ(body["status"], "CANCELLED");
 }
 
 }  // namespace

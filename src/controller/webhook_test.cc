@@ -10,6 +10,11 @@
 //
 // The controller runs on a FakeClock (execution timeouts are driven by Advance()); the retry
 // delay is real time, made short by the options.
+//
+// Restarts: the last tests run controllers of their own (no agent: their jobs end by /cancel),
+// stop one with a delivery pending and start another on the same database. A long retry delay on
+// the first keeps it at one try, whatever the machine's speed: Stop() cuts the wait, and records
+// the outcome of a try in flight before it returns.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -77,8 +82,10 @@ class Receiver {
     std::chrono::steady_clock::time_point at;
   };
 
-  Status Start() {
+  // On `listen` ("127.0.0.1:0": any free port); a receiver started again keeps its hits.
+  Status Start(const std::string& listen = "127.0.0.1:0") {
     net::HttpServerOptions o;
+    o.listen = listen;
     o.name = "webhook-receiver";
     o.handler = [this](const net::HttpRequest& req, net::HttpResponse& res) {
       int code = 200;
@@ -101,6 +108,7 @@ class Receiver {
     if (server_) server_->Stop();
   }
   std::string Url(const std::string& path) const { return server_->base_url() + path; }
+  std::string Listen() const { return "127.0.0.1:" + std::to_string(server_->port()); }
   void Script(const std::string& path, std::vector<int> codes) {
     std::lock_guard<std::mutex> lock(mu_);
     scripts_[path] = std::move(codes);
@@ -294,9 +302,67 @@ class WebhookTest : public ::testing::Test {
     ASSERT_EQ(receiver().WaitHits(path, 1).size(), 1u) << "the flush job's webhook never came";
   }
 
+  // A controller of its own on `db`, on the suite's upstream and receiver, with no agent;
+  // webhooks are tried kTries times, `retry_delay` apart.
+  std::unique_ptr<Controller> StartOwnController(const fs::path& db,
+                                                 std::chrono::milliseconds retry_delay) {
+    ControllerOptions co;
+    co.listen = "127.0.0.1:0";
+    co.db_path = db;
+    co.upstream = *hub::Endpoint::Parse(world_->mirror->base_url());
+    co.tick = 50ms;
+    co.webhook_tries = kTries;
+    co.webhook_retry_delay = retry_delay;
+    co.webhook_timeout = 5s;
+    co.clock = &own_clock_;
+    auto c = Controller::Create(std::move(co));
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    if (!c.ok()) return nullptr;
+    const Status started = (*c)->Start();
+    EXPECT_TRUE(started.ok()) << started.ToString();
+    return started.ok() ? std::move(*c) : nullptr;
+  }
+  // A new database with a key (own_key_) for StartOwnController.
+  fs::path NewDatabase(const std::string& name) {
+    const fs::path db = world_->root / (name + ".db");
+    auto key = AddApiKey(db, "restart");
+    EXPECT_TRUE(key.ok()) << key.status().ToString();
+    own_key_ = key.value_or("");
+    return db;
+  }
+  // An endpoint on `c` (nothing can run its jobs); returns its id.
+  std::string CreateOwnEndpoint(const Controller& c) {
+    Reply r = Send("POST", c.base_url() + "/v1/endpoints", own_key_,
+                   json{{"name", "restart"},
+                        {"model", "org/tiny"},
+                        {"command", {"python3", "never-started.py"}}}
+                       .dump());
+    EXPECT_EQ(r.status, 200) << r.text;
+    return r.body.is_object() ? r.body.value("id", "") : "";
+  }
+  // Ends a job of `endpoint` on `c` at once (run, then cancel), with a webhook to `url`: once
+  // this returns, its delivery is in the outbox. Returns the job's id.
+  std::string EndJob(const Controller& c, const std::string& endpoint, const std::string& url) {
+    const std::string base = c.base_url() + "/v2/" + endpoint;
+    Reply r = Send("POST", base + "/run", own_key_, json{{"input", {}}, {"webhook", url}}.dump());
+    EXPECT_EQ(r.status, 200) << r.text;
+    const std::string id = r.body.is_object() ? r.body.value("id", "") : "";
+    Reply cancelled = Send("POST", base + "/cancel/" + id, own_key_);
+    EXPECT_EQ(cancelled.body.value("status", ""), "CANCELLED") << cancelled.text;
+    return id;
+  }
+  // Returns once every delivery `c` had before is over (they go in order).
+  void FlushOwn(const Controller& c, const std::string& endpoint) {
+    const std::string path = "/flush-" + std::to_string(++flushes_);
+    EndJob(c, endpoint, receiver().Url(path));
+    ASSERT_EQ(receiver().WaitHits(path, 1).size(), 1u) << "the flush job's webhook never came";
+  }
+
   static World* world_;
   static std::string error_;
   static int flushes_;  // each flush has its own path, across the suite
+  FakeClock own_clock_;  // for StartOwnController
+  std::string own_key_;  // of NewDatabase's database
 };
 World* WebhookTest::world_ = nullptr;
 std::string WebhookTest::error_;
@@ -402,6 +468,83 @@ TEST_F(WebhookTest, BodyNeverCarriesTheHfTokenOrAnyKey) {
     }
     EXPECT_FALSE(hit.headers.Get("Authorization").has_value());
   }
+}
+
+// ---- restarts ----
+
+TEST_F(WebhookTest, DeliveryPendingAtStopIsSentByTheNextControllerOnTheSameDatabase) {
+  // The receiver is down (nothing listens on its address) while the first controller runs; it
+  // is stopped once that controller has its own port, so that neither controller can take it.
+  Receiver late;
+  ASSERT_TRUE(late.Start().ok());
+  const std::string listen = late.Listen();
+  const fs::path db = NewDatabase("pending");
+  auto first = StartOwnController(db, 60s);  // at most one try before Stop()
+  ASSERT_NE(first, nullptr);
+  late.Stop();
+  const std::string endpoint = CreateOwnEndpoint(*first);
+  ASSERT_FALSE(endpoint.empty());
+  const std::string id = EndJob(*first, endpoint, "http://" + listen + "/late");
+  first->Stop();
+  first.reset();
+
+  ASSERT_TRUE(late.Start(listen).ok());  // up again, at the same address
+  auto second = StartOwnController(db, kRetryDelay);
+  ASSERT_NE(second, nullptr);
+  const auto hits = late.WaitHits("/late", 1);
+  ASSERT_EQ(hits.size(), 1u);
+  const json body = json::parse(hits[0].body, nullptr, false);
+  EXPECT_EQ(body["id"], id);
+  EXPECT_EQ(body["status"], "CANCELLED");
+  EXPECT_FALSE(hits[0].headers.Get("Authorization").has_value());
+  FlushOwn(*second, endpoint);
+  EXPECT_EQ(late.Hits("/late").size(), 1u);  // delivered: not again
+  second->Stop();
+  late.Stop();
+}
+
+TEST_F(WebhookTest, RestartKeepsTheTriesAlreadyMade) {
+  receiver().Script("/bounded", {503});  // never 200
+  const fs::path db = NewDatabase("bounded");
+  auto first = StartOwnController(db, 60s);
+  ASSERT_NE(first, nullptr);
+  const std::string endpoint = CreateOwnEndpoint(*first);
+  ASSERT_FALSE(endpoint.empty());
+  EndJob(*first, endpoint, receiver().Url("/bounded"));
+  ASSERT_EQ(receiver().WaitHits("/bounded", 1).size(), 1u);
+  first->Stop();  // in the 60 s wait: one try made, and recorded
+  first.reset();
+
+  auto second = StartOwnController(db, kRetryDelay);
+  ASSERT_NE(second, nullptr);
+  FlushOwn(*second, endpoint);
+  EXPECT_EQ(receiver().Hits("/bounded").size(), static_cast<size_t>(kTries));  // 1 + the rest
+  second->Stop();
+  second.reset();
+
+  auto third = StartOwnController(db, kRetryDelay);  // given up: not tried again
+  ASSERT_NE(third, nullptr);
+  FlushOwn(*third, endpoint);
+  EXPECT_EQ(receiver().Hits("/bounded").size(), static_cast<size_t>(kTries));
+}
+
+TEST_F(WebhookTest, DeliveredWebhookIsNotSentAgainAfterARestart) {
+  const fs::path db = NewDatabase("delivered");
+  auto first = StartOwnController(db, kRetryDelay);
+  ASSERT_NE(first, nullptr);
+  const std::string endpoint = CreateOwnEndpoint(*first);
+  ASSERT_FALSE(endpoint.empty());
+  const std::string id = EndJob(*first, endpoint, receiver().Url("/delivered-once"));
+  ASSERT_EQ(receiver().WaitHits("/delivered-once", 1).size(), 1u);
+  first->Stop();  // after the try in flight is recorded: the 200 is in the store
+  first.reset();
+
+  auto second = StartOwnController(db, kRetryDelay);
+  ASSERT_NE(second, nullptr);
+  FlushOwn(*second, endpoint);
+  const auto hits = receiver().Hits("/delivered-once");
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(json::parse(hits[0].body, nullptr, false)["id"], id);
 }
 
 }  // namespace

@@ -11,7 +11,7 @@
 // Keys go in "Authorization: Bearer <key>" or bare, as Runpod accepts both.
 //
 // State lives in a ControllerStore (SQLite); Start() loads it, so a restart loses no queued job,
-// result, endpoint or ledger row. A loop (every `tick`) runs TTLs and timeouts, the autoscaler and
+// result, endpoint, ledger row or webhook delivery (those left are sent again, at least once). A loop (every `tick`) runs TTLs and timeouts, the autoscaler and
 // placement.
 #pragma once
 
@@ -63,6 +63,8 @@ class Controller {
   virtual Status Start() = 0;
   virtual uint16_t port() const = 0;
   virtual std::string base_url() const = 0;
+  // Stops serving and joins every thread; a webhook try in flight is finished first (at most
+  // webhook_timeout), and deliveries not done stay in the store for the next Start().
   virtual void Stop() = 0;
   // Creates an API key named `name`; returns the key (shown once, stored hashed).
   virtual StatusOr<std::string> CreateApiKey(const std::string& name) = 0;
