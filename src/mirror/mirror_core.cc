@@ -53,6 +53,8 @@ void MirrorCore::Handle(const net::HttpRequest& request, net::HttpResponse& resp
     error = Dispatch(info, response);
     if (!error && kind == RouteKind::kResolve && request.method == "GET") {
       faults_.Apply(request, response);
+      // After the faults, so that a faulted body is paced too (an injected error is not a body).
+      if (limiter_ && response.status < 300) Throttle(response, *limiter_);
     }
   }
   if (error) SetHubError(response, *error);

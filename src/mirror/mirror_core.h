@@ -13,6 +13,7 @@
 #include "mc/mirror/mirror_server.h"
 #include "mc/net/http_server.h"
 #include "mirror/access_control.h"
+#include "mirror/bandwidth_limiter.h"
 #include "mirror/fault_injector.h"
 #include "mirror/hub_error.h"
 #include "mirror/repo_files.h"
@@ -32,12 +33,23 @@ class MirrorCore {
       : store_(std::move(store)),
         access_(std::move(access)),
         options_(std::move(options)),
-        faults_(options_.faults) {}
+        faults_(options_.faults),
+        limiter_(options_.max_bytes_per_second > 0
+                     ? std::make_unique<BandwidthLimiter>(options_.max_bytes_per_second)
+                     : nullptr) {}
 
   void Handle(const net::HttpRequest& request, net::HttpResponse& response);
   MirrorStats stats() const;
-  // Fault injection (tests only); the server stops it before joining its threads.
-  FaultInjector& faults() { return faults_; }
+  // Wakes every body that waits (fault stalls and delays, the bandwidth cap) and makes later
+  // waits end at once, until ResumeWaits(); the server calls it before joining its threads.
+  void StopWaits() {
+    faults_.Stop();
+    if (limiter_) limiter_->Stop();
+  }
+  void ResumeWaits() {
+    faults_.Resume();
+    if (limiter_) limiter_->Resume();
+  }
   // The server's own base URL, used for absolute links when neither public_base_url nor a usable
   // Host header is available.
   void set_fallback_base_url(std::string url) {
@@ -69,6 +81,7 @@ class MirrorCore {
   std::string fallback_base_url_;  // guarded by mu_
   FileDescriber describer_;
   FaultInjector faults_;
+  const std::unique_ptr<BandwidthLimiter> limiter_;  // null without max_bytes_per_second
 
   struct Counters {
     std::atomic<uint64_t> resolve_head{0}, resolve_get{0}, repo_info{0}, tree{0}, paths_info{0},

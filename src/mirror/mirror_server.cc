@@ -27,7 +27,7 @@ class MirrorServerImpl final : public MirrorServer {
   }
 
   Status Start() override {
-    core_->faults().Resume();
+    core_->ResumeWaits();
     MC_RETURN_IF_ERROR(http_->Start(), "mirror");
     core_->set_fallback_base_url(http_->base_url());
     spdlog::info("mirror: serving on {}", http_->base_url());
@@ -36,7 +36,7 @@ class MirrorServerImpl final : public MirrorServer {
   uint16_t port() const override { return http_->port(); }
   std::string base_url() const override { return http_->base_url(); }
   void Stop() override {
-    core_->faults().Stop();  // wakes stalled fault producers, or the join below would wait
+    core_->StopWaits();  // wakes stalled and throttled bodies, or the join below would wait
     if (http_) http_->Stop();
   }
   MirrorStats stats() const override { return core_->stats(); }
@@ -78,13 +78,13 @@ StatusOr<std::unique_ptr<MirrorCore>> MakeCore(MirrorOptions options) {
 class MirrorHandlerImpl final : public MirrorHandler {
  public:
   explicit MirrorHandlerImpl(std::unique_ptr<MirrorCore> core) : core_(std::move(core)) {
-    core_->faults().Resume();
+    core_->ResumeWaits();
   }
   void Handle(const net::HttpRequest& request, net::HttpResponse& response) override {
     core_->Handle(request, response);
   }
   MirrorStats stats() const override { return core_->stats(); }
-  void StopFaults() override { core_->faults().Stop(); }
+  void StopFaults() override { core_->StopWaits(); }
 
  private:
   std::unique_ptr<MirrorCore> core_;

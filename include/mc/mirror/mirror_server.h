@@ -14,7 +14,7 @@
 // Resolve answers 200/206 directly (no redirect) with X-Repo-Commit, a quoted ETag equal to the
 // blob name (git sha1, or sha256 for LFS files, which also get X-Linked-Etag / X-Linked-Size),
 // Content-Length (also on HEAD), Accept-Ranges: bytes and Content-Range for ranges; never any Xet
-// header. File bytes go out with sendfile(2).
+// header. File bytes go out with sendfile(2) (pread(2) when faulted or capped).
 //
 // Access control (optional JSON file):
 //   {"repos": {
@@ -29,6 +29,16 @@
 // "Authorization: Bearer <token>", are compared in constant time and never logged.
 //
 // Fault injection (MirrorOptions::faults) is for tests and benchmarks only; see FaultRule.
+//
+// Bandwidth cap (MirrorOptions::max_bytes_per_second, for demos, tests and benchmarks: a slow
+// upstream to watch downloads against): the file bytes of resolve GETs, 200 and 206 alike, are
+// paced by one token bucket shared by all connections, so the cap holds for the server as a whole
+// however many parallel or Range requests a client makes (connections get the bytes in the order
+// they ask for them, one block at a time). The bucket holds a tenth of a second of bytes and
+// starts full: over any interval T at most rate × (T + 0.1 s) bytes go out. Capped answers are
+// streamed with pread(2), one block (64 KiB at most) per connection in memory, and wait on a
+// condition variable (no busy waiting) that Stop() wakes. Headers, HEAD, API answers and error
+// bodies are never capped. Faulted answers are capped too (the fault applies first).
 //
 // Thread-safety: requests are served concurrently on the server's threads; stats() may be called
 // from any thread. Start()/Stop() belong to the owner; Stop() joins every server thread.
@@ -89,7 +99,7 @@ struct DelayFirstByte {
 // TESTS AND BENCHMARKS ONLY. A fault the mirror injects into resolve GETs that would otherwise be
 // answered 200/206 with file bytes (the first rule that matches and has fires left applies; HEAD,
 // API routes and error answers are never faulted). Faulted answers are streamed from the blob with
-// pread(2); every other answer keeps the sendfile(2) path.
+// pread(2); every other answer keeps the sendfile(2) path (unless the bandwidth is capped).
 struct FaultRule {
   using DropAfterBytes = fault::DropAfterBytes;
   using CorruptByte = fault::CorruptByte;
@@ -119,6 +129,9 @@ struct MirrorOptions {
   size_t tree_page_size = 1000;
   size_t max_tree_page_size = 10000;  // cap for `limit`
   FaultOptions faults;                // tests and benchmarks only; empty = no faults
+  // Cap on the file bytes of resolve GETs, all connections together (see the header comment);
+  // 0 = no cap. Demos, tests and benchmarks.
+  uint64_t max_bytes_per_second = 0;
 };
 
 enum class RouteKind { kResolve, kRepoInfo, kTree, kPathsInfo, kOther };
@@ -166,8 +179,8 @@ class MirrorHandler {
   virtual ~MirrorHandler() = default;
   virtual void Handle(const net::HttpRequest& request, net::HttpResponse& response) = 0;
   virtual MirrorStats stats() const = 0;
-  // Wakes fault producers that wait (tests only); call before stopping the server that calls
-  // Handle().
+  // Wakes bodies that wait (fault stalls and delays, the bandwidth cap; tests and demos only);
+  // call before stopping the server that calls Handle().
   virtual void StopFaults() = 0;
 };
 
