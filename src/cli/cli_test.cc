@@ -93,6 +93,34 @@ TEST_F(CliTest, UnknownCommandIsAUsageError) {
   EXPECT_NE(r.err.find("--help"), std::string::npos);
 }
 
+TEST_F(CliTest, UpHelpExplainsTheDemoUpstreamRate) {
+  auto r = RunMc({"up", "--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("--demo-upstream-rate RATE"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("For demos and tests"), std::string::npos) << r.out;
+}
+
+// A bad --demo-upstream-rate is a usage error before anything starts or is written.
+TEST_F(CliTest, UpRejectsABadDemoUpstreamRateBeforeStarting) {
+  const std::string data = (dir_ / "up").string();
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"--demo-upstream-rate", "1MB"}, "--demo-upstream-rate needs --demo"},
+           {{"--demo", "--demo-upstream-rate", "0"}, "more than 0 bytes a second"},
+           {{"--demo", "--demo-upstream-rate", "fast"}, "invalid size 'fast'"},
+           {{"--demo", "--demo-upstream-rate", "-1MB/s"}, "--demo-upstream-rate"}}) {
+    std::vector<std::string> args = {"up", "--data-dir", data, "--listen", "127.0.0.1:0"};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    auto r = RunMc(args);
+    EXPECT_EQ(r.exit_code, 2) << c.message << ": " << r.err;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(data)) << c.message;
+  }
+}
+
 TEST_F(CliTest, ImportThenLsShowsTheRepoWithItsSize) {
   auto imported = ImportFixture();
   ASSERT_TRUE(imported.is_object());

@@ -115,6 +115,7 @@ Status RunKeysCreate(const KeysArgs& args) {
 struct UpArgs {
   std::string data_dir = "modelcache-up", listen = "127.0.0.1:8080", upstream, capacity = "20GB";
   std::string worker_script = "examples/runpod_worker.py", demo_model_size = "16MiB";
+  std::string demo_upstream_rate;  // "" = no cap
   int agents = 2, gpus = 2;
   bool demo = false, check = false;
 };
@@ -131,10 +132,21 @@ Status WriteFile(const fs::path& path, const std::string& content, mode_t mode) 
   return Status::Ok();
 }
 
+// --demo-upstream-rate: bytes per second, "8MB" or "8MB/s" (ByteCount units), more than 0.
+StatusOr<uint64_t> ParseRate(const std::string& text) {
+  std::string_view bytes = text;
+  if (bytes.ends_with("/s")) bytes.remove_suffix(2);
+  MC_ASSIGN_OR_RETURN(ByteCount rate, ByteCount::Parse(bytes));
+  if (rate.bytes() == 0) return InvalidArgumentError("the rate must be more than 0 bytes a second");
+  return rate.bytes();
+}
+
 // The demo upstream: two generated repos in a cache under the data dir, one public and one gated
-// (its token in demo-hf-token), served by an in-process mirror.
+// (its token in demo-hf-token), served by an in-process mirror, its file bytes capped at
+// `bytes_per_second` (0 = no cap).
 StatusOr<std::unique_ptr<mirror::MirrorServer>> StartDemoUpstream(const fs::path& data,
-                                                                   uint64_t model_bytes) {
+                                                                  uint64_t model_bytes,
+                                                                  uint64_t bytes_per_second) {
   const fs::path cache = data / "upstream";
   MC_ASSIGN_OR_RETURN(auto store, cache::CacheStore::Open({cache, std::nullopt, true}));
   for (const char* id : {kDemoModel, kDemoGatedModel}) {
@@ -166,6 +178,7 @@ StatusOr<std::unique_ptr<mirror::MirrorServer>> StartDemoUpstream(const fs::path
   m.cache_dir = cache;
   m.listen = "127.0.0.1:0";
   m.access_config = access;
+  m.max_bytes_per_second = bytes_per_second;
   MC_ASSIGN_OR_RETURN(auto server, mirror::MirrorServer::Create(std::move(m)));
   MC_RETURN_IF_ERROR(server->Start(), "demo upstream");
   return server;
@@ -245,6 +258,11 @@ void StopAll(std::unique_ptr<controller::Controller>& ctl,
 }
 
 Status RunUp(const UpArgs& args) {
+  uint64_t demo_rate = 0;
+  if (!args.demo_upstream_rate.empty()) {
+    if (!args.demo) return InvalidArgumentError("--demo-upstream-rate needs --demo");
+    MC_ASSIGN_OR_RETURN(demo_rate, ParseRate(args.demo_upstream_rate), "--demo-upstream-rate");
+  }
   const fs::path data = fs::absolute(args.data_dir);
   std::error_code ec;
   fs::create_directories(data, ec);
@@ -256,7 +274,8 @@ Status RunUp(const UpArgs& args) {
   if (args.demo) {
     MC_ASSIGN_OR_RETURN(ByteCount size, ByteCount::Parse(args.demo_model_size),
                         "--demo-model-size");
-    MC_ASSIGN_OR_RETURN(demo_upstream, StartDemoUpstream(data, size.bytes()), "--demo");
+    MC_ASSIGN_OR_RETURN(demo_upstream, StartDemoUpstream(data, size.bytes(), demo_rate),
+                        "--demo");
     MC_ASSIGN_OR_RETURN(upstream, hub::Endpoint::Parse(demo_upstream->base_url()));
   } else {
     MC_ASSIGN_OR_RETURN(upstream, UpstreamOrDefault(args.upstream), "--upstream");
@@ -303,6 +322,10 @@ Status RunUp(const UpArgs& args) {
     std::cerr << "up: demo upstream " << upstream.url() << " serves " << kDemoModel << " and the "
               << "gated " << kDemoGatedModel << " (its token: " << (data / "demo-hf-token").string()
               << ")" << std::endl;
+    if (demo_rate > 0) {
+      std::cerr << "up: the demo upstream sends at most " << ByteCount(demo_rate).ToHuman()
+                << "/s (--demo-upstream-rate), all downloads together" << std::endl;
+    }
     Status tested = DemoSelfTest(ctl->base_url(), key, args);
     if (!tested.ok() || args.check) {
       StopAll(ctl, agents);
@@ -381,6 +404,12 @@ void AddControllerCommands(CLI::App& app, CommandResult& result) {
                  "The Hub without --demo (default $HF_ENDPOINT, else huggingface.co)");
   up->add_option("--demo-model-size", uargs->demo_model_size,
                  "Weights of each generated demo model when first made (default 16MiB)");
+  up->add_option("--demo-upstream-rate", uargs->demo_upstream_rate,
+                 "With --demo: cap the demo upstream at RATE bytes a second, all\n"
+                 "downloads together (8MB, 500KiB; '/s' may follow), so that a model\n"
+                 "download lasts long enough to watch (a worker 'downloading model',\n"
+                 "the hosts page's progress and ETA). For demos and tests; default: no cap")
+      ->type_name("RATE");
   up->add_option("--worker-script", uargs->worker_script,
                  "The demo worker (default examples/runpod_worker.py, from the repository root)");
   up->callback([uargs, &result] {

@@ -169,6 +169,12 @@ export async function openBrowser({ width = 1280, height = 900 } = {}) {
     headless: true,
     args: ["--headless", "--no-sandbox", "--disable-gpu"],
   });
+  return { browser, ...(await openPage(browser, { width, height })) };
+}
+
+// One more recorded page in a context (a window) of its own: its own session storage (log in
+// again) and always visible, so that it keeps polling beside the first.
+export async function openPage(browser, { width = 1280, height = 900 } = {}) {
   const context = await browser.newContext({ viewport: { width, height } });
   const page = await context.newPage();
   const rec = { console: [], errors: [], bodies: [], requests: [] };
@@ -182,7 +188,7 @@ export async function openBrowser({ width = 1280, height = 900 } = {}) {
       // a redirect or an aborted request has no body
     }
   });
-  return { browser, context, page, rec };
+  return { context, page, rec };
 }
 
 // A full-page screenshot to OUT_DIR/<name>.png; returns its path.
