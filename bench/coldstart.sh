@@ -11,6 +11,8 @@
 #      connections against an endpoint without workers (goals >= 2000 jobs/s, p99 <= 20 ms).
 # Usage: bench/coldstart.sh [path/to/modelcache]
 # Env:   HITS=100 ROUNDS=3 BENCH_MODEL_SIZE=256MiB WRK_CONNECTIONS=8
+#        WRK_DELAY_MS=3 paces each connection (8 connections, 3 ms: about 2,500 jobs/s offered)
+#        instead of sending as fast as answers come (the saturation rate)
 #        (without wrk: a Python client, JOBS=20000 THREADS=4)
 set -euo pipefail
 
@@ -23,6 +25,7 @@ SIZE=${BENCH_MODEL_SIZE:-256MiB}
 JOBS=${JOBS:-20000}
 THREADS=${THREADS:-4}
 CONNS=${WRK_CONNECTIONS:-8}
+DELAY_MS=${WRK_DELAY_MS:-}
 WORKER=$HERE/coldstart_worker.sh
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mc_coldstart.XXXXXX")
 pids=()
@@ -61,7 +64,7 @@ python3 "$HERE/coldstart.py" hits "$URL" "$(cat "$WORK/hits/api-key")" "$WORKER"
 echo
 KEY=$(cat "$WORK/hits/api-key")
 if command -v wrk >/dev/null; then
-  echo "== 3. /run throughput (wrk: 2 threads, $CONNS connections, 10 s)"
+  echo "== 3. /run throughput (wrk: 2 threads, $CONNS connections, 10 s${DELAY_MS:+, $DELAY_MS ms between requests})"
   EP=$(python3 "$HERE/coldstart.py" endpoint "$URL" "$KEY")
   cat >"$WORK/run.lua" <<LUA
 wrk.method = "POST"
@@ -69,6 +72,9 @@ wrk.body = '{"input": {"prompt": "hi"}}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $KEY"
 LUA
+  if [[ -n "$DELAY_MS" ]]; then  # paced: each connection waits DELAY_MS between its requests
+    echo "function delay() return $DELAY_MS end" >>"$WORK/run.lua"
+  fi
   wrk -t2 -c"$CONNS" -d10s --latency -s "$WORK/run.lua" "$URL/v2/$EP/run" | tee "$WORK/wrk.out"
   python3 "$HERE/coldstart.py" drop "$URL" "$KEY" "$EP"
   rate=$(awk '/Requests\/sec/ {print int($2)}' "$WORK/wrk.out")
