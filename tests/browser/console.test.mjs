@@ -3,7 +3,8 @@
 // gated repo without a token, the same with its token), create a gated endpoint with a token and
 // the demo/tiny-llama endpoint with the demo's worker command, send a test request, watch the
 // worker go from downloading the model (initializing) to running, see the model on a host with
-// its size and its pins by owner (its worker's), pin and unpin it (Pin or Unpin as the operator's
+// its size and its pins by owner (its worker's), edit the endpoint (max workers and idle timeout;
+// min > max refused with the API's message), pin and unpin it (Pin or Unpin as the operator's
 // pin is there or not, Evict disabled while pinned), the pages at 380 px, delete the endpoint and
 // evict the model it leaves, and that the typed token never shows up in the page, its console, its storage or any
 // response it received. Screenshots of every page go to
@@ -102,6 +103,31 @@ describe("web console", { concurrency: false, timeout: 180_000 }, () => {
     await s.page.waitForURL(/#\/endpoints\/[A-Za-z0-9_-]+$/);
     await s.page.locator("#settings dd", { hasText: "set (write-only" }).waitFor();
     await remember("endpoint-gated");
+    s.gatedId = s.page.url().split("/").pop();
+  });
+
+  step("Edit of the gated endpoint: removing its token is refused (gated); a token typed again is sent, never shown", async () => {
+    await s.page.goto(`${s.up.url}/console/#/endpoints/${s.gatedId}/edit`);
+    await s.page.locator("#ep-token-state", { hasText: "A token is set." }).waitFor();
+    await s.page.check("#ep-token-remove");
+    assert.equal(await s.page.isDisabled("#ep-token"), true);
+    const [removing] = await Promise.all([
+      s.page.waitForRequest((r) => r.method() === "PATCH"),
+      s.page.click("#edit-endpoint button[type=submit]"),
+    ]);
+    assert.deepEqual(removing.postDataJSON(), { hfToken: null });
+    await s.page.locator("#form-error", { hasText: "an access token is needed" }).waitFor();
+    assert.equal((await apiCall(s.up, "GET", `/v1/endpoints/${s.gatedId}`)).json.hasHfToken, true);
+    await s.page.uncheck("#ep-token-remove");
+    await s.page.fill("#ep-token", s.up.demoToken);
+    const [setting] = await Promise.all([
+      s.page.waitForRequest((r) => r.method() === "PATCH"),
+      s.page.click("#edit-endpoint button[type=submit]"),
+    ]);
+    assert.deepEqual(Object.keys(setting.postDataJSON()), ["hfToken"]);
+    await s.page.waitForURL(new RegExp(`#/endpoints/${s.gatedId}$`));
+    await s.page.locator("#settings dd", { hasText: "set (write-only" }).waitFor();
+    await remember("endpoint-gated-edited");
   });
 
   step("a demo/tiny-llama endpoint is created through the form; the preview shows files and size", async () => {
@@ -177,6 +203,47 @@ describe("web console", { concurrency: false, timeout: 180_000 }, () => {
     await remember("endpoints-after");
   });
 
+  step("Edit: max workers and idle timeout change (only they are sent); min > max is refused, nothing changes", async () => {
+    await s.page.goto(`${s.up.url}/console/#/endpoints/${s.endpointId}`);
+    const settings = s.page.locator("#settings");
+    await settings.locator("dd", { hasText: "0 min, 1 max, idle timeout 120 s" }).waitFor();
+    await s.page.click("#edit-endpoint-link");
+    await s.page.waitForURL(new RegExp(`#/endpoints/${s.endpointId}/edit$`));
+    // Prefilled from the endpoint; the token field empty (keep the current one).
+    await s.page.waitForFunction(() => document.getElementById("ep-name").value !== "");
+    assert.equal(await s.page.inputValue("#ep-name"), "console-e2e");
+    assert.equal(await s.page.inputValue("#ep-workers-max"), "1");
+    assert.equal(await s.page.inputValue("#ep-idle-timeout"), "120");
+    assert.equal(await s.page.inputValue("#ep-scaler-type"), "REQUEST_COUNT");
+    assert.equal(await s.page.inputValue("#ep-token"), "");
+    await s.page.fill("#ep-workers-max", "2");
+    await s.page.fill("#ep-idle-timeout", "300");
+    const [req] = await Promise.all([
+      s.page.waitForRequest((r) => r.method() === "PATCH"),
+      s.page.click("#edit-endpoint button[type=submit]"),
+    ]);
+    assert.deepEqual(req.postDataJSON(), { workersMax: 2, idleTimeout: 300 });
+    await s.page.waitForURL(new RegExp(`#/endpoints/${s.endpointId}$`));
+    await settings.locator("dd", { hasText: "0 min, 2 max, idle timeout 300 s" }).waitFor();
+    const after = (await apiCall(s.up, "GET", `/v1/endpoints/${s.endpointId}`)).json;
+    assert.equal(after.workersMax, 2);
+    assert.equal(after.idleTimeout, 300);
+    // Min workers above max: the API refuses it, its message is shown by the form, nothing changes.
+    await s.page.click("#edit-endpoint-link");
+    await s.page.waitForFunction(() => document.getElementById("ep-workers-max").value === "2");
+    await s.page.fill("#ep-workers-min", "5");
+    await s.page.click("#edit-endpoint button[type=submit]");
+    await s.page.locator("#form-error", { hasText: "workersMin must not exceed workersMax" }).waitFor();
+    assert.match(s.page.url(), /\/edit$/);
+    await remember("endpoint-edit");
+    const unchanged = (await apiCall(s.up, "GET", `/v1/endpoints/${s.endpointId}`)).json;
+    assert.deepEqual(unchanged, { ...after, workers: unchanged.workers, queue: unchanged.queue,
+      seconds: unchanged.seconds, coldStarts: unchanged.coldStarts });
+    await s.page.click("#edit-endpoint a.button");  // Cancel
+    await s.page.waitForURL(new RegExp(`#/endpoints/${s.endpointId}$`));
+    await settings.locator("dd", { hasText: "0 min, 2 max, idle timeout 300 s" }).waitFor();
+  });
+
   step("the model is on the worker's host with its size and the worker's pin; pin and unpin from the page", async () => {
     await s.page.click("nav a[data-route=hosts]");
     const host = s.page.locator(`section.host[data-host-id="${s.hostId}"]`);
@@ -223,6 +290,7 @@ describe("web console", { concurrency: false, timeout: 180_000 }, () => {
       ["endpoints-narrow", "#/endpoints", `tr[data-endpoint-id="${s.endpointId}"]`],
       ["endpoint-narrow", `#/endpoints/${s.endpointId}`, "#workers tr[data-worker-id]"],
       ["new-narrow", "#/new", "#ep-model"],
+      ["endpoint-edit-narrow", `#/endpoints/${s.endpointId}/edit`, "#ep-workers-max"],
       ["hosts-narrow", "#/hosts", "section.host"],
     ]) {
       await s.page.goto(`${s.up.url}/console/${hash}`);

@@ -81,6 +81,7 @@ export async function api(method, path, body, options = {}) {
 
 export const get = (path, options) => api('GET', path, undefined, options);
 export const post = (path, body, options) => api('POST', path, body, options);
+export const patch = (path, body, options) => api('PATCH', path, body, options);
 export const del = (path, body, options) => api('DELETE', path, body, options);
 
 export function q(value) {

@@ -6,6 +6,7 @@
 // as it is shown. A refused API key sends the user to the login page.
 import {apiKey, clearApiKey, setBadKeyHandler} from './api.js';
 import {endpointsPage} from './endpoints.js';
+import {editEndpointPage} from './edit_endpoint.js';
 import {endpointPage} from './endpoint.js';
 import {hostsPage} from './hosts.js';
 import {loginPage} from './login.js';
@@ -17,6 +18,7 @@ const routes = [
   {re: /^#\/login$/, name: 'login', page: loginPage, public: true},
   {re: /^#\/endpoints$/, name: 'endpoints', page: endpointsPage},
   {re: /^#\/endpoints\/([A-Za-z0-9_-]{1,120})$/, name: 'endpoints', page: endpointPage},
+  {re: /^#\/endpoints\/([A-Za-z0-9_-]{1,120})\/edit$/, name: 'endpoints', page: editEndpointPage},
   {re: /^#\/new$/, name: 'new', page: newEndpointPage},
   {re: /^#\/hosts$/, name: 'hosts', page: hostsPage},
 ];

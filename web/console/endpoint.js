@@ -172,6 +172,8 @@ export function endpointPage(main, [id], ctx) {
     settings: h('div'), workers: h('div'), phases: h('div', {class: 'phase-summary'}),
     queue: h('div'), billing: h('div'), cold: h('div'), coldList: h('div'), jobs: h('div'),
   };
+  const editLink = h('a', {href: `#/endpoints/${id}/edit`, class: 'button', id: 'edit-endpoint-link'},
+    'Edit endpoint');
   const deleteButton = h('button', {type: 'button', class: 'danger'}, 'Delete endpoint');
   deleteButton.addEventListener('click', async () => {
     if (!window.confirm('Delete this endpoint? Its workers are stopped.')) return;
@@ -184,7 +186,7 @@ export function endpointPage(main, [id], ctx) {
   });
   main.append(
     h('p', {class: 'crumbs'}, h('a', {href: '#/endpoints'}, '← Endpoints')),
-    h('div', {class: 'page-head'}, title, state),
+    h('div', {class: 'page-head'}, title, state, editLink),
     h('div', {class: 'grid'},
       section('Workers', 'workers', parts.phases, parts.workers),
       section('Queue', 'queue', parts.queue),

@@ -1,0 +1,144 @@
+// What the new endpoint form (new_endpoint.js) and the edit form (edit_endpoint.js) share: the
+// fields and their layout, reading them into the API's create/PATCH fields, filling them from an
+// endpoint, and what a refused model link or token means.
+import {ApiError} from './api.js';
+import {h} from './dom.js';
+
+export function field(label, control, hint) {
+  const id = control.id;
+  return h('div', {class: 'field'},
+    h('label', {for: id}, label),
+    control,
+    hint ? h('p', {class: 'hint', id: `${id}-hint`}, hint) : null);
+}
+
+export function input(id, props = {}) {
+  return h('input', {id, name: id, autocomplete: 'off', spellcheck: 'false', ...props});
+}
+
+// "one argument per line" → ["python3", "worker.py"]; blank lines dropped.
+function lines(text) {
+  return text.split('\n').map((l) => l.trim()).filter(Boolean);
+}
+
+function parseEnv(text) {
+  const env = {};
+  for (const line of lines(text)) {
+    const eq = line.indexOf('=');
+    if (eq <= 0) throw new Error(`environment line "${line.slice(0, 40)}" is not NAME=value`);
+    env[line.slice(0, eq).trim()] = line.slice(eq + 1);
+  }
+  return env;
+}
+
+// The form's controls, ids prefixed "ep-" (the tests and the labels rely on them).
+export function endpointControls() {
+  return {
+    name: input('ep-name', {required: true, maxlength: 200, placeholder: 'my-llm'}),
+    model: input('ep-model', {required: true, placeholder: 'https://huggingface.co/org/name',
+      'aria-describedby': 'model-preview'}),
+    token: input('ep-token', {type: 'password', autocomplete: 'new-password',
+      placeholder: 'hf_… (only for gated or private repos)'}),
+    command: h('textarea', {id: 'ep-command', rows: 3, spellcheck: 'false',
+      placeholder: 'python3\n/path/to/worker.py'}),
+    env: h('textarea', {id: 'ep-env', rows: 2, spellcheck: 'false', placeholder: 'NAME=value'}),
+    gpuType: input('ep-gpu-type', {placeholder: 'any'}),
+    gpuCount: input('ep-gpu-count', {type: 'number', min: 0, max: 64, value: '1'}),
+    workersMin: input('ep-workers-min', {type: 'number', min: 0, max: 1000, value: '0'}),
+    workersMax: input('ep-workers-max', {type: 'number', min: 0, max: 1000, value: '3'}),
+    idleTimeout: input('ep-idle-timeout', {type: 'number', min: 1, max: 3600, value: '5'}),
+    scalerType: h('select', {id: 'ep-scaler-type'},
+      h('option', {value: 'QUEUE_DELAY'}, 'QUEUE_DELAY (seconds a job waits)'),
+      h('option', {value: 'REQUEST_COUNT'}, 'REQUEST_COUNT (jobs per worker)')),
+    scalerValue: input('ep-scaler-value', {type: 'number', min: 0.1, step: 'any', value: '4'}),
+    execTimeout: input('ep-exec-timeout', {type: 'number', min: 5, step: 'any', value: '600'}),
+  };
+}
+
+// The "Worker" fieldset; `first` goes before the fields (the new form's "copy from").
+export function workerFieldset(els, first = null) {
+  return h('fieldset', null, h('legend', null, 'Worker'),
+    first,
+    field('Command (one argument per line)', els.command),
+    field('Environment (NAME=value per line)', els.env),
+    h('div', {class: 'row'}, field('GPU type', els.gpuType), field('GPUs per worker', els.gpuCount)),
+    h('div', {class: 'row'}, field('Min workers', els.workersMin), field('Max workers', els.workersMax),
+      field('Idle timeout (s)', els.idleTimeout)),
+    h('div', {class: 'row'}, field('Scaler', els.scalerType), field('Scaler value', els.scalerValue),
+      field('Execution timeout (s)', els.execTimeout)));
+}
+
+// Fills the worker fields from an endpoint as the API shows it.
+export function fillWorker(els, e) {
+  els.command.value = (e.command || []).join('\n');
+  els.env.value = Object.entries(e.env || {}).map(([k, v]) => `${k}=${v}`).join('\n');
+  els.gpuType.value = e.gpuType || '';
+  els.gpuCount.value = String(e.gpuCount);
+  els.workersMin.value = String(e.workersMin);
+  els.workersMax.value = String(e.workersMax);
+  els.idleTimeout.value = String(e.idleTimeout);
+  els.scalerType.value = e.scalerType;
+  els.scalerValue.value = String(e.scalerValue);
+  els.execTimeout.value = String(e.executionTimeoutMs / 1000);
+}
+
+// Every field but the token, as the API names them: command [] / env {} / gpuType '' when empty,
+// a number undefined when its field is. Throws on an environment line that is not NAME=value.
+export function readFields(els) {
+  const num = (el) => (el.value.trim() === '' ? undefined : Number(el.value));
+  const exec = num(els.execTimeout);
+  return {
+    name: els.name.value.trim(),
+    model: els.model.value.trim(),
+    command: lines(els.command.value),
+    env: parseEnv(els.env.value),
+    gpuType: els.gpuType.value.trim(),
+    gpuCount: num(els.gpuCount),
+    workersMin: num(els.workersMin),
+    workersMax: num(els.workersMax),
+    idleTimeout: num(els.idleTimeout),
+    scalerType: els.scalerType.value,
+    scalerValue: num(els.scalerValue),
+    executionTimeoutMs: exec === undefined ? undefined : Math.round(exec * 1000),
+  };
+}
+
+// What both forms refuse before asking the API; '' when nothing.
+export function missingField(body) {
+  if (!body.name) return 'Give the endpoint a name.';
+  if (!body.model) return 'Give the model link.';
+  if (!body.command || !body.command.length) return 'Give the worker command (the program a worker runs).';
+  return '';
+}
+
+// What a resolve error means for the person typing the link.
+export function explainResolveError(e, hadToken) {
+  if (!(e instanceof ApiError)) return {kind: 'error', text: `Could not check the link: ${e.message}`};
+  if (e.status === 404 && /^no route/.test(e.message)) {
+    return {kind: 'muted', text: 'This controller cannot check links ahead; the link is checked on create.'};
+  }
+  if (e.code === 'invalid_argument' || e.status === 400) {
+    return {kind: 'error', title: 'Not a model link', text: e.message,
+      hint: 'Use org/name, org/name@revision or a https://huggingface.co/org/name link.'};
+  }
+  if (e.code === 'not_found' || e.status === 404) {
+    return {kind: 'error', title: 'Unknown repo or revision', text: e.message};
+  }
+  if (e.status === 401 || e.status === 403 || e.code === 'unauthenticated' ||
+      e.code === 'permission_denied') {
+    return hadToken
+      ? {kind: 'error', title: 'The access token was not accepted for this repo', text: e.message,
+        hint: 'Check that the token is valid and that its account was granted access to the repo.'}
+      : {kind: 'error', title: 'This repo is gated or private: an access token is needed',
+        text: e.message, hint: 'Paste a Hugging Face token with access to it in Access token.'};
+  }
+  return {kind: 'error', title: 'Could not check the link', text: e.message};
+}
+
+// A refused create or edit, in `error`: a 400 says what is wrong with a value as the API put it;
+// a refused token or an unknown repo is explained as for the link check.
+export function showSaveError(error, e, hadToken, verb) {
+  const x = e instanceof ApiError && e.status !== 400 ? explainResolveError(e, hadToken)
+    : {title: verb, text: e.message};
+  error.replaceChildren(x.title ? h('strong', null, `${x.title}. `) : '', x.text);
+}
