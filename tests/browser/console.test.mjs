@@ -15,11 +15,11 @@
 // creates must start its worker on the other host, which downloads the model first: a cache miss
 // with a real initializing phase.
 import assert from "node:assert/strict";
-import { after, before, describe } from "node:test";
+import { describe } from "node:test";
 
 import {
-  apiCall, eventually, login, makeSteps, modelcacheBinary, openBrowser, removeRoot, screenshot,
-  startUp, tempRoot, WORKER_SCRIPT,
+  apiCall, eventually, login, makeSteps, openBrowser, screenshot, startUp, suiteLifecycle,
+  WORKER_SCRIPT,
 } from "./lib/harness.mjs";
 
 const step = makeSteps();
@@ -42,15 +42,7 @@ async function typeModel(value) {
 }
 
 describe("web console", { concurrency: false, timeout: 180_000 }, () => {
-  before(async () => {
-    s.bin = await modelcacheBinary();
-    s.root = await tempRoot("modelcache-console-");
-  });
-  after(async () => {
-    if (s.browser) await s.browser.close();
-    if (s.up) await s.up.stop();
-    await removeRoot(s.root);
-  });
+  suiteLifecycle(s, "modelcache-console-");
 
   step("modelcache up --demo starts and Chromium opens the console", async () => {
     s.up = await startUp(s.bin, { root: s.root, extraArgs: ["--agents", "2", "--gpus", "1"] });

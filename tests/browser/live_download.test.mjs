@@ -13,11 +13,11 @@
 // demo/gated-llama (with the demo's token): a model that no host holds, so it comes from the
 // capped upstream (a host holding it would be a faster peer).
 import assert from "node:assert/strict";
-import { after, before, describe } from "node:test";
+import { describe } from "node:test";
 
 import {
-  eventually, login, makeSteps, modelcacheBinary, openBrowser, openPage, removeRoot, screenshot,
-  startUp, tempRoot, WORKER_SCRIPT,
+  eventually, login, makeSteps, openBrowser, openPage, screenshot, startUp, suiteLifecycle,
+  WORKER_SCRIPT,
 } from "./lib/harness.mjs";
 
 const step = makeSteps();
@@ -38,15 +38,7 @@ async function downloadRow(page) {
 }
 
 describe("a download watched live", { concurrency: false, timeout: 150_000 }, () => {
-  before(async () => {
-    s.bin = await modelcacheBinary();
-    s.root = await tempRoot("modelcache-live-");
-  });
-  after(async () => {
-    if (s.browser) await s.browser.close();
-    if (s.up) await s.up.stop();
-    await removeRoot(s.root);
-  });
+  suiteLifecycle(s, "modelcache-live-");
 
   step("modelcache up --demo with a capped upstream starts; two windows log in", async () => {
     const started = Date.now();

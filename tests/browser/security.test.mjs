@@ -9,11 +9,10 @@ import assert from "node:assert/strict";
 import { mkdir, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { join } from "node:path";
-import { after, before, describe } from "node:test";
+import { describe } from "node:test";
 
 import {
-  apiCall, login, makeSteps, modelcacheBinary, openBrowser, removeRoot, run, screenshot, startUp,
-  tempRoot, WORKER_SCRIPT,
+  apiCall, login, makeSteps, openBrowser, run, screenshot, startUp, suiteLifecycle, WORKER_SCRIPT,
 } from "./lib/harness.mjs";
 
 const step = makeSteps();
@@ -50,15 +49,7 @@ async function assertNoInjection(where) {
 }
 
 describe("web console security", { concurrency: false, timeout: 150_000 }, () => {
-  before(async () => {
-    s.bin = await modelcacheBinary();
-    s.root = await tempRoot("modelcache-console-sec-");
-  });
-  after(async () => {
-    if (s.browser) await s.browser.close();
-    if (s.up) await s.up.stop();
-    await removeRoot(s.root);
-  });
+  suiteLifecycle(s, "modelcache-console-sec-");
 
   step("up --demo starts with an upstream repo holding a file named like markup", async () => {
     // demo/xss-files: a model folder with a hostile file name, imported into the demo upstream's

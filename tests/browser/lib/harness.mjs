@@ -8,7 +8,7 @@ import { access, constants, mkdir, mkdtemp, readFile, rm } from "node:fs/promise
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { it } from "node:test";
+import { after, before, it } from "node:test";
 
 import { chromium } from "playwright-core";
 
@@ -43,6 +43,20 @@ export async function modelcacheBinary() {
     assert.fail(`modelcache binary not found at ${path}: build it (make build) or set MODELCACHE_BIN`);
   }
   return path;
+}
+
+// A suite's shared state `s`, set up once: s.bin (the binary) and s.root (a temp dir named
+// `prefix`...) before the first step; the browser, `up` and the temp dir closed after the last.
+export function suiteLifecycle(s, prefix) {
+  before(async () => {
+    s.bin = await modelcacheBinary();
+    s.root = await tempRoot(prefix);
+  });
+  after(async () => {
+    if (s.browser) await s.browser.close();
+    if (s.up) await s.up.stop();
+    await removeRoot(s.root);
+  });
 }
 
 // The environment for modelcache: the caller's minus every Hub setting that could reach a real
