@@ -500,8 +500,8 @@ void ControllerApi::Hosts(const net::HttpRequest& req, net::HttpResponse& res,
       json snaps = json::array();
       for (const auto& s : h.snapshots) {
         snaps.push_back(json{{"model", s.model}, {"commit", s.commit}, {"sizeBytes", s.size},
-                             {"files", s.files}, {"complete", s.complete}, {"pinned", s.pinned},
-                             {"pins", s.pins}, {"pinnedBy", s.pinned_by},
+                             {"files", s.files}, {"complete", s.complete}, {"pinned", s.pinned()},
+                             {"pins", s.pinned_by.size()}, {"pinnedBy", s.pinned_by},
                              {"lastUse", s.last_use.empty() ? json(nullptr) : json(s.last_use)}});
       }
       json downloads = json::array();

@@ -49,11 +49,20 @@ scheduler::WorkerPhase ToScalerPhase(const std::string& p) {
   return scheduler::WorkerPhase::kInitializing;
 }
 
-net::HeaderMap AgentHeaders(const std::optional<hub::Secret>& key) {
-  net::HeaderMap h;
-  h.Set("Content-Type", "application/json");
-  if (key) h.Set("Authorization", "Bearer " + std::string(key->Reveal()));
-  return h;
+// One request to an agent's /v1 API, with the agent key; `body` (JSON) is sent when not empty.
+StatusOr<net::HttpClientResponse> SendToAgent(net::HttpClient& client,
+                                              const std::optional<hub::Secret>& key,
+                                              const std::string& method, const std::string& url,
+                                              const std::string& body,
+                                              std::chrono::milliseconds timeout) {
+  net::HttpClientRequest req;
+  req.method = method;
+  req.url = url;
+  req.headers.Set("Content-Type", "application/json");
+  if (key) req.headers.Set("Authorization", "Bearer " + std::string(key->Reveal()));
+  if (!body.empty()) req.body = body;
+  req.timeout = timeout;
+  return client.Send(req);
 }
 
 }  // namespace
@@ -142,12 +151,10 @@ StatusOr<HostView> ParseHost(const json& doc, int64_t now) {
     for (const json& owner : s.value("pins", json::array())) {
       if (owner.is_string()) snap.pinned_by.push_back(owner.get<std::string>().substr(0, 128));
     }
-    snap.pins = static_cast<int>(snap.pinned_by.size());
-    snap.pinned = snap.pins > 0;
     snap.files = s.value("files", 0);
     snap.last_use = s.value("last_use", "");
     // What eviction could free: it never takes a pinned or a partial snapshot (eviction.h).
-    if (!snap.pinned && snap.complete) h.freeable += snap.size;
+    if (!snap.pinned() && snap.complete) h.freeable += snap.size;
     h.snapshots.push_back(std::move(snap));
   }
   for (const json& d : doc.value("downloads", json::array())) {
@@ -309,14 +316,8 @@ StatusOr<std::pair<int, std::string>> Fleet::AgentRequest(const std::string& hos
     if (h == hosts_.end()) return NotFoundError("no host " + host_id.substr(0, 128));
     url = h->second.url;
   }
-  auto client = net::HttpClient::Create();
-  net::HttpClientRequest req;
-  req.method = method;
-  req.url = url + path;
-  req.headers = AgentHeaders(options_.agent_api_key);
-  if (!body.empty()) req.body = body;
-  req.timeout = std::chrono::milliseconds(30'000);
-  auto res = client->Send(req);
+  auto res = SendToAgent(*net::HttpClient::Create(), options_.agent_api_key, method, url + path,
+                         body, std::chrono::milliseconds(30'000));
   if (!res.ok()) {
     return UnavailableError("host " + host_id + " did not answer: " + res.status().message());
   }
@@ -425,14 +426,8 @@ Status Fleet::StartWorker(const EndpointRecord& e, const HostView& host,
     auto h = hosts_.find(host.id);
     if (h != hosts_.end()) h->second.gpus_free -= e.gpu_count;  // until its next heartbeat
   }
-  auto client = net::HttpClient::Create();
-  net::HttpClientRequest req;
-  req.method = "POST";
-  req.url = host.url + "/v1/workers";
-  req.headers = AgentHeaders(options_.agent_api_key);
-  req.body = body.dump();
-  req.timeout = std::chrono::milliseconds(30'000);
-  auto res = client->Send(req);
+  auto res = SendToAgent(*net::HttpClient::Create(), options_.agent_api_key, "POST",
+                         host.url + "/v1/workers", body.dump(), std::chrono::milliseconds(30'000));
   if (!res.ok() || res->status != 202) {
     const std::string why = !res.ok() ? res.status().ToString()
                                       : "HTTP " + std::to_string(res->status) + " " +
@@ -467,11 +462,9 @@ void Fleet::Watch(std::string worker_id) {
       phase = it->second->rec.phase;
     }
     const std::string until = phase == kInitializing ? "running,exited,failed" : "exited,failed";
-    net::HttpClientRequest req;
-    req.url = url + "/v1/workers/" + worker_id + "?wait=1&until=" + until;
-    req.headers = AgentHeaders(options_.agent_api_key);
-    req.timeout = std::chrono::milliseconds(15'000);
-    auto res = client->Send(req);
+    auto res = SendToAgent(*client, options_.agent_api_key, "GET",
+                           url + "/v1/workers/" + worker_id + "?wait=1&until=" + until, "",
+                           std::chrono::milliseconds(15'000));
     json doc = res.ok() ? json::parse(res->body, nullptr, false) : json();
     if (res.ok() && res->status == 404) {  // the host does not know it (anymore): it is gone
       doc = json{{"state", "exited"}, {"message", "unknown to its host"}};
@@ -533,14 +526,10 @@ void Fleet::StopWorker(const std::string& worker_id, const std::string& reason) 
     url = it->second->host_url;
   }
   spdlog::info("controller: stopping worker {}: {}", worker_id, reason);
-  auto client = net::HttpClient::Create();
-  net::HttpClientRequest req;
-  req.method = "DELETE";
-  req.url = url + "/v1/workers/" + worker_id + "?grace=" +
-            std::to_string(options_.stop_grace.count() / 1000.0);
-  req.headers = AgentHeaders(options_.agent_api_key);
-  req.timeout = std::chrono::milliseconds(10'000);
-  auto res = client->Send(req);
+  auto res = SendToAgent(*net::HttpClient::Create(), options_.agent_api_key, "DELETE",
+                         url + "/v1/workers/" + worker_id + "?grace=" +
+                             std::to_string(options_.stop_grace.count() / 1000.0),
+                         "", std::chrono::milliseconds(10'000));
   if (!res.ok() || res->status >= 300) {
     spdlog::warn("controller: stop worker {}: {}", worker_id,
                  res.ok() ? "HTTP " + std::to_string(res->status) : res.status().ToString());
@@ -619,13 +608,13 @@ void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
     }
     for (const std::string& id : decision->stop) StopWorker(id, "idle timeout");
     uint32_t started = 0;
+    if (decision->start > 0) LearnTrees(e);  // the blob lists placement compares
     for (uint32_t i = 0; i < decision->start; ++i) {
       if (!CheckEntitlement(e).ok()) {
         spdlog::warn("controller: {}: the endpoint's token is not accepted for {}; no worker",
                      e.id, e.repo);
         break;
       }
-      LearnTrees(e);
       std::vector<scheduler::HostState> states;
       std::map<std::string, std::string> urls;
       std::map<std::string, bool> complete;

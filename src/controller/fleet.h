@@ -72,9 +72,8 @@ struct HostView {
     std::string model, commit;
     uint64_t size = 0;
     bool complete = false;
-    bool pinned = false;
-    int pins = 0;
     std::vector<std::string> pinned_by;  // pin owners: "operator", "worker:<id>"
+    bool pinned() const { return !pinned_by.empty(); }
     int files = 0;
     std::string last_use;  // ISO 8601, as the agent sends it
   };
