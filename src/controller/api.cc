@@ -564,9 +564,12 @@ void ControllerApi::Metrics(net::HttpResponse& res) {
   auto label = [](const std::string& v) { return json(v).dump(); };  // quoted and escaped
   auto endpoints = store_.ListEndpoints();
   if (!endpoints.ok()) return SendError(res, endpoints.status());
+  std::vector<JobCounts> counts;  // one walk of each endpoint's jobs, for both families
+  for (const EndpointRecord& e : *endpoints) counts.push_back(jobs_.Counts(e.id));
   family("modelcache_controller_jobs", "Jobs the controller holds, by status.", "gauge");
-  for (const EndpointRecord& e : *endpoints) {
-    const JobCounts c = jobs_.Counts(e.id);
+  for (size_t i = 0; i < endpoints->size(); ++i) {
+    const EndpointRecord& e = (*endpoints)[i];
+    const JobCounts& c = counts[i];
     for (const auto& [status, n] : {std::pair<const char*, uint64_t>{"IN_QUEUE", c.in_queue},
                                     {"IN_PROGRESS", c.in_progress},
                                     {"COMPLETED", c.completed},
@@ -577,9 +580,9 @@ void ControllerApi::Metrics(net::HttpResponse& res) {
   }
   family("modelcache_controller_jobs_retried", "Jobs requeued after their worker was lost.",
          "gauge");
-  for (const EndpointRecord& e : *endpoints) {
-    out << "modelcache_controller_jobs_retried{endpoint=" << label(e.id) << "} "
-        << jobs_.Counts(e.id).retried << "\n";
+  for (size_t i = 0; i < endpoints->size(); ++i) {
+    out << "modelcache_controller_jobs_retried{endpoint=" << label((*endpoints)[i].id) << "} "
+        << counts[i].retried << "\n";
   }
   family("modelcache_controller_workers", "Workers by phase (initializing = downloading, unbilled).",
          "gauge");
