@@ -19,7 +19,11 @@ namespace mc::downloader {
 
 namespace {
 
-constexpr size_t kScratchBytes = 1 << 20;
+// The unit of work of the write path: libcurl's receive buffer (range_fetch.cc), the write
+// buffer and the hash read-back buffer. Small on purpose: each piece is received, written and
+// hashed while it is still in the core's L2 cache. With 1 MiB pieces the kernel's copy into the
+// page cache read from memory and cost the pull about a third more CPU (docs/pull.md, "Writes").
+constexpr size_t kPieceBytes = 64 << 10;
 
 Status PwriteAll(int fd, const char* data, size_t size, uint64_t offset) {
   while (size > 0) {
@@ -110,17 +114,19 @@ struct FetchEngine::Blob {
 
 struct FetchEngine::Worker {
   RangeFetcher fetcher;
-  std::vector<char> scratch = std::vector<char>(kScratchBytes);  // hash read-back
-  std::vector<char> wbuf = std::vector<char>(kScratchBytes);     // Sink's write buffer
+  std::vector<char> scratch = std::vector<char>(kPieceBytes);  // hash read-back
+  std::vector<char> wbuf = std::vector<char>(kPieceBytes);     // Sink's write buffer
   size_t wlen = 0;
   uint64_t woffset = 0;
   std::mt19937_64 rng{std::random_device{}()};
   Blob* finalize = nullptr;  // this worker hashed the last byte of it
 };
 
-// Collects the bytes of one segment (libcurl hands them over 16 KiB at a time) into the worker's
-// 1 MiB buffer and writes them out a buffer at a time: one pwrite, one record update and one hash
-// step per MiB. A kill loses at most the buffer; Flush() must run after every transfer.
+// Writes the bytes of one segment into the blob's temp file, records them and advances the hash.
+// A piece of at least half of kPieceBytes (what libcurl hands over on a fast link) is committed
+// straight from libcurl's buffer; smaller ones (a slow link) are gathered in the worker's buffer
+// first, so that a record update and a hash step cover at least that much. A kill loses at most
+// the gathered bytes; Flush() must run after every transfer.
 class FetchEngine::Sink : public RangeSink {
  public:
   Sink(FetchEngine& engine, Blob& blob, Segment& segment, Worker& worker)
@@ -129,8 +135,11 @@ class FetchEngine::Sink : public RangeSink {
   size_t Write(uint64_t offset, const char* data, size_t size) override {
     const uint64_t end = segment_.end.load();
     if (offset >= end) return 0;  // split: the rest belongs to another worker
-    if (worker_.wlen == 0) worker_.woffset = offset;
     const size_t take = static_cast<size_t>(std::min<uint64_t>(size, end - offset));
+    if (worker_.wlen == 0 && take >= worker_.wbuf.size() / 2) {
+      return Commit(offset, data, take) ? take : 0;
+    }
+    if (worker_.wlen == 0) worker_.woffset = offset;
     size_t done = 0;
     while (done < take) {
       const size_t n = std::min(take - done, worker_.wbuf.size() - worker_.wlen);
@@ -142,18 +151,23 @@ class FetchEngine::Sink : public RangeSink {
     return take;
   }
 
-  // Writes the buffered bytes (those still inside the segment after a split), records them and
-  // advances the hash. False (and error() set) on failure.
+  // Commits the gathered bytes. False (and error() set) on failure.
   bool Flush() {
     if (worker_.wlen == 0) return error_.ok();
+    const size_t len = worker_.wlen;
+    worker_.wlen = 0;
     const uint64_t offset = worker_.woffset;
-    const char* data = worker_.wbuf.data();
+    worker_.woffset += len;
+    return Commit(offset, worker_.wbuf.data(), len);
+  }
+
+  // Writes [offset, offset + len) (what is still inside the segment after a split), records it
+  // and advances the hash. False (and error() set) on failure.
+  bool Commit(uint64_t offset, const char* data, size_t len) {
     std::unique_lock<std::mutex> lock(blob_.mu);
     const uint64_t end = segment_.end.load();
     const size_t take =
-        offset >= end ? 0 : static_cast<size_t>(std::min<uint64_t>(worker_.wlen, end - offset));
-    worker_.woffset += worker_.wlen;
-    worker_.wlen = 0;
+        offset >= end ? 0 : static_cast<size_t>(std::min<uint64_t>(len, end - offset));
     if (take == 0) return true;
     Status st = PwriteAll(blob_.fd, data, take, offset);
     ResumeRecord& record = *blob_.record;

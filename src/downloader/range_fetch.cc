@@ -15,7 +15,8 @@ namespace mc::downloader {
 namespace {
 
 constexpr int kMaxRedirects = 5;
-constexpr long kBufferSize = 512 * 1024;
+// libcurl's receive buffer: the engine's piece size (fetch_engine.cc, kPieceBytes).
+constexpr long kBufferSize = 64 * 1024;
 constexpr size_t kMaxErrorBody = 4096;
 
 bool ParseU64(std::string_view s, uint64_t* out) {
