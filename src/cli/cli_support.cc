@@ -1,10 +1,10 @@
-#include <CLI/CLI.hpp>
-
 #include <pthread.h>
 
+#include <CLI/CLI.hpp>
 #include <csignal>
 
 #include "commands.h"
+#include "mc/common/byte_count.h"
 #include "mc/hub/hub_config.h"
 
 namespace mc::cli {
@@ -31,6 +31,14 @@ void AddCacheDirOption(CLI::App& cmd, std::string& value) {
   cmd.add_option("--cache-dir", value,
                  "The Hugging Face cache dir (default: $HF_HUB_CACHE, else $HF_HOME/hub, else\n"
                  "~/.cache/huggingface/hub, exactly as the official clients choose it)");
+}
+
+StatusOr<uint64_t> ParseRate(const std::string& text) {
+  std::string_view bytes = text;
+  if (bytes.ends_with("/s")) bytes.remove_suffix(2);
+  MC_ASSIGN_OR_RETURN(ByteCount rate, ByteCount::Parse(bytes));
+  if (rate.bytes() == 0) return InvalidArgumentError("the rate must be more than 0 bytes a second");
+  return rate.bytes();
 }
 
 StatusOr<std::filesystem::path> CacheDirOrDefault(const std::string& flag) {

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -118,6 +119,22 @@ TEST_F(CliTest, UpRejectsABadDemoUpstreamRateBeforeStarting) {
     EXPECT_EQ(r.exit_code, 2) << c.message << ": " << r.err;
     EXPECT_NE(r.err.find(c.message), std::string::npos) << r.err;
     EXPECT_FALSE(fs::exists(data)) << c.message;
+  }
+}
+
+// serve's rate caps: explained in --help, and a bad one is a usage error before anything listens.
+TEST_F(CliTest, ServeRejectsABadRateBeforeListening) {
+  auto help = RunMc({"serve", "--help"});
+  EXPECT_NE(help.out.find("--max-rate RATE"), std::string::npos) << help.out;
+  EXPECT_NE(help.out.find("--max-rate-per-answer RATE"), std::string::npos) << help.out;
+  for (const auto& [flag, value, message] : std::vector<std::array<std::string, 3>>{
+           {"--max-rate", "0", "more than 0 bytes a second"},
+           {"--max-rate", "fast", "invalid size 'fast'"},
+           {"--max-rate-per-answer", "-5MB/s", "--max-rate-per-answer"}}) {
+    auto r = RunMc({"serve", "--cache-dir", cache_, "--listen", "127.0.0.1:0", flag, value});
+    EXPECT_EQ(r.exit_code, 2) << flag << " " << value << ": " << r.err;
+    EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
+    EXPECT_EQ(r.out.find("listening"), std::string::npos) << r.out;
   }
 }
 

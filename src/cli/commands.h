@@ -29,7 +29,7 @@ void AddFixtureCommand(CLI::App& app, CommandResult& result);
 void AddServeCommand(CLI::App& app, CommandResult& result);
 void AddPullCommand(CLI::App& app, CommandResult& result);
 void AddAgentCommand(CLI::App& app, CommandResult& result);
-void AddPinCommands(CLI::App& app, CommandResult& result);  // pin, unpin, pins
+void AddPinCommands(CLI::App& app, CommandResult& result);         // pin, unpin, pins
 void AddControllerCommands(CLI::App& app, CommandResult& result);  // controller, keys, up
 
 // Daemons (serve, agent, controller, up): blocks SIGTERM and SIGINT in this thread and every
@@ -44,6 +44,10 @@ void WaitForStopSignal(const sigset_t& stop_signals);
 void AddCacheDirOption(CLI::App& cmd, std::string& value);
 // The cache dir to use: the flag if given, else the HF_HUB_CACHE rules (hf-hub-protocol.md §1.1).
 StatusOr<std::filesystem::path> CacheDirOrDefault(const std::string& flag);
+
+// A rate option (--demo-upstream-rate, serve --max-rate): bytes per second as "8MB" or "8MB/s"
+// (ByteCount units), more than 0.
+StatusOr<uint64_t> ParseRate(const std::string& text);
 
 // The agent's state dir (state.db, resume records, worker logs): the flag if given, else the
 // sibling of `cache_dir` named "modelcache-state" (~/.cache/huggingface/modelcache-state for the

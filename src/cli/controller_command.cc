@@ -132,15 +132,6 @@ Status WriteFile(const fs::path& path, const std::string& content, mode_t mode) 
   return Status::Ok();
 }
 
-// --demo-upstream-rate: bytes per second, "8MB" or "8MB/s" (ByteCount units), more than 0.
-StatusOr<uint64_t> ParseRate(const std::string& text) {
-  std::string_view bytes = text;
-  if (bytes.ends_with("/s")) bytes.remove_suffix(2);
-  MC_ASSIGN_OR_RETURN(ByteCount rate, ByteCount::Parse(bytes));
-  if (rate.bytes() == 0) return InvalidArgumentError("the rate must be more than 0 bytes a second");
-  return rate.bytes();
-}
-
 // The demo upstream: two generated repos in a cache under the data dir, one public and one gated
 // (its token in demo-hf-token), served by an in-process mirror, its file bytes capped at
 // `bytes_per_second` (0 = no cap).

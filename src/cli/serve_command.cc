@@ -12,6 +12,7 @@ namespace {
 
 struct ServeArgs {
   std::string cache_dir, listen = "127.0.0.1:8765", access_config, public_url;
+  std::string max_rate, max_rate_per_answer;  // "" = no cap
 };
 
 Status RunServe(const ServeArgs& args) {
@@ -23,6 +24,13 @@ Status RunServe(const ServeArgs& args) {
   options.listen = args.listen;
   if (!args.access_config.empty()) options.access_config = args.access_config;
   if (!args.public_url.empty()) options.public_base_url = args.public_url;
+  if (!args.max_rate.empty()) {
+    MC_ASSIGN_OR_RETURN(options.max_bytes_per_second, ParseRate(args.max_rate), "--max-rate");
+  }
+  if (!args.max_rate_per_answer.empty()) {
+    MC_ASSIGN_OR_RETURN(options.max_bytes_per_second_per_answer,
+                        ParseRate(args.max_rate_per_answer), "--max-rate-per-answer");
+  }
   MC_ASSIGN_OR_RETURN(auto server, mirror::MirrorServer::Create(options));
   MC_RETURN_IF_ERROR(server->Start(), "start mirror on " + args.listen);
   std::cout << "listening on " << server->base_url() << std::endl;
@@ -56,6 +64,16 @@ void AddServeCommand(CLI::App& app, CommandResult& result) {
   cmd->add_option("--public-url", args->public_url,
                   "Base URL clients reach this server at, used in pagination links\n"
                   "(default: taken from each request's Host header)");
+  cmd->add_option("--max-rate", args->max_rate,
+                  "Cap the file bytes this server sends at RATE a second, all clients together\n"
+                  "(500MB, 100MiB; '/s' may follow): keeps a host that serves its peers from\n"
+                  "filling its own link. Default: no cap")
+      ->type_name("RATE");
+  cmd->add_option("--max-rate-per-answer", args->max_rate_per_answer,
+                  "Cap each download answer on its own at RATE a second, as a CDN caps each\n"
+                  "connection or a long link caps one TCP stream: for benchmarks and tests of\n"
+                  "clients that open several connections. Default: no cap")
+      ->type_name("RATE");
   cmd->callback([args, &result] { result.status = RunServe(*args); });
 }
 

@@ -19,13 +19,15 @@ static_assert(std::is_same_v<TokenBucket::TimePoint::duration, std::chrono::nano
 struct PacedBody {
   std::optional<net::FileBody> file;  // set, or `inner` is
   net::BodyProducer inner;
-  BandwidthLimiter* limiter = nullptr;
+  BandwidthLimiter* shared = nullptr;     // the server's cap, or null
+  std::unique_ptr<BandwidthLimiter> own;  // this answer's cap, or null
 
   ssize_t Produce(uint64_t pos, char* buf, size_t max);
 };
 
 ssize_t PacedBody::Produce(uint64_t pos, char* buf, size_t max) {
-  max = static_cast<size_t>(std::min<uint64_t>(max, limiter->max_chunk()));
+  if (shared) max = static_cast<size_t>(std::min<uint64_t>(max, shared->max_chunk()));
+  if (own) max = static_cast<size_t>(std::min<uint64_t>(max, own->max_chunk()));
   ssize_t n;
   if (inner) {
     n = inner(pos, buf, max);
@@ -37,7 +39,10 @@ ssize_t PacedBody::Produce(uint64_t pos, char* buf, size_t max) {
     if (n <= 0) return net::kAbortBody;  // read error or the file shrank under Content-Length
   }
   // Read first, then wait for the tokens: the wait holds no more than the server's own block.
-  if (!limiter->Acquire(static_cast<uint64_t>(n))) return net::kAbortBody;
+  // This answer's own cap first: its wait is short (a tenth of a second at most) and is not
+  // woken by Stop(), the shared one's is.
+  if (own && !own->Acquire(static_cast<uint64_t>(n))) return net::kAbortBody;
+  if (shared && !shared->Acquire(static_cast<uint64_t>(n))) return net::kAbortBody;
   return n;
 }
 
@@ -90,9 +95,14 @@ void BandwidthLimiter::Resume() {
   stopping_ = false;
 }
 
-void Throttle(net::HttpResponse& response, BandwidthLimiter& limiter) {
+void Throttle(net::HttpResponse& response, BandwidthLimiter* shared,
+              uint64_t per_answer_bytes_per_second) {
+  if (shared == nullptr && per_answer_bytes_per_second == 0) return;
   auto body = std::make_shared<PacedBody>();
-  body->limiter = &limiter;
+  body->shared = shared;
+  if (per_answer_bytes_per_second > 0) {
+    body->own = std::make_unique<BandwidthLimiter>(per_answer_bytes_per_second);
+  }
   uint64_t length = 0;
   if (response.stream) {
     length = response.stream->length;

@@ -78,8 +78,11 @@ class BandwidthLimiter {
   bool stopping_ = false;  // guarded by mu_
 };
 
-// Replaces the file or stream body of `response` with a stream that `limiter` paces (a body of
-// another kind, or an empty one, is left alone). The limiter must outlive the response's body.
-void Throttle(net::HttpResponse& response, BandwidthLimiter& limiter);
+// Replaces the file or stream body of `response` with a paced stream (a body of another kind, or
+// an empty one, is left alone): paced by `shared` (the server's cap; may be null; must outlive
+// the body) and, when per_answer_bytes_per_second > 0, by a limiter of this answer's own at that
+// rate (MirrorOptions::max_bytes_per_second_per_answer). Both 0/null: nothing changes.
+void Throttle(net::HttpResponse& response, BandwidthLimiter* shared,
+              uint64_t per_answer_bytes_per_second);
 
 }  // namespace mc::mirror

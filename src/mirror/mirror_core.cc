@@ -54,7 +54,9 @@ void MirrorCore::Handle(const net::HttpRequest& request, net::HttpResponse& resp
     if (!error && kind == RouteKind::kResolve && request.method == "GET") {
       faults_.Apply(request, response);
       // After the faults, so that a faulted body is paced too (an injected error is not a body).
-      if (limiter_ && response.status < 300) Throttle(response, *limiter_);
+      if (response.status < 300) {
+        Throttle(response, limiter_.get(), options_.max_bytes_per_second_per_answer);
+      }
     }
   }
   if (error) SetHubError(response, *error);

@@ -1,7 +1,8 @@
-// The bandwidth cap of MirrorServer (MirrorOptions::max_bytes_per_second) over real loopback
-// HTTP. Timing is asserted only from below: a capped transfer of S bytes at rate R cannot end
-// before (S - burst) / R, the burst being a tenth of a second of bytes. (The arithmetic itself is
-// checked on made-up time in bandwidth_limiter_test.cc.)
+// The bandwidth caps of MirrorServer (MirrorOptions::max_bytes_per_second for the server,
+// max_bytes_per_second_per_answer for each answer) over real loopback HTTP. Timing is asserted only
+// from below: a capped transfer of S bytes at rate R cannot end before (S - burst) / R, the burst
+// being a tenth of a second of bytes. (The arithmetic itself is checked on made-up time in
+// bandwidth_limiter_test.cc.)
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -37,10 +38,12 @@ class MirrorThrottleTest : public ::testing::Test {
     }
   }
 
-  void Serve(uint64_t bytes_per_second, std::vector<FaultRule> rules = {}) {
+  void Serve(uint64_t bytes_per_second, std::vector<FaultRule> rules = {},
+             uint64_t per_answer = 0) {
     MirrorOptions options;
     options.cache_dir = testenv::Get().cache_dir;
     options.max_bytes_per_second = bytes_per_second;
+    options.max_bytes_per_second_per_answer = per_answer;
     options.faults.rules = std::move(rules);
     auto server = MirrorServer::Create(std::move(options));
     ASSERT_TRUE(server.ok()) << server.status().ToString();
@@ -150,6 +153,44 @@ TEST_F(MirrorThrottleTest, AnAbandonedCappedTransferLeavesAPrefix) {
   const std::string got = Received(0);
   EXPECT_LT(got.size(), Weights().size());
   EXPECT_EQ(got, Weights().substr(0, got.size()));
+}
+
+// The per-answer cap paces each answer on its own: two transfers at once each take at least their
+// own size over the rate (the server as a whole is not capped), and a Range answer is paced too.
+TEST_F(MirrorThrottleTest, EachAnswerIsPacedOnItsOwn) {
+  const std::string weights = Weights();
+  const uint64_t rate = weights.size() * 3;  // about a third of a second per answer
+  Serve(0, {}, rate);
+  std::vector<StatusOr<net::HttpClientResponse>> results(2, InternalError("not run"));
+  std::vector<Clock::duration> took(2);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i) {
+    threads.emplace_back([&, i] {
+      const auto start = Clock::now();
+      results[i] = Fetch(i, i == 1 ? "bytes=0-" : "");
+      took[i] = Clock::now() - start;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(results[i].ok()) << i << ": " << results[i].status().ToString();
+    EXPECT_EQ(Received(i), weights) << i;
+    EXPECT_GE(took[i], Least(weights.size(), rate)) << i;
+  }
+  EXPECT_EQ(results[1]->status, 206);
+}
+
+// With both caps, both apply: here the server's is the slower one and sets the pace.
+TEST_F(MirrorThrottleTest, PerAnswerAndServerCapsBothApply) {
+  const std::string weights = Weights();
+  const uint64_t server_rate = weights.size() * 3;
+  Serve(server_rate, {}, server_rate * 4);
+  const auto start = Clock::now();
+  auto res = Fetch(0);
+  const auto took = Clock::now() - start;
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  EXPECT_EQ(Received(0), weights);
+  EXPECT_GE(took, Least(weights.size(), server_rate));
 }
 
 }  // namespace

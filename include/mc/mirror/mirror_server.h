@@ -40,6 +40,12 @@
 // condition variable (no busy waiting) that Stop() wakes. Headers, HEAD, API answers and error
 // bodies are never capped. Faulted answers are capped too (the fault applies first).
 //
+// Per-answer cap (MirrorOptions::max_bytes_per_second_per_answer): each resolve GET's file bytes
+// are also paced on their own at that rate, like a CDN that limits each connection, or one TCP
+// stream over a long link; a client that opens N connections or Range requests gets up to N times
+// the rate. Combines with the server cap (both apply). Its waits last at most a tenth of a second
+// and are not woken by Stop().
+//
 // Thread-safety: requests are served concurrently on the server's threads; stats() may be called
 // from any thread. Start()/Stop() belong to the owner; Stop() joins every server thread.
 #pragma once
@@ -132,6 +138,9 @@ struct MirrorOptions {
   // Cap on the file bytes of resolve GETs, all connections together (see the header comment);
   // 0 = no cap. Demos, tests and benchmarks.
   uint64_t max_bytes_per_second = 0;
+  // Cap on the file bytes of each resolve GET on its own (see the header comment); 0 = no cap.
+  // Benchmarks and tests: a link where one connection is slower than several.
+  uint64_t max_bytes_per_second_per_answer = 0;
 };
 
 enum class RouteKind { kResolve, kRepoInfo, kTree, kPathsInfo, kOther };
