@@ -437,6 +437,22 @@ TEST_F(PullCliTest, RevisionGivenTwiceDifferentlyIsAUsageError) {
   EXPECT_NE(r.err.find("--revision"), std::string::npos) << r.err;
 }
 
+TEST_F(PullCliTest, MaxConnectionsBelowConnectionsIsAUsageError) {
+  auto r = Child(PullArgs({"demo/model", "--max-connections", "4"}, "", 8), Env()).Finish();
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--max-connections 4 is less than --connections 8"), std::string::npos)
+      << r.err;
+}
+
+// An explicit --connections is the exact count: the done event says how many there were.
+TEST_F(PullCliTest, ExplicitConnectionsAreTheCount) {
+  auto r = Child(PullArgs({"demo/model", "--json"}, "", 3), Env()).Finish();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto last = nlohmann::json::parse(Lines(r.out).back(), nullptr, false);
+  EXPECT_EQ(last["event"], "done") << r.out;
+  EXPECT_EQ(last["connections"], 3) << r.out;
+}
+
 TEST_F(PullCliTest, JsonEmitsOneEventPerLineEndingInDone) {
   auto r = Pull({"demo/model", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

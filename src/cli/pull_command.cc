@@ -26,7 +26,8 @@ namespace fs = std::filesystem;
 struct PullArgs {
   std::string model, revision, cache_dir, state_dir, token_file, endpoint;
   std::vector<std::string> include, exclude, peers;
-  int connections = 8;
+  int connections = 0;      // 0 = not given: start at 8 and scale up to max_connections
+  int max_connections = 0;  // 0 = not given: `connections` if that was given, else 32
   bool dry_run = false, as_json = false;
 };
 
@@ -136,7 +137,16 @@ StatusOr<downloader::PullOptions> MakeOptions(const PullArgs& args, const Select
   context.endpoint = endpoint.url();
   context.cache_dir = cache_dir;
   downloader::FetchTuning tuning;
-  tuning.connections = args.connections;
+  // An explicit --connections is the count; scaling only with --max-connections, or by default.
+  if (args.connections > 0) tuning.connections = args.connections;
+  tuning.max_connections = args.max_connections > 0 ? args.max_connections
+                           : args.connections > 0   ? args.connections
+                                                    : tuning.max_connections;
+  if (tuning.max_connections < tuning.connections) {
+    return InvalidArgumentError("--max-connections " + std::to_string(tuning.max_connections) +
+                                " is less than --connections " +
+                                std::to_string(tuning.connections));
+  }
   return downloader::PullOptions{.cache_dir = cache_dir,
                                  .state_dir = state_dir,
                                  .endpoint = endpoint,
@@ -354,8 +364,13 @@ void AddPullCommand(CLI::App& app, CommandResult& result) {
                   "never sent to a peer")
       ->allow_extra_args(false);
   cmd->add_option("--connections", args->connections,
-                  "Parallel HTTP connections, 1 to 64 (default 8); big files are split across\n"
-                  "them")
+                  "Parallel HTTP connections, 1 to 64; big files are split across them. Default:\n"
+                  "start with 8 and add more while each step raises the download rate by 10%\n"
+                  "or more (a link where one connection is slower than several), up to 32.\n"
+                  "Given, it is the exact count unless --max-connections is given too")
+      ->check(CLI::Range(1, 64));
+  cmd->add_option("--max-connections", args->max_connections,
+                  "The most connections scaling may reach, 1 to 64 (default 32)")
       ->check(CLI::Range(1, 64));
   cmd->add_flag("--dry-run", args->dry_run,
                 "Show what would be fetched, linked or is already present; write nothing");

@@ -134,6 +134,7 @@ Json ResultJson(const PullResult& r) {
           {"bytes_resumed", r.bytes_resumed},
           {"bytes_by_source", std::move(by_source)},
           {"retries", r.retries},
+          {"connections", r.connections},
           {"seconds", r.seconds}};
 }
 
@@ -339,7 +340,9 @@ void PullProgress::Finish(const PullResult& result) {
        << " file(s): " << result.files_fetched << " fetched, " << result.files_linked << " linked, "
        << present << " already there; " << Human(result.bytes_fetched) << " in "
        << Seconds(result.seconds) << ", " << FormatRate(rate) << ", " << result.retries << " retr"
-       << (result.retries == 1 ? "y" : "ies") << "\n";
+       << (result.retries == 1 ? "y" : "ies");
+  if (result.connections > 0) err_ << ", " << result.connections << " connection(s)";
+  err_ << "\n";
   for (const auto& [source, bytes] : result.bytes_by_source) {
     err_ << "  from " << Safe(source) << ": " << Human(bytes) << "\n";
   }

@@ -232,10 +232,23 @@ Status FetchEngine::Run(std::vector<BlobSpec> specs) {
   std::stable_sort(specs.begin(), specs.end(),
                    [](const BlobSpec& a, const BlobSpec& b) { return a.size > b.size; });
   for (BlobSpec& s : specs) blobs_.push_back(std::make_unique<Blob>(std::move(s)));
-  const int n = std::clamp(config_.tuning.connections, 1, 256);
+  const int start = std::clamp(config_.tuning.connections, 1, 256);
+  const int most = std::clamp(config_.tuning.max_connections, start, 256);
   std::vector<std::thread> threads;
-  threads.reserve(static_cast<size_t>(n));
-  for (int i = 0; i < n; ++i) threads.emplace_back([this, i] { WorkerLoop(i); });
+  threads.reserve(static_cast<size_t>(most));
+  auto grow = [&](int n) {
+    while (static_cast<int>(threads.size()) < n) {
+      const int id = static_cast<int>(threads.size());
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++live_workers_;
+      }
+      threads.emplace_back([this, id] { WorkerLoop(id); });
+    }
+    peak_connections_ = static_cast<int>(threads.size());
+  };
+  grow(start);
+  if (most > start) Scale(start, most, grow);
   for (std::thread& t : threads) t.join();
   std::lock_guard<std::mutex> lock(mu_);
   if (!error_.ok()) return error_;
@@ -259,6 +272,7 @@ void FetchEngine::WorkerLoop(int /*id*/) {
     }
     lock.lock();
   }
+  --live_workers_;
   changed_.notify_all();
 }
 
@@ -321,7 +335,49 @@ std::shared_ptr<FetchEngine::Segment> FetchEngine::NextSegment(std::unique_lock<
              b->state == State::kActive;
     });
     if (!busy) return nullptr;
+    ++idle_workers_;
     changed_.wait(lock);
+    --idle_workers_;
+  }
+}
+
+void FetchEngine::Scale(int workers, int most, const std::function<void(int)>& grow) {
+  const FetchTuning& tuning = config_.tuning;
+  const double window = std::chrono::duration<double>(tuning.scale_window).count();
+  uint64_t before = bytes_fetched_;
+  double base = -1;  // bytes/s of the last window, with `workers` workers
+  int windows = 0;
+  std::unique_lock<std::mutex> lock(mu_);
+  while (workers < most) {
+    if (changed_.wait_for(lock, tuning.scale_window,
+                          [this] { return live_workers_ == 0 || Stopping(); })) {
+      return;
+    }
+    const uint64_t now = bytes_fetched_;
+    const double rate = static_cast<double>(now - before) / window;
+    before = now;
+    // The first window has the connections' start in it: it is the baseline's warm-up only.
+    if (++windows == 1) continue;
+    if (base >= 0 && rate < base * (1 + tuning.scale_gain)) return;  // that step did not pay
+    base = rate;
+    // More workers help only when all are busy and there is a range left to split.
+    bool splittable = false;
+    for (const auto& b : blobs_) {
+      if (b->state == Blob::State::kQueued) splittable = true;
+      if (b->state != Blob::State::kActive || splittable) continue;
+      std::lock_guard<std::mutex> guard(b->mu);
+      for (const auto& seg : b->segments) {
+        if (seg->end - seg->pos >= 2 * tuning.min_split_size) splittable = true;
+      }
+    }
+    if (idle_workers_ > 0 || !splittable) {
+      base = -1;  // nothing was tried: measure again before the next step
+      continue;
+    }
+    workers = std::min(most, workers + std::max(1, workers / 2));
+    lock.unlock();
+    grow(workers);
+    lock.lock();
   }
 }
 
@@ -744,6 +800,7 @@ FetchEngine::Counters FetchEngine::counters() const {
   c.blobs_fetched = blobs_fetched_;
   c.blobs_linked = blobs_linked_;
   c.retries = retries_;
+  c.peak_connections = peak_connections_;
   std::lock_guard<std::mutex> lock(source_mu_);
   c.bytes_by_source = bytes_by_source_;
   return c;

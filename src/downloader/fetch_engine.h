@@ -81,6 +81,7 @@ class FetchEngine {
     int blobs_fetched = 0;
     int blobs_linked = 0;
     int retries = 0;
+    int peak_connections = 0;  // workers started (scaling only adds)
     std::map<std::string, uint64_t> bytes_by_source;
   };
   Counters counters() const;
@@ -94,6 +95,9 @@ class FetchEngine {
   class Sink;
 
   void WorkerLoop(int id);
+  // Connection scaling (FetchTuning::max_connections): measures windows on the calling thread
+  // and calls grow(n) to have n workers, until the workers are done or a step does not pay.
+  void Scale(int workers, int most, const std::function<void(int)>& grow);
   // The next range to fetch, activating queued blobs and splitting ranges as needed; nullptr
   // when there is nothing left to do. `lock` holds mu_.
   std::shared_ptr<Segment> NextSegment(std::unique_lock<std::mutex>& lock, Worker& worker);
@@ -133,6 +137,9 @@ class FetchEngine {
   std::atomic<int> blobs_fetched_{0};
   std::atomic<int> blobs_linked_{0};
   std::atomic<int> retries_{0};
+  int live_workers_ = 0;  // guarded by mu_: started and not finished
+  int idle_workers_ = 0;  // guarded by mu_: waiting in NextSegment for work to appear
+  std::atomic<int> peak_connections_{0};
   mutable std::mutex source_mu_;
   std::map<std::string, uint64_t> bytes_by_source_;  // guarded by source_mu_
 };

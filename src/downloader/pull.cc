@@ -96,7 +96,7 @@ void Puller::Cancel() {
 StatusOr<PullResult> Puller::Run(const std::function<void(const PullEvent&)>& observer) {
   const auto started = Clock::now();
   const PullOptions& o = options_;
-  if (o.tuning.connections < 1 || o.tuning.connections > 256) {
+  if (o.tuning.connections < 1 || o.tuning.connections > 256 || o.tuning.max_connections > 256) {
     return InvalidArgumentError("connections must be between 1 and 256");
   }
   if (o.tuning.cell_size < 4096 || o.tuning.min_split_size < o.tuning.cell_size) {
@@ -352,6 +352,7 @@ StatusOr<PullResult> Puller::Run(const std::function<void(const PullEvent&)>& ob
   result.bytes_resumed = counters.bytes_resumed;
   result.bytes_by_source = counters.bytes_by_source;
   result.retries = counters.retries;
+  result.connections = counters.peak_connections;
   result.seconds = std::chrono::duration<double>(Clock::now() - started).count();
   {
     std::lock_guard<std::mutex> lock(event_mu);

@@ -89,11 +89,13 @@ Upstream& Up() {
 }
 
 std::unique_ptr<mirror::MirrorServer> Serve(const fs::path& cache_dir,
-                                            std::vector<FaultRule> faults = {}) {
+                                            std::vector<FaultRule> faults = {},
+                                            uint64_t per_answer_bytes_per_second = 0) {
   mirror::MirrorOptions options;
   options.cache_dir = cache_dir;
   options.access_config = Up().access;
   options.faults.rules = std::move(faults);
+  options.max_bytes_per_second_per_answer = per_answer_bytes_per_second;
   auto server = mirror::MirrorServer::Create(std::move(options));
   if (!server.ok() || !(*server)->Start().ok()) std::abort();
   return std::move(*server);
@@ -130,6 +132,7 @@ class PullTest : public ::testing::Test {
     o.repo = *RepoId::Parse(repo);
     o.revision = *Revision::Parse("main");
     o.tuning.connections = 4;
+    o.tuning.max_connections = 4;  // no scaling, but in the test of scaling
     o.tuning.cell_size = 256 << 10;
     o.tuning.min_split_size = 1 << 20;
     o.tuning.stall_timeout = std::chrono::seconds(1);
@@ -425,6 +428,34 @@ TEST_F(PullTest, CancelledPullResumesWithoutFetchingFinishedCellsAgain) {
   EXPECT_GE(r->bytes_resumed, 2'500'000u);
   EXPECT_LE(server->stats().file_bytes_served + r->bytes_resumed,
             Up().model.bytes - Up().File("copy.json").size + (256u << 10));
+}
+
+// Where each connection is capped on its own (the mirror paces every answer at 3 MB/s), two
+// connections are not enough: the engine adds workers while a step raises the rate, and the pull
+// is still complete and verified.
+TEST_F(PullTest, ConnectionsScaleUpWhereOneIsSlowerThanSeveral) {
+  auto server = Serve(Up().cache_dir, {}, 3'000'000);
+  PullOptions o = Options(*server);
+  o.tuning.connections = 2;
+  o.tuning.max_connections = 8;
+  o.tuning.scale_window = std::chrono::milliseconds(100);
+  auto r = Pull(std::move(o));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ExpectComplete(*r, dir_ / "cache");
+  EXPECT_GT(r->connections, 2);
+  EXPECT_LE(r->connections, 8);
+}
+
+// With max_connections equal to connections, the count never changes.
+TEST_F(PullTest, NoScalingWhenTheMostIsTheStart) {
+  auto server = Serve(Up().cache_dir, {}, 3'000'000);
+  PullOptions o = Options(*server);
+  o.tuning.connections = 3;
+  o.tuning.max_connections = 3;
+  o.tuning.scale_window = std::chrono::milliseconds(100);
+  auto r = Pull(std::move(o));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->connections, 3);
 }
 
 TEST_F(PullTest, TwoConcurrentPullsFetchEachBlobOnce) {

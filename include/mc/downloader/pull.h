@@ -75,7 +75,15 @@ namespace mc::downloader {
 
 // Knobs of the fetch engine. The defaults suit a WAN link; tests shrink the timeouts.
 struct FetchTuning {
-  int connections = 8;                    // worker threads = concurrent HTTP requests
+  int connections = 8;  // worker threads = concurrent HTTP requests, at the start
+  // Connection scaling: while every worker is busy and ranges are left to split, one more
+  // `scale_window` is measured; when the bytes received in it beat the window before by at least
+  // `scale_gain`, half as many workers again are added (as where one connection is slower than
+  // several: a CDN's per-connection limit, a long link), up to max_connections. The first step
+  // that does not pay ends the scaling. max_connections <= connections: no scaling.
+  int max_connections = 32;
+  std::chrono::milliseconds scale_window{1'000};
+  double scale_gain = 0.10;
   uint64_t cell_size = 4ull << 20;        // resume and split granularity
   uint64_t min_split_size = 16ull << 20;  // never split a range with less than 2× this left
   std::chrono::milliseconds connect_timeout{10'000};
@@ -164,6 +172,7 @@ struct PullResult {
   uint64_t bytes_resumed = 0;  // bytes of partial blobs found on disk and not fetched again
   std::map<std::string, uint64_t> bytes_by_source;  // "upstream" or the peer URL → bytes
   int retries = 0;
+  int connections = 0;  // the most workers (HTTP connections) at once, after scaling
   double seconds = 0;
 };
 
