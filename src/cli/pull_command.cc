@@ -365,8 +365,8 @@ void AddPullCommand(CLI::App& app, CommandResult& result) {
       ->allow_extra_args(false);
   cmd->add_option("--connections", args->connections,
                   "Parallel HTTP connections, 1 to 64; big files are split across them. Default:\n"
-                  "start with 8 and add more while each step raises the download rate by 10%\n"
-                  "or more (a link where one connection is slower than several), up to 32.\n"
+                  "start with 8 and double them while each step raises the download rate by\n"
+                  "10% or more (a link where one connection is slower than several), up to 32.\n"
                   "Given, it is the exact count unless --max-connections is given too")
       ->check(CLI::Range(1, 64));
   cmd->add_option("--max-connections", args->max_connections,

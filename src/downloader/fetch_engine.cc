@@ -1,6 +1,7 @@
 #include "downloader/fetch_engine.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -347,18 +348,24 @@ void FetchEngine::Scale(int workers, int most, const std::function<void(int)>& g
   uint64_t before = bytes_fetched_;
   double base = -1;  // bytes/s of the last window, with `workers` workers
   int windows = 0;
+  bool scaling = true;  // after that, the rate is only logged (--log-level debug)
   std::unique_lock<std::mutex> lock(mu_);
-  while (workers < most) {
-    if (changed_.wait_for(lock, tuning.scale_window,
-                          [this] { return live_workers_ == 0 || Stopping(); })) {
-      return;
-    }
+  while (!changed_.wait_for(lock, tuning.scale_window,
+                            [this] { return live_workers_ == 0 || Stopping(); })) {
     const uint64_t now = bytes_fetched_;
     const double rate = static_cast<double>(now - before) / window;
     before = now;
     // The first window has the connections' start in it: it is the baseline's warm-up only.
-    if (++windows == 1) continue;
-    if (base >= 0 && rate < base * (1 + tuning.scale_gain)) return;  // that step did not pay
+    if (++windows == 1 || !scaling) {
+      spdlog::debug("pull: {} connections: {:.1f} MB/s", workers, rate / 1e6);
+      continue;
+    }
+    if (base >= 0 && rate < base * (1 + tuning.scale_gain)) {  // that step did not pay
+      spdlog::debug("pull: {} connections: {:.1f} MB/s, not {:.0f}% more than before: no more",
+                    workers, rate / 1e6, tuning.scale_gain * 100);
+      scaling = false;
+      continue;
+    }
     base = rate;
     // More workers help only when all are busy and there is a range left to split.
     bool splittable = false;
@@ -371,10 +378,15 @@ void FetchEngine::Scale(int workers, int most, const std::function<void(int)>& g
       }
     }
     if (idle_workers_ > 0 || !splittable) {
+      spdlog::debug("pull: {} connections: {:.1f} MB/s; {} idle, {} range to split", workers,
+                    rate / 1e6, idle_workers_, splittable ? "a" : "no");
       base = -1;  // nothing was tried: measure again before the next step
       continue;
     }
-    workers = std::min(most, workers + std::max(1, workers / 2));
+    const int next = std::min(most, 2 * workers);
+    spdlog::debug("pull: {} connections: {:.1f} MB/s; trying {}", workers, rate / 1e6, next);
+    workers = next;
+    scaling = workers < most;
     lock.unlock();
     grow(workers);
     lock.lock();

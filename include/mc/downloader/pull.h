@@ -76,13 +76,13 @@ namespace mc::downloader {
 // Knobs of the fetch engine. The defaults suit a WAN link; tests shrink the timeouts.
 struct FetchTuning {
   int connections = 8;  // worker threads = concurrent HTTP requests, at the start
-  // Connection scaling: while every worker is busy and ranges are left to split, one more
-  // `scale_window` is measured; when the bytes received in it beat the window before by at least
-  // `scale_gain`, half as many workers again are added (as where one connection is slower than
-  // several: a CDN's per-connection limit, a long link), up to max_connections. The first step
-  // that does not pay ends the scaling. max_connections <= connections: no scaling.
+  // Connection scaling: while every worker is busy and ranges are left to split, the workers are
+  // doubled (as where one connection is slower than several: a CDN's per-connection limit, a long
+  // link), up to max_connections, as long as each step raises the bytes received per
+  // `scale_window` by at least `scale_gain` over the window before it. The first step that does
+  // not pay ends the scaling. max_connections <= connections: no scaling.
   int max_connections = 32;
-  std::chrono::milliseconds scale_window{1'000};
+  std::chrono::milliseconds scale_window{500};
   double scale_gain = 0.10;
   uint64_t cell_size = 4ull << 20;        // resume and split granularity
   uint64_t min_split_size = 16ull << 20;  // never split a range with less than 2× this left
