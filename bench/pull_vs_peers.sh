@@ -9,6 +9,8 @@
 #   js       the official @huggingface/hub client's snapshotDownload (version pinned in tests/js)
 #   cp       cp -r of the blobs from the server's cache (the disk-write limit, not durable)
 #   cpsync   cp -r + sync (durable like pull, which fsyncs every blob before publishing it)
+#   base     with BENCH_BASELINE=path/to/another/modelcache: that binary's pull (default
+#            connections), to measure a change of ours against the build before it in one run
 # ROUNDS rounds, the order of the tools rotated each round; `sync` before every step so nobody
 # pays for an earlier step's dirty pages; the server's blobs are warm in the page cache for every
 # step (BENCH_COLD=1 drops the page cache before every step instead; needs root). Per tool: median
@@ -20,6 +22,10 @@
 # Env:   ROUNDS=5 BENCH_SHARD_MIB=1024 BENCH_SHARDS=4 BENCH_BIG_MIB=2048 BENCH_SMALL_FILES=20
 #        BENCH_TOOLS="pull pull16 aria2c curl js cp cpsync" BENCH_DIR=/tmp BENCH_COLD=0
 #        BENCH_ARIA2_ALLOC=falloc (aria2c --file-allocation)
+#        BENCH_BASELINE=path/to/older/modelcache (adds the tool "base")
+#        BENCH_RATE_PER_ANSWER=RATE: the mirror paces each answer on its own at RATE (`serve
+#          --max-rate-per-answer`, e.g. 40MB), like a CDN's per-connection limit or one TCP stream
+#          over a long link, so tools that open several connections gain what they would there
 #        Quick smoke run: BENCH_SHARD_MIB=64 BENCH_BIG_MIB=128 ROUNDS=2 bench/pull_vs_peers.sh
 set -euo pipefail
 
@@ -32,6 +38,12 @@ SHARDS=${BENCH_SHARDS:-4}
 BIG_MIB=${BENCH_BIG_MIB:-2048}
 SMALL=${BENCH_SMALL_FILES:-20}
 read -r -a TOOLS <<<"${BENCH_TOOLS:-pull pull16 aria2c curl js cp cpsync}"
+BASELINE=""
+if [[ -n ${BENCH_BASELINE:-} ]]; then
+  BASELINE=$(readlink -f "$BENCH_BASELINE")
+  [[ -x $BASELINE ]] || { echo "pull_vs_peers: BENCH_BASELINE=$BENCH_BASELINE is not an executable" >&2; exit 2; }
+  [[ " ${TOOLS[*]} " == *" base "* ]] || TOOLS+=(base)
+fi
 BENCH_DIR=${BENCH_DIR:-/tmp}
 COLD=${BENCH_COLD:-0}
 # aria2's default file allocation (prealloc) may write every file twice; falloc is what its manual
@@ -46,7 +58,8 @@ for t in aria2c curl node npm bc; do
 done
 /usr/bin/time -f %M true >/dev/null 2>&1 || die "GNU time (/usr/bin/time) missing: run tools/setup-debian.sh --bench"
 have_pull=0
-"$MC" --help 2>/dev/null | grep -qE "^ +pull +" && have_pull=1
+# (Not `--help | grep -q`: grep stops reading at the match and pipefail sees the writer's SIGPIPE.)
+grep -qE "^ +pull +" <<<"$("$MC" --help 2>/dev/null)" && have_pull=1
 if [[ $COLD == 1 ]] && ! sh -c 'sync; echo 1 >/proc/sys/vm/drop_caches' 2>/dev/null; then
   die "BENCH_COLD=1 needs to write /proc/sys/vm/drop_caches (root)"
 fi
@@ -121,7 +134,9 @@ blob_bytes=$(find "$blobs" -type f -printf '%s\n' | paste -sd+ | bc)
 ((bytes == blob_bytes)) || die "the fixture has duplicate files ($bytes bytes of files, $blob_bytes of blobs)"
 big_files=$(cd "$snap" && find -L . -type f -size +1048576c | wc -l)
 
-"$MC" serve --cache-dir "$upstream" --listen 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.err" &
+serve_args=()
+[[ -n ${BENCH_RATE_PER_ANSWER:-} ]] && serve_args=(--max-rate-per-answer "$BENCH_RATE_PER_ANSWER")
+"$MC" serve --cache-dir "$upstream" --listen 127.0.0.1:0 "${serve_args[@]}" >"$work/serve.out" 2>"$work/serve.err" &
 server=$!
 for _ in $(seq 100); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
 url=$(sed -n 's/^listening on //p' "$work/serve.out")
@@ -142,6 +157,7 @@ tool_cmd() {
     pull) cmd=("$MC" pull "$REPO" --endpoint "$url" --cache-dir "$dest/cache" --state-dir "$dest/state") ;;
     pull16) cmd=("$MC" pull "$REPO" --endpoint "$url" --cache-dir "$dest/cache" --state-dir "$dest/state"
       --connections 16) ;;
+    base) cmd=("$BASELINE" pull "$REPO" --endpoint "$url" --cache-dir "$dest/cache" --state-dir "$dest/state") ;;
     aria2c) cmd=(aria2c -x16 -s16 -j4 -i "$work/aria2.in" -d "$dest" --file-allocation="$ARIA2_ALLOC"
       --console-log-level=warn --summary-interval=0 --download-result=hide --allow-overwrite=true
       --auto-file-renaming=false) ;;
@@ -155,12 +171,12 @@ tool_cmd() {
 # Where a tool's copy of the files is, to check it.
 result_dir() {
   case $1 in
-    pull | pull16 | js) echo "$2/cache/models--${REPO//\//--}/snapshots/$commit" ;;
+    pull | pull16 | base | js) echo "$2/cache/models--${REPO//\//--}/snapshots/$commit" ;;
     cp | cpsync) echo "$2/blobs" ;;
     *) echo "$2" ;;
   esac
 }
-is_pull() { [[ $1 == pull || $1 == pull16 ]]; }
+is_pull() { [[ $1 == pull || $1 == pull16 || $1 == base ]]; }
 
 clk=$(getconf CLK_TCK)
 server_cpu() { awk -v t="$clk" '{printf "%.2f", ($14 + $15) / t}' "/proc/$server/stat"; }
@@ -228,6 +244,7 @@ done
 ((have_pull)) || echo "# '$MC pull' does not exist yet: the pull rows are pending"
 echo "# $nfiles files ($big_files > 1 MiB), $bytes bytes; mirror $url; commit $commit"
 echo "# tools: ${active[*]}; $ROUNDS rounds, order rotated each round; page cache $([[ $COLD == 1 ]] && echo dropped before each step || echo warm for the source)"
+[[ -n ${BENCH_RATE_PER_ANSWER:-} ]] && echo "# the mirror paces each answer at $BENCH_RATE_PER_ANSWER/s (--max-rate-per-answer)"
 n=${#active[@]}
 for round in $(seq "$ROUNDS"); do
   for i in $(seq 0 $((n - 1))); do
@@ -246,6 +263,7 @@ label() {
   case $1 in
     pull) echo "modelcache pull" ;;
     pull16) echo "modelcache pull --connections 16" ;;
+    base) echo "baseline pull ($BENCH_BASELINE)" ;;
     aria2c) echo "aria2c -x16 -s16 -j4 --file-allocation=$ARIA2_ALLOC" ;;
     curl) echo "curl, one file at a time" ;;
     js) echo "@huggingface/hub $js_version snapshotDownload" ;;
@@ -311,6 +329,11 @@ row pull cp time "pull time ≤ 1.3× cp -r time" '<=' 1.3
 row pull cpsync time "(durable peer) pull time ≤ 1.3× cp -r + sync time" '<=' 1.3
 row pull curl throughput "(no goal) pull throughput vs curl"
 row pull16 pull throughput "(no goal) pull --connections 16 throughput vs default"
+row pull base throughput "(no goal) pull throughput vs the baseline build"
+if has base; then
+  printf '| (no goal) pull CPU vs the baseline build | %.2f× | | |\n' \
+    "$(echo "$(echo "${cpu[pull]}" | median) / $(echo "${cpu[base]}" | median)" | bc -l)"
+fi
 c=$(echo "$(echo "${cpu[pull]}" | median) / $gb" | bc -l)
 printf '| pull CPU ≤ 1 core-s per GB | %.2f (median) | | %s |\n' "$c" "$(verdict "$c" '<=' 1)"
 m=$(echo "$(echo "${rss[pull]}" | maxof) / 1024" | bc -l)
