@@ -158,6 +158,17 @@ class PullTest : public ::testing::Test {
     });
   }
 
+  // A pull from a mirror that paces every answer on its own at 3 MB/s (one connection is slower
+  // than several), starting with `start` connections and scaling up to `most` every 100 ms.
+  StatusOr<PullResult> PullOverALimitedLink(int start, int most) {
+    auto server = Serve(Up().cache_dir, {}, 3'000'000);
+    PullOptions o = Options(*server);
+    o.tuning.connections = start;
+    o.tuning.max_connections = most;
+    o.tuning.scale_window = std::chrono::milliseconds(100);
+    return Pull(std::move(o));
+  }
+
   std::unique_ptr<cache::CacheStore> Store(const fs::path& dir) {
     return std::move(*cache::CacheStore::Open({dir, std::nullopt, false}));
   }
@@ -430,16 +441,10 @@ TEST_F(PullTest, CancelledPullResumesWithoutFetchingFinishedCellsAgain) {
             Up().model.bytes - Up().File("copy.json").size + (256u << 10));
 }
 
-// Where each connection is capped on its own (the mirror paces every answer at 3 MB/s), two
-// connections are not enough: the engine adds workers while a step raises the rate, and the pull
-// is still complete and verified.
+// Where each connection is capped on its own, two connections are not enough: the engine adds
+// workers while a step raises the rate, and the pull is still complete and verified.
 TEST_F(PullTest, ConnectionsScaleUpWhereOneIsSlowerThanSeveral) {
-  auto server = Serve(Up().cache_dir, {}, 3'000'000);
-  PullOptions o = Options(*server);
-  o.tuning.connections = 2;
-  o.tuning.max_connections = 8;
-  o.tuning.scale_window = std::chrono::milliseconds(100);
-  auto r = Pull(std::move(o));
+  auto r = PullOverALimitedLink(2, 8);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ExpectComplete(*r, dir_ / "cache");
   EXPECT_GT(r->connections, 2);
@@ -448,12 +453,7 @@ TEST_F(PullTest, ConnectionsScaleUpWhereOneIsSlowerThanSeveral) {
 
 // With max_connections equal to connections, the count never changes.
 TEST_F(PullTest, NoScalingWhenTheMostIsTheStart) {
-  auto server = Serve(Up().cache_dir, {}, 3'000'000);
-  PullOptions o = Options(*server);
-  o.tuning.connections = 3;
-  o.tuning.max_connections = 3;
-  o.tuning.scale_window = std::chrono::milliseconds(100);
-  auto r = Pull(std::move(o));
+  auto r = PullOverALimitedLink(3, 3);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->connections, 3);
 }
