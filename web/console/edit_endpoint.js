@@ -10,7 +10,7 @@
 import {get, patch, q} from './api.js';
 import {h} from './dom.js';
 import {
-  endpointControls, field, fillWorker, input, missingField, readFields, showSaveError, workerFieldset,
+  endpointControls, field, fillWorker, input, readChecked, readFields, showSaveError, workerFieldset,
 } from './endpoint_form.js';
 
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
@@ -63,15 +63,8 @@ export function editEndpointPage(main, [id], ctx) {
     ev.preventDefault();
     if (!before) return;
     error.replaceChildren();
-    let now;
-    try {
-      now = readFields(els);
-    } catch (e) {
-      error.textContent = e.message;
-      return;
-    }
-    error.textContent = missingField(now);
-    if (error.textContent) return;
+    const now = readChecked(els, error);
+    if (!now) return;
     const body = {};
     for (const [k, v] of Object.entries(now)) {
       if (v !== undefined && !same(v, before[k])) body[k] = v;

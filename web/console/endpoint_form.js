@@ -104,11 +104,25 @@ export function readFields(els) {
 }
 
 // What both forms refuse before asking the API; '' when nothing.
-export function missingField(body) {
+function missingField(body) {
   if (!body.name) return 'Give the endpoint a name.';
   if (!body.model) return 'Give the model link.';
   if (!body.command || !body.command.length) return 'Give the worker command (the program a worker runs).';
   return '';
+}
+
+// Reads a form with `read` (readFields, or the new form's body) and checks what both forms refuse:
+// the fields, or null with the reason shown in `error`.
+export function readChecked(els, error, read = readFields) {
+  let fields;
+  try {
+    fields = read(els);
+  } catch (e) {
+    error.textContent = e.message;
+    return null;
+  }
+  error.textContent = missingField(fields);
+  return error.textContent ? null : fields;
 }
 
 // What a resolve error means for the person typing the link.

@@ -8,7 +8,7 @@
 import {get, post} from './api.js';
 import {badge, fmtBytes, h, shortSha} from './dom.js';
 import {
-  endpointControls, explainResolveError, field, fillWorker, missingField, readFields, showSaveError,
+  endpointControls, explainResolveError, field, fillWorker, readChecked, readFields, showSaveError,
   workerFieldset,
 } from './endpoint_form.js';
 
@@ -130,15 +130,8 @@ export function newEndpointPage(main, params, ctx) {
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     error.replaceChildren();
-    let body;
-    try {
-      body = readForm(els);
-    } catch (e) {
-      error.textContent = e.message;
-      return;
-    }
-    error.textContent = missingField(body);
-    if (error.textContent) return;
+    const body = readChecked(els, error, readForm);
+    if (!body) return;
     submit.disabled = true;
     try {
       const created = await post('/v1/endpoints', body, {signal: aborter.signal});
