@@ -374,7 +374,7 @@ void FetchEngine::Scale(int workers, int most, const std::function<void(int)>& g
       if (b->state != Blob::State::kActive || splittable) continue;
       std::lock_guard<std::mutex> guard(b->mu);
       for (const auto& seg : b->segments) {
-        if (seg->end - seg->pos >= 2 * tuning.min_split_size) splittable = true;
+        if (CanSplit(seg->end - seg->pos)) splittable = true;
       }
     }
     if (idle_workers_ > 0 || !splittable) {
@@ -438,14 +438,14 @@ std::shared_ptr<FetchEngine::Segment> FetchEngine::SplitLargest() {
       }
     }
   }
-  if (!best || best_left < 2 * config_.tuning.min_split_size) return nullptr;
+  if (!best || !CanSplit(best_left)) return nullptr;
   std::lock_guard<std::mutex> lock(best_blob->mu);
   const uint64_t cell = best_blob->record->cell_size();
   if (best->pos >= best->end) return nullptr;  // it may have moved since the scan
   const uint64_t left = best->end - best->pos;
   uint64_t mid = best->pos + left / 2;
   mid = (mid + cell - 1) / cell * cell;
-  if (left < 2 * config_.tuning.min_split_size || mid >= best->end) return nullptr;
+  if (!CanSplit(left) || mid >= best->end) return nullptr;
   auto segment = std::make_shared<Segment>();
   segment->blob = best_blob;
   segment->pos = mid;

@@ -103,6 +103,8 @@ class FetchEngine {
   std::shared_ptr<Segment> NextSegment(std::unique_lock<std::mutex>& lock, Worker& worker);
   std::shared_ptr<Segment> ClaimHole(Blob& blob);
   std::shared_ptr<Segment> SplitLargest();
+  // A range with `left` bytes to go is worth splitting: both halves get at least min_split_size.
+  bool CanSplit(uint64_t left) const { return left >= 2 * config_.tuning.min_split_size; }
   // Opens a blob for fetching (lock, temp file, resume record, prefix hash). Called without mu_.
   enum class Activation { kActive, kDeferred, kPresent, kFailed };
   Activation Activate(Blob& blob, bool wait_for_lock, Worker& worker);
