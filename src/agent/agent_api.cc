@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "mc/hub/model_ref.h"
+#include "mc/net/json_reply.h"
 
 namespace mc::agent {
 namespace {
@@ -30,15 +31,6 @@ std::string IsoTime(TimePoint t) {
   char out[48];
   std::snprintf(out, sizeof out, "%s.%03lldZ", buf, static_cast<long long>(ms.count() % 1000));
   return out;
-}
-
-void SendJson(net::HttpResponse& res, int code, const json& body) {
-  res.SetText(code, body.dump(), "application/json");
-}
-
-void SendError(net::HttpResponse& res, const Status& status) {
-  SendJson(res, ToHttpStatus(status),
-           json{{"error", status.message()}, {"code", std::string(StatusCodeName(status.code()))}});
 }
 
 // ---- request parsing: every field checked, unknown fields refused ----
@@ -249,6 +241,23 @@ std::string AgentApi::HostDocument() const {
       .dump();
 }
 
+AgentApi::AgentApi(Parts parts) : p_(parts) {
+  using net::Member;
+  router_.Add("GET", "/health", Member(this, &AgentApi::Health));
+  router_.Add("GET", "/metrics", Member(this, &AgentApi::Metrics));
+  router_.Add("GET", "/v1/inventory", Member(this, &AgentApi::Inventory));
+  router_.Add("POST", "/v1/ensure", Member(this, &AgentApi::Ensure));
+  router_.Add("GET", "/v1/downloads", Member(this, &AgentApi::Downloads));
+  router_.Add("GET", "/v1/pins", Member(this, &AgentApi::ListPins));
+  router_.Add("POST", "/v1/pins", Member(this, &AgentApi::AddPin));
+  router_.Add("DELETE", "/v1/pins", Member(this, &AgentApi::RemovePin));
+  router_.Add("POST", "/v1/evict", Member(this, &AgentApi::Evict));
+  router_.Add("GET", "/v1/workers", Member(this, &AgentApi::ListWorkers));
+  router_.Add("POST", "/v1/workers", Member(this, &AgentApi::StartWorker));
+  router_.Add("GET", "/v1/workers/{id}", Member(this, &AgentApi::GetWorker));
+  router_.Add("DELETE", "/v1/workers/{id}", Member(this, &AgentApi::StopWorker));
+}
+
 void AgentApi::Handle(const net::HttpRequest& req, net::HttpResponse& res) {
   const std::string& path = req.raw_path;
   const bool api = path.starts_with("/v1/") || path == "/v1";
@@ -256,139 +265,122 @@ void AgentApi::Handle(const net::HttpRequest& req, net::HttpResponse& res) {
     std::string given = req.headers.Get("Authorization").value_or("");
     if (given.starts_with("Bearer ")) given = given.substr(7);
     if (!p_.options.api_key->Matches(given)) {
-      SendError(res, UnauthenticatedError("missing or wrong API key (Authorization: Bearer ...)"));
+      net::SetJsonError(
+          res, UnauthenticatedError("missing or wrong API key (Authorization: Bearer ...)"));
       return;
     }
   }
-  if (api || path == "/health" || path == "/metrics") {
-    Route(req, res);
-    return;
-  }
+  if (api || path == "/health" || path == "/metrics") return router_.Handle(req, res);
   const bool paths_info = req.method == "POST" && path.find("/paths-info/") != std::string::npos;
   if (req.method != "GET" && req.method != "HEAD" && !paths_info) {
-    SendError(res, InvalidArgumentError("the agent's mirror routes are read-only"));
+    net::SetJsonError(res, InvalidArgumentError("the agent's mirror routes are read-only"));
     return;
   }
   p_.mirror.Handle(req, res);
 }
 
-void AgentApi::Route(const net::HttpRequest& req, net::HttpResponse& res) {
-  const std::string& path = req.raw_path;
-  const std::string& m = req.method;
-  auto method_not_allowed = [&] {
-    SendJson(res, 405, json{{"error", "method " + m + " not allowed on " + path},
-                            {"code", "invalid_argument"}});
-  };
-  if (path == "/health") {
-    if (m != "GET" && m != "HEAD") return method_not_allowed();
-    return SendJson(res, 200, json{{"status", "ok"}, {"host_id", p_.options.host_id}});
-  }
-  if (path == "/metrics") {
-    if (m != "GET" && m != "HEAD") return method_not_allowed();
-    return Metrics(res);
-  }
-  if (path == "/v1/inventory") {
-    if (m != "GET" && m != "HEAD") return method_not_allowed();
-    return res.SetText(200, HostDocument(), "application/json");
-  }
-  if (path == "/v1/ensure") {
-    if (m != "POST") return method_not_allowed();
-    return Ensure(req, res);
-  }
-  if (path == "/v1/downloads") {
-    if (m != "GET" && m != "HEAD") return method_not_allowed();
-    json list = json::array();
-    for (const EnsureState& d : p_.downloads.Active()) list.push_back(EnsureJson(d));
-    return SendJson(res, 200, json{{"downloads", list}});
-  }
-  if (path == "/v1/pins") {
-    if (m == "GET") {
-      auto pins = p_.db.ListPins();
-      if (!pins.ok()) return SendError(res, pins.status());
-      json list = json::array();
-      for (const PinRow& pin : *pins) {
-        auto repo = RepoId::FromFolderName(pin.repo);
-        list.push_back(json{{"model", repo.ok() ? ModelName(*repo) : pin.repo},
-                            {"commit", pin.commit},
-                            {"owner", pin.owner},
-                            {"created_at", IsoTime(pin.created)}});
-      }
-      return SendJson(res, 200, json{{"pins", list}});
-    }
-    if (m == "POST" || m == "DELETE") return Pin(req, res, m == "POST");
-    return method_not_allowed();
-  }
-  if (path == "/v1/evict") {
-    if (m != "POST") return method_not_allowed();
-    return Evict(req, res);
-  }
-  if (path == "/v1/workers") {
-    if (m == "POST") return StartWorker(req, res);
-    if (m != "GET" && m != "HEAD") return method_not_allowed();
-    json list = json::array();
-    for (const WorkerRow& w : p_.workers.List()) list.push_back(WorkerJson(w));
-    return SendJson(res, 200, json{{"workers", list}});
-  }
-  if (path.starts_with("/v1/workers/")) {
-    const std::string id = path.substr(std::string("/v1/workers/").size());
-    if (m == "GET" || m == "HEAD") return GetWorker(req, res, id);
-    if (m != "DELETE") return method_not_allowed();
-    auto grace = WaitParam(req, "grace");
-    if (!grace.ok()) return SendError(res, grace.status());
-    const auto g = req.QueryParam("grace") ? *grace : p_.options.stop_grace;
-    Status s = p_.workers.Stop(id, g);
-    if (!s.ok()) return SendError(res, s);
-    auto row = p_.workers.Get(id);
-    return SendJson(res, 202, row ? WorkerJson(*row) : json::object());
-  }
-  SendError(res, NotFoundError("no route " + path.substr(0, 200)));
+void AgentApi::Health(const net::HttpRequest&, const Params&, net::HttpResponse& res) {
+  net::SetJson(res, 200, json{{"status", "ok"}, {"host_id", p_.options.host_id}}.dump());
 }
 
-void AgentApi::Ensure(const net::HttpRequest& req, net::HttpResponse& res) {
+void AgentApi::Inventory(const net::HttpRequest&, const Params&, net::HttpResponse& res) {
+  net::SetJson(res, 200, HostDocument());
+}
+
+void AgentApi::Downloads(const net::HttpRequest&, const Params&, net::HttpResponse& res) {
+  json list = json::array();
+  for (const EnsureState& d : p_.downloads.Active()) list.push_back(EnsureJson(d));
+  net::SetJson(res, 200, json{{"downloads", list}}.dump());
+}
+
+void AgentApi::ListPins(const net::HttpRequest&, const Params&, net::HttpResponse& res) {
+  auto pins = p_.db.ListPins();
+  if (!pins.ok()) return net::SetJsonError(res, pins.status());
+  json list = json::array();
+  for (const PinRow& pin : *pins) {
+    auto repo = RepoId::FromFolderName(pin.repo);
+    list.push_back(json{{"model", repo.ok() ? ModelName(*repo) : pin.repo},
+                        {"commit", pin.commit},
+                        {"owner", pin.owner},
+                        {"created_at", IsoTime(pin.created)}});
+  }
+  net::SetJson(res, 200, json{{"pins", list}}.dump());
+}
+
+void AgentApi::AddPin(const net::HttpRequest& req, const Params&, net::HttpResponse& res) {
+  Pin(req, res, true);
+}
+
+void AgentApi::RemovePin(const net::HttpRequest& req, const Params&, net::HttpResponse& res) {
+  Pin(req, res, false);
+}
+
+void AgentApi::ListWorkers(const net::HttpRequest&, const Params&, net::HttpResponse& res) {
+  json list = json::array();
+  for (const WorkerRow& w : p_.workers.List()) list.push_back(WorkerJson(w));
+  net::SetJson(res, 200, json{{"workers", list}}.dump());
+}
+
+void AgentApi::StopWorker(const net::HttpRequest& req, const Params& params,
+                          net::HttpResponse& res) {
+  const std::string& id = params.Get("id");
+  auto grace = WaitParam(req, "grace");
+  if (!grace.ok()) return net::SetJsonError(res, grace.status());
+  const auto g = req.QueryParam("grace") ? *grace : p_.options.stop_grace;
+  Status s = p_.workers.Stop(id, g);
+  if (!s.ok()) return net::SetJsonError(res, s);
+  auto row = p_.workers.Get(id);
+  net::SetJson(res, 202, (row ? WorkerJson(*row) : json::object()).dump());
+}
+
+void AgentApi::Ensure(const net::HttpRequest& req, const Params&, net::HttpResponse& res) {
   auto body = ParseBody(req, {"model", "revision", "include", "exclude", "peers", "token"});
-  if (!body.ok()) return SendError(res, body.status());
+  if (!body.ok()) return net::SetJsonError(res, body.status());
   auto request = ParseEnsure(*body);
-  if (!request.ok()) return SendError(res, request.status());
+  if (!request.ok()) return net::SetJsonError(res, request.status());
   auto wait = WaitParam(req, "wait");
-  if (!wait.ok()) return SendError(res, wait.status());
+  if (!wait.ok()) return net::SetJsonError(res, wait.status());
   EnsureState s = p_.downloads.Ensure(*request, *wait);
   if (s.phase == EnsureState::Phase::kFailed) {
-    return SendJson(res, ToHttpStatus(s.error), EnsureJson(s));
+    return net::SetJson(res, ToHttpStatus(s.error), EnsureJson(s).dump());
   }
-  SendJson(res, s.phase == EnsureState::Phase::kReady ? 200 : 202, EnsureJson(s));
+  net::SetJson(res, s.phase == EnsureState::Phase::kReady ? 200 : 202, EnsureJson(s).dump());
 }
 
 void AgentApi::Pin(const net::HttpRequest& req, net::HttpResponse& res, bool add) {
   auto body = ParseBody(req, {"model", "revision"});
-  if (!body.ok()) return SendError(res, body.status());
+  if (!body.ok()) return net::SetJsonError(res, body.status());
   auto target = LocalCommit(*body, p_.store);
-  if (!target.ok()) return SendError(res, target.status());
+  if (!target.ok()) return net::SetJsonError(res, target.status());
   const auto& [repo, commit] = *target;
   Status s = add ? p_.db.AddPin({repo.FolderName(), commit.str(), "operator",
                                  p_.options.clock->Now()})
                  : p_.db.RemovePin(repo.FolderName(), commit.str(), "operator");
-  if (!s.ok()) return SendError(res, s);
-  SendJson(res, 200, json{{"model", ModelName(repo)}, {"commit", commit.str()}, {"pinned", add}});
+  if (!s.ok()) return net::SetJsonError(res, s);
+  net::SetJson(res, 200,
+               json{{"model", ModelName(repo)}, {"commit", commit.str()}, {"pinned", add}}.dump());
 }
 
-void AgentApi::Evict(const net::HttpRequest& req, net::HttpResponse& res) {
+void AgentApi::Evict(const net::HttpRequest& req, const Params&, net::HttpResponse& res) {
   auto body = ParseBody(req, {"model", "revision"});
-  if (!body.ok()) return SendError(res, body.status());
+  if (!body.ok()) return net::SetJsonError(res, body.status());
   auto target = LocalCommit(*body, p_.store);
-  if (!target.ok()) return SendError(res, target.status());
+  if (!target.ok()) return net::SetJsonError(res, target.status());
   Status s = p_.inventory.Evict(target->first, target->second);
-  if (!s.ok()) return SendError(res, s);
-  SendJson(res, 200, json{{"model", ModelName(target->first)}, {"commit", target->second.str()},
-                          {"evicted", true}});
+  if (!s.ok()) return net::SetJsonError(res, s);
+  net::SetJson(res, 200,
+               json{{"model", ModelName(target->first)}, {"commit", target->second.str()},
+                    {"evicted", true}}.dump());
 }
 
-void AgentApi::StartWorker(const net::HttpRequest& req, net::HttpResponse& res) {
+void AgentApi::StartWorker(const net::HttpRequest& req, const Params&,
+                           net::HttpResponse& res) {
   auto body = ParseBody(req, {"id", "model", "revision", "include", "exclude", "peers", "token",
                               "command", "env", "gpus", "links", "cwd"});
-  if (!body.ok()) return SendError(res, body.status());
+  if (!body.ok()) return net::SetJsonError(res, body.status());
   const json& b = *body;
   WorkerRequest w;
-  auto fail = [&](const Status& s) { SendError(res, s); };
+  auto fail = [&](const Status& s) { net::SetJsonError(res, s); };
   auto model = ParseEnsure(b);
   if (!model.ok()) return fail(model.status());
   w.model = std::move(*model);
@@ -430,13 +422,14 @@ void AgentApi::StartWorker(const net::HttpRequest& req, net::HttpResponse& res) 
   if (*cwd) w.cwd = **cwd;
   auto row = p_.workers.Start(std::move(w));
   if (!row.ok()) return fail(row.status());
-  SendJson(res, 202, WorkerJson(*row));
+  net::SetJson(res, 202, WorkerJson(*row).dump());
 }
 
-void AgentApi::GetWorker(const net::HttpRequest& req, net::HttpResponse& res,
-                         const std::string& id) {
+void AgentApi::GetWorker(const net::HttpRequest& req, const Params& params,
+                         net::HttpResponse& res) {
+  const std::string& id = params.Get("id");
   auto wait = WaitParam(req, "wait");
-  if (!wait.ok()) return SendError(res, wait.status());
+  if (!wait.ok()) return net::SetJsonError(res, wait.status());
   std::optional<WorkerRow> row;
   if (wait->count() > 0) {
     std::vector<std::string> until;
@@ -447,11 +440,11 @@ void AgentApi::GetWorker(const net::HttpRequest& req, net::HttpResponse& res,
   } else {
     row = p_.workers.Get(id);
   }
-  if (!row) return SendError(res, NotFoundError("no worker " + id.substr(0, 80)));
-  SendJson(res, 200, WorkerJson(*row));
+  if (!row) return net::SetJsonError(res, NotFoundError("no worker " + id.substr(0, 80)));
+  net::SetJson(res, 200, WorkerJson(*row).dump());
 }
 
-void AgentApi::Metrics(net::HttpResponse& res) const {
+void AgentApi::Metrics(const net::HttpRequest&, const Params&, net::HttpResponse& res) {
   const BudgetView b = p_.inventory.Budget();
   const DownloadStats d = p_.downloads.Stats();
   const auto snapshots = p_.inventory.Snapshots();
