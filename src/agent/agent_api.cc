@@ -12,6 +12,7 @@
 
 #include "mc/hub/model_ref.h"
 #include "mc/net/json_reply.h"
+#include "mc/net/prometheus.h"
 
 namespace mc::agent {
 namespace {
@@ -449,49 +450,45 @@ void AgentApi::Metrics(const net::HttpRequest&, const Params&, net::HttpResponse
   const DownloadStats d = p_.downloads.Stats();
   const auto snapshots = p_.inventory.Snapshots();
   const mirror::MirrorStats peer = p_.mirror.stats();
-  std::ostringstream out;
-  auto gauge = [&](const char* name, const char* help, const char* type) {
-    out << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
-  };
-  gauge("modelcache_agent_cache_bytes", "Bytes of the cache by kind.", "gauge");
-  out << "modelcache_agent_cache_bytes{kind=\"blobs\"} " << b.used - b.partial << "\n"
-      << "modelcache_agent_cache_bytes{kind=\"partial\"} " << b.partial << "\n"
-      << "modelcache_agent_cache_bytes{kind=\"reserved\"} " << b.reserved << "\n";
-  gauge("modelcache_agent_capacity_bytes", "The cache's byte budget.", "gauge");
-  out << "modelcache_agent_capacity_bytes " << b.capacity << "\n";
-  gauge("modelcache_agent_snapshots", "Cached snapshots (repo commits).", "gauge");
-  out << "modelcache_agent_snapshots " << snapshots.size() << "\n";
-  gauge("modelcache_agent_ensure_total", "Ensure calls by result.", "counter");
-  out << "modelcache_agent_ensure_total{result=\"hit\"} " << d.hits << "\n"
-      << "modelcache_agent_ensure_total{result=\"miss\"} " << d.misses << "\n";
-  gauge("modelcache_agent_downloads_total", "Downloads by outcome.", "counter");
-  out << "modelcache_agent_downloads_total{result=\"started\"} " << d.started << "\n"
-      << "modelcache_agent_downloads_total{result=\"succeeded\"} " << d.succeeded << "\n"
-      << "modelcache_agent_downloads_total{result=\"failed\"} " << d.failed << "\n";
-  gauge("modelcache_agent_download_seconds_total", "Seconds spent in finished downloads.",
-        "counter");
-  out << "modelcache_agent_download_seconds_total " << d.seconds << "\n";
-  gauge("modelcache_agent_download_bytes_total", "Bytes downloaded by source.", "counter");
+  net::PrometheusText out;
+  out.Family("modelcache_agent_cache_bytes", "Bytes of the cache by kind.", "gauge");
+  out.Sample("modelcache_agent_cache_bytes", {{"kind", "blobs"}}, b.used - b.partial);
+  out.Sample("modelcache_agent_cache_bytes", {{"kind", "partial"}}, b.partial);
+  out.Sample("modelcache_agent_cache_bytes", {{"kind", "reserved"}}, b.reserved);
+  out.Family("modelcache_agent_capacity_bytes", "The cache's byte budget.", "gauge");
+  out.Sample("modelcache_agent_capacity_bytes", b.capacity);
+  out.Family("modelcache_agent_snapshots", "Cached snapshots (repo commits).", "gauge");
+  out.Sample("modelcache_agent_snapshots", snapshots.size());
+  out.Family("modelcache_agent_ensure_total", "Ensure calls by result.", "counter");
+  out.Sample("modelcache_agent_ensure_total", {{"result", "hit"}}, d.hits);
+  out.Sample("modelcache_agent_ensure_total", {{"result", "miss"}}, d.misses);
+  out.Family("modelcache_agent_downloads_total", "Downloads by outcome.", "counter");
+  out.Sample("modelcache_agent_downloads_total", {{"result", "started"}}, d.started);
+  out.Sample("modelcache_agent_downloads_total", {{"result", "succeeded"}}, d.succeeded);
+  out.Sample("modelcache_agent_downloads_total", {{"result", "failed"}}, d.failed);
+  out.Family("modelcache_agent_download_seconds_total", "Seconds spent in finished downloads.",
+             "counter");
+  out.Sample("modelcache_agent_download_seconds_total", d.seconds);
+  out.Family("modelcache_agent_download_bytes_total", "Bytes downloaded by source.", "counter");
   for (const auto& [source, bytes] : d.bytes_by_source) {
-    json label = source;  // JSON string escaping is a superset of the exposition format's
-    out << "modelcache_agent_download_bytes_total{source=" << label.dump() << "} " << bytes
-        << "\n";
+    out.Sample("modelcache_agent_download_bytes_total", {{"source", source}}, bytes);
   }
-  gauge("modelcache_agent_evictions_total", "Snapshots evicted.", "counter");
-  out << "modelcache_agent_evictions_total " << b.evictions << "\n";
-  gauge("modelcache_agent_evicted_bytes_total", "Bytes freed by evictions.", "counter");
-  out << "modelcache_agent_evicted_bytes_total " << b.evicted_bytes << "\n";
-  gauge("modelcache_agent_workers", "Workers by state.", "gauge");
+  out.Family("modelcache_agent_evictions_total", "Snapshots evicted.", "counter");
+  out.Sample("modelcache_agent_evictions_total", b.evictions);
+  out.Family("modelcache_agent_evicted_bytes_total", "Bytes freed by evictions.", "counter");
+  out.Sample("modelcache_agent_evicted_bytes_total", b.evicted_bytes);
+  out.Family("modelcache_agent_workers", "Workers by state.", "gauge");
   for (const auto& [state, count] : p_.workers.CountByState()) {
-    out << "modelcache_agent_workers{state=\"" << state << "\"} " << count << "\n";
+    out.Sample("modelcache_agent_workers", {{"state", state}}, count);
   }
-  gauge("modelcache_agent_gpus", "GPU slots by state.", "gauge");
+  out.Family("modelcache_agent_gpus", "GPU slots by state.", "gauge");
   const int free = p_.workers.FreeGpus();
-  out << "modelcache_agent_gpus{state=\"free\"} " << free << "\n"
-      << "modelcache_agent_gpus{state=\"used\"} " << p_.workers.gpu_count() - free << "\n";
-  gauge("modelcache_agent_peer_bytes_served_total", "File bytes served to peers.", "counter");
-  out << "modelcache_agent_peer_bytes_served_total " << peer.file_bytes_served << "\n";
-  res.SetText(200, out.str(), "text/plain; version=0.0.4; charset=utf-8");
+  out.Sample("modelcache_agent_gpus", {{"state", "free"}}, free);
+  out.Sample("modelcache_agent_gpus", {{"state", "used"}}, p_.workers.gpu_count() - free);
+  out.Family("modelcache_agent_peer_bytes_served_total", "File bytes served to peers.",
+             "counter");
+  out.Sample("modelcache_agent_peer_bytes_served_total", peer.file_bytes_served);
+  out.Reply(res);
 }
 
 }  // namespace mc::agent

@@ -1,85 +1,83 @@
 // /health (public) and the Prometheus text of /metrics and /v1/metrics (behind the key).
 #include <map>
-#include <nlohmann/json.hpp>
-#include <sstream>
+#include <utility>
+#include <vector>
 
 #include "controller/api_common.h"
 #include "controller/fleet.h"
 #include "controller/jobs.h"
 #include "controller/store.h"
 #include "mc/net/json_reply.h"
+#include "mc/net/prometheus.h"
 
 namespace mc::controller {
 namespace {
-
-using json = nlohmann::json;
 
 void Health(ApiContext&, const net::HttpRequest&, const net::PathParams&,
             net::HttpResponse& res) {
   net::SetJson(res, 200, R"({"status":"ok"})");
 }
 
-// Prometheus text: jobs, workers, cold starts and seconds per endpoint; hosts' GPUs and disks.
-void Metrics(ApiContext& ctx, const net::HttpRequest&, const net::PathParams&,
-             net::HttpResponse& res) {
-  std::ostringstream out;
-  auto family = [&](const char* name, const char* help, const char* type) {
-    out << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
-  };
-  auto label = [](const std::string& v) { return json(v).dump(); };  // quoted and escaped
-  auto endpoints = ctx.store.ListEndpoints();
-  if (!endpoints.ok()) return net::SetJsonError(res, endpoints.status());
-  std::vector<JobCounts> counts;  // one walk of each endpoint's jobs, for both families
-  for (const EndpointRecord& e : *endpoints) counts.push_back(ctx.jobs.Counts(e.id));
-  family("modelcache_controller_jobs", "Jobs the controller holds, by status.", "gauge");
-  for (size_t i = 0; i < endpoints->size(); ++i) {
-    const EndpointRecord& e = (*endpoints)[i];
+// Jobs by status and retried, per endpoint (one walk of each endpoint's jobs for both).
+void JobFamilies(ApiContext& ctx, const std::vector<EndpointRecord>& endpoints,
+                 net::PrometheusText& out) {
+  std::vector<JobCounts> counts;
+  for (const EndpointRecord& e : endpoints) counts.push_back(ctx.jobs.Counts(e.id));
+  out.Family("modelcache_controller_jobs", "Jobs the controller holds, by status.", "gauge");
+  for (size_t i = 0; i < endpoints.size(); ++i) {
     const JobCounts& c = counts[i];
     for (const auto& [status, n] : {std::pair<const char*, uint64_t>{"IN_QUEUE", c.in_queue},
                                     {"IN_PROGRESS", c.in_progress},
                                     {"COMPLETED", c.completed},
                                     {"FAILED", c.failed}}) {
-      out << "modelcache_controller_jobs{endpoint=" << label(e.id) << ",status=\"" << status
-          << "\"} " << n << "\n";
+      out.Sample("modelcache_controller_jobs", {{"endpoint", endpoints[i].id}, {"status", status}},
+                 n);
     }
   }
-  family("modelcache_controller_jobs_retried", "Jobs requeued after their worker was lost.",
-         "gauge");
-  for (size_t i = 0; i < endpoints->size(); ++i) {
-    out << "modelcache_controller_jobs_retried{endpoint=" << label((*endpoints)[i].id) << "} "
-        << counts[i].retried << "\n";
+  out.Family("modelcache_controller_jobs_retried", "Jobs requeued after their worker was lost.",
+             "gauge");
+  for (size_t i = 0; i < endpoints.size(); ++i) {
+    out.Sample("modelcache_controller_jobs_retried", {{"endpoint", endpoints[i].id}},
+               counts[i].retried);
   }
-  family("modelcache_controller_workers", "Workers by phase (initializing = downloading, unbilled).",
-         "gauge");
+}
+
+// Workers by phase, cold starts (count and seconds, hit and miss) and worker seconds (billed and
+// not), per endpoint.
+void WorkerFamilies(ApiContext& ctx, const std::vector<EndpointRecord>& endpoints,
+                    net::PrometheusText& out) {
+  out.Family("modelcache_controller_workers",
+             "Workers by phase (initializing = downloading, unbilled).", "gauge");
   std::map<std::pair<std::string, std::string>, int> phases;
   for (const WorkerRecord& w : ctx.fleet.Workers("")) ++phases[{w.endpoint_id, w.phase}];
   for (const auto& [key, n] : phases) {
-    out << "modelcache_controller_workers{endpoint=" << label(key.first)
-        << ",phase=" << label(key.second) << "} " << n << "\n";
+    out.Sample("modelcache_controller_workers", {{"endpoint", key.first}, {"phase", key.second}},
+               n);
   }
-  family("modelcache_controller_cold_starts_total", "Cold starts, by cache hit or miss.",
-         "counter");
   std::map<std::pair<std::string, bool>, std::pair<int64_t, int64_t>> starts;  // count, ms
-  for (const EndpointRecord& e : *endpoints) {
+  for (const EndpointRecord& e : endpoints) {
     for (const ColdStart& c : ctx.fleet.ColdStarts(e.id)) {
       auto& [n, ms] = starts[{e.id, c.cache_hit}];
       ++n;
       ms += c.total_ms;
     }
   }
+  out.Family("modelcache_controller_cold_starts_total", "Cold starts, by cache hit or miss.",
+             "counter");
   for (const auto& [key, v] : starts) {
-    out << "modelcache_controller_cold_starts_total{endpoint=" << label(key.first)
-        << ",cache=\"" << (key.second ? "hit" : "miss") << "\"} " << v.first << "\n";
+    out.Sample("modelcache_controller_cold_starts_total",
+               {{"endpoint", key.first}, {"cache", key.second ? "hit" : "miss"}}, v.first);
   }
-  family("modelcache_controller_cold_start_seconds_total",
-         "Summed cold-start time (queue + download + start), by cache hit or miss.", "counter");
+  out.Family("modelcache_controller_cold_start_seconds_total",
+             "Summed cold-start time (queue + download + start), by cache hit or miss.",
+             "counter");
   for (const auto& [key, v] : starts) {
-    out << "modelcache_controller_cold_start_seconds_total{endpoint=" << label(key.first)
-        << ",cache=\"" << (key.second ? "hit" : "miss") << "\"} "
-        << static_cast<double>(v.second) / 1000.0 << "\n";
+    out.Sample("modelcache_controller_cold_start_seconds_total",
+               {{"endpoint", key.first}, {"cache", key.second ? "hit" : "miss"}},
+               static_cast<double>(v.second) / 1000.0);
   }
-  family("modelcache_controller_worker_seconds_total",
-         "Worker seconds by billing (downloads are never billed).", "counter");
+  out.Family("modelcache_controller_worker_seconds_total",
+             "Worker seconds by billing (downloads are never billed).", "counter");
   std::map<std::pair<std::string, bool>, double> seconds;
   const int64_t now = NowMs(*ctx.options.clock);
   auto rows = ctx.store.ListLedger("");
@@ -90,34 +88,46 @@ void Metrics(ApiContext& ctx, const net::HttpRequest&, const net::PathParams&,
     }
   }
   for (const auto& [key, v] : seconds) {
-    out << "modelcache_controller_worker_seconds_total{endpoint=" << label(key.first)
-        << ",billed=\"" << (key.second ? "true" : "false") << "\"} " << v << "\n";
+    out.Sample("modelcache_controller_worker_seconds_total",
+               {{"endpoint", key.first}, {"billed", key.second ? "true" : "false"}}, v);
   }
+}
+
+// Per host: up, GPUs (total, free), disk bytes (capacity, used, reserved).
+void HostFamilies(ApiContext& ctx, net::PrometheusText& out) {
   const std::vector<HostView> hosts = ctx.fleet.Hosts();
-  family("modelcache_controller_host_up", "1 while the host sends heartbeats, 0 once lost.",
-         "gauge");
+  out.Family("modelcache_controller_host_up", "1 while the host sends heartbeats, 0 once lost.",
+             "gauge");
   for (const HostView& h : hosts) {
-    out << "modelcache_controller_host_up{host=" << label(h.id) << "} " << (h.lost ? 0 : 1)
-        << "\n";
+    out.Sample("modelcache_controller_host_up", {{"host", h.id}}, h.lost ? 0 : 1);
   }
-  family("modelcache_controller_host_gpus", "GPU slots per host, total and free.", "gauge");
+  out.Family("modelcache_controller_host_gpus", "GPU slots per host, total and free.", "gauge");
   for (const HostView& h : hosts) {
-    out << "modelcache_controller_host_gpus{host=" << label(h.id) << ",kind=\"total\"} "
-        << h.gpus_total << "\n"
-        << "modelcache_controller_host_gpus{host=" << label(h.id) << ",kind=\"free\"} "
-        << h.gpus_free << "\n";
+    out.Sample("modelcache_controller_host_gpus", {{"host", h.id}, {"kind", "total"}},
+               h.gpus_total);
+    out.Sample("modelcache_controller_host_gpus", {{"host", h.id}, {"kind", "free"}}, h.gpus_free);
   }
-  family("modelcache_controller_host_disk_bytes", "Cache disk per host: capacity, used, reserved.",
-         "gauge");
+  out.Family("modelcache_controller_host_disk_bytes",
+             "Cache disk per host: capacity, used, reserved.", "gauge");
   for (const HostView& h : hosts) {
     for (const auto& [kind, v] : {std::pair<const char*, uint64_t>{"capacity", h.capacity},
                                   {"used", h.used},
                                   {"reserved", h.reserved}}) {
-      out << "modelcache_controller_host_disk_bytes{host=" << label(h.id) << ",kind=\"" << kind
-          << "\"} " << v << "\n";
+      out.Sample("modelcache_controller_host_disk_bytes", {{"host", h.id}, {"kind", kind}}, v);
     }
   }
-  res.SetText(200, out.str(), "text/plain; version=0.0.4");
+}
+
+// Prometheus text: jobs, workers, cold starts and seconds per endpoint; hosts' GPUs and disks.
+void Metrics(ApiContext& ctx, const net::HttpRequest&, const net::PathParams&,
+             net::HttpResponse& res) {
+  auto endpoints = ctx.store.ListEndpoints();
+  if (!endpoints.ok()) return net::SetJsonError(res, endpoints.status());
+  net::PrometheusText out;
+  JobFamilies(ctx, *endpoints, out);
+  WorkerFamilies(ctx, *endpoints, out);
+  HostFamilies(ctx, out);
+  out.Reply(res);
 }
 
 }  // namespace
