@@ -222,6 +222,17 @@ Status ResolveModel(ApiContext& ctx, EndpointRecord& e) {
   return Status::Ok();
 }
 
+// The endpoint a /v1/endpoints/{id} route names: NotFound for an id of the wrong form (no such
+// route) or an unknown endpoint.
+StatusOr<EndpointRecord> EndpointOf(ApiContext& ctx, const net::HttpRequest& req,
+                                    const net::PathParams& params) {
+  const std::string& id = params.Get("id");
+  if (!ValidId(id)) return NoRoute(req);
+  MC_ASSIGN_OR_RETURN(std::optional<EndpointRecord> e, ctx.store.GetEndpoint(id));
+  if (!e) return NotFoundError("no endpoint " + id);
+  return *e;
+}
+
 void CreateEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams&,
                     net::HttpResponse& res) {
   auto body = ParseObject(req.body);
@@ -247,14 +258,11 @@ void CreateEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::Pat
 
 void UpdateEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams& params,
                     net::HttpResponse& res) {
-  const std::string& id = params.Get("id");
-  if (!ValidId(id)) return net::SetJsonError(res, NoRoute(req));
-  auto existing = ctx.store.GetEndpoint(id);
+  auto existing = EndpointOf(ctx, req, params);
   if (!existing.ok()) return net::SetJsonError(res, existing.status());
-  if (!*existing) return net::SetJsonError(res, NotFoundError("no endpoint " + id));
   auto body = ParseObject(req.body);
   if (!body.ok()) return net::SetJsonError(res, body.status());
-  EndpointRecord e = **existing;
+  EndpointRecord e = *existing;
   Status s = CheckFields(*body, kEndpointFields);
   if (s.ok()) s = ApplyEndpointFields(*body, e);
   // The model is resolved again (a branch may have moved), with the token as it is now.
@@ -268,12 +276,10 @@ void UpdateEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::Pat
 
 void ShowEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams& params,
                   net::HttpResponse& res) {
-  const std::string& id = params.Get("id");
-  if (!ValidId(id)) return net::SetJsonError(res, NoRoute(req));
-  auto e = ctx.store.GetEndpoint(id);
+  auto e = EndpointOf(ctx, req, params);
   if (!e.ok()) return net::SetJsonError(res, e.status());
-  if (!*e) return net::SetJsonError(res, NotFoundError("no endpoint " + id));
-  json out = EndpointJson(**e);
+  const std::string& id = e->id;
+  json out = EndpointJson(*e);
   std::map<std::string, int> phases;
   for (const WorkerRecord& w : ctx.fleet.Workers(id)) ++phases[w.phase];
   out["workers"] = phases;
@@ -306,11 +312,9 @@ void ListEndpoints(ApiContext& ctx, const net::HttpRequest&, const net::PathPara
 
 void DeleteEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams& params,
                     net::HttpResponse& res) {
-  const std::string& id = params.Get("id");
-  if (!ValidId(id)) return net::SetJsonError(res, NoRoute(req));
-  auto e = ctx.store.GetEndpoint(id);
+  auto e = EndpointOf(ctx, req, params);
   if (!e.ok()) return net::SetJsonError(res, e.status());
-  if (!*e) return net::SetJsonError(res, NotFoundError("no endpoint " + id));
+  const std::string& id = e->id;
   ctx.fleet.StopEndpoint(id);
   Status s = ctx.store.DeleteEndpoint(id);
   if (!s.ok()) return net::SetJsonError(res, s);

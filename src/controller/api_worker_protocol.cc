@@ -37,6 +37,15 @@ StatusOr<WorkerRecord> Worker(ApiContext& ctx, const net::HttpRequest& req,
   return ctx.fleet.Authenticate(ep, worker, req.headers.Get("Authorization").value_or(""));
 }
 
+// The job id of a job-done or job-stream route, once its worker is authenticated.
+StatusOr<std::string> AuthenticatedJobId(ApiContext& ctx, const net::HttpRequest& req,
+                                const net::PathParams& params) {
+  MC_RETURN_IF_ERROR(Worker(ctx, req, params).status());
+  const std::string& job = params.Get("job");
+  if (!ValidId(job)) return NoRoute(req);
+  return job;
+}
+
 void Take(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams& params,
           net::HttpResponse& res, bool batch_route) {
   auto w = Worker(ctx, req, params);
@@ -106,13 +115,11 @@ void Ping(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams& p
 
 void JobDone(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams& params,
              net::HttpResponse& res) {
-  auto w = Worker(ctx, req, params);
-  if (!w.ok()) return net::SetJsonError(res, w.status());
-  const std::string& job = params.Get("job");
-  if (!ValidId(job)) return net::SetJsonError(res, NoRoute(req));
+  auto job = AuthenticatedJobId(ctx, req, params);
+  if (!job.ok()) return net::SetJsonError(res, job.status());
   const std::string& worker = params.Get("worker");
   bool stop_pod = false;
-  Status s = ctx.jobs.Done(params.Get("ep"), worker, job, req.body, &stop_pod);
+  Status s = ctx.jobs.Done(params.Get("ep"), worker, *job, req.body, &stop_pod);
   if (!s.ok()) return net::SetJsonError(res, s);
   ctx.fleet.OnJobDone(worker, stop_pod);
   net::SetJson(res, 200, "{}");
@@ -120,11 +127,9 @@ void JobDone(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams
 
 void JobStream(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams& params,
                net::HttpResponse& res) {
-  auto w = Worker(ctx, req, params);
-  if (!w.ok()) return net::SetJsonError(res, w.status());
-  const std::string& job = params.Get("job");
-  if (!ValidId(job)) return net::SetJsonError(res, NoRoute(req));
-  Status s = ctx.jobs.Stream(params.Get("ep"), params.Get("worker"), job, req.body);
+  auto job = AuthenticatedJobId(ctx, req, params);
+  if (!job.ok()) return net::SetJsonError(res, job.status());
+  Status s = ctx.jobs.Stream(params.Get("ep"), params.Get("worker"), *job, req.body);
   if (!s.ok()) return net::SetJsonError(res, s);
   net::SetJson(res, 200, "{}");
 }
