@@ -11,6 +11,8 @@
 #include <sstream>
 
 #include "mc/hub/model_ref.h"
+#include "mc/net/json_reply.h"
+#include "mc/net/prometheus.h"
 
 namespace mc::agent {
 namespace {
@@ -30,15 +32,6 @@ std::string IsoTime(TimePoint t) {
   char out[48];
   std::snprintf(out, sizeof out, "%s.%03lldZ", buf, static_cast<long long>(ms.count() % 1000));
   return out;
-}
-
-void SendJson(net::HttpResponse& res, int code, const json& body) {
-  res.SetText(code, body.dump(), "application/json");
-}
-
-void SendError(net::HttpResponse& res, const Status& status) {
-  SendJson(res, ToHttpStatus(status),
-           json{{"error", status.message()}, {"code", std::string(StatusCodeName(status.code()))}});
 }
 
 // ---- request parsing: every field checked, unknown fields refused ----
@@ -249,6 +242,23 @@ std::string AgentApi::HostDocument() const {
       .dump();
 }
 
+AgentApi::AgentApi(Parts parts) : p_(parts) {
+  using net::Member;
+  router_.Add("GET", "/health", Member(this, &AgentApi::Health));
+  router_.Add("GET", "/metrics", Member(this, &AgentApi::Metrics));
+  router_.Add("GET", "/v1/inventory", Member(this, &AgentApi::Inventory));
+  router_.Add("POST", "/v1/ensure", Member(this, &AgentApi::Ensure));
+  router_.Add("GET", "/v1/downloads", Member(this, &AgentApi::Downloads));
+  router_.Add("GET", "/v1/pins", Member(this, &AgentApi::ListPins));
+  router_.Add("POST", "/v1/pins", Member(this, &AgentApi::AddPin));
+  router_.Add("DELETE", "/v1/pins", Member(this, &AgentApi::RemovePin));
+  router_.Add("POST", "/v1/evict", Member(this, &AgentApi::Evict));
+  router_.Add("GET", "/v1/workers", Member(this, &AgentApi::ListWorkers));
+  router_.Add("POST", "/v1/workers", Member(this, &AgentApi::StartWorker));
+  router_.Add("GET", "/v1/workers/{id}", Member(this, &AgentApi::GetWorker));
+  router_.Add("DELETE", "/v1/workers/{id}", Member(this, &AgentApi::StopWorker));
+}
+
 void AgentApi::Handle(const net::HttpRequest& req, net::HttpResponse& res) {
   const std::string& path = req.raw_path;
   const bool api = path.starts_with("/v1/") || path == "/v1";
@@ -256,139 +266,122 @@ void AgentApi::Handle(const net::HttpRequest& req, net::HttpResponse& res) {
     std::string given = req.headers.Get("Authorization").value_or("");
     if (given.starts_with("Bearer ")) given = given.substr(7);
     if (!p_.options.api_key->Matches(given)) {
-      SendError(res, UnauthenticatedError("missing or wrong API key (Authorization: Bearer ...)"));
+      net::SetJsonError(
+          res, UnauthenticatedError("missing or wrong API key (Authorization: Bearer ...)"));
       return;
     }
   }
-  if (api || path == "/health" || path == "/metrics") {
-    Route(req, res);
-    return;
-  }
+  if (api || path == "/health" || path == "/metrics") return router_.Handle(req, res);
   const bool paths_info = req.method == "POST" && path.find("/paths-info/") != std::string::npos;
   if (req.method != "GET" && req.method != "HEAD" && !paths_info) {
-    SendError(res, InvalidArgumentError("the agent's mirror routes are read-only"));
+    net::SetJsonError(res, InvalidArgumentError("the agent's mirror routes are read-only"));
     return;
   }
   p_.mirror.Handle(req, res);
 }
 
-void AgentApi::Route(const net::HttpRequest& req, net::HttpResponse& res) {
-  const std::string& path = req.raw_path;
-  const std::string& m = req.method;
-  auto method_not_allowed = [&] {
-    SendJson(res, 405, json{{"error", "method " + m + " not allowed on " + path},
-                            {"code", "invalid_argument"}});
-  };
-  if (path == "/health") {
-    if (m != "GET" && m != "HEAD") return method_not_allowed();
-    return SendJson(res, 200, json{{"status", "ok"}, {"host_id", p_.options.host_id}});
-  }
-  if (path == "/metrics") {
-    if (m != "GET" && m != "HEAD") return method_not_allowed();
-    return Metrics(res);
-  }
-  if (path == "/v1/inventory") {
-    if (m != "GET" && m != "HEAD") return method_not_allowed();
-    return res.SetText(200, HostDocument(), "application/json");
-  }
-  if (path == "/v1/ensure") {
-    if (m != "POST") return method_not_allowed();
-    return Ensure(req, res);
-  }
-  if (path == "/v1/downloads") {
-    if (m != "GET" && m != "HEAD") return method_not_allowed();
-    json list = json::array();
-    for (const EnsureState& d : p_.downloads.Active()) list.push_back(EnsureJson(d));
-    return SendJson(res, 200, json{{"downloads", list}});
-  }
-  if (path == "/v1/pins") {
-    if (m == "GET") {
-      auto pins = p_.db.ListPins();
-      if (!pins.ok()) return SendError(res, pins.status());
-      json list = json::array();
-      for (const PinRow& pin : *pins) {
-        auto repo = RepoId::FromFolderName(pin.repo);
-        list.push_back(json{{"model", repo.ok() ? ModelName(*repo) : pin.repo},
-                            {"commit", pin.commit},
-                            {"owner", pin.owner},
-                            {"created_at", IsoTime(pin.created)}});
-      }
-      return SendJson(res, 200, json{{"pins", list}});
-    }
-    if (m == "POST" || m == "DELETE") return Pin(req, res, m == "POST");
-    return method_not_allowed();
-  }
-  if (path == "/v1/evict") {
-    if (m != "POST") return method_not_allowed();
-    return Evict(req, res);
-  }
-  if (path == "/v1/workers") {
-    if (m == "POST") return StartWorker(req, res);
-    if (m != "GET" && m != "HEAD") return method_not_allowed();
-    json list = json::array();
-    for (const WorkerRow& w : p_.workers.List()) list.push_back(WorkerJson(w));
-    return SendJson(res, 200, json{{"workers", list}});
-  }
-  if (path.starts_with("/v1/workers/")) {
-    const std::string id = path.substr(std::string("/v1/workers/").size());
-    if (m == "GET" || m == "HEAD") return GetWorker(req, res, id);
-    if (m != "DELETE") return method_not_allowed();
-    auto grace = WaitParam(req, "grace");
-    if (!grace.ok()) return SendError(res, grace.status());
-    const auto g = req.QueryParam("grace") ? *grace : p_.options.stop_grace;
-    Status s = p_.workers.Stop(id, g);
-    if (!s.ok()) return SendError(res, s);
-    auto row = p_.workers.Get(id);
-    return SendJson(res, 202, row ? WorkerJson(*row) : json::object());
-  }
-  SendError(res, NotFoundError("no route " + path.substr(0, 200)));
+void AgentApi::Health(const net::HttpRequest&, const Params&, net::HttpResponse& res) {
+  net::SetJson(res, 200, json{{"status", "ok"}, {"host_id", p_.options.host_id}}.dump());
 }
 
-void AgentApi::Ensure(const net::HttpRequest& req, net::HttpResponse& res) {
+void AgentApi::Inventory(const net::HttpRequest&, const Params&, net::HttpResponse& res) {
+  net::SetJson(res, 200, HostDocument());
+}
+
+void AgentApi::Downloads(const net::HttpRequest&, const Params&, net::HttpResponse& res) {
+  json list = json::array();
+  for (const EnsureState& d : p_.downloads.Active()) list.push_back(EnsureJson(d));
+  net::SetJson(res, 200, json{{"downloads", list}}.dump());
+}
+
+void AgentApi::ListPins(const net::HttpRequest&, const Params&, net::HttpResponse& res) {
+  auto pins = p_.db.ListPins();
+  if (!pins.ok()) return net::SetJsonError(res, pins.status());
+  json list = json::array();
+  for (const PinRow& pin : *pins) {
+    auto repo = RepoId::FromFolderName(pin.repo);
+    list.push_back(json{{"model", repo.ok() ? ModelName(*repo) : pin.repo},
+                        {"commit", pin.commit},
+                        {"owner", pin.owner},
+                        {"created_at", IsoTime(pin.created)}});
+  }
+  net::SetJson(res, 200, json{{"pins", list}}.dump());
+}
+
+void AgentApi::AddPin(const net::HttpRequest& req, const Params&, net::HttpResponse& res) {
+  Pin(req, res, true);
+}
+
+void AgentApi::RemovePin(const net::HttpRequest& req, const Params&, net::HttpResponse& res) {
+  Pin(req, res, false);
+}
+
+void AgentApi::ListWorkers(const net::HttpRequest&, const Params&, net::HttpResponse& res) {
+  json list = json::array();
+  for (const WorkerRow& w : p_.workers.List()) list.push_back(WorkerJson(w));
+  net::SetJson(res, 200, json{{"workers", list}}.dump());
+}
+
+void AgentApi::StopWorker(const net::HttpRequest& req, const Params& params,
+                          net::HttpResponse& res) {
+  const std::string& id = params.Get("id");
+  auto grace = WaitParam(req, "grace");
+  if (!grace.ok()) return net::SetJsonError(res, grace.status());
+  const auto g = req.QueryParam("grace") ? *grace : p_.options.stop_grace;
+  Status s = p_.workers.Stop(id, g);
+  if (!s.ok()) return net::SetJsonError(res, s);
+  auto row = p_.workers.Get(id);
+  net::SetJson(res, 202, (row ? WorkerJson(*row) : json::object()).dump());
+}
+
+void AgentApi::Ensure(const net::HttpRequest& req, const Params&, net::HttpResponse& res) {
   auto body = ParseBody(req, {"model", "revision", "include", "exclude", "peers", "token"});
-  if (!body.ok()) return SendError(res, body.status());
+  if (!body.ok()) return net::SetJsonError(res, body.status());
   auto request = ParseEnsure(*body);
-  if (!request.ok()) return SendError(res, request.status());
+  if (!request.ok()) return net::SetJsonError(res, request.status());
   auto wait = WaitParam(req, "wait");
-  if (!wait.ok()) return SendError(res, wait.status());
+  if (!wait.ok()) return net::SetJsonError(res, wait.status());
   EnsureState s = p_.downloads.Ensure(*request, *wait);
   if (s.phase == EnsureState::Phase::kFailed) {
-    return SendJson(res, ToHttpStatus(s.error), EnsureJson(s));
+    return net::SetJson(res, ToHttpStatus(s.error), EnsureJson(s).dump());
   }
-  SendJson(res, s.phase == EnsureState::Phase::kReady ? 200 : 202, EnsureJson(s));
+  net::SetJson(res, s.phase == EnsureState::Phase::kReady ? 200 : 202, EnsureJson(s).dump());
 }
 
 void AgentApi::Pin(const net::HttpRequest& req, net::HttpResponse& res, bool add) {
   auto body = ParseBody(req, {"model", "revision"});
-  if (!body.ok()) return SendError(res, body.status());
+  if (!body.ok()) return net::SetJsonError(res, body.status());
   auto target = LocalCommit(*body, p_.store);
-  if (!target.ok()) return SendError(res, target.status());
+  if (!target.ok()) return net::SetJsonError(res, target.status());
   const auto& [repo, commit] = *target;
   Status s = add ? p_.db.AddPin({repo.FolderName(), commit.str(), "operator",
                                  p_.options.clock->Now()})
                  : p_.db.RemovePin(repo.FolderName(), commit.str(), "operator");
-  if (!s.ok()) return SendError(res, s);
-  SendJson(res, 200, json{{"model", ModelName(repo)}, {"commit", commit.str()}, {"pinned", add}});
+  if (!s.ok()) return net::SetJsonError(res, s);
+  net::SetJson(res, 200,
+               json{{"model", ModelName(repo)}, {"commit", commit.str()}, {"pinned", add}}.dump());
 }
 
-void AgentApi::Evict(const net::HttpRequest& req, net::HttpResponse& res) {
+void AgentApi::Evict(const net::HttpRequest& req, const Params&, net::HttpResponse& res) {
   auto body = ParseBody(req, {"model", "revision"});
-  if (!body.ok()) return SendError(res, body.status());
+  if (!body.ok()) return net::SetJsonError(res, body.status());
   auto target = LocalCommit(*body, p_.store);
-  if (!target.ok()) return SendError(res, target.status());
+  if (!target.ok()) return net::SetJsonError(res, target.status());
   Status s = p_.inventory.Evict(target->first, target->second);
-  if (!s.ok()) return SendError(res, s);
-  SendJson(res, 200, json{{"model", ModelName(target->first)}, {"commit", target->second.str()},
-                          {"evicted", true}});
+  if (!s.ok()) return net::SetJsonError(res, s);
+  net::SetJson(res, 200,
+               json{{"model", ModelName(target->first)}, {"commit", target->second.str()},
+                    {"evicted", true}}.dump());
 }
 
-void AgentApi::StartWorker(const net::HttpRequest& req, net::HttpResponse& res) {
+void AgentApi::StartWorker(const net::HttpRequest& req, const Params&,
+                           net::HttpResponse& res) {
   auto body = ParseBody(req, {"id", "model", "revision", "include", "exclude", "peers", "token",
                               "command", "env", "gpus", "links", "cwd"});
-  if (!body.ok()) return SendError(res, body.status());
+  if (!body.ok()) return net::SetJsonError(res, body.status());
   const json& b = *body;
   WorkerRequest w;
-  auto fail = [&](const Status& s) { SendError(res, s); };
+  auto fail = [&](const Status& s) { net::SetJsonError(res, s); };
   auto model = ParseEnsure(b);
   if (!model.ok()) return fail(model.status());
   w.model = std::move(*model);
@@ -430,13 +423,14 @@ void AgentApi::StartWorker(const net::HttpRequest& req, net::HttpResponse& res) 
   if (*cwd) w.cwd = **cwd;
   auto row = p_.workers.Start(std::move(w));
   if (!row.ok()) return fail(row.status());
-  SendJson(res, 202, WorkerJson(*row));
+  net::SetJson(res, 202, WorkerJson(*row).dump());
 }
 
-void AgentApi::GetWorker(const net::HttpRequest& req, net::HttpResponse& res,
-                         const std::string& id) {
+void AgentApi::GetWorker(const net::HttpRequest& req, const Params& params,
+                         net::HttpResponse& res) {
+  const std::string& id = params.Get("id");
   auto wait = WaitParam(req, "wait");
-  if (!wait.ok()) return SendError(res, wait.status());
+  if (!wait.ok()) return net::SetJsonError(res, wait.status());
   std::optional<WorkerRow> row;
   if (wait->count() > 0) {
     std::vector<std::string> until;
@@ -447,58 +441,54 @@ void AgentApi::GetWorker(const net::HttpRequest& req, net::HttpResponse& res,
   } else {
     row = p_.workers.Get(id);
   }
-  if (!row) return SendError(res, NotFoundError("no worker " + id.substr(0, 80)));
-  SendJson(res, 200, WorkerJson(*row));
+  if (!row) return net::SetJsonError(res, NotFoundError("no worker " + id.substr(0, 80)));
+  net::SetJson(res, 200, WorkerJson(*row).dump());
 }
 
-void AgentApi::Metrics(net::HttpResponse& res) const {
+void AgentApi::Metrics(const net::HttpRequest&, const Params&, net::HttpResponse& res) {
   const BudgetView b = p_.inventory.Budget();
   const DownloadStats d = p_.downloads.Stats();
   const auto snapshots = p_.inventory.Snapshots();
   const mirror::MirrorStats peer = p_.mirror.stats();
-  std::ostringstream out;
-  auto gauge = [&](const char* name, const char* help, const char* type) {
-    out << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
-  };
-  gauge("modelcache_agent_cache_bytes", "Bytes of the cache by kind.", "gauge");
-  out << "modelcache_agent_cache_bytes{kind=\"blobs\"} " << b.used - b.partial << "\n"
-      << "modelcache_agent_cache_bytes{kind=\"partial\"} " << b.partial << "\n"
-      << "modelcache_agent_cache_bytes{kind=\"reserved\"} " << b.reserved << "\n";
-  gauge("modelcache_agent_capacity_bytes", "The cache's byte budget.", "gauge");
-  out << "modelcache_agent_capacity_bytes " << b.capacity << "\n";
-  gauge("modelcache_agent_snapshots", "Cached snapshots (repo commits).", "gauge");
-  out << "modelcache_agent_snapshots " << snapshots.size() << "\n";
-  gauge("modelcache_agent_ensure_total", "Ensure calls by result.", "counter");
-  out << "modelcache_agent_ensure_total{result=\"hit\"} " << d.hits << "\n"
-      << "modelcache_agent_ensure_total{result=\"miss\"} " << d.misses << "\n";
-  gauge("modelcache_agent_downloads_total", "Downloads by outcome.", "counter");
-  out << "modelcache_agent_downloads_total{result=\"started\"} " << d.started << "\n"
-      << "modelcache_agent_downloads_total{result=\"succeeded\"} " << d.succeeded << "\n"
-      << "modelcache_agent_downloads_total{result=\"failed\"} " << d.failed << "\n";
-  gauge("modelcache_agent_download_seconds_total", "Seconds spent in finished downloads.",
-        "counter");
-  out << "modelcache_agent_download_seconds_total " << d.seconds << "\n";
-  gauge("modelcache_agent_download_bytes_total", "Bytes downloaded by source.", "counter");
+  net::PrometheusText out;
+  out.Family("modelcache_agent_cache_bytes", "Bytes of the cache by kind.", "gauge");
+  out.Sample("modelcache_agent_cache_bytes", {{"kind", "blobs"}}, b.used - b.partial);
+  out.Sample("modelcache_agent_cache_bytes", {{"kind", "partial"}}, b.partial);
+  out.Sample("modelcache_agent_cache_bytes", {{"kind", "reserved"}}, b.reserved);
+  out.Family("modelcache_agent_capacity_bytes", "The cache's byte budget.", "gauge");
+  out.Sample("modelcache_agent_capacity_bytes", b.capacity);
+  out.Family("modelcache_agent_snapshots", "Cached snapshots (repo commits).", "gauge");
+  out.Sample("modelcache_agent_snapshots", snapshots.size());
+  out.Family("modelcache_agent_ensure_total", "Ensure calls by result.", "counter");
+  out.Sample("modelcache_agent_ensure_total", {{"result", "hit"}}, d.hits);
+  out.Sample("modelcache_agent_ensure_total", {{"result", "miss"}}, d.misses);
+  out.Family("modelcache_agent_downloads_total", "Downloads by outcome.", "counter");
+  out.Sample("modelcache_agent_downloads_total", {{"result", "started"}}, d.started);
+  out.Sample("modelcache_agent_downloads_total", {{"result", "succeeded"}}, d.succeeded);
+  out.Sample("modelcache_agent_downloads_total", {{"result", "failed"}}, d.failed);
+  out.Family("modelcache_agent_download_seconds_total", "Seconds spent in finished downloads.",
+             "counter");
+  out.Sample("modelcache_agent_download_seconds_total", d.seconds);
+  out.Family("modelcache_agent_download_bytes_total", "Bytes downloaded by source.", "counter");
   for (const auto& [source, bytes] : d.bytes_by_source) {
-    json label = source;  // JSON string escaping is a superset of the exposition format's
-    out << "modelcache_agent_download_bytes_total{source=" << label.dump() << "} " << bytes
-        << "\n";
+    out.Sample("modelcache_agent_download_bytes_total", {{"source", source}}, bytes);
   }
-  gauge("modelcache_agent_evictions_total", "Snapshots evicted.", "counter");
-  out << "modelcache_agent_evictions_total " << b.evictions << "\n";
-  gauge("modelcache_agent_evicted_bytes_total", "Bytes freed by evictions.", "counter");
-  out << "modelcache_agent_evicted_bytes_total " << b.evicted_bytes << "\n";
-  gauge("modelcache_agent_workers", "Workers by state.", "gauge");
+  out.Family("modelcache_agent_evictions_total", "Snapshots evicted.", "counter");
+  out.Sample("modelcache_agent_evictions_total", b.evictions);
+  out.Family("modelcache_agent_evicted_bytes_total", "Bytes freed by evictions.", "counter");
+  out.Sample("modelcache_agent_evicted_bytes_total", b.evicted_bytes);
+  out.Family("modelcache_agent_workers", "Workers by state.", "gauge");
   for (const auto& [state, count] : p_.workers.CountByState()) {
-    out << "modelcache_agent_workers{state=\"" << state << "\"} " << count << "\n";
+    out.Sample("modelcache_agent_workers", {{"state", state}}, count);
   }
-  gauge("modelcache_agent_gpus", "GPU slots by state.", "gauge");
+  out.Family("modelcache_agent_gpus", "GPU slots by state.", "gauge");
   const int free = p_.workers.FreeGpus();
-  out << "modelcache_agent_gpus{state=\"free\"} " << free << "\n"
-      << "modelcache_agent_gpus{state=\"used\"} " << p_.workers.gpu_count() - free << "\n";
-  gauge("modelcache_agent_peer_bytes_served_total", "File bytes served to peers.", "counter");
-  out << "modelcache_agent_peer_bytes_served_total " << peer.file_bytes_served << "\n";
-  res.SetText(200, out.str(), "text/plain; version=0.0.4; charset=utf-8");
+  out.Sample("modelcache_agent_gpus", {{"state", "free"}}, free);
+  out.Sample("modelcache_agent_gpus", {{"state", "used"}}, p_.workers.gpu_count() - free);
+  out.Family("modelcache_agent_peer_bytes_served_total", "File bytes served to peers.",
+             "counter");
+  out.Sample("modelcache_agent_peer_bytes_served_total", peer.file_bytes_served);
+  out.Reply(res);
 }
 
 }  // namespace mc::agent

@@ -14,6 +14,7 @@
 #include "mc/agent/agent.h"
 #include "mc/mirror/mirror_server.h"
 #include "mc/net/http_server.h"
+#include "mc/net/router.h"
 
 namespace mc::agent {
 
@@ -28,8 +29,10 @@ class AgentApi {
     mirror::MirrorHandler& mirror;
     cache::CacheStore& store;
   };
-  explicit AgentApi(Parts parts) : p_(parts) {}
+  explicit AgentApi(Parts parts);
 
+  // /v1/... (behind the API key when one is set), /health and /metrics on the router; anything
+  // else is a mirror route (GET and HEAD, and POST paths-info: they are read-only).
   void Handle(const net::HttpRequest& request, net::HttpResponse& response);
   // The GET /v1/inventory document (also the controller heartbeat body).
   std::string HostDocument() const;
@@ -39,16 +42,25 @@ class AgentApi {
   }
 
  private:
-  void Route(const net::HttpRequest& request, net::HttpResponse& response);
-  void Ensure(const net::HttpRequest& request, net::HttpResponse& response);
-  void Pin(const net::HttpRequest& request, net::HttpResponse& response, bool add);
-  void Evict(const net::HttpRequest& request, net::HttpResponse& response);
-  void StartWorker(const net::HttpRequest& request, net::HttpResponse& response);
-  void GetWorker(const net::HttpRequest& request, net::HttpResponse& response,
-                 const std::string& id);
-  void Metrics(net::HttpResponse& response) const;
+  // Route handlers (the table is in the constructor).
+  using Params = net::PathParams;
+  void Health(const net::HttpRequest& req, const Params& params, net::HttpResponse& res);
+  void Metrics(const net::HttpRequest& req, const Params& params, net::HttpResponse& res);
+  void Inventory(const net::HttpRequest& req, const Params& params, net::HttpResponse& res);
+  void Ensure(const net::HttpRequest& req, const Params& params, net::HttpResponse& res);
+  void Downloads(const net::HttpRequest& req, const Params& params, net::HttpResponse& res);
+  void ListPins(const net::HttpRequest& req, const Params& params, net::HttpResponse& res);
+  void AddPin(const net::HttpRequest& req, const Params& params, net::HttpResponse& res);
+  void RemovePin(const net::HttpRequest& req, const Params& params, net::HttpResponse& res);
+  void Evict(const net::HttpRequest& req, const Params& params, net::HttpResponse& res);
+  void ListWorkers(const net::HttpRequest& req, const Params& params, net::HttpResponse& res);
+  void StartWorker(const net::HttpRequest& req, const Params& params, net::HttpResponse& res);
+  void GetWorker(const net::HttpRequest& req, const Params& params, net::HttpResponse& res);
+  void StopWorker(const net::HttpRequest& req, const Params& params, net::HttpResponse& res);
+  void Pin(const net::HttpRequest& req, net::HttpResponse& res, bool add);
 
   Parts p_;
+  net::Router router_;
   mutable std::mutex mu_;
   std::string public_url_;
 };

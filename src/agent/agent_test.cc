@@ -497,6 +497,22 @@ TEST_F(AgentTest, ServesItsCacheThroughTheMirrorRoutes) {
   EXPECT_EQ(refused->status, 400);
 }
 
+TEST_F(AgentTest, WrongMethodOnTheApiIs405WithTheAllowedMethods) {
+  auto agent = StartAgent(Options("wrong_method"));
+  ASSERT_TRUE(agent);
+  auto client = net::HttpClient::Create();
+  net::HttpClientRequest put;
+  put.method = "PUT";
+  put.url = agent->base_url() + "/v1/pins";
+  auto res = client->Send(put);
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->status, 405);
+  EXPECT_EQ(res->headers.Get("Allow"), "GET, HEAD, POST, DELETE");
+  EXPECT_EQ(json::parse(res->body, nullptr, false)["code"], "invalid_argument") << res->body;
+  EXPECT_EQ(Call("GET", agent->base_url() + "/v1/ensure").status, 405);
+  EXPECT_EQ(Call("GET", agent->base_url() + "/v1/nosuchroute").status, 404);
+}
+
 TEST_F(AgentTest, ApiKeyGuardsTheApiButNotHealth) {
   AgentOptions o = Options("api_key");
   o.api_key = hub::Secret("agent-secret");

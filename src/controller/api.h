@@ -1,21 +1,28 @@
 // ControllerApi: the controller's HTTP routes (see include/mc/controller/controller.h and
-// docs/controller.md): management /v1, the Runpod job API and worker protocol under /v2. Bodies
-// are validated before anything changes; errors are {"error": ..., "code": ...} with the status
-// from mc::ToHttpStatus. The endpoint's HF token is write-only: accepted on create and update,
-// never returned or logged.
+// docs/controller.md): management /v1, the Runpod job API and worker protocol under /v2, health
+// and metrics. Thin wiring: each resource adds its routes to a net::Router in its own file
+// (api_endpoints.cc, api_jobs.cc, api_worker_protocol.cc, api_hosts.cc, api_keys.cc,
+// api_metrics.cc; shared pieces in api_common.h). Bodies are validated before anything changes;
+// errors are {"error": ..., "code": ...} with the status from mc::ToHttpStatus; a path no route
+// has is 404, a route asked with a method it does not have is 405 with Allow. The endpoint's HF
+// token is write-only: accepted on create and update, never returned or logged.
+//
+// Authentication: the web console's files, /health and the worker protocol (each worker's own
+// key) are public; every other request needs a client API key, checked before its route is
+// looked up (so without a key, an unknown path is 401, not 404).
 #pragma once
 
 #include <functional>
-#include <memory>
-#include <mutex>
-#include <set>
 #include <string>
 
+#include "controller/api_common.h"
+#include "controller/api_keys.h"
 #include "controller/fleet.h"
 #include "controller/jobs.h"
 #include "controller/store.h"
 #include "mc/controller/controller.h"
 #include "mc/net/http_server.h"
+#include "mc/net/router.h"
 
 namespace mc::controller {
 
@@ -28,50 +35,17 @@ class ControllerApi {
                 Fleet& fleet);
   void Handle(const net::HttpRequest& request, net::HttpResponse& response);
   // Checks a client key ("Bearer <key>" or bare) against the stored hashes (cached).
-  bool Authorized(const std::string& authorization);
-  StatusOr<std::string> CreateApiKey(const std::string& name);
+  bool Authorized(const std::string& authorization) { return keys_.Authorized(authorization); }
+  StatusOr<std::string> CreateApiKey(const std::string& name) { return keys_.Create(name); }
   // Called after a job is queued, so that the autoscaler runs at once rather than at the next
   // tick (a cold start should not wait for the timer).
-  void set_kick(std::function<void()> kick) { kick_ = std::move(kick); }
+  void set_kick(std::function<void()> kick) { ctx_.kick = std::move(kick); }
 
  private:
-  void Management(const net::HttpRequest& req, net::HttpResponse& res,
-                  const std::vector<std::string>& parts);
-  void JobApi(const net::HttpRequest& req, net::HttpResponse& res,
-              const std::vector<std::string>& parts);
-  void WorkerApi(const net::HttpRequest& req, net::HttpResponse& res,
-                 const std::vector<std::string>& parts);
-
-  void CreateEndpoint(const net::HttpRequest& req, net::HttpResponse& res);
-  void UpdateEndpoint(const net::HttpRequest& req, net::HttpResponse& res, const std::string& id);
-  void ShowEndpoint(net::HttpResponse& res, const std::string& id);
-  void Submit(const net::HttpRequest& req, net::HttpResponse& res, const EndpointRecord& e,
-              bool sync);
-  void Hosts(const net::HttpRequest& req, net::HttpResponse& res,
-             const std::vector<std::string>& parts);
-  void Metrics(net::HttpResponse& res);
-
-  // What the upstream says of a model text (any model-ref form) with `token`: the repo, revision
-  // and commit, files and bytes; the file list is noted for placement. For a gated or private
-  // repo the token must be accepted (Unauthenticated / PermissionDenied otherwise).
-  struct ModelFacts {
-    std::string repo, revision, commit;
-    size_t files = 0;
-    uint64_t bytes = 0;
-    bool gated = false, is_private = false;
-  };
-  StatusOr<ModelFacts> InspectModel(const std::string& model,
-                                    const std::optional<std::string>& token);
-  // Sets repo, revision and commit of `e` from InspectModel(e.model, e.hf_token).
-  Status ResolveModel(EndpointRecord& e);
-
-  const ControllerOptions& options_;
-  ControllerStore& store_;
-  JobBoard& jobs_;
-  Fleet& fleet_;
-  std::function<void()> kick_;
-  std::mutex keys_mu_;
-  std::set<std::string> known_keys_;  // sha256 of keys seen valid
+  ApiKeys keys_;
+  ApiContext ctx_;
+  net::Router public_routes_;  // no client key: /health, the worker protocol
+  net::Router keyed_routes_;   // everything else
 };
 
 }  // namespace mc::controller

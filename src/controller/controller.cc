@@ -13,6 +13,7 @@
 #include "controller/store.h"
 #include "controller/webhooks.h"
 #include "mc/net/http_server.h"
+#include "mc/net/json_reply.h"
 
 namespace mc::controller {
 namespace {
@@ -42,7 +43,7 @@ class ControllerImpl final : public Controller {
     http.connection_limit = 4096;
     http.handler = [this](const net::HttpRequest& req, net::HttpResponse& res) {
       if (!ready_) {  // between binding and loading the fleet
-        res.SetText(503, R"({"error": "starting", "code": "unavailable"})", "application/json");
+        net::SetJsonError(res, UnavailableError("starting"));
         return;
       }
       api_->Handle(req, res);

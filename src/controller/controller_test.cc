@@ -46,6 +46,7 @@ struct Reply {
   json body;  // discarded when the answer is not JSON
   std::string text;
   std::string content_type;
+  std::string allow;  // the Allow header (405)
 };
 
 Reply Send(const std::string& method, const std::string& url, const net::HeaderMap& headers,
@@ -59,12 +60,13 @@ Reply Send(const std::string& method, const std::string& url, const net::HeaderM
   req.body = std::move(body);
   req.timeout = timeout;
   auto res = client->Send(req);
-  if (!res.ok()) return Reply{0, json{{"transport", res.status().ToString()}}, "", ""};
+  if (!res.ok()) return Reply{0, json{{"transport", res.status().ToString()}}, "", "", ""};
   Reply r;
   r.status = res->status;
   r.text = res->body;
   r.body = json::parse(res->body, nullptr, false);
   r.content_type = res->headers.Get("Content-Type").value_or("");
+  r.allow = res->headers.Get("Allow").value_or("");
   return r;
 }
 
@@ -777,6 +779,34 @@ TEST_F(ControllerTest, JobApiNeedsAKeyAndAcceptsItBare) {
   net::HeaderMap bare;
   bare.Set("Authorization", world_->key);
   EXPECT_EQ(Send("GET", Base() + "/health", bare).status, 200);
+}
+
+TEST_F(ControllerTest, WrongMethodIs405WithTheAllowedMethods) {
+  const std::string base = world_->controller->base_url();
+  Reply put = Send("PUT", base + "/v1/endpoints", world_->Bearer(), "{}");
+  EXPECT_EQ(put.status, 405) << put.text;
+  EXPECT_EQ(put.allow, "GET, HEAD, POST");
+  EXPECT_EQ(put.body.value("code", ""), "invalid_argument") << put.text;
+  Reply get_run = Client("GET", "/run");
+  EXPECT_EQ(get_run.status, 405) << get_run.text;
+  EXPECT_EQ(get_run.allow, "POST");
+  EXPECT_EQ(Send("POST", base + "/health", {}, "").status, 405);
+  EXPECT_EQ(Send("GET", base + "/v1/hosts/register", world_->Bearer()).allow, "POST");
+}
+
+TEST_F(ControllerTest, KeyIsCheckedBeforeTheRouteIsLookedUp) {
+  const std::string base = world_->controller->base_url();
+  EXPECT_EQ(Send("GET", base + "/v1/nosuchroute", {}).status, 401);
+  EXPECT_EQ(Send("PUT", base + "/v1/endpoints", {}, "{}").status, 401);
+  Reply unknown = Send("GET", base + "/v1/nosuchroute", world_->Bearer());
+  EXPECT_EQ(unknown.status, 404) << unknown.text;
+  EXPECT_EQ(unknown.body.value("code", ""), "not_found") << unknown.text;
+}
+
+TEST_F(ControllerTest, DoubledAndTrailingSlashesNameTheSameRoute) {
+  Reply r = Send("GET", world_->controller->base_url() + "/v1//endpoints/", world_->Bearer());
+  EXPECT_EQ(r.status, 200) << r.text;
+  EXPECT_TRUE(r.body.contains("endpoints")) << r.text;
 }
 
 TEST_F(ControllerTest, BadSubmissionsAreRefusedWithAnError) {

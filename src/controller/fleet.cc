@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "mc/common/constant_time.h"
 #include "mc/hub/hub_client.h"
 #include "mc/hub/model_ref.h"
 #include "mc/net/http_client.h"
@@ -32,14 +33,6 @@ constexpr const char* kPhaseFailed = "failed";
 bool IsLivePhase(const std::string& p) { return p != kStopped && p != kPhaseFailed; }
 
 
-
-// Constant-time comparison of two equal-length hex strings.
-bool SameHash(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
 
 scheduler::WorkerPhase ToScalerPhase(const std::string& p) {
   if (p == kStarting) return scheduler::WorkerPhase::kStarting;
@@ -699,7 +692,7 @@ StatusOr<WorkerRecord> Fleet::Authenticate(const std::string& endpoint_id,
   if (it == workers_.end() || it->second->rec.endpoint_id != endpoint_id) {
     return NotFoundError("no worker " + worker_id.substr(0, 40) + " on this endpoint");
   }
-  if (!SameHash(Sha256Hex(key), it->second->rec.key_sha256)) {
+  if (!ConstantTimeEquals(Sha256Hex(key), it->second->rec.key_sha256)) {
     return UnauthenticatedError("wrong worker key");
   }
   return it->second->rec;

@@ -1,7 +1,8 @@
 #include "mc/hub/secret.h"
 
-#include <algorithm>
 #include <ostream>
+
+#include "mc/common/constant_time.h"
 
 namespace mc::hub {
 
@@ -40,14 +41,7 @@ std::string Secret::ToString() const {
 }
 
 bool Secret::Matches(std::string_view candidate) const {
-  const size_t n = std::max(value_.size(), candidate.size());
-  unsigned char diff = value_.size() == candidate.size() ? 0 : 1;
-  for (size_t i = 0; i < n; ++i) {
-    const unsigned char a = i < value_.size() ? static_cast<unsigned char>(value_[i]) : 0;
-    const unsigned char b = i < candidate.size() ? static_cast<unsigned char>(candidate[i]) : 0;
-    diff |= static_cast<unsigned char>(a ^ b);
-  }
-  return diff == 0;
+  return ConstantTimeEquals(value_, candidate);
 }
 
 std::ostream& operator<<(std::ostream& os, const Secret& secret) { return os << secret.ToString(); }

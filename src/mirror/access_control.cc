@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "mc/cache/blob_hasher.h"
+#include "mc/common/constant_time.h"
 
 namespace mc::mirror {
 namespace {
@@ -136,13 +137,11 @@ AccessDecision AccessConfig::Decide(const RepoId& repo, RouteKind kind,
 bool TokenAccepted(const RepoAccessRule& rule, const std::optional<std::string>& token) {
   if (!token || token->empty()) return false;
   const std::string digest = cache::Sha256Hex(*token);
-  unsigned match = 0;
+  bool match = false;
   for (const std::string& expected : rule.token_sha256) {
-    unsigned diff = 0;
-    for (size_t i = 0; i < 64; ++i) diff |= static_cast<unsigned>(digest[i] ^ expected[i]);
-    match |= (diff == 0);
+    match |= ConstantTimeEquals(digest, expected);  // every entry is compared, no early exit
   }
-  return match != 0;
+  return match;
 }
 
 std::optional<std::string> BearerToken(const std::optional<std::string>& authorization) {

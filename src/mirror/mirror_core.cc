@@ -39,28 +39,51 @@ bool IsPlainHost(std::string_view host) {
 
 }  // namespace
 
+MirrorCore::MirrorCore(std::unique_ptr<cache::CacheStore> store, AccessConfig access,
+                       MirrorOptions options)
+    : store_(std::move(store)),
+      access_(std::move(access)),
+      options_(std::move(options)),
+      faults_(options_.faults),
+      limiter_(options_.max_bytes_per_second > 0
+                   ? std::make_unique<BandwidthLimiter>(options_.max_bytes_per_second)
+                   : nullptr),
+      router_({.on_error = [this](int status, const net::HttpRequest& req,
+                                  net::HttpResponse& res) { AnswerNoRoute(status, req, res); }}) {
+  AddMirrorRoutes(router_, [this](const StatusOr<Route>& route, const net::HttpRequest& req,
+                                  net::HttpResponse& res) { Serve(route, req, res); });
+}
+
 void MirrorCore::Handle(const net::HttpRequest& request, net::HttpResponse& response) {
-  StatusOr<Route> route = ParseRoute(request.raw_path);
-  RouteKind kind = route.ok() ? route->kind : RouteKind::kOther;
-  std::optional<HubError> error;
+  router_.Handle(request, response);
+}
+
+void MirrorCore::AnswerNoRoute(int status, const net::HttpRequest& request,
+                               net::HttpResponse& response) {
+  SetHubError(response, status == 405
+                            ? HubError{405, "MethodNotAllowed", "Method not allowed", std::nullopt}
+                            : RouteError(NotFoundError("no such route")));
+  Count(RouteKind::kOther, request, response);
+}
+
+void MirrorCore::Serve(const StatusOr<Route>& route, const net::HttpRequest& request,
+                       net::HttpResponse& response) {
   if (!route.ok()) {
-    error = RouteError(route.status());
-  } else if (!MethodAllowed(kind, request.method)) {
-    error = HubError{405, "MethodNotAllowed", "Method not allowed", std::nullopt};
-    response.headers.Set("Allow", kind == RouteKind::kPathsInfo ? "POST" : "GET, HEAD");
-  } else {
-    RequestInfo info{request, *route, BearerToken(request.headers.Get("Authorization"))};
-    error = Dispatch(info, response);
-    if (!error && kind == RouteKind::kResolve && request.method == "GET") {
-      faults_.Apply(request, response);
-      // After the faults, so that a faulted body is paced too (an injected error is not a body).
-      if (response.status < 300) {
-        Throttle(response, limiter_.get(), options_.max_bytes_per_second_per_answer);
-      }
+    SetHubError(response, RouteError(route.status()));
+    Count(RouteKind::kOther, request, response);
+    return;
+  }
+  RequestInfo info{request, *route, BearerToken(request.headers.Get("Authorization"))};
+  std::optional<HubError> error = Dispatch(info, response);
+  if (!error && route->kind == RouteKind::kResolve && request.method == "GET") {
+    faults_.Apply(request, response);
+    // After the faults, so that a faulted body is paced too (an injected error is not a body).
+    if (response.status < 300) {
+      Throttle(response, limiter_.get(), options_.max_bytes_per_second_per_answer);
     }
   }
   if (error) SetHubError(response, *error);
-  Count(kind, request, response);
+  Count(route->kind, request, response);
 }
 
 std::optional<HubError> MirrorCore::Dispatch(const RequestInfo& info, net::HttpResponse& response) {

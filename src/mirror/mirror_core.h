@@ -1,6 +1,7 @@
 // MirrorCore: the request handling of MirrorServer, independent of the HTTP server wiring.
-// Handle() parses and validates the route (400 before any disk access), applies access control,
-// resolves the revision and dispatches to one handler per route kind. Thread-safe.
+// Handle() routes the request (mirror/route.h: its ids validated, 400 before any disk access; 404
+// and 405 as Hub errors), applies access control, resolves the revision and dispatches to one
+// handler per route kind. Thread-safe.
 #pragma once
 
 #include <atomic>
@@ -12,6 +13,7 @@
 #include "mc/cache/cache_store.h"
 #include "mc/mirror/mirror_server.h"
 #include "mc/net/http_server.h"
+#include "mc/net/router.h"
 #include "mirror/access_control.h"
 #include "mirror/bandwidth_limiter.h"
 #include "mirror/fault_injector.h"
@@ -29,14 +31,7 @@ struct RequestInfo {
 
 class MirrorCore {
  public:
-  MirrorCore(std::unique_ptr<cache::CacheStore> store, AccessConfig access, MirrorOptions options)
-      : store_(std::move(store)),
-        access_(std::move(access)),
-        options_(std::move(options)),
-        faults_(options_.faults),
-        limiter_(options_.max_bytes_per_second > 0
-                     ? std::make_unique<BandwidthLimiter>(options_.max_bytes_per_second)
-                     : nullptr) {}
+  MirrorCore(std::unique_ptr<cache::CacheStore> store, AccessConfig access, MirrorOptions options);
 
   void Handle(const net::HttpRequest& request, net::HttpResponse& response);
   MirrorStats stats() const;
@@ -58,6 +53,11 @@ class MirrorCore {
   }
 
  private:
+  // A route's validated ids (or the error they gave) -> the answer.
+  void Serve(const StatusOr<Route>& route, const net::HttpRequest& request,
+             net::HttpResponse& response);
+  // The router's 404 and 405, as Hub errors.
+  void AnswerNoRoute(int status, const net::HttpRequest& request, net::HttpResponse& response);
   std::optional<HubError> Dispatch(const RequestInfo& info, net::HttpResponse& response);
   // The commit a route's revision names (default main; "HEAD" = main).
   HubOr<CommitSha> LookUpCommit(const RequestInfo& info);
@@ -82,6 +82,7 @@ class MirrorCore {
   FileDescriber describer_;
   FaultInjector faults_;
   const std::unique_ptr<BandwidthLimiter> limiter_;  // null without max_bytes_per_second
+  net::Router router_;
 
   struct Counters {
     std::atomic<uint64_t> resolve_head{0}, resolve_get{0}, repo_info{0}, tree{0}, paths_info{0},

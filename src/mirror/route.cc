@@ -1,6 +1,8 @@
 #include "mirror/route.h"
 
+#include <functional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "mc/net/url.h"
@@ -31,8 +33,8 @@ std::string Join(std::span<const std::string_view> segments) {
   return out;
 }
 
-StatusOr<RepoId> ParseRepo(std::span<const std::string_view> segments, RepoType type) {
-  MC_ASSIGN_OR_RETURN(std::string id, net::PercentDecode(Join(segments)), "repo id");
+StatusOr<RepoId> ParseRepo(std::string_view raw, RepoType type) {
+  MC_ASSIGN_OR_RETURN(std::string id, net::PercentDecode(raw), "repo id");
   return RepoId::Parse(id, type);
 }
 
@@ -59,33 +61,19 @@ StatusOr<RepoFilePath> ParseFilePath(std::span<const std::string_view> segments)
   return RepoFilePath::Parse(path);
 }
 
-// The number of segments of the repo id before `verb` ("org/name/verb" -> 2, "name/verb" -> 1),
-// or 0 if `verb` is not where a repo id of one or two parts would end.
-size_t RepoLengthBefore(const Segments& s, size_t start, bool (*is_verb)(std::string_view)) {
-  if (s.size() > start + 2 && is_verb(s[start + 2])) return 2;
-  if (s.size() > start + 1 && is_verb(s[start + 1])) return 1;
-  return 0;
-}
-
-bool IsResolve(std::string_view s) { return s == "resolve"; }
-bool IsApiVerb(std::string_view s) { return s == "revision" || s == "tree" || s == "paths-info"; }
-
 Status UnknownRoute() { return NotFoundError("no such route"); }
 
-StatusOr<Route> ParseResolve(const Segments& s) {
-  RepoType type = RepoType::kModel;
-  size_t start = 0;
-  if (s[0] == "datasets" || s[0] == "spaces") {
-    type = s[0] == "datasets" ? RepoType::kDataset : RepoType::kSpace;
-    start = 1;
-  }
-  size_t repo_len = RepoLengthBefore(s, start, &IsResolve);
-  if (repo_len == 0) return UnknownRoute();
+// "org/name" from the pattern's {org} and {name}, or "name" from {name} alone.
+std::string RepoText(const net::PathParams& p, bool two_parts) {
+  return two_parts ? p.Get("org") + "/" + p.Get("name") : p.Get("name");
+}
+
+StatusOr<Route> ParseResolve(RepoType type, std::string_view repo, std::string_view rest_text) {
   Route route;
   route.kind = RouteKind::kResolve;
-  std::span<const std::string_view> all(s);
-  MC_ASSIGN_OR_RETURN(route.repo, ParseRepo(all.subspan(start, repo_len), type));
-  auto rest = all.subspan(start + repo_len + 1);
+  MC_ASSIGN_OR_RETURN(route.repo, ParseRepo(repo, type));
+  const Segments segments = Split(rest_text);
+  std::span<const std::string_view> rest(segments);
   MC_ASSIGN_OR_RETURN(auto rev, ParseRevisionSegments(rest));
   route.revision = std::move(rev.first);
   auto file = rest.subspan(rev.second);
@@ -94,14 +82,24 @@ StatusOr<Route> ParseResolve(const Segments& s) {
   return route;
 }
 
-Status FillApiVerb(Route& route, std::string_view verb, std::span<const std::string_view> rest) {
+// `verb` is "revision", "tree", "paths-info", or "" for repo info without a revision.
+StatusOr<Route> ParseApi(RepoType type, std::string_view repo, std::string_view verb,
+                         std::string_view rest_text) {
+  Route route;
+  MC_ASSIGN_OR_RETURN(route.repo, ParseRepo(repo, type));
+  if (verb.empty()) {
+    route.kind = RouteKind::kRepoInfo;
+    return route;
+  }
   if (verb == "revision" || verb == "paths-info") {
     route.kind = verb == "revision" ? RouteKind::kRepoInfo : RouteKind::kPathsInfo;
-    if (rest.empty() || Join(rest).empty()) return InvalidArgumentError("missing revision");
-    MC_ASSIGN_OR_RETURN(route.revision, ParseRevisionText(Join(rest)));
-    return Status::Ok();
+    if (rest_text.empty()) return InvalidArgumentError("missing revision");
+    MC_ASSIGN_OR_RETURN(route.revision, ParseRevisionText(rest_text));
+    return route;
   }
   route.kind = RouteKind::kTree;
+  const Segments segments = Split(rest_text);
+  std::span<const std::string_view> rest(segments);
   MC_ASSIGN_OR_RETURN(auto rev, ParseRevisionSegments(rest));
   route.revision = std::move(rev.first);
   auto sub = rest.subspan(rev.second);
@@ -109,48 +107,69 @@ Status FillApiVerb(Route& route, std::string_view verb, std::span<const std::str
   if (!sub.empty()) {
     MC_ASSIGN_OR_RETURN(route.path, ParseFilePath(sub));
   }
-  return Status::Ok();
+  return route;
 }
 
-StatusOr<Route> ParseApi(const Segments& s) {
-  if (s.size() < 3) return UnknownRoute();
-  StatusOr<RepoType> type = ParseRepoType(s[1]);
-  if (!type.ok() || !s[1].ends_with('s')) return UnknownRoute();
-  std::span<const std::string_view> all(s);
-  Route route;
-  size_t repo_len = RepoLengthBefore(s, 2, &IsApiVerb);
-  if (repo_len == 0) {
-    if (s.size() > 4) return UnknownRoute();
-    route.kind = RouteKind::kRepoInfo;
-    MC_ASSIGN_OR_RETURN(route.repo, ParseRepo(all.subspan(2), *type));
-    return route;
+using Parse = std::function<StatusOr<Route>(const net::PathParams&)>;
+
+void AddRoute(net::Router& router, const char* method, const std::string& pattern, Parse parse,
+              const ServeRoute& serve) {
+  router.Add(method, pattern,
+             [parse = std::move(parse), serve](const net::HttpRequest& req,
+                                               const net::PathParams& params,
+                                               net::HttpResponse& res) {
+               serve(parse(params), req, res);
+             });
+}
+
+void AddResolveRoutes(net::Router& router, const ServeRoute& serve) {
+  for (RepoType type : {RepoType::kDataset, RepoType::kSpace}) {
+    for (bool two : {true, false}) {
+      const std::string pattern = "/" + std::string(RepoTypePlural(type)) +
+                                  (two ? "/{org}/{name}" : "/{name}") + "/resolve/{rest...}";
+      AddRoute(router, "GET", pattern, [type, two](const net::PathParams& p) {
+        return ParseResolve(type, RepoText(p, two), p.Get("rest"));
+      }, serve);
+    }
   }
-  MC_ASSIGN_OR_RETURN(route.repo, ParseRepo(all.subspan(2, repo_len), *type));
-  MC_RETURN_IF_ERROR(FillApiVerb(route, s[2 + repo_len], all.subspan(3 + repo_len)));
-  return route;
+  for (bool two : {true, false}) {
+    const std::string pattern = std::string(two ? "/{org}/{name}" : "/{name}") + "/resolve/{rest...}";
+    AddRoute(router, "GET", pattern, [two](const net::PathParams& p) -> StatusOr<Route> {
+      // A path under /api, /datasets or /spaces that none of their routes took.
+      const std::string& first = p.Get(two ? "org" : "name");
+      if (first == "api" || first == "datasets" || first == "spaces") return UnknownRoute();
+      return ParseResolve(RepoType::kModel, RepoText(p, two), p.Get("rest"));
+    }, serve);
+  }
+}
+
+void AddApiRoutes(net::Router& router, const ServeRoute& serve) {
+  for (RepoType type : {RepoType::kModel, RepoType::kDataset, RepoType::kSpace}) {
+    const std::string base = "/api/" + std::string(RepoTypePlural(type));
+    for (bool two : {true, false}) {
+      const std::string repo = base + (two ? "/{org}/{name}" : "/{name}");
+      for (const char* verb : {"revision", "tree", "paths-info"}) {
+        const char* method = std::string_view(verb) == "paths-info" ? "POST" : "GET";
+        AddRoute(router, method, repo + "/" + verb + "/{rev...}",
+                 [type, two, verb](const net::PathParams& p) {
+                   return ParseApi(type, RepoText(p, two), verb, p.Get("rev"));
+                 }, serve);
+      }
+    }
+    for (bool two : {true, false}) {
+      AddRoute(router, "GET", base + (two ? "/{org}/{name}" : "/{name}"),
+               [type, two](const net::PathParams& p) {
+                 return ParseApi(type, RepoText(p, two), "", "");
+               }, serve);
+    }
+  }
 }
 
 }  // namespace
 
-StatusOr<Route> ParseRoute(std::string_view raw_path) {
-  if (raw_path.size() < 2 || raw_path.front() != '/') return UnknownRoute();
-  Segments s = Split(raw_path.substr(1));
-  if (s[0] == "api") return ParseApi(s);
-  return ParseResolve(s);
-}
-
-bool MethodAllowed(RouteKind kind, std::string_view method) {
-  switch (kind) {
-    case RouteKind::kResolve:
-    case RouteKind::kRepoInfo:
-    case RouteKind::kTree:
-      return method == "GET" || method == "HEAD";
-    case RouteKind::kPathsInfo:
-      return method == "POST";
-    case RouteKind::kOther:
-      return false;
-  }
-  return false;
+void AddMirrorRoutes(net::Router& router, ServeRoute serve) {
+  AddResolveRoutes(router, serve);
+  AddApiRoutes(router, serve);
 }
 
 }  // namespace mc::mirror

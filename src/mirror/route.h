@@ -1,15 +1,16 @@
-// Parsing of mirror request targets into validated routes (hf-hub-protocol.md §2.1, §3, §8).
-// Every id is validated here (RepoId, Revision, RepoFilePath) so that handlers never see raw
-// request text and nothing hostile reaches the disk.
+// The mirror's routes (hf-hub-protocol.md §2.1, §3, §8) on a net::Router. Each route's handler
+// parses and validates every id of the request (RepoId, Revision, RepoFilePath) before anything
+// else runs, so that the mirror's handlers never see raw request text and nothing hostile reaches
+// the disk.
 #pragma once
 
+#include <functional>
 #include <optional>
-#include <string>
-#include <string_view>
 
 #include "mc/common/ids.h"
 #include "mc/common/status.h"
 #include "mc/mirror/mirror_server.h"
+#include "mc/net/router.h"
 
 namespace mc::mirror {
 
@@ -22,19 +23,22 @@ struct Route {
   std::optional<RepoFilePath> path;
 };
 
-// Parses `raw_path` (percent-encoded, as sent):
-//   [/datasets|/spaces]/{repo}/resolve/{rev}/{path}              kResolve   (GET, HEAD)
-//   /api/{models|datasets|spaces}/{repo}                          kRepoInfo  (GET, HEAD)
-//   /api/{type}s/{repo}/revision/{rev}                            kRepoInfo
-//   /api/{type}s/{repo}/tree/{rev}[/{path}]                       kTree
-//   /api/{type}s/{repo}/paths-info/{rev}                          kPathsInfo (POST)
-// {repo} is "name" or "org/name". {rev} is percent-decoded ("refs%2Fpr%2F1"); an unencoded
-// "refs/pr/<n>" or "refs/convert/<x>" is recognised in resolve and tree routes. Revision routes
-// take the whole decoded rest as the revision.
-// NotFound for an unknown route; InvalidArgument for hostile or malformed ids.
-StatusOr<Route> ParseRoute(std::string_view raw_path);
+// Called with the validated route, or with what its ids gave: InvalidArgument for hostile or
+// malformed ids (400), NotFound for a path that only looks like a route (404, as for no route).
+using ServeRoute =
+    std::function<void(const StatusOr<Route>&, const net::HttpRequest&, net::HttpResponse&)>;
 
-// True if `method` is allowed on `kind` (HEAD wherever GET is).
-bool MethodAllowed(RouteKind kind, std::string_view method);
+// Adds the mirror's routes to `router`, narrowest first (the first pattern that matches wins):
+//   GET  /{datasets|spaces}/{repo}/resolve/{rev}/{path}      kResolve
+//   GET  /{repo}/resolve/{rev}/{path}                         kResolve (a model)
+//   GET  /api/{models|datasets|spaces}/{repo}/revision/{rev}  kRepoInfo
+//   GET  /api/{type}s/{repo}/tree/{rev}[/{path}]              kTree
+//   POST /api/{type}s/{repo}/paths-info/{rev}                 kPathsInfo
+//   GET  /api/{type}s/{repo}                                  kRepoInfo
+// (HEAD wherever GET is). {repo} is "name" or "org/name", "org/name" tried first. {rev} is
+// percent-decoded ("refs%2Fpr%2F1"); in resolve and tree routes an unencoded "refs/pr/<n>" or
+// "refs/convert/<x>" is recognised too; revision and paths-info take the whole decoded rest as
+// the revision. A model's first segment is never "api", "datasets" or "spaces".
+void AddMirrorRoutes(net::Router& router, ServeRoute serve);
 
 }  // namespace mc::mirror

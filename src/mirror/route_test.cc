@@ -5,13 +5,37 @@
 namespace mc::mirror {
 namespace {
 
+// What the mirror's routes make of `method path`: the route, the error its ids gave, or the
+// router's NotFound (no route) / FailedPrecondition (wrong method; Allow in `allow`).
+struct Routed {
+  StatusOr<Route> route = InternalError("not routed");
+  std::string allow;
+};
+
+Routed RouteOf(std::string_view path, std::string method = "") {
+  Routed out;
+  net::Router router({.on_error = [&](int status, const net::HttpRequest&,
+                                      net::HttpResponse& res) {
+    out.route = status == 405 ? FailedPreconditionError("405") : NotFoundError("404");
+    out.allow = res.headers.Get("Allow").value_or("");
+  }});
+  AddMirrorRoutes(router, [&](const StatusOr<Route>& r, const net::HttpRequest&,
+                              net::HttpResponse&) { out.route = r; });
+  net::HttpRequest req;
+  req.method = method.empty() ? (path.find("/paths-info/") != path.npos ? "POST" : "GET") : method;
+  req.raw_path = std::string(path);
+  net::HttpResponse res;
+  router.Handle(req, res);
+  return out;
+}
+
 Route Parsed(std::string_view path) {
-  StatusOr<Route> r = ParseRoute(path);
+  StatusOr<Route> r = RouteOf(path).route;
   EXPECT_TRUE(r.ok()) << path << ": " << r.status().ToString();
   return r.ok() ? *r : Route();
 }
 
-StatusCode CodeOf(std::string_view path) { return ParseRoute(path).status().code(); }
+StatusCode CodeOf(std::string_view path) { return RouteOf(path).route.status().code(); }
 
 TEST(RouteTest, ResolveWithOrgAndNestedPath) {
   Route r = Parsed("/org/model/resolve/main/onnx/model.onnx");
@@ -95,11 +119,35 @@ TEST(RouteTest, PathsInfoTakesTheWholeRevision) {
   EXPECT_EQ(r.revision->str(), "refs/pr/1");
 }
 
-TEST(RouteTest, MethodsPerRoute) {
-  EXPECT_TRUE(MethodAllowed(RouteKind::kResolve, "HEAD"));
-  EXPECT_FALSE(MethodAllowed(RouteKind::kResolve, "POST"));
-  EXPECT_TRUE(MethodAllowed(RouteKind::kPathsInfo, "POST"));
-  EXPECT_FALSE(MethodAllowed(RouteKind::kPathsInfo, "GET"));
+TEST(RouteTest, WrongMethodIs405WithTheRoutesMethodsInAllow) {
+  EXPECT_TRUE(RouteOf("/org/m/resolve/main/a", "HEAD").route.ok());
+  Routed post = RouteOf("/org/m/resolve/main/a", "POST");
+  EXPECT_EQ(post.route.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(post.allow, "GET, HEAD");
+  Routed get = RouteOf("/api/models/org/m/paths-info/main", "GET");
+  EXPECT_EQ(get.route.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(get.allow, "POST");
+}
+
+TEST(RouteTest, ARepoOfTwoPartsIsTriedFirst) {
+  Route r = Parsed("/a/resolve/resolve/main/x");
+  EXPECT_EQ(r.repo->id(), "a/resolve");
+  EXPECT_EQ(r.path->str(), "x");
+  EXPECT_EQ(Parsed("/api/models/a/tree/tree/main").repo->id(), "a/tree");
+}
+
+TEST(RouteTest, PathsUnderApiDatasetsAndSpacesAreNeverModels) {
+  for (const char* p : {"/api/x/resolve/main/f", "/api/resolve/main/f", "/datasets/resolve/main/f",
+                        "/spaces/resolve/main/f", "/api/models/x/resolve/main/f"}) {
+    EXPECT_EQ(CodeOf(p), StatusCode::kNotFound) << p;
+  }
+}
+
+TEST(RouteTest, MissingRevisionIsInvalidArgument) {
+  for (const char* p : {"/org/m/resolve", "/org/m/resolve/", "/api/models/org/m/tree",
+                        "/api/models/m/revision", "/api/models/org/m/revision/"}) {
+    EXPECT_EQ(CodeOf(p), StatusCode::kInvalidArgument) << p;
+  }
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 
 #include "listen_address.h"
 #include "mc/net/http_server.h"
+#include "mc/net/json_reply.h"
 
 namespace mc::net {
 namespace {
@@ -276,13 +277,7 @@ MHD_Result MhdServer::Queue(MHD_Connection* conn, HttpResponse& response) {
 }
 
 void MhdServer::SetPlainError(HttpResponse& response, int code, std::string message) {
-  std::string json = "{\"error\": \"";
-  for (char c : message) {
-    if (c == '"' || c == '\\') json.push_back('\\');
-    if (static_cast<unsigned char>(c) >= 0x20) json.push_back(c);
-  }
-  json += "\"}";
-  response.SetText(code, std::move(json), "application/json");
+  SetJson(response, code, "{\"error\": " + JsonQuote(message) + "}");
   response.headers.Set("X-Error-Message", std::move(message));
 }
 

@@ -153,7 +153,7 @@ struct MirrorStats {
   uint64_t repo_info = 0;
   uint64_t tree = 0;
   uint64_t paths_info = 0;
-  uint64_t other = 0;                  // unknown routes
+  uint64_t other = 0;  // no route: unknown paths, wrong methods (405), malformed ids (400)
   uint64_t errors = 0;                 // answers with status >= 400
   uint64_t file_bytes_served = 0;      // body bytes of resolve GETs
   std::vector<uint64_t> faults_fired;  // per MirrorOptions::faults rule, in order

@@ -1,5 +1,8 @@
-// HttpClient: a minimal blocking HTTP client (libcurl easy interface) for tests and tools.
-// The production downloader uses the multi interface instead.
+// HttpClient: a blocking HTTP client (one libcurl easy handle), used in production and tests:
+// the hub client's metadata calls (repo info, tree, HEAD), the agent's controller link, the
+// controller's calls to agents and its webhook deliveries, the CLI's calls to a controller. File
+// bytes are not fetched through it: the downloader drives its own easy handles, one per worker
+// thread (src/downloader/range_fetch.h), for Range requests, stall detection and redirect rules.
 //
 // HTTP error statuses are results, not errors: Send() returns OK with status 404 etc. It returns
 // Unavailable for transport failures (refused, reset, timeout), InvalidArgument for an unusable

@@ -1,0 +1,393 @@
+// /v1/endpoints (create, list, show, update, delete), /v1/models/resolve (what an endpoint would
+// get) and the per-endpoint views of the fleet: /v1/workers, /v1/ledger, /v1/coldstarts.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "controller/api_common.h"
+#include "controller/fleet.h"
+#include "controller/hub_access.h"
+#include "controller/jobs.h"
+#include "controller/keys.h"
+#include "controller/store.h"
+#include "mc/hub/hub_client.h"
+#include "mc/hub/model_ref.h"
+#include "mc/net/json_reply.h"
+
+namespace mc::controller {
+namespace {
+
+using json = nlohmann::json;
+
+json EndpointJson(const EndpointRecord& e) {
+  return json{{"id", e.id},
+              {"name", e.name},
+              {"model", e.model},
+              {"repo", e.repo},
+              {"revision", e.revision},
+              {"commit", e.commit},
+              {"hasHfToken", e.hf_token.has_value()},
+              {"command", json::parse(e.command_json, nullptr, false)},
+              {"env", json::parse(e.env_json, nullptr, false)},
+              {"gpuType", e.gpu_type},
+              {"gpuCount", e.gpu_count},
+              {"workersMin", e.workers_min},
+              {"workersMax", e.workers_max},
+              {"idleTimeout", e.idle_timeout_s},
+              {"scalerType", e.scaler_type},
+              {"scalerValue", e.scaler_value},
+              {"executionTimeoutMs", e.execution_timeout_ms},
+              {"ttlMs", e.ttl_ms},
+              {"createdAt", e.created_ms},
+              {"updatedAt", e.updated_ms}};
+}
+
+json WorkerJson(const WorkerRecord& w) {
+  auto opt = [](const std::optional<int64_t>& v) { return v ? json(*v) : json(nullptr); };
+  return json{{"id", w.id},
+              {"endpointId", w.endpoint_id},
+              {"hostId", w.host_id},
+              {"commit", w.commit},
+              {"phase", w.phase},
+              {"message", w.message},
+              {"cacheHit", w.cache_hit},
+              {"createdAt", w.created_ms},
+              {"startedAt", opt(w.started_ms)},
+              {"firstTakeAt", opt(w.first_take_ms)},
+              {"stoppedAt", opt(w.stopped_ms)},
+              {"lastPingAt", opt(w.last_ping_ms)}};
+}
+
+double Percentile(std::vector<int64_t> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t k = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size()))) - 1;
+  return static_cast<double>(v[std::min(k, v.size() - 1)]);
+}
+
+json PercentilesJson(const std::vector<int64_t>& v) {
+  return json{{"count", v.size()},
+              {"p50", Percentile(v, 50)},
+              {"p90", Percentile(v, 90)},
+              {"p99", Percentile(v, 99)}};
+}
+
+// The text fields of a create/update body: name, model, gpuType, scalerType, hfToken, command
+// and env.
+Status ApplyEndpointText(const json& b, EndpointRecord& e) {
+  auto str = [&](const char* k, std::string& out) -> Status {
+    if (!b.contains(k)) return Status::Ok();
+    if (!b[k].is_string()) return InvalidArgumentError(std::string(k) + " must be a string");
+    out = b[k].get<std::string>();
+    return Status::Ok();
+  };
+  MC_RETURN_IF_ERROR(str("name", e.name));
+  if (e.name.size() > 200) return InvalidArgumentError("name is longer than 200 characters");
+  MC_RETURN_IF_ERROR(str("model", e.model));
+  MC_RETURN_IF_ERROR(str("gpuType", e.gpu_type));
+  MC_RETURN_IF_ERROR(str("scalerType", e.scaler_type));
+  if (e.scaler_type != "QUEUE_DELAY" && e.scaler_type != "REQUEST_COUNT") {
+    return InvalidArgumentError("scalerType must be QUEUE_DELAY or REQUEST_COUNT");
+  }
+  if (b.contains("hfToken")) {
+    if (b["hfToken"].is_null()) {
+      e.hf_token.reset();
+    } else if (!b["hfToken"].is_string()) {
+      return InvalidArgumentError("hfToken must be a string");
+    } else {
+      e.hf_token = b["hfToken"].get<std::string>();
+      if (e.hf_token->empty()) e.hf_token.reset();
+    }
+  }
+  if (b.contains("command")) {
+    const json& c = b["command"];
+    if (!c.is_array() || c.empty() ||
+        !std::all_of(c.begin(), c.end(), [](const json& v) { return v.is_string(); })) {
+      return InvalidArgumentError("command must be a non-empty list of strings (the worker's argv)");
+    }
+    e.command_json = c.dump();
+  }
+  if (b.contains("env")) {
+    const json& env = b["env"];
+    if (!env.is_object()) return InvalidArgumentError("env must be an object of strings");
+    for (const auto& [k, v] : env.items()) {
+      if (!v.is_string()) return InvalidArgumentError("env values must be strings");
+    }
+    e.env_json = env.dump();
+  }
+  return Status::Ok();
+}
+
+// The numeric fields of a create/update body, each within its range.
+Status ApplyEndpointNumbers(const json& b, EndpointRecord& e) {
+  auto integer = [&](const char* k, auto& out, int64_t lo, int64_t hi) -> Status {
+    if (!b.contains(k)) return Status::Ok();
+    if (!b[k].is_number_integer()) return InvalidArgumentError(std::string(k) + " must be an integer");
+    const int64_t v = b[k].get<int64_t>();
+    if (v < lo || v > hi) {
+      return InvalidArgumentError(std::string(k) + " must be in [" + std::to_string(lo) + ", " +
+                                  std::to_string(hi) + "]");
+    }
+    out = static_cast<std::remove_reference_t<decltype(out)>>(v);
+    return Status::Ok();
+  };
+  MC_RETURN_IF_ERROR(integer("gpuCount", e.gpu_count, 0, 64));
+  MC_RETURN_IF_ERROR(integer("workersMin", e.workers_min, 0, 1000));
+  MC_RETURN_IF_ERROR(integer("workersMax", e.workers_max, 0, 1000));
+  MC_RETURN_IF_ERROR(integer("idleTimeout", e.idle_timeout_s, 1, 3600));
+  MC_RETURN_IF_ERROR(integer("executionTimeoutMs", e.execution_timeout_ms, kMinExecutionMs,
+                             kMaxPolicyMs));
+  MC_RETURN_IF_ERROR(integer("ttlMs", e.ttl_ms, kMinTtlMs, kMaxPolicyMs));
+  if (b.contains("scalerValue")) {
+    if (!b["scalerValue"].is_number() || b["scalerValue"].get<double>() <= 0) {
+      return InvalidArgumentError("scalerValue must be a positive number");
+    }
+    e.scaler_value = b["scalerValue"].get<double>();
+  }
+  if (e.workers_min > e.workers_max) {
+    return InvalidArgumentError("workersMin must not exceed workersMax");
+  }
+  return Status::Ok();
+}
+
+// Applies the optional fields of a create/update body to `e`. Validation only; no I/O.
+Status ApplyEndpointFields(const json& b, EndpointRecord& e) {
+  MC_RETURN_IF_ERROR(ApplyEndpointText(b, e));
+  return ApplyEndpointNumbers(b, e);
+}
+
+constexpr std::initializer_list<const char*> kEndpointFields = {
+    "name",       "model",      "hfToken",     "command",     "env",
+    "gpuType",    "gpuCount",   "workersMin",  "workersMax",  "idleTimeout",
+    "scalerType", "scalerValue", "executionTimeoutMs", "ttlMs"};
+
+
+struct ModelFacts {
+  std::string repo, revision, commit;
+  size_t files = 0;
+  uint64_t bytes = 0;
+  bool gated = false, is_private = false;
+};
+
+// What the upstream says of a model text (any model-ref form) with `token`: the repo, revision
+// and commit, files and bytes; the file list is noted for placement. For a gated or private repo
+// the token must be accepted (Unauthenticated / PermissionDenied otherwise).
+StatusOr<ModelFacts> InspectModel(ApiContext& ctx, const std::string& model,
+                                  const std::optional<std::string>& token) {
+  MC_ASSIGN_OR_RETURN(hub::ModelRef ref, hub::ParseModelRef(model), "model");
+  if (ref.file) return InvalidArgumentError("model names a file; give the repo");
+  ModelFacts facts;
+  facts.repo = std::string(ref.repo.UrlPrefix()) + ref.repo.id();
+  const Revision revision = ref.revision.value_or(Revision::Parse("main").value());
+  facts.revision = revision.str();
+  MC_ASSIGN_OR_RETURN(auto client, UpstreamClient(ctx.options.upstream, token));
+  MC_ASSIGN_OR_RETURN(hub::RepoInfo info, client->GetRepoInfo(ref.repo, revision), "model");
+  facts.commit = info.sha.str();
+  facts.gated = info.gated;
+  facts.is_private = info.is_private;
+  MC_ASSIGN_OR_RETURN(std::vector<hub::TreeFile> tree, client->ListTree(ref.repo, info.sha),
+                      "model");
+  std::vector<Fleet::Blob> blobs;
+  std::set<std::string> seen;
+  for (const hub::TreeFile& f : tree) {
+    blobs.push_back({f.BlobEtag().str(), f.size});
+    if (seen.insert(f.BlobEtag().str()).second) facts.bytes += f.size;
+  }
+  facts.files = tree.size();
+  ctx.fleet.NoteModelFiles(facts.repo, facts.commit, std::move(blobs));
+  Status access = CheckFileAccess(*client, ref.repo, info.sha, info);
+  if (!access.ok()) {
+    const std::string kind = info.gated ? "gated" : "private";
+    if (!token) {
+      return Status(access.code(), facts.repo + " is " + kind +
+                                       ": give an access token (hfToken) that has been granted "
+                                       "access to it");
+    }
+    return Status(access.code(), "the access token is not accepted for " + facts.repo + " (" +
+                                     kind + "): " + access.message());
+  }
+  return facts;
+}
+
+// Sets repo, revision and commit of `e` from InspectModel(e.model, e.hf_token).
+Status ResolveModel(ApiContext& ctx, EndpointRecord& e) {
+  MC_ASSIGN_OR_RETURN(ModelFacts facts, InspectModel(ctx, e.model, e.hf_token));
+  e.repo = facts.repo;
+  e.revision = facts.revision;
+  e.commit = facts.commit;
+  return Status::Ok();
+}
+
+// The endpoint a /v1/endpoints/{id} route names: NotFound for an id of the wrong form (no such
+// route) or an unknown endpoint.
+StatusOr<EndpointRecord> EndpointOf(ApiContext& ctx, const net::HttpRequest& req,
+                                    const net::PathParams& params) {
+  const std::string& id = params.Get("id");
+  if (!ValidId(id)) return NoRoute(req);
+  MC_ASSIGN_OR_RETURN(std::optional<EndpointRecord> e, ctx.store.GetEndpoint(id));
+  if (!e) return NotFoundError("no endpoint " + id);
+  return *e;
+}
+
+void CreateEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams&,
+                    net::HttpResponse& res) {
+  auto body = ParseObject(req.body);
+  if (!body.ok()) return net::SetJsonError(res, body.status());
+  Status s = CheckFields(*body, kEndpointFields);
+  EndpointRecord e;
+  if (s.ok()) s = ApplyEndpointFields(*body, e);
+  if (s.ok() && e.name.empty()) s = InvalidArgumentError("name is required");
+  if (s.ok() && e.model.empty()) s = InvalidArgumentError("model is required (a Hugging Face link)");
+  if (s.ok() && e.command_json == "[]") {
+    s = InvalidArgumentError("command is required: the worker program, e.g. [\"python3\", "
+                             "\"examples/runpod_worker.py\"]");
+  }
+  if (s.ok()) s = ResolveModel(ctx, e);
+  if (!s.ok()) return net::SetJsonError(res, s);
+  e.id = RandomAlnum(14);
+  e.created_ms = e.updated_ms = NowMs(*ctx.options.clock);
+  s = ctx.store.PutEndpoint(e);
+  if (!s.ok()) return net::SetJsonError(res, s);
+  spdlog::info("controller: endpoint {} ({}) created for {}@{}", e.id, e.name, e.repo, e.commit);
+  net::SetJson(res, 200, EndpointJson(e).dump());
+}
+
+void UpdateEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams& params,
+                    net::HttpResponse& res) {
+  auto existing = EndpointOf(ctx, req, params);
+  if (!existing.ok()) return net::SetJsonError(res, existing.status());
+  auto body = ParseObject(req.body);
+  if (!body.ok()) return net::SetJsonError(res, body.status());
+  EndpointRecord e = *existing;
+  Status s = CheckFields(*body, kEndpointFields);
+  if (s.ok()) s = ApplyEndpointFields(*body, e);
+  // The model is resolved again (a branch may have moved), with the token as it is now.
+  if (s.ok() && (body->contains("model") || body->contains("hfToken"))) s = ResolveModel(ctx, e);
+  if (!s.ok()) return net::SetJsonError(res, s);
+  e.updated_ms = NowMs(*ctx.options.clock);
+  s = ctx.store.PutEndpoint(e);
+  if (!s.ok()) return net::SetJsonError(res, s);
+  net::SetJson(res, 200, EndpointJson(e).dump());
+}
+
+void ShowEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams& params,
+                  net::HttpResponse& res) {
+  auto e = EndpointOf(ctx, req, params);
+  if (!e.ok()) return net::SetJsonError(res, e.status());
+  const std::string& id = e->id;
+  json out = EndpointJson(*e);
+  std::map<std::string, int> phases;
+  for (const WorkerRecord& w : ctx.fleet.Workers(id)) ++phases[w.phase];
+  out["workers"] = phases;
+  const QueueLoad load = ctx.jobs.Load(id);
+  out["queue"] = json{{"inQueue", load.in_queue}, {"inProgress", load.in_progress}};
+  std::vector<int64_t> hit, miss;
+  for (const ColdStart& c : ctx.fleet.ColdStarts(id)) (c.cache_hit ? hit : miss).push_back(c.total_ms);
+  out["coldStarts"] = json{{"hit", PercentilesJson(hit)}, {"miss", PercentilesJson(miss)}};
+  double billed = 0, unbilled = 0;
+  auto rows = ctx.store.ListLedger(id);
+  const int64_t now = NowMs(*ctx.options.clock);
+  if (rows.ok()) {
+    for (const LedgerRow& r : *rows) {
+      const double s = static_cast<double>(r.end_ms.value_or(now) - r.start_ms) / 1000.0;
+      (r.billed ? billed : unbilled) += s;
+    }
+  }
+  out["seconds"] = json{{"billed", billed}, {"unbilled", unbilled}};
+  net::SetJson(res, 200, out.dump());
+}
+
+void ListEndpoints(ApiContext& ctx, const net::HttpRequest&, const net::PathParams&,
+                   net::HttpResponse& res) {
+  auto list = ctx.store.ListEndpoints();
+  if (!list.ok()) return net::SetJsonError(res, list.status());
+  json out = json::array();
+  for (const EndpointRecord& e : *list) out.push_back(EndpointJson(e));
+  net::SetJson(res, 200, json{{"endpoints", out}}.dump());
+}
+
+void DeleteEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams& params,
+                    net::HttpResponse& res) {
+  auto e = EndpointOf(ctx, req, params);
+  if (!e.ok()) return net::SetJsonError(res, e.status());
+  const std::string& id = e->id;
+  ctx.fleet.StopEndpoint(id);
+  Status s = ctx.store.DeleteEndpoint(id);
+  if (!s.ok()) return net::SetJsonError(res, s);
+  ctx.jobs.ForgetEndpoint(id);
+  net::SetJson(res, 200, json{{"id", id}, {"deleted", true}}.dump());
+}
+
+void ResolveModelRoute(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams&,
+                       net::HttpResponse& res) {
+  auto body = ParseObject(req.body);
+  if (!body.ok()) return net::SetJsonError(res, body.status());
+  Status s = CheckFields(*body, {"model", "hfToken"});
+  EndpointRecord e;  // the same field rules as an endpoint's
+  if (s.ok()) s = ApplyEndpointFields(*body, e);
+  if (s.ok() && e.model.empty()) s = InvalidArgumentError("model is required (a Hugging Face link)");
+  if (!s.ok()) return net::SetJsonError(res, s);
+  auto facts = InspectModel(ctx, e.model, e.hf_token);
+  if (!facts.ok()) return net::SetJsonError(res, facts.status());
+  net::SetJson(res, 200,
+               json{{"model", e.model}, {"repo", facts->repo}, {"revision", facts->revision},
+                    {"commit", facts->commit}, {"files", facts->files},
+                    {"sizeBytes", facts->bytes}, {"gated", facts->gated},
+                    {"private", facts->is_private}}
+                   .dump());
+}
+
+void ListWorkers(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams&,
+                 net::HttpResponse& res) {
+  json out = json::array();
+  for (const WorkerRecord& w : ctx.fleet.Workers(req.QueryParam("endpoint").value_or(""))) {
+    out.push_back(WorkerJson(w));
+  }
+  net::SetJson(res, 200, json{{"workers", out}}.dump());
+}
+
+void ListLedger(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams&,
+                net::HttpResponse& res) {
+  auto rows = ctx.store.ListLedger(req.QueryParam("endpoint").value_or(""));
+  if (!rows.ok()) return net::SetJsonError(res, rows.status());
+  json out = json::array();
+  for (const LedgerRow& r : *rows) {
+    out.push_back(json{{"workerId", r.worker_id}, {"endpointId", r.endpoint_id},
+                       {"phase", r.phase}, {"start", r.start_ms},
+                       {"end", r.end_ms ? json(*r.end_ms) : json(nullptr)},
+                       {"billed", r.billed}});
+  }
+  net::SetJson(res, 200, json{{"ledger", out}}.dump());
+}
+
+void ListColdStarts(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams&,
+                    net::HttpResponse& res) {
+  json out = json::array();
+  for (const ColdStart& c : ctx.fleet.ColdStarts(req.QueryParam("endpoint").value_or(""))) {
+    out.push_back(json{{"workerId", c.worker_id}, {"cacheHit", c.cache_hit},
+                       {"queueMs", c.queue_ms}, {"downloadMs", c.download_ms},
+                       {"startMs", c.start_ms}, {"totalMs", c.total_ms}});
+  }
+  net::SetJson(res, 200, json{{"coldStarts", out}}.dump());
+}
+
+}  // namespace
+
+void AddEndpointRoutes(net::Router& keyed, ApiContext& ctx) {
+  keyed.Add("GET", "/v1/endpoints", Bind(ctx, ListEndpoints));
+  keyed.Add("POST", "/v1/endpoints", Bind(ctx, CreateEndpoint));
+  keyed.Add("GET", "/v1/endpoints/{id}", Bind(ctx, ShowEndpoint));
+  keyed.Add("PATCH", "/v1/endpoints/{id}", Bind(ctx, UpdateEndpoint));
+  keyed.Add("POST", "/v1/endpoints/{id}", Bind(ctx, UpdateEndpoint));
+  keyed.Add("DELETE", "/v1/endpoints/{id}", Bind(ctx, DeleteEndpoint));
+  keyed.Add("POST", "/v1/models/resolve", Bind(ctx, ResolveModelRoute));
+  keyed.Add("GET", "/v1/workers", Bind(ctx, ListWorkers));
+  keyed.Add("GET", "/v1/ledger", Bind(ctx, ListLedger));
+  keyed.Add("GET", "/v1/coldstarts", Bind(ctx, ListColdStarts));
+}
+
+}  // namespace mc::controller
