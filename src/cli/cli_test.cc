@@ -12,14 +12,14 @@
 #include <string>
 #include <vector>
 
-#include "cli_test_util.h"
+#include "mc/testing/modelcache_process.h"
 
 namespace {
 
 namespace fs = std::filesystem;
-using mc::cli::test_util::ReadAll;
-using mc::cli::test_util::RunResult;
-using mc::cli::test_util::SpawnMc;
+using mc::testing::ReadAll;
+using mc::testing::RunResult;
+using mc::testing::SpawnMc;
 
 // Runs modelcache with `args`; stdout and stderr go to temp files (no pipe deadlocks).
 RunResult RunMc(const std::vector<std::string>& args) {

@@ -16,7 +16,6 @@
 #include <set>
 #include <thread>
 
-#include "cli/cli_test_util.h"
 #include "mc/agent/agent.h"
 #include "mc/cache/cache_store.h"
 #include "mc/cache/importer.h"
@@ -25,6 +24,7 @@
 #include "mc/net/http_client.h"
 #include "mc/net/http_server.h"
 #include "mc/testing/model_fixture.h"
+#include "mc/testing/modelcache_process.h"
 
 namespace mc::controller {
 namespace {
@@ -32,8 +32,8 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using namespace std::chrono_literals;
-using cli::test_util::SpawnMc;
-using cli::test_util::WaitExit;
+using testing::SpawnMc;
+using testing::WaitExit;
 
 // A port nobody listens on now (bound and released; the controller binds it right after).
 int FreePort() {
