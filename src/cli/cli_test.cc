@@ -94,6 +94,19 @@ TEST_F(CliTest, UnknownCommandIsAUsageError) {
   EXPECT_NE(r.err.find("--help"), std::string::npos);
 }
 
+TEST_F(CliTest, UnknownCommandWithHelpIsAUsageErrorThatListsTheCommands) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"frobnicate", "--help"}, {"--help", "frobnicate"},
+        {"--log-level", "info", "frobnicate", "-h"}, {"frobnicate"}}) {
+    auto r = RunMc(args);
+    EXPECT_EQ(r.exit_code, 2) << args[0] << " " << r.out;
+    EXPECT_EQ(r.out, "") << "the top help was printed";
+    EXPECT_NE(r.err.find("unknown command 'frobnicate'"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("The commands are: ls, path,"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("pin, unpin, pins"), std::string::npos) << r.err;
+  }
+}
+
 TEST_F(CliTest, UpHelpExplainsTheDemoUpstreamRate) {
   auto r = RunMc({"up", "--help"});
   EXPECT_EQ(r.exit_code, 0);
