@@ -27,12 +27,12 @@
 #include <thread>
 #include <vector>
 
-#include "cli_test_util.h"
 #include "mc/cache/cache_store.h"
 #include "mc/cache/importer.h"
 #include "mc/mirror/mirror_server.h"
 #include "mc/net/http_client.h"
 #include "mc/testing/model_fixture.h"
+#include "mc/testing/modelcache_process.h"
 
 extern char** environ;
 
@@ -44,11 +44,11 @@ namespace mirror = mc::mirror;
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 
-using mc::cli::test_util::McBinary;
-using mc::cli::test_util::ReadAll;
-using mc::cli::test_util::RunResult;
-using mc::cli::test_util::SpawnMc;
-using mc::cli::test_util::WaitExit;
+using mc::testing::McBinary;
+using mc::testing::ReadAll;
+using mc::testing::RunResult;
+using mc::testing::SpawnMc;
+using mc::testing::WaitExit;
 
 constexpr char kRepo[] = "demo/model";
 constexpr char kBigFile[] = "weights-big.bin";  // a name no other path contains

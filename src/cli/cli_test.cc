@@ -12,14 +12,14 @@
 #include <string>
 #include <vector>
 
-#include "cli_test_util.h"
+#include "mc/testing/modelcache_process.h"
 
 namespace {
 
 namespace fs = std::filesystem;
-using mc::cli::test_util::ReadAll;
-using mc::cli::test_util::RunResult;
-using mc::cli::test_util::SpawnMc;
+using mc::testing::ReadAll;
+using mc::testing::RunResult;
+using mc::testing::SpawnMc;
 
 // Runs modelcache with `args`; stdout and stderr go to temp files (no pipe deadlocks).
 RunResult RunMc(const std::vector<std::string>& args) {
@@ -92,6 +92,19 @@ TEST_F(CliTest, UnknownCommandIsAUsageError) {
   auto r = RunMc({"frobnicate"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("--help"), std::string::npos);
+}
+
+TEST_F(CliTest, UnknownCommandWithHelpIsAUsageErrorThatListsTheCommands) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"frobnicate", "--help"}, {"--help", "frobnicate"},
+        {"--log-level", "info", "frobnicate", "-h"}, {"frobnicate"}}) {
+    auto r = RunMc(args);
+    EXPECT_EQ(r.exit_code, 2) << args[0] << " " << r.out;
+    EXPECT_EQ(r.out, "") << "the top help was printed";
+    EXPECT_NE(r.err.find("unknown command 'frobnicate'"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("The commands are: ls, path,"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("pin, unpin, pins"), std::string::npos) << r.err;
+  }
 }
 
 TEST_F(CliTest, UpHelpExplainsTheDemoUpstreamRate) {

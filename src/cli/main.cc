@@ -28,6 +28,27 @@ constexpr const char* kDescription =
     "\n"
     "Run 'modelcache <command> --help' for the details of a command.";
 
+// The word given where a command belongs when it names none ("" when a command was given or
+// nothing is there). CLI11 keeps such a word aside and, with --help beside it, would print the
+// top help and exit 0.
+std::string UnknownCommand(const CLI::App& app) {
+  if (!app.get_subcommands().empty()) return "";
+  for (const std::string& arg : app.remaining()) {
+    if (!arg.empty() && arg[0] != '-') return arg;
+  }
+  return "";
+}
+
+int UnknownCommandError(CLI::App& app, const std::string& word) {
+  std::string names;
+  for (const CLI::App* cmd : app.get_subcommands([](CLI::App*) { return true; })) {
+    names += (names.empty() ? "" : ", ") + cmd->get_name();
+  }
+  std::cerr << "modelcache: error: unknown command '" << word << "'. The commands are: " << names
+            << ".\nRun 'modelcache --help' for what each does.\n";
+  return mc::cli::kExitUsage;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -60,12 +81,16 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
+    const std::string word = UnknownCommand(app);
+    return word.empty() ? app.exit(e) : UnknownCommandError(app, word);
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    if (const std::string word = UnknownCommand(app); !word.empty()) {
+      return UnknownCommandError(app, word);
+    }
     std::cerr << "modelcache: error: " << e.what() << "\n"
               << "Run 'modelcache --help' or 'modelcache <command> --help' for usage.\n";
     return mc::cli::kExitUsage;

@@ -1,14 +1,14 @@
-// pin, unpin, pins: operator pins, written straight into the agent's state database
-// (<state-dir>/state.db, owner "operator"). They work whether or not an agent runs: a running
-// agent reads the pins from the database at each eviction decision, and they survive restarts.
+// pin, unpin, pins: operator pins in the agent's state dir, through the agent's public pin
+// interface (mc/agent/pins.h). They work whether or not an agent runs: a running agent reads the
+// pins at each eviction decision, and they survive restarts.
 #include <CLI/CLI.hpp>
 #include <ctime>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "agent/state_db.h"
 #include "commands.h"
 #include "format.h"
+#include "mc/agent/pins.h"
 #include "mc/cache/cache_store.h"
 #include "mc/common/clock.h"
 #include "mc/common/ids.h"
@@ -19,8 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-constexpr const char* kOperator = "operator";
 
 struct PinArgs {
   std::string model, revision, cache_dir, state_dir;
@@ -88,28 +86,21 @@ StatusOr<fs::path> StateDir(const PinArgs& args) {
   return AgentStateDirOrDefault(args.state_dir, cache_dir);
 }
 
-StatusOr<std::unique_ptr<agent::StateDb>> OpenDb(const fs::path& state_dir) {
-  std::error_code ec;
-  fs::create_directories(state_dir, ec);
-  if (ec) return ErrnoError(ec.value(), "create state dir " + state_dir.string());
-  return agent::StateDb::Open(state_dir / "state.db");
-}
-
 Status RunPin(const PinArgs& args, bool add) {
   MC_ASSIGN_OR_RETURN(Target target, ResolveTarget(args));
   MC_ASSIGN_OR_RETURN(fs::path state_dir, StateDir(args));
-  MC_ASSIGN_OR_RETURN(auto db, OpenDb(state_dir));
-  const std::string folder = target.repo.FolderName();
   const std::string name = ModelName(target.repo) + "@" + target.commit.str();
   if (add) {
-    MC_RETURN_IF_ERROR(db->AddPin({folder, target.commit.str(), kOperator, Clock::Real().Now()}),
-                       "pin " + name);
+    MC_RETURN_IF_ERROR(
+        agent::AddOperatorPin(state_dir, target.repo, target.commit, Clock::Real().Now()),
+        "pin " + name);
     std::cout << "pinned " << name << std::endl;
     return Status::Ok();
   }
-  Status removed = db->RemovePin(folder, target.commit.str(), kOperator);
+  Status removed = agent::RemoveOperatorPin(state_dir, target.repo, target.commit);
   if (removed.code() == StatusCode::kNotFound) {
-    return NotFoundError(name + " has no operator pin in " + db->path().string() +
+    return NotFoundError(name + " has no operator pin in " +
+                         agent::StateDbPath(state_dir).string() +
                          " ('modelcache pins' lists them)");
   }
   MC_RETURN_IF_ERROR(removed, "unpin " + name);
@@ -119,13 +110,8 @@ Status RunPin(const PinArgs& args, bool add) {
 
 Status RunPins(const PinArgs& args) {
   MC_ASSIGN_OR_RETURN(fs::path state_dir, StateDir(args));
-  std::vector<agent::PinRow> pins;
-  std::error_code ec;
-  if (fs::exists(state_dir / "state.db", ec)) {  // listing creates nothing
-    MC_ASSIGN_OR_RETURN(auto db, agent::StateDb::Open(state_dir / "state.db"));
-    MC_ASSIGN_OR_RETURN(pins, db->ListPins());
-  }
-  auto model = [](const agent::PinRow& pin) {
+  MC_ASSIGN_OR_RETURN(std::vector<agent::PinInfo> pins, agent::ListPins(state_dir));
+  auto model = [](const agent::PinInfo& pin) {
     auto repo = RepoId::FromFolderName(pin.repo);
     return repo.ok() ? ModelName(*repo) : pin.repo;
   };
@@ -141,7 +127,7 @@ Status RunPins(const PinArgs& args) {
     return Status::Ok();
   }
   if (pins.empty()) {
-    std::cerr << "No pins in " << (state_dir / "state.db").string() << ".\n";
+    std::cerr << "No pins in " << agent::StateDbPath(state_dir).string() << ".\n";
     return Status::Ok();
   }
   Table table({"MODEL", "COMMIT", "OWNER", "PINNED"});

@@ -23,11 +23,11 @@
 #include <string>
 #include <vector>
 
-#include "cli_test_util.h"
 #include "mc/cache/cache_store.h"
 #include "mc/cache/importer.h"
 #include "mc/mirror/mirror_server.h"
 #include "mc/testing/model_fixture.h"
+#include "mc/testing/modelcache_process.h"
 
 extern char** environ;
 
@@ -38,11 +38,11 @@ namespace cache = mc::cache;
 namespace mirror = mc::mirror;
 using namespace std::chrono_literals;
 
-using mc::cli::test_util::McBinary;
-using mc::cli::test_util::ReadAll;
-using mc::cli::test_util::RunResult;
-using mc::cli::test_util::SpawnMc;
-using mc::cli::test_util::WaitExit;
+using mc::testing::McBinary;
+using mc::testing::ReadAll;
+using mc::testing::RunResult;
+using mc::testing::SpawnMc;
+using mc::testing::WaitExit;
 constexpr char kToken[] = "hf_PullCliTestGatedToken0123456789abcd";
 constexpr uint64_t kCell = 4ull << 20;  // FetchTuning::cell_size
 constexpr uint64_t kBigBytes = 40ull << 20;

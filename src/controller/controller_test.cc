@@ -8,10 +8,7 @@
 // The controller runs on a FakeClock: delays, TTLs, execution timeouts and the unlisted-job
 // grace are driven by Advance(), never by sleeping. Long-polls (job-take, job-stop, runsync
 // wait) count real time and are kept short by the options (take_hold 2 s).
-#include "mc/controller/controller.h"
-
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -23,12 +20,8 @@
 #include <sstream>
 #include <thread>
 
-#include "mc/agent/agent.h"
-#include "mc/cache/cache_store.h"
-#include "mc/cache/importer.h"
-#include "mc/mirror/mirror_server.h"
-#include "mc/net/http_client.h"
-#include "mc/testing/model_fixture.h"
+#include "controller/test_cluster.h"
+#include "mc/testing/eventually.h"
 
 namespace mc::controller {
 namespace {
@@ -36,39 +29,11 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using namespace std::chrono_literals;
+using testing::Eventually;
 
 constexpr char kSdkUserAgent[] =
     "RunPod-Python-SDK/1.12.0 (Linux 6.1.0; x86_64) Language/Python 3.11.2";
 constexpr auto kTakeHold = 2s;
-
-struct Reply {
-  int status = 0;
-  json body;  // discarded when the answer is not JSON
-  std::string text;
-  std::string content_type;
-  std::string allow;  // the Allow header (405)
-};
-
-Reply Send(const std::string& method, const std::string& url, const net::HeaderMap& headers,
-           std::optional<std::string> body = std::nullopt,
-           std::chrono::milliseconds timeout = 30s) {
-  static thread_local auto client = net::HttpClient::Create();
-  net::HttpClientRequest req;
-  req.method = method;
-  req.url = url;
-  req.headers = headers;
-  req.body = std::move(body);
-  req.timeout = timeout;
-  auto res = client->Send(req);
-  if (!res.ok()) return Reply{0, json{{"transport", res.status().ToString()}}, "", "", ""};
-  Reply r;
-  r.status = res->status;
-  r.text = res->body;
-  r.body = json::parse(res->body, nullptr, false);
-  r.content_type = res->headers.Get("Content-Type").value_or("");
-  r.allow = res->headers.Get("Allow").value_or("");
-  return r;
-}
 
 std::string ReplaceAll(std::string s, const std::string& from, const std::string& to) {
   for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {
@@ -94,100 +59,47 @@ std::string ReadFile(const fs::path& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// The controller, the agent, the upstream and the endpoint with its one worker, shared by the
-// suite (the worker's start is the slow part).
+// The shared TestCluster (org/tiny upstream, one agent "host-a" with 4 GPU slots, the
+// controller on a FakeClock) and the endpoint with its one worker, shared by the suite (the
+// worker's start is the slow part).
 struct World {
-  fs::path root;
   FakeClock clock;
-  std::unique_ptr<mirror::MirrorServer> mirror;
-  std::unique_ptr<Controller> controller;
-  std::unique_ptr<agent::Agent> agent;
+  std::unique_ptr<TestCluster> cluster;
+  Controller* controller = nullptr;
   std::string key;       // clients' key; also agent → controller and controller → agent
   std::string endpoint;  // the endpoint's id
   std::map<std::string, std::string> env;  // what the worker process was given
   std::string error;                       // why the world could not be built; empty when it was
 
-  ControllerOptions Options() {
-    ControllerOptions o;
-    o.listen = "127.0.0.1:0";
-    o.db_path = root / "db" / "controller.db";
-    o.upstream = *hub::Endpoint::Parse(mirror->base_url());
-    o.tick = 50ms;
-    o.take_hold = kTakeHold;
-    o.ping_interval = 1000ms;
-    o.host_timeout = 30s;
-    o.stop_grace = 1s;
-    // The suite's one worker is played by the test and often left "running" without a job while
-    // the fake clock jumps: it must never be stopped for ignoring a job-stop (e2e tests that).
-    o.job_stop_grace = 24h;
-    o.max_body_bytes = 64 << 10;
-    o.clock = &clock;
-    return o;
-  }
-
-  net::HeaderMap Bearer() const {
-    net::HeaderMap h;
-    h.Set("Authorization", "Bearer " + key);
-    h.Set("Content-Type", "application/json");
-    return h;
-  }
+  net::HeaderMap Bearer() const { return controller::Bearer(key); }
 
   std::string Build() {
-    root = fs::temp_directory_path() / ("mc_controller_test_" + std::to_string(::getpid()));
-    fs::remove_all(root);
-    fs::create_directories(root / "db");
-    // The upstream: one small model.
-    auto store = cache::CacheStore::Open({root / "upstream", std::nullopt, true});
-    if (!store.ok()) return "open the upstream cache: " + store.status().ToString();
-    testing::ModelFixtureOptions f;
-    f.total_weight_bytes = 256 << 10;
-    if (auto w = testing::WriteModelFixture(root / "src", f); !w.ok()) return w.status().ToString();
-    auto imported = cache::ImportFolder(**store, root / "src", *RepoId::Parse("org/tiny"),
-                                        *Revision::Parse("main"));
-    if (!imported.ok()) return "import: " + imported.status().ToString();
-    mirror::MirrorOptions mo;
-    mo.cache_dir = root / "upstream";
-    auto m = mirror::MirrorServer::Create(std::move(mo));
-    if (!m.ok() || !(*m)->Start().ok()) return "start the mirror";
-    mirror = std::move(*m);
+    TestClusterOptions o;
+    o.name = "controller_test";
+    o.controller_options = [this](ControllerOptions& c) {
+      c.take_hold = kTakeHold;
+      c.host_timeout = 30s;
+      c.stop_grace = 1s;
+      // The suite's one worker is played by the test and often left "running" without a job
+      // while the fake clock jumps: it must never be stopped for ignoring a job-stop (e2e tests
+      // that).
+      c.job_stop_grace = 24h;
+      c.max_body_bytes = 64 << 10;
+      c.clock = &clock;
+    };
+    o.agent_options = [](int, agent::AgentOptions& a) {
+      a.host_id = "host-a";
+      a.gpus = 4;
+      a.maintenance_interval = 3600s;
+      a.sleep = [](std::chrono::milliseconds) {};
+    };
+    auto made = TestCluster::Create(std::move(o));
+    if (!made.ok()) return made.status().ToString();
+    cluster = std::move(*made);
+    controller = &cluster->controller();
+    key = cluster->key();
 
-    // The API key is made by a running controller, but a controller takes the key it sends to
-    // agents at Create: make the key with a first instance, then restart on the same database.
-    {
-      auto first = Controller::Create(Options());
-      if (!first.ok()) return "controller: " + first.status().ToString();
-      if (Status s = (*first)->Start(); !s.ok()) return "controller start: " + s.ToString();
-      auto made = (*first)->CreateApiKey("test");
-      if (!made.ok()) return "api key: " + made.status().ToString();
-      key = *made;
-      (*first)->Stop();
-    }
-    ControllerOptions co = Options();
-    co.agent_api_key = hub::Secret(key);
-    auto c = Controller::Create(std::move(co));
-    if (!c.ok()) return "controller: " + c.status().ToString();
-    controller = std::move(*c);
-    if (Status s = controller->Start(); !s.ok()) return "controller start: " + s.ToString();
-
-    agent::AgentOptions ao;
-    ao.cache_dir = root / "agent" / "cache";
-    ao.state_dir = root / "agent" / "state";
-    ao.capacity = 1ull << 30;
-    ao.gpus = 4;
-    ao.gpu_type = "test-gpu";
-    ao.upstream = *hub::Endpoint::Parse(mirror->base_url());
-    ao.controller_url = controller->base_url();
-    ao.host_id = "host-a";
-    ao.heartbeat_interval = 100ms;
-    ao.maintenance_interval = 3600s;
-    ao.api_key = hub::Secret(key);  // guards its /v1, and is sent to the controller
-    ao.sleep = [](std::chrono::milliseconds) {};
-    auto a = agent::Agent::Create(std::move(ao));
-    if (!a.ok()) return "agent: " + a.status().ToString();
-    agent = std::move(*a);
-    if (Status s = agent->Start(); !s.ok()) return "agent start: " + s.ToString();
-
-    const fs::path dump = root / "worker.env";
+    const fs::path dump = cluster->root() / "worker.env";
     Reply created = Send("POST", controller->base_url() + "/v1/endpoints", Bearer(),
                          json{{"name", "contract"},
                               {"model", "org/tiny"},
@@ -199,39 +111,17 @@ struct World {
     if (created.status != 200) return "create the endpoint: " + created.text;
     endpoint = created.body["id"].get<std::string>();
     // The worker is placed, its model fetched and its process started: wait for its env dump.
-    for (int i = 0; i < 600 && env.empty(); ++i) {
+    Eventually([&] {
       const std::string text = fs::exists(dump) ? ReadFile(dump) : "";
-      if (text.ends_with('\n') && text.find("RUNPOD_WEBHOOK_GET_JOB=") != std::string::npos &&
-          text.find("MODEL_PATH=") != std::string::npos) {
-        env = ParseEnv(text);
-      } else {
-        std::this_thread::sleep_for(50ms);
+      if (!text.ends_with('\n') || text.find("RUNPOD_WEBHOOK_GET_JOB=") == std::string::npos ||
+          text.find("MODEL_PATH=") == std::string::npos) {
+        return false;
       }
-    }
+      env = ParseEnv(text);
+      return true;
+    });
     if (env.empty()) return "the worker did not write its environment within 30 s";
     return "";
-  }
-
-  ~World() {
-    // The controller first, so that no tick starts a replacement worker; then the worker
-    // processes (an agent that stops leaves them running for its successor).
-    if (controller) controller->Stop();
-    if (agent) {
-      net::HeaderMap h = Bearer();
-      Reply list = Send("GET", agent->base_url() + "/v1/workers", h);
-      if (list.body.is_object() && list.body["workers"].is_array()) {
-        for (const json& w : list.body["workers"]) {
-          const std::string id = w.value("id", "");
-          if (id.empty() || w.value("state", "") == "exited") continue;
-          Send("DELETE", agent->base_url() + "/v1/workers/" + id + "?grace=1", h);
-          Send("GET", agent->base_url() + "/v1/workers/" + id + "?wait=10&until=exited,failed", h);
-        }
-      }
-      agent->Stop();
-    }
-    if (mirror) mirror->Stop();
-    std::error_code ec;
-    fs::remove_all(root, ec);
   }
 };
 
@@ -287,11 +177,10 @@ class ControllerTest : public ::testing::Test {
   template <typename Pred>
   Reply WaitStatus(const std::string& id, Pred pred) {
     Reply r;
-    for (int i = 0; i < 200; ++i) {
+    Eventually([&] {
       r = Client("GET", "/status/" + id);
-      if (pred(r)) return r;
-      std::this_thread::sleep_for(25ms);
-    }
+      return pred(r);
+    });
     return r;
   }
 
@@ -385,6 +274,14 @@ class ControllerTest : public ::testing::Test {
 World* ControllerTest::world_ = nullptr;
 
 // ---- the worker's environment (§2) ----
+
+TEST_F(ControllerTest, KeyMadeByTheRunningControllerIsAccepted) {
+  auto made = world_->controller->CreateApiKey("made-while-running");
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  const std::string url = world_->controller->base_url() + "/v1/endpoints";
+  EXPECT_EQ(Send("GET", url, Bearer(*made)).status, 200);
+  EXPECT_EQ(Send("GET", url, Bearer(*made + "x")).status, 401);
+}
 
 TEST_F(ControllerTest, WorkerEnvironmentFollowsTheSdkContract) {
   for (const char* var :
@@ -887,11 +784,10 @@ TEST_F(ControllerTest, ModelResolveRefusesBadLinksAndUnknownRepos) {
 TEST_F(ControllerTest, HostsShowWatermarksAndEachModelsFilesAndLastUse) {
   // The worker's pin reaches the controller with the agent's next heartbeat (every 100 ms).
   Reply r;
-  for (int i = 0; i < 200; ++i) {
+  Eventually([&] {
     r = Send("GET", world_->controller->base_url() + "/v1/hosts", world_->Bearer());
-    if (r.status != 200 || r.text.find(R"("pins":1)") != std::string::npos) break;
-    std::this_thread::sleep_for(25ms);
-  }
+    return r.status != 200 || r.text.find(R"("pins":1)") != std::string::npos;
+  });
   ASSERT_EQ(r.status, 200) << r.text;
   ASSERT_EQ(r.body["hosts"].size(), 1u) << r.text;
   const json& h = r.body["hosts"][0];

@@ -7,18 +7,15 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
-#include <thread>
 
-#include "mc/agent/agent.h"
+#include "controller/test_cluster.h"
 #include "mc/cache/cache_store.h"
 #include "mc/cache/importer.h"
-#include "mc/controller/controller.h"
-#include "mc/mirror/mirror_server.h"
-#include "mc/net/http_client.h"
-#include "mc/testing/model_fixture.h"
+#include "mc/testing/eventually.h"
 
 namespace mc::controller {
 namespace {
@@ -26,112 +23,39 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using namespace std::chrono_literals;
+using testing::Eventually;
 
 constexpr char kGatedToken[] = "hf_e2e_gated_token";
 
-struct Reply {
-  int status = 0;
-  json body;
-};
-
-struct Cluster {
-  fs::path root;
-  std::unique_ptr<mirror::MirrorServer> upstream;
-  std::unique_ptr<Controller> controller;
-  std::vector<std::unique_ptr<agent::Agent>> agents;
-  std::string key;
-  std::unique_ptr<net::HttpClient> client = net::HttpClient::Create();
-
-  // Agents get these capacities (bytes), one agent each.
+// The shared TestCluster with demo/a, demo/gated (gated, kGatedToken) and demo/b upstream and
+// one agent per capacity (bytes), and the helpers these tests share.
+class Cluster {
+ public:
   explicit Cluster(const std::string& name, std::vector<uint64_t> capacities,
                    const std::function<void(ControllerOptions&)>& tweak = {}) {
-    root = fs::temp_directory_path() / ("mc_e2e_" + std::to_string(::getpid()) + "_" + name);
-    fs::remove_all(root);
-    fs::create_directories(root);
-    auto store = *cache::CacheStore::Open({root / "upstream", std::nullopt, true});
-    uint64_t seed = 0;
-    for (const char* id : {"demo/a", "demo/gated", "demo/b"}) {
-      testing::ModelFixtureOptions f;
-      f.total_weight_bytes = 2 << 20;
-      f.seed = ++seed;
-      if (!testing::WriteModelFixture(root / "src" / id, f).ok()) std::abort();
-      if (!cache::ImportFolder(*store, root / "src" / id, *RepoId::Parse(id),
-                               *Revision::Parse("main"))
-               .ok()) {
-        std::abort();
-      }
+    TestClusterOptions o;
+    o.name = "e2e_" + name;
+    o.models = {{"demo/a", 2 << 20}, {"demo/gated", 2 << 20}, {"demo/b", 2 << 20}};
+    o.access_json = std::string(R"({"repos": {"demo/gated": {"gated": "manual", "tokens": [")") +
+                    kGatedToken + R"("]}}})";
+    o.controller_options = tweak;
+    o.agents = static_cast<int>(capacities.size());
+    o.agent_options = [capacities](int i, agent::AgentOptions& a) { a.capacity = capacities[i]; };
+    auto made = TestCluster::Create(std::move(o));
+    if (!made.ok()) {
+      std::fprintf(stderr, "%s\n", made.status().ToString().c_str());
+      std::abort();
     }
-    std::ofstream(root / "access.json")
-        << R"({"repos": {"demo/gated": {"gated": "manual", "tokens": [")" << kGatedToken
-        << R"("]}}})";
-    mirror::MirrorOptions m;
-    m.cache_dir = root / "upstream";
-    m.access_config = root / "access.json";
-    upstream = *mirror::MirrorServer::Create(std::move(m));
-    if (!upstream->Start().ok()) std::abort();
-
-    ControllerOptions co;
-    co.listen = "127.0.0.1:0";
-    co.db_path = root / "controller.db";
-    co.upstream = *hub::Endpoint::Parse(upstream->base_url());
-    co.tick = 50ms;
-    co.take_hold = 2s;
-    co.ping_interval = 1000ms;
-    co.stop_grace = 2s;
-    key = *AddApiKey(co.db_path, "e2e");
-    co.agent_api_key = hub::Secret(key);
-    if (tweak) tweak(co);
-    controller = *Controller::Create(std::move(co));
-    if (!controller->Start().ok()) std::abort();
-    for (size_t i = 0; i < capacities.size(); ++i) {
-      agent::AgentOptions ao;
-      const fs::path host = root / ("host-" + std::to_string(i + 1));
-      ao.cache_dir = host / "hub";
-      ao.state_dir = host / "state";
-      ao.capacity = capacities[i];
-      ao.gpus = 2;
-      ao.gpu_type = "test-gpu";
-      ao.host_id = "host-" + std::to_string(i + 1);
-      ao.upstream = *hub::Endpoint::Parse(upstream->base_url());
-      ao.controller_url = controller->base_url();
-      ao.api_key = hub::Secret(key);
-      ao.heartbeat_interval = 100ms;
-      auto a = agent::Agent::Create(std::move(ao));
-      if (!a.ok() || !(*a)->Start().ok()) std::abort();
-      agents.push_back(std::move(*a));
-    }
-    // Wait (bounded) until every host has registered.
-    for (int i = 0; i < 300 && Call("GET", "/v1/hosts").body["hosts"].size() < agents.size();
-         ++i) {
-      std::this_thread::sleep_for(20ms);
-    }
+    cluster_ = std::move(*made);
   }
-  ~Cluster() {
-    StopWorkers();
-    controller->Stop();
-    for (auto& a : agents) a->Stop();
-    upstream->Stop();
-    std::error_code ec;
-    fs::remove_all(root, ec);
-  }
-  // No worker process outlives the test.
-  void StopWorkers() {
-    for (auto& a : agents) a->StopWorkers(2s);
-  }
+  const fs::path& root() const { return cluster_->root(); }
+  std::vector<std::unique_ptr<agent::Agent>>& agents() { return cluster_->agents(); }
+  // `target` is a path on the controller, or with `absolute` a whole URL (an agent's).
   Reply Call(const std::string& method, const std::string& target, const std::string& body = "",
              bool absolute = false) {
-    net::HttpClientRequest req;
-    req.method = method;
-    req.url = absolute ? target : controller->base_url() + target;
-    req.headers.Set("Authorization", "Bearer " + key);
-    if (!body.empty()) {
-      req.body = body;
-      req.headers.Set("Content-Type", "application/json");
-    }
-    req.timeout = 120s;
-    auto res = client->Send(req);
-    if (!res.ok()) return {0, json{{"transport", res.status().ToString()}}};
-    return {res->status, json::parse(res->body, nullptr, false)};
+    if (!absolute) return cluster_->Call(method, target, body);
+    return Send(method, target, Bearer(cluster_->key()),
+                body.empty() ? std::nullopt : std::optional<std::string>(body));
   }
   std::string CreateEndpoint(json fields) {
     fields["command"] = {"python3", std::string(MC_SOURCE_DIR) + "/examples/runpod_worker.py"};
@@ -146,16 +70,9 @@ struct Cluster {
     for (const json& w : r.body["workers"]) out.push_back(w);
     return out;
   }
-  // Polls (bounded) until `pred` holds.
-  template <typename Pred>
-  bool Eventually(Pred pred, std::chrono::milliseconds limit = 30s) {
-    const auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-      if (pred()) return true;
-      std::this_thread::sleep_for(25ms);
-    }
-    return pred();
-  }
+
+ private:
+  std::unique_ptr<TestCluster> cluster_;
 };
 
 TEST(ControllerE2eTest, MissDownloadsUnbilledThenScalesDownThenHitsTheCache) {
@@ -185,7 +102,7 @@ TEST(ControllerE2eTest, MissDownloadsUnbilledThenScalesDownThenHitsTheCache) {
   EXPECT_TRUE(billed_start) << ledger.body.dump();
 
   // Idle for longer than idleTimeout: the worker is stopped.
-  ASSERT_TRUE(c.Eventually([&] { return c.Workers(ep)[0]["phase"] == "stopped"; }))
+  ASSERT_TRUE(Eventually([&] { return c.Workers(ep)[0]["phase"] == "stopped"; }))
       << c.Workers(ep)[0].dump();
 
   // The next request is placed where the model is: a cold start without download.
@@ -207,7 +124,7 @@ TEST(ControllerE2eTest, HostWithoutRoomForTheModelIsSkipped) {
   // host-1 cannot hold the model at all; every worker goes to host-2.
   Cluster c("no_room", {64 << 10, 1ull << 30});
   const std::string ep = c.CreateEndpoint({{"model", "demo/a"}, {"workersMin", 1}});
-  ASSERT_TRUE(c.Eventually([&] {
+  ASSERT_TRUE(Eventually([&] {
     auto w = c.Workers(ep);
     return !w.empty() && w[0]["phase"] == "idle";
   }));
@@ -218,7 +135,7 @@ TEST(ControllerE2eTest, WorkerNoHostCanTakeIsCountedThrottled) {
   // One host with 2 GPU slots; the endpoint needs 4 per worker.
   Cluster c("throttled", {1ull << 30});
   const std::string ep = c.CreateEndpoint({{"model", "demo/a"}, {"workersMin", 1}, {"gpuCount", 4}});
-  ASSERT_TRUE(c.Eventually(
+  ASSERT_TRUE(Eventually(
       [&] { return c.Call("GET", "/v2/" + ep + "/health").body["workers"]["throttled"] == 1; }));
   EXPECT_TRUE(c.Workers(ep).empty());
 }
@@ -227,12 +144,12 @@ TEST(ControllerE2eTest, HostWhoseDiskIsFullOfPinnedModelsIsSkipped) {
   // host-1 has room for one model, and holds demo/b pinned by its operator: demo/a cannot fit
   // there even after eviction, so its worker goes to host-2, and demo/b stays.
   Cluster c("pinned_full", {3 << 20, 1ull << 30});
-  const std::string host1 = c.agents[0]->base_url();
+  const std::string host1 = c.agents()[0]->base_url();
   ASSERT_EQ(c.Call("POST", host1 + "/v1/ensure?wait=60", R"({"model": "demo/b"})", true).status,
             200);
   ASSERT_EQ(c.Call("POST", host1 + "/v1/pins", R"({"model": "demo/b"})", true).status, 200);
   // The controller's view of host-1 shows the pinned snapshot (a heartbeat follows every change).
-  ASSERT_TRUE(c.Eventually([&] {
+  ASSERT_TRUE(Eventually([&] {
     const Reply hosts = c.Call("GET", "/v1/hosts");
     for (const json& h : hosts.body["hosts"]) {
       if (h["id"] == "host-1" && !h["snapshots"].empty() && h["snapshots"][0]["pinned"] == true) {
@@ -242,7 +159,7 @@ TEST(ControllerE2eTest, HostWhoseDiskIsFullOfPinnedModelsIsSkipped) {
     return false;
   }));
   const std::string ep = c.CreateEndpoint({{"model", "demo/a"}, {"workersMin", 1}});
-  ASSERT_TRUE(c.Eventually([&] {
+  ASSERT_TRUE(Eventually([&] {
     auto w = c.Workers(ep);
     return !w.empty() && w[0]["phase"] == "idle";
   }));
@@ -278,20 +195,20 @@ TEST(ControllerE2eTest, WorkerKilledMidJobHasItsJobRequeuedAndCompleted) {
   const std::string ep = c.CreateEndpoint({{"model", "demo/a"}, {"workersMax", 2}});
   Reply run = c.Call("POST", "/v2/" + ep + "/run", R"({"input": {"sleep": 3}})");
   const std::string job = run.body["id"];
-  ASSERT_TRUE(c.Eventually([&] {
+  ASSERT_TRUE(Eventually([&] {
     return c.Call("GET", "/v2/" + ep + "/status/" + job).body["status"] == "IN_PROGRESS";
   }));
   const std::string worker = c.Call("GET", "/v2/" + ep + "/status/" + job).body["workerId"];
   // Kill the worker process the hard way, as a crash would.
   int pid = 0;
-  for (auto& a : c.agents) {
+  for (auto& a : c.agents()) {
     Reply w = c.Call("GET", a->base_url() + "/v1/workers/" + worker, "", true);
     if (w.status == 200) pid = w.body["pid"].get<int>();
   }
   ASSERT_GT(pid, 0);
   ASSERT_EQ(::kill(pid, SIGKILL), 0);
   Reply done = c.Call("GET", "/v2/" + ep + "/status-sync/" + job + "?wait=90000");
-  ASSERT_TRUE(c.Eventually(
+  ASSERT_TRUE(Eventually(
       [&] { return c.Call("GET", "/v2/" + ep + "/status/" + job).body["status"] == "COMPLETED"; },
       60s));
   Reply status = c.Call("GET", "/v2/" + ep + "/status/" + job);
@@ -326,10 +243,10 @@ TEST(ControllerE2eTest, WorkerThatIgnoresAJobStopIsStopped) {
                      R"({"input": {"busy": 120}, "policy": {"executionTimeout": 5000}})");
   ASSERT_EQ(run.status, 200) << run.body.dump();
   const std::string job = run.body["id"];
-  ASSERT_TRUE(c.Eventually(
+  ASSERT_TRUE(Eventually(
       [&] { return c.Call("GET", "/v2/" + ep + "/status/" + job).body["status"] == "TIMED_OUT"; },
       60s));
-  ASSERT_TRUE(c.Eventually([&] {
+  ASSERT_TRUE(Eventually([&] {
     auto w = c.Workers(ep);
     return !w.empty() && (w[0]["phase"] == "stopping" || w[0]["phase"] == "stopped");
   }));
@@ -343,19 +260,19 @@ TEST(ControllerE2eTest, PlacementCountsBlobsAHostHasFromAnotherRevision) {
   // bytes of it, host-1 all of it, so the worker goes to host-2 (without counting shared blobs
   // the two would tie, and the tie goes to host-1).
   Cluster c("shared_blobs", {1ull << 30, 1ull << 30});
-  const std::string host2 = c.agents[1]->base_url();
+  const std::string host2 = c.agents()[1]->base_url();
   ASSERT_EQ(c.Call("POST", host2 + "/v1/ensure?wait=60", R"({"model": "demo/a"})", true).status,
             200);
   {
-    std::ofstream(c.root / "src" / "demo/a" / "config.json") << R"({"model_type": "v2"})";
-    auto store = *cache::CacheStore::Open({c.root / "upstream", std::nullopt, true});
-    ASSERT_TRUE(cache::ImportFolder(*store, c.root / "src" / "demo/a", *RepoId::Parse("demo/a"),
+    std::ofstream(c.root() / "src" / "demo/a" / "config.json") << R"({"model_type": "v2"})";
+    auto store = *cache::CacheStore::Open({c.root() / "upstream", std::nullopt, true});
+    ASSERT_TRUE(cache::ImportFolder(*store, c.root() / "src" / "demo/a", *RepoId::Parse("demo/a"),
                                     *Revision::Parse("v2"))
                     .ok());
   }
   const std::string ep =
       c.CreateEndpoint({{"model", "https://huggingface.co/demo/a:v2"}, {"workersMin", 1}});
-  ASSERT_TRUE(c.Eventually([&] {
+  ASSERT_TRUE(Eventually([&] {
     auto w = c.Workers(ep);
     return !w.empty() && w[0]["phase"] == "idle";
   }));

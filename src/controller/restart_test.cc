@@ -14,17 +14,11 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <thread>
 
-#include "cli/cli_test_util.h"
-#include "mc/agent/agent.h"
-#include "mc/cache/cache_store.h"
-#include "mc/cache/importer.h"
-#include "mc/controller/controller.h"
-#include "mc/mirror/mirror_server.h"
-#include "mc/net/http_client.h"
+#include "controller/test_cluster.h"
 #include "mc/net/http_server.h"
-#include "mc/testing/model_fixture.h"
+#include "mc/testing/eventually.h"
+#include "mc/testing/modelcache_process.h"
 
 namespace mc::controller {
 namespace {
@@ -32,8 +26,9 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using namespace std::chrono_literals;
-using cli::test_util::SpawnMc;
-using cli::test_util::WaitExit;
+using testing::Eventually;
+using testing::SpawnMc;
+using testing::WaitExit;
 
 // A port nobody listens on now (bound and released; the controller binds it right after).
 int FreePort() {
@@ -84,92 +79,48 @@ struct ControllerProcess {
   }
 };
 
-// A temp root (removed at the end), an upstream with the model demo/a, a controller database
-// with a key (also in the file root/key) and the arguments of `modelcache controller` on it.
+// The shared TestCluster without a controller in this process: an upstream with the model
+// demo/a, a controller database with a key (also in the file root/key), agents added once the
+// controller runs, and the arguments of `modelcache controller` on that database.
 struct Rig {
-  fs::path root;
-  std::unique_ptr<mirror::MirrorServer> upstream;
-  std::string key;
+  std::unique_ptr<TestCluster> cluster;
   std::vector<std::string> args;
 
   // "" or what went wrong.
   std::string Build(const std::string& name) {
-    root = fs::temp_directory_path() / (name + "_" + std::to_string(::getpid()));
-    fs::remove_all(root);
-    fs::create_directories(root);
-    auto store = cache::CacheStore::Open({root / "upstream", std::nullopt, true});
-    if (!store.ok()) return store.status().ToString();
-    testing::ModelFixtureOptions f;
-    f.total_weight_bytes = 1 << 20;
-    if (auto w = testing::WriteModelFixture(root / "src", f); !w.ok()) return w.status().ToString();
-    auto imported = cache::ImportFolder(**store, root / "src", *RepoId::Parse("demo/a"),
-                                        *Revision::Parse("main"));
-    if (!imported.ok()) return imported.status().ToString();
-    mirror::MirrorOptions m;
-    m.cache_dir = root / "upstream";
-    auto made = mirror::MirrorServer::Create(std::move(m));
-    if (!made.ok() || !(*made)->Start().ok()) return "start the upstream";
-    upstream = std::move(*made);
-    const fs::path db = root / "controller.db";
-    auto k = AddApiKey(db, "restart");
-    if (!k.ok()) return k.status().ToString();
-    key = *k;
-    std::ofstream(root / "key") << key << "\n";
-    args = {"controller", "--db", "sqlite:" + db.string(), "--listen",
-            "127.0.0.1:" + std::to_string(FreePort()), "--upstream", upstream->base_url(),
-            "--agent-key-file", (root / "key").string()};
+    TestClusterOptions o;
+    o.name = name;
+    o.models = {{"demo/a", 1 << 20}};
+    o.start_controller = false;
+    auto made = TestCluster::Create(std::move(o));
+    if (!made.ok()) return made.status().ToString();
+    cluster = std::move(*made);
+    const fs::path key_file = cluster->root() / "key";
+    std::ofstream(key_file) << cluster->key() << "\n";
+    args = {"controller", "--db", "sqlite:" + cluster->db_path().string(), "--listen",
+            "127.0.0.1:" + std::to_string(FreePort()), "--upstream",
+            cluster->upstream().base_url(), "--agent-key-file", key_file.string()};
     return "";
-  }
-  ~Rig() {
-    if (upstream) upstream->Stop();
-    std::error_code ec;
-    if (!root.empty()) fs::remove_all(root, ec);
   }
 };
 
 TEST(ControllerRestartTest, SigkillMidTrafficLosesNoJobAndKeepsTheLedgerConsistent) {
   Rig rig;
-  ASSERT_EQ(rig.Build("mc_restart"), "");
-  const fs::path& root = rig.root;
-  const std::string& key = rig.key;
+  ASSERT_EQ(rig.Build("restart"), "");
+  const std::string& key = rig.cluster->key();
   std::vector<std::string> args = rig.args;
   args.insert(args.end(), {"--requeue-after", "3"});
   auto controller = std::make_unique<ControllerProcess>(args);
   ASSERT_FALSE(controller->url.empty());
   const std::string base = controller->url;
-
-  std::vector<std::unique_ptr<agent::Agent>> agents;
-  for (int i = 1; i <= 2; ++i) {
-    agent::AgentOptions ao;
-    ao.cache_dir = root / ("host-" + std::to_string(i)) / "hub";
-    ao.state_dir = root / ("host-" + std::to_string(i)) / "state";
-    ao.capacity = 1ull << 30;
-    ao.gpus = 2;
-    ao.host_id = "host-" + std::to_string(i);
-    ao.upstream = *hub::Endpoint::Parse(rig.upstream->base_url());
-    ao.controller_url = base;
-    ao.api_key = hub::Secret(key);
-    ao.heartbeat_interval = 100ms;
-    agents.push_back(*agent::Agent::Create(std::move(ao)));
-    ASSERT_TRUE(agents.back()->Start().ok());
-  }
-  auto client = net::HttpClient::Create();
-  // Whatever happens below, no worker process outlives the test.
-  struct StopWorkers {
-    std::vector<std::unique_ptr<agent::Agent>>& agents;
-    ~StopWorkers() {
-      for (auto& a : agents) a->StopWorkers(2s);
-    }
-  } stop_workers{agents};
+  // Two agents; the controller process is killed before the cluster stops their workers.
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(rig.cluster->AddAgent(base).ok());
+  net::HeaderMap bare;
+  bare.Set("Authorization", key);  // the bare form Runpod accepts too
   auto call = [&](const std::string& method, const std::string& path, const std::string& body) {
-    net::HttpClientRequest req;
-    req.method = method;
-    req.url = base + path;
-    req.headers.Set("Authorization", key);  // the bare form Runpod accepts too
-    if (!body.empty()) req.body = body;
-    req.timeout = 90s;
-    auto res = client->Send(req);
-    return res.ok() ? json::parse(res->body, nullptr, false) : json();
+    return Send(method, base + path, bare,
+                body.empty() ? std::nullopt : std::optional<std::string>(body), 90s)
+        .body;
   };
   json ep = call("POST", "/v1/endpoints",
                  json{{"name", "restart"}, {"model", "demo/a"}, {"workersMax", 2},
@@ -193,7 +144,7 @@ TEST(ControllerRestartTest, SigkillMidTrafficLosesNoJobAndKeepsTheLedgerConsiste
     }
     return n;
   };
-  for (int i = 0; i < 600 && completed() < 5; ++i) std::this_thread::sleep_for(50ms);
+  Eventually([&] { return completed() >= 5; });
   ASSERT_EQ(::kill(controller->pid, SIGKILL), 0);
   WaitExit(controller->pid, 10s);
   controller->pid = -1;
@@ -223,7 +174,6 @@ TEST(ControllerRestartTest, SigkillMidTrafficLosesNoJobAndKeepsTheLedgerConsiste
       EXPECT_TRUE(live.contains(row["workerId"])) << row.dump();
     }
   }
-  // stop_workers (declared last) stops the workers first, then the agents and the rest go.
 }
 
 // A webhook receiver that leaves the first POST unanswered until Release() (the controller dies
@@ -274,22 +224,14 @@ class HoldingReceiver {
 
 TEST(ControllerRestartTest, WebhookInFlightAtSigkillIsDeliveredAfterTheRestart) {
   Rig rig;
-  ASSERT_EQ(rig.Build("mc_restart_webhook"), "");
+  ASSERT_EQ(rig.Build("restart_webhook"), "");
   HoldingReceiver receiver;
   ASSERT_TRUE(receiver.Start().ok());
   auto controller = std::make_unique<ControllerProcess>(rig.args);
   ASSERT_FALSE(controller->url.empty());
   const std::string base = controller->url;
-  auto client = net::HttpClient::Create();
   auto call = [&](const std::string& path, const std::string& body) {
-    net::HttpClientRequest req;
-    req.method = "POST";
-    req.url = base + path;
-    req.headers.Set("Authorization", "Bearer " + rig.key);
-    req.body = body;
-    req.timeout = 30s;
-    auto res = client->Send(req);
-    return res.ok() ? json::parse(res->body, nullptr, false) : json();
+    return Send("POST", base + path, Bearer(rig.cluster->key()), body, 30s).body;
   };
   // No agent: the job never runs; cancelling it ends it, and its webhook goes out.
   json ep = call("/v1/endpoints", json{{"name", "hook"},

@@ -16,7 +16,6 @@
 // the first keeps it at one try, whatever the machine's speed: Stop() cuts the wait, and records
 // the outcome of a try in flight before it returns.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -26,16 +25,10 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
-#include <thread>
 
-#include "mc/agent/agent.h"
-#include "mc/cache/cache_store.h"
-#include "mc/cache/importer.h"
-#include "mc/controller/controller.h"
-#include "mc/mirror/mirror_server.h"
-#include "mc/net/http_client.h"
+#include "controller/test_cluster.h"
 #include "mc/net/http_server.h"
-#include "mc/testing/model_fixture.h"
+#include "mc/testing/eventually.h"
 
 namespace mc::controller {
 namespace {
@@ -43,33 +36,11 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using namespace std::chrono_literals;
+using testing::Eventually;
 
 constexpr char kHfToken[] = "hf_webhook_test_token_0123456789";
 constexpr auto kRetryDelay = 200ms;
 constexpr int kTries = 4;  // not Runpod's 3, so that the option is seen honoured
-
-struct Reply {
-  int status = 0;
-  json body;
-  std::string text;
-};
-
-Reply Send(const std::string& method, const std::string& url, const std::string& key,
-           const std::string& body = "") {
-  static thread_local auto client = net::HttpClient::Create();
-  net::HttpClientRequest req;
-  req.method = method;
-  req.url = url;
-  req.headers.Set("Authorization", "Bearer " + key);
-  if (method == "POST") {
-    req.body = body;
-    req.headers.Set("Content-Type", "application/json");
-  }
-  req.timeout = 60s;
-  auto res = client->Send(req);
-  if (!res.ok()) return {0, json(), res.status().ToString()};
-  return {res->status, json::parse(res->body, nullptr, false), res->body};
-}
 
 // Records every request by path; answers each path with its script (the last code repeats; 200
 // when there is none).
@@ -150,94 +121,58 @@ std::map<std::string, std::string> ParseEnv(const std::string& text) {
   return env;
 }
 
-// The upstream, controller, agent, receiver and the endpoint with its one worker, shared by the
-// suite (the worker's start is the slow part).
+// The shared TestCluster (org/tiny upstream, one agent "host-a" with one GPU slot, the
+// controller on a FakeClock, webhooks tried kTries times kRetryDelay apart), the receiver and
+// the endpoint with its one worker, shared by the suite (the worker's start is the slow part).
 struct World {
-  fs::path root;
   FakeClock clock;
   Receiver receiver;
-  std::unique_ptr<mirror::MirrorServer> mirror;
-  std::unique_ptr<Controller> controller;
-  std::unique_ptr<agent::Agent> agent;
-  std::string key;        // clients' key; also agent ↔ controller
-  std::string endpoint;   // the endpoint's id
+  std::unique_ptr<TestCluster> cluster;
+  std::string key;         // clients' key; also agent ↔ controller
+  std::string endpoint;    // the endpoint's id
   std::string worker_key;  // the worker's RUNPOD_AI_API_KEY
 
   std::string Build() {
-    root = fs::temp_directory_path() / ("mc_webhook_test_" + std::to_string(::getpid()));
-    fs::remove_all(root);
-    fs::create_directories(root);
     if (Status s = receiver.Start(); !s.ok()) return "receiver: " + s.ToString();
-    auto store = cache::CacheStore::Open({root / "upstream", std::nullopt, true});
-    if (!store.ok()) return "open the upstream cache: " + store.status().ToString();
-    testing::ModelFixtureOptions f;
-    f.total_weight_bytes = 256 << 10;
-    if (auto w = testing::WriteModelFixture(root / "src", f); !w.ok()) return w.status().ToString();
-    auto imported = cache::ImportFolder(**store, root / "src", *RepoId::Parse("org/tiny"),
-                                        *Revision::Parse("main"));
-    if (!imported.ok()) return "import: " + imported.status().ToString();
-    mirror::MirrorOptions mo;
-    mo.cache_dir = root / "upstream";
-    auto m = mirror::MirrorServer::Create(std::move(mo));
-    if (!m.ok() || !(*m)->Start().ok()) return "start the mirror";
-    mirror = std::move(*m);
-
-    ControllerOptions co;
-    co.listen = "127.0.0.1:0";
-    co.db_path = root / "controller.db";
-    co.upstream = *hub::Endpoint::Parse(mirror->base_url());
-    co.tick = 50ms;
-    co.take_hold = 2s;
-    co.ping_interval = 10s;  // the worker's pings never fall silent while the clock is advanced
-    co.stop_grace = 1s;
-    co.webhook_tries = kTries;
-    co.webhook_retry_delay = kRetryDelay;
-    co.webhook_timeout = 5s;
-    co.clock = &clock;
-    auto made = AddApiKey(co.db_path, "webhook-test");
-    if (!made.ok()) return "api key: " + made.status().ToString();
-    key = *made;
-    co.agent_api_key = hub::Secret(key);
-    auto c = Controller::Create(std::move(co));
-    if (!c.ok()) return "controller: " + c.status().ToString();
-    controller = std::move(*c);
-    if (Status s = controller->Start(); !s.ok()) return "controller start: " + s.ToString();
-
-    agent::AgentOptions ao;
-    ao.cache_dir = root / "agent" / "cache";
-    ao.state_dir = root / "agent" / "state";
-    ao.capacity = 1ull << 30;
-    ao.gpus = 1;
-    ao.gpu_type = "test-gpu";
-    ao.upstream = *hub::Endpoint::Parse(mirror->base_url());
-    ao.controller_url = controller->base_url();
-    ao.host_id = "host-a";
-    ao.heartbeat_interval = 100ms;
-    ao.maintenance_interval = 3600s;
-    ao.api_key = hub::Secret(key);
-    auto a = agent::Agent::Create(std::move(ao));
-    if (!a.ok()) return "agent: " + a.status().ToString();
-    agent = std::move(*a);
-    if (Status s = agent->Start(); !s.ok()) return "agent start: " + s.ToString();
+    TestClusterOptions o;
+    o.name = "webhook_test";
+    o.controller_options = [this](ControllerOptions& c) {
+      c.ping_interval = 10s;  // the worker's pings never fall silent while the clock is advanced
+      c.stop_grace = 1s;
+      c.webhook_tries = kTries;
+      c.webhook_retry_delay = kRetryDelay;
+      c.webhook_timeout = 5s;
+      c.clock = &clock;
+    };
+    o.agent_options = [](int, agent::AgentOptions& a) {
+      a.host_id = "host-a";
+      a.gpus = 1;
+      a.maintenance_interval = 3600s;
+    };
+    auto made = TestCluster::Create(std::move(o));
+    if (!made.ok()) return made.status().ToString();
+    cluster = std::move(*made);
+    key = cluster->key();
 
     // The worker dumps its environment (for its key), then becomes the example worker.
-    const fs::path dump = root / "worker.env";
+    const fs::path dump = cluster->root() / "worker.env";
     const std::string worker = std::string(MC_SOURCE_DIR) + "/examples/runpod_worker.py";
-    Reply created = Send(
-        "POST", controller->base_url() + "/v1/endpoints", key,
-        json{{"name", "webhooks"},
-             {"model", "org/tiny"},
-             {"hfToken", kHfToken},
-             {"command", {"sh", "-c", "env > \"$ENV_DUMP.tmp\" && mv \"$ENV_DUMP.tmp\" "
-                                      "\"$ENV_DUMP\" && exec python3 \"$WORKER\""}},
-             {"env", {{"ENV_DUMP", dump.string()}, {"WORKER", worker}}},
-             {"workersMin", 1},
-             {"workersMax", 1}}
-            .dump());
+    Reply created = Send("POST", cluster->controller().base_url() + "/v1/endpoints", Bearer(key),
+                         json{{"name", "webhooks"},
+                              {"model", "org/tiny"},
+                              {"hfToken", kHfToken},
+                              {"command",
+                               {"sh", "-c",
+                                "env > \"$ENV_DUMP.tmp\" && mv \"$ENV_DUMP.tmp\" "
+                                "\"$ENV_DUMP\" && exec python3 \"$WORKER\""}},
+                              {"env", {{"ENV_DUMP", dump.string()}, {"WORKER", worker}}},
+                              {"workersMin", 1},
+                              {"workersMax", 1}}
+                             .dump());
     if (created.status != 200) return "create the endpoint: " + created.text;
     endpoint = created.body["id"].get<std::string>();
     // A job that completes shows that the worker is up and taking jobs.
-    Reply first = Send("POST", Base() + "/runsync?wait=60000", key, R"({"input": {}})");
+    Reply first = Send("POST", Base() + "/runsync?wait=60000", Bearer(key), R"({"input": {}})");
     if (first.body.value("status", "") != "COMPLETED") return "first job: " + first.text;
     std::ifstream in(dump);
     const auto env = ParseEnv(std::string(std::istreambuf_iterator<char>(in), {}));
@@ -247,18 +182,11 @@ struct World {
     return "";
   }
 
-  std::string Base() const { return controller->base_url() + "/v2/" + endpoint; }
+  std::string Base() const { return cluster->controller().base_url() + "/v2/" + endpoint; }
 
   ~World() {
-    if (controller) controller->Stop();
-    if (agent) {
-      agent->StopWorkers(2s);
-      agent->Stop();
-    }
-    if (mirror) mirror->Stop();
+    cluster.reset();
     receiver.Stop();
-    std::error_code ec;
-    fs::remove_all(root, ec);
   }
 };
 
@@ -281,24 +209,25 @@ class WebhookTest : public ::testing::Test {
   std::string Run(const json& input, const std::string& path, json extra = json::object()) {
     extra["input"] = input;
     extra["webhook"] = receiver().Url(path);
-    Reply r = Send("POST", world_->Base() + "/run", world_->key, extra.dump());
+    Reply r = Send("POST", world_->Base() + "/run", Bearer(world_->key), extra.dump());
     EXPECT_EQ(r.status, 200) << r.text;
     return r.body.is_object() ? r.body.value("id", "") : "";
   }
   // The job's status object once it is final (the status-sync long poll).
   json Final(const std::string& id) {
-    Reply r = Send("GET", world_->Base() + "/status-sync/" + id + "?wait=60000", world_->key);
+    Reply r =
+        Send("GET", world_->Base() + "/status-sync/" + id + "?wait=60000", Bearer(world_->key));
     EXPECT_EQ(r.status, 200) << r.text;
     return r.body;
   }
   json StatusOf(const std::string& id) {
-    return Send("GET", world_->Base() + "/status/" + id, world_->key).body;
+    return Send("GET", world_->Base() + "/status/" + id, Bearer(world_->key)).body;
   }
   // Returns once every delivery queued so far is over: a cancelled job's webhook goes after them.
   void Flush() {
     const std::string path = "/flush-" + std::to_string(++flushes_);
     const std::string id = Run(json::object(), path);
-    Send("POST", world_->Base() + "/cancel/" + id, world_->key);
+    Send("POST", world_->Base() + "/cancel/" + id, Bearer(world_->key), "");
     ASSERT_EQ(receiver().WaitHits(path, 1).size(), 1u) << "the flush job's webhook never came";
   }
 
@@ -309,7 +238,7 @@ class WebhookTest : public ::testing::Test {
     ControllerOptions co;
     co.listen = "127.0.0.1:0";
     co.db_path = db;
-    co.upstream = *hub::Endpoint::Parse(world_->mirror->base_url());
+    co.upstream = *hub::Endpoint::Parse(world_->cluster->upstream().base_url());
     co.tick = 50ms;
     co.webhook_tries = kTries;
     co.webhook_retry_delay = retry_delay;
@@ -324,7 +253,7 @@ class WebhookTest : public ::testing::Test {
   }
   // A new database with a key (own_key_) for StartOwnController.
   fs::path NewDatabase(const std::string& name) {
-    const fs::path db = world_->root / (name + ".db");
+    const fs::path db = world_->cluster->root() / (name + ".db");
     auto key = AddApiKey(db, "restart");
     EXPECT_TRUE(key.ok()) << key.status().ToString();
     own_key_ = key.value_or("");
@@ -332,7 +261,7 @@ class WebhookTest : public ::testing::Test {
   }
   // An endpoint on `c` (nothing can run its jobs); returns its id.
   std::string CreateOwnEndpoint(const Controller& c) {
-    Reply r = Send("POST", c.base_url() + "/v1/endpoints", own_key_,
+    Reply r = Send("POST", c.base_url() + "/v1/endpoints", Bearer(own_key_),
                    json{{"name", "restart"},
                         {"model", "org/tiny"},
                         {"command", {"python3", "never-started.py"}}}
@@ -344,10 +273,11 @@ class WebhookTest : public ::testing::Test {
   // this returns, its delivery is in the outbox. Returns the job's id.
   std::string EndJob(const Controller& c, const std::string& endpoint, const std::string& url) {
     const std::string base = c.base_url() + "/v2/" + endpoint;
-    Reply r = Send("POST", base + "/run", own_key_, json{{"input", {}}, {"webhook", url}}.dump());
+    Reply r =
+        Send("POST", base + "/run", Bearer(own_key_), json{{"input", {}}, {"webhook", url}}.dump());
     EXPECT_EQ(r.status, 200) << r.text;
     const std::string id = r.body.is_object() ? r.body.value("id", "") : "";
-    Reply cancelled = Send("POST", base + "/cancel/" + id, own_key_);
+    Reply cancelled = Send("POST", base + "/cancel/" + id, Bearer(own_key_), "");
     EXPECT_EQ(cancelled.body.value("status", ""), "CANCELLED") << cancelled.text;
     return id;
   }
@@ -360,7 +290,7 @@ class WebhookTest : public ::testing::Test {
 
   static World* world_;
   static std::string error_;
-  static int flushes_;  // each flush has its own path, across the suite
+  static int flushes_;   // each flush has its own path, across the suite
   FakeClock own_clock_;  // for StartOwnController
   std::string own_key_;  // of NewDatabase's database
 };
@@ -426,7 +356,7 @@ TEST_F(WebhookTest, FailedJobDeliversItsError) {
 
 TEST_F(WebhookTest, CancelledJobDelivers) {
   const std::string id = Run({{"sleep", 30}}, "/cancelled");
-  Reply cancelled = Send("POST", world_->Base() + "/cancel/" + id, world_->key);
+  Reply cancelled = Send("POST", world_->Base() + "/cancel/" + id, Bearer(world_->key), "");
   ASSERT_EQ(cancelled.status, 200) << cancelled.text;
   const auto hits = receiver().WaitHits("/cancelled", 1);
   ASSERT_EQ(hits.size(), 1u);
@@ -439,9 +369,7 @@ TEST_F(WebhookTest, TimedOutJobDelivers) {
   const std::string id =
       Run({{"sleep", 30}}, "/timed-out", {{"policy", {{"executionTimeout", 5000}}}});
   // The timeout counts from the start: wait (bounded) until the worker has the job.
-  for (int i = 0; i < 2000 && StatusOf(id).value("status", "") != "IN_PROGRESS"; ++i) {
-    std::this_thread::sleep_for(10ms);
-  }
+  Eventually([&] { return StatusOf(id).value("status", "") == "IN_PROGRESS"; });
   ASSERT_EQ(StatusOf(id)["status"], "IN_PROGRESS");
   world_->clock.Advance(5001ms);
   const auto hits = receiver().WaitHits("/timed-out", 1);

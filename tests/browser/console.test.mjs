@@ -1,11 +1,12 @@
-// The web console end to end, in headless Chromium against a real `modelcache up --demo`: log in
-// (a wrong key is refused), the new endpoint form's link checks (a bad link, an unknown repo, a
+// The web console end to end, in headless Chromium against a real `modelcache up --demo`: the
+// login page without the navigation and Log out, log in (a wrong key is refused), the new endpoint form's link checks (a bad link, an unknown repo, a
 // gated repo without a token, the same with its token), create a gated endpoint with a token and
 // the demo/tiny-llama endpoint with the demo's worker command, send a test request, watch the
 // worker go from downloading the model (initializing) to running, see the model on a host with
 // its size and its pins by owner (its worker's), edit the endpoint (max workers and idle timeout;
 // min > max refused with the API's message), pin and unpin it (Pin or Unpin as the operator's
-// pin is there or not, Evict disabled while pinned), the pages at 380 px, delete the endpoint and
+// pin is there or not, Evict disabled while pinned), the hosts tables' Actions header and each
+// button's accessible name (action, model, commit, host), the pages at 380 px, delete the endpoint and
 // evict the model it leaves, and that the typed token never shows up in the page, its console, its storage or any
 // response it received. Screenshots of every page go to
 // $MODELCACHE_TEST_OUT/console (default build/test-output/console).
@@ -51,6 +52,18 @@ describe("web console", { concurrency: false, timeout: 180_000 }, () => {
     assert.equal(patched.status, 200, patched.text);
     Object.assign(s, await openBrowser());
   }, { critical: true, timeout: 120_000 });
+
+  step("the login page shows neither the navigation nor Log out before anyone logs in", async () => {
+    await s.page.goto(`${s.up.url}/`);
+    await s.page.waitForURL(/\/console\/#\/login$/);
+    await s.page.locator("#login-form").waitFor();
+    for (const selector of ["#nav", "#logout"]) {
+      assert.equal(await s.page.locator(selector).isVisible(), false, `${selector} is shown before login`);
+    }
+    assert.equal(await s.page.getByRole("navigation").count(), 0);
+    assert.equal(await s.page.getByRole("button", { name: "Log out" }).count(), 0);
+    await remember("login");
+  });
 
   step("/ sends to the login page; a wrong key is refused, the right one logs in", async () => {
     await s.page.goto(`${s.up.url}/`);
@@ -274,6 +287,39 @@ describe("web console", { concurrency: false, timeout: 180_000 }, () => {
     assert.equal(await snap.getAttribute("data-pins"), "1");
     assert.deepEqual(await owners(), [`worker:${s.workerId} = worker ${s.workerId}`]);
     assert.deepEqual(await actions(), ["pin", "evict (disabled)"]);
+  });
+
+  step("every column of the hosts tables has a header, the last one Actions", async () => {
+    await s.page.goto(`${s.up.url}/console/#/hosts`);
+    await s.page.locator('section.host tr[data-model="demo/tiny-llama"]').first().waitFor();
+    for (const host of await s.page.locator("section.host").all()) {
+      const headers = (await host.locator("table.snapshots thead th").allInnerTexts()).map((t) => t.trim());
+      assert.deepEqual(headers.filter((t) => t === ""), [], `a column without a header: ${headers}`);
+      assert.equal(headers.at(-1), "Actions");
+    }
+  });
+
+  step("each Pin, Unpin and Evict button's accessible name says its action, model, commit and host", async () => {
+    await s.page.goto(`${s.up.url}/console/#/hosts`);
+    await s.page.locator('section.host tr[data-model="demo/tiny-llama"]').first().waitFor();
+    const names = [];
+    for (const host of await s.page.locator("section.host").all()) {
+      const hostId = await host.getAttribute("data-host-id");
+      for (const row of await host.locator("tr[data-model]").all()) {
+        const model = await row.getAttribute("data-model");
+        const commit = await row.getAttribute("data-commit");
+        // The names as assistive technology gets them (the accessibility tree), in button order.
+        const tree = await row.locator(".actions").ariaSnapshot();
+        const rowNames = [...tree.matchAll(/button "([^"]*)"/g)].map((m) => m[1]);
+        const labels = await row.locator("button[data-action]").allInnerTexts();
+        assert.equal(rowNames.length, labels.length, tree);
+        rowNames.forEach((name, i) => assert.equal(name,
+          `${labels[i].trim()} ${model} at commit ${commit.slice(0, 10)} on ${hostId}`, tree));
+        names.push(...rowNames);
+      }
+    }
+    assert.ok(names.length >= 4, `only ${names.length} buttons`);
+    assert.equal(new Set(names).size, names.length, `two buttons share a name: ${names}`);
   });
 
   step("every page works at 380 px wide (no sideways scrolling)", async () => {

@@ -6,8 +6,9 @@ import {coldStartChart} from './chart.js';
 import {
   badge, bar, fmtAgo, fmtMs, fmtSeconds, fmtTime, h, renderIfChanged, shortSha, table,
 } from './dom.js';
-import {endpointState, PHASE_LABELS} from './endpoint_state.js';
+import {endpointState} from './endpoint_state.js';
 import {phaseChips} from './endpoints.js';
+import {isEndedPhase, isLivePhase, PHASE_LABELS} from './phases.js';
 
 const FINAL = ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
 const JOB_KIND = {COMPLETED: 'ok', FAILED: 'bad', TIMED_OUT: 'bad', CANCELLED: 'muted'};
@@ -41,8 +42,7 @@ function settings(e) {
 function timeline(worker, rows) {
   const mine = rows.filter((r) => r.workerId === worker.id).sort((a, b) => a.start - b.start);
   const phases = mine.map((r) => r.phase);
-  if (!['initializing', 'starting', 'idle', 'running', 'stopping'].includes(worker.phase) &&
-      phases[phases.length - 1] !== worker.phase) {
+  if (!isLivePhase(worker.phase) && phases[phases.length - 1] !== worker.phase) {
     phases.push(worker.phase);
   }
   const chips = mine.map((r) => h('span', {
@@ -57,7 +57,7 @@ function timeline(worker, rows) {
 
 function workersTable(workers, ledger, coldStarts) {
   if (!workers.length) return h('p', {class: 'muted'}, 'No workers yet: the first request starts one.');
-  const live = (w) => !['stopped', 'failed'].includes(w.phase);
+  const live = (w) => !isEndedPhase(w.phase);
   const sorted = [...workers].sort((a, b) =>
     (live(b) - live(a)) || (b.createdAt - a.createdAt)).slice(0, MAX_WORKERS);
   const cold = new Map(coldStarts.map((c) => [c.workerId, c]));

@@ -1,26 +1,15 @@
 // What an endpoint is doing, from its detail document (GET /v1/endpoints/{id}): a label and a
-// kind for the badge, and the worker phases in display order.
-export const LIVE_PHASES = ['initializing', 'starting', 'idle', 'running', 'stopping'];
-export const ENDED_PHASES = ['stopped', 'failed'];
-
-export const PHASE_LABELS = {
-  initializing: 'downloading model',
-  starting: 'starting',
-  idle: 'idle',
-  running: 'running',
-  stopping: 'stopping',
-  stopped: 'stopped',
-  failed: 'failed',
-};
+// kind for the badge, and its workers by phase in display order.
+import {ENDED_PHASES, LIVE_PHASES, PHASE, PHASE_LABELS} from './phases.js';
 
 export function endpointState(detail) {
   const w = (detail && detail.workers) || {};
   const n = (p) => Number(w[p] || 0);
   const queued = detail && detail.queue ? Number(detail.queue.inQueue || 0) : 0;
-  if (n('running')) return {label: 'running', kind: 'ok'};
-  if (n('initializing')) return {label: 'downloading model', kind: 'busy'};
-  if (n('starting')) return {label: 'starting', kind: 'busy'};
-  if (n('idle')) return {label: 'ready', kind: 'ok'};
+  if (n(PHASE.RUNNING)) return {label: 'running', kind: 'ok'};
+  if (n(PHASE.INITIALIZING)) return {label: PHASE_LABELS[PHASE.INITIALIZING], kind: 'busy'};
+  if (n(PHASE.STARTING)) return {label: 'starting', kind: 'busy'};
+  if (n(PHASE.IDLE)) return {label: 'ready', kind: 'ok'};
   if (queued) return {label: 'cold start pending', kind: 'busy'};
   return {label: 'scaled to zero', kind: 'muted'};
 }

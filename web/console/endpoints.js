@@ -1,7 +1,8 @@
 // #/endpoints: every endpoint with its model, state, workers by phase and queue.
 import {get, q} from './api.js';
 import {badge, h, renderIfChanged, table} from './dom.js';
-import {endpointState, phaseCounts, PHASE_LABELS} from './endpoint_state.js';
+import {endpointState, phaseCounts} from './endpoint_state.js';
+import {PHASE_LABELS} from './phases.js';
 
 export function phaseChips(workers) {
   const counts = phaseCounts(workers);

@@ -113,11 +113,15 @@ export function hostsPage(main) {
   function snapshotsTable(host) {
     const snaps = [...(host.snapshots || [])].sort((a, b) => a.model.localeCompare(b.model));
     if (!snaps.length) return h('p', {class: 'muted'}, 'No models cached.');
-    return table(['Model', 'Commit', 'Size', 'Files', 'Last use', 'Pins', ''], snaps.map((snap) => {
+    const columns = ['Model', 'Commit', 'Size', 'Files', 'Last use', 'Pins', 'Actions'];
+    return table(columns, snaps.map((snap) => {
       const pins = pinInfo(snap);
+      // Every row has the same buttons: the accessible name says which model, commit and host.
       const button = (verb, label, props = {}) => {
         const b = h('button', {type: 'button', class: ['small', verb === 'evict' && 'danger'],
-          'data-action': verb, ...props}, label);
+          'data-action': verb,
+          'aria-label': `${label} ${snap.model} at commit ${shortSha(snap.commit)} on ${host.id}`,
+          ...props}, label);
         b.addEventListener('click', () => act(host.id, verb, snap, b));
         return b;
       };

@@ -12,17 +12,19 @@
 // next blob that nobody fetches yet (largest first); when none is left it splits the largest range
 // still in flight and fetches its second half with a Range request (aria2-style dynamic split, in
 // steps of `cell_size`), so small files go in parallel and the last big file is fetched by every
-// connection. Each worker gathers what it receives in a 1 MiB buffer and writes it with one
-// pwrite(2) into blobs/<etag>.resume.incomplete; bytes are hashed in file order: those at the hash
-// frontier straight from that buffer, those that landed ahead of it when the frontier reaches them,
-// from the page cache (at most one split's distance behind, so they are still cached). Memory does
-// not grow with file size or connection speed: about 2.5 MiB per connection.
+// connection. libcurl receives into a 64 KiB buffer; a piece of at least 32 KiB (a fast link) is
+// written from there with one pwrite(2) into blobs/<etag>.resume.incomplete, smaller ones are
+// first gathered in the worker's own 64 KiB buffer. Bytes are hashed in file order: those at the
+// hash frontier straight from the piece just written, those that landed ahead of it when the
+// frontier reaches them, read back from the page cache in 64 KiB steps (at most one split's
+// distance behind, so they are still cached). Memory does not grow with file size or connection
+// speed: three 64 KiB buffers per connection, plus libcurl's own state.
 //
 // Resume: per blob, a record in `state_dir` (outside the cache) holds how many bytes of each cell
-// of the temp file are written; it is updated after every buffer written, after the bytes. A pull
+// of the temp file are written; it is updated after every piece written, after the bytes. A pull
 // that is killed at any point restarts from there: finished blobs are in the cache, finished and
-// partial cells are not fetched again; only the bytes that were still in a worker's buffer (at
-// most 1 MiB per connection) are. On resume the already-written prefix is hashed from disk once.
+// partial cells are not fetched again; only the bytes that were still gathered in a worker's
+// buffer (less than 64 KiB per connection) are. On resume the already-written prefix is hashed from disk once.
 // If a resumed blob fails its hash (a power loss can leave a record ahead of its bytes), it is
 // fetched again from scratch, once.
 //

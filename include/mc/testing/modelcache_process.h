@@ -1,4 +1,6 @@
-// Helpers shared by the tests that run the real modelcache binary (cli_test, pull_cli_test).
+// For the tests that run the real modelcache binary (the CLI's tests, controller_restart_test):
+// where it is, and starting and waiting for it. In mc_test_support (tests only; they record
+// GoogleTest failures).
 #pragma once
 
 #include <sys/types.h>
@@ -7,7 +9,7 @@
 #include <string>
 #include <vector>
 
-namespace mc::cli::test_util {
+namespace mc::testing {
 
 // The binary under test, in the build tree.
 const std::string& McBinary();
@@ -30,4 +32,4 @@ pid_t SpawnMc(const std::vector<std::string>& args, const std::vector<std::strin
 // the exit code, or 128 + the signal.
 int WaitExit(pid_t pid, std::chrono::milliseconds timeout);
 
-}  // namespace mc::cli::test_util
+}  // namespace mc::testing

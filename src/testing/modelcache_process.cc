@@ -1,4 +1,4 @@
-#include "cli_test_util.h"
+#include "mc/testing/modelcache_process.h"
 
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -10,7 +10,7 @@
 
 extern char** environ;
 
-namespace mc::cli::test_util {
+namespace mc::testing {
 
 const std::string& McBinary() {
   static const std::string binary = MC_BINARY_DIR "/src/cli/modelcache";
@@ -62,4 +62,4 @@ int WaitExit(pid_t pid, std::chrono::milliseconds timeout) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-}  // namespace mc::cli::test_util
+}  // namespace mc::testing

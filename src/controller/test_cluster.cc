@@ -1,0 +1,158 @@
+#include "controller/test_cluster.h"
+
+#include <unistd.h>
+
+#include <fstream>
+#include <system_error>
+
+#include "mc/cache/cache_store.h"
+#include "mc/cache/importer.h"
+#include "mc/net/http_client.h"
+#include "mc/testing/eventually.h"
+#include "mc/testing/model_fixture.h"
+
+namespace mc::controller {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+Reply Send(const std::string& method, const std::string& url, const net::HeaderMap& headers,
+           std::optional<std::string> body, std::chrono::milliseconds timeout) {
+  static thread_local auto client = net::HttpClient::Create();
+  net::HttpClientRequest req;
+  req.method = method;
+  req.url = url;
+  req.headers = headers;
+  req.body = std::move(body);
+  req.timeout = timeout;
+  auto res = client->Send(req);
+  if (!res.ok()) return Reply{0, json{{"transport", res.status().ToString()}}, "", "", ""};
+  Reply r;
+  r.status = res->status;
+  r.text = res->body;
+  r.allow = res->headers.Get("Allow").value_or("");
+  r.body = json::parse(res->body, nullptr, false);
+  r.content_type = res->headers.Get("Content-Type").value_or("");
+  return r;
+}
+
+net::HeaderMap Bearer(const std::string& key) {
+  net::HeaderMap h;
+  h.Set("Authorization", "Bearer " + key);
+  h.Set("Content-Type", "application/json");
+  return h;
+}
+
+StatusOr<std::unique_ptr<TestCluster>> TestCluster::Create(TestClusterOptions options) {
+  std::unique_ptr<TestCluster> cluster(new TestCluster(std::move(options)));
+  MC_RETURN_IF_ERROR(cluster->Build(), "test cluster " + cluster->options_.name);
+  return cluster;
+}
+
+TestCluster::TestCluster(TestClusterOptions options)
+    : options_(std::move(options)),
+      root_(fs::temp_directory_path() /
+            ("mc_" + options_.name + "_" + std::to_string(::getpid()))) {}
+
+TestCluster::~TestCluster() {
+  if (controller_) controller_->Stop();
+  StopWorkers();
+  for (auto& a : agents_) a->Stop();
+  if (upstream_) upstream_->Stop();
+  std::error_code ec;
+  fs::remove_all(root_, ec);
+}
+
+Status TestCluster::Build() {
+  std::error_code ec;
+  fs::remove_all(root_, ec);
+  fs::create_directories(root_, ec);
+  if (ec) return ErrnoError(ec.value(), "create " + root_.string());
+  MC_RETURN_IF_ERROR(ImportModels(), "upstream models");
+  mirror::MirrorOptions m;
+  m.cache_dir = root_ / "upstream";
+  if (!options_.access_json.empty()) {
+    std::ofstream(root_ / "access.json") << options_.access_json;
+    m.access_config = root_ / "access.json";
+  }
+  MC_ASSIGN_OR_RETURN(upstream_, mirror::MirrorServer::Create(std::move(m)), "upstream");
+  MC_RETURN_IF_ERROR(upstream_->Start(), "start the upstream");
+  MC_ASSIGN_OR_RETURN(key_, AddApiKey(db_path(), "test"), "API key");
+  if (!options_.start_controller) return Status::Ok();
+
+  ControllerOptions co;
+  co.listen = "127.0.0.1:0";
+  co.db_path = db_path();
+  co.upstream = *hub::Endpoint::Parse(upstream_->base_url());
+  co.tick = 50ms;
+  co.take_hold = 2s;
+  co.ping_interval = 1000ms;
+  co.stop_grace = 2s;
+  co.agent_api_key = hub::Secret(key_);
+  if (options_.controller_options) options_.controller_options(co);
+  MC_ASSIGN_OR_RETURN(controller_, Controller::Create(std::move(co)), "controller");
+  MC_RETURN_IF_ERROR(controller_->Start(), "start the controller");
+  for (int i = 0; i < options_.agents; ++i) {
+    MC_RETURN_IF_ERROR(AddAgent(controller_->base_url()));
+  }
+  const size_t n = agents_.size();
+  if (!testing::Eventually([&] { return Call("GET", "/v1/hosts").body["hosts"].size() >= n; })) {
+    return UnavailableError("not every agent registered with the controller within 30 s");
+  }
+  return Status::Ok();
+}
+
+// Each model from a generated folder root/src/<repo> (seeded by position, so models differ).
+Status TestCluster::ImportModels() {
+  MC_ASSIGN_OR_RETURN(auto store,
+                      cache::CacheStore::Open({root_ / "upstream", std::nullopt, true}));
+  uint64_t seed = 0;
+  for (const UpstreamModel& model : options_.models) {
+    testing::ModelFixtureOptions f;
+    f.total_weight_bytes = model.weight_bytes;
+    f.seed = ++seed;
+    const fs::path src = root_ / "src" / model.repo;
+    MC_RETURN_IF_ERROR(testing::WriteModelFixture(src, f).status(), "fixture " + model.repo);
+    MC_ASSIGN_OR_RETURN(RepoId repo, RepoId::Parse(model.repo));
+    MC_RETURN_IF_ERROR(cache::ImportFolder(*store, src, repo, *Revision::Parse("main")).status(),
+                       "import " + model.repo);
+  }
+  return Status::Ok();
+}
+
+Status TestCluster::AddAgent(const std::string& controller_url) {
+  const int index = static_cast<int>(agents_.size());
+  const std::string host = "host-" + std::to_string(index + 1);
+  agent::AgentOptions ao;
+  ao.cache_dir = root_ / host / "hub";
+  ao.state_dir = root_ / host / "state";
+  ao.capacity = 1ull << 30;
+  ao.gpus = 2;
+  ao.gpu_type = "test-gpu";
+  ao.host_id = host;
+  ao.upstream = *hub::Endpoint::Parse(upstream_->base_url());
+  ao.controller_url = controller_url;
+  ao.api_key = hub::Secret(key_);  // guards its /v1, and is sent to the controller
+  ao.heartbeat_interval = 100ms;
+  if (options_.agent_options) options_.agent_options(index, ao);
+  MC_ASSIGN_OR_RETURN(auto made, agent::Agent::Create(std::move(ao)), "agent " + host);
+  MC_RETURN_IF_ERROR(made->Start(), "start agent " + host);
+  agents_.push_back(std::move(made));
+  return Status::Ok();
+}
+
+void TestCluster::StopWorkers(std::chrono::milliseconds grace) {
+  for (auto& a : agents_) a->StopWorkers(grace);
+}
+
+Reply TestCluster::Call(const std::string& method, const std::string& path,
+                        const std::string& body) {
+  net::HeaderMap headers;
+  headers.Set("Authorization", "Bearer " + key_);
+  if (!body.empty()) headers.Set("Content-Type", "application/json");
+  return Send(method, controller_->base_url() + path, headers,
+              body.empty() ? std::nullopt : std::optional<std::string>(body));
+}
+
+}  // namespace mc::controller
