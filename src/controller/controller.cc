@@ -17,13 +17,22 @@
 namespace mc::controller {
 namespace {
 
+std::optional<std::string> Revealed(const std::optional<hub::Secret>& s) {
+  return s ? std::optional<std::string>(std::string(s->Reveal())) : std::nullopt;
+}
+
+StatusOr<std::unique_ptr<ControllerStore>> OpenStore(const ControllerOptions& o) {
+  if (o.db.empty()) return ControllerStore::Open(o.db_path);
+  return ControllerStore::OpenDb(o.db, Revealed(o.db_password));
+}
+
 class ControllerImpl final : public Controller {
  public:
   explicit ControllerImpl(ControllerOptions options) : o_(std::move(options)) {}
   ~ControllerImpl() override { Stop(); }
 
   Status Init() {
-    MC_ASSIGN_OR_RETURN(store_, ControllerStore::Open(o_.db_path), "controller");
+    MC_ASSIGN_OR_RETURN(store_, OpenStore(o_), "controller");
     webhooks_ = std::make_unique<WebhookSender>(
         *store_, *o_.clock,
         WebhookSender::Policy{o_.webhook_tries, o_.webhook_retry_delay, o_.webhook_timeout});
@@ -158,8 +167,19 @@ StatusOr<std::string> AddApiKey(const std::filesystem::path& db_path, const std:
   return NewApiKey(*store, name, now);
 }
 
+StatusOr<std::string> AddApiKey(const std::string& db, const std::optional<hub::Secret>& password,
+                                const std::string& name) {
+  MC_ASSIGN_OR_RETURN(auto store, ControllerStore::OpenDb(db, Revealed(password)));
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  return NewApiKey(*store, name, now);
+}
+
 StatusOr<std::unique_ptr<Controller>> Controller::Create(ControllerOptions options) {
-  if (options.db_path.empty()) return InvalidArgumentError("controller: --db is required");
+  if (options.db_path.empty() && options.db.empty()) {
+    return InvalidArgumentError("controller: --db is required");
+  }
   auto c = std::make_unique<ControllerImpl>(std::move(options));
   MC_RETURN_IF_ERROR(c->Init());
   return std::unique_ptr<Controller>(std::move(c));
