@@ -55,11 +55,13 @@ Status RunMigrateStore(const MigrateArgs& args) {
 void AddMigrateStoreCommand(CLI::App& controller, CommandResult& result) {
   auto* cmd = controller.add_subcommand(
       "migrate-store",
-      "Copy everything a controller keeps from one store to another: endpoints (with their HF\n"
-      "tokens), API keys, jobs (with their stream chunks), workers, the billing ledger, hosts\n"
-      "and webhook deliveries, with their ids. The ledger's and the outbox's id counters move\n"
-      "too, so ids keep increasing after the move. The copy is one transaction on the target:\n"
-      "all of it or nothing. Afterwards the target is read back and every count compared.\n"
+      "Copy a controller's whole store to another database (SQLite to PostgreSQL, or back)");
+  cmd->footer(
+      "Copies everything a controller keeps: endpoints (with their HF tokens), API keys, jobs\n"
+      "(with their stream chunks), workers, the billing ledger, hosts and webhook deliveries,\n"
+      "with their ids. The ledger's and the outbox's id counters move too, so ids keep\n"
+      "increasing after the move. The copy is one transaction on the target: all of it or\n"
+      "nothing. Afterwards the target is read back and every count compared.\n"
       "\n"
       "Before: stop every controller that uses the source (rows written during the copy are\n"
       "not copied), and create the target PostgreSQL database, owned by the role the\n"

@@ -242,9 +242,10 @@ StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& uri,
     std::string msg = label + " " + described + ": connect: " + error;
     PQfinish(conn);
     if (needs_password) {
-      return PermissionDeniedError(msg +
-                                   " (give the password in a file: --db-password-file, "
-                                   "or a ~/.pgpass or $PGPASSFILE entry)");
+      return PermissionDeniedError(
+          msg + " (put the password in a file and pass it with --db-password-file, or "
+                "--from-password-file / --to-password-file for migrate-store; or add a "
+                "~/.pgpass or $PGPASSFILE entry)");
     }
     // libpq has no SQLSTATE for a failed login; the server's message says it (in English with
     // lc_messages=C, the default; otherwise this is Unavailable, as for an unreachable server).
