@@ -184,11 +184,15 @@ StatusOr<std::unique_ptr<mirror::MirrorServer>> StartDemoUpstream(const fs::path
   return server;
 }
 
-// The API key of this data dir: created once, kept in <data>/api-key (0600).
+// The API key of this data dir: created once, kept in <data>/api-key (0600); made again if the
+// store does not know it (a data dir used with another --db before).
 StatusOr<std::string> DataDirKey(const fs::path& data, const controller::ControllerOptions& co) {
   const fs::path file = data / "api-key";
   auto existing = ReadKeyFile(fs::exists(file) ? file.string() : "");
-  if (existing.ok() && *existing) return std::string((*existing)->Reveal());
+  if (existing.ok() && *existing) {
+    MC_ASSIGN_OR_RETURN(bool known, controller::HasApiKey(co.db, co.db_password, **existing));
+    if (known) return std::string((*existing)->Reveal());
+  }
   MC_ASSIGN_OR_RETURN(std::string key, controller::AddApiKey(co.db, co.db_password, "up"));
   MC_RETURN_IF_ERROR(WriteFile(file, key + "\n", 0600));
   return key;

@@ -10,6 +10,7 @@
 #include "controller/api.h"
 #include "controller/fleet.h"
 #include "controller/jobs.h"
+#include "controller/keys.h"
 #include "controller/store.h"
 #include "controller/webhooks.h"
 #include "mc/net/http_server.h"
@@ -174,6 +175,12 @@ StatusOr<std::string> AddApiKey(const std::string& db, const std::optional<hub::
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
   return NewApiKey(*store, name, now);
+}
+
+StatusOr<bool> HasApiKey(const std::string& db, const std::optional<hub::Secret>& password,
+                         const hub::Secret& key) {
+  MC_ASSIGN_OR_RETURN(auto store, ControllerStore::OpenDb(db, Revealed(password)));
+  return store->HasApiKeySha256(Sha256Hex(key.Reveal()));
 }
 
 StatusOr<std::unique_ptr<Controller>> Controller::Create(ControllerOptions options) {

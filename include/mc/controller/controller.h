@@ -79,5 +79,8 @@ StatusOr<std::string> AddApiKey(const std::filesystem::path& db_path, const std:
 // The same for the store `db` names (ControllerOptions::db).
 StatusOr<std::string> AddApiKey(const std::string& db, const std::optional<hub::Secret>& password,
                                 const std::string& name);
+// Whether the store `db` names knows `key` (for `up`, whose data dir keeps its key in a file).
+StatusOr<bool> HasApiKey(const std::string& db, const std::optional<hub::Secret>& password,
+                         const hub::Secret& key);
 
 }  // namespace mc::controller
