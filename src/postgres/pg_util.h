@@ -122,7 +122,8 @@ class Connection {
   // URI's own parameters win, and `password` last (from a file: never from argv). Then sets up
   // the session: lock_timeout 5 s (a row lock held longer is Unavailable, like SQLite's busy
   // timeout), notices to the debug log. `label` starts every error message ("controller db").
-  // Unavailable if the server cannot be reached or refuses the login (the message says why).
+  // PermissionDenied if the server refuses the login (a password missing or wrong), Unavailable
+  // if it cannot be reached (the message says why).
   static StatusOr<std::unique_ptr<Connection>> Open(const std::string& uri,
                                                     const std::optional<std::string>& password,
                                                     std::string label, const std::string& app);
