@@ -9,6 +9,7 @@ find_package(spdlog REQUIRED)             # libspdlog-dev: logging
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)  # libmicrohttpd-dev: HTTP server
 find_package(SQLite3 REQUIRED)            # libsqlite3-dev: the agent's state dir
+find_package(PostgreSQL 15 REQUIRED)      # libpq-dev: the controller's PostgreSQL store
 if(MC_BUILD_TESTS)
   find_package(GTest REQUIRED)            # libgtest-dev, libgmock-dev
 endif()

@@ -6,7 +6,8 @@ set -euo pipefail
 packages=(
   build-essential make cmake ninja-build pkg-config git curl ca-certificates bc
   libssl-dev libcurl4-openssl-dev nlohmann-json3-dev libcli11-dev libspdlog-dev
-  libmicrohttpd-dev libsqlite3-dev libgtest-dev libgmock-dev python3
+  libmicrohttpd-dev libsqlite3-dev libpq-dev libgtest-dev libgmock-dev python3
+  postgresql-15  # the PostgreSQL store's tests run a throwaway server (src/postgres/postgres_for_test.h)
   chromium  # the web console's browser tests (tests/browser)
 )
 # Benchmark-only peers, installed by `make bench` (not by `make test`, so CI does not pay for them):
@@ -35,4 +36,12 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   echo "setup: all Debian packages present"
+fi
+
+# PostgreSQL refuses to run as root: the tests' throwaway servers run as this unprivileged system
+# user when the tests run as root (CI does). No home, no login shell, no password.
+if [[ $(id -u) -eq 0 ]] && ! getent passwd modelcache-test >/dev/null; then
+  echo "setup: creating the system user modelcache-test (runs the tests' PostgreSQL servers)"
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+    modelcache-test
 fi

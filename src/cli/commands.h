@@ -31,6 +31,8 @@ void AddPullCommand(CLI::App& app, CommandResult& result);
 void AddAgentCommand(CLI::App& app, CommandResult& result);
 void AddPinCommands(CLI::App& app, CommandResult& result);         // pin, unpin, pins
 void AddControllerCommands(CLI::App& app, CommandResult& result);  // controller, keys, up
+// `controller migrate-store`, a sub-command of `controller`.
+void AddMigrateStoreCommand(CLI::App& controller, CommandResult& result);
 
 // Daemons (serve, agent, controller, up): blocks SIGTERM and SIGINT in this thread and every
 // thread started after the call (threads inherit the mask), and ignores SIGPIPE, so that

@@ -27,30 +27,34 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-// "sqlite:PATH" or a plain path → the SQLite file. Other schemes are not built in yet.
-StatusOr<fs::path> DbPath(const std::string& db) {
-  if (db.starts_with("postgres:") || db.starts_with("postgresql:")) {
-    return UnimplementedError("--db " + db.substr(0, db.find(':')) +
-                              ": only SQLite is built in so far; use --db sqlite:PATH");
-  }
-  std::string path = db.starts_with("sqlite:") ? db.substr(7) : db;
-  if (path.starts_with("//")) path = path.substr(2);  // sqlite://path
-  if (path.empty()) return InvalidArgumentError("--db needs a file: --db sqlite:PATH");
-  fs::path p = fs::absolute(path);
-  std::error_code ec;
-  fs::create_directories(p.parent_path(), ec);
-  if (ec) return ErrnoError(ec.value(), "create " + p.parent_path().string());
-  return p;
+// A secret kept in a file (an API key, a database password): its content without the trailing
+// newline. None if `file` is empty.
+StatusOr<std::optional<hub::Secret>> ReadSecretFile(const std::string& file) {
+  if (file.empty()) return std::optional<hub::Secret>();
+  std::ifstream in(file);
+  if (!in) return NotFoundError("cannot read " + file);
+  std::string key((std::istreambuf_iterator<char>(in)), {});
+  while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.pop_back();
+  if (key.empty()) return InvalidArgumentError(file + " is empty");
+  return std::optional<hub::Secret>(hub::Secret(std::move(key)));
 }
 
 StatusOr<std::optional<hub::Secret>> ReadKeyFile(const std::string& file) {
-  if (file.empty()) return std::optional<hub::Secret>();
-  std::ifstream in(file);
-  if (!in) return NotFoundError("cannot read key file " + file);
-  std::string key((std::istreambuf_iterator<char>(in)), {});
-  while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.pop_back();
-  if (key.empty()) return InvalidArgumentError("key file " + file + " is empty");
-  return std::optional<hub::Secret>(hub::Secret(std::move(key)));
+  return ReadSecretFile(file);
+}
+
+// --db and --db-password-file, as the controller, keys and up take them.
+constexpr const char* kDbHelp =
+    "The store: sqlite:PATH (one file; the embedded default), or a PostgreSQL database as a\n"
+    "libpq URI, postgresql://[USER@]HOST[:PORT]/DBNAME[?PARAM=VALUE&...] (a Unix socket:\n"
+    "postgresql:///DBNAME?host=/run/postgresql). Never put a password in it (command lines\n"
+    "are visible to every user): use --db-password-file, ~/.pgpass or $PGPASSFILE";
+constexpr const char* kDbPasswordHelp =
+    "File holding the PostgreSQL password (trailing newline ignored; keep it mode 0600)";
+
+void AddDbOptions(CLI::App& cmd, std::string& db, std::string& password_file) {
+  cmd.add_option("--db", db, kDbHelp)->type_name("STORE");
+  cmd.add_option("--db-password-file", password_file, kDbPasswordHelp)->type_name("FILE");
 }
 
 net::HttpClientRequest Request(std::string method, std::string url,
@@ -74,14 +78,18 @@ StatusOr<hub::Endpoint> UpstreamOrDefault(const std::string& flag) {
 // ---- controller ----
 
 struct ControllerArgs {
-  std::string listen = "127.0.0.1:8080", db, upstream, public_url, agent_key_file;
+  std::string listen = "127.0.0.1:8080", db, db_password_file, upstream, public_url, agent_key_file;
   double requeue_after = 30;
 };
 
 Status RunController(const ControllerArgs& args) {
   controller::ControllerOptions o;
   o.listen = args.listen;
-  MC_ASSIGN_OR_RETURN(o.db_path, DbPath(args.db), "--db");
+  if (args.db.empty()) {
+    return InvalidArgumentError("--db is required: sqlite:PATH or postgresql://HOST/DBNAME");
+  }
+  o.db = args.db;
+  MC_ASSIGN_OR_RETURN(o.db_password, ReadSecretFile(args.db_password_file), "--db-password-file");
   MC_ASSIGN_OR_RETURN(o.upstream, UpstreamOrDefault(args.upstream), "--upstream");
   if (!args.public_url.empty()) o.public_url = args.public_url;
   MC_ASSIGN_OR_RETURN(o.agent_api_key, ReadKeyFile(args.agent_key_file), "--agent-key-file");
@@ -98,12 +106,12 @@ Status RunController(const ControllerArgs& args) {
 // ---- keys ----
 
 struct KeysArgs {
-  std::string db, name = "default";
+  std::string db, db_password_file, name = "default";
 };
 
 Status RunKeysCreate(const KeysArgs& args) {
-  MC_ASSIGN_OR_RETURN(fs::path db, DbPath(args.db), "--db");
-  MC_ASSIGN_OR_RETURN(std::string key, controller::AddApiKey(db, args.name));
+  MC_ASSIGN_OR_RETURN(auto password, ReadSecretFile(args.db_password_file), "--db-password-file");
+  MC_ASSIGN_OR_RETURN(std::string key, controller::AddApiKey(args.db, password, args.name));
   std::cout << key << std::endl;
   std::cerr << "API key \"" << args.name << "\" created; it is shown only now. Send it as "
             << "'Authorization: Bearer <key>'." << std::endl;
@@ -114,6 +122,7 @@ Status RunKeysCreate(const KeysArgs& args) {
 
 struct UpArgs {
   std::string data_dir = "modelcache-up", listen = "127.0.0.1:8080", upstream, capacity = "20GB";
+  std::string db, db_password_file;  // "" = sqlite:<data-dir>/controller.db
   std::string worker_script = "examples/runpod_worker.py", demo_model_size = "16MiB";
   std::string demo_upstream_rate;  // "" = no cap
   int agents = 2, gpus = 2;
@@ -175,12 +184,16 @@ StatusOr<std::unique_ptr<mirror::MirrorServer>> StartDemoUpstream(const fs::path
   return server;
 }
 
-// The API key of this data dir: created once, kept in <data>/api-key (0600).
-StatusOr<std::string> DataDirKey(const fs::path& data, const fs::path& db) {
+// The API key of this data dir: created once, kept in <data>/api-key (0600); made again if the
+// store does not know it (a data dir used with another --db before).
+StatusOr<std::string> DataDirKey(const fs::path& data, const controller::ControllerOptions& co) {
   const fs::path file = data / "api-key";
   auto existing = ReadKeyFile(fs::exists(file) ? file.string() : "");
-  if (existing.ok() && *existing) return std::string((*existing)->Reveal());
-  MC_ASSIGN_OR_RETURN(std::string key, controller::AddApiKey(db, "up"));
+  if (existing.ok() && *existing) {
+    MC_ASSIGN_OR_RETURN(bool known, controller::HasApiKey(co.db, co.db_password, **existing));
+    if (known) return std::string((*existing)->Reveal());
+  }
+  MC_ASSIGN_OR_RETURN(std::string key, controller::AddApiKey(co.db, co.db_password, "up"));
   MC_RETURN_IF_ERROR(WriteFile(file, key + "\n", 0600));
   return key;
 }
@@ -274,12 +287,13 @@ Status RunUp(const UpArgs& args) {
 
   controller::ControllerOptions co;
   co.listen = args.listen;
-  co.db_path = data / "controller.db";
+  co.db = args.db.empty() ? "sqlite:" + (data / "controller.db").string() : args.db;
+  MC_ASSIGN_OR_RETURN(co.db_password, ReadSecretFile(args.db_password_file), "--db-password-file");
   co.upstream = upstream;
   co.ping_interval = std::chrono::milliseconds(2'000);
   // One key for everything here: clients, agents towards the controller, the controller towards
   // agents.
-  MC_ASSIGN_OR_RETURN(std::string key, DataDirKey(data, co.db_path));
+  MC_ASSIGN_OR_RETURN(std::string key, DataDirKey(data, co));
   co.agent_api_key = hub::Secret(key);
   MC_ASSIGN_OR_RETURN(auto ctl, controller::Controller::Create(co));
   MC_RETURN_IF_ERROR(ctl->Start(), "listen on " + args.listen);
@@ -345,10 +359,14 @@ void AddControllerCommands(CLI::App& app, CommandResult& result) {
       "the Runpod job API (/v2/<endpoint>/run, runsync, status, stream, cancel, ...), workers\n"
       "the Runpod worker protocol, operators the /v1 management API; agents register here.\n"
       "Prints 'controller listening on <url>' when ready; stops on SIGTERM.\n"
-      "Example: modelcache controller --db sqlite:/var/lib/modelcache/controller.db");
+      "Examples:\n"
+      "  modelcache controller --db sqlite:/var/lib/modelcache/controller.db\n"
+      "  modelcache controller --db postgresql://modelcache@db.internal/modelcache \\\n"
+      "      --db-password-file /etc/modelcache/db-password");
+  cmd->require_subcommand(0, 1);
   auto cargs = std::make_shared<ControllerArgs>();
   cmd->add_option("--listen", cargs->listen, "Address and port (default 127.0.0.1:8080)");
-  cmd->add_option("--db", cargs->db, "The store: sqlite:PATH (the embedded default)")->required();
+  AddDbOptions(*cmd, cargs->db, cargs->db_password_file);
   cmd->add_option("--upstream", cargs->upstream,
                   "The Hub models are resolved against (default $HF_ENDPOINT, else huggingface.co)");
   cmd->add_option("--public-url", cargs->public_url,
@@ -360,17 +378,20 @@ void AddControllerCommands(CLI::App& app, CommandResult& result) {
                   "result was lost) goes back to the queue (default 30)")
       ->check(CLI::Range(1.0, 3600.0));
   cmd->footer("Create an API key first: modelcache keys create --db sqlite:PATH --name me");
-  cmd->callback([cargs, &result] {
+  cmd->callback([cmd, cargs, &result] {
+    if (cmd->get_subcommands().size() > 0) return;  // migrate-store ran instead
     SetUpLogging("info");
     result.status = RunController(*cargs);
   });
+  AddMigrateStoreCommand(*cmd, result);
 
   auto* keys = app.add_subcommand("keys", "Manage the controller's API keys");
   keys->require_subcommand(1);
   auto kargs = std::make_shared<KeysArgs>();
   auto* create = keys->add_subcommand(
       "create", "Create an API key and print it (it is stored hashed and shown only once)");
-  create->add_option("--db", kargs->db, "The controller's store: sqlite:PATH")->required();
+  AddDbOptions(*create, kargs->db, kargs->db_password_file);
+  create->get_option("--db")->required();
   create->add_option("--name", kargs->name, "A name to recognise the key by (default default)");
   create->callback([kargs, &result] { result.status = RunKeysCreate(*kargs); });
 
@@ -401,6 +422,11 @@ void AddControllerCommands(CLI::App& app, CommandResult& result) {
                  "download lasts long enough to watch (a worker 'downloading model',\n"
                  "the hosts page's progress and ETA). For demos and tests; default: no cap")
       ->type_name("RATE");
+  up->add_option("--db", uargs->db,
+                 "The controller's store (default sqlite:<data-dir>/controller.db); as for\n"
+                 "`modelcache controller --db`, a postgresql:// URI works too")
+      ->type_name("STORE");
+  up->add_option("--db-password-file", uargs->db_password_file, kDbPasswordHelp)->type_name("FILE");
   up->add_option("--worker-script", uargs->worker_script,
                  "The demo worker (default examples/runpod_worker.py, from the repository root)");
   up->callback([uargs, &result] {

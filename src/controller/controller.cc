@@ -10,6 +10,7 @@
 #include "controller/api.h"
 #include "controller/fleet.h"
 #include "controller/jobs.h"
+#include "controller/keys.h"
 #include "controller/store.h"
 #include "controller/webhooks.h"
 #include "mc/net/http_server.h"
@@ -18,13 +19,22 @@
 namespace mc::controller {
 namespace {
 
+std::optional<std::string> Revealed(const std::optional<hub::Secret>& s) {
+  return s ? std::optional<std::string>(std::string(s->Reveal())) : std::nullopt;
+}
+
+StatusOr<std::unique_ptr<ControllerStore>> OpenStore(const ControllerOptions& o) {
+  if (o.db.empty()) return ControllerStore::Open(o.db_path);
+  return ControllerStore::OpenDb(o.db, Revealed(o.db_password));
+}
+
 class ControllerImpl final : public Controller {
  public:
   explicit ControllerImpl(ControllerOptions options) : o_(std::move(options)) {}
   ~ControllerImpl() override { Stop(); }
 
   Status Init() {
-    MC_ASSIGN_OR_RETURN(store_, ControllerStore::Open(o_.db_path), "controller");
+    MC_ASSIGN_OR_RETURN(store_, OpenStore(o_), "controller");
     webhooks_ = std::make_unique<WebhookSender>(
         *store_, *o_.clock,
         WebhookSender::Policy{o_.webhook_tries, o_.webhook_retry_delay, o_.webhook_timeout});
@@ -159,8 +169,25 @@ StatusOr<std::string> AddApiKey(const std::filesystem::path& db_path, const std:
   return NewApiKey(*store, name, now);
 }
 
+StatusOr<std::string> AddApiKey(const std::string& db, const std::optional<hub::Secret>& password,
+                                const std::string& name) {
+  MC_ASSIGN_OR_RETURN(auto store, ControllerStore::OpenDb(db, Revealed(password)));
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  return NewApiKey(*store, name, now);
+}
+
+StatusOr<bool> HasApiKey(const std::string& db, const std::optional<hub::Secret>& password,
+                         const hub::Secret& key) {
+  MC_ASSIGN_OR_RETURN(auto store, ControllerStore::OpenDb(db, Revealed(password)));
+  return store->HasApiKeySha256(Sha256Hex(key.Reveal()));
+}
+
 StatusOr<std::unique_ptr<Controller>> Controller::Create(ControllerOptions options) {
-  if (options.db_path.empty()) return InvalidArgumentError("controller: --db is required");
+  if (options.db_path.empty() && options.db.empty()) {
+    return InvalidArgumentError("controller: --db is required");
+  }
   auto c = std::make_unique<ControllerImpl>(std::move(options));
   MC_RETURN_IF_ERROR(c->Init());
   return std::unique_ptr<Controller>(std::move(c));

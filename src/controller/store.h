@@ -1,28 +1,42 @@
-// ControllerStore: everything the controller must not lose across a restart, in SQLite (the
-// embedded default; the interface is the seam where PostgreSQL can follow: nothing outside
-// store_sqlite.cc knows SQL). Endpoints, API keys, jobs (with their stream chunks), workers,
-// the billing ledger, the last document of each host and the webhook outbox.
+// ControllerStore: everything the controller must not lose across a restart. Two
+// implementations: SQLite (store_sqlite.cc, the embedded default) and PostgreSQL
+// (store_postgres*.cc, for controllers that share a database server); nothing outside them knows
+// SQL, and both pass the same test suite (store_test.cc). Endpoints, API keys, jobs (with their
+// stream chunks), workers, the billing ledger, the last document of each host and the webhook
+// outbox.
 //
 // JSON-valued fields (job input/output, endpoint command and env, host documents) are stored as
 // the JSON text the caller gives; the store never parses them. Times are Unix milliseconds.
 // Secrets: the endpoint's HF token is stored (the controller must send it to agents), never
 // listed by the API; API keys are stored as SHA-256 hex only.
 //
-// Open() creates the file and schema (WAL, synchronous=NORMAL, busy_timeout 5 s, foreign keys
-// on; schema version in PRAGMA user_version, version 2: an older file is migrated in place, in
-// one transaction, when it is opened). Unlike the agent's state, this database
+// SQLite: Open() creates the file and schema (WAL, synchronous=NORMAL, busy_timeout 5 s, foreign
+// keys on; schema version in PRAGMA user_version, version 2: an older file is migrated in place,
+// in one transaction, when it is opened). Unlike the agent's state, this database
 // is the only copy of jobs and endpoints: a file that is not a database, is corrupt (PRAGMA
 // quick_check), has a newer schema version or holds someone else's tables is an error
 // (FailedPrecondition naming the file), never moved aside, and nothing is written to it.
 // synchronous=NORMAL: a power loss may lose the last transactions but never corrupts the file;
 // a crash of the controller process loses nothing committed.
 //
-// Errors (messages name the file and the operation): Unavailable when the file stayed locked
-// past the busy timeout (retry); ResourceExhausted when the disk is full; FailedPrecondition if
-// the file turns out corrupt while open; NotFound, InvalidArgument and AlreadyExists only where a
-// method says so. Text fields are stored as bytes: any string (quotes, NULs, non-UTF-8)
-// round-trips unchanged. The schema (tables, keys, indexes, version) is kMigrations in
-// store_sqlite.cc.
+// PostgreSQL: OpenPostgres() connects to an existing database and creates or migrates the schema
+// in the connection's current schema (the first of its search_path), in one transaction, under
+// an advisory lock (controllers starting together migrate one at a time); the version is the one
+// row of table modelcache_schema (version 1). A newer version, or tables but no
+// modelcache_schema, is FailedPrecondition naming the database, and nothing is written. Every
+// string is a bytea column (PostgreSQL's text can hold neither NUL nor invalid UTF-8, and bytea
+// sorts bytewise, as SQLite does). Durability is the server's (synchronous_commit).
+//
+// Errors (messages name the file or database and the operation, never a password): Unavailable
+// when the file stayed locked past the busy timeout, or the server is unreachable, the connection
+// was lost (the next call reconnects), a row lock was held past 5 s or a transaction hit a
+// serialization failure or deadlock (retry); ResourceExhausted when the disk is full;
+// FailedPrecondition if the file turns out corrupt while open, or the PostgreSQL schema was
+// changed behind the store's back; PermissionDenied when PostgreSQL refuses the login or a
+// privilege; NotFound, InvalidArgument and AlreadyExists only where a method says so. Text fields
+// are stored as bytes: any string (quotes, NULs, non-UTF-8) round-trips unchanged. The schema
+// (tables, keys, indexes, version) is kMigrations in store_sqlite.cc and
+// store_postgres_schema.cc.
 //
 // Thread-safety: one connection behind a mutex; every method is one transaction and may be called
 // from any thread.
@@ -143,10 +157,44 @@ struct HostRecord {
   int64_t last_seen_ms = 0;
 };
 
+// The highest id the ledger and the webhook outbox have handed out (0: none yet): their
+// AUTOINCREMENT positions, at or above every row's id even after rows were deleted.
+struct IdCounters {
+  int64_t ledger = 0;
+  int64_t webhook_outbox = 0;
+};
+
+// Everything in a store, for moving it to another one (modelcache controller migrate-store).
+struct StoreContents {
+  std::vector<EndpointRecord> endpoints;
+  std::vector<ApiKeyRecord> api_keys;
+  std::vector<JobRecord> jobs;  // oldest first, as ListJobs
+  std::vector<StreamChunk> chunks;
+  std::vector<WorkerRecord> workers;
+  std::vector<LedgerRow> ledger;  // with their ids
+  std::vector<HostRecord> hosts;
+  std::vector<WebhookDelivery> webhooks;  // with their ids
+  IdCounters counters;
+};
+
 class ControllerStore {
  public:
-  // Opens or creates `path` (its directory must exist: NotFound otherwise).
+  // Opens or creates the SQLite file `path` (its directory must exist: NotFound otherwise).
   static StatusOr<std::unique_ptr<ControllerStore>> Open(const std::filesystem::path& path);
+  // Connects to the PostgreSQL database a libpq URI names ("postgresql://[USER@]HOST[:PORT]/DB
+  // [?PARAM=VALUE&...]", host=/socket/dir as a parameter for a Unix socket), and creates or
+  // migrates the schema (above). The database must exist. `password`, if given, is used for the
+  // login (read from a file by the caller); libpq's own PGPASSFILE and ~/.pgpass also work. A
+  // URI that carries a password itself is InvalidArgument (it would be in argv, visible to every
+  // user), and no message ever quotes the URI's secrets.
+  static StatusOr<std::unique_ptr<ControllerStore>> OpenPostgres(
+      const std::string& uri, const std::optional<std::string>& password = std::nullopt);
+  // The store `db` names, as the --db flag gives it: "sqlite:PATH" (or "sqlite://PATH", or a
+  // plain PATH) is Open(PATH), the file's directory created if missing; "postgresql://..." or
+  // "postgres://..." is OpenPostgres(db, password). InvalidArgument for an empty path or another
+  // scheme (the message says which forms are accepted).
+  static StatusOr<std::unique_ptr<ControllerStore>> OpenDb(
+      const std::string& db, const std::optional<std::string>& password = std::nullopt);
   virtual ~ControllerStore() = default;
 
   // ---- endpoints ----
@@ -212,6 +260,22 @@ class ControllerStore {
   // ---- hosts ----
   virtual Status PutHost(const HostRecord& h) = 0;                  // insert or replace by id
   virtual StatusOr<std::vector<HostRecord>> ListHosts() const = 0;  // by id
+
+  // ---- moving a store (modelcache controller migrate-store) ----
+  virtual StatusOr<IdCounters> GetIdCounters() const = 0;
+  // True if no table has a row (the id counters may be anywhere).
+  virtual StatusOr<bool> IsEmpty() const = 0;
+  // Writes every row of `c` as it is, ids included, in one transaction, and moves each id
+  // counter to at least c.counters (and never back), so that ids handed out afterwards are above
+  // every id of both stores. Jobs are written in their order in c.jobs (equal created_ms keep
+  // it). With `replace`, every row the store had is deleted first, in the same transaction;
+  // without it a store that is not empty is FailedPrecondition and nothing is written.
+  // AlreadyExists if `c` itself repeats a key.
+  virtual Status Import(const StoreContents& c, bool replace) = 0;
 };
+
+// Every row of `store`, read through its list methods (chunks job by job), and its id counters.
+// Not one snapshot: stop the controllers that use the store first.
+StatusOr<StoreContents> ExportStore(const ControllerStore& store);
 
 }  // namespace mc::controller

@@ -1,22 +1,14 @@
-// ControllerStore over SQLite (raw C API through sqlite/sqlite_util.h): one connection behind a
-// mutex, a cache of prepared statements. The schema is versioned with PRAGMA user_version;
-// kMigrations[v] takes version v to v + 1. Column lists are written once per table
-// (kEndpointColumns, ...) and both the SELECT and the upsert are built from them; Bind* and Read*
-// follow the same order.
-#include <spdlog/spdlog.h>
+// ControllerStore over SQLite: the schema (versioned with PRAGMA user_version; kMigrations[v]
+// takes version v to v + 1), opening a file, and the methods of store.h. See store_sqlite.h.
+#include "controller/store_sqlite.h"
 
-#include <condition_variable>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <string_view>
 #include <utility>
 
-#include "controller/store.h"
-#include "sqlite/sqlite_util.h"
+#include "controller/store_sqlite_rows.h"
 
 namespace mc::controller {
-namespace {
 
 namespace fs = std::filesystem;
 using sqlite::Cols;
@@ -25,6 +17,9 @@ using sqlite::Connection;
 using sqlite::SelectSql;
 using sqlite::Statement;
 using sqlite::UpsertSql;
+using namespace sqlite_rows;  // NOLINT: the column lists and row codecs
+
+namespace {
 
 constexpr int64_t kSchemaVersion = 2;
 constexpr int kBusyTimeoutMs = 5000;
@@ -80,184 +75,6 @@ CREATE TABLE webhook_outbox (
 )sql",
 };
 
-// ---- endpoints ----
-
-// clang-format off
-constexpr const char* kEndpointColumns[] = {
-    "id", "name", "model", "repo", "revision", "commit", "hf_token", "command_json", "env_json",
-    "gpu_type", "gpu_count", "workers_min", "workers_max", "idle_timeout_s", "scaler_type",
-    "scaler_value", "execution_timeout_ms", "ttl_ms", "created_ms", "updated_ms"};
-// clang-format on
-
-void BindEndpoint(Statement& st, const EndpointRecord& e) {
-  st.Bind(e.id).Bind(e.name).Bind(e.model).Bind(e.repo).Bind(e.revision);
-  st.Bind(e.commit).Bind(e.hf_token).Bind(e.command_json).Bind(e.env_json).Bind(e.gpu_type);
-  st.Bind(e.gpu_count).Bind(e.workers_min).Bind(e.workers_max).Bind(e.idle_timeout_s);
-  st.Bind(e.scaler_type).Bind(e.scaler_value).Bind(e.execution_timeout_ms).Bind(e.ttl_ms);
-  st.Bind(e.created_ms).Bind(e.updated_ms);
-}
-
-EndpointRecord ReadEndpoint(const Statement& st) {
-  Cols c(st);
-  EndpointRecord e;
-  e.id = c.Text();
-  e.name = c.Text();
-  e.model = c.Text();
-  e.repo = c.Text();
-  e.revision = c.Text();
-  e.commit = c.Text();
-  e.hf_token = c.OptText();
-  e.command_json = c.Text();
-  e.env_json = c.Text();
-  e.gpu_type = c.Text();
-  e.gpu_count = c.IntNarrow();
-  e.workers_min = c.IntNarrow();
-  e.workers_max = c.IntNarrow();
-  e.idle_timeout_s = c.IntNarrow();
-  e.scaler_type = c.Text();
-  e.scaler_value = c.Real();
-  e.execution_timeout_ms = c.Int();
-  e.ttl_ms = c.Int();
-  e.created_ms = c.Int();
-  e.updated_ms = c.Int();
-  return e;
-}
-
-// ---- jobs and chunks ----
-
-// clang-format off
-constexpr const char* kJobColumns[] = {
-    "id", "endpoint_id", "status", "input_json", "output_json", "error", "extra_json", "webhook",
-    "low_priority", "execution_timeout_ms", "ttl_ms", "created_ms", "started_ms", "completed_ms",
-    "worker_id", "retries", "stream_delivered"};
-// clang-format on
-
-void BindJob(Statement& st, const JobRecord& j) {
-  st.Bind(j.id).Bind(j.endpoint_id).Bind(j.status).Bind(j.input_json).Bind(j.output_json);
-  st.Bind(j.error).Bind(j.extra_json).Bind(j.webhook).Bind(j.low_priority);
-  st.Bind(j.execution_timeout_ms).Bind(j.ttl_ms).Bind(j.created_ms).Bind(j.started_ms);
-  st.Bind(j.completed_ms).Bind(j.worker_id).Bind(j.retries).Bind(j.stream_delivered);
-}
-
-JobRecord ReadJob(const Statement& st) {
-  Cols c(st);
-  JobRecord j;
-  j.id = c.Text();
-  j.endpoint_id = c.Text();
-  j.status = c.Text();
-  j.input_json = c.Text();
-  j.output_json = c.OptText();
-  j.error = c.OptText();
-  j.extra_json = c.Text();
-  j.webhook = c.Text();
-  j.low_priority = c.Bool();
-  j.execution_timeout_ms = c.Int();
-  j.ttl_ms = c.Int();
-  j.created_ms = c.Int();
-  j.started_ms = c.OptInt();
-  j.completed_ms = c.OptInt();
-  j.worker_id = c.Text();
-  j.retries = c.IntNarrow();
-  j.stream_delivered = c.Int();
-  return j;
-}
-
-// ---- webhook outbox ----
-
-constexpr const char* kWebhookColumns[] = {"id",        "job_id", "url",
-                                           "body_json", "tries",  "next_attempt_ms"};
-
-WebhookDelivery ReadWebhook(const Statement& st) {
-  Cols c(st);
-  WebhookDelivery d;
-  d.id = c.Int();
-  d.job_id = c.Text();
-  d.url = c.Text();
-  d.body_json = c.Text();
-  d.tries = c.IntNarrow();
-  d.next_attempt_ms = c.Int();
-  return d;
-}
-
-// ---- workers and ledger ----
-
-// clang-format off
-constexpr const char* kWorkerColumns[] = {
-    "id", "endpoint_id", "host_id", "commit", "phase", "key_sha256", "message", "created_ms",
-    "ready_ms", "started_ms", "first_take_ms", "last_ping_ms", "idle_since_ms", "stopped_ms",
-    "cache_hit", "queue_ms"};
-// clang-format on
-
-void BindWorker(Statement& st, const WorkerRecord& w) {
-  st.Bind(w.id).Bind(w.endpoint_id).Bind(w.host_id).Bind(w.commit).Bind(w.phase);
-  st.Bind(w.key_sha256).Bind(w.message).Bind(w.created_ms).Bind(w.ready_ms).Bind(w.started_ms);
-  st.Bind(w.first_take_ms).Bind(w.last_ping_ms).Bind(w.idle_since_ms).Bind(w.stopped_ms);
-  st.Bind(w.cache_hit).Bind(w.queue_ms);
-}
-
-WorkerRecord ReadWorker(const Statement& st) {
-  Cols c(st);
-  WorkerRecord w;
-  w.id = c.Text();
-  w.endpoint_id = c.Text();
-  w.host_id = c.Text();
-  w.commit = c.Text();
-  w.phase = c.Text();
-  w.key_sha256 = c.Text();
-  w.message = c.Text();
-  w.created_ms = c.Int();
-  w.ready_ms = c.OptInt();
-  w.started_ms = c.OptInt();
-  w.first_take_ms = c.OptInt();
-  w.last_ping_ms = c.OptInt();
-  w.idle_since_ms = c.OptInt();
-  w.stopped_ms = c.OptInt();
-  w.cache_hit = c.Bool();
-  w.queue_ms = c.Int();
-  return w;
-}
-
-constexpr const char* kLedgerColumns[] = {"id",       "worker_id", "endpoint_id", "phase",
-                                          "start_ms", "end_ms",    "billed"};
-
-LedgerRow ReadLedger(const Statement& st) {
-  Cols c(st);
-  LedgerRow r;
-  r.id = c.Int();
-  r.worker_id = c.Text();
-  r.endpoint_id = c.Text();
-  r.phase = c.Text();
-  r.start_ms = c.Int();
-  r.end_ms = c.OptInt();
-  r.billed = c.Bool();
-  return r;
-}
-
-// ---- API keys and hosts ----
-
-constexpr const char* kApiKeyColumns[] = {"id", "name", "sha256", "created_ms"};
-
-ApiKeyRecord ReadApiKey(const Statement& st) {
-  Cols c(st);
-  ApiKeyRecord k;
-  k.id = c.Text();
-  k.name = c.Text();
-  k.sha256 = c.Text();
-  k.created_ms = c.Int();
-  return k;
-}
-
-constexpr const char* kHostColumns[] = {"id", "document_json", "last_seen_ms"};
-
-HostRecord ReadHost(const Statement& st) {
-  Cols c(st);
-  HostRecord h;
-  h.id = c.Text();
-  h.document_json = c.Text();
-  h.last_seen_ms = c.Int();
-  return h;
-}
-
 // ---- opening ----
 
 // Brings the schema to kSchemaVersion, re-reading the version under the write lock.
@@ -296,6 +113,14 @@ Status SetUp(Connection& db) {
                                               " is newer than this build's " +
                                               std::to_string(kSchemaVersion)));
   }
+  if (version == 0) {  // before the switch to WAL, which would write to someone else's file
+    MC_ASSIGN_OR_RETURN(int64_t objects,
+                        db.QueryInt("SELECT count(*) FROM sqlite_schema", "read schema"));
+    if (objects > 0) {
+      return FailedPreconditionError(
+          db.Context("tables but no schema version: not a controller db"));
+    }
+  }
   // Reads every page once per start; the job and chunk tables are bounded by the jobs' TTL.
   std::string check;
   MC_RETURN_IF_ERROR(db.Run("PRAGMA quick_check", "quick check", nullptr, [&](const Statement& st) {
@@ -321,98 +146,7 @@ Status SetUp(Connection& db) {
   return Migrate(db);
 }
 
-// ---- the store ----
-
-class SqliteControllerStore final : public ControllerStore {
- public:
-  SqliteControllerStore(std::unique_ptr<Connection> db, std::unique_ptr<Connection> checkpointer)
-      : db_(std::move(db)), checkpointer_(std::move(checkpointer)) {
-    checkpoints_ = std::thread([this] { Checkpoints(); });
-  }
-  ~SqliteControllerStore() override {
-    {
-      std::lock_guard<std::mutex> lock(checkpoint_mu_);
-      stopping_ = true;
-    }
-    checkpoint_cv_.notify_all();
-    checkpoints_.join();
-  }
-
-  Status PutEndpoint(const EndpointRecord& e) override;
-  StatusOr<std::optional<EndpointRecord>> GetEndpoint(const std::string& id) const override;
-  StatusOr<std::vector<EndpointRecord>> ListEndpoints() const override;
-  Status DeleteEndpoint(const std::string& id) override;
-
-  Status PutJob(const JobRecord& j) override;
-  StatusOr<std::optional<JobRecord>> GetJob(const std::string& id) const override;
-  StatusOr<std::vector<JobRecord>> ListJobs(
-      const std::string& endpoint_id, const std::vector<std::string>& statuses) const override;
-  Status DeleteJob(const std::string& id) override;
-  Status AppendChunk(const StreamChunk& c) override;
-  StatusOr<std::vector<StreamChunk>> ListChunks(const std::string& job_id,
-                                                int64_t from_seq) const override;
-
-  StatusOr<int64_t> PutJobWithWebhook(const JobRecord& j, const WebhookDelivery& d) override;
-  StatusOr<std::vector<WebhookDelivery>> ListWebhooks() const override;
-  Status UpdateWebhook(int64_t id, int tries, int64_t next_attempt_ms) override;
-  Status DeleteWebhook(int64_t id) override;
-
-  Status PutWorker(const WorkerRecord& w) override;
-  StatusOr<std::optional<WorkerRecord>> GetWorker(const std::string& id) const override;
-  StatusOr<std::vector<WorkerRecord>> ListWorkers(const std::string& endpoint_id,
-                                                  bool live_only) const override;
-  StatusOr<int64_t> AppendLedger(const LedgerRow& row) override;
-  Status CloseLedger(int64_t id, int64_t end_ms) override;
-  StatusOr<std::vector<LedgerRow>> ListLedger(const std::string& endpoint_id) const override;
-
-  Status AddApiKey(const ApiKeyRecord& k) override;
-  StatusOr<std::vector<ApiKeyRecord>> ListApiKeys() const override;
-  Status DeleteApiKey(const std::string& id) override;
-  StatusOr<bool> HasApiKeySha256(const std::string& sha256_hex) const override;
-
-  Status PutHost(const HostRecord& h) override;
-  StatusOr<std::vector<HostRecord>> ListHosts() const override;
-
- private:
-  // Runs a query and collects every row with `read`. Caller holds mu_.
-  template <typename T>
-  StatusOr<std::vector<T>> Collect(const std::string& sql, std::string_view op,
-                                   const sqlite::Binder& bind, T (*read)(const Statement&)) const {
-    std::vector<T> rows;
-    MC_RETURN_IF_ERROR(
-        db_->Run(sql, op, bind, [&](const Statement& st) { rows.push_back(read(st)); }));
-    return rows;
-  }
-  // The row with `id`, or nullopt. Caller holds mu_.
-  template <typename T>
-  StatusOr<std::optional<T>> GetById(const std::string& select, const std::string& id,
-                                     std::string_view op, T (*read)(const Statement&)) const {
-    std::optional<T> row;
-    MC_RETURN_IF_ERROR(db_->Run(
-        select + " WHERE id = ?1", op, [&](Statement& st) { st.Bind(id); },
-        [&](const Statement& st) { row = read(st); }));
-    return row;
-  }
-
-  // A PASSIVE checkpoint every second from its own connection: in WAL mode it runs beside the
-  // writer (it never blocks a commit, and a commit never waits for it), so the WAL stays small
-  // without a commit ever paying for copying it back into the database.
-  void Checkpoints() {
-    std::unique_lock<std::mutex> lock(checkpoint_mu_);
-    while (!checkpoint_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; })) {
-      Status s = checkpointer_->Exec("PRAGMA wal_checkpoint(PASSIVE)", "checkpoint");
-      if (!s.ok()) spdlog::warn("{}", s.ToString());
-    }
-  }
-
-  mutable std::mutex mu_;
-  const std::unique_ptr<Connection> db_;  // used under mu_ only
-  const std::unique_ptr<Connection> checkpointer_;  // used by the checkpoint thread only
-  std::mutex checkpoint_mu_;
-  std::condition_variable checkpoint_cv_;
-  bool stopping_ = false;  // guarded by checkpoint_mu_
-  std::thread checkpoints_;
-};
+}  // namespace
 
 // ---- endpoints ----
 
@@ -681,8 +415,6 @@ StatusOr<std::vector<HostRecord>> SqliteControllerStore::ListHosts() const {
   std::lock_guard<std::mutex> lock(mu_);
   return Collect(sql, "list hosts", nullptr, &ReadHost);
 }
-
-}  // namespace
 
 StatusOr<std::unique_ptr<ControllerStore>> ControllerStore::Open(const fs::path& path) {
   MC_ASSIGN_OR_RETURN(std::unique_ptr<Connection> db,

@@ -10,9 +10,9 @@
 //             the Runpod worker protocol                          the worker's own key
 // Keys go in "Authorization: Bearer <key>" or bare, as Runpod accepts both.
 //
-// State lives in a ControllerStore (SQLite); Start() loads it, so a restart loses no queued job,
-// result, endpoint, ledger row or webhook delivery (those left are sent again, at least once). A loop (every `tick`) runs TTLs and timeouts, the autoscaler and
-// placement.
+// State lives in a ControllerStore (SQLite or PostgreSQL); Start() loads it, so a restart loses no
+// queued job, result, endpoint, ledger row or webhook delivery (those left are sent again, at least
+// once). A loop (every `tick`) runs TTLs and timeouts, the autoscaler and placement.
 #pragma once
 
 #include <chrono>
@@ -32,6 +32,9 @@ namespace mc::controller {
 struct ControllerOptions {
   std::string listen = "127.0.0.1:8080";
   std::filesystem::path db_path;               // the SQLite file (its directory must exist)
+  // Or the store as --db names it ("sqlite:PATH", "postgresql://..."); used when not empty.
+  std::string db;
+  std::optional<hub::Secret> db_password;      // PostgreSQL's, from a file (never argv)
   std::optional<std::string> public_url;       // how workers reach us; default base_url()
   hub::Endpoint upstream = hub::Endpoint::Parse(hub::kDefaultEndpoint).value();
   std::optional<hub::Secret> agent_api_key;    // sent to agents' /v1
@@ -73,5 +76,11 @@ class Controller {
 // Adds an API key to the controller database at `db_path` (the controller may be running) and
 // returns it. For `modelcache keys create`.
 StatusOr<std::string> AddApiKey(const std::filesystem::path& db_path, const std::string& name);
+// The same for the store `db` names (ControllerOptions::db).
+StatusOr<std::string> AddApiKey(const std::string& db, const std::optional<hub::Secret>& password,
+                                const std::string& name);
+// Whether the store `db` names knows `key` (for `up`, whose data dir keeps its key in a file).
+StatusOr<bool> HasApiKey(const std::string& db, const std::optional<hub::Secret>& password,
+                         const hub::Secret& key);
 
 }  // namespace mc::controller

@@ -1,0 +1,128 @@
+// ControllerStore over SQLite (raw C API through sqlite/sqlite_util.h): one connection behind a
+// mutex, a cache of prepared statements, and a second connection that checkpoints the WAL. The
+// contract is store.h's; the schema is kMigrations in store_sqlite.cc, the rows' column lists in
+// store_sqlite_rows.h, moving a store (Import) in store_sqlite_import.cc. Internal to
+// store_sqlite*.cc.
+#pragma once
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "controller/store.h"
+#include "sqlite/sqlite_util.h"
+
+namespace mc::controller {
+
+class SqliteControllerStore final : public ControllerStore {
+ public:
+  SqliteControllerStore(std::unique_ptr<sqlite::Connection> db,
+                        std::unique_ptr<sqlite::Connection> checkpointer)
+      : db_(std::move(db)), checkpointer_(std::move(checkpointer)) {
+    checkpoints_ = std::thread([this] { Checkpoints(); });
+  }
+  ~SqliteControllerStore() override {
+    {
+      std::lock_guard<std::mutex> lock(checkpoint_mu_);
+      stopping_ = true;
+    }
+    checkpoint_cv_.notify_all();
+    checkpoints_.join();
+  }
+
+  Status PutEndpoint(const EndpointRecord& e) override;
+  StatusOr<std::optional<EndpointRecord>> GetEndpoint(const std::string& id) const override;
+  StatusOr<std::vector<EndpointRecord>> ListEndpoints() const override;
+  Status DeleteEndpoint(const std::string& id) override;
+
+  Status PutJob(const JobRecord& j) override;
+  StatusOr<std::optional<JobRecord>> GetJob(const std::string& id) const override;
+  StatusOr<std::vector<JobRecord>> ListJobs(
+      const std::string& endpoint_id, const std::vector<std::string>& statuses) const override;
+  Status DeleteJob(const std::string& id) override;
+  Status AppendChunk(const StreamChunk& c) override;
+  StatusOr<std::vector<StreamChunk>> ListChunks(const std::string& job_id,
+                                                int64_t from_seq) const override;
+
+  StatusOr<int64_t> PutJobWithWebhook(const JobRecord& j, const WebhookDelivery& d) override;
+  StatusOr<std::vector<WebhookDelivery>> ListWebhooks() const override;
+  Status UpdateWebhook(int64_t id, int tries, int64_t next_attempt_ms) override;
+  Status DeleteWebhook(int64_t id) override;
+
+  Status PutWorker(const WorkerRecord& w) override;
+  StatusOr<std::optional<WorkerRecord>> GetWorker(const std::string& id) const override;
+  StatusOr<std::vector<WorkerRecord>> ListWorkers(const std::string& endpoint_id,
+                                                  bool live_only) const override;
+  StatusOr<int64_t> AppendLedger(const LedgerRow& row) override;
+  Status CloseLedger(int64_t id, int64_t end_ms) override;
+  StatusOr<std::vector<LedgerRow>> ListLedger(const std::string& endpoint_id) const override;
+
+  Status AddApiKey(const ApiKeyRecord& k) override;
+  StatusOr<std::vector<ApiKeyRecord>> ListApiKeys() const override;
+  Status DeleteApiKey(const std::string& id) override;
+  StatusOr<bool> HasApiKeySha256(const std::string& sha256_hex) const override;
+
+  Status PutHost(const HostRecord& h) override;
+  StatusOr<std::vector<HostRecord>> ListHosts() const override;
+
+  // store_sqlite_import.cc
+  StatusOr<IdCounters> GetIdCounters() const override;
+  StatusOr<bool> IsEmpty() const override;
+  Status Import(const StoreContents& c, bool replace) override;
+
+ private:
+  StatusOr<IdCounters> GetIdCountersLocked() const;
+  StatusOr<bool> IsEmptyLocked() const;
+  Status WriteRows(const StoreContents& c);
+  Status RaiseCounters(const IdCounters& at_least);
+
+  // Runs a query and collects every row with `read`. Caller holds mu_.
+  template <typename T>
+  StatusOr<std::vector<T>> Collect(const std::string& sql, std::string_view op,
+                                   const sqlite::Binder& bind,
+                                   T (*read)(const sqlite::Statement&)) const {
+    std::vector<T> rows;
+    MC_RETURN_IF_ERROR(
+        db_->Run(sql, op, bind, [&](const sqlite::Statement& st) { rows.push_back(read(st)); }));
+    return rows;
+  }
+  // The row with `id`, or nullopt. Caller holds mu_.
+  template <typename T>
+  StatusOr<std::optional<T>> GetById(const std::string& select, const std::string& id,
+                                     std::string_view op,
+                                     T (*read)(const sqlite::Statement&)) const {
+    std::optional<T> row;
+    MC_RETURN_IF_ERROR(db_->Run(
+        select + " WHERE id = ?1", op, [&](sqlite::Statement& st) { st.Bind(id); },
+        [&](const sqlite::Statement& st) { row = read(st); }));
+    return row;
+  }
+
+  // A PASSIVE checkpoint every second from its own connection: in WAL mode it runs beside the
+  // writer (it never blocks a commit, and a commit never waits for it), so the WAL stays small
+  // without a commit ever paying for copying it back into the database.
+  void Checkpoints() {
+    std::unique_lock<std::mutex> lock(checkpoint_mu_);
+    while (!checkpoint_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; })) {
+      Status s = checkpointer_->Exec("PRAGMA wal_checkpoint(PASSIVE)", "checkpoint");
+      if (!s.ok()) spdlog::warn("{}", s.ToString());
+    }
+  }
+
+  mutable std::mutex mu_;
+  const std::unique_ptr<sqlite::Connection> db_;            // used under mu_ only
+  const std::unique_ptr<sqlite::Connection> checkpointer_;  // used by the checkpoint thread only
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_cv_;
+  bool stopping_ = false;  // guarded by checkpoint_mu_
+  std::thread checkpoints_;
+};
+
+}  // namespace mc::controller
