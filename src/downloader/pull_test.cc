@@ -228,28 +228,21 @@ TEST_F(PullTest, CorruptPeerBytesAreFetchedAgainFromTheUpstream) {
 }
 
 TEST_F(PullTest, CancelledPullResumesWithoutFetchingFinishedCellsAgain) {
-  // The big file stalls after 3 MB; cancel once that much is on disk, then pull again.
-  const auto& big = Up().File(kWeights);
+  // The big file stalls after 3 MB; cancel once 2.5 MB of it are written, then pull again.
   auto stalling = Serve(
       Up().cache_dir, {Rule(FaultRule::StallAfterBytes{3'000'000, std::chrono::seconds(60)}, -1)});
   PullOptions o = Options(*stalling);
   o.tuning.connections = 1;  // one range per file: the stall holds the file at 3 MB
   o.tuning.stall_timeout = std::chrono::seconds(60);
+  o.progress_interval = std::chrono::milliseconds(5);
   Puller puller(o);
-  std::thread canceller([&] {
-    const fs::path temp =
-        dir_ / "cache" / "models--org--model" / "blobs" / (big.etag + ".resume.incomplete");
-    for (int i = 0; i < 3000; ++i) {
-      std::error_code ec;
-      // The temp file has its full size from the start: watch the bytes served instead.
-      if (stalling->stats().file_bytes_served >= 3'000'000 && fs::exists(temp, ec)) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  auto first = puller.Run([&](const PullEvent& e) {
+    for (const PullEvent::FileProgress& f : e.files) {
+      if (e.kind == PullEvent::Kind::kProgress && f.path == kWeights && f.done >= 2'500'000) {
+        puller.Cancel();
+      }
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    puller.Cancel();
   });
-  auto first = puller.Run(nullptr);
-  canceller.join();
   ASSERT_EQ(first.status().code(), StatusCode::kCancelled) << first.status().ToString();
   stalling->Stop();
 
