@@ -28,7 +28,7 @@ struct Downloads::Download {
   EnsureRequest request;
   std::string filter;
   std::unique_ptr<downloader::Puller> puller;
-  std::chrono::steady_clock::time_point t0;
+  Clock::SteadyTime t0;
   std::atomic<bool> exited{false};  // the thread has returned (safe to join)
 
   std::mutex mu;
@@ -144,7 +144,7 @@ std::shared_ptr<Downloads::Download> Downloads::StartLocked(const EnsureRequest&
   d->key = request.Key();
   d->request = request;
   d->filter = request.Filter();
-  d->t0 = std::chrono::steady_clock::now();
+  d->t0 = clock_.Monotonic();
   d->state.repo = request.repo;
   d->state.revision = request.revision.str();
   d->state.started = clock_.Now();
@@ -277,7 +277,7 @@ void Downloads::Run(std::shared_ptr<Download> d) {
 
 void Downloads::Finish(const std::shared_ptr<Download>& d, EnsureState final_state) {
   const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - d->t0).count();
+      std::chrono::duration<double>(clock_.Monotonic() - d->t0).count();
   if (final_state.phase == EnsureState::Phase::kReady) {
     spdlog::info("agent: download {}@{} ready in {:.2f}s", d->request.repo.id(),
                  final_state.commit, seconds);

@@ -1,5 +1,6 @@
 #include "mc/common/clock.h"
 
+#include <iterator>
 #include <thread>
 
 namespace mc {
@@ -48,7 +49,10 @@ void FakeClock::Advance(std::chrono::nanoseconds d) {
 void FakeClock::SleepUntil(SteadyTime deadline) {
   std::unique_lock<std::mutex> lock(mu_);
   ++sleepers_;
+  auto parked = parked_.insert(deadline);
+  advanced_.notify_all();
   advanced_.wait(lock, [&] { return steady_ >= deadline; });
+  parked_.erase(parked);
   --sleepers_;
 }
 
@@ -57,13 +61,50 @@ int FakeClock::sleepers() const {
   return sleepers_;
 }
 
+int FakeClock::ParkedLocked() const {
+  return static_cast<int>(std::distance(parked_.upper_bound(steady_), parked_.end()));
+}
+
+int FakeClock::parked() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return ParkedLocked();
+}
+
+bool FakeClock::AwaitParked(int n, std::chrono::milliseconds real_limit) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return advanced_.wait_for(lock, real_limit, [&] { return ParkedLocked() >= n; });
+}
+
+void FakeClock::Park(SteadyTime deadline) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    parked_.insert(deadline);
+  }
+  advanced_.notify_all();
+}
+
+void FakeClock::Unpark(SteadyTime deadline) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    parked_.erase(parked_.find(deadline));
+  }
+  advanced_.notify_all();
+}
+
 bool FakeClock::WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
                           SteadyTime deadline, const Predicate& pred) {
+  // The caller's lock is held here, then the clock's: never the other way round.
+  Park(deadline);
+  bool result = true;
   while (!pred()) {
-    if (Monotonic() >= deadline) return pred();
+    if (Monotonic() >= deadline) {
+      result = pred();
+      break;
+    }
     cv.wait_for(lock, kFakeWaitSlice);
   }
-  return true;
+  Unpark(deadline);
+  return result;
 }
 
 int64_t ToUnixSeconds(Clock::TimePoint t) {

@@ -70,6 +70,49 @@ TEST(FakeClockTest, WaitEndsWhenNotifiedAndThePredicateHolds) {
   EXPECT_EQ(result, 1);
 }
 
+TEST(FakeClockTest, ParkedCountsOnlyWaitsTheNextAdvanceCanEnd) {
+  FakeClock clock;
+  std::mutex mu;
+  std::condition_variable cv;
+  EXPECT_EQ(clock.parked(), 0);
+  std::thread waiter([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    clock.WaitFor(cv, lock, seconds(10), [] { return false; });
+  });
+  ASSERT_TRUE(clock.AwaitParked(1));
+  EXPECT_EQ(clock.parked(), 1);
+  clock.Advance(seconds(10));
+  // Its deadline has passed: no longer parked, even before the thread has returned.
+  EXPECT_EQ(clock.parked(), 0);
+  waiter.join();
+}
+
+TEST(FakeClockTest, AwaitParkedGivesUpAfterItsRealTimeLimit) {
+  FakeClock clock;
+  EXPECT_FALSE(clock.AwaitParked(1, std::chrono::milliseconds(1)));
+}
+
+TEST(FakeClockTest, ALoopThatWaitsAgainIsSeenParkedAfterEachAdvance) {
+  FakeClock clock;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::atomic<int> rounds{0};
+  std::thread loop([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    while (rounds < 3) {
+      clock.WaitFor(cv, lock, seconds(1), [] { return false; });
+      ++rounds;
+    }
+  });
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(clock.AwaitParked(1));
+    clock.Advance(seconds(1));
+    while (rounds < i) std::this_thread::yield();
+    EXPECT_EQ(rounds, i);  // one round per advance, none lost
+  }
+  loop.join();
+}
+
 TEST(RealClockTest, WaitWithAPastDeadlineReturnsThePredicate) {
   std::mutex mu;
   std::condition_variable cv;

@@ -2,6 +2,10 @@
 // range splitting, in-order hashing, resume records, per-blob locks, sources with fallback and
 // retries; publishes each verified blob and links its snapshot paths. The algorithm is described
 // in mc/downloader/pull.h; this is its implementation, internal to the downloader.
+//
+// Time comes from the Clock it is given (connection-scaling windows, retry and lock waits, stall
+// detection), file system calls on temp files and resume records from EngineConfig::file_system,
+// so that tests run it on a FakeClock and a disk that fills up.
 #pragma once
 
 #include <atomic>
@@ -18,6 +22,8 @@
 #include <vector>
 
 #include "mc/cache/cache_store.h"
+#include "mc/common/clock.h"
+#include "mc/common/file_system.h"
 #include "mc/common/ids.h"
 #include "mc/common/status.h"
 #include "mc/downloader/pull.h"
@@ -49,7 +55,8 @@ struct EngineConfig {
   std::optional<hub::Secret> token;
   FetchTuning tuning;
   std::string user_agent;
-  std::function<void(std::chrono::milliseconds)> sleep;  // null: a cancellable real wait
+  std::function<void(std::chrono::milliseconds)> sleep;  // retry waits; null: on the clock
+  FileSystem* file_system = &FileSystem::Real();         // temp files and resume records
 };
 
 // Called from worker threads, serialized by the engine.
@@ -62,9 +69,15 @@ struct EngineCallbacks {
       retry;
 };
 
+struct RangeRequest;
+struct TransferDecision;
+struct RangeResult;
+
 class FetchEngine {
  public:
-  FetchEngine(cache::CacheStore& store, EngineConfig config, EngineCallbacks callbacks);
+  // `store` and `clock` are borrowed and must outlive the engine.
+  FetchEngine(cache::CacheStore& store, Clock& clock, EngineConfig config,
+              EngineCallbacks callbacks);
   ~FetchEngine();
   FetchEngine(const FetchEngine&) = delete;
   FetchEngine& operator=(const FetchEngine&) = delete;
@@ -95,12 +108,17 @@ class FetchEngine {
   class Sink;
 
   void WorkerLoop(int id);
-  // Connection scaling (FetchTuning::max_connections): measures windows on the calling thread
-  // and calls grow(n) to have n workers, until the workers are done or a step does not pay.
+  // Connection scaling (FetchTuning::max_connections): measures a window of the clock at a time
+  // on the calling thread and calls grow(n) to have n workers, until the workers are done.
   void Scale(int workers, int most, const std::function<void(int)>& grow);
+  // Every worker busy and a range left to split (or a blob not started). `mu_` held.
+  bool RoomForMoreWorkers() const;
   // The next range to fetch, activating queued blobs and splitting ranges as needed; nullptr
   // when there is nothing left to do. `lock` holds mu_.
   std::shared_ptr<Segment> NextSegment(std::unique_lock<std::mutex>& lock, Worker& worker);
+  // Activates the first queued blob (or, with `wait_for_lock`, the first one deferred because
+  // another process holds its lock); false if there is none. `lock` holds mu_.
+  bool ActivateNext(std::unique_lock<std::mutex>& lock, Worker& worker, bool wait_for_lock);
   std::shared_ptr<Segment> ClaimHole(Blob& blob);
   std::shared_ptr<Segment> SplitLargest();
   // A range with `left` bytes to go is worth splitting: both halves get at least min_split_size.
@@ -108,20 +126,44 @@ class FetchEngine {
   // Opens a blob for fetching (lock, temp file, resume record, prefix hash). Called without mu_.
   enum class Activation { kActive, kDeferred, kPresent, kFailed };
   Activation Activate(Blob& blob, bool wait_for_lock, Worker& worker);
+  // Takes the blob's lock into `lock`, waiting for another process if `wait_for_lock`; when it
+  // is left empty, the result says why (kDeferred or kFailed).
+  Activation TakeLock(Blob& blob, bool wait_for_lock, std::optional<cache::FileLock>& lock);
+  // Links the paths of a blob another process published.
+  Activation LinkPresent(Blob& blob);
+  // Opens the temp file and the resume record and sets the blob up for fetching.
+  Status OpenTemp(Blob& blob, cache::FileLock lock);
+  // Fetches what is left of `segment`, across sources, retries and redirects.
   void FetchSegment(Blob& blob, const std::shared_ptr<Segment>& segment, Worker& worker);
+  // Fills `request` for what is left of `segment` from the first source not skipped for the
+  // blob (the upstream last); false when nothing is left.
+  bool PrepareRequest(Blob& blob, Segment& segment, RangeRequest& request, size_t& source);
+  // Carries out what ClassifyTransfer decided; false when the segment's loop ends.
+  bool Apply(Blob& blob, size_t source, const RangeRequest& request, const RangeResult& result,
+             const TransferDecision& decision);
   // Hashes what is contiguous past the hash frontier; `data` (at `offset`) is used when it covers
   // the frontier. Returns true when this call hashed the last byte.
   StatusOr<bool> AdvanceHash(Blob& blob, const char* data, uint64_t offset, size_t size,
                              Worker& worker);
   std::string ResolveUrl(size_t source, const Blob& blob) const;
-  void Finalize(Blob& blob, Worker& worker);
-  void LinkPaths(Blob& blob);
+  // After the last byte is hashed: publish and link, or handle a hash mismatch.
+  void Finalize(Blob& blob);
+  void Publish(Blob& blob);
+  // Fetches the blob again from scratch, upstream only (bytes from an earlier run or a peer
+  // were wrong); false if that is not allowed (again) and the mismatch is final.
+  bool Restart(Blob& blob);
   void Fail(Blob& blob, Status status);
   bool Stopping() const { return cancelled_.load() || failed_.load(); }
+  // A retry wait: the sleep hook, or the clock (ended early by Cancel or a failure).
   void Wait(std::chrono::milliseconds duration);
+  // Calls a callback, one at a time.
+  template <typename Callback, typename... Args>
+  void Notify(const Callback& callback, Args&&... args);
 
   cache::CacheStore& store_;
+  Clock& clock_;
   const EngineConfig config_;
+  FileSystem& fs_;
   const EngineCallbacks callbacks_;
 
   mutable std::mutex mu_;  // blob states and the queue; taken before any Blob::mu

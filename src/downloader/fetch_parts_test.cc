@@ -5,8 +5,8 @@
 
 #include <fstream>
 
-#include "downloader/range_fetch.h"
 #include "downloader/resume_record.h"
+#include "downloader/retry_policy.h"
 
 namespace mc::downloader {
 namespace {
@@ -28,7 +28,7 @@ class ResumeRecordTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
   StatusOr<ResumeRecord> Open(bool* resumed, uint64_t size = 10'000, uint64_t cell = 4096) {
-    return ResumeRecord::Open(dir_ / "rec", etag_, size, cell, fd_, resumed);
+    return ResumeRecord::Open(FileSystem::Real(), dir_ / "rec", etag_, size, cell, fd_, resumed);
   }
   fs::path dir_;
   int fd_ = -1;
@@ -106,11 +106,16 @@ TEST(RetryTest, BackoffDoublesWithJitterAndIsCapped) {
 }
 
 TEST(RetryTest, RetryAfterInSecondsOrAsADate) {
-  EXPECT_EQ(ParseRetryAfter("7"), milliseconds(7000));
-  EXPECT_EQ(ParseRetryAfter(" 0 "), milliseconds(0));
-  EXPECT_EQ(ParseRetryAfter("Wed, 21 Oct 2015 07:28:00 GMT"), milliseconds(0));  // past
-  EXPECT_EQ(ParseRetryAfter("soon"), std::nullopt);
-  EXPECT_EQ(ParseRetryAfter("99999999"), milliseconds(86'400'000));  // capped to a day
+  // Wed, 21 Oct 2015 07:28:00 GMT, and a minute before it.
+  const auto date = std::chrono::system_clock::from_time_t(1445412480);
+  const auto now = date - std::chrono::minutes(1);
+  EXPECT_EQ(ParseRetryAfter("7", now), milliseconds(7000));
+  EXPECT_EQ(ParseRetryAfter(" 0 ", now), milliseconds(0));
+  EXPECT_EQ(ParseRetryAfter("Wed, 21 Oct 2015 07:28:00 GMT", now), milliseconds(60'000));
+  EXPECT_EQ(ParseRetryAfter("Wed, 21 Oct 2015 07:28:00 GMT", date + std::chrono::hours(1)),
+            milliseconds(0));  // past
+  EXPECT_EQ(ParseRetryAfter("soon", now), std::nullopt);
+  EXPECT_EQ(ParseRetryAfter("99999999", now), milliseconds(86'400'000));  // capped to a day
 }
 
 }  // namespace

@@ -1,207 +1,29 @@
 // Puller against real MirrorServers on loopback: full pulls, re-pulls, filters, gated repos,
 // errors, injected faults (drops, corruption, 503, 429, stalls), peers, resume after a cancel and
 // two concurrent pulls. Each test pulls into its own fresh cache; the upstream cache is shared.
-#include "mc/downloader/pull.h"
-
-#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <mutex>
 #include <thread>
 
+#include "downloader/pull_fixture.h"
 #include "mc/cache/blob_hasher.h"
 #include "mc/cache/cache_scan.h"
-#include "mc/cache/cache_store.h"
-#include "mc/cache/importer.h"
-#include "mc/mirror/mirror_server.h"
-#include "mc/testing/model_fixture.h"
+#include "mc/common/clock.h"
 
 namespace mc::downloader {
 namespace {
 
 namespace fs = std::filesystem;
 using mirror::FaultRule;
-
-constexpr char kGatedToken[] = "hf_pull_test_gated_token";
-constexpr char kWeights[] = "model-00001-of-00002.safetensors";
-
-void Write(const fs::path& file, const std::string& content) {
-  fs::create_directories(file.parent_path());
-  std::ofstream(file, std::ios::binary) << content;
-}
-
-std::string Read(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-// The upstream: a cache with org/model (two ~6 MiB shards and small files) and org/gated.
-struct Upstream {
-  fs::path root;
-  fs::path cache_dir;
-  fs::path access;
-  cache::ImportResult model{*CommitSha::Parse(std::string(40, '0')), {}, 0};
-
-  Upstream() {
-    root = fs::temp_directory_path() / ("mc_pull_test_" + std::to_string(::getpid()));
-    fs::remove_all(root);
-    cache_dir = root / "upstream";
-    const fs::path src = root / "src";
-    testing::ModelFixtureOptions fixture;
-    fixture.total_weight_bytes = 12 << 20;
-    fixture.shards = 2;
-    if (!testing::WriteModelFixture(src / "model", fixture).ok()) std::abort();
-    Write(src / "model" / "README.md", "# model\n");
-    Write(src / "model" / "onnx" / "my model+v2.onnx", std::string(3000, 'x'));
-    Write(src / "model" / "empty.txt", "");
-    Write(src / "model" / "copy.json", Read(src / "model" / "config.json"));  // shares a blob
-    Write(src / "gated" / "config.json", "{\"gated\": true}\n");
-    access = root / "access.json";
-    Write(access, std::string(R"({"repos": {"org/gated": {"gated": "manual", "tokens": [")") +
-                      kGatedToken + R"("]}}})");
-    auto store = cache::CacheStore::Open({cache_dir, std::nullopt, true});
-    if (!store.ok()) std::abort();
-    auto imported = cache::ImportFolder(**store, src / "model", *RepoId::Parse("org/model"),
-                                        *Revision::Parse("main"));
-    if (!imported.ok()) std::abort();
-    model = *imported;
-    if (!cache::ImportFolder(**store, src / "gated", *RepoId::Parse("org/gated"),
-                             *Revision::Parse("main"))
-             .ok()) {
-      std::abort();
-    }
-  }
-  ~Upstream() {
-    std::error_code ec;
-    fs::remove_all(root, ec);
-  }
-  const cache::ImportedFile& File(const std::string& path) const {
-    const cache::ImportedFile* f = model.Find(path);
-    if (f == nullptr) std::abort();
-    return *f;
-  }
-};
-
-Upstream& Up() {
-  static Upstream* up = new Upstream();
-  return *up;
-}
-
-std::unique_ptr<mirror::MirrorServer> Serve(const fs::path& cache_dir,
-                                            std::vector<FaultRule> faults = {},
-                                            uint64_t per_answer_bytes_per_second = 0) {
-  mirror::MirrorOptions options;
-  options.cache_dir = cache_dir;
-  options.access_config = Up().access;
-  options.faults.rules = std::move(faults);
-  options.max_bytes_per_second_per_answer = per_answer_bytes_per_second;
-  auto server = mirror::MirrorServer::Create(std::move(options));
-  if (!server.ok() || !(*server)->Start().ok()) std::abort();
-  return std::move(*server);
-}
-
-FaultRule Rule(FaultRule::Action action, int64_t count = 1, std::string path = kWeights) {
-  FaultRule rule;
-  rule.action = std::move(action);
-  rule.count = count;
-  rule.path_contains = std::move(path);
-  return rule;
-}
-
-class PullTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    Up();
-    dir_ = fs::temp_directory_path() /
-           ("mc_pull_case_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
-  PullOptions Options(const mirror::MirrorServer& server, const std::string& repo = "org/model") {
-    PullOptions o;
-    o.cache_dir = dir_ / "cache";
-    o.state_dir = dir_ / "state";
-    o.endpoint = *hub::Endpoint::Parse(server.base_url());
-    o.repo = *RepoId::Parse(repo);
-    o.revision = *Revision::Parse("main");
-    o.tuning.connections = 4;
-    o.tuning.max_connections = 4;  // no scaling, but in the test of scaling
-    o.tuning.cell_size = 256 << 10;
-    o.tuning.min_split_size = 1 << 20;
-    o.tuning.stall_timeout = std::chrono::seconds(1);
-    o.tuning.peer_stall_timeout = std::chrono::seconds(1);
-    o.tuning.max_attempts = 4;
-    o.sleep = [this](std::chrono::milliseconds d) {
-      std::lock_guard<std::mutex> lock(mu_);
-      waits_.push_back(d);
-    };
-    return o;
-  }
-
-  StatusOr<PullResult> Pull(PullOptions options) {
-    Puller puller(std::move(options));
-    return puller.Run([this](const PullEvent& e) {
-      if (getenv("PULL_TEST_TRACE") && e.kind != PullEvent::Kind::kProgress) {
-        fprintf(stderr, "%lld event %d %s %s %s\n",
-                (long long)std::chrono::steady_clock::now().time_since_epoch().count() / 1000000,
-                (int)e.kind, e.path.c_str(), e.source.c_str(), e.message.c_str());
-      }
-      std::lock_guard<std::mutex> lock(mu_);
-      events_.push_back(e);
-    });
-  }
-
-  // A pull from a mirror that paces every answer on its own at 3 MB/s (one connection is slower
-  // than several), starting with `start` connections and scaling up to `most` every 100 ms.
-  StatusOr<PullResult> PullOverALimitedLink(int start, int most) {
-    auto server = Serve(Up().cache_dir, {}, 3'000'000);
-    PullOptions o = Options(*server);
-    o.tuning.connections = start;
-    o.tuning.max_connections = most;
-    o.tuning.scale_window = std::chrono::milliseconds(100);
-    return Pull(std::move(o));
-  }
-
-  std::unique_ptr<cache::CacheStore> Store(const fs::path& dir) {
-    return std::move(*cache::CacheStore::Open({dir, std::nullopt, false}));
-  }
-
-  // Every file of the pulled snapshot equals the upstream's, and verify passes.
-  void ExpectComplete(const PullResult& r, const fs::path& cache_dir) {
-    for (const auto& f : Up().model.files) {
-      fs::path got = r.snapshot_dir / f.path;
-      ASSERT_TRUE(fs::exists(got)) << f.path;
-      EXPECT_EQ(cache::HashFile(got, f.lfs ? cache::HashKind::kSha256 : cache::HashKind::kGitSha1)
-                    .value(),
-                f.etag)
-          << f.path;
-    }
-    auto store = Store(cache_dir);
-    auto report = cache::VerifyCache(*store, std::nullopt, std::nullopt);
-    ASSERT_TRUE(report.ok());
-    EXPECT_EQ(report->failed, 0);
-  }
-
-  fs::path dir_;
-  std::mutex mu_;
-  std::vector<PullEvent> events_;
-  std::vector<std::chrono::milliseconds> waits_;
-};
-
 TEST_F(PullTest, FullPullWritesAVerifiedSnapshotAndTheRefLast) {
   auto server = Serve(Up().cache_dir);
   auto r = Pull(Options(*server));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->commit, Up().model.commit);
   ExpectComplete(*r, dir_ / "cache");
-  EXPECT_EQ(Read(dir_ / "cache" / "models--org--model" / "refs" / "main"), Up().model.commit.str());
+  EXPECT_EQ(ReadTestFile(dir_ / "cache" / "models--org--model" / "refs" / "main"), Up().model.commit.str());
   EXPECT_EQ(r->bytes_by_source.at("upstream"), r->bytes_fetched);
   // copy.json shares config.json's blob: fetched once.
   EXPECT_EQ(r->files_fetched, static_cast<int>(Up().model.files.size()) - 1);
@@ -265,7 +87,7 @@ TEST_F(PullTest, GatedRepoNeedsTheTokenAndNeverShowsIt) {
   o.token = hub::Secret(kGatedToken);
   auto ok = Pull(std::move(o));
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
-  EXPECT_EQ(Read(ok->snapshot_dir / "config.json"), "{\"gated\": true}\n");
+  EXPECT_EQ(ReadTestFile(ok->snapshot_dir / "config.json"), "{\"gated\": true}\n");
   PullOptions wrong = Options(*server, "org/gated");
   wrong.cache_dir = dir_ / "other-cache";
   wrong.token = hub::Secret("hf_wrong_token_value");
@@ -406,28 +228,21 @@ TEST_F(PullTest, CorruptPeerBytesAreFetchedAgainFromTheUpstream) {
 }
 
 TEST_F(PullTest, CancelledPullResumesWithoutFetchingFinishedCellsAgain) {
-  // The big file stalls after 3 MB; cancel once that much is on disk, then pull again.
-  const auto& big = Up().File(kWeights);
+  // The big file stalls after 3 MB; cancel once 2.5 MB of it are written, then pull again.
   auto stalling = Serve(
       Up().cache_dir, {Rule(FaultRule::StallAfterBytes{3'000'000, std::chrono::seconds(60)}, -1)});
   PullOptions o = Options(*stalling);
   o.tuning.connections = 1;  // one range per file: the stall holds the file at 3 MB
   o.tuning.stall_timeout = std::chrono::seconds(60);
+  o.progress_interval = std::chrono::milliseconds(5);
   Puller puller(o);
-  std::thread canceller([&] {
-    const fs::path temp =
-        dir_ / "cache" / "models--org--model" / "blobs" / (big.etag + ".resume.incomplete");
-    for (int i = 0; i < 3000; ++i) {
-      std::error_code ec;
-      // The temp file has its full size from the start: watch the bytes served instead.
-      if (stalling->stats().file_bytes_served >= 3'000'000 && fs::exists(temp, ec)) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  auto first = puller.Run([&](const PullEvent& e) {
+    for (const PullEvent::FileProgress& f : e.files) {
+      if (e.kind == PullEvent::Kind::kProgress && f.path == kWeights && f.done >= 2'500'000) {
+        puller.Cancel();
+      }
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    puller.Cancel();
   });
-  auto first = puller.Run(nullptr);
-  canceller.join();
   ASSERT_EQ(first.status().code(), StatusCode::kCancelled) << first.status().ToString();
   stalling->Stop();
 
@@ -441,19 +256,61 @@ TEST_F(PullTest, CancelledPullResumesWithoutFetchingFinishedCellsAgain) {
             Up().model.bytes - Up().File("copy.json").size + (256u << 10));
 }
 
-// Where each connection is capped on its own, two connections are not enough: the engine adds
-// workers while a step raises the rate, and the pull is still complete and verified.
-TEST_F(PullTest, ConnectionsScaleUpWhereOneIsSlowerThanSeveral) {
-  auto r = PullOverALimitedLink(2, 8);
+// Connection scaling on a FakeClock. The test ends each measuring window itself by advancing
+// the clock once the engine waits for it, so no window depends on real time or throughput. Which
+// rates pay is connection_scaling_test's; here every step pays (scale_gain -1), and what is
+// checked is the engine's side: one window per scale_window of the clock, the workers doubled
+// after each window but the warm-up, never past the most. The mirror paces every answer (2 MB/s
+// each) only so that the transfers outlast the test's windows: a range must be left to split.
+class PullScalingTest : public PullTest {
+ protected:
+  // Pulls with `start` connections (at most `most`) and ends `windows` windows while it runs.
+  StatusOr<PullResult> PullEndingWindows(int start, int most, int windows) {
+    auto server = Serve(Up().cache_dir, {}, 2'000'000);
+    FakeClock clock;
+    const std::chrono::milliseconds window(100);
+    PullOptions o = Options(*server);
+    o.clock = &clock;
+    o.tuning.connections = start;
+    o.tuning.max_connections = most;
+    o.tuning.scale_window = window;
+    o.tuning.scale_gain = -1;
+    o.progress_interval = std::chrono::hours(1);
+    StatusOr<PullResult> result = InternalError("not run");
+    std::thread puller([&] { result = Pull(std::move(o)); });
+    for (int i = 0; i < windows; ++i) {
+      // Waiting on the clock: the progress ticker (its hour is far) and the scaling loop.
+      EXPECT_TRUE(clock.AwaitParked(2)) << "window " << i << ": the engine did not wait";
+      clock.Advance(window);
+    }
+    puller.join();
+    return result;
+  }
+};
+
+TEST_F(PullScalingTest, EachWindowAfterTheWarmUpDoublesTheConnectionsUpToTheMost) {
+  auto r = PullEndingWindows(2, 8, 5);  // warm-up, 2 → 4, 4 → 8, then 8 stays
   ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->connections, 8);
   ExpectComplete(*r, dir_ / "cache");
-  EXPECT_GT(r->connections, 2);
-  EXPECT_LE(r->connections, 8);
 }
 
-// With max_connections equal to connections, the count never changes.
-TEST_F(PullTest, NoScalingWhenTheMostIsTheStart) {
-  auto r = PullOverALimitedLink(3, 3);
+TEST_F(PullScalingTest, OneWindowAfterTheWarmUpDoublesOnce) {
+  auto r = PullEndingWindows(2, 8, 2);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->connections, 4);
+  ExpectComplete(*r, dir_ / "cache");
+}
+
+// With max_connections equal to connections there is no scaling loop: the count never changes.
+TEST_F(PullScalingTest, NoScalingWhenTheMostIsTheStart) {
+  auto server = Serve(Up().cache_dir);
+  FakeClock clock;
+  PullOptions o = Options(*server);
+  o.clock = &clock;
+  o.tuning.connections = 3;
+  o.tuning.max_connections = 3;
+  auto r = Pull(std::move(o));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->connections, 3);
 }

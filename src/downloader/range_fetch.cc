@@ -1,11 +1,12 @@
 #include "downloader/range_fetch.h"
 
+#include <curl/curl.h>
+
 #include <algorithm>
 #include <charconv>
-#include <cmath>
-#include <ctime>
 #include <string_view>
 
+#include "downloader/transfer_outcome.h"
 #include "mc/hub/hub_client.h"
 #include "mc/net/headers.h"
 #include "mc/net/http_client.h"
@@ -15,7 +16,7 @@ namespace mc::downloader {
 namespace {
 
 constexpr int kMaxRedirects = 5;
-// libcurl's receive buffer: the engine's piece size (fetch_engine.cc, kPieceBytes).
+// libcurl's receive buffer: the engine's piece size (fetch_engine_parts.h, kPieceBytes).
 constexpr long kBufferSize = 64 * 1024;
 constexpr size_t kMaxErrorBody = 4096;
 
@@ -98,10 +99,16 @@ StatusOr<std::string> ResolveRedirect(const std::string& current, const std::str
 
 }  // namespace
 
+struct RangeFetcher::Handle {
+  CURL* curl = nullptr;
+};
+
+// One exchange (one hop): libcurl's callbacks and what they found out.
 struct RangeFetcher::Transfer {
   const RangeRequest* request = nullptr;
   RangeSink* sink = nullptr;
   CURL* curl = nullptr;
+  Clock* clock = nullptr;
   net::HeaderMap headers;
   bool body_started = false;
   bool deliver = false;  // a 2xx answer: body bytes are file bytes
@@ -113,12 +120,41 @@ struct RangeFetcher::Transfer {
   bool sink_failed = false;
   Status rejected;  // the answer broke the protocol
   std::string error_body;
-  // Stall detection (OnProgress).
-  std::chrono::steady_clock::time_point last_byte_at = std::chrono::steady_clock::now();
-  std::chrono::steady_clock::time_point window_start = last_byte_at;
+  // Stall detection (OnProgress), on the fetcher's clock.
+  Clock::SteadyTime last_byte_at;
+  Clock::SteadyTime window_start;
   uint64_t last_received = 0;
   uint64_t window_bytes = 0;
   std::string stalled;  // why OnProgress stopped the transfer, if it did
+  std::string range;    // "begin-last", alive while libcurl uses it
+
+  Transfer(const RangeRequest& r, RangeSink& s, CURL* c, Clock& k)
+      : request(&r), sink(&s), curl(c), clock(&k), pos(r.begin) {
+    last_byte_at = window_start = k.Monotonic();
+  }
+
+  // Sets up the easy handle for one GET of the range at request->url with these callbacks.
+  void SetUp(char* errbuf) {
+    const RangeRequest& r = *request;
+    range = std::to_string(r.begin) + "-" + std::to_string(r.end - 1);
+    curl_easy_reset(curl);
+    curl_easy_setopt(curl, CURLOPT_URL, r.url.c_str());
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, kBufferSize);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(r.connect_timeout.count()));
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &Transfer::OnHeader);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, this);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Transfer::OnBody);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, this);
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &Transfer::OnProgress);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, this);
+    curl_easy_setopt(curl, CURLOPT_RANGE, range.c_str());
+    curl_easy_setopt(curl, CURLOPT_USERAGENT, r.user_agent.c_str());
+  }
 
   static size_t OnHeader(char* data, size_t size, size_t n, void* self) {
     net::AddRawHeaderLine(std::string_view(data, size * n), static_cast<Transfer*>(self)->headers);
@@ -160,6 +196,33 @@ struct RangeFetcher::Transfer {
     return true;
   }
 
+  // Hands body bytes to the sink, up to the end of the range.
+  size_t Deliver(const char* data, size_t len) {
+    size_t off = 0;
+    if (skip > 0) {
+      off = static_cast<size_t>(std::min<uint64_t>(skip, len));
+      skip -= off;
+    }
+    const uint64_t end = request->end;
+    while (off < len) {
+      if (pos >= end) {
+        range_done = true;
+        return 0;
+      }
+      size_t want = static_cast<size_t>(std::min<uint64_t>(len - off, end - pos));
+      size_t took = sink->Write(pos, data + off, want);
+      pos += took;
+      delivered += took;
+      off += took;
+      if (took < want) {
+        (sink->error().ok() ? sink_stopped : sink_failed) = true;
+        return 0;
+      }
+    }
+    if (pos >= end) range_done = true;
+    return len;
+  }
+
   static size_t OnBody(char* data, size_t size, size_t n, void* self) {
     auto* t = static_cast<Transfer*>(self);
     size_t len = size * n;
@@ -170,34 +233,7 @@ struct RangeFetcher::Transfer {
       }
       return len;
     }
-    size_t off = 0;
-    if (t->skip > 0) {
-      size_t drop = static_cast<size_t>(std::min<uint64_t>(t->skip, len));
-      t->skip -= drop;
-      off = drop;
-    }
-    const uint64_t end = t->request->end;
-    while (off < len) {
-      if (t->pos >= end) {
-        t->range_done = true;
-        return 0;
-      }
-      size_t want = static_cast<size_t>(std::min<uint64_t>(len - off, end - t->pos));
-      size_t took = t->sink->Write(t->pos, data + off, want);
-      t->pos += took;
-      t->delivered += took;
-      off += took;
-      if (took < want) {
-        if (!t->sink->error().ok()) {
-          t->sink_failed = true;
-        } else {
-          t->sink_stopped = true;
-        }
-        return 0;
-      }
-    }
-    if (t->pos >= end) t->range_done = true;
-    return len;
+    return t->Deliver(data, len);
   }
 
   // Our own stall and minimum-rate check (libcurl's LOW_SPEED averages over several seconds, so
@@ -205,7 +241,7 @@ struct RangeFetcher::Transfer {
   static int OnProgress(void* self, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t) {
     auto* t = static_cast<Transfer*>(self);
     if (t->sink->Cancelled()) return 1;
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = t->clock->Monotonic();
     const uint64_t received = static_cast<uint64_t>(dlnow);
     if (received != t->last_received) {
       t->last_received = received;
@@ -232,170 +268,98 @@ struct RangeFetcher::Transfer {
   }
 };
 
-RangeFetcher::RangeFetcher() {
+RangeFetcher::RangeFetcher(Clock& clock) : clock_(clock), handle_(std::make_unique<Handle>()) {
   net::InitCurlGlobal();
-  curl_ = curl_easy_init();
+  handle_->curl = curl_easy_init();
 }
 
-RangeFetcher::~RangeFetcher() { curl_easy_cleanup(curl_); }
+RangeFetcher::~RangeFetcher() { curl_easy_cleanup(handle_->curl); }
 
 RangeResult RangeFetcher::Fetch(const RangeRequest& request, RangeSink& sink) {
+  using Kind = ExchangeVerdict::Kind;
   RangeResult result;
   std::string url = request.url;
   for (int hop = 0;; ++hop) {
     result.effective_url = url;
-    RangeRequest current = request;
-    current.url = url;
-    Transfer t;
-    t.request = &current;
-    t.sink = &sink;
-    t.curl = curl_;
-    t.pos = request.begin;
-
-    curl_easy_reset(curl_);
-    char errbuf[CURL_ERROR_SIZE] = {0};
-    curl_easy_setopt(curl_, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(curl_, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl_, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(curl_, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(curl_, CURLOPT_BUFFERSIZE, kBufferSize);
-    curl_easy_setopt(curl_, CURLOPT_CONNECTTIMEOUT_MS,
-                     static_cast<long>(request.connect_timeout.count()));
-    curl_easy_setopt(curl_, CURLOPT_HEADERFUNCTION, &Transfer::OnHeader);
-    curl_easy_setopt(curl_, CURLOPT_HEADERDATA, &t);
-    curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, &Transfer::OnBody);
-    curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &t);
-    curl_easy_setopt(curl_, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(curl_, CURLOPT_XFERINFOFUNCTION, &Transfer::OnProgress);
-    curl_easy_setopt(curl_, CURLOPT_XFERINFODATA, &t);
-    const std::string range = std::to_string(request.begin) + "-" + std::to_string(request.end - 1);
-    curl_easy_setopt(curl_, CURLOPT_RANGE, range.c_str());
-    curl_easy_setopt(curl_, CURLOPT_USERAGENT, request.user_agent.c_str());
-
-    curl_slist* headers = nullptr;
-    const bool send_token = request.token != nullptr && !request.token->empty() &&
-                            request.token_origin != nullptr &&
-                            hub::SameOrigin(url, *request.token_origin);
-    std::string auth;
-    if (send_token) {
-      auth = "Authorization: Bearer " + std::string(request.token->Reveal());
-      headers = curl_slist_append(headers, auth.c_str());
-    }
-    headers = curl_slist_append(headers, "Accept-Encoding: identity");
-    curl_easy_setopt(curl_, CURLOPT_HTTPHEADER, headers);
-
-    CURLcode rc = curl_easy_perform(curl_);
-    curl_slist_free_all(headers);
-    // The header value is wiped from our copy; libcurl's copy went with the slist.
-    std::fill(auth.begin(), auth.end(), '\0');
-    long status = 0;
-    curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &status);
-    result.http_status = static_cast<int>(status);
-    result.bytes += t.delivered;
-    const std::string where = HostOf(url);
-
-    if (t.sink_failed) {
-      result.outcome = RangeResult::Outcome::kFailed;
-      result.error = sink.error();
-      return result;
-    }
-    if (!t.rejected.ok()) {
-      result.outcome = RangeResult::Outcome::kFailed;
-      result.error = t.rejected;
-      return result;
-    }
-    if (t.range_done || t.sink_stopped) {
-      result.outcome = RangeResult::Outcome::kComplete;
-      return result;
-    }
-    if (rc == CURLE_ABORTED_BY_CALLBACK && !t.stalled.empty() && !sink.Cancelled()) {
-      result.outcome = RangeResult::Outcome::kRetryable;
-      result.error = UnavailableError(where + ": " + t.stalled + " (after " +
-                                      std::to_string(t.delivered) + " bytes of the range)");
-      return result;
-    }
-    if (rc == CURLE_ABORTED_BY_CALLBACK || sink.Cancelled()) {
-      result.outcome = RangeResult::Outcome::kCancelled;
-      result.error = CancelledError("download cancelled");
-      return result;
-    }
-    if (rc != CURLE_OK) {
-      const std::string why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
-      result.outcome = RangeResult::Outcome::kRetryable;
-      result.error = UnavailableError(where + ": " + why + " (after " +
-                                      std::to_string(t.delivered) + " bytes of the range)");
-      return result;
-    }
-    if (status >= 300 && status < 400) {
-      auto location = t.headers.Get("Location");
-      if (!location) {
-        result.outcome = RangeResult::Outcome::kFailed;
-        result.error = InvalidArgumentError(where + ": HTTP " + std::to_string(status) +
-                                            " without a Location header");
-        return result;
+    ExchangeVerdict verdict = Exchange(request, url, hop, sink, result);
+    if (verdict.kind == Kind::kRedirect) {
+      StatusOr<std::string> next = ResolveRedirect(url, verdict.location);
+      if (next.ok()) {
+        url = *next;
+        continue;
       }
-      if (hop >= kMaxRedirects) {
+      verdict.kind = Kind::kFailed;
+      verdict.error = next.status();
+    }
+    switch (verdict.kind) {
+      case Kind::kComplete:
+        result.outcome = RangeResult::Outcome::kComplete;
+        break;
+      case Kind::kCancelled:
+        result.outcome = RangeResult::Outcome::kCancelled;
+        break;
+      case Kind::kRetryable:
+        result.outcome = RangeResult::Outcome::kRetryable;
+        break;
+      case Kind::kFailed:
+      case Kind::kRedirect:
         result.outcome = RangeResult::Outcome::kFailed;
-        result.error = InvalidArgumentError(where + ": more than " + std::to_string(kMaxRedirects) +
-                                            " redirects");
-        return result;
-      }
-      StatusOr<std::string> next = ResolveRedirect(url, *location);
-      if (!next.ok()) {
-        result.outcome = RangeResult::Outcome::kFailed;
-        result.error = next.status();
-        return result;
-      }
-      url = *next;
-      continue;
+        break;
     }
-    if (status == 200 || status == 206) {
-      // The body ended before the range did.
-      result.outcome = RangeResult::Outcome::kRetryable;
-      result.error = UnavailableError(
-          where + ": connection closed after " + std::to_string(t.delivered) + " of " +
-          std::to_string(request.end - request.begin) + " bytes of the range");
-      return result;
-    }
-    if (status == 408 || status == 429 || status >= 500) {
-      result.outcome = RangeResult::Outcome::kRetryable;
-      if (auto ra = t.headers.Get("Retry-After")) result.retry_after = ParseRetryAfter(*ra);
-      result.error = UnavailableError(where + " answered HTTP " + std::to_string(status));
-      return result;
-    }
-    result.outcome = RangeResult::Outcome::kFailed;
-    Status mapped = InvalidArgumentError(where + ": HTTP " + std::to_string(status));
-    if (request.subject != nullptr) {
-      hub::HubRequestSubject subject = *request.subject;
-      subject.sent_token = send_token;
-      mapped = hub::HubErrorFromResponse(static_cast<int>(status), t.headers, subject);
-    }
-    result.error = mapped.ok()
-                       ? InvalidArgumentError(where + ": unexpected HTTP " + std::to_string(status))
-                       : mapped;
+    result.error = verdict.error;
+    result.retry_after = verdict.retry_after;
     return result;
   }
 }
 
-std::optional<std::chrono::milliseconds> ParseRetryAfter(const std::string& value) {
-  std::string_view v = net::TrimHeaderWhitespace(value);
-  uint64_t seconds = 0;
-  if (ParseU64(v, &seconds)) {
-    return std::chrono::milliseconds(std::min<uint64_t>(seconds, 86400) * 1000);
+ExchangeVerdict RangeFetcher::Exchange(const RangeRequest& request, const std::string& url,
+                                       int hop, RangeSink& sink, RangeResult& result) {
+  CURL* curl = handle_->curl;
+  RangeRequest current = request;
+  current.url = url;
+  Transfer t(current, sink, curl, clock_);
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  t.SetUp(errbuf);
+  curl_slist* headers = nullptr;
+  const bool send_token = request.token != nullptr && !request.token->empty() &&
+                          request.token_origin != nullptr &&
+                          hub::SameOrigin(url, *request.token_origin);
+  std::string auth;
+  if (send_token) {
+    auth = "Authorization: Bearer " + std::string(request.token->Reveal());
+    headers = curl_slist_append(headers, auth.c_str());
   }
-  time_t when = curl_getdate(std::string(v).c_str(), nullptr);
-  if (when < 0) return std::nullopt;
-  time_t now = std::time(nullptr);
-  return std::chrono::milliseconds(when > now ? (when - now) * 1000 : 0);
-}
+  headers = curl_slist_append(headers, "Accept-Encoding: identity");
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  const CURLcode rc = curl_easy_perform(curl);
+  curl_slist_free_all(headers);
+  // The header value is wiped from our copy; libcurl's copy went with the slist.
+  std::fill(auth.begin(), auth.end(), '\0');
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  result.http_status = static_cast<int>(status);
+  result.bytes += t.delivered;
 
-std::chrono::milliseconds BackoffDelay(int attempt, std::chrono::milliseconds base,
-                                       std::chrono::milliseconds max, double random01) {
-  double full = static_cast<double>(base.count()) * std::pow(2.0, std::max(0, attempt - 1));
-  full = std::min(full, static_cast<double>(max.count()));
-  double wait = full / 2 + full / 2 * std::clamp(random01, 0.0, 1.0);
-  return std::chrono::milliseconds(static_cast<int64_t>(wait));
+  ExchangeFacts facts;
+  facts.host = HostOf(url);
+  facts.hop = hop;
+  facts.max_redirects = kMaxRedirects;
+  if (t.sink_failed) facts.sink_error = sink.error();
+  facts.rejected = t.rejected;
+  facts.range_done = t.range_done || t.sink_stopped;
+  facts.aborted = rc == CURLE_ABORTED_BY_CALLBACK;
+  facts.stalled = t.stalled;
+  facts.cancelled = sink.Cancelled();
+  facts.transport_failed = rc != CURLE_OK;
+  facts.transport_error = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+  facts.http_status = result.http_status;
+  facts.delivered = t.delivered;
+  facts.range_bytes = request.end - request.begin;
+  facts.headers = &t.headers;
+  facts.subject = request.subject;
+  facts.sent_token = send_token;
+  facts.now = clock_.Now();
+  return ClassifyExchange(facts);
 }
 
 }  // namespace mc::downloader

@@ -8,25 +8,31 @@
 //   against the current URL, only http(s) targets are allowed, and the Authorization header goes
 //   only to URLs on the token's origin (hub::SameOrigin): never to another host, port or scheme.
 //   The final URL is reported so that later ranges of the blob go straight there.
-// - Outcomes are classified for retry: transport errors, timeouts, stalls (no byte for
-//   `stall_timeout`, or fewer than `min_bytes_per_second` over a `stall_timeout` window), 408, 429
-//   and 5xx are kRetryable (with Retry-After when the server sent one); other answers are kFailed
-//   with the hub's error mapping (NotFound, gated...).
+// - Outcomes are classified for retry (ClassifyExchange, transfer_outcome.h): transport errors,
+//   timeouts, stalls (no byte for `stall_timeout`, or fewer than `min_bytes_per_second` over a
+//   `stall_timeout` window, measured on the fetcher's Clock), 408, 429 and 5xx are kRetryable
+//   (with Retry-After when the server sent one); other answers are kFailed with the hub's error
+//   mapping (NotFound, gated...).
+//
+// libcurl's headers stay in range_fetch.cc: the easy handle lives behind a pointer to an
+// incomplete type.
 #pragma once
-
-#include <curl/curl.h>
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
+#include "mc/common/clock.h"
 #include "mc/common/status.h"
 #include "mc/hub/endpoint.h"
 #include "mc/hub/hub_errors.h"
 #include "mc/hub/secret.h"
 
 namespace mc::downloader {
+
+struct ExchangeVerdict;  // transfer_outcome.h
 
 // Receives the bytes of a range in order. Called on the fetching thread.
 class RangeSink {
@@ -72,7 +78,8 @@ struct RangeResult {
 
 class RangeFetcher {
  public:
-  RangeFetcher();
+  // `clock` (borrowed, must outlive the fetcher) measures stalls and dates Retry-After.
+  explicit RangeFetcher(Clock& clock);
   ~RangeFetcher();
   RangeFetcher(const RangeFetcher&) = delete;
   RangeFetcher& operator=(const RangeFetcher&) = delete;
@@ -80,16 +87,13 @@ class RangeFetcher {
   RangeResult Fetch(const RangeRequest& request, RangeSink& sink);
 
  private:
+  struct Handle;  // the libcurl easy handle (range_fetch.cc)
   struct Transfer;
-  CURL* curl_;
+  // One GET of the range at `url` (hop number `hop`), classified; adds to result's bytes.
+  ExchangeVerdict Exchange(const RangeRequest& request, const std::string& url, int hop,
+                           RangeSink& sink, RangeResult& result);
+  Clock& clock_;
+  std::unique_ptr<Handle> handle_;
 };
-
-// Retry-After: delta seconds or an HTTP date (relative to now); nullopt if unparsable.
-std::optional<std::chrono::milliseconds> ParseRetryAfter(const std::string& value);
-
-// The wait before retry number `attempt` (1-based): base * 2^(attempt-1), capped at `max`, with
-// "equal jitter": half of it fixed, half uniformly random from `random01` in [0, 1).
-std::chrono::milliseconds BackoffDelay(int attempt, std::chrono::milliseconds base,
-                                       std::chrono::milliseconds max, double random01);
 
 }  // namespace mc::downloader

@@ -1,10 +1,7 @@
 #include "downloader/resume_record.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstring>
 #include <random>
 #include <string>
@@ -31,16 +28,6 @@ struct Header {
   uint64_t birth = 0;  // creation time of the temp file (ns), 0 where statx has none
 };
 
-// Creation time of the file: tells a recreated temp file from the one a record was made for,
-// even when the filesystem hands out the same inode number again.
-uint64_t BirthNanos(int fd) {
-  struct statx stx;
-  if (::statx(fd, "", AT_EMPTY_PATH, STATX_BTIME, &stx) != 0 || !(stx.stx_mask & STATX_BTIME)) {
-    return 0;
-  }
-  return static_cast<uint64_t>(stx.stx_btime.tv_sec) * 1'000'000'000ull + stx.stx_btime.tv_nsec;
-}
-
 std::string EncodeHeader(const Header& h) {
   std::string out(kHeaderBytes, '\0');
   std::memcpy(out.data(), kMagic, sizeof kMagic);
@@ -51,32 +38,6 @@ std::string EncodeHeader(const Header& h) {
   std::memcpy(out.data() + kEtagOffset, h.etag.data(), std::min(h.etag.size(), kEtagBytes));
   std::memcpy(out.data() + kEtagOffset + kEtagBytes, &h.birth, 8);
   return out;
-}
-
-bool ReadExact(int fd, void* buf, size_t n, off_t offset) {
-  auto* p = static_cast<char*>(buf);
-  while (n > 0) {
-    ssize_t r = ::pread(fd, p, n, offset);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    p += r;
-    n -= static_cast<size_t>(r);
-    offset += r;
-  }
-  return true;
-}
-
-Status WriteExact(int fd, const void* buf, size_t n, off_t offset, const fs::path& path) {
-  const auto* p = static_cast<const char*>(buf);
-  while (n > 0) {
-    ssize_t r = ::pwrite(fd, p, n, offset);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return ErrnoError(errno, "write " + path.string());
-    p += r;
-    n -= static_cast<size_t>(r);
-    offset += r;
-  }
-  return Status::Ok();
 }
 
 std::string RandomSuffix() {
@@ -99,69 +60,70 @@ uint64_t ResumeRecord::TotalWritten() const {
   return total;
 }
 
-StatusOr<ResumeRecord> ResumeRecord::Open(const fs::path& path, const Etag& etag, uint64_t size,
-                                          uint64_t cell_size, int data_fd, bool* resumed) {
+StatusOr<ResumeRecord> ResumeRecord::Open(FileSystem& files, const fs::path& path, const Etag& etag,
+                                          uint64_t size, uint64_t cell_size, int data_fd,
+                                          bool* resumed) {
   *resumed = false;
   if (cell_size == 0) return InvalidArgumentError("resume record: cell size 0");
-  struct stat data_st;
-  if (::fstat(data_fd, &data_st) != 0) return ErrnoError(errno, "stat blob temp file");
-  Header want{size,
-              cell_size,
-              static_cast<uint64_t>(data_st.st_dev),
-              static_cast<uint64_t>(data_st.st_ino),
-              etag.str(),
-              BirthNanos(data_fd)};
-  const size_t cells = size == 0 ? 0 : static_cast<size_t>((size + cell_size - 1) / cell_size);
-
-  ResumeRecord record;
+  MC_ASSIGN_OR_RETURN(FileSystem::FileId data, files.Identify(data_fd), "stat blob temp file");
+  const std::string header =
+      EncodeHeader(Header{size, cell_size, data.device, data.inode, etag.str(), data.birth_ns});
+  ResumeRecord record(files);
   record.path_ = path;
   record.size_ = size;
   record.cell_size_ = cell_size;
+  const size_t cells = size == 0 ? 0 : static_cast<size_t>((size + cell_size - 1) / cell_size);
   record.written_.assign(cells, 0);
-
-  // Try the existing record.
-  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-  if (fd >= 0) {
-    std::string header(kHeaderBytes, '\0');
-    bool ok = ReadExact(fd, header.data(), kHeaderBytes, 0) && header == EncodeHeader(want) &&
-              static_cast<uint64_t>(data_st.st_size) == size;
-    if (ok && cells > 0) {
-      ok = ReadExact(fd, record.written_.data(), cells * 8, kHeaderBytes);
-      for (size_t i = 0; ok && i < cells; ++i) ok = record.written_[i] <= record.CellLength(i);
-    }
-    if (ok) {
-      record.fd_ = fd;
-      *resumed = record.TotalWritten() > 0;
-      return record;
-    }
-    ::close(fd);
-    record.written_.assign(cells, 0);
+  if (record.Load(path, header, data.size)) {
+    *resumed = record.TotalWritten() > 0;
+    return record;
   }
-
-  // A fresh record: written under a temp name, renamed into place.
-  std::error_code ec;
-  fs::create_directories(path.parent_path(), ec);
-  if (ec) return ErrnoError(ec.value(), "create " + path.parent_path().string());
-  const fs::path temp = path.string() + "." + RandomSuffix() + ".tmp";
-  fd = ::open(temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return ErrnoError(errno, "create " + temp.string());
-  std::string bytes = EncodeHeader(want);
-  bytes.resize(kHeaderBytes + cells * 8, '\0');
-  Status st = WriteExact(fd, bytes.data(), bytes.size(), 0, temp);
-  if (st.ok() && ::rename(temp.c_str(), path.c_str()) != 0) {
-    st = ErrnoError(errno, "rename " + temp.string());
-  }
-  if (!st.ok()) {
-    ::close(fd);
-    ::unlink(temp.c_str());
-    return st;
-  }
-  record.fd_ = fd;
+  record.written_.assign(cells, 0);
+  MC_RETURN_IF_ERROR(record.Create(path, header));
   return record;
 }
 
+bool ResumeRecord::Load(const fs::path& path, const std::string& header, uint64_t data_size) {
+  StatusOr<int> fd = fs_->Open(path, O_RDWR | O_NOFOLLOW, 0);
+  if (!fd.ok()) return false;
+  std::string found(kHeaderBytes, '\0');
+  bool ok = ReadAllAt(*fs_, *fd, found.data(), kHeaderBytes, 0).ok() && found == header &&
+            data_size == size_;
+  if (ok && !written_.empty()) {
+    ok = ReadAllAt(*fs_, *fd, reinterpret_cast<char*>(written_.data()), written_.size() * 8,
+                   kHeaderBytes)
+             .ok();
+    for (size_t i = 0; ok && i < written_.size(); ++i) ok = written_[i] <= CellLength(i);
+  }
+  if (!ok) {
+    fs_->Close(*fd);
+    return false;
+  }
+  fd_ = *fd;
+  return true;
+}
+
+Status ResumeRecord::Create(const fs::path& path, const std::string& header) {
+  MC_RETURN_IF_ERROR(fs_->CreateDirectories(path.parent_path()));
+  const fs::path temp = path.string() + "." + RandomSuffix() + ".tmp";
+  MC_ASSIGN_OR_RETURN(int fd, fs_->Open(temp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0600));
+  std::string bytes = header;
+  bytes.resize(kHeaderBytes + written_.size() * 8, '\0');
+  Status st = WriteAllAt(*fs_, fd, bytes.data(), bytes.size(), 0);
+  if (!st.ok()) st = st.WithContext(temp.string());
+  if (st.ok()) st = fs_->Rename(temp, path);
+  if (!st.ok()) {
+    fs_->Close(fd);
+    fs_->Remove(temp).IgnoreError();
+    return st;
+  }
+  fd_ = fd;
+  return Status::Ok();
+}
+
 ResumeRecord::ResumeRecord(ResumeRecord&& o) noexcept
-    : path_(std::move(o.path_)),
+    : fs_(o.fs_),
+      path_(std::move(o.path_)),
       fd_(o.fd_),
       size_(o.size_),
       cell_size_(o.cell_size_),
@@ -172,6 +134,7 @@ ResumeRecord::ResumeRecord(ResumeRecord&& o) noexcept
 ResumeRecord& ResumeRecord::operator=(ResumeRecord&& o) noexcept {
   if (this != &o) {
     Close();
+    fs_ = o.fs_;
     path_ = std::move(o.path_);
     fd_ = o.fd_;
     size_ = o.size_;
@@ -185,7 +148,7 @@ ResumeRecord& ResumeRecord::operator=(ResumeRecord&& o) noexcept {
 ResumeRecord::~ResumeRecord() { Close(); }
 
 void ResumeRecord::Close() {
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ >= 0) fs_->Close(fd_);
   fd_ = -1;
 }
 
@@ -194,18 +157,19 @@ Status ResumeRecord::SetWritten(size_t cell, uint64_t bytes) {
     return InternalError("resume record: bad update of cell " + std::to_string(cell));
   }
   written_[cell] = bytes;
-  return WriteExact(fd_, &bytes, 8, static_cast<off_t>(kHeaderBytes + cell * 8), path_);
+  return WriteAllAt(*fs_, fd_, reinterpret_cast<const char*>(&bytes), 8, kHeaderBytes + cell * 8)
+      .WithContext(path_.string());
 }
 
 Status ResumeRecord::Reset() {
   std::fill(written_.begin(), written_.end(), 0);
   std::string zeros(written_.size() * 8, '\0');
-  return WriteExact(fd_, zeros.data(), zeros.size(), kHeaderBytes, path_);
+  return WriteAllAt(*fs_, fd_, zeros.data(), zeros.size(), kHeaderBytes).WithContext(path_.string());
 }
 
 void ResumeRecord::Remove() {
   Close();
-  if (!path_.empty()) ::unlink(path_.c_str());
+  if (!path_.empty()) fs_->Remove(path_).IgnoreError();
 }
 
 fs::path ResumeRecordPath(const fs::path& state_dir, const fs::path& cache_root, const RepoId& repo,

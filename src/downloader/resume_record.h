@@ -13,12 +13,15 @@
 // the record never claims more than the page cache holds. A record that does not match the temp
 // file (another inode or creation time, size, cell size or etag; a count above its cell) is
 // discarded.
+//
+// Every file system call goes through the FileSystem it is opened with (a test's full disk).
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <vector>
 
+#include "mc/common/file_system.h"
 #include "mc/common/ids.h"
 #include "mc/common/status.h"
 
@@ -27,9 +30,10 @@ namespace mc::downloader {
 class ResumeRecord {
  public:
   // Loads the record at `path` if it matches the temp file open as `data_fd`, else creates a
-  // fresh zeroed one (and reports resumed = false).
-  static StatusOr<ResumeRecord> Open(const std::filesystem::path& path, const Etag& etag,
-                                     uint64_t size, uint64_t cell_size, int data_fd, bool* resumed);
+  // fresh zeroed one (and reports resumed = false). `files` is borrowed and must outlive the record.
+  static StatusOr<ResumeRecord> Open(FileSystem& files, const std::filesystem::path& path,
+                                     const Etag& etag, uint64_t size, uint64_t cell_size,
+                                     int data_fd, bool* resumed);
   ResumeRecord(ResumeRecord&&) noexcept;
   ResumeRecord& operator=(ResumeRecord&&) noexcept;
   ResumeRecord(const ResumeRecord&) = delete;
@@ -52,8 +56,13 @@ class ResumeRecord {
   void Remove();
 
  private:
-  ResumeRecord() = default;
+  explicit ResumeRecord(FileSystem& files) : fs_(&files) {}
   void Close();
+  // Loads the counts at `path` if its header is `header` (then owns its fd); false otherwise.
+  bool Load(const std::filesystem::path& path, const std::string& header, uint64_t data_size);
+  // Writes a fresh zeroed record under a temp name and renames it to `path`.
+  Status Create(const std::filesystem::path& path, const std::string& header);
+  FileSystem* fs_;
   std::filesystem::path path_;
   int fd_ = -1;
   uint64_t size_ = 0;

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <set>
 
 namespace mc {
 
@@ -65,14 +66,27 @@ class FakeClock : public Clock {
   void Advance(std::chrono::nanoseconds d);
   // Threads blocked in SleepUntil right now (tests use it to know a sleeper is parked).
   int sleepers() const;
+  // Threads blocked in SleepUntil or WaitUntil whose deadline is still ahead of the clock: those
+  // that the next Advance can wake. A thread whose deadline has passed but that has not returned
+  // yet is not counted, so after Advance(d) a test can wait for a loop to park again.
+  int parked() const;
+  // Blocks until parked() >= n (true), or until `real_limit` of real time has passed (false: the
+  // test fails instead of hanging). A test calls it before Advance, so that the time it adds
+  // reaches a thread that is really waiting for it.
+  bool AwaitParked(int n, std::chrono::milliseconds real_limit = std::chrono::seconds(60));
 
  private:
+  int ParkedLocked() const;  // mu_ held
+  void Park(SteadyTime deadline);
+  void Unpark(SteadyTime deadline);
+
   mutable std::mutex mu_;
-  std::condition_variable advanced_;
+  std::condition_variable advanced_;  // Advance, and every park and unpark
   TimePoint now_;
   // Monotonic time starts at an arbitrary point, well away from zero.
   SteadyTime steady_{std::chrono::hours(1)};
   int sleepers_ = 0;
+  std::multiset<SteadyTime> parked_;  // deadlines of the threads in SleepUntil and WaitUntil
 };
 
 // Seconds since the Unix epoch.

@@ -8,25 +8,26 @@
 // verify each one (sha256 for LFS files, git-sha1 otherwise) → publish it (atomic rename into
 // blobs/) → link its snapshot paths → write the ref last.
 //
-// Fetching: `connections` worker threads, each with its own HTTP connection. A worker takes the
-// next blob that nobody fetches yet (largest first); when none is left it splits the largest range
-// still in flight and fetches its second half with a Range request (aria2-style dynamic split, in
-// steps of `cell_size`), so small files go in parallel and the last big file is fetched by every
-// connection. libcurl receives into a 64 KiB buffer; a piece of at least 32 KiB (a fast link) is
-// written from there with one pwrite(2) into blobs/<etag>.resume.incomplete, smaller ones are
-// first gathered in the worker's own 64 KiB buffer. Bytes are hashed in file order: those at the
-// hash frontier straight from the piece just written, those that landed ahead of it when the
-// frontier reaches them, read back from the page cache in 64 KiB steps (at most one split's
-// distance behind, so they are still cached). Memory does not grow with file size or connection
-// speed: three 64 KiB buffers per connection, plus libcurl's own state.
+// Fetching: `connections` worker threads, each with its own HTTP connection (more while that
+// pays: FetchTuning). A worker takes the next blob that nobody fetches yet (largest first); when
+// none is left it splits the largest range still in flight and fetches its second half with a
+// Range request (aria2-style dynamic split, in steps of `cell_size`), so small files go in
+// parallel and the last big file is fetched by every connection. Bytes are received, written and
+// hashed in 64 KiB pieces: a piece of 32 KiB or more is written with one pwrite(2) straight from
+// libcurl's 64 KiB receive buffer into blobs/<etag>.resume.incomplete, smaller ones are first
+// gathered in the worker's 64 KiB buffer. Bytes are hashed in file order: those at the hash
+// frontier straight from the piece being written, those that landed ahead of it when the frontier
+// reaches them, read back from the page cache 64 KiB at a time (at most one split's distance
+// behind, so they are still cached). Memory does not grow with file size or connection speed:
+// three 64 KiB buffers per connection (receive, gather, read-back) besides libcurl's handle.
 //
 // Resume: per blob, a record in `state_dir` (outside the cache) holds how many bytes of each cell
 // of the temp file are written; it is updated after every piece written, after the bytes. A pull
 // that is killed at any point restarts from there: finished blobs are in the cache, finished and
-// partial cells are not fetched again; only the bytes that were still gathered in a worker's
-// buffer (less than 64 KiB per connection) are. On resume the already-written prefix is hashed from disk once.
-// If a resumed blob fails its hash (a power loss can leave a record ahead of its bytes), it is
-// fetched again from scratch, once.
+// partial cells are not fetched again; only the bytes that were still in a worker's gather buffer
+// (at most 64 KiB per connection) are. On resume the already-written prefix is hashed from disk
+// once. If a resumed blob fails its hash (a power loss can leave a record ahead of its bytes), it
+// is fetched again from scratch, once.
 //
 // Sources: `peers` (our mirror on other hosts) are tried before the upstream for every blob,
 // with short connect and stall limits; a peer that lacks the blob (any non-2xx), fails or stalls
@@ -38,10 +39,15 @@
 //
 // Retries: a request that fails with a transport error, a timeout, a stall (no byte for
 // `stall_timeout`), a 5xx, 408 or 429 is retried from the byte where it stopped, after
-// `backoff_base` * 2^attempt with full jitter (capped at `backoff_max`), or after the server's
-// Retry-After on 429/503 (capped at `max_retry_after`). The attempt counter resets whenever bytes
-// arrive. After `max_attempts` failed attempts in a row the blob fails with Unavailable naming the
-// file, the URL's host and the last error.
+// `backoff_base` * 2^attempt with equal jitter (half fixed, half random; capped at `backoff_max`),
+// or after the server's Retry-After when it sent one (capped at `max_retry_after`). The attempt
+// counter resets whenever bytes arrive. After `max_attempts` failed attempts in a row the blob
+// fails with Unavailable naming the file, the URL's host and the last error.
+//
+// Time and disk are injected: scaling windows, retry and lock waits, stall detection, rates and
+// durations are measured on `PullOptions::clock`; the downloader's own file system calls (temp
+// file writes, reads and sizing, resume records, the free-space check) go through
+// `PullOptions::file_system`. Tests use a FakeClock and a disk that fills up.
 //
 // Concurrency between processes: a blob is fetched under its lock .locks/<repo>/<etag>.lock (as
 // huggingface_hub does); a worker that finds the lock taken fetches other blobs first, then waits
@@ -58,6 +64,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -67,6 +74,8 @@
 #include <string>
 #include <vector>
 
+#include "mc/common/clock.h"
+#include "mc/common/file_system.h"
 #include "mc/common/ids.h"
 #include "mc/common/status.h"
 #include "mc/downloader/download_plan.h"
@@ -82,7 +91,8 @@ struct FetchTuning {
   // doubled (as where one connection is slower than several: a CDN's per-connection limit, a long
   // link), up to max_connections, as long as each step raises the bytes received per
   // `scale_window` by at least `scale_gain` over the window before it. The first step that does
-  // not pay ends the scaling. max_connections <= connections: no scaling.
+  // not pay ends the scaling. max_connections <= connections: no scaling. A gain of -1 makes
+  // every step pay (tests that check the engine's windows without depending on throughput).
   int max_connections = 32;
   std::chrono::milliseconds scale_window{500};
   double scale_gain = 0.10;
@@ -117,7 +127,12 @@ struct PullOptions {
   std::string user_agent = "modelcache/0.1";
   // How often a progress event is emitted while bytes move.
   std::chrono::milliseconds progress_interval{250};
-  // Waits between retries. Tests inject one that records the wait and returns at once.
+  // Time (borrowed; must outlive the Puller): every wait, timeout, rate and duration.
+  Clock* clock = &Clock::Real();
+  // The downloader's file system calls (borrowed; must outlive the Puller).
+  FileSystem* file_system = &FileSystem::Real();
+  // Waits between retries (metadata and ranges). Null: wait on `clock`, ended early by Cancel().
+  // Tests inject one that records the wait and returns at once.
   std::function<void(std::chrono::milliseconds)> sleep;
   // Called once with the plan, after kPlan and before anything is written (never for a dry run).
   // The agent reserves disk for plan.bytes_to_fetch here (evicting to make room); an error stops
@@ -179,6 +194,7 @@ struct PullResult {
 };
 
 class FetchEngine;
+class PullRun;
 
 class Puller {
  public:
@@ -190,14 +206,17 @@ class Puller {
   // Runs the pull. `observer` may be null. Call once.
   StatusOr<PullResult> Run(const std::function<void(const PullEvent&)>& observer);
   // From any thread (a signal-handling thread): in-flight requests stop within a network buffer
-  // or `stall_timeout`, and Run() returns Cancelled. Partial blobs stay for resume.
+  // or `stall_timeout`, a retry wait ends at once, and Run() returns Cancelled. Partial blobs stay
+  // for resume.
   void Cancel();
 
  private:
+  friend class PullRun;  // the stages of Run (pull.cc)
   PullOptions options_;
   std::atomic<bool> cancelled_{false};
   std::mutex engine_mu_;
-  FetchEngine* engine_ = nullptr;  // guarded by engine_mu_; set while Run() fetches
+  std::condition_variable cancel_cv_;  // with engine_mu_: Cancel() ends a metadata retry wait
+  FetchEngine* engine_ = nullptr;      // guarded by engine_mu_; set while Run() fetches
 };
 
 }  // namespace mc::downloader
