@@ -165,12 +165,13 @@ StatusOr<RuntimeRecord> ContainerRuntime::Start(const WorkerSpec& spec) {
   return RuntimeRecord{started->pid, started->start_ticks, ContainerName(spec.id)};
 }
 
-void ContainerRuntime::StartHelper(const std::string& what, const std::vector<std::string>& args) {
+void ContainerRuntime::StartHelper(const std::string& what, const std::vector<std::string>& args,
+                                   const std::string& worker) {
   std::string id;
   {
     std::lock_guard<std::mutex> lock(mu_);
     id = kHelperPrefix + std::to_string(++next_helper_);
-    helpers_[id] = what;
+    helpers_[id] = Helper{what, worker};
   }
   ProcessSpec p{.argv = engine_.Argv(args),
                 .env = engine_.Env(),
@@ -186,29 +187,60 @@ void ContainerRuntime::StartHelper(const std::string& what, const std::vector<st
   }
 }
 
+void ContainerRuntime::StartStop(const std::string& worker) {
+  std::chrono::milliseconds grace;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    grace = stopping_[worker].grace;
+  }
+  StartHelper("stop container " + ContainerName(worker),
+              {"stop", "-t", Seconds(grace), ContainerName(worker)}, worker);
+}
+
 Status ContainerRuntime::Stop(const std::string& id, std::chrono::milliseconds grace) {
   if (!supervisor_->IsLive(id)) return NotFoundError("stop " + id + ": no such live container");
-  StartHelper("stop container " + ContainerName(id),
-              {"stop", "-t", Seconds(grace), ContainerName(id)});
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_[id] = Stopping{grace, 0};
+  }
+  StartStop(id);
   return Status::Ok();
 }
 
-void ContainerRuntime::OnExit(const std::string& id, const ProcessExit& exit) {
-  if (id.starts_with(kHelperPrefix)) {
-    std::string what;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      what = helpers_[id];
-      helpers_.erase(id);
-    }
-    if (exit.exit_code.value_or(-1) != 0) {
-      spdlog::info("agent: {} ended with code {} (see {})", what, exit.exit_code.value_or(-1),
-                   options_.helper_log.string());
-    }
+void ContainerRuntime::OnHelperExit(const std::string& id, const ProcessExit& exit) {
+  Helper helper;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    helper = helpers_[id];
+    helpers_.erase(id);
+  }
+  if (exit.exit_code.value_or(-1) == 0) return;
+  if (helper.worker.empty() || !supervisor_->IsLive(helper.worker)) {
+    spdlog::info("agent: {} ended with code {} (see {})", helper.what, exit.exit_code.value_or(-1),
+                 options_.helper_log.string());
     return;
   }
+  // The container may not exist yet (its client has just started): try again, then signal.
+  std::chrono::milliseconds grace{0};
+  bool again = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = stopping_.find(helper.worker);
+    if (it == stopping_.end()) return;
+    again = ++it->second.attempts < 30;
+    grace = it->second.grace;
+  }
+  if (again) return StartStop(helper.worker);
+  spdlog::warn("agent: {} keeps failing (see {}): signalling its engine client instead",
+               helper.what, options_.helper_log.string());
+  supervisor_->Stop(helper.worker, grace).IgnoreError();
+}
+
+void ContainerRuntime::OnExit(const std::string& id, const ProcessExit& exit) {
+  if (id.starts_with(kHelperPrefix)) return OnHelperExit(id, exit);
   ProcessExit reported = exit;
   fs::path log;
+  bool stopped = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (waits_.erase(id) > 0) {
@@ -217,6 +249,13 @@ void ContainerRuntime::OnExit(const std::string& id, const ProcessExit& exit) {
     }
     log = stderr_logs_[id];
     stderr_logs_.erase(id);
+    stopped = stopping_.erase(id) > 0;
+  }
+  // --rm removes the container with its client; after a stop make sure nothing is left.
+  if (stopped) {
+    std::vector<std::string> rm{"rm", "-f", ContainerName(id)};
+    if (engine_.options().kind == EngineKind::kPodman) rm.insert(rm.begin() + 2, "--ignore");
+    StartHelper("remove container " + ContainerName(id), rm);
   }
   std::string detail;
   if (!reported.unknown && reported.exit_code && *reported.exit_code >= 125 &&

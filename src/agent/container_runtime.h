@@ -17,7 +17,10 @@
 //     /dev/nvidia<index> with the control nodes that exist;
 //   - --memory, --cpus and --pids-limit when the host has the cgroup controllers for them.
 // Stop() runs the engine's stop with the grace period (`stop -t <seconds, rounded up>`), which
-// sends SIGTERM and then SIGKILL. Recover() lists the containers labelled with our instance: each
+// sends SIGTERM and then SIGKILL. A worker is `running` once its engine client runs, a moment
+// before the engine has made the container: a stop that finds no container yet is tried again
+// (up to 30 times, each try an engine call), then the client is signalled instead; and when a
+// stopped worker's client exits, a `rm -f` makes sure no container is left. Recover() lists the containers labelled with our instance: each
 // live worker whose container still runs is watched again (through its engine client if that
 // still runs, else `<engine> wait`), and every other container of ours is stopped with the grace
 // (and so removed: --rm) or, if it no longer runs, removed. Stops and removals run as supervised helper processes, so no call blocks.
@@ -70,7 +73,11 @@ class ContainerRuntime final : public WorkerRuntime {
 
  private:
   void OnExit(const std::string& id, const ProcessExit& exit);
-  void StartHelper(const std::string& what, const std::vector<std::string>& args);
+  // `worker`: the worker a stop helper stops ("" for other helpers).
+  void StartHelper(const std::string& what, const std::vector<std::string>& args,
+                   const std::string& worker = "");
+  void StartStop(const std::string& worker);
+  void OnHelperExit(const std::string& id, const ProcessExit& exit);
   StatusOr<std::vector<std::string>> GpuArgs(const std::vector<int>& gpus) const;
 
   const ContainerRuntimeOptions options_;
@@ -81,7 +88,16 @@ class ContainerRuntime final : public WorkerRuntime {
   std::mutex mu_;
   std::map<std::string, std::filesystem::path> stderr_logs_;  // live workers' stderr
   std::set<std::string> waits_;                                // watched by `<engine> wait`
-  std::map<std::string, std::string> helpers_;                 // helper id -> what it does
+  struct Helper {
+    std::string what;
+    std::string worker;  // stops: whom
+  };
+  std::map<std::string, Helper> helpers_;  // by helper id
+  struct Stopping {
+    std::chrono::milliseconds grace{0};
+    int attempts = 0;
+  };
+  std::map<std::string, Stopping> stopping_;  // workers asked to stop
   uint64_t next_helper_ = 0;
 };
 

@@ -205,8 +205,8 @@ StatusOr<WorkerRow> Workers::Start(WorkerRequest request) {
     row.stderr_path = (dir / "stderr.log").string();
     row.created = clock_.Now();
     workers_[row.id] = row;
-    pending_[row.id] = Pending{request, std::vector<std::optional<EnsureState>>(request.models.size()),
-                               std::nullopt};
+    parts_[row.id] = Parts{request, std::vector<std::optional<EnsureState>>(request.models.size()),
+                           std::nullopt};
     SaveLocked(row);
   }
   // Every part at once: each callback may run right here (a hit) or on a download's thread.
@@ -226,8 +226,8 @@ StatusOr<WorkerRow> Workers::Start(WorkerRequest request) {
 void Workers::OnModel(const std::string& id, size_t index, const EnsureState& state) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = workers_.find(id);
-  auto p = pending_.find(id);
-  if (it == workers_.end() || p == pending_.end() || it->second.state != kInitializing) return;
+  auto p = parts_.find(id);
+  if (it == workers_.end() || p == parts_.end() || it->second.state != kInitializing) return;
   if (state.phase != EnsureState::Phase::kReady) {
     return FailLocked(it->second, "model " + p->second.request.models[index].repo.id() +
                                       " not ready: " + state.error.ToString());
@@ -242,8 +242,8 @@ void Workers::OnModel(const std::string& id, size_t index, const EnsureState& st
 void Workers::OnImage(const std::string& id, const ImageState& state) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = workers_.find(id);
-  auto p = pending_.find(id);
-  if (it == workers_.end() || p == pending_.end() || it->second.state != kInitializing) return;
+  auto p = parts_.find(id);
+  if (it == workers_.end() || p == parts_.end() || it->second.state != kInitializing) return;
   p->second.image = state;
   if (state.phase != ImageState::Phase::kReady) {
     return FailLocked(it->second, "image " + state.reference + ": " + state.error.ToString());
@@ -255,14 +255,13 @@ void Workers::OnImage(const std::string& id, const ImageState& state) {
 
 void Workers::LaunchIfReadyLocked(const std::string& id) {
   WorkerRow& row = workers_.at(id);
-  Pending& pending = pending_.at(id);
-  for (const auto& m : pending.models) {
+  Parts& parts = parts_.at(id);
+  for (const auto& m : parts.models) {
     if (!m) return;
   }
-  if (pending.request.image && !pending.image) return;
-  WorkerRequest request = std::move(pending.request);
-  std::vector<std::optional<EnsureState>> states = std::move(pending.models);
-  pending_.erase(id);
+  if (parts.request.image && !parts.image) return;
+  const WorkerRequest& request = parts.request;
+  const std::vector<std::optional<EnsureState>>& states = parts.models;
   std::vector<ReadyModel> models;
   for (size_t i = 0; i < states.size(); ++i) {
     auto commit = CommitSha::Parse(states[i]->commit);
@@ -293,14 +292,23 @@ void Workers::LaunchIfReadyLocked(const std::string& id) {
   row.started = clock_.Now();
   if (images_ != nullptr && !row.image.empty()) images_->Use(row.image, id);
   for (const ReadyModel& m : models) inventory_.Touch(m.repo, CommitSha::Parse(m.commit).value());
+  SettleLocked(id);
   spdlog::info("agent: worker {} running ({} pid {}{}) on {}@{}", id, runtime_.name(), row.pid,
                row.container.empty() ? "" : ", container " + row.container,
                models[0].repo.id(), row.commit);
   SaveLocked(row);
 }
 
+void Workers::SettleLocked(const std::string& id) {
+  auto p = parts_.find(id);
+  if (p == parts_.end()) return;
+  p->second.request.registry_auth.reset();
+  for (EnsureRequest& m : p->second.request.models) m.token.reset();
+  p->second.request.env.clear();
+}
+
 void Workers::FailLocked(WorkerRow& row, const std::string& message) {
-  pending_.erase(row.id);
+  SettleLocked(row.id);
   row.state = kFailed;
   row.message = message;
   spdlog::warn("agent: worker {} failed: {}", row.id, message);
@@ -353,7 +361,7 @@ Status Workers::Stop(const std::string& id, std::chrono::milliseconds grace) {
   if (it == workers_.end()) return NotFoundError("no worker " + id);
   WorkerRow& row = it->second;
   if (row.state == kInitializing) {
-    pending_.erase(id);
+    SettleLocked(id);
     row.state = kExited;
     row.message = "stopped before the model was ready";
     EndLocked(row);
@@ -419,7 +427,9 @@ void Workers::StopAll(std::chrono::milliseconds grace) {
 void Workers::Prune(TimePoint before) {
   std::lock_guard<std::mutex> lock(mu_);
   std::erase_if(workers_, [&](const auto& kv) {
-    return !IsLive(kv.second.state) && kv.second.ended && *kv.second.ended < before;
+    const bool old = !IsLive(kv.second.state) && kv.second.ended && *kv.second.ended < before;
+    if (old) parts_.erase(kv.first);
+    return old;
   });
   Status s = db_.PruneWorkers(before);
   if (!s.ok()) spdlog::warn("agent: prune worker history: {}", s.ToString());

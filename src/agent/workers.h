@@ -138,12 +138,16 @@ class Workers {
   const WorkerRuntime& runtime() const { return runtime_; }
 
  private:
-  // A worker still initializing: its request and the parts that are ready.
-  struct Pending {
+  // A worker's request and the final states of its parts (models, image) as they arrive; kept
+  // after the start for the view (hits, bytes) until the worker is pruned, its secrets (tokens,
+  // registry auth) dropped once the parts are settled.
+  struct Parts {
     WorkerRequest request;
     std::vector<std::optional<EnsureState>> models;
     std::optional<ImageState> image;
   };
+  // Drops the request's secrets: the parts no longer need them. Caller holds mu_.
+  void SettleLocked(const std::string& id);
   Status Validate(const WorkerRequest& request) const;
   void OnModel(const std::string& id, size_t index, const EnsureState& state);
   void OnImage(const std::string& id, const ImageState& state);
@@ -170,7 +174,7 @@ class Workers {
   mutable std::mutex mu_;
   mutable std::condition_variable changed_;
   std::map<std::string, WorkerRow> workers_;
-  std::map<std::string, Pending> pending_;  // initializing
+  std::map<std::string, Parts> parts_;
   std::vector<std::string> gpu_owner_;      // per GPU index: worker id or ""
 };
 

@@ -24,9 +24,9 @@ std::string SnapshotPath(const WorkerRow& row, const std::filesystem::path& cach
 
 WorkerView Workers::ViewLocked(const WorkerRow& row) const {
   WorkerView view{row, {}, std::nullopt};
-  auto p = pending_.find(row.id);
-  if (p != pending_.end()) {
-    const Pending& pending = p->second;
+  auto p = parts_.find(row.id);
+  if (p != parts_.end()) {
+    const Parts& pending = p->second;
     for (size_t i = 0; i < pending.request.models.size(); ++i) {
       const EnsureRequest& req = pending.request.models[i];
       WorkerModelView m{req.repo, req.revision.str(), "", "downloading", std::nullopt,
@@ -36,6 +36,9 @@ WorkerView Workers::ViewLocked(const WorkerRow& row) const {
         m.commit = ready->commit;
         m.hit = ready->hit;
         m.path = SnapshotPath(row, options_.cache_dir, req.repo, ready->commit);
+        if (!ready->hit) m.download = ready;  // what the download fetched
+      } else if (row.state != "initializing") {
+        m.state = "failed";  // or stopped before it was ready
       } else if ((m.download = downloads_.Progress(req))) {
         m.commit = m.download->commit;
       }
@@ -43,12 +46,14 @@ WorkerView Workers::ViewLocked(const WorkerRow& row) const {
     }
     if (pending.image) {
       view.image = pending.image;
-    } else if (!row.image.empty() && images_ != nullptr) {
-      view.image = images_->Progress(row.image);
+    } else if (!row.image.empty()) {
+      if (images_ != nullptr) view.image = images_->Progress(row.image);
       if (!view.image) {
         view.image = ImageState();
         view.image->reference = row.image;
         view.image->started = row.created;
+        view.image->phase = row.state == "initializing" ? ImageState::Phase::kPulling
+                                                        : ImageState::Phase::kFailed;
       }
     }
     return view;
