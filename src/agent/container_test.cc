@@ -453,6 +453,24 @@ TEST_F(ContainerTest, AdapterModelsAndLinksAreMountedReadOnlyWhereTheAppLooks) {
   EXPECT_THAT(out, Not(HasSubstr("WROTE")));
 }
 
+TEST_F(ContainerTest, ExampleRunpodWorkerImageLoadsItsModelOffline) {
+  auto image = env_->ExampleWorkerImage();
+  ASSERT_TRUE(image.ok()) << image.status().ToString();
+  Agent* agent = StartAgent(Options("example_worker"));
+  ASSERT_NE(agent, nullptr);
+  Reply w = Run(agent, json{{"id", "rp"}, {"model", "org/base"}, {"image", *image},
+                            {"args", {"--test_input", R"({"input": {"hello": "world"}})"}}});
+  ASSERT_EQ(w.body["state"], "exited") << w.body.dump();
+  const std::string out = ReadFile(w.body["logs"]["stdout"].get<std::string>());
+  EXPECT_EQ(w.body["exit_code"], 0) << out << ReadFile(w.body["logs"]["stderr"].get<std::string>());
+  json result = json::parse(out, nullptr, false);
+  ASSERT_TRUE(result.is_object()) << out;
+  EXPECT_EQ(result["output"]["model"], "org/base");
+  EXPECT_EQ(result["output"]["revision"], w.body["commit"]);
+  EXPECT_FALSE(result["output"]["tensors"].empty()) << out;
+  EXPECT_EQ(result["output"]["echo"]["hello"], "world");
+}
+
 // The agent as a process, SIGKILLed with a container running, then started again.
 TEST_F(ContainerTest, AgentKilledWithContainersRunningReadoptsThemAndStopsUnknownOnes) {
   AgentOptions o = Options("sigkill");

@@ -110,12 +110,15 @@ class Engine {
   // when skopeo is not configured or not installed.
   StatusOr<RemoteImage> InspectRemote(const ImageRef& ref, const RegistryAuth* auth,
                                       const std::atomic<bool>* cancel) const;
-  // Pulls `ref`, reporting progress about every 250 ms. NotFound (no such image or tag),
+  // Pulls `ref`, reporting progress about every 250 ms; `plan` is asked on each report until it
+  // gives the manifest's layers (read at the same time by InspectRemote), which set the totals.
+  // Returns the image id (podman; "" for docker). NotFound (no such image or tag),
   // PermissionDenied (the registry refused the credentials, or wants some), Unavailable (the
   // registry cannot be reached, or anything else: try later), Cancelled.
-  Status Pull(const ImageRef& ref, const RegistryAuth* auth, const RemoteImage* plan,
-              const std::function<void(const PullProgress&)>& progress,
-              const std::atomic<bool>* cancel) const;
+  using PlanSource = std::function<std::optional<RemoteImage>()>;
+  StatusOr<std::string> Pull(const ImageRef& ref, const RegistryAuth* auth, const PlanSource& plan,
+                             const std::function<void(const PullProgress&)>& progress,
+                             const std::atomic<bool>* cancel) const;
   // Containers with label `key=value`, running or not.
   StatusOr<std::vector<ContainerInfo>> ListContainers(const std::string& label) const;
 

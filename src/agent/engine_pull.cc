@@ -118,9 +118,10 @@ StatusOr<RemoteImage> Engine::InspectRemote(const ImageRef& ref, const RegistryA
   return image;
 }
 
-Status Engine::Pull(const ImageRef& ref, const RegistryAuth* auth, const RemoteImage* plan,
-                    const std::function<void(const PullProgress&)>& progress,
-                    const std::atomic<bool>* cancel) const {
+StatusOr<std::string> Engine::Pull(const ImageRef& ref, const RegistryAuth* auth,
+                                   const PlanSource& plan_source,
+                                   const std::function<void(const PullProgress&)>& progress,
+                                   const std::atomic<bool>* cancel) const {
   const bool podman = options_.kind == EngineKind::kPodman;
   std::error_code ec;
   fs::create_directories(options_.work_dir, ec);
@@ -158,19 +159,24 @@ Status Engine::Pull(const ImageRef& ref, const RegistryAuth* auth, const RemoteI
   c.cancel = cancel;
 
   PullProgress p;
+  std::optional<RemoteImage> plan;
   std::multiset<uint64_t> left;
   std::map<std::string, uint64_t> short_ids;  // docker prints the first 12 hex of a layer digest
-  if (plan != nullptr) {
+  auto take_plan = [&] {
+    if (plan || !plan_source) return;
+    plan = plan_source();
+    if (!plan) return;
     p.bytes_total = plan->bytes;
     p.layers_total = static_cast<int>(plan->layers.size());
     for (const auto& [digest, size] : plan->layers) {
       left.insert(size);
       if (digest.size() >= 19) short_ids[digest.substr(7, 12)] = size;
     }
-  }
+  };
   TempDirProgress dir;
   c.on_tick = [&] {
-    if (podman) dir.Measure(tmp, plan, left, p);
+    take_plan();
+    if (podman) dir.Measure(tmp, plan ? &*plan : nullptr, left, p);
     if (progress) progress(p);
   };
   c.on_stderr_line = [&](std::string_view line) {
@@ -186,10 +192,15 @@ Status Engine::Pull(const ImageRef& ref, const RegistryAuth* auth, const RemoteI
   if (!result.ok()) return result.status().WithContext("pull " + ref.str());
   if (result->cancelled) return CancelledError("pull of " + ref.str() + " cancelled");
   if (!result->ok()) return ClassifyPullError(ref, result->err + "\n" + result->out);
+  take_plan();
   if (p.bytes_total) p.bytes_done = *p.bytes_total;
   if (p.layers_total) p.layers_done = *p.layers_total;
   if (progress) progress(p);
-  return Status::Ok();
+  // podman prints the image id last.
+  std::string id = TailForMessage(result->out, 80);
+  if (size_t space = id.rfind(' '); space != std::string::npos) id = id.substr(space + 1);
+  const bool hex = id.size() == 64 && id.find_first_not_of("0123456789abcdef") == std::string::npos;
+  return podman && hex ? id : std::string();
 }
 
 }  // namespace mc::agent

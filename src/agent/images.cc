@@ -14,6 +14,7 @@ struct Images::Pull {
   ImageState state;  // guarded by Images::mu_
   std::vector<Callback> waiters;
   std::atomic<bool> cancel{false};
+  std::atomic<bool> skip_manifest{false};  // no pull after all, or shutting down
   bool done = false;  // the thread has returned; guarded by Images::mu_
 };
 
@@ -109,48 +110,98 @@ ImageState Images::EnsureThen(const ImageRef& ref, std::optional<RegistryAuth> a
 void Images::Run(std::shared_ptr<Pull> pull) {
   StatusOr<Known> result = Fetch(*pull);
   Finish(pull, result);
+  if (result.ok() && result->size == 0) Describe(pull->ref.str());
+  std::lock_guard<std::mutex> lock(mu_);
+  pull->done = true;
 }
 
-// Local store first, then the manifest (totals, and an early "too large"), then the pull.
+// The pull, the local store (a hit cancels the pull) and the manifest (totals, and an early "too
+// large", which cancels it too) all at once: every engine call on the way costs a fraction of a
+// second, and a miss's cold start is the longer of the image and the model.
 StatusOr<Images::Known> Images::Fetch(Pull& pull) {
   const std::string key = pull.ref.str();
-  MC_ASSIGN_OR_RETURN(std::optional<LocalImage> local, engine_.InspectImage(key));
-  if (local) {
+  const RegistryAuth* auth = pull.auth ? &*pull.auth : nullptr;
+  std::mutex plan_mu;
+  std::optional<RemoteImage> plan;
+  std::atomic<bool> too_large{false};
+  std::thread manifest([&] {
+    auto remote = engine_.InspectRemote(pull.ref, auth, &pull.skip_manifest);
+    if (!remote.ok()) {
+      if (remote.status().code() != StatusCode::kUnimplemented) {
+        spdlog::debug("agent: manifest of {}: {}", key, remote.status().ToString());
+      }
+      return;
+    }
+    if (options_.capacity > 0 && remote->bytes > options_.capacity) {
+      too_large = true;
+      pull.cancel = true;
+    }
+    std::lock_guard<std::mutex> lock(plan_mu);
+    plan = *remote;
+  });
+  StatusOr<std::optional<LocalImage>> local = std::optional<LocalImage>();
+  std::atomic<bool> found{false};
+  std::thread store([&] {
+    local = engine_.InspectImage(key);
+    if (local.ok() && *local) {
+      found = true;
+      pull.cancel = true;
+    }
+  });
+  StatusOr<std::string> pulled = engine_.Pull(
+      pull.ref, auth,
+      [&]() {
+        std::lock_guard<std::mutex> lock(plan_mu);
+        return plan;
+      },
+      [&](const PullProgress& p) {
+        std::lock_guard<std::mutex> lock(mu_);
+        pull.state.progress = p;
+      },
+      &pull.cancel);
+  store.join();
+  pull.skip_manifest = true;
+  manifest.join();
+  if (found) {
     std::lock_guard<std::mutex> lock(mu_);
     pull.state.hit = true;
-    return Known{local->id, local->digest, local->size, false, clock_.Now()};
+    pull.state.progress = PullProgress();
+    return Known{(*local)->id, (*local)->digest, (*local)->size, false, clock_.Now()};
   }
-  const RegistryAuth* auth = pull.auth ? &*pull.auth : nullptr;
-  std::optional<RemoteImage> plan;
-  if (auto remote = engine_.InspectRemote(pull.ref, auth, &pull.cancel); remote.ok()) {
-    plan = *remote;
-    if (options_.capacity > 0 && plan->bytes > options_.capacity) {
-      return ResourceExhaustedError(
-          "image " + key + " is " + ByteCount(plan->bytes).ToHuman() +
-          " compressed, more than the whole image budget (--image-capacity " +
-          ByteCount(options_.capacity).ToHuman() + "): raise the budget or use a smaller image");
-    }
-  } else if (remote.status().code() != StatusCode::kUnimplemented) {
-    spdlog::debug("agent: manifest of {}: {}", key, remote.status().ToString());
+  if (too_large) {
+    return ResourceExhaustedError(
+        "image " + key + " is " + ByteCount(plan->bytes).ToHuman() +
+        " compressed, more than the whole image budget (--image-capacity " +
+        ByteCount(options_.capacity).ToHuman() + "): raise the budget or use a smaller image");
   }
-  Status pulled = engine_.Pull(pull.ref, auth, plan ? &*plan : nullptr,
-                               [&](const PullProgress& p) {
-                                 std::lock_guard<std::mutex> lock(mu_);
-                                 pull.state.progress = p;
-                               },
-                               &pull.cancel);
-  MC_RETURN_IF_ERROR(pulled);
-  MC_ASSIGN_OR_RETURN(local, engine_.InspectImage(key), "after the pull");
-  if (!local) return UnavailableError("the engine pulled " + key + " but does not list it");
-  if (options_.capacity > 0 && local->size > options_.capacity) {
-    Status removed = engine_.RemoveImage(local->id);
+  MC_RETURN_IF_ERROR(pulled.status());
+  if (options_.capacity == 0 && !pulled->empty()) {
+    return Known{*pulled, "", 0, true, clock_.Now()};  // size and digest: Describe() after
+  }
+  MC_ASSIGN_OR_RETURN(std::optional<LocalImage> image, engine_.InspectImage(key), "after the pull");
+  if (!image) return UnavailableError("the engine pulled " + key + " but does not list it");
+  if (options_.capacity > 0 && image->size > options_.capacity) {
+    Status removed = engine_.RemoveImage(image->id);
     if (!removed.ok()) spdlog::warn("agent: remove image {}: {}", key, removed.ToString());
-    return ResourceExhaustedError("image " + key + " is " + ByteCount(local->size).ToHuman() +
+    return ResourceExhaustedError("image " + key + " is " + ByteCount(image->size).ToHuman() +
                                   " on disk, more than the whole image budget (--image-capacity " +
                                   ByteCount(options_.capacity).ToHuman() +
                                   "): raise the budget or use a smaller image");
   }
-  return Known{local->id, local->digest, local->size, true, clock_.Now()};
+  return Known{image->id, image->digest, image->size, true, clock_.Now()};
+}
+
+// Fills in the size and digest of an image whose pull returned only its id (no budget to check
+// before the worker starts).
+void Images::Describe(const std::string& reference) {
+  auto image = engine_.InspectImage(reference);
+  if (!image.ok() || !*image) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = known_.find(reference);
+  if (it == known_.end() || it->second.image_id != (*image)->id) return;
+  it->second.digest = (*image)->digest;
+  it->second.size = (*image)->size;
+  RecordLocked(reference, it->second);
 }
 
 // Removes least recently used images we pulled and no worker uses until `need` more bytes fit.
@@ -216,7 +267,6 @@ void Images::Finish(const std::shared_ptr<Pull>& pull, const StatusOr<Known>& re
     final_state = s;
     waiters = std::move(pull->waiters);
     pulls_.erase(s.reference);
-    pull->done = true;
   }
   for (const Callback& w : waiters) {
     if (w) w(final_state);
@@ -291,7 +341,10 @@ void Images::Shutdown() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     shutting_down_ = true;
-    for (auto& [ref, pull] : pulls_) pull->cancel = true;
+    for (auto& [ref, pull] : pulls_) {
+      pull->cancel = true;
+      pull->skip_manifest = true;
+    }
     threads = std::move(threads_);
   }
   for (auto& [pull, thread] : threads) {

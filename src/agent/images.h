@@ -120,6 +120,7 @@ class Images {
   };
   void Run(std::shared_ptr<Pull> pull);
   StatusOr<Known> Fetch(Pull& pull);
+  void Describe(const std::string& reference);
   Status MakeRoomLocked(const std::string& keep, uint64_t need);
   void RecordLocked(const std::string& reference, const Known& known);
   void Finish(const std::shared_ptr<Pull>& pull, const StatusOr<Known>& result);

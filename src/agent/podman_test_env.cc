@@ -184,6 +184,26 @@ StatusOr<CommandResult> PodmanTestEnv::Podman(const fs::path& root,
   return Run(argv);
 }
 
+StatusOr<std::string> PodmanTestEnv::ExampleWorkerImage() {
+  if (example_worker_) return *example_worker_;
+  CommandOptions c;
+  c.argv = {std::string(MC_SOURCE_DIR) + "/examples/worker-image/build.sh",
+            "localhost/mctest-worker:1"};
+  c.env = BaseEnv();
+  c.env.push_back("ENGINE_ARGS=--root " + (builder_ / "storage").string() + " --runroot " +
+                  (builder_ / "run").string() + " --tmpdir " + (builder_ / "tmp").string() +
+                  " --runtime runc");
+  c.timeout = std::chrono::minutes(10);
+  const std::string ref = registry_ + "/mctest/worker:1";
+  Status built = Check(RunCommand(c), "examples/worker-image/build.sh");
+  if (built.ok()) {
+    built = Check(Podman(builder_, {"push", "--tls-verify=false", "localhost/mctest-worker:1", ref}),
+                  "push the example worker");
+  }
+  example_worker_ = built.ok() ? StatusOr<std::string>(ref) : StatusOr<std::string>(built);
+  return *example_worker_;
+}
+
 int PodmanTestEnv::RegistryLogLines(const std::string& needle) const {
   std::istringstream lines(ReadFile(dir_ / "registry" / "log"));
   std::string line;

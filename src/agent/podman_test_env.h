@@ -12,6 +12,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,9 @@ class PodmanTestEnv {
   const std::string& auth_registry() const { return auth_registry_; }  // needs kUser/kPassword
   // "127.0.0.1:PORT/mctest/<name>:1" on the open registry.
   std::string Image(const std::string& name) const { return registry_ + "/mctest/" + name + ":1"; }
+  // examples/worker-image/build.sh run into the builder store and pushed to the open registry
+  // (once per binary): the reference, or the build's error.
+  StatusOr<std::string> ExampleWorkerImage();
   // Lines of the open registry's log that contain `needle` (its requests: "GET /v2/...").
   int RegistryLogLines(const std::string& needle) const;
 
@@ -56,6 +60,7 @@ class PodmanTestEnv {
   std::filesystem::path builder_;  // the store the images are built in
   std::string registry_, auth_registry_;
   pid_t registry_pid_ = 0, auth_registry_pid_ = 0;
+  std::optional<StatusOr<std::string>> example_worker_;
 };
 
 }  // namespace mc::agent
