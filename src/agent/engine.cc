@@ -74,6 +74,16 @@ std::optional<LocalImage> ImageFromJson(const json& j) {
 
 }  // namespace
 
+fs::path EngineRunRoot(const fs::path& root) {
+  fs::path run = root / "run";
+  if (run.string().size() <= 50) return run;
+  uint64_t h = 1469598103934665603ull;  // FNV-1a: stable across builds
+  for (unsigned char c : root.string()) h = (h ^ c) * 1099511628211ull;
+  char name[32];
+  std::snprintf(name, sizeof name, "mc-%012llx", static_cast<unsigned long long>(h & 0xffffffffffffull));
+  return fs::path(::access("/run", W_OK) == 0 ? "/run" : "/tmp") / name;
+}
+
 Engine::Engine(EngineOptions options) : options_(std::move(options)) {
   if (options_.program.empty()) options_.program = std::string(name());
 }
@@ -82,11 +92,9 @@ std::vector<std::string> Engine::Argv(const std::vector<std::string>& args) cons
   std::vector<std::string> argv{options_.program};
   if (options_.kind == EngineKind::kPodman) {
     if (!options_.root.empty()) {
-      for (auto [flag, sub] : {std::pair{"--root", "storage"}, std::pair{"--runroot", "run"},
-                               std::pair{"--tmpdir", "tmp"}}) {
-        argv.push_back(flag);
-        argv.push_back((options_.root / sub).string());
-      }
+      argv.insert(argv.end(), {"--root", (options_.root / "storage").string(), "--runroot",
+                               EngineRunRoot(options_.root).string(), "--tmpdir",
+                               (options_.root / "tmp").string()});
     }
     if (!options_.oci_runtime.empty()) {
       argv.push_back("--runtime");

@@ -135,6 +135,11 @@ class Engine {
   EngineOptions options_;
 };
 
+// podman's --runroot for a private store at `root`: root/run, or when that is longer than podman
+// allows (50 characters: conmon's socket paths) /run/mc-<hash of root> (/tmp when /run is not
+// writable).
+std::filesystem::path EngineRunRoot(const std::filesystem::path& root);
+
 // The engine of `options` (podman or docker); pulls keep their temp files under `work_dir`.
 Engine MakeEngine(const RuntimeOptions& options, const std::filesystem::path& work_dir);
 

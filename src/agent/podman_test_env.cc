@@ -178,7 +178,7 @@ Status PodmanTestEnv::BuildImages() {
 StatusOr<CommandResult> PodmanTestEnv::Podman(const fs::path& root,
                                               const std::vector<std::string>& args) const {
   std::vector<std::string> argv{"podman", "--root", (root / "storage").string(), "--runroot",
-                                (root / "run").string(), "--tmpdir", (root / "tmp").string(),
+                                EngineRunRoot(root).string(), "--tmpdir", (root / "tmp").string(),
                                 "--runtime", "runc"};
   argv.insert(argv.end(), args.begin(), args.end());
   return Run(argv);
@@ -219,6 +219,7 @@ void PodmanTestEnv::RemoveStore(const fs::path& root) const {
   (void)Podman(root, {"rmi", "-af"});
   // The overlay driver bind-mounts its own dir; nothing else of ours is mounted there.
   umount2((root / "storage" / "overlay").c_str(), MNT_DETACH);
+  fs::remove_all(EngineRunRoot(root), ec);
   fs::remove_all(root, ec);
 }
 
