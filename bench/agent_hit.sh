@@ -53,7 +53,7 @@ done
 "$MC" serve --cache-dir "$WORK/upstream" --listen 127.0.0.1:0 >"$WORK/serve.out" 2>"$WORK/serve.out.err" &
 pids+=($!)
 UPSTREAM=$(wait_url "$WORK/serve.out")
-"$MC" agent --cache-dir "$WORK/cache" --state-dir "$WORK/state" --capacity 10GB --gpus 0 \
+"$MC" agent --cache-dir "$WORK/cache" --state-dir "$WORK/state" --capacity 10GB --gpus 0 --runtime process \
   --upstream "$UPSTREAM" --listen 127.0.0.1:0 >"$WORK/agent.out" 2>"$WORK/agent.out.err" &
 pids+=($!)
 AGENT=$(wait_url "$WORK/agent.out")

@@ -9,6 +9,10 @@ packages=(
   libmicrohttpd-dev libsqlite3-dev libpq-dev libgtest-dev libgmock-dev python3
   postgresql-15  # the PostgreSQL store's tests run a throwaway server (src/postgres/postgres_for_test.h)
   chromium  # the web console's browser tests (tests/browser)
+  # Workers as containers (the agent's default runtime) and their tests: the engine, the OCI
+  # runtime that works on our VMs, manifests for pull totals, a loopback registry, a static
+  # busybox for images built FROM scratch, htpasswd for the registry with auth.
+  podman runc skopeo docker-registry busybox-static apache2-utils
 )
 # Benchmark-only peers, installed by `make bench` (not by `make test`, so CI does not pay for them):
 # nginx (mirror_vs_nginx.sh), aria2 and GNU time's /usr/bin/time (pull_vs_peers.sh), Google

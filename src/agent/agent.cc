@@ -5,13 +5,19 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <fstream>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include "agent/agent_api.h"
+#include "agent/container_runtime.h"
 #include "agent/controller_link.h"
 #include "agent/downloads.h"
+#include "agent/engine.h"
+#include "agent/images.h"
 #include "agent/inventory.h"
+#include "agent/process_runtime.h"
 #include "agent/state_db.h"
 #include "agent/workers.h"
 #include "mc/cache/cache_store.h"
@@ -69,6 +75,29 @@ Status CheckOptions(const AgentOptions& o) {
   return Status::Ok();
 }
 
+// This agent's id among the engine's containers (label modelcache.agent, container names): made
+// once per state dir, so that agents sharing an engine never take each other's containers.
+StatusOr<std::string> InstanceId(const fs::path& state_dir) {
+  const fs::path file = state_dir / "instance-id";
+  std::ifstream in(file);
+  std::string id;
+  if (in >> id && id.size() == 8 && id.find_first_not_of("0123456789abcdef") == id.npos) {
+    return id;
+  }
+  std::mt19937_64 rng{std::random_device{}()};
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+  id = std::string(buf, 8);
+  const fs::path tmp = state_dir / "instance-id.tmp";
+  std::ofstream out(tmp, std::ios::trunc);
+  out << id << "\n";
+  out.close();
+  std::error_code ec;
+  fs::rename(tmp, file, ec);
+  if (!out || ec) return InternalError("write " + file.string());
+  return id;
+}
+
 std::string HostName() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "localhost";
@@ -110,23 +139,18 @@ class AgentImpl final : public Agent {
     d.tuning = o_.tuning;
     d.ref_ttl = o_.ref_ttl;
     d.sleep = o_.sleep;
-    d.on_change = [this] {
-      std::lock_guard<std::mutex> lock(link_mu_);
-      if (link_) link_->Poke();
-    };
+    d.on_change = [this] { PokeLink(); };
     downloads_ = std::make_unique<Downloads>(std::move(d), *inventory_, *db_, *o_.clock);
 
+    MC_RETURN_IF_ERROR(MakeRuntime(), "agent");
     WorkersOptions w;
     w.cache_dir = o_.cache_dir;
     w.state_dir = o_.state_dir;
     w.gpu_count = o_.gpus;
-    w.log_cap_bytes = o_.log_cap_bytes;
-    w.on_change = [this] {
-      std::lock_guard<std::mutex> lock(link_mu_);
-      if (link_) link_->Poke();
-    };
-    workers_ = std::make_unique<Workers>(std::move(w), *downloads_, *inventory_, *db_, *store_,
-                                         *o_.clock);
+    w.stop_grace = o_.stop_grace;
+    w.on_change = [this] { PokeLink(); };
+    workers_ = std::make_unique<Workers>(std::move(w), *runtime_, *downloads_, images_.get(),
+                                         *inventory_, *db_, *store_, *o_.clock);
     workers_->Recover();
 
     mirror::MirrorOptions m;
@@ -134,7 +158,8 @@ class AgentImpl final : public Agent {
     MC_ASSIGN_OR_RETURN(mirror_, mirror::MirrorHandler::Create(std::move(m)), "agent");
 
     api_ = std::make_unique<AgentApi>(
-        AgentApi::Parts{o_, *inventory_, *downloads_, *workers_, *db_, *mirror_, *store_});
+        AgentApi::Parts{o_, *inventory_, *downloads_, *workers_, images_.get(), *db_, *mirror_,
+                        *store_});
     net::HttpServerOptions http;
     http.listen = o_.listen;
     http.name = "agent";
@@ -164,9 +189,11 @@ class AgentImpl final : public Agent {
           [this] { return api_->HostDocument(); });
       link_->Start();
     }
-    spdlog::info("agent: {} serving on {} (cache {}, capacity {}, {} GPUs)", o_.host_id,
-                 http_->base_url(), o_.cache_dir.string(), ByteCount(o_.capacity).ToHuman(),
-                 o_.gpus);
+    spdlog::info("agent: {} serving on {} (cache {}, capacity {}, {} GPUs, workers as {})",
+                 o_.host_id, http_->base_url(), o_.cache_dir.string(),
+                 ByteCount(o_.capacity).ToHuman(), o_.gpus,
+                 runtime_->runs_containers() ? std::string(runtime_->name()) + " containers"
+                                             : "processes");
     return Status::Ok();
   }
 
@@ -189,10 +216,51 @@ class AgentImpl final : public Agent {
     if (mirror_) mirror_->StopFaults();
     if (http_) http_->Stop();
     if (downloads_) downloads_->Shutdown();
-    workers_.reset();  // stops watching; the processes live on
+    if (images_) images_->Shutdown();
+    workers_.reset();  // stops watching; the processes and containers live on
+    runtime_.reset();
   }
 
  private:
+  void PokeLink() {
+    std::lock_guard<std::mutex> lock(link_mu_);
+    if (link_) link_->Poke();
+  }
+
+  // Processes, or containers through the engine (with the images they need).
+  Status MakeRuntime() {
+    const RuntimeOptions& r = o_.runtime;
+    ProcessSupervisor::Options so;
+    so.log_cap_bytes = o_.log_cap_bytes;
+    so.clock = o_.clock;
+    if (r.kind == RuntimeKind::kProcess) {
+      runtime_ = std::make_unique<ProcessRuntime>(so);
+      return Status::Ok();
+    }
+    MC_ASSIGN_OR_RETURN(std::string instance, InstanceId(o_.state_dir));
+    engine_ = std::make_unique<Engine>(MakeEngine(r, o_.state_dir / "image-pulls"));
+    ContainerRuntimeOptions c;
+    c.instance = instance;
+    c.network = r.network;
+    c.cdi_spec_dirs = r.cdi_spec_dirs;
+    c.cdi_kind = r.cdi_kind;
+    const std::string missing = MissingCgroupControllers();
+    c.limits = r.limits.value_or(missing.empty());
+    if (!c.limits) {
+      spdlog::warn("agent: worker limits (memory, CPUs, pids) are not enforced: {}",
+                   r.limits ? "turned off" : "the host has no cgroup controller for " + missing);
+    }
+    c.helper_log = o_.state_dir / "engine-helpers.log";
+    c.supervisor = so;
+    runtime_ = std::make_unique<ContainerRuntime>(std::move(c), *engine_);
+    ImagesOptions i;
+    i.capacity = r.image_capacity;
+    i.on_change = [this] { PokeLink(); };
+    images_ = std::make_unique<Images>(std::move(i), *engine_, *db_, *o_.clock);
+    images_->Recover();
+    return Status::Ok();
+  }
+
   // On a timer: re-read the cache (changes made by hand), then watermark evictions.
   void Maintain() {
     std::unique_lock<std::mutex> lock(mu_);
@@ -212,6 +280,9 @@ class AgentImpl final : public Agent {
   std::unique_ptr<cache::CacheStore> store_;
   std::unique_ptr<Inventory> inventory_;
   std::unique_ptr<Downloads> downloads_;
+  std::unique_ptr<Engine> engine_;            // containers only
+  std::unique_ptr<WorkerRuntime> runtime_;
+  std::unique_ptr<Images> images_;            // containers only
   std::unique_ptr<Workers> workers_;
   std::unique_ptr<mirror::MirrorHandler> mirror_;
   std::unique_ptr<AgentApi> api_;

@@ -5,11 +5,11 @@
 #include <algorithm>
 #include <cmath>
 #include <ctime>
-#include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
+#include "agent/api_json.h"
 #include "mc/hub/model_ref.h"
 #include "mc/net/json_reply.h"
 #include "mc/net/prometheus.h"
@@ -22,21 +22,9 @@ namespace fs = std::filesystem;
 
 constexpr std::chrono::milliseconds kMaxWait{300'000};
 
-std::string IsoTime(TimePoint t) {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch());
-  const std::time_t secs = static_cast<std::time_t>(ms.count() / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof out, "%s.%03lldZ", buf, static_cast<long long>(ms.count() % 1000));
-  return out;
-}
-
 // ---- request parsing: every field checked, unknown fields refused ----
 
-StatusOr<json> ParseBody(const net::HttpRequest& req, std::initializer_list<const char*> allowed) {
+StatusOr<json> ParseBody(const net::HttpRequest& req, const std::vector<const char*>& allowed) {
   json body = json::parse(req.body, nullptr, false);
   if (body.is_discarded()) return InvalidArgumentError("the request body is not valid JSON");
   if (!body.is_object()) return InvalidArgumentError("the request body must be a JSON object");
@@ -50,61 +38,6 @@ StatusOr<json> ParseBody(const net::HttpRequest& req, std::initializer_list<cons
     }
   }
   return body;
-}
-
-StatusOr<std::optional<std::string>> OptString(const json& body, const char* name) {
-  if (!body.contains(name) || body[name].is_null()) return std::optional<std::string>();
-  if (!body[name].is_string()) return InvalidArgumentError(std::string(name) + " must be a string");
-  return std::optional<std::string>(body[name].get<std::string>());
-}
-
-StatusOr<std::vector<std::string>> StringList(const json& body, const char* name) {
-  std::vector<std::string> out;
-  if (!body.contains(name) || body[name].is_null()) return out;
-  if (!body[name].is_array()) return InvalidArgumentError(std::string(name) + " must be a list");
-  for (const json& v : body[name]) {
-    if (!v.is_string()) return InvalidArgumentError(std::string(name) + " must hold strings");
-    out.push_back(v.get<std::string>());
-  }
-  return out;
-}
-
-// model + optional revision → repo and revision (default main). A revision in both places must
-// agree.
-StatusOr<std::pair<RepoId, Revision>> ParseModel(const json& body) {
-  MC_ASSIGN_OR_RETURN(std::optional<std::string> model, OptString(body, "model"));
-  if (!model) return InvalidArgumentError("\"model\" is required (org/name or a Hub URL)");
-  MC_ASSIGN_OR_RETURN(hub::ModelRef ref, hub::ParseModelRef(*model));
-  if (ref.file) {
-    return InvalidArgumentError("\"model\" names a file; give the repo (use include to select "
-                                "files)");
-  }
-  MC_ASSIGN_OR_RETURN(std::optional<std::string> revision, OptString(body, "revision"));
-  if (revision) {
-    MC_ASSIGN_OR_RETURN(Revision rev, Revision::Parse(*revision));
-    if (ref.revision && ref.revision->str() != rev.str()) {
-      return InvalidArgumentError("the model's revision and \"revision\" differ");
-    }
-    ref.revision = rev;
-  }
-  return std::pair<RepoId, Revision>(ref.repo, ref.revision.value_or(Revision::Parse("main").value()));
-}
-
-StatusOr<EnsureRequest> ParseEnsure(const json& body) {
-  EnsureRequest r;
-  MC_ASSIGN_OR_RETURN(auto model, ParseModel(body));
-  r.repo = model.first;
-  r.revision = model.second;
-  MC_ASSIGN_OR_RETURN(r.patterns.include, StringList(body, "include"));
-  MC_ASSIGN_OR_RETURN(r.patterns.exclude, StringList(body, "exclude"));
-  MC_ASSIGN_OR_RETURN(r.peers, StringList(body, "peers"));
-  for (const std::string& peer : r.peers) {
-    auto endpoint = hub::Endpoint::Parse(peer);
-    if (!endpoint.ok()) return InvalidArgumentError("peer: " + endpoint.status().message());
-  }
-  MC_ASSIGN_OR_RETURN(std::optional<std::string> token, OptString(body, "token"));
-  if (token && !token->empty()) r.token = hub::Secret(std::move(*token));
-  return r;
 }
 
 StatusOr<std::chrono::milliseconds> WaitParam(const net::HttpRequest& req, const char* name) {
@@ -121,9 +54,6 @@ StatusOr<std::chrono::milliseconds> WaitParam(const net::HttpRequest& req, const
 }
 
 // ---- JSON views ----
-
-// "org/name" for models, "datasets/org/name" for the others: what ParseModelRef reads back.
-std::string ModelName(const RepoId& repo) { return std::string(repo.UrlPrefix()) + repo.id(); }
 
 const char* PhaseName(EnsureState::Phase p) {
   switch (p) {
@@ -161,26 +91,6 @@ json EnsureJson(const EnsureState& s) {
 }
 
 
-json WorkerJson(const WorkerRow& w) {
-  auto repo = RepoId::FromFolderName(w.repo);
-  auto opt_time = [](const std::optional<TimePoint>& t) {
-    return t ? json(IsoTime(*t)) : json(nullptr);
-  };
-  return json{{"id", w.id},
-              {"model", repo.ok() ? ModelName(*repo) : w.repo},
-              {"commit", w.commit.empty() ? json(nullptr) : json(w.commit)},
-              {"gpus", ParseGpus(w.gpus)},
-              {"state", w.state},
-              {"pid", w.pid > 0 ? json(w.pid) : json(nullptr)},
-              {"exit_code", w.exit_code ? json(*w.exit_code) : json(nullptr)},
-              {"signal", w.signal ? json(*w.signal) : json(nullptr)},
-              {"message", w.message},
-              {"created_at", IsoTime(w.created)},
-              {"started_at", opt_time(w.started)},
-              {"ended_at", opt_time(w.ended)},
-              {"logs", {{"stdout", w.stdout_path}, {"stderr", w.stderr_path}}}};
-}
-
 // The commit a pin or evict body names: a sha, or a ref the cache has.
 StatusOr<std::pair<RepoId, CommitSha>> LocalCommit(const json& body,
                                                    const cache::CacheStore& store) {
@@ -217,7 +127,7 @@ std::string AgentApi::HostDocument() const {
   json downloads = json::array();
   for (const EnsureState& d : p_.downloads.Active()) downloads.push_back(EnsureJson(d));
   json workers = json::array();
-  for (const WorkerRow& w : p_.workers.List()) workers.push_back(WorkerJson(w));
+  for (const WorkerView& w : p_.workers.Views()) workers.push_back(WorkerJson(w));
   std::string url;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -238,6 +148,11 @@ std::string AgentApi::HostDocument() const {
                 {"low_watermark", b.low_watermark}}},
               {"snapshots", snapshots},
               {"downloads", downloads},
+              {"runtime",
+               {{"kind", p_.workers.runtime().name()},
+                {"containers", p_.workers.runtime().runs_containers()},
+                {"limits", p_.workers.runtime().enforces_limits()}}},
+              {"images", p_.images ? ImagesJson(*p_.images) : json(nullptr)},
               {"workers", workers}}
       .dump();
 }
@@ -318,7 +233,7 @@ void AgentApi::RemovePin(const net::HttpRequest& req, const Params&, net::HttpRe
 
 void AgentApi::ListWorkers(const net::HttpRequest&, const Params&, net::HttpResponse& res) {
   json list = json::array();
-  for (const WorkerRow& w : p_.workers.List()) list.push_back(WorkerJson(w));
+  for (const WorkerView& w : p_.workers.Views()) list.push_back(WorkerJson(w));
   net::SetJson(res, 200, json{{"workers", list}}.dump());
 }
 
@@ -330,8 +245,8 @@ void AgentApi::StopWorker(const net::HttpRequest& req, const Params& params,
   const auto g = req.QueryParam("grace") ? *grace : p_.options.stop_grace;
   Status s = p_.workers.Stop(id, g);
   if (!s.ok()) return net::SetJsonError(res, s);
-  auto row = p_.workers.Get(id);
-  net::SetJson(res, 202, (row ? WorkerJson(*row) : json::object()).dump());
+  auto view = p_.workers.View(id);
+  net::SetJson(res, 202, (view ? WorkerJson(*view) : json::object()).dump());
 }
 
 void AgentApi::Ensure(const net::HttpRequest& req, const Params&, net::HttpResponse& res) {
@@ -376,54 +291,14 @@ void AgentApi::Evict(const net::HttpRequest& req, const Params&, net::HttpRespon
 
 void AgentApi::StartWorker(const net::HttpRequest& req, const Params&,
                            net::HttpResponse& res) {
-  auto body = ParseBody(req, {"id", "model", "revision", "include", "exclude", "peers", "token",
-                              "command", "env", "gpus", "links", "cwd"});
+  auto body = ParseBody(req, WorkerFields());
   if (!body.ok()) return net::SetJsonError(res, body.status());
-  const json& b = *body;
-  WorkerRequest w;
-  auto fail = [&](const Status& s) { net::SetJsonError(res, s); };
-  auto model = ParseEnsure(b);
-  if (!model.ok()) return fail(model.status());
-  w.model = std::move(*model);
-  auto id = OptString(b, "id");
-  if (!id.ok()) return fail(id.status());
-  w.id = id->value_or("");
-  auto command = StringList(b, "command");
-  if (!command.ok()) return fail(command.status());
-  w.command = std::move(*command);
-  if (b.contains("env") && !b["env"].is_null()) {
-    if (!b["env"].is_object()) return fail(InvalidArgumentError("env must be an object"));
-    for (const auto& [k, v] : b["env"].items()) {
-      if (!v.is_string()) return fail(InvalidArgumentError("env values must be strings"));
-      w.env.emplace_back(k, v.get<std::string>());
-    }
-  }
-  if (b.contains("gpus") && !b["gpus"].is_null()) {
-    if (!b["gpus"].is_number_integer()) return fail(InvalidArgumentError("gpus must be an integer"));
-    w.gpus = b["gpus"].get<int>();
-  }
-  if (b.contains("links") && !b["links"].is_null()) {
-    if (!b["links"].is_array()) return fail(InvalidArgumentError("links must be a list"));
-    for (const json& l : b["links"]) {
-      if (!l.is_object() || !l.contains("dest") || !l["dest"].is_string()) {
-        return fail(InvalidArgumentError("each link needs a \"dest\" path"));
-      }
-      AppLinkRequest link{.file = std::nullopt, .dest = l["dest"].get<std::string>()};
-      if (l.contains("file")) {
-        if (!l["file"].is_string()) return fail(InvalidArgumentError("link file must be a string"));
-        auto file = RepoFilePath::Parse(l["file"].get<std::string>());
-        if (!file.ok()) return fail(file.status());
-        link.file = *file;
-      }
-      w.links.push_back(std::move(link));
-    }
-  }
-  auto cwd = OptString(b, "cwd");
-  if (!cwd.ok()) return fail(cwd.status());
-  if (*cwd) w.cwd = **cwd;
-  auto row = p_.workers.Start(std::move(w));
-  if (!row.ok()) return fail(row.status());
-  net::SetJson(res, 202, WorkerJson(*row).dump());
+  auto w = ParseWorkerRequest(*body);
+  if (!w.ok()) return net::SetJsonError(res, w.status());
+  auto row = p_.workers.Start(std::move(*w));
+  if (!row.ok()) return net::SetJsonError(res, row.status());
+  auto view = p_.workers.View(row->id);
+  net::SetJson(res, 202, (view ? WorkerJson(*view) : json::object()).dump());
 }
 
 void AgentApi::GetWorker(const net::HttpRequest& req, const Params& params,
@@ -441,8 +316,9 @@ void AgentApi::GetWorker(const net::HttpRequest& req, const Params& params,
   } else {
     row = p_.workers.Get(id);
   }
-  if (!row) return net::SetJsonError(res, NotFoundError("no worker " + id.substr(0, 80)));
-  net::SetJson(res, 200, WorkerJson(*row).dump());
+  auto view = row ? p_.workers.View(id) : std::nullopt;
+  if (!view) return net::SetJsonError(res, NotFoundError("no worker " + id.substr(0, 80)));
+  net::SetJson(res, 200, WorkerJson(*view).dump());
 }
 
 void AgentApi::Metrics(const net::HttpRequest&, const Params&, net::HttpResponse& res) {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "agent/downloads.h"
+#include "agent/images.h"
 #include "agent/inventory.h"
 #include "agent/state_db.h"
 #include "agent/workers.h"
@@ -25,6 +26,7 @@ class AgentApi {
     Inventory& inventory;
     Downloads& downloads;
     Workers& workers;
+    Images* images;  // null when workers are processes
     StateDb& db;
     mirror::MirrorHandler& mirror;
     cache::CacheStore& store;

@@ -479,6 +479,37 @@ TEST_F(AgentTest, InvalidRequestsAreRefusedAndChangeNothing) {
   EXPECT_TRUE(Call("GET", agent->base_url() + "/v1/workers").body["workers"].empty());
 }
 
+TEST_F(AgentTest, WorkerRequestsThatTheRuntimeCannotRunAreRefusedWithTheReason) {
+  auto agent = StartAgent(Options("worker_invalid"));  // processes: the default runtime
+  ASSERT_TRUE(agent);
+  struct Case {
+    json body;
+    std::string says;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{{"model", "org/m0"}, {"image", "Registry.example/App:1"}}, "lowercase"},
+           {{{"model", "org/m0"}, {"image", "r.example/a@sha256:abc"}}, "64 hex digits"},
+           {{{"model", "org/m0"}, {"image", "r.example/a:1"}, {"command", {"true"}}},
+            "--runtime process"},
+           {{{"model", "org/m0"}, {"command", {"true"}}, {"registryAuth", {{"username", "u"},
+                                                                            {"password", "p"}}}},
+            "registryAuth"},
+           {{{"model", "org/m0"}, {"models", {{{"model", "org/m1"}}}}, {"command", {"true"}}},
+            "either"},
+           {{{"models", json::array()}, {"command", {"true"}}}, "1 to 16"},
+           {{{"model", "org/m0"}, {"command", {"true"}}, {"limits", {{"memory", "lots"}}}},
+            "memory"},
+           {{{"model", "org/m0"}, {"command", {"true"}}, {"links", {{{"dest", "/x"}, {"model", "org/zz"}}}}},
+            "not one of the worker's models"},
+       }) {
+    Reply r = Call("POST", agent->base_url() + "/v1/workers", c.body.dump());
+    EXPECT_EQ(r.status, 400) << c.body.dump();
+    EXPECT_NE(r.body.value("error", "").find(c.says), std::string::npos)
+        << c.body.dump() << " -> " << r.body.dump();
+  }
+  EXPECT_TRUE(Call("GET", agent->base_url() + "/v1/workers").body["workers"].empty());
+}
+
 TEST_F(AgentTest, ServesItsCacheThroughTheMirrorRoutes) {
   auto agent = StartAgent(Options("mirror_routes"));
   ASSERT_TRUE(agent);

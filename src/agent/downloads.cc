@@ -327,6 +327,18 @@ std::vector<EnsureState> Downloads::Active() const {
   return out;
 }
 
+std::optional<EnsureState> Downloads::Progress(const EnsureRequest& request) const {
+  std::shared_ptr<Download> d;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = active_.find(request.Key());
+    if (it == active_.end()) return std::nullopt;
+    d = it->second;
+  }
+  std::lock_guard<std::mutex> lock(d->mu);
+  return Snapshot(*d);
+}
+
 DownloadStats Downloads::Stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return stats_;

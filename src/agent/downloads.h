@@ -113,6 +113,8 @@ class Downloads {
   EnsureState EnsureThen(const EnsureRequest& request, ReadyCallback on_done);
   // Downloads in flight.
   std::vector<EnsureState> Active() const;
+  // The download in flight for `request`'s key, if any (never starts one).
+  std::optional<EnsureState> Progress(const EnsureRequest& request) const;
   DownloadStats Stats() const;
   // Restarts downloads left by a crash (those that need no token).
   void Resume();

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -123,6 +124,25 @@ StatusOr<Fd> OpenLog(const fs::path& path) {
   return fd;
 }
 
+// An in-memory file holding `data`, positioned at its start, at fd 3 or above.
+StatusOr<Fd> MemoryFile(const std::string& data) {
+  Fd fd(memfd_create("mc-stdin", MFD_CLOEXEC));
+  if (fd.get() < 0) return ErrnoError(errno, "memfd_create");
+  for (size_t done = 0; done < data.size();) {
+    ssize_t n = write(fd.get(), data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError(errno, "write memfd");
+    done += static_cast<size_t>(n);
+  }
+  if (lseek(fd.get(), 0, SEEK_SET) != 0) return ErrnoError(errno, "lseek memfd");
+  if (fd.get() < 3) {
+    Fd high(fcntl(fd.get(), F_DUPFD_CLOEXEC, 3));
+    if (high.get() < 0) return ErrnoError(errno, "dup memfd");
+    return high;
+  }
+  return fd;
+}
+
 // posix_spawn's file actions and attributes; the first failing call's error is kept.
 class SpawnSetup {
  public:
@@ -139,8 +159,12 @@ class SpawnSetup {
 
   // stdin from /dev/null, stdout and stderr to the logs, nothing else open, own session,
   // no blocked or ignored signals inherited from the agent.
-  int Prepare(int out_fd, int err_fd, const fs::path& cwd) {
-    Keep(posix_spawn_file_actions_addopen(&actions_, 0, "/dev/null", O_RDONLY, 0));
+  int Prepare(int in_fd, int out_fd, int err_fd, const fs::path& cwd) {
+    if (in_fd >= 0) {
+      Keep(posix_spawn_file_actions_adddup2(&actions_, in_fd, 0));
+    } else {
+      Keep(posix_spawn_file_actions_addopen(&actions_, 0, "/dev/null", O_RDONLY, 0));
+    }
     Keep(posix_spawn_file_actions_adddup2(&actions_, out_fd, 1));
     Keep(posix_spawn_file_actions_adddup2(&actions_, err_fd, 2));
     Keep(posix_spawn_file_actions_addclosefrom_np(&actions_, 3));
@@ -196,8 +220,13 @@ StatusOr<Spawned> Spawn(const ProcessSpec& spec) {
   if (spec.stderr_path != spec.stdout_path) {
     MC_ASSIGN_OR_RETURN(err_own, OpenLog(spec.stderr_path));
   }
+  Fd in;
+  if (spec.stdin_data) {
+    MC_ASSIGN_OR_RETURN(in, MemoryFile(*spec.stdin_data));
+  }
   SpawnSetup setup;
-  int rc = setup.Prepare(out.get(), err_own.get() >= 0 ? err_own.get() : out.get(), spec.cwd);
+  int rc = setup.Prepare(in.get(), out.get(), err_own.get() >= 0 ? err_own.get() : out.get(),
+                         spec.cwd);
   if (rc != 0) return ErrnoError(rc, "prepare spawn of " + program);
   std::vector<char*> argv = CStrings(spec.argv);
   std::vector<char*> envp = CStrings(spec.env);

@@ -1,7 +1,7 @@
 // ProcessSupervisor: starts worker processes, watches them exit, stops them, and caps their logs.
 //
 // Start() uses posix_spawn (no fork of the agent's memory): the process gets exactly the given
-// environment, stdin from /dev/null, stdout and stderr appended to log files, its own session and
+// environment, stdin from /dev/null (or an in-memory file with ProcessSpec::stdin_data), stdout and stderr appended to log files, its own session and
 // process group (so a stop reaches whatever it forks), default signal dispositions and an empty
 // signal mask, and no fd of ours: every fd above 2 is closed in the child (closefrom), so even an
 // fd some library opened without O_CLOEXEC does not leak. argv[0] without a '/' is looked up in
@@ -56,6 +56,9 @@ struct ProcessSpec {
   std::filesystem::path cwd;          // empty = the agent's working directory
   std::filesystem::path stdout_path;  // appended to (created 0640 if missing); empty = /dev/null
   std::filesystem::path stderr_path;  // may equal stdout_path (one fd then)
+  // stdin: these bytes in an in-memory file (memfd, never on disk: a container engine reads the
+  // worker's environment from it); nullopt = /dev/null.
+  std::optional<std::string> stdin_data;
 };
 
 // Identity of a process that survives pid reuse: the pid and its start time in clock ticks since

@@ -24,7 +24,7 @@ using sqlite::Connection;
 using sqlite::RowReader;
 using sqlite::Statement;
 
-constexpr int64_t kSchemaVersion = 1;
+constexpr int64_t kSchemaVersion = 2;
 
 constexpr const char* kMigrations[kSchemaVersion] = {
     // 0 -> 1. Completions belong to a snapshot row (deleted with it); pins do not.
@@ -50,6 +50,22 @@ CREATE TABLE workers (
   state TEXT NOT NULL, pid INTEGER NOT NULL, start_ticks INTEGER NOT NULL, exit_code INTEGER,
   signal INTEGER, message TEXT NOT NULL, stdout_path TEXT NOT NULL, stderr_path TEXT NOT NULL,
   created_ms INTEGER NOT NULL, started_ms INTEGER, ended_ms INTEGER) STRICT;
+)sql",
+    // 1 -> 2. Image workers (issue 14): runtime, container, image and cold-start times of a
+    // worker; the images the agent knows.
+    R"sql(
+ALTER TABLE workers ADD COLUMN endpoint TEXT NOT NULL DEFAULT '';
+ALTER TABLE workers ADD COLUMN runtime TEXT NOT NULL DEFAULT 'process';
+ALTER TABLE workers ADD COLUMN container TEXT NOT NULL DEFAULT '';
+ALTER TABLE workers ADD COLUMN image TEXT NOT NULL DEFAULT '';
+ALTER TABLE workers ADD COLUMN image_digest TEXT NOT NULL DEFAULT '';
+ALTER TABLE workers ADD COLUMN extra_models TEXT NOT NULL DEFAULT '';
+ALTER TABLE workers ADD COLUMN image_ms INTEGER;
+ALTER TABLE workers ADD COLUMN download_ms INTEGER;
+CREATE TABLE images (
+  reference TEXT NOT NULL PRIMARY KEY, image_id TEXT NOT NULL, digest TEXT NOT NULL,
+  size INTEGER NOT NULL, pulled INTEGER NOT NULL CHECK (pulled IN (0, 1)),
+  last_use_ms INTEGER NOT NULL) STRICT;
 )sql",
 };
 
@@ -397,7 +413,8 @@ StatusOr<std::vector<DownloadRow>> StateDb::ListDownloads() const {
 namespace {
 constexpr const char* kSelectWorkers = R"sql(
 SELECT id, repo, "commit", gpus, state, pid, start_ticks, exit_code, signal, message,
-       stdout_path, stderr_path, created_ms, started_ms, ended_ms FROM workers)sql";
+       stdout_path, stderr_path, created_ms, started_ms, ended_ms, endpoint, runtime, container,
+       image, image_digest, extra_models, image_ms, download_ms FROM workers)sql";
 
 WorkerRow ReadWorker(const Statement& st) {
   return WorkerRow{.id = st.Text(0),
@@ -414,7 +431,15 @@ WorkerRow ReadWorker(const Statement& st) {
                    .stderr_path = st.Text(11),
                    .created = st.Time(12),
                    .started = st.OptTime(13),
-                   .ended = st.OptTime(14)};
+                   .ended = st.OptTime(14),
+                   .endpoint = st.Text(15),
+                   .runtime = st.Text(16),
+                   .container = st.Text(17),
+                   .image = st.Text(18),
+                   .image_digest = st.Text(19),
+                   .extra_models = st.Text(20),
+                   .image_ms = st.OptInt(21),
+                   .download_ms = st.OptInt(22)};
 }
 }  // namespace
 
@@ -423,14 +448,18 @@ Status StateDb::PutWorker(const WorkerRow& row) {
   return impl_->Run(
       R"sql(INSERT OR REPLACE INTO workers
               (id, repo, "commit", gpus, state, pid, start_ticks, exit_code, signal, message,
-               stdout_path, stderr_path, created_ms, started_ms, ended_ms)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15))sql",
+               stdout_path, stderr_path, created_ms, started_ms, ended_ms, endpoint, runtime,
+               container, image, image_digest, extra_models, image_ms, download_ms)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                    ?18, ?19, ?20, ?21, ?22, ?23))sql",
       "put worker " + row.id, [&](Statement& st) {
         st.Bind(row.id).Bind(row.repo).Bind(row.commit).Bind(row.gpus).Bind(row.state);
         st.Bind(int64_t{row.pid}).Bind(static_cast<int64_t>(row.start_ticks));
         st.Bind(row.exit_code).Bind(row.signal).Bind(row.message);
         st.Bind(row.stdout_path).Bind(row.stderr_path);
         st.Bind(row.created).Bind(row.started).Bind(row.ended);
+        st.Bind(row.endpoint).Bind(row.runtime).Bind(row.container).Bind(row.image);
+        st.Bind(row.image_digest).Bind(row.extra_models).Bind(row.image_ms).Bind(row.download_ms);
       });
 }
 
@@ -456,6 +485,42 @@ Status StateDb::PruneWorkers(TimePoint before) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->Run("DELETE FROM workers WHERE ended_ms IS NOT NULL AND ended_ms < ?1",
                     "prune workers", [&](Statement& st) { st.Bind(before); });
+}
+
+// ---- images ----
+
+Status StateDb::PutImage(const ImageRow& row) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->Run(
+      R"sql(INSERT OR REPLACE INTO images (reference, image_id, digest, size, pulled, last_use_ms)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6))sql",
+      "put image " + row.reference, [&](Statement& st) {
+        st.Bind(row.reference).Bind(row.image_id).Bind(row.digest);
+        st.Bind(static_cast<int64_t>(row.size)).Bind(int64_t{row.pulled ? 1 : 0}).Bind(row.last_use);
+      });
+}
+
+Status StateDb::DeleteImage(const std::string& reference) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->Run("DELETE FROM images WHERE reference = ?1", "delete image " + reference,
+                    [&](Statement& st) { st.Bind(reference); });
+}
+
+StatusOr<std::vector<ImageRow>> StateDb::ListImages() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::vector<ImageRow> rows;
+  MC_RETURN_IF_ERROR(impl_->Run(
+      "SELECT reference, image_id, digest, size, pulled, last_use_ms FROM images ORDER BY "
+      "reference",
+      "list images", nullptr, [&](const Statement& st) {
+        rows.push_back(ImageRow{.reference = st.Text(0),
+                                .image_id = st.Text(1),
+                                .digest = st.Text(2),
+                                .size = static_cast<uint64_t>(st.Int(3)),
+                                .pulled = st.Int(4) != 0,
+                                .last_use = st.Time(5)});
+      }));
+  return rows;
 }
 
 }  // namespace mc::agent

@@ -92,6 +92,25 @@ struct WorkerRow {
   TimePoint created;
   std::optional<TimePoint> started;  // process exec'd
   std::optional<TimePoint> ended;
+  // Since schema version 2 (image workers).
+  std::string endpoint;            // the controller's endpoint id, "" if none
+  std::string runtime = "process"; // "process", "podman", "docker"
+  std::string container;           // the container's name; "" for processes
+  std::string image;               // normalized reference; "" for processes
+  std::string image_digest;
+  std::string extra_models;        // further models pinned: "folder@commit" lines
+  std::optional<int64_t> image_ms;     // cold start: created -> image ready (0 on a hit)
+  std::optional<int64_t> download_ms;  // cold start: created -> last model ready
+};
+
+// An image the agent knows (pulled, or found in the engine's store for a worker).
+struct ImageRow {
+  std::string reference;  // normalized
+  std::string image_id;
+  std::string digest;
+  uint64_t size = 0;
+  bool pulled = false;    // by the agent: only those are garbage-collected
+  TimePoint last_use;
 };
 
 class StateDb {
@@ -144,6 +163,11 @@ class StateDb {
   // Deletes rows of workers that ended before `before` (history kept for a while); rows with no
   // `ended` are kept.
   Status PruneWorkers(TimePoint before);
+
+  // ---- images ----
+  Status PutImage(const ImageRow& row);  // insert or replace by reference
+  Status DeleteImage(const std::string& reference);  // OK if there is no such row
+  StatusOr<std::vector<ImageRow>> ListImages() const;
 
  private:
   struct Impl;

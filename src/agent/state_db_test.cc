@@ -32,7 +32,15 @@ bool operator==(const WorkerRow& a, const WorkerRow& b) {
          a.state == b.state && a.pid == b.pid && a.start_ticks == b.start_ticks &&
          a.exit_code == b.exit_code && a.signal == b.signal && a.message == b.message &&
          a.stdout_path == b.stdout_path && a.stderr_path == b.stderr_path &&
-         a.created == b.created && a.started == b.started && a.ended == b.ended;
+         a.created == b.created && a.started == b.started && a.ended == b.ended &&
+         a.endpoint == b.endpoint && a.runtime == b.runtime && a.container == b.container &&
+         a.image == b.image && a.image_digest == b.image_digest &&
+         a.extra_models == b.extra_models && a.image_ms == b.image_ms &&
+         a.download_ms == b.download_ms;
+}
+bool operator==(const ImageRow& a, const ImageRow& b) {
+  return a.reference == b.reference && a.image_id == b.image_id && a.digest == b.digest &&
+         a.size == b.size && a.pulled == b.pulled && a.last_use == b.last_use;
 }
 
 namespace {
@@ -277,7 +285,15 @@ WorkerRow Worker(const std::string& id, int64_t created_ms) {
           .stderr_path = "/state/workers/" + id + "/stderr",
           .created = At(created_ms),
           .started = std::nullopt,
-          .ended = std::nullopt};
+          .ended = std::nullopt,
+          .endpoint = "",
+          .runtime = "process",
+          .container = "",
+          .image = "",
+          .image_digest = "",
+          .extra_models = "",
+          .image_ms = std::nullopt,
+          .download_ms = std::nullopt};
 }
 
 TEST_F(StateDbTest, WorkersRoundTripWithOptionalFields) {
@@ -291,6 +307,14 @@ TEST_F(StateDbTest, WorkersRoundTripWithOptionalFields) {
   exited.started = At(0);
   exited.ended = At(3000);
   exited.message = "exited with code 0";
+  exited.endpoint = "ep-1";
+  exited.runtime = "podman";
+  exited.container = "mc-0123abcd-w2";
+  exited.image = "127.0.0.1:5000/org/worker:1";
+  exited.image_digest = "sha256:" + std::string(64, 'e');
+  exited.extra_models = "models--org--lora@" + std::string(40, 'b') + "\n";
+  exited.image_ms = 0;
+  exited.download_ms = 1234;
   ASSERT_TRUE(db->PutWorker(running).ok());
   ASSERT_TRUE(db->PutWorker(exited).ok());
 
@@ -379,6 +403,51 @@ TEST_F(StateDbTest, ADatabaseWithANewerSchemaVersionIsMovedAside) {
   EXPECT_EQ(sqlite3_column_int(stmt, 0), 99);
   sqlite3_finalize(stmt);
   sqlite3_close(raw);
+}
+
+TEST_F(StateDbTest, ImagesArePutReplacedAndDeleted) {
+  auto db = OpenDb();
+  ASSERT_NE(db, nullptr);
+  ImageRow a{"127.0.0.1:5000/org/a:1", std::string(64, 'a'), "sha256:" + std::string(64, '1'),
+             uint64_t{5} << 30, true, At(1000)};
+  ImageRow b{"localhost/b:latest", std::string(64, 'b'), "", 42, false, At(2000)};
+  ASSERT_TRUE(db->PutImage(a).ok());
+  ASSERT_TRUE(db->PutImage(b).ok());
+  EXPECT_THAT(*db->ListImages(), ElementsAre(a, b));
+  a.last_use = At(3000);  // put replaces by reference
+  ASSERT_TRUE(db->PutImage(a).ok());
+  ASSERT_TRUE(db->DeleteImage(b.reference).ok());
+  ASSERT_TRUE(db->DeleteImage("never/was:there").ok());
+  EXPECT_THAT(*db->ListImages(), ElementsAre(a));
+}
+
+TEST_F(StateDbTest, AVersionOneDatabaseIsUpgradedAndKeepsItsWorkers) {
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw, R"sql(
+CREATE TABLE workers (
+  id TEXT NOT NULL PRIMARY KEY, repo TEXT NOT NULL, "commit" TEXT NOT NULL, gpus TEXT NOT NULL,
+  state TEXT NOT NULL, pid INTEGER NOT NULL, start_ticks INTEGER NOT NULL, exit_code INTEGER,
+  signal INTEGER, message TEXT NOT NULL, stdout_path TEXT NOT NULL, stderr_path TEXT NOT NULL,
+  created_ms INTEGER NOT NULL, started_ms INTEGER, ended_ms INTEGER) STRICT;
+INSERT INTO workers VALUES ('old', 'models--org--m', 'c', '0', 'running', 7, 8, NULL, NULL, '',
+                            '/o', '/e', 1000, 1000, NULL);
+PRAGMA user_version = 1;)sql",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(raw);
+
+  auto db = OpenDb();
+  ASSERT_NE(db, nullptr);
+  EXPECT_FALSE(db->fresh());
+  EXPECT_THAT(MovedAside(), IsEmpty());
+  auto old = *db->GetWorker("old");
+  ASSERT_TRUE(old.has_value());
+  EXPECT_EQ(old->pid, 7);
+  EXPECT_EQ(old->runtime, "process");  // what every worker of version 1 was
+  EXPECT_EQ(old->image, "");
+  EXPECT_EQ(old->image_ms, std::nullopt);
+  EXPECT_TRUE(db->PutImage({"r/i:1", "id", "", 1, true, At(1)}).ok());
 }
 
 TEST_F(StateDbTest, TwoOpenersOfTheSameFileSeeEachOthersWrites) {

@@ -4,9 +4,10 @@
 
 #include <cstdlib>
 #include <random>
+#include <sstream>
 #include <system_error>
 
-#include "mc/cache/app_links.h"
+#include "agent/worker_spec.h"
 
 namespace mc::agent {
 namespace fs = std::filesystem;
@@ -22,20 +23,21 @@ bool IsLive(const std::string& state) {
   return state == kInitializing || state == kRunning || state == kStopping;
 }
 
-Status CheckId(const std::string& id) {
-  if (id.empty() || id.size() > 64) return InvalidArgumentError("worker id must be 1-64 characters");
+Status CheckName(const std::string& id, const char* what) {
+  if (id.empty() || id.size() > 64) return InvalidArgumentError(std::string(what) + " must be 1-64 characters");
   for (char c : id) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
-      return InvalidArgumentError("worker id may only contain letters, digits, '-', '_' and '.'");
+      return InvalidArgumentError(std::string(what) +
+                                  " may only contain letters, digits, '-', '_' and '.'");
     }
   }
-  if (id == "." || id == "..") return InvalidArgumentError("worker id cannot be . or ..");
+  if (id == "." || id == "..") return InvalidArgumentError(std::string(what) + " cannot be . or ..");
   return Status::Ok();
 }
 
 Status CheckEnvName(const std::string& name) {
   if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) {
-    return InvalidArgumentError("bad environment variable name \"" + name + "\"");
+    return InvalidArgumentError("bad environment variable name \"" + name.substr(0, 64) + "\"");
   }
   for (char c : name) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') {
@@ -51,6 +53,24 @@ std::string NewId() {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
   return std::string("w-") + std::string(buf, 12);
+}
+
+int64_t MillisBetween(TimePoint from, TimePoint to) {
+  return std::max<int64_t>(
+      0, std::chrono::duration_cast<std::chrono::milliseconds>(to - from).count());
+}
+
+// (repo folder, commit) of every model a row pins: the base, then extra_models' lines.
+std::vector<std::pair<std::string, std::string>> PinnedModels(const WorkerRow& row) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (!row.commit.empty()) out.emplace_back(row.repo, row.commit);
+  std::istringstream lines(row.extra_models);
+  std::string line;
+  while (std::getline(lines, line)) {
+    size_t at = line.find('@');
+    if (at != std::string::npos) out.emplace_back(line.substr(0, at), line.substr(at + 1));
+  }
+  return out;
 }
 
 }  // namespace
@@ -76,24 +96,25 @@ std::vector<int> ParseGpus(const std::string& text) {
   return out;
 }
 
-Workers::Workers(WorkersOptions options, Downloads& downloads, Inventory& inventory, StateDb& db,
-                 cache::CacheStore& store, Clock& clock)
+Workers::Workers(WorkersOptions options, WorkerRuntime& runtime, Downloads& downloads,
+                 Images* images, Inventory& inventory, StateDb& db, cache::CacheStore& store,
+                 Clock& clock)
     : options_(std::move(options)),
+      runtime_(runtime),
       downloads_(downloads),
+      images_(images),
       inventory_(inventory),
       db_(db),
       store_(store),
       clock_(clock),
       gpu_owner_(static_cast<size_t>(std::max(0, options_.gpu_count))) {
-  ProcessSupervisor::Options so;
-  so.log_cap_bytes = options_.log_cap_bytes;
-  so.log_check_interval = options_.log_check_interval;
-  so.clock = &clock_;
-  supervisor_ = std::make_unique<ProcessSupervisor>(
-      so, [this](const std::string& id, const ProcessExit& exit) { OnExit(id, exit); });
+  runtime_.SetExitCallback(
+      [this](const std::string& id, const ProcessExit& exit, const std::string& detail) {
+        OnExit(id, exit, detail);
+      });
 }
 
-Workers::~Workers() { supervisor_.reset(); }
+Workers::~Workers() { runtime_.SetExitCallback(nullptr); }
 
 std::vector<int> Workers::TakeGpusLocked(int count) {
   std::vector<int> taken;
@@ -118,27 +139,43 @@ void Workers::SaveLocked(const WorkerRow& row) {
   if (options_.on_change) options_.on_change();
 }
 
-StatusOr<WorkerRow> Workers::Start(WorkerRequest request) {
-  if (request.id.empty()) request.id = NewId();
-  MC_RETURN_IF_ERROR(CheckId(request.id));
-  if (request.command.empty() || request.command[0].empty()) {
+Status Workers::Validate(const WorkerRequest& request) const {
+  MC_RETURN_IF_ERROR(CheckName(request.id, "worker id"));
+  if (!request.endpoint.empty()) MC_RETURN_IF_ERROR(CheckName(request.endpoint, "endpoint id"));
+  if (request.models.empty()) return InvalidArgumentError("a worker needs a model");
+  const bool containers = runtime_.runs_containers();
+  if (containers && !request.image) {
+    return InvalidArgumentError(
+        "this agent runs workers as containers (--runtime " + std::string(runtime_.name()) +
+        "): give the worker an \"image\" (an OCI reference such as registry/org/app:tag)");
+  }
+  if (!containers && request.image) {
+    return InvalidArgumentError("this agent runs workers as processes (--runtime process): it "
+                                "cannot run the image " + request.image->str() +
+                                "; start the agent with --runtime podman");
+  }
+  if (!containers && (request.command.empty() || request.command[0].empty())) {
     return InvalidArgumentError("a worker needs a command (a non-empty argv list)");
+  }
+  if (!containers && !request.args.empty()) {
+    return InvalidArgumentError("\"args\" is for image workers; put the arguments in \"command\"");
   }
   for (const auto& [name, value] : request.env) {
     MC_RETURN_IF_ERROR(CheckEnvName(name));
-    if (value.find('\0') != std::string::npos) {
-      return InvalidArgumentError("environment value of " + name + " contains a NUL byte");
-    }
-  }
-  for (const AppLinkRequest& link : request.links) {
-    if (!link.dest.is_absolute()) {
-      return InvalidArgumentError("link destinations must be absolute paths");
+    if (value.find('\0') != std::string::npos ||
+        (containers && value.find_first_of("\r\n") != std::string::npos)) {
+      return InvalidArgumentError("environment value of " + name +
+                                  (containers ? " contains a NUL byte or a line break"
+                                              : " contains a NUL byte"));
     }
   }
   if (request.gpus < 0) return InvalidArgumentError("gpus must be >= 0");
-  if (!request.cwd.empty() && !request.cwd.is_absolute()) {
-    return InvalidArgumentError("cwd must be an absolute path");
-  }
+  return CheckLinks(request, containers);
+}
+
+StatusOr<WorkerRow> Workers::Start(WorkerRequest request) {
+  if (request.id.empty()) request.id = NewId();
+  MC_RETURN_IF_ERROR(Validate(request));
   WorkerRow row;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -158,104 +195,124 @@ StatusOr<WorkerRow> Workers::Start(WorkerRequest request) {
     for (int g : gpus) gpu_owner_[static_cast<size_t>(g)] = request.id;
     const fs::path dir = options_.state_dir / "workers" / request.id;
     row.id = request.id;
-    row.repo = request.model.repo.FolderName();
+    row.endpoint = request.endpoint;
+    row.runtime = std::string(runtime_.name());
+    row.image = request.image ? request.image->str() : "";
+    row.repo = request.models[0].repo.FolderName();
     row.gpus = JoinGpus(gpus);
     row.state = kInitializing;
     row.stdout_path = (dir / "stdout.log").string();
     row.stderr_path = (dir / "stderr.log").string();
     row.created = clock_.Now();
     workers_[row.id] = row;
-    pending_[row.id] = request;
+    parts_[row.id] = Parts{request, std::vector<std::optional<EnsureState>>(request.models.size()),
+                           std::nullopt};
     SaveLocked(row);
   }
+  // Every part at once: each callback may run right here (a hit) or on a download's thread.
   const std::string id = request.id;
-  downloads_.EnsureThen(request.model, [this, id](const EnsureState& state) {
-    if (state.phase == EnsureState::Phase::kReady) {
-      Launch(id, state);
-    } else {
-      Fail(id, "model not ready: " + state.error.ToString());
-    }
-  });
+  if (request.image) {
+    images_->EnsureThen(*request.image, request.registry_auth,
+                        [this, id](const ImageState& s) { OnImage(id, s); });
+  }
+  for (size_t i = 0; i < request.models.size(); ++i) {
+    downloads_.EnsureThen(request.models[i],
+                          [this, id, i](const EnsureState& s) { OnModel(id, i, s); });
+  }
   std::lock_guard<std::mutex> lock(mu_);
   return workers_.at(id);
 }
 
-void Workers::Launch(const std::string& id, const EnsureState& model) {
+void Workers::OnModel(const std::string& id, size_t index, const EnsureState& state) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = workers_.find(id);
-  auto req_it = pending_.find(id);
-  if (it == workers_.end() || req_it == pending_.end() || it->second.state != kInitializing) {
-    return;  // stopped while the model downloaded
+  auto p = parts_.find(id);
+  if (it == workers_.end() || p == parts_.end() || it->second.state != kInitializing) return;
+  if (state.phase != EnsureState::Phase::kReady) {
+    return FailLocked(it->second, "model " + p->second.request.models[index].repo.id() +
+                                      " not ready: " + state.error.ToString());
   }
-  WorkerRow& row = it->second;
-  WorkerRequest request = std::move(req_it->second);
-  pending_.erase(req_it);
-  row.commit = model.commit;
-  auto fail = [&](const std::string& message) {
-    row.state = kFailed;
-    row.message = message;
-    spdlog::warn("agent: worker {} failed: {}", id, message);
-    EndLocked(row);
-  };
-  auto commit = CommitSha::Parse(model.commit);
-  if (!commit.ok()) return fail("model has no commit");
-  // Pin first: from here on eviction never takes the snapshot away.
-  Status pinned = db_.AddPin({row.repo, row.commit, "worker:" + id, clock_.Now()});
-  if (!pinned.ok()) return fail("pin the model: " + pinned.ToString());
-  for (const AppLinkRequest& link : request.links) {
-    auto made = cache::LinkIntoApp(store_, request.model.repo, Revision::Parse(model.commit).value(),
-                                   link.file, link.dest);
-    if (!made.ok()) return fail("link the model into " + link.dest.string() + ": " +
-                                made.status().ToString());
+  p->second.models[index] = state;
+  bool all = true;
+  for (const auto& m : p->second.models) all = all && m.has_value();
+  if (all) it->second.download_ms = MillisBetween(it->second.created, clock_.Now());
+  LaunchIfReadyLocked(id);
+}
+
+void Workers::OnImage(const std::string& id, const ImageState& state) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = workers_.find(id);
+  auto p = parts_.find(id);
+  if (it == workers_.end() || p == parts_.end() || it->second.state != kInitializing) return;
+  p->second.image = state;
+  if (state.phase != ImageState::Phase::kReady) {
+    return FailLocked(it->second, "image " + state.reference + ": " + state.error.ToString());
+  }
+  it->second.image_digest = state.digest;
+  it->second.image_ms = state.hit ? 0 : MillisBetween(it->second.created, clock_.Now());
+  LaunchIfReadyLocked(id);
+}
+
+void Workers::LaunchIfReadyLocked(const std::string& id) {
+  WorkerRow& row = workers_.at(id);
+  Parts& parts = parts_.at(id);
+  for (const auto& m : parts.models) {
+    if (!m) return;
+  }
+  if (parts.request.image && !parts.image) return;
+  const WorkerRequest& request = parts.request;
+  const std::vector<std::optional<EnsureState>>& states = parts.models;
+  std::vector<ReadyModel> models;
+  for (size_t i = 0; i < states.size(); ++i) {
+    auto commit = CommitSha::Parse(states[i]->commit);
+    if (!commit.ok()) return FailLocked(row, "model " + request.models[i].repo.id() + " has no commit");
+    models.push_back({request.models[i].repo, commit->str(), states[i]->snapshot_dir});
+  }
+  row.commit = models[0].commit;
+  row.extra_models.clear();
+  for (size_t i = 1; i < models.size(); ++i) {
+    row.extra_models += models[i].repo.FolderName() + "@" + models[i].commit + "\n";
+  }
+  // Pins first: from here on eviction never takes a snapshot away.
+  for (const ReadyModel& m : models) {
+    Status pinned = db_.AddPin({m.repo.FolderName(), m.commit, "worker:" + id, clock_.Now()});
+    if (!pinned.ok()) return FailLocked(row, "pin the model: " + pinned.ToString());
   }
   std::error_code ec;
   fs::create_directories(fs::path(row.stdout_path).parent_path(), ec);
-  const fs::path hf_home = options_.state_dir / "hf-home";
-  fs::create_directories(hf_home, ec);
-
-  std::map<std::string, std::string> env;
-  if (const char* path = std::getenv("PATH")) env["PATH"] = path;
-  // A home of its own: the Runpod SDK prefers ~/.runpod/config.toml's key to RUNPOD_AI_API_KEY,
-  // and nothing of the agent user's (tokens, configs) should leak into workers.
-  const fs::path home = options_.state_dir / "workers" / id / "home";
-  fs::create_directories(home, ec);
-  env["HOME"] = fs::absolute(home).string();
-  for (const auto& [k, v] : request.env) env[k] = v;
-  env["HF_HUB_CACHE"] = fs::absolute(options_.cache_dir).string();
-  env["HF_HOME"] = hf_home.string();
-  env["HF_HUB_OFFLINE"] = "1";
-  env["TRANSFORMERS_OFFLINE"] = "1";
-  env["MODEL_NAME"] = request.model.repo.id();
-  env["MODEL_REVISION"] = model.commit;
-  env["MODEL_PATH"] = model.snapshot_dir.string();
-  env["CUDA_VISIBLE_DEVICES"] = row.gpus;
-  ProcessSpec spec{.argv = request.command,
-                   .env = {},
-                   .cwd = request.cwd,
-                   .stdout_path = row.stdout_path,
-                   .stderr_path = row.stderr_path};
-  for (const auto& [k, v] : env) spec.env.push_back(k + "=" + v);
-  auto started = supervisor_->Start(id, spec);
-  if (!started.ok()) return fail("start: " + started.status().ToString());
+  SpecContext context{options_.cache_dir, options_.state_dir, runtime_.runs_containers(), &store_};
+  auto spec = BuildWorkerSpec(request, models, ParseGpus(row.gpus), row, context);
+  if (!spec.ok()) return FailLocked(row, spec.status().ToString());
+  auto started = runtime_.Start(*spec);
+  if (!started.ok()) return FailLocked(row, "start: " + started.status().ToString());
   row.pid = started->pid;
   row.start_ticks = started->start_ticks;
+  row.container = started->container;
   row.state = kRunning;
   row.started = clock_.Now();
-  inventory_.Touch(request.model.repo, *commit);
-  spdlog::info("agent: worker {} running (pid {}) on {}@{}", id, row.pid,
-               request.model.repo.id(), row.commit);
+  if (images_ != nullptr && !row.image.empty()) images_->Use(row.image, id);
+  for (const ReadyModel& m : models) inventory_.Touch(m.repo, CommitSha::Parse(m.commit).value());
+  SettleLocked(id);
+  spdlog::info("agent: worker {} running ({} pid {}{}) on {}@{}", id, runtime_.name(), row.pid,
+               row.container.empty() ? "" : ", container " + row.container,
+               models[0].repo.id(), row.commit);
   SaveLocked(row);
 }
 
-void Workers::Fail(const std::string& id, const std::string& message) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = workers_.find(id);
-  if (it == workers_.end() || it->second.state != kInitializing) return;
-  pending_.erase(id);
-  it->second.state = kFailed;
-  it->second.message = message;
-  spdlog::warn("agent: worker {} failed: {}", id, message);
-  EndLocked(it->second);
+void Workers::SettleLocked(const std::string& id) {
+  auto p = parts_.find(id);
+  if (p == parts_.end()) return;
+  p->second.request.registry_auth.reset();
+  for (EnsureRequest& m : p->second.request.models) m.token.reset();
+  p->second.request.env.clear();
+}
+
+void Workers::FailLocked(WorkerRow& row, const std::string& message) {
+  SettleLocked(row.id);
+  row.state = kFailed;
+  row.message = message;
+  spdlog::warn("agent: worker {} failed: {}", row.id, message);
+  EndLocked(row);
 }
 
 void Workers::EndLocked(WorkerRow& row) {
@@ -263,19 +320,20 @@ void Workers::EndLocked(WorkerRow& row) {
   for (std::string& owner : gpu_owner_) {
     if (owner == row.id) owner.clear();
   }
-  if (!row.commit.empty()) {
-    Status s = db_.RemovePin(row.repo, row.commit, "worker:" + row.id);
+  for (const auto& [folder, commit_text] : PinnedModels(row)) {
+    Status s = db_.RemovePin(folder, commit_text, "worker:" + row.id);
     if (!s.ok() && s.code() != StatusCode::kNotFound) {
       spdlog::warn("agent: unpin for worker {}: {}", row.id, s.ToString());
     }
-    auto repo = RepoId::FromFolderName(row.repo);
-    auto commit = CommitSha::Parse(row.commit);
+    auto repo = RepoId::FromFolderName(folder);
+    auto commit = CommitSha::Parse(commit_text);
     if (repo.ok() && commit.ok()) inventory_.Touch(*repo, *commit);
   }
+  if (images_ != nullptr && !row.image.empty() && row.started) images_->Unuse(row.image, row.id);
   SaveLocked(row);
 }
 
-void Workers::OnExit(const std::string& id, const ProcessExit& exit) {
+void Workers::OnExit(const std::string& id, const ProcessExit& exit, const std::string& detail) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = workers_.find(id);
   if (it == workers_.end()) return;
@@ -284,9 +342,16 @@ void Workers::OnExit(const std::string& id, const ProcessExit& exit) {
   row.exit_code = exit.exit_code;
   row.signal = exit.signal;
   if (exit.unknown) row.message = "exited (re-adopted after an agent restart: exit code unknown)";
-  spdlog::info("agent: worker {} exited (code {}, signal {})", id,
+  if (!detail.empty()) {
+    row.message = detail;
+    // The engine could not run a known image: it is gone from its store, pull it next time.
+    if (images_ != nullptr && detail.find("image not known") != std::string::npos) {
+      images_->Forget(row.image);
+    }
+  }
+  spdlog::info("agent: worker {} exited (code {}, signal {}){}", id,
                exit.exit_code ? std::to_string(*exit.exit_code) : "-",
-               exit.signal ? std::to_string(*exit.signal) : "-");
+               exit.signal ? std::to_string(*exit.signal) : "-", detail.empty() ? "" : ": " + detail);
   EndLocked(row);
 }
 
@@ -296,7 +361,7 @@ Status Workers::Stop(const std::string& id, std::chrono::milliseconds grace) {
   if (it == workers_.end()) return NotFoundError("no worker " + id);
   WorkerRow& row = it->second;
   if (row.state == kInitializing) {
-    pending_.erase(id);
+    SettleLocked(id);
     row.state = kExited;
     row.message = "stopped before the model was ready";
     EndLocked(row);
@@ -305,7 +370,7 @@ Status Workers::Stop(const std::string& id, std::chrono::milliseconds grace) {
   if (row.state != kRunning && row.state != kStopping) return Status::Ok();
   row.state = kStopping;
   SaveLocked(row);
-  Status s = supervisor_->Stop(id, grace);
+  Status s = runtime_.Stop(id, grace);
   if (s.code() == StatusCode::kNotFound) return Status::Ok();  // exited in between
   return s;
 }
@@ -342,42 +407,6 @@ std::optional<WorkerRow> Workers::WaitFor(const std::string& id,
   return it->second;
 }
 
-void Workers::Recover() {
-  auto rows = db_.ListWorkers();
-  if (!rows.ok()) {
-    spdlog::warn("agent: read workers: {}", rows.status().ToString());
-    return;
-  }
-  std::lock_guard<std::mutex> lock(mu_);
-  for (WorkerRow row : *rows) {
-    if (!IsLive(row.state)) {
-      workers_[row.id] = row;
-      continue;
-    }
-    if (row.state == kInitializing) {
-      row.state = kFailed;
-      row.message = "the agent restarted before the model was ready";
-      workers_[row.id] = row;
-      EndLocked(workers_[row.id]);
-      continue;
-    }
-    Status adopted = supervisor_->Adopt(row.id, {row.pid, row.start_ticks},
-                                        {row.stdout_path, row.stderr_path});
-    if (adopted.ok()) {
-      for (int g : ParseGpus(row.gpus)) {
-        if (g >= 0 && static_cast<size_t>(g) < gpu_owner_.size()) gpu_owner_[g] = row.id;
-      }
-      spdlog::info("agent: re-adopted worker {} (pid {})", row.id, row.pid);
-      workers_[row.id] = row;
-      continue;
-    }
-    row.state = kExited;
-    row.message = "the process was gone when the agent restarted";
-    workers_[row.id] = row;
-    EndLocked(workers_[row.id]);
-  }
-}
-
 void Workers::StopAll(std::chrono::milliseconds grace) {
   std::vector<std::string> live;
   {
@@ -398,7 +427,9 @@ void Workers::StopAll(std::chrono::milliseconds grace) {
 void Workers::Prune(TimePoint before) {
   std::lock_guard<std::mutex> lock(mu_);
   std::erase_if(workers_, [&](const auto& kv) {
-    return !IsLive(kv.second.state) && kv.second.ended && *kv.second.ended < before;
+    const bool old = !IsLive(kv.second.state) && kv.second.ended && *kv.second.ended < before;
+    if (old) parts_.erase(kv.first);
+    return old;
   });
   Status s = db_.PruneWorkers(before);
   if (!s.ok()) spdlog::warn("agent: prune worker history: {}", s.ToString());

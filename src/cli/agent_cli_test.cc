@@ -288,7 +288,7 @@ class AgentCliTest : public ::testing::Test {
     std::vector<std::string> args = {
         "agent", "--cache-dir", cache_.string(), "--state-dir", state_.string(), "--capacity",
         "1GB",   "--listen",    "127.0.0.1:0",   "--upstream",  upstream,        "--connections",
-        "2"};
+        "2",     "--runtime",   "process"};
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
   }
@@ -425,6 +425,36 @@ TEST_F(AgentCliTest, StartsServesHealthAndExitsZeroOnSigterm) {
   RunResult stopped = agent.Finish(30s);
   EXPECT_EQ(stopped.exit_code, 0) << stopped.err;
   EXPECT_EQ(stopped.out, "") << "only the one 'listening' line goes to stdout";
+  // --runtime auto says what it chose (containers where podman works here, else processes).
+  EXPECT_NE(stopped.err.find("modelcache agent: workers run as "), std::string::npos) << stopped.err;
+}
+
+TEST_F(AgentCliTest, GpusAutoCountsTheGpusOfACdiSpec) {
+  fs::create_directories(dir_ / "cdi");
+  WriteFile(dir_ / "cdi" / "nvidia.yaml",
+            "cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n- name: \"0\"\n"
+            "  containerEdits: {}\n- name: \"1\"\n  containerEdits: {}\n- name: all\n"
+            "  containerEdits: {}\n");
+  Child agent(AgentArgs("http://127.0.0.1:1", {"--gpus", "auto", "--cdi-spec-dir",
+                                               (dir_ / "cdi").string()}),
+              Env());
+  const std::string url = StartAgent(agent);
+  ASSERT_FALSE(url.empty());
+  Reply inventory = Call("GET", url + "/v1/inventory");
+  EXPECT_EQ(inventory.body["gpus"]["total"], 2) << inventory.text;
+  EXPECT_EQ(inventory.body["runtime"]["kind"], "process") << inventory.text;
+  kill(agent.pid(), SIGTERM);
+  RunResult stopped = agent.Finish(30s);
+  EXPECT_NE(stopped.err.find("--gpus auto: 2 GPUs"), std::string::npos) << stopped.err;
+}
+
+TEST_F(AgentCliTest, UnknownRuntimeIsAUsageError) {
+  RunResult r = Mc({"agent", "--cache-dir", cache_.string(), "--state-dir", state_.string(),
+                    "--capacity", "1GB", "--runtime", "kubernetes"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--runtime 'kubernetes' must be podman, docker, process or auto"),
+            std::string::npos)
+      << r.err;
 }
 
 TEST_F(AgentCliTest, ApiKeyFromAFileGuardsTheApiButNotHealth) {

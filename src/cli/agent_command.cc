@@ -29,7 +29,10 @@ struct AgentArgs {
   std::string public_url, api_key_file, log_cap = "64MiB";
   bool insecure_no_api_key = false;
   double maintenance_seconds = 30, stop_grace_seconds = 10;
-  int gpus = 0;
+  std::string gpus = "0";
+  std::string runtime = "auto", engine, oci_runtime, engine_root, network = "host";
+  std::string cdi_kind = "nvidia.com/gpu", image_capacity;
+  std::vector<std::string> insecure_registries, cdi_spec_dirs;
   int connections = 8;
   double heartbeat_seconds = 5;
 };
@@ -85,6 +88,84 @@ bool IsLoopback(const std::string& listen) {
   return host.starts_with("127.") || host == "localhost" || host == "[::1]";
 }
 
+Status MakeRuntimeOptions(const AgentArgs& args, agent::RuntimeOptions& r) {
+  if (args.runtime == "process") {
+    r.kind = agent::RuntimeKind::kProcess;
+  } else if (args.runtime == "podman" || args.runtime == "auto") {
+    r.kind = agent::RuntimeKind::kPodman;
+  } else if (args.runtime == "docker") {
+    r.kind = agent::RuntimeKind::kDocker;
+  } else {
+    return InvalidArgumentError("--runtime " + QuoteForMessage(args.runtime) +
+                                " must be podman, docker, process or auto");
+  }
+  r.engine = args.engine;
+  r.oci_runtime = args.oci_runtime;
+  r.engine_root = args.engine_root;
+  r.network = args.network;
+  r.insecure_registries = args.insecure_registries;
+  if (!args.cdi_spec_dirs.empty()) {
+    r.cdi_spec_dirs.assign(args.cdi_spec_dirs.begin(), args.cdi_spec_dirs.end());
+  }
+  r.cdi_kind = args.cdi_kind;
+  if (r.cdi_kind.find('/') == std::string::npos || r.cdi_kind.find('=') != std::string::npos) {
+    return InvalidArgumentError("--cdi-kind " + QuoteForMessage(r.cdi_kind) +
+                                " must be vendor/class, like nvidia.com/gpu");
+  }
+  if (!args.image_capacity.empty()) {
+    MC_ASSIGN_OR_RETURN(ByteCount cap, ByteCount::Parse(args.image_capacity), "--image-capacity");
+    if (cap.bytes() == 0) return InvalidArgumentError("--image-capacity must be more than 0");
+    r.image_capacity = cap.bytes();
+  }
+  return Status::Ok();
+}
+
+// --runtime auto: podman when it runs a container here (with runc when the default OCI runtime
+// cannot), else processes; podman and docker must work. Says on stderr which it is.
+Status ResolveRuntime(const std::string& flag, agent::RuntimeOptions& r) {
+  if (r.kind == agent::RuntimeKind::kProcess) {
+    std::cerr << "modelcache agent: workers run as processes on this host (--runtime process)"
+              << std::endl;
+    return Status::Ok();
+  }
+  StatusOr<std::string> probed = agent::ProbeRuntime(r);
+  std::error_code ec;
+  if (!probed.ok() && r.kind == agent::RuntimeKind::kPodman && r.oci_runtime.empty() &&
+      (fs::exists("/usr/sbin/runc", ec) || fs::exists("/usr/bin/runc", ec))) {
+    agent::RuntimeOptions with_runc = r;
+    with_runc.oci_runtime = "runc";
+    if (auto again = agent::ProbeRuntime(with_runc); again.ok()) {
+      r = with_runc;
+      probed = again;
+    }
+  }
+  if (probed.ok()) {
+    std::cerr << "modelcache agent: workers run as containers: " << *probed << std::endl;
+    return Status::Ok();
+  }
+  if (flag == "auto") {
+    std::cerr << "modelcache agent: workers run as processes on this host: "
+              << probed.status().message() << std::endl;
+    r.kind = agent::RuntimeKind::kProcess;
+    return Status::Ok();
+  }
+  return FailedPreconditionError("--runtime " + flag + ": " + probed.status().message() +
+                                 ". Fix the engine (try `podman run --rm busybox true` as this "
+                                 "user), or pass --runtime process");
+}
+
+// --gpus auto: the CDI spec's GPUs, else nvidia-smi's; their model is the GPU type unless
+// --gpu-type says otherwise.
+void ResolveGpus(const AgentArgs& args, agent::AgentOptions& o) {
+  if (args.gpus != "auto") return;
+  const agent::HostGpus found = agent::DetectGpus(o.runtime);
+  o.gpus = found.count;
+  if (o.gpu_type == "none" && !found.type.empty()) o.gpu_type = found.type;
+  std::cerr << "modelcache agent: --gpus auto: " << found.count << " GPUs ("
+            << (found.type.empty() ? "model unknown" : found.type) << ") from " << found.source
+            << std::endl;
+}
+
 StatusOr<agent::AgentOptions> MakeAgentOptions(const AgentArgs& args, const hub::Env& env) {
   agent::AgentOptions o;
   MC_ASSIGN_OR_RETURN(o.cache_dir, CacheDirOrDefault(args.cache_dir));
@@ -111,7 +192,16 @@ StatusOr<agent::AgentOptions> MakeAgentOptions(const AgentArgs& args, const hub:
     o.public_url = url.url();
   }
   MC_ASSIGN_OR_RETURN(o.api_key, ResolveApiKey(args.api_key_file, env));
-  o.gpus = args.gpus;
+  MC_RETURN_IF_ERROR(MakeRuntimeOptions(args, o.runtime));
+  if (args.gpus != "auto") {
+    char* end = nullptr;
+    const long n = std::strtol(args.gpus.c_str(), &end, 10);
+    if (args.gpus.empty() || *end != '\0' || n < 0 || n > 1024) {
+      return InvalidArgumentError("--gpus " + QuoteForMessage(args.gpus) +
+                                  " must be a number from 0 to 1024, or auto");
+    }
+    o.gpus = static_cast<int>(n);
+  }
   o.gpu_type = args.gpu_type;
   o.listen = args.listen;
   o.host_id = args.host_id;
@@ -145,6 +235,8 @@ Status RunAgent(const AgentArgs& args) {
               << " (--insecure-no-api-key): anyone who reaches it can start processes here"
               << std::endl;
   }
+  MC_RETURN_IF_ERROR(ResolveRuntime(args.runtime, options.runtime));
+  ResolveGpus(args, options);
   const sigset_t stop_signals = BlockStopSignals();  // before any agent thread starts
 
   const fs::path cache_dir = options.cache_dir, state_dir = options.state_dir;
@@ -174,22 +266,26 @@ Status RunAgent(const AgentArgs& args) {
 
 constexpr const char* kAgentDescription =
     "Run the host agent: the daemon that owns this host's model cache, its disk budget and its\n"
-    "GPU worker processes. Over HTTP it downloads models on request into the cache (verified,\n"
-    "resumable, one download per model however many ask), keeps the cache under --capacity by\n"
-    "evicting the least recently used snapshots that no one pinned and no worker uses, starts and\n"
-    "watches worker processes with a model ready and GPUs assigned, and serves its cache to other\n"
-    "hosts like 'modelcache serve'. Prints 'agent listening on <url>' on stdout when ready.\n"
-    "Example: modelcache agent --capacity 800GB --gpus 8 --gpu-type H100";
+    "GPU workers. Over HTTP it downloads models on request into the cache (verified, resumable,\n"
+    "one download per model however many ask), keeps the cache under --capacity by evicting the\n"
+    "least recently used snapshots that no one pinned and no worker uses, runs workers as OCI\n"
+    "containers through podman (the image pulled while the model downloads, only that model\n"
+    "mounted, read-only, GPUs as CDI devices) or, for development, as processes, and serves its\n"
+    "cache to other hosts like 'modelcache serve'. Prints 'agent listening on <url>' on stdout\n"
+    "when ready.\n"
+    "Example: modelcache agent --capacity 800GB --gpus auto --image-capacity 200GB";
 
 constexpr const char* kAgentFooter =
     "The HTTP API (JSON in and out):\n"
     "  GET  /health, /metrics                  open, no key\n"
     "  POST /v1/ensure?wait=S                  {\"model\": \"org/name\", \"revision\": \"main\"}:\n"
     "                                          200 ready (with snapshot_path) or 202 downloading\n"
-    "  POST /v1/workers                        {\"model\": .., \"command\": [..], \"env\": {..},\n"
-    "                                          \"gpus\": N}: start a process once the model is\n"
-    "                                          ready (with HF_HUB_CACHE, HF_HUB_OFFLINE=1 and\n"
-    "                                          CUDA_VISIBLE_DEVICES set)\n"
+    "  POST /v1/workers                        {\"model\": .., \"image\": \"registry/org/app:tag\",\n"
+    "                                          \"env\": {..}, \"gpus\": N}: pull the image and\n"
+    "                                          download the model (in parallel), then run the\n"
+    "                                          container with only that model mounted at\n"
+    "                                          /runpod-volume/huggingface-cache/hub (process\n"
+    "                                          mode: \"command\": [argv] instead of an image)\n"
     "  GET  /v1/workers/ID?wait=S&until=running,exited    DELETE /v1/workers/ID?grace=S\n"
     "  GET  /v1/inventory, /v1/downloads       what the cache holds, what is downloading\n"
     "  POST/DELETE /v1/pins, POST /v1/evict    {\"model\": .., \"revision\": ..}\n"
@@ -243,8 +339,9 @@ void AddAgentCommand(CLI::App& app, CommandResult& result) {
                   "watermark (default 90%; 90% or 0.9)");
   cmd->add_option("--low-watermark", args->low_watermark, "Where evictions stop (default 80%)");
   cmd->add_option("--gpus", args->gpus,
-                  "GPU slots the agent hands out to workers, numbered 0..N-1 (default 0)")
-      ->check(CLI::Range(0, 1024));
+                  "GPU slots the agent hands out to workers, numbered 0..N-1 (default 0), or\n"
+                  "auto: the GPUs of the CDI spec (--cdi-kind), else of nvidia-smi -L, whose\n"
+                  "model then becomes the --gpu-type");
   cmd->add_option("--gpu-type", args->gpu_type,
                   "A label for the GPU model reported to the controller, e.g. H100 (default none)");
   cmd->add_option("--listen", args->listen,
@@ -280,6 +377,34 @@ void AddAgentCommand(CLI::App& app, CommandResult& result) {
                   "Seconds a stopped worker gets between SIGTERM and SIGKILL when the request\n"
                   "gives no ?grace= (default 10)")
       ->check(CLI::Range(0.0, 3600.0));
+  cmd->add_option("--runtime", args->runtime,
+                  "How workers run: podman (OCI containers, the normal case), docker (the same\n"
+                  "through the docker CLI), process (host processes, for development) or auto\n"
+                  "(default: podman when it can run a container here, else process; said at\n"
+                  "start)");
+  cmd->add_option("--engine", args->engine,
+                  "The container engine program (default podman or docker from PATH)");
+  cmd->add_option("--oci-runtime", args->oci_runtime,
+                  "podman's --runtime for worker containers, e.g. runc (default podman's own;\n"
+                  "auto falls back to runc when the default cannot run containers here)");
+  cmd->add_option("--engine-root", args->engine_root,
+                  "A private podman store for worker images and containers (storage/, run/,\n"
+                  "tmp/ under it; default podman's own)");
+  cmd->add_option("--network", args->network,
+                  "Network of worker containers (default host: they reach the controller as\n"
+                  "the agent does)");
+  cmd->add_option("--insecure-registry", args->insecure_registries,
+                  "A registry (host:port) to pull from over plain HTTP or without TLS\n"
+                  "verification, e.g. a registry on loopback; repeatable");
+  cmd->add_option("--cdi-spec-dir", args->cdi_spec_dirs,
+                  "Where CDI specs are (nvidia-ctk cdi generate writes them); repeatable\n"
+                  "(default /etc/cdi and /var/run/cdi). GPUs listed there are given to\n"
+                  "containers as CDI devices, others as /dev/nvidia<N>");
+  cmd->add_option("--cdi-kind", args->cdi_kind,
+                  "The CDI device kind of GPUs (default nvidia.com/gpu)");
+  cmd->add_option("--image-capacity", args->image_capacity,
+                  "Disk budget of worker images (e.g. 200GB): least recently used images the\n"
+                  "agent pulled and no worker uses are removed to stay under it (default none)");
   cmd->add_option("--heartbeat-interval", args->heartbeat_seconds,
                   "Seconds between heartbeats to the controller (default 5)")
       ->check(CLI::Range(0.1, 3600.0));

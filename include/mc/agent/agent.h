@@ -8,7 +8,9 @@
 //   agents (and `modelcache pull --peer`) fetch blobs from this one.
 //
 // Create() opens the state dir (SQLite), reconciles the inventory with a scan of the cache,
-// re-adopts the workers an earlier run left running and restarts interrupted downloads that need
+// sets up the worker runtime (options.runtime: containers through podman or docker, or
+// processes), re-adopts the workers an earlier run left running (and stops containers of ours
+// that no worker owns) and restarts interrupted downloads that need
 // no token. Start() binds and serves, and starts the maintenance loop (watermark evictions) and,
 // with a controller URL, the controller link (register, then heartbeats). Stop() is the graceful
 // SIGTERM path: it stops serving, cancels downloads (their bytes stay for the resume) and leaves
@@ -24,6 +26,7 @@
 #include <string>
 #include <string_view>
 
+#include "mc/agent/runtime_options.h"
 #include "mc/common/clock.h"
 #include "mc/common/status.h"
 #include "mc/downloader/pull.h"
@@ -54,6 +57,7 @@ struct AgentOptions {
   std::chrono::seconds ref_ttl{300};
   uint64_t log_cap_bytes = 64ull << 20;    // per worker log file
   std::chrono::milliseconds stop_grace{10'000};  // default SIGTERM → SIGKILL wait
+  RuntimeOptions runtime;                  // containers or processes (default: processes)
   size_t max_body_bytes = 1 << 20;
   Clock* clock = &Clock::Real();
   std::function<void(std::chrono::milliseconds)> sleep;  // download retries; tests inject
