@@ -333,6 +333,25 @@ TEST_F(AgentTest, WorkerWaitsForItsModelBeforeItStarts) {
   EXPECT_EQ(exited.body["exit_code"], 0);
 }
 
+TEST_F(AgentTest, ExitedWorkerShowsTheLastLinesOfItsLog) {
+  auto agent = StartAgent(Options("worker_tail"));
+  ASSERT_TRUE(agent);
+  // 30 lines on stderr: the document keeps the last 20, in order.
+  Reply started = Call("POST", agent->base_url() + "/v1/workers",
+                       json{{"id", "w5"}, {"model", "org/m3"},
+                            {"command", {"sh", "-c",
+                                         "echo to-stdout; for i in $(seq 1 30); do echo line $i >&2; "
+                                         "done; exit 3"}}}
+                           .dump());
+  ASSERT_EQ(started.status, 202) << started.body.dump();
+  Reply exited = Call("GET", agent->base_url() + "/v1/workers/w5?wait=60&until=exited,failed");
+  ASSERT_EQ(exited.body["state"], "exited") << exited.body.dump();
+  EXPECT_EQ(exited.body["exit_code"], 3);
+  std::string want;
+  for (int i = 11; i <= 30; ++i) want += (i > 11 ? "\n" : "") + std::string("line ") + std::to_string(i);
+  EXPECT_EQ(exited.body["log_tail"], want) << exited.body.dump();
+}
+
 TEST_F(AgentTest, WorkerOfAnUnknownModelFails) {
   auto agent = StartAgent(Options("worker_unknown"));
   ASSERT_TRUE(agent);

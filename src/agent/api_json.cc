@@ -338,7 +338,8 @@ json WorkerJson(const WorkerView& view) {
               {"created_at", IsoTime(w.created)},
               {"started_at", OptTime(w.started)},
               {"ended_at", OptTime(w.ended)},
-              {"logs", {{"stdout", w.stdout_path}, {"stderr", w.stderr_path}}}};
+              {"logs", {{"stdout", w.stdout_path}, {"stderr", w.stderr_path}}},
+              {"log_tail", view.log_tail.empty() ? json(nullptr) : json(view.log_tail)}};
 }
 
 json ImagesJson(const Images& images) {

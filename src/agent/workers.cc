@@ -8,6 +8,7 @@
 #include <system_error>
 
 #include "agent/worker_spec.h"
+#include "mc/common/text_tail.h"
 
 namespace mc::agent {
 namespace fs = std::filesystem;
@@ -71,6 +72,22 @@ std::vector<std::pair<std::string, std::string>> PinnedModels(const WorkerRow& r
     if (at != std::string::npos) out.emplace_back(line.substr(0, at), line.substr(at + 1));
   }
   return out;
+}
+
+// The last lines of an ended worker's log: stderr (where a failing program says why), or stdout
+// when stderr has nothing.
+std::string LogTail(const WorkerRow& row) {
+  constexpr size_t kLines = 20, kBytes = 4096;
+  for (const std::string& path : {row.stderr_path, row.stdout_path}) {
+    if (path.empty()) continue;
+    auto tail = ReadFileTail(path, kLines, kBytes);
+    if (!tail.ok()) {
+      spdlog::warn("agent: log of worker {}: {}", row.id, tail.status().ToString());
+    } else if (!tail->empty()) {
+      return *tail;
+    }
+  }
+  return "";
 }
 
 }  // namespace
@@ -349,6 +366,7 @@ void Workers::OnExit(const std::string& id, const ProcessExit& exit, const std::
       images_->Forget(row.image);
     }
   }
+  log_tails_[id] = LogTail(row);
   spdlog::info("agent: worker {} exited (code {}, signal {}){}", id,
                exit.exit_code ? std::to_string(*exit.exit_code) : "-",
                exit.signal ? std::to_string(*exit.signal) : "-", detail.empty() ? "" : ": " + detail);
@@ -428,7 +446,10 @@ void Workers::Prune(TimePoint before) {
   std::lock_guard<std::mutex> lock(mu_);
   std::erase_if(workers_, [&](const auto& kv) {
     const bool old = !IsLive(kv.second.state) && kv.second.ended && *kv.second.ended < before;
-    if (old) parts_.erase(kv.first);
+    if (old) {
+      parts_.erase(kv.first);
+      log_tails_.erase(kv.first);
+    }
     return old;
   });
   Status s = db_.PruneWorkers(before);

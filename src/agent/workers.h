@@ -89,6 +89,9 @@ struct WorkerView {
   WorkerRow row;
   std::vector<WorkerModelView> models;
   std::optional<ImageState> image;  // the pull (or hit) of the image; nullopt for processes
+  // Once it has exited: the last lines of its log (stderr, or stdout when stderr is empty), at
+  // most 20 lines and 4 KiB, so that a worker that fails at start says why. Kept in memory.
+  std::string log_tail;
 };
 
 struct WorkersOptions {
@@ -175,6 +178,7 @@ class Workers {
   mutable std::condition_variable changed_;
   std::map<std::string, WorkerRow> workers_;
   std::map<std::string, Parts> parts_;
+  std::map<std::string, std::string> log_tails_;  // ended workers': WorkerView::log_tail
   std::vector<std::string> gpu_owner_;      // per GPU index: worker id or ""
 };
 

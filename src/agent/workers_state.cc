@@ -23,7 +23,8 @@ std::string SnapshotPath(const WorkerRow& row, const std::filesystem::path& cach
 }  // namespace
 
 WorkerView Workers::ViewLocked(const WorkerRow& row) const {
-  WorkerView view{row, {}, std::nullopt};
+  WorkerView view{row, {}, std::nullopt, {}};
+  if (auto tail = log_tails_.find(row.id); tail != log_tails_.end()) view.log_tail = tail->second;
   auto p = parts_.find(row.id);
   if (p != parts_.end()) {
     const Parts& pending = p->second;

@@ -46,8 +46,8 @@ json EndpointJson(const EndpointRecord& e) {
               {"updatedAt", e.updated_ms}};
 }
 
-json WorkerJson(const WorkerRecord& w) {
-  auto opt = [](const std::optional<int64_t>& v) { return v ? json(*v) : json(nullptr); };
+json WorkerJson(const WorkerRecord& w, const WorkerExit* exit) {
+  auto opt = [](const auto& v) { return v ? json(*v) : json(nullptr); };
   return json{{"id", w.id},
               {"endpointId", w.endpoint_id},
               {"hostId", w.host_id},
@@ -59,7 +59,23 @@ json WorkerJson(const WorkerRecord& w) {
               {"startedAt", opt(w.started_ms)},
               {"firstTakeAt", opt(w.first_take_ms)},
               {"stoppedAt", opt(w.stopped_ms)},
-              {"lastPingAt", opt(w.last_ping_ms)}};
+              {"lastPingAt", opt(w.last_ping_ms)},
+              {"exitCode", exit ? opt(exit->exit_code) : json(nullptr)},
+              {"signal", exit ? opt(exit->signal) : json(nullptr)}};
+}
+
+// Why the endpoint's placements wait (Fleet::Backoff), or null.
+json BackoffJson(const std::optional<BackoffView>& b) {
+  if (!b) return nullptr;
+  const PlacementFailure& f = b->last;
+  return json{{"failures", b->failures},
+              {"delayMs", b->delay_ms},
+              {"retryAt", b->retry_ms},
+              {"reason", f.reason},
+              {"workerId", f.worker_id.empty() ? json(nullptr) : json(f.worker_id)},
+              {"exitCode", f.exit_code ? json(*f.exit_code) : json(nullptr)},
+              {"logTail", f.log_tail},
+              {"failedAt", f.at_ms}};
 }
 
 double Percentile(std::vector<int64_t> v, double p) {
@@ -253,6 +269,7 @@ void CreateEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::Pat
   s = ctx.store.PutEndpoint(e);
   if (!s.ok()) return net::SetJsonError(res, s);
   spdlog::info("controller: endpoint {} ({}) created for {}@{}", e.id, e.name, e.repo, e.commit);
+  if (ctx.kick) ctx.kick();  // its workersMin start now, not at the next tick
   net::SetJson(res, 200, EndpointJson(e).dump());
 }
 
@@ -271,6 +288,7 @@ void UpdateEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::Pat
   e.updated_ms = NowMs(*ctx.options.clock);
   s = ctx.store.PutEndpoint(e);
   if (!s.ok()) return net::SetJsonError(res, s);
+  if (ctx.kick) ctx.kick();  // new sizes, or a fixed command after failed starts: act now
   net::SetJson(res, 200, EndpointJson(e).dump());
 }
 
@@ -298,6 +316,7 @@ void ShowEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::PathP
     }
   }
   out["seconds"] = json{{"billed", billed}, {"unbilled", unbilled}};
+  out["placementBackoff"] = BackoffJson(ctx.fleet.Backoff(id));
   net::SetJson(res, 200, out.dump());
 }
 
@@ -344,8 +363,11 @@ void ResolveModelRoute(ApiContext& ctx, const net::HttpRequest& req, const net::
 void ListWorkers(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams&,
                  net::HttpResponse& res) {
   json out = json::array();
-  for (const WorkerRecord& w : ctx.fleet.Workers(req.QueryParam("endpoint").value_or(""))) {
-    out.push_back(WorkerJson(w));
+  const std::string endpoint = req.QueryParam("endpoint").value_or("");
+  const std::map<std::string, WorkerExit> exits = ctx.fleet.Exits(endpoint);
+  for (const WorkerRecord& w : ctx.fleet.Workers(endpoint)) {
+    auto exit = exits.find(w.id);
+    out.push_back(WorkerJson(w, exit == exits.end() ? nullptr : &exit->second));
   }
   net::SetJson(res, 200, json{{"workers", out}}.dump());
 }

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "controller/api.h"
+#include "controller/api_common.h"
 #include "controller/fleet.h"
 #include "controller/jobs.h"
 #include "controller/keys.h"
@@ -118,15 +119,20 @@ class ControllerImpl final : public Controller {
   // Every `tick`: TTLs, timeouts and retention, then the autoscaler. A queued job runs the
   // autoscaler at once (a cold start should not wait for the timer), at most once per
   // kMinKickGap so that a burst of submissions does not turn into a busy loop.
+  //
+  // The timer runs on the injected clock (a test on a FakeClock gets a pass per Advance past a
+  // tick, or per kick). The gap after a pass is real time on purpose: it only keeps a burst of
+  // kicks from spinning the CPU, and on a FakeClock it must not wait for the test to advance.
   void Loop() {
     constexpr auto kMinKickGap = std::chrono::milliseconds(5);
-    auto last_timer = std::chrono::steady_clock::now();
+    Clock& clock = *o_.clock;
+    auto last_timer = clock.Monotonic() - o_.tick;  // the first pass at once (after a restart)
     std::unique_lock<std::mutex> lock(mu_);
     while (true) {
-      cv_.wait_until(lock, last_timer + o_.tick, [&] { return stopped_ || kicked_; });
+      clock.WaitUntil(cv_, lock, last_timer + o_.tick, [&] { return stopped_ || kicked_; });
       if (stopped_) return;
       kicked_ = false;
-      const auto now = std::chrono::steady_clock::now();
+      const auto now = clock.Monotonic();
       const bool timer = now >= last_timer + o_.tick;
       lock.unlock();
       if (timer) {
@@ -163,19 +169,13 @@ class ControllerImpl final : public Controller {
 
 StatusOr<std::string> AddApiKey(const std::filesystem::path& db_path, const std::string& name) {
   MC_ASSIGN_OR_RETURN(auto store, ControllerStore::Open(db_path));
-  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
-  return NewApiKey(*store, name, now);
+  return NewApiKey(*store, name, NowMs(Clock::Real()));
 }
 
 StatusOr<std::string> AddApiKey(const std::string& db, const std::optional<hub::Secret>& password,
                                 const std::string& name) {
   MC_ASSIGN_OR_RETURN(auto store, ControllerStore::OpenDb(db, Revealed(password)));
-  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
-  return NewApiKey(*store, name, now);
+  return NewApiKey(*store, name, NowMs(Clock::Real()));
 }
 
 StatusOr<bool> HasApiKey(const std::string& db, const std::optional<hub::Secret>& password,

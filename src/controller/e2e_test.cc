@@ -281,5 +281,78 @@ TEST(ControllerE2eTest, PlacementCountsBlobsAHostHasFromAnotherRevision) {
   EXPECT_EQ(workers[0]["hostId"], "host-2");
 }
 
+// A worker command that fails at once (the issue's `python3 /nonexistent/worker.py`): the
+// controller backs off instead of starting and losing a worker every tick, and the endpoint says
+// why (exit code, the log's last lines without the secrets the worker was given). The
+// controller runs on a FakeClock, so the back-off's seconds pass only when the test says.
+TEST(ControllerE2eTest, WorkerThatFailsAtStartBacksOffAndTheEndpointSaysWhy) {
+  FakeClock clock;
+  TestClusterOptions o;
+  o.name = "e2e_crash_loop";
+  o.models = {{"demo/a", 64 << 10}};
+  o.controller_options = [&](ControllerOptions& co) { co.clock = &clock; };
+  auto made = TestCluster::Create(std::move(o));
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  TestCluster& c = **made;
+  json fields{{"name", "broken"},
+              {"model", "https://huggingface.co/demo/a:main"},
+              {"workersMax", 3},
+              {"env", {{"MY_API_KEY", "sekrit-value-123"}}},
+              {"command",
+               {"sh", "-c",
+                "echo \"given $MY_API_KEY and $RUNPOD_AI_API_KEY\" >&2; "
+                "exec python3 /nonexistent/worker.py"}}};
+  Reply created = c.Call("POST", "/v1/endpoints", fields.dump());
+  ASSERT_EQ(created.status, 200) << created.body.dump();
+  const std::string ep = created.body["id"];
+  auto endpoint = [&] { return c.Call("GET", "/v1/endpoints/" + ep).body; };
+  auto workers = [&] { return c.Call("GET", "/v1/workers?endpoint=" + ep).body["workers"]; };
+  auto failures = [&] {
+    const json b = endpoint()["placementBackoff"];
+    return b.is_object() ? b["failures"].get<int>() : 0;
+  };
+
+  // The job kicks the autoscaler: one worker, which exits with code 2.
+  ASSERT_EQ(c.Call("POST", "/v2/" + ep + "/run", R"({"input": {}})").status, 200);
+  ASSERT_TRUE(Eventually([&] { return failures() == 1; })) << endpoint().dump();
+  json backoff = endpoint()["placementBackoff"];
+  EXPECT_EQ(backoff["exitCode"], 2) << backoff.dump();
+  EXPECT_EQ(backoff["delayMs"], 1000);
+  EXPECT_EQ(backoff["retryAt"].get<int64_t>() - backoff["failedAt"].get<int64_t>(), 1000);
+  const std::string tail = backoff["logTail"];
+  EXPECT_NE(tail.find("/nonexistent/worker.py"), std::string::npos) << tail;
+  EXPECT_NE(tail.find("given [redacted] and [redacted]"), std::string::npos) << tail;
+  EXPECT_EQ(tail.find("sekrit"), std::string::npos) << tail;
+  json list = workers();
+  ASSERT_EQ(list.size(), 1u) << list.dump();
+  EXPECT_EQ(list[0]["phase"], "stopped");
+  EXPECT_EQ(list[0]["exitCode"], 2);
+  EXPECT_EQ(list[0]["message"], "exited with code 2");
+
+  // More jobs run the autoscaler again, and it wants a worker (counted throttled) but places
+  // none: no time has passed on the controller's clock.
+  ASSERT_EQ(c.Call("POST", "/v2/" + ep + "/run", R"({"input": {}})").status, 200);
+  ASSERT_TRUE(Eventually([&] {
+    return c.Call("GET", "/v2/" + ep + "/health").body["workers"]["throttled"] == 1;
+  })) << c.Call("GET", "/v2/" + ep + "/health").body.dump();
+  EXPECT_EQ(workers().size(), 1u);
+
+  // A second later one more worker is tried; it fails too and the wait doubles.
+  clock.Advance(1s);
+  ASSERT_TRUE(Eventually([&] { return failures() == 2; })) << endpoint().dump();
+  EXPECT_EQ(endpoint()["placementBackoff"]["delayMs"], 2000);
+  EXPECT_EQ(workers().size(), 2u);
+
+  // Fixing the endpoint ends the back-off at once: the next pass places a worker.
+  ASSERT_EQ(c.Call("PATCH", "/v1/endpoints/" + ep,
+                   json{{"command", {"python3", std::string(MC_SOURCE_DIR) +
+                                                    "/examples/runpod_worker.py"}}}
+                       .dump())
+                .status,
+            200);
+  ASSERT_EQ(c.Call("POST", "/v2/" + ep + "/run", R"({"input": {}})").status, 200);
+  ASSERT_TRUE(Eventually([&] { return workers().size() >= 3u; })) << workers().dump();
+}
+
 }  // namespace
 }  // namespace mc::controller

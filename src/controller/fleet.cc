@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mc/common/constant_time.h"
+#include "mc/common/text_tail.h"
 #include "mc/hub/hub_client.h"
 #include "mc/hub/model_ref.h"
 #include "mc/net/http_client.h"
@@ -58,6 +59,24 @@ StatusOr<net::HttpClientResponse> SendToAgent(net::HttpClient& client,
   return client.Send(req);
 }
 
+// What a worker of `e` is given that must never be shown from its log: its key, the endpoint's
+// HF token, and env values whose names say they are secret.
+std::vector<std::string> WorkerSecrets(const EndpointRecord& e, const json& env,
+                                       const std::string& key) {
+  std::vector<std::string> out{key};
+  if (e.hf_token) out.push_back(*e.hf_token);
+  for (const auto& [name, value] : env.items()) {
+    std::string upper = name;
+    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    const bool secret = upper.find("KEY") != std::string::npos ||
+                        upper.find("TOKEN") != std::string::npos ||
+                        upper.find("SECRET") != std::string::npos ||
+                        upper.find("PASSWORD") != std::string::npos;
+    if (secret && value.is_string()) out.push_back(value.get<std::string>());
+  }
+  return out;
+}
+
 }  // namespace
 
 struct Fleet::Live {
@@ -65,6 +84,10 @@ struct Fleet::Live {
   bool unhealthy = false;  // its latest ping said so
   std::string host_url;
   std::optional<int64_t> ledger_row;  // the open phase row
+  // What the worker was given that its log must not show (the key, the token, secret env).
+  std::vector<std::string> secrets;
+  int64_t endpoint_updated_ms = 0;  // the endpoint as it was when the worker was placed
+  WorkerExit exit;                  // once ended, as its agent said
 };
 
 Fleet::Fleet(ControllerStore& store, JobBoard& jobs, Clock& clock, FleetOptions options)
@@ -407,6 +430,8 @@ Status Fleet::StartWorker(const EndpointRecord& e, const HostView& host,
   env["RUNPOD_GPU_COUNT"] = std::to_string(e.gpu_count);
   // The SDK's fitness checks need the internet (a TCP connect to 8.8.8.8) and nvidia-smi.
   if (!env.contains("RUNPOD_SKIP_AUTO_SYSTEM_CHECKS")) env["RUNPOD_SKIP_AUTO_SYSTEM_CHECKS"] = "true";
+  live->secrets = WorkerSecrets(e, env, key);
+  live->endpoint_updated_ms = e.updated_ms;
   json command = json::parse(e.command_json, nullptr, false);
   json body{{"id", id},       {"model", e.repo},   {"revision", e.commit},
             {"command", command}, {"env", env}, {"gpus", e.gpu_count},
@@ -428,6 +453,8 @@ Status Fleet::StartWorker(const EndpointRecord& e, const HostView& host,
     std::lock_guard<std::mutex> lock(mu_);
     live->rec.message = "the agent refused the worker: " + why;
     SetPhaseLocked(*live, kPhaseFailed);
+    NoteFailureLocked(e.id, e.updated_ms, {.worker_id = id, .reason = "host " + host.id + " refused the worker: " + why,
+                             .exit_code = std::nullopt, .log_tail = "", .at_ms = NowMs()});
     return UnavailableError("start worker on " + host.id + ": " + why);
   }
   spdlog::info("controller: worker {} of {} placed on {} ({})", id, e.id, host.id,
@@ -475,7 +502,7 @@ void Fleet::Watch(std::string worker_id) {
         return;
       }
       std::unique_lock<std::mutex> lock(mu_);
-      stopping_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; });
+      clock_.WaitFor(stopping_cv_, lock, std::chrono::seconds(1), [&] { return stopping_; });
       continue;
     }
     failures = 0;
@@ -493,6 +520,7 @@ void Fleet::Watch(std::string worker_id) {
         auto it = workers_.find(worker_id);
         if (it != workers_.end()) {
           Live& w = *it->second;
+          const std::string before = w.rec.phase;
           if (w.rec.message.empty()) {
             w.rec.message = doc.value("message", "");
             if (w.rec.message.empty() && doc["exit_code"].is_number()) {
@@ -500,6 +528,7 @@ void Fleet::Watch(std::string worker_id) {
             }
           }
           SetPhaseLocked(w, state == "failed" ? kPhaseFailed : kStopped);
+          NoteWorkerEndLocked(w, before, doc);
         }
       }
       jobs_.RequeueWorker(worker_id, "worker " + worker_id + " ended");
@@ -602,7 +631,8 @@ void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
     for (const std::string& id : decision->stop) StopWorker(id, "idle timeout");
     uint32_t started = 0;
     if (decision->start > 0) LearnTrees(e);  // the blob lists placement compares
-    for (uint32_t i = 0; i < decision->start; ++i) {
+    const uint32_t allowed = AllowedStarts(e, decision->start);
+    for (uint32_t i = 0; i < allowed; ++i) {
       if (!CheckEntitlement(e).ok()) {
         spdlog::warn("controller: {}: the endpoint's token is not accepted for {}; no worker",
                      e.id, e.repo);
@@ -705,6 +735,7 @@ void Fleet::OnTake(const std::string& worker_id, size_t jobs_taken) {
   Live& w = *it->second;
   if (w.rec.phase == kStopping) return;
   if (!w.rec.first_take_ms) {
+    backoff_.erase(w.rec.endpoint_id);  // a ready worker: its endpoint's start works
     w.rec.first_take_ms = NowMs();
     if (!w.rec.started_ms) w.rec.started_ms = w.rec.ready_ms = w.rec.first_take_ms;
   }
@@ -791,6 +822,8 @@ void Fleet::StopEndpoint(const std::string& endpoint_id) {
     if (IsLivePhase(w.phase)) ids.push_back(w.id);
   }
   for (const std::string& id : ids) StopWorker(id, "the endpoint was deleted");
+  std::lock_guard<std::mutex> lock(mu_);
+  backoff_.erase(endpoint_id);
 }
 
 Status Fleet::Load() {
@@ -818,6 +851,82 @@ Status Fleet::Load() {
     if (!live->host_url.empty()) StartWatcherLocked(id);
   }
   return Status::Ok();
+}
+
+// ---- placement back-off (placement_backoff.h) ----
+
+void Fleet::NoteWorkerEndLocked(Live& w, const std::string& phase_before, const json& doc) {
+  const auto number = [&](const char* key) {
+    const auto it = doc.find(key);
+    return it != doc.end() && it->is_number_integer() ? std::optional<int>(it->get<int>())
+                                                      : std::nullopt;
+  };
+  w.exit = WorkerExit{number("exit_code"), number("signal")};
+  // Only a worker that never became ready and that nobody stopped says its start is broken.
+  if (phase_before != kInitializing && phase_before != kStarting) return;
+  const auto tail = doc.find("log_tail");
+  PlacementFailure f;
+  f.worker_id = w.rec.id;
+  f.exit_code = w.exit.exit_code;
+  f.reason = "worker " + w.rec.id + " ended before it was ready" +
+             (w.rec.message.empty() ? "" : ": " + w.rec.message);
+  if (tail != doc.end() && tail->is_string()) {
+    f.log_tail = RedactSecrets(
+        LastLines(tail->get<std::string>(), kLogTailLines, kLogTailBytes), w.secrets);
+  }
+  f.at_ms = NowMs();
+  NoteFailureLocked(w.rec.endpoint_id, w.endpoint_updated_ms, std::move(f));
+}
+
+void Fleet::NoteFailureLocked(const std::string& endpoint_id, int64_t endpoint_updated_ms,
+                              PlacementFailure failure) {
+  auto it = backoff_.try_emplace(endpoint_id, EndpointBackoff{
+                                                  PlacementBackoff(options_.placement_backoff),
+                                                  endpoint_updated_ms})
+                .first;
+  const std::string reason = failure.reason;
+  it->second.backoff.Failed(clock_.Monotonic(), std::move(failure));
+  spdlog::warn("controller: {}: {}; next worker in {} ms (failure {} in a row)", endpoint_id,
+               reason, it->second.backoff.delay().count(), it->second.backoff.failures());
+}
+
+uint32_t Fleet::AllowedStarts(const EndpointRecord& e, uint32_t wanted) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = backoff_.find(e.id);
+  if (it == backoff_.end()) return wanted;
+  if (it->second.endpoint_updated_ms != e.updated_ms) {  // changed since: try it at once
+    backoff_.erase(it);
+    return wanted;
+  }
+  int unready = 0;
+  for (const auto& [id, w] : workers_) {
+    if (w->rec.endpoint_id == e.id && (w->rec.phase == kInitializing || w->rec.phase == kStarting)) {
+      ++unready;
+    }
+  }
+  return it->second.backoff.Starts(clock_.Monotonic(), wanted, unready);
+}
+
+std::optional<BackoffView> Fleet::Backoff(const std::string& endpoint_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = backoff_.find(endpoint_id);
+  if (it == backoff_.end() || !it->second.backoff.backing_off()) return std::nullopt;
+  const PlacementBackoff& b = it->second.backoff;
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      b.retry_at() - clock_.Monotonic());
+  return BackoffView{b.failures(), b.delay().count(),
+                     NowMs() + std::max<int64_t>(0, left.count()), b.last()};
+}
+
+std::map<std::string, WorkerExit> Fleet::Exits(const std::string& endpoint_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<std::string, WorkerExit> out;
+  for (const auto& [id, w] : workers_) {
+    if ((endpoint_id.empty() || w->rec.endpoint_id == endpoint_id) && !IsLivePhase(w->rec.phase)) {
+      out[id] = w->exit;
+    }
+  }
+  return out;
 }
 
 }  // namespace mc::controller

@@ -17,6 +17,13 @@
 // A watcher thread per worker long-polls its agent for the state changes. A worker that exits,
 // or whose host stops sending heartbeats, is stopped and its jobs are requeued.
 //
+// Crash loops: a worker that ends before it becomes ready (exits or fails while initializing or
+// starting), and a start the agent refuses, count as failed placements of the endpoint: its next
+// placement backs off (placement_backoff.h: 1 s doubling to 5 min, one worker at a time, reset
+// by a worker's first job-take or a change to the endpoint). Backoff() shows why: the exit code
+// and the last lines of the worker's log, as its agent reported them, with the secrets the
+// controller gave the worker redacted.
+//
 // Gated and private models: before a worker of an endpoint is placed, the endpoint's own token
 // must have been accepted by the upstream for that repo within the last `entitlement_ttl`.
 //
@@ -34,7 +41,10 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "controller/jobs.h"
+#include "controller/placement_backoff.h"
 #include "controller/store.h"
 #include "mc/common/clock.h"
 #include "mc/hub/endpoint.h"
@@ -58,6 +68,7 @@ struct FleetOptions {
   int tree_fetches_per_pass = 4;
   double upstream_bytes_per_second = 100e6;  // placement estimates before any measurement
   double peer_bytes_per_second = 1e9;
+  BackoffPolicy placement_backoff;  // after workers that fail before they are ready
 };
 
 struct HostView {
@@ -92,6 +103,20 @@ struct ColdStart {
   std::string worker_id;
   bool cache_hit = false;
   int64_t queue_ms = 0, download_ms = 0, start_ms = 0, total_ms = 0;
+};
+
+// An endpoint whose placements back off, and why (GET /v1/endpoints/{id}, "placementBackoff").
+struct BackoffView {
+  int failures = 0;                  // in a row, since the last ready worker
+  int64_t delay_ms = 0;              // the current wait
+  int64_t retry_ms = 0;              // wall time: no placement before
+  PlacementFailure last;
+};
+
+// How a worker ended, as its agent said (kept in memory while the controller runs).
+struct WorkerExit {
+  std::optional<int> exit_code;
+  std::optional<int> signal;
 };
 
 class Fleet {
@@ -144,6 +169,10 @@ class Fleet {
 
   std::vector<WorkerRecord> Workers(const std::string& endpoint_id) const;
   std::vector<ColdStart> ColdStarts(const std::string& endpoint_id) const;
+  // The exits of the endpoint's ended workers (all endpoints' for ""), by worker id.
+  std::map<std::string, WorkerExit> Exits(const std::string& endpoint_id) const;
+  // Set while the endpoint's placements back off after failed workers.
+  std::optional<BackoffView> Backoff(const std::string& endpoint_id) const;
   // Stops every worker of an endpoint (deleted or scaled to zero by an update).
   void StopEndpoint(const std::string& endpoint_id);
   // Stops watchers (shutdown); workers keep running on their hosts.
@@ -189,6 +218,20 @@ class Fleet {
   };
   void StartWatcherLocked(const std::string& worker_id);
   std::vector<Watcher> watchers_;
+
+  // Placement back-off per endpoint (the end of fleet.cc), with the endpoint's updated_ms as
+  // its failed workers were placed: a change to the endpoint (a fixed command) ends it.
+  struct EndpointBackoff {
+    PlacementBackoff backoff;
+    int64_t endpoint_updated_ms = 0;
+  };
+  std::map<std::string, EndpointBackoff> backoff_;
+  // A worker ended: a failed placement if it had not become ready and nobody stopped it.
+  void NoteWorkerEndLocked(Live& w, const std::string& phase_before, const nlohmann::json& doc);
+  void NoteFailureLocked(const std::string& endpoint_id, int64_t endpoint_updated_ms,
+                         PlacementFailure failure);
+  // How many of `wanted` starts the back-off lets the endpoint have now.
+  uint32_t AllowedStarts(const EndpointRecord& e, uint32_t wanted);
 };
 
 }  // namespace mc::controller

@@ -55,6 +55,34 @@ function timeline(worker, rows) {
   return {phases, node: h('span', {class: 'chips timeline'}, chips)};
 }
 
+// Why the endpoint's workers are not starting (GET /v1/endpoints/{id} "placementBackoff"): the
+// last failed worker's exit code and log tail, and when the controller tries again.
+function backoffNotice(b) {
+  if (!b) return '';
+  const facts = [
+    b.exitCode === null || b.exitCode === undefined ? null : `exit code ${b.exitCode}`,
+    `${b.failures} ${b.failures === 1 ? 'failure' : 'failures in a row'}`,
+    `next try ${fmtTime(b.retryAt)}`,
+  ].filter(Boolean).join(' · ');
+  return h('div', {class: 'notice notice-bad', role: 'alert'},
+    h('h2', null, 'Workers fail before they are ready'),
+    h('p', {class: 'backoff-reason'}, b.reason),
+    h('p', {class: 'backoff-facts'}, facts),
+    b.logTail
+      ? [h('p', {class: 'muted'}, 'The last lines of its log:'),
+        h('pre', {class: 'output log-tail'}, b.logTail)]
+      : h('p', {class: 'muted'}, 'It wrote nothing to its log.'),
+    h('p', {class: 'muted'}, 'Fix the worker command or image with Edit endpoint: a change is tried at once.'));
+}
+
+// What an ended worker's phase cell adds: how it ended.
+function endedNote(w) {
+  if (!isEndedPhase(w.phase)) return '';
+  const code = w.exitCode === null || w.exitCode === undefined ? '' : `exit code ${w.exitCode}`;
+  const text = w.message || code;
+  return text ? h('span', {class: 'ended-note'}, ` ${text}`) : '';
+}
+
 function workersTable(workers, ledger, coldStarts) {
   if (!workers.length) return h('p', {class: 'muted'}, 'No workers yet: the first request starts one.');
   const live = (w) => !isEndedPhase(w.phase);
@@ -69,7 +97,7 @@ function workersTable(workers, ledger, coldStarts) {
       cells: [
         h('span', {class: 'mono'}, w.id),
         w.hostId,
-        badge(PHASE_LABELS[w.phase] || w.phase, `phase-${w.phase}`),
+        [badge(PHASE_LABELS[w.phase] || w.phase, `phase-${w.phase}`), endedNote(w)],
         c ? `${c.cacheHit ? 'hit' : 'miss'}: ${fmtMs(c.totalMs)} (download ${fmtMs(c.downloadMs)}, ` +
           `start ${fmtMs(c.startMs)})` : (w.cacheHit ? 'hit' : 'miss'),
         t.node,
@@ -171,6 +199,7 @@ export function endpointPage(main, [id], ctx) {
   const parts = {
     settings: h('div'), workers: h('div'), phases: h('div', {class: 'phase-summary'}),
     queue: h('div'), billing: h('div'), cold: h('div'), coldList: h('div'), jobs: h('div'),
+    backoff: h('div', {id: 'placement-backoff'}),
   };
   const editLink = h('a', {href: `#/endpoints/${id}/edit`, class: 'button', id: 'edit-endpoint-link'},
     'Edit endpoint');
@@ -187,6 +216,7 @@ export function endpointPage(main, [id], ctx) {
   main.append(
     h('p', {class: 'crumbs'}, h('a', {href: '#/endpoints'}, '← Endpoints')),
     h('div', {class: 'page-head'}, title, state, editLink),
+    parts.backoff,
     h('div', {class: 'grid'},
       section('Workers', 'workers', parts.phases, parts.workers),
       section('Queue', 'queue', parts.queue),
@@ -212,6 +242,8 @@ export function endpointPage(main, [id], ctx) {
     renderIfChanged(state, JSON.stringify(st), () => badge(st.label, st.kind));
     renderIfChanged(parts.settings, JSON.stringify(e.updatedAt) + e.id, () => settings(e));
     renderIfChanged(parts.phases, JSON.stringify(e.workers), () => phaseChips(e.workers));
+    renderIfChanged(parts.backoff, JSON.stringify(e.placementBackoff ?? null),
+      () => backoffNotice(e.placementBackoff));
     const ledgerRows = ledger instanceof Error ? [] : ledger.ledger;
     const coldRows = cold instanceof Error ? [] : cold.coldStarts;
     renderIfChanged(parts.workers, JSON.stringify([workers, ledgerRows, coldRows, Math.floor(Date.now() / 1000)]),

@@ -7,6 +7,8 @@ export function endpointState(detail) {
   const n = (p) => Number(w[p] || 0);
   const queued = detail && detail.queue ? Number(detail.queue.inQueue || 0) : 0;
   if (n(PHASE.RUNNING)) return {label: 'running', kind: 'ok'};
+  // Its workers end before they are ready: the controller backs off (placementBackoff).
+  if (detail && detail.placementBackoff && !n(PHASE.IDLE)) return {label: 'failing to start', kind: 'bad'};
   if (n(PHASE.INITIALIZING)) return {label: PHASE_LABELS[PHASE.INITIALIZING], kind: 'busy'};
   if (n(PHASE.STARTING)) return {label: 'starting', kind: 'busy'};
   if (n(PHASE.IDLE)) return {label: 'ready', kind: 'ok'};
