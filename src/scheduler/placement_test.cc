@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <limits>
+#include <set>
+#include <string>
 #include <utility>
 
 namespace mc::scheduler {
@@ -290,6 +292,71 @@ TEST(PlacementTest, NamesLargestMissingBytesWhenModelSizeIsUnknown) {
   EXPECT_EQ(p.status().message(),
             "no host has 1 free GPU of type A100 and room for 10.0 GB: 2 hosts lack disk for "
             "10.0 GB");
+}
+
+TEST(PlacementPolicyTest, LeastLoadedIgnoresTheModelAndTakesTheLeastBusyHost) {
+  HostState busy = Complete(Host("a"));
+  busy.running_workers = 3;
+  HostState idle = Host("b");
+  PlacementRequest r = Request();
+  r.policy = PlacementPolicy::kLeastLoaded;
+  auto p = PlaceWorker({busy, idle}, r);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->host_id, "b");
+  EXPECT_EQ(p->source, ModelSource::kPeer);
+}
+
+TEST(PlacementPolicyTest, LeastLoadedBreaksTiesByMoreFreeGpus) {
+  HostState a = Host("a");
+  a.gpus_free = 2;
+  HostState b = Host("b");
+  b.gpus_free = 5;
+  PlacementRequest r = Request();
+  r.policy = PlacementPolicy::kLeastLoaded;
+  auto p = PlaceWorker({a, b}, r);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->host_id, "b");
+}
+
+TEST(PlacementPolicyTest, RandomDependsOnTheSeedButNotOnTheInputOrder) {
+  std::vector<HostState> hosts;
+  for (int i = 0; i < 8; ++i) hosts.push_back(Host("h" + std::to_string(i)));
+  std::vector<HostState> reversed(hosts.rbegin(), hosts.rend());
+  PlacementRequest r = Request();
+  r.policy = PlacementPolicy::kRandom;
+  std::set<std::string> chosen;
+  for (uint64_t seed = 0; seed < 32; ++seed) {
+    r.random_seed = seed;
+    auto a = PlaceWorker(hosts, r);
+    auto b = PlaceWorker(reversed, r);
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ(a->host_id, b->host_id);
+    chosen.insert(a->host_id);
+  }
+  EXPECT_GT(chosen.size(), 4u);  // the seeds spread over the hosts
+}
+
+TEST(PlacementPolicyTest, RandomOnlyChoosesHostsThatFit) {
+  PlacementRequest r = Request();
+  r.policy = PlacementPolicy::kRandom;
+  for (uint64_t seed = 0; seed < 16; ++seed) {
+    r.random_seed = seed;
+    auto p = PlaceWorker({NoGpus(Host("a")), Host("b"), NoGpus(Host("c"))}, r);
+    ASSERT_TRUE(p.ok());
+    EXPECT_EQ(p->host_id, "b");
+  }
+}
+
+TEST(PlacementPolicyTest, NamesParseBackAndUnknownNamesAreRefused) {
+  for (PlacementPolicy p : {PlacementPolicy::kTimeToReady, PlacementPolicy::kLeastLoaded,
+                            PlacementPolicy::kRandom}) {
+    auto parsed = ParsePlacementPolicy(PlacementPolicyName(p));
+    ASSERT_TRUE(parsed.ok());
+    EXPECT_EQ(*parsed, p);
+  }
+  auto bad = ParsePlacementPolicy("fastest");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("ttr, least-loaded or random"));
 }
 
 }  // namespace

@@ -25,7 +25,7 @@
 //      eviction frees what it can (unpinned, not partial snapshots; see eviction.h).
 //   4. Bandwidth: a host that must download at a bandwidth of 0 can never be ready.
 //
-// Choice. The least expected_seconds wins. Hosts within 1 ms of the best are ties, broken by fewer
+// Choice (PlacementRequest::policy). kTimeToReady, the default: the least expected_seconds wins. Hosts within 1 ms of the best are ties, broken by fewer
 // running_workers (spreading load), then by id; so the result never depends on the input order.
 //
 // Peers. Hosts other than the chosen one holding the commit complete, whatever their GPUs (serving
@@ -95,11 +95,19 @@ struct HostState {
   uint32_t running_workers = 0;   // for spreading ties
 };
 
+enum class PlacementPolicy { kTimeToReady, kLeastLoaded, kRandom };
+
+// "ttr", "least-loaded", "random"; ParsePlacementPolicy is InvalidArgument for anything else.
+std::string_view PlacementPolicyName(PlacementPolicy policy);
+StatusOr<PlacementPolicy> ParsePlacementPolicy(std::string_view name);
+
 struct PlacementRequest {
   std::string gpu_type;      // "" = any type
   uint32_t gpus = 1;         // GPUs the worker needs
   uint64_t model_bytes = 0;  // size of the model commit, for messages only; 0 = unknown
   bool allow_peers = true;
+  PlacementPolicy policy = PlacementPolicy::kTimeToReady;
+  uint64_t random_seed = 0;  // kRandom only
 };
 
 struct Placement {
