@@ -41,7 +41,8 @@ Status CheckHost(const HostState& h) {
   const std::pair<const char*, double> values[] = {{"download_rate", h.download_rate},
                                                    {"peer_bandwidth", h.peer_bandwidth},
                                                    {"upstream_bandwidth", h.upstream_bandwidth},
-                                                   {"queue_wait_seconds", h.queue_wait_seconds}};
+                                                   {"queue_wait_seconds", h.queue_wait_seconds},
+                                                   {"image_seconds", h.image_seconds}};
   for (const auto& [name, value] : values) {
     if (!Valid(value)) {
       return InvalidArgumentError("host " + h.id + ": " + name + " must be finite and >= 0, got " +
@@ -73,7 +74,7 @@ struct Estimate {
   ModelSource source = ModelSource::kLocal;
   uint64_t bytes = 0;    // still to fetch
   double bandwidth = 0;  // bytes/s
-  double seconds = 0;    // time-to-ready: download + queue wait
+  double seconds = 0;    // time-to-ready: max(download, image pull) + queue wait
 };
 
 // Peers beat the upstream when usable and at least as fast (a tie saves upstream egress).
@@ -100,7 +101,7 @@ Estimate Estimated(const HostState& h, bool peers_usable) {
     }
   }
   const double download = e.bytes == 0 ? 0 : static_cast<double>(e.bytes) / e.bandwidth;
-  e.seconds = download + h.queue_wait_seconds;
+  e.seconds = std::max(download, h.image_seconds) + h.queue_wait_seconds;
   return e;
 }
 

@@ -83,6 +83,33 @@ TEST(PlacementTest, AddsQueueWaitToTimeToReady) {
   EXPECT_DOUBLE_EQ(p->expected_seconds, 10);
 }
 
+TEST(PlacementTest, HostWithTheImageAndTheModelBeatsOneWithOnlyTheModel) {
+  HostState model_only = Complete(Host("model-only"));
+  model_only.image_seconds = 3;  // its image must be pulled first
+  auto p = PlaceWorker({model_only, Complete(Host("both"))}, Request());
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->host_id, "both");
+  EXPECT_DOUBLE_EQ(p->expected_seconds, 0);
+}
+
+TEST(PlacementTest, ImagePullOverlapsTheDownloadSoTheLongerOneCounts) {
+  // 10 GB from peers at 1 GB/s = 10 s; an image pull of 4 s runs meanwhile, one of 30 s does not
+  // fit in it.
+  HostState short_pull = Host("short-pull");
+  short_pull.image_seconds = 4;
+  auto p = PlaceWorker({short_pull, Complete(Host("peer"))}, Request());
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->host_id, "peer");
+  HostState long_pull = Complete(Host("long-pull"));
+  long_pull.image_seconds = 30;
+  HostState b = Host("b");
+  b.image_seconds = 4;
+  p = PlaceWorker({long_pull, b}, Request());
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->host_id, "b");
+  EXPECT_DOUBLE_EQ(p->expected_seconds, 10);
+}
+
 TEST(PlacementTest, JoinsDownloadInFlight) {
   // 1 GB left at 200 MB/s = 5 s against 10 GB at 100 MB/s = 100 s.
   auto p = PlaceWorker({Host("cold"), Downloading(Host("warm"), 1 * kGB, 200 * kMBps)}, Request());
@@ -276,6 +303,9 @@ TEST(PlacementTest, RejectsNegativeOrNonFiniteBandwidth) {
   h.peer_bandwidth = -1;
   EXPECT_EQ(PlaceWorker({h}, Request()).status().code(), StatusCode::kInvalidArgument);
   h.peer_bandwidth = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_EQ(PlaceWorker({h}, Request()).status().code(), StatusCode::kInvalidArgument);
+  h = Host("a");
+  h.image_seconds = -1;
   EXPECT_EQ(PlaceWorker({h}, Request()).status().code(), StatusCode::kInvalidArgument);
 }
 

@@ -4,8 +4,9 @@
 // calls PlaceWorker, then asks the chosen agent to ensure the model (with the peers named here) and
 // start the worker; the simulator will call the same function.
 //
-// Score. Expected time-to-ready = download seconds + the host's queue wait, where the download
-// seconds depend on what the host holds of the endpoint's model commit:
+// Score. Expected time-to-ready = max(download seconds, image_seconds) + the host's queue wait
+// (the agent pulls a worker's image while the model downloads), where the download seconds depend
+// on what the host holds of the endpoint's model commit:
 //   - kComplete:    0 (source kLocal).
 //   - kDownloading: remaining_bytes / download_rate (source kJoin: the agent's single-flight ensure
 //                   joins the download in flight). A rate of 0 (not yet measured) falls back to
@@ -92,6 +93,7 @@ struct HostState {
   uint64_t freeable_bytes = 0;  // what eviction could free (unpinned, not partial snapshots)
 
   double queue_wait_seconds = 0;  // expected wait before a new worker can start there
+  double image_seconds = 0;       // to make the worker's image present there (0: it has it)
   uint32_t running_workers = 0;   // for spreading ties
 };
 
