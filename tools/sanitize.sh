@@ -46,7 +46,10 @@ if [[ ! -f $build/build.ninja ]]; then
     -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null || exit 2
 fi
 start=$(date +%s)
-cmake --build "$build" -j "${JOBS:-$(nproc)}" --target modelcache "${targets[@]}" || exit 2
+extra=()
+# Suites that spawn the modelcache binary need it built with the same sanitizer.
+[[ " ${targets[*]} " =~ (cli|controller|agent|pull) ]] && extra=(modelcache)
+cmake --build "$build" -j "${JOBS:-$(nproc)}" --target "${extra[@]}" "${targets[@]}" || exit 2
 built=$(date +%s)
 echo "sanitize $kind: built ${#targets[@]} test binaries in $((built - start)) s"
 
