@@ -7,7 +7,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 MODELCACHE := $(BUILD)/src/cli/modelcache
 
-.PHONY: all setup build run test test-cpp test-js test-browser bench format clean
+.PHONY: all setup build run test test-cpp test-js test-browser test-crash test-sanitize fuzz fuzz-ci bench format clean
 
 all: build
 
@@ -32,6 +32,26 @@ test-js:
 
 test-browser:
 	@MODELCACHE_BIN=$(abspath $(MODELCACHE)) tests/browser/run.sh
+
+# The power-loss crash-consistency check in full: every crash state at every fsync boundary of
+# import and pull, every distinct one re-run to recovery (CTest runs a sample). docs/reliability.md
+test-crash: build
+	@python3 tests/crash/crashcheck.py --modelcache $(MODELCACHE) \
+	  --shim $(BUILD)/tests/crash/libfstrace.so --recover -1
+
+# The C++ suites under AddressSanitizer + UndefinedBehaviorSanitizer, and the concurrent ones under
+# ThreadSanitizer (clang-16, build-asan/ and build-tsan/). Not in `make test`: too long for CI on
+# 2 cores (docs/reliability.md has the times).
+test-sanitize: setup
+	@tools/sanitize.sh asan && tools/sanitize.sh tsan
+
+# libFuzzer targets (clang-16, own build dir build-fuzz/): 10 million executions each, or a
+# short run of each (fuzz-ci). docs/reliability.md records the figures.
+fuzz: setup
+	@fuzz/run.sh --runs 10000000
+
+fuzz-ci: setup
+	@fuzz/run.sh --seconds 20
 
 # The bench packages first, so that the configure step finds Google Benchmark.
 bench: setup
