@@ -277,6 +277,29 @@ FetchEngine::Counters FetchEngine::counters() const {
   return c;
 }
 
+std::optional<BlobExtent> FetchEngine::Extent(const std::string& etag, uint64_t offset) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& b : blobs_) {
+    if (b->spec.etag.str() != etag) continue;
+    BlobExtent e{.size = b->spec.size, .available_end = offset, .written = 0};
+    if (b->state == Blob::State::kDone) e.written = b->spec.size;  // published: being linked
+    if (b->state != Blob::State::kActive) return e;
+    std::lock_guard<std::mutex> guard(b->mu);
+    if (!b->record) return e;
+    e.written = b->written;
+    const ResumeRecord& record = *b->record;
+    // Bytes written contiguously from `offset`, cell after cell.
+    for (size_t c = offset / record.cell_size(); c < record.cells(); ++c) {
+      const uint64_t written_end = record.CellBegin(c) + record.written(c);
+      if (written_end <= e.available_end) break;
+      e.available_end = written_end;
+      if (!record.CellFull(c)) break;
+    }
+    return e;
+  }
+  return std::nullopt;
+}
+
 std::vector<PullEvent::FileProgress> FetchEngine::InFlight() const {
   std::vector<PullEvent::FileProgress> out;
   std::lock_guard<std::mutex> lock(mu_);

@@ -35,6 +35,9 @@ struct FetchEngine::Segment {
   // `end` below it, so every byte the source was asked for is used.
   uint64_t wire_end = 0;
   size_t source = 0;
+  // Swarm: the owner's progress at its last "not yet" and since when it has not changed.
+  uint64_t pending_written = UINT64_MAX;
+  Clock::SteadyTime pending_since{};
   // Bytes a split may take: those past both the write position and the request on the wire.
   uint64_t Stealable() const {
     const uint64_t from = std::max(pos, wire_end);
