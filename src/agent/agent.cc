@@ -183,6 +183,7 @@ class AgentImpl final : public Agent {
     MC_RETURN_IF_ERROR(http_->Start());
     if (!o_.public_url) o_.public_url = http_->base_url();
     api_->set_public_url(*o_.public_url);
+    downloads_->set_self_url(*o_.public_url);
     downloads_->Resume();
     maintenance_ = std::thread([this] { Maintain(); });
     if (o_.controller_url) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -12,6 +13,7 @@
 #include "agent/api_json.h"
 #include "mc/hub/model_ref.h"
 #include "mc/net/json_reply.h"
+#include "mc/net/url.h"
 #include "mc/net/prometheus.h"
 
 namespace mc::agent {
@@ -193,6 +195,61 @@ void AgentApi::Handle(const net::HttpRequest& req, net::HttpResponse& res) {
     return;
   }
   p_.mirror.Handle(req, res);
+  // A swarm member asks for a file this agent is still downloading: what is written so far.
+  if ((res.status == 404 || res.status == 401) && req.method == "GET" &&
+      req.headers.Get("X-Modelcache-Partial")) {
+    ServePartial(req, res);
+  }
+}
+
+// GET /{repo}/resolve/{commit}/{path} of a file a download in flight fetches, from a swarm member
+// (X-Modelcache-Partial: 1, with a Range): 206 with the bytes written from the range's first byte
+// on (Content-Range says how many), or 416 with X-Modelcache-Pending: <bytes of the file written
+// so far> when the first byte is not written yet. Anything else keeps the mirror's 404. Bytes are
+// not verified here; the member verifies the whole blob before it is visible.
+void AgentApi::ServePartial(const net::HttpRequest& req, net::HttpResponse& res) {
+  const std::string& path = req.raw_path;
+  const size_t at = path.find("/resolve/");
+  if (at == std::string::npos || at < 2) return;
+  auto repo = RepoId::Parse(path.substr(1, at - 1));
+  const std::string rest = path.substr(at + 9);
+  const size_t slash = rest.find('/');
+  if (!repo.ok() || slash == std::string::npos) return;
+  const std::string commit = rest.substr(0, slash);
+  auto file = net::PercentDecode(rest.substr(slash + 1));
+  if (!file.ok() || !CommitSha::IsValid(commit)) return;
+  const std::string range = req.headers.Get("Range").value_or("");
+  uint64_t first = 0, last = UINT64_MAX;
+  if (range.starts_with("bytes=")) {
+    const std::string spec = range.substr(6);
+    const size_t dash = spec.find('-');
+    if (dash == std::string::npos || dash == 0) return;
+    first = std::strtoull(spec.substr(0, dash).c_str(), nullptr, 10);
+    if (dash + 1 < spec.size()) last = std::strtoull(spec.substr(dash + 1).c_str(), nullptr, 10);
+  }
+  auto partial = p_.downloads.Partial(*repo, commit, *file, first);
+  if (!partial) return;
+  const downloader::BlobExtent& e = partial->extent;
+  net::HttpResponse out;
+  if (e.available_end <= first || first >= e.size) {
+    out.status = 416;
+    out.headers.Set("Content-Range", "bytes */" + std::to_string(e.size));
+    out.headers.Set("X-Modelcache-Pending", std::to_string(e.written));
+    res = std::move(out);
+    return;
+  }
+  const uint64_t end = std::min(e.available_end, last == UINT64_MAX ? e.size : last + 1);
+  const std::filesystem::path temp =
+      p_.store.ResumableBlobPath(*repo, Etag::Parse(partial->etag).value());
+  auto fd = net::ScopedFd::OpenForRead(temp);
+  if (!fd.ok()) return;  // published meanwhile: the member asks again and gets the snapshot file
+  out.status = 206;
+  out.headers.Set("Content-Range", "bytes " + std::to_string(first) + "-" +
+                                       std::to_string(end - 1) + "/" + std::to_string(e.size));
+  out.headers.Set("Accept-Ranges", "bytes");
+  out.headers.Set("Content-Type", "application/octet-stream");
+  out.SetFile(std::move(*fd), first, end - first);
+  res = std::move(out);
 }
 
 void AgentApi::Health(const net::HttpRequest&, const Params&, net::HttpResponse& res) {
@@ -250,7 +307,7 @@ void AgentApi::StopWorker(const net::HttpRequest& req, const Params& params,
 }
 
 void AgentApi::Ensure(const net::HttpRequest& req, const Params&, net::HttpResponse& res) {
-  auto body = ParseBody(req, {"model", "revision", "include", "exclude", "peers", "token"});
+  auto body = ParseBody(req, {"model", "revision", "include", "exclude", "peers", "swarm", "token"});
   if (!body.ok()) return net::SetJsonError(res, body.status());
   auto request = ParseEnsure(*body);
   if (!request.ok()) return net::SetJsonError(res, request.status());

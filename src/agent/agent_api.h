@@ -47,6 +47,7 @@ class AgentApi {
   // Route handlers (the table is in the constructor).
   using Params = net::PathParams;
   void Health(const net::HttpRequest& req, const Params& params, net::HttpResponse& res);
+  void ServePartial(const net::HttpRequest& req, net::HttpResponse& res);
   void Metrics(const net::HttpRequest& req, const Params& params, net::HttpResponse& res);
   void Inventory(const net::HttpRequest& req, const Params& params, net::HttpResponse& res);
   void Ensure(const net::HttpRequest& req, const Params& params, net::HttpResponse& res);

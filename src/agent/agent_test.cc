@@ -225,6 +225,81 @@ TEST_F(AgentTest, PeerAgentServesTheBlobsAndTheUpstreamNone) {
             upstream_->Bytes("org/m2"));
 }
 
+// The swarm (issue 17): agents that fetch the same commit at the same time, behind an origin
+// capped at 4 MB/s in total. Small pieces (256 KiB cells) so that org/big (8 MiB) has many.
+class SwarmTest : public AgentTest {
+ protected:
+  void SetUp() override {
+    mirror::MirrorOptions mo;
+    mo.cache_dir = upstream_->cache_dir;
+    mo.max_bytes_per_second = 4'000'000;
+    origin_ = *mirror::MirrorServer::Create(std::move(mo));
+    ASSERT_TRUE(origin_->Start().ok());
+  }
+  void TearDown() override { origin_->Stop(); }
+  AgentOptions SwarmOptions(const std::string& name) {
+    AgentOptions o = Options(name);
+    o.upstream = *hub::Endpoint::Parse(origin_->base_url());
+    o.tuning.cell_size = 256 << 10;
+    o.tuning.min_split_size = 512 << 10;
+    o.tuning.request_size = 1 << 20;
+    o.tuning.connections = 4;
+    o.tuning.max_connections = 4;
+    // The swarm's "not written yet" polls wait in real time (the origin's cap is real time).
+    o.sleep = [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); };
+    return o;
+  }
+  static std::string SwarmOf(const Agent& other) {
+    return R"(,"swarm":[")" + other.base_url() + "\"]";
+  }
+  void ExpectVerified(const AgentOptions& o) {
+    auto store = cache::CacheStore::Open({o.cache_dir, std::nullopt, true});
+    ASSERT_TRUE(store.ok());
+    auto report = cache::VerifyCache(**store, std::nullopt, std::nullopt);
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    EXPECT_EQ(report->failed, 0);
+    EXPECT_GT(report->ok, 0);
+  }
+  std::unique_ptr<mirror::MirrorServer> origin_;
+};
+
+TEST_F(SwarmTest, TwoAgentsStartingTogetherGetTheModelFromTheOriginOnce) {
+  const AgentOptions oa = SwarmOptions("swarm_a"), ob = SwarmOptions("swarm_b");
+  auto a = StartAgent(oa);
+  auto b = StartAgent(ob);
+  ASSERT_TRUE(a && b);
+  Reply ra, rb;
+  std::thread ta([&] { ra = Ensure(*a, "org/big", SwarmOf(*b), 120); });
+  std::thread tb([&] { rb = Ensure(*b, "org/big", SwarmOf(*a), 120); });
+  ta.join();
+  tb.join();
+  ASSERT_EQ(ra.status, 200) << ra.body.dump();
+  ASSERT_EQ(rb.status, 200) << rb.body.dump();
+  const uint64_t model = upstream_->Bytes("org/big");
+  EXPECT_LE(origin_->stats().file_bytes_served, model + model / 20);  // <= 1.05x
+  ExpectVerified(oa);
+  ExpectVerified(ob);
+}
+
+TEST_F(SwarmTest, MemberKilledMidTransferLeavesTheOtherToFinishVerified) {
+  const AgentOptions oa = SwarmOptions("swarm_kill_a"), ob = SwarmOptions("swarm_kill_b");
+  auto a = StartAgent(oa);
+  auto b = StartAgent(ob);
+  ASSERT_TRUE(a && b);
+  const std::string a_url = a->base_url();
+  Reply ra;
+  std::thread ta([&] { ra = Ensure(*a, "org/big", SwarmOf(*b), 120); });
+  // b starts too, then dies once the origin has sent it (or a) a quarter of the model.
+  Reply rb = Ensure(*b, "org/big", R"(,"swarm":[")" + a_url + "\"]", 0);
+  EXPECT_EQ(rb.status, 202) << rb.body.dump();
+  const uint64_t model = upstream_->Bytes("org/big");
+  while (origin_->stats().file_bytes_served < model / 4) std::this_thread::sleep_for(20ms);
+  b.reset();
+  ta.join();
+  ASSERT_EQ(ra.status, 200) << ra.body.dump();
+  ExpectVerified(oa);
+}
+
 TEST_F(AgentTest, EvictsLeastRecentlyUsedUnpinnedModelToMakeRoom) {
   AgentOptions o = Options("evict");
   // Room for three models: the fourth must evict exactly one.

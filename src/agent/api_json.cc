@@ -33,6 +33,7 @@ bool Has(const json& b, const char* name) { return b.contains(name) && !b[name].
 StatusOr<std::vector<EnsureRequest>> ParseModels(const json& b) {
   std::vector<EnsureRequest> models;
   MC_ASSIGN_OR_RETURN(std::vector<std::string> peers, StringList(b, "peers"));
+  MC_ASSIGN_OR_RETURN(std::vector<std::string> swarm, StringList(b, "swarm"));
   MC_ASSIGN_OR_RETURN(std::optional<std::string> token, OptString(b, "token"));
   if (!Has(b, "models")) {
     MC_ASSIGN_OR_RETURN(EnsureRequest m, ParseEnsure(b));
@@ -55,6 +56,7 @@ StatusOr<std::vector<EnsureRequest>> ParseModels(const json& b) {
                                  "a model"));
     MC_ASSIGN_OR_RETURN(EnsureRequest m, ParseEnsure(entry));
     m.peers = peers;
+    m.swarm = swarm;
     if (!m.token && token && !token->empty()) m.token = hub::Secret(*token);
     models.push_back(std::move(m));
   }
@@ -248,6 +250,11 @@ StatusOr<EnsureRequest> ParseEnsure(const json& body) {
     auto endpoint = hub::Endpoint::Parse(peer);
     if (!endpoint.ok()) return InvalidArgumentError("peer: " + endpoint.status().message());
   }
+  MC_ASSIGN_OR_RETURN(r.swarm, StringList(body, "swarm"));
+  for (const std::string& member : r.swarm) {
+    auto endpoint = hub::Endpoint::Parse(member);
+    if (!endpoint.ok()) return InvalidArgumentError("swarm: " + endpoint.status().message());
+  }
   MC_ASSIGN_OR_RETURN(std::optional<std::string> token, OptString(body, "token"));
   if (token && !token->empty()) r.token = hub::Secret(std::move(*token));
   return r;
@@ -256,7 +263,7 @@ StatusOr<EnsureRequest> ParseEnsure(const json& body) {
 const std::vector<const char*>& WorkerFields() {
   static const std::vector<const char*> fields{
       "id",    "endpoint", "model",   "revision", "include", "exclude", "peers",
-      "token", "models",   "image",   "registryAuth", "command", "args", "env",
+      "swarm", "token", "models",   "image",   "registryAuth", "command", "args", "env",
       "gpus",  "limits",   "links",   "cwd"};
   return fields;
 }

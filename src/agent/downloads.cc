@@ -30,6 +30,8 @@ struct Downloads::Download {
   std::unique_ptr<downloader::Puller> puller;
   Clock::SteadyTime t0;
   std::atomic<bool> exited{false};  // the thread has returned (safe to join)
+  // From the plan: snapshot path -> blob name, for serving swarm members. Guarded by mu.
+  std::map<std::string, std::string> blob_of_path;
 
   std::mutex mu;
   std::condition_variable cv;
@@ -177,7 +179,8 @@ std::string SelectionJson(const EnsureRequest& r) {
   return json{{"revision", r.revision.str()},
               {"include", r.patterns.include},
               {"exclude", r.patterns.exclude},
-              {"peers", r.peers}}
+              {"peers", r.peers},
+              {"swarm", r.swarm}}
       .dump();
 }
 
@@ -194,6 +197,11 @@ void Downloads::Run(std::shared_ptr<Download> d) {
   o.revision = r.revision;
   o.patterns = r.patterns;
   o.peers = r.peers;
+  o.swarm = r.swarm;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    o.swarm_self = self_url_;
+  }
   o.tuning = options_.tuning;
   o.user_agent = "modelcache-agent/0.1";
   o.sleep = options_.sleep;
@@ -201,6 +209,9 @@ void Downloads::Run(std::shared_ptr<Download> d) {
     {
       std::lock_guard<std::mutex> lock(d->mu);
       d->state.commit = plan.commit.str();
+      for (const downloader::PlannedFile& f : plan.files) {
+        d->blob_of_path[f.file.path.str()] = f.file.etag.str();
+      }
     }
     DownloadRow row{.repo = d->request.repo.FolderName(),
                     .commit = plan.commit.str(),
@@ -342,6 +353,46 @@ std::optional<EnsureState> Downloads::Progress(const EnsureRequest& request) con
   return Snapshot(*d);
 }
 
+std::optional<Downloads::PartialFile> Downloads::Partial(const RepoId& repo,
+                                                         const std::string& commit,
+                                                         const std::string& path,
+                                                         uint64_t offset) const {
+  std::vector<std::shared_ptr<Download>> list;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [key, d] : active_) {
+      if (d->request.repo == repo) list.push_back(d);
+    }
+  }
+  for (const auto& d : list) {
+    std::string etag;
+    {
+      std::lock_guard<std::mutex> lock(d->mu);
+      if (d->state.commit != commit) continue;
+      auto it = d->blob_of_path.find(path);
+      if (it == d->blob_of_path.end()) continue;
+      etag = it->second;
+    }
+    downloader::Puller* puller = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);  // Run() sets d->puller under mu_
+      puller = d->puller.get();
+    }
+    // The puller lives as long as `d`; before its engine runs (or for a blob it only links)
+    // there is nothing written yet.
+    std::optional<downloader::BlobExtent> extent;
+    if (puller != nullptr) extent = puller->Extent(etag, offset);
+    PartialFile out{etag, extent.value_or(downloader::BlobExtent{0, offset, 0})};
+    return out;
+  }
+  return std::nullopt;
+}
+
+void Downloads::set_self_url(std::string url) {
+  std::lock_guard<std::mutex> lock(mu_);
+  self_url_ = std::move(url);
+}
+
 DownloadStats Downloads::Stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return stats_;
@@ -383,6 +434,7 @@ void Downloads::Resume() {
     r.patterns.include = strings("include");
     r.patterns.exclude = strings("exclude");
     r.peers = strings("peers");
+    r.swarm = strings("swarm");
     spdlog::info("agent: resuming interrupted download {}@{}", r.repo.id(), row.revision);
     Ensure(r);
   }

@@ -49,6 +49,9 @@ struct EnsureRequest {
   Revision revision = Revision::Parse("main").value();
   downloader::FilePatterns patterns;
   std::vector<std::string> peers;
+  // Agents fetching the same commit now (issue 17 swarm): pieces are shared with them while they
+  // download (PullOptions::swarm). This agent's own URL is added by Downloads.
+  std::vector<std::string> swarm;
   std::optional<hub::Secret> token;
 
   // Canonical text of the selection: "" for every file, else a JSON of the sorted patterns.
@@ -116,6 +119,16 @@ class Downloads {
   // The download in flight for `request`'s key, if any (never starts one).
   std::optional<EnsureState> Progress(const EnsureRequest& request) const;
   DownloadStats Stats() const;
+  // What a download in flight has written of `path` of repo@commit, from `offset` (served to
+  // swarm members); nullopt when no download in flight fetches that file.
+  struct PartialFile {
+    std::string etag;
+    downloader::BlobExtent extent;
+  };
+  std::optional<PartialFile> Partial(const RepoId& repo, const std::string& commit,
+                                     const std::string& path, uint64_t offset) const;
+  // This agent's URL as other hosts reach it (swarm membership). Set once it listens.
+  void set_self_url(std::string url);
   // Restarts downloads left by a crash (those that need no token).
   void Resume();
   // Cancels every download and joins their threads. Idempotent.
@@ -145,6 +158,7 @@ class Downloads {
   // Each download's thread, joined once it has returned (or at Shutdown()).
   std::vector<std::pair<std::shared_ptr<Download>, std::thread>> threads_;
   DownloadStats stats_;
+  std::string self_url_;
 };
 
 }  // namespace mc::agent

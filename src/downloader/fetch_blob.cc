@@ -315,7 +315,7 @@ void FetchEngine::FetchSegment(Blob& blob, const std::shared_ptr<Segment>& segme
     const TransferDecision decision =
         ClassifyTransfer(report, failed, policy, blob.name(), worker.Jitter());
     failed = decision.failed_attempts;
-    if (!Apply(blob, source, request, result, decision)) break;
+    if (!Apply(blob, *segment, source, request, result, decision)) break;
   }
   {
     std::lock_guard<std::mutex> lock(blob.mu);
@@ -333,11 +333,22 @@ bool FetchEngine::PrepareRequest(Blob& blob, Segment& segment, RangeRequest& req
     std::lock_guard<std::mutex> lock(blob.mu);
     if (segment.pos >= segment.end) return false;
     source = 0;
-    while (source + 1 < config_.sources.size() && blob.bad_source[source]) ++source;
-    segment.source = source;
-    request.url = blob.urls[source];
+    // Complete peers first; swarm members only for the pieces they own (SwarmSource).
+    while (source + 1 < config_.sources.size() &&
+           (blob.bad_source[source] || config_.sources[source].swarm_member >= 0)) {
+      ++source;
+    }
     request.begin = segment.pos;
     request.end = segment.end;
+    const uint64_t most = config_.tuning.request_size;
+    if (most > 0 && request.end - request.begin > most) request.end = request.begin + most;
+    if (source + 1 == config_.sources.size() && config_.swarm_size > 1) {
+      source = SwarmSource(blob, segment, request.end);
+      request.accept_partial = config_.sources[source].swarm_member >= 0;
+    }
+    segment.source = source;
+    request.url = blob.urls[source];
+    segment.wire_end = request.end;
     first = !blob.started_event;
     blob.started_event = true;
   }
@@ -356,7 +367,24 @@ bool FetchEngine::PrepareRequest(Blob& blob, Segment& segment, RangeRequest& req
   return true;
 }
 
-bool FetchEngine::Apply(Blob& blob, size_t source, const RangeRequest& request,
+size_t FetchEngine::SwarmSource(const Blob& blob, Segment& segment, uint64_t& end) const {
+  // Pieces are the resume cells, so that splits (on cell boundaries) never cut one. A blob's
+  // pieces are dealt round-robin from an offset that depends on its name: small blobs spread too.
+  const uint64_t piece_size = blob.record->cell_size();
+  const uint64_t piece = segment.pos / piece_size;
+  end = std::min(end, (piece + 1) * piece_size);
+  uint64_t salt = 1469598103934665603ull;  // FNV-1a of the etag
+  for (char c : blob.spec.etag.str()) salt = (salt ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  const int owner = static_cast<int>((piece + salt) % static_cast<uint64_t>(config_.swarm_size));
+  const size_t upstream = config_.sources.size() - 1;
+  if (owner == config_.swarm_self) return upstream;
+  for (size_t s = 0; s < upstream; ++s) {
+    if (config_.sources[s].swarm_member == owner) return blob.bad_source[s] ? upstream : s;
+  }
+  return upstream;
+}
+
+bool FetchEngine::Apply(Blob& blob, Segment& segment, size_t source, const RangeRequest& request,
                         const RangeResult& result, const TransferDecision& decision) {
   const std::string& name = config_.sources[source].name;
   auto use_url = [&](const std::string& url) {
@@ -383,6 +411,29 @@ bool FetchEngine::Apply(Blob& blob, size_t source, const RangeRequest& request,
     case TransferAction::kRedirectAgain:
       use_url(ResolveUrl(source, blob));
       return true;
+    case TransferAction::kWaitPeer: {
+      // The owner fetches the blob and has not written this piece yet: wait for it as long as
+      // its progress moves; a member stuck for peer_stall_timeout is skipped for the blob.
+      const auto now = clock_.Monotonic();
+      bool skip = false;
+      {
+        std::lock_guard<std::mutex> lock(blob.mu);
+        if (result.pending_written != segment.pending_written) {
+          segment.pending_written = result.pending_written;
+          segment.pending_since = now;
+        } else if (now - segment.pending_since > config_.tuning.peer_stall_timeout) {
+          blob.bad_source[source] = true;
+          skip = true;
+        }
+      }
+      if (skip) {
+        Notify(callbacks_.retry, blob.spec, name, std::string("swarm member made no progress"),
+               std::chrono::milliseconds(0));
+        return true;
+      }
+      Wait(config_.tuning.swarm_poll);
+      return true;
+    }
     case TransferAction::kRetry:
       ++retries_;
       Notify(callbacks_.retry, blob.spec, name, decision.message, decision.wait);

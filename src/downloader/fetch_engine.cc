@@ -171,7 +171,7 @@ bool FetchEngine::RoomForMoreWorkers() const {
     if (b->state != Blob::State::kActive) continue;
     std::lock_guard<std::mutex> guard(b->mu);
     for (const auto& seg : b->segments) {
-      if (CanSplit(seg->end - seg->pos)) return true;
+      if (CanSplit(seg->Stealable())) return true;
     }
   }
   return false;
@@ -215,8 +215,8 @@ std::shared_ptr<FetchEngine::Segment> FetchEngine::SplitLargest() {
     if (b->state != Blob::State::kActive) continue;
     std::lock_guard<std::mutex> lock(b->mu);
     for (const auto& s : b->segments) {
-      if (s->end - s->pos > best_left) {
-        best_left = s->end - s->pos;
+      if (s->Stealable() > best_left) {
+        best_left = s->Stealable();
         best = s;
         best_blob = b.get();
       }
@@ -225,9 +225,10 @@ std::shared_ptr<FetchEngine::Segment> FetchEngine::SplitLargest() {
   if (!best || !CanSplit(best_left)) return nullptr;
   std::lock_guard<std::mutex> lock(best_blob->mu);
   const uint64_t cell = best_blob->record->cell_size();
-  if (best->pos >= best->end) return nullptr;  // it may have moved since the scan
-  const uint64_t left = best->end - best->pos;
-  uint64_t mid = best->pos + left / 2;
+  // It may have moved since the scan. Only bytes past the request on the wire are taken.
+  const uint64_t left = best->Stealable();
+  const uint64_t from = std::max(best->pos, best->wire_end);
+  uint64_t mid = from + left / 2;
   mid = (mid + cell - 1) / cell * cell;
   if (!CanSplit(left) || mid >= best->end) return nullptr;
   auto segment = std::make_shared<Segment>();
@@ -274,6 +275,29 @@ FetchEngine::Counters FetchEngine::counters() const {
   std::lock_guard<std::mutex> lock(source_mu_);
   c.bytes_by_source = bytes_by_source_;
   return c;
+}
+
+std::optional<BlobExtent> FetchEngine::Extent(const std::string& etag, uint64_t offset) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& b : blobs_) {
+    if (b->spec.etag.str() != etag) continue;
+    BlobExtent e{.size = b->spec.size, .available_end = offset, .written = 0};
+    if (b->state == Blob::State::kDone) e.written = b->spec.size;  // published: being linked
+    if (b->state != Blob::State::kActive) return e;
+    std::lock_guard<std::mutex> guard(b->mu);
+    if (!b->record) return e;
+    e.written = b->written;
+    const ResumeRecord& record = *b->record;
+    // Bytes written contiguously from `offset`, cell after cell.
+    for (size_t c = offset / record.cell_size(); c < record.cells(); ++c) {
+      const uint64_t written_end = record.CellBegin(c) + record.written(c);
+      if (written_end <= e.available_end) break;
+      e.available_end = written_end;
+      if (!record.CellFull(c)) break;
+    }
+    return e;
+  }
+  return std::nullopt;
 }
 
 std::vector<PullEvent::FileProgress> FetchEngine::InFlight() const {

@@ -44,6 +44,7 @@ struct Source {
   std::string name;      // "upstream" or the peer's base URL
   std::string base_url;  // without trailing '/'
   bool is_peer = false;
+  int swarm_member = -1;  // index among the swarm's sorted members; -1: a complete peer or upstream
 };
 
 struct EngineConfig {
@@ -57,6 +58,8 @@ struct EngineConfig {
   std::string user_agent;
   std::function<void(std::chrono::milliseconds)> sleep;  // retry waits; null: on the clock
   FileSystem* file_system = &FileSystem::Real();         // temp files and resume records
+  int swarm_self = -1;  // this host's index among the swarm members; -1: no swarm
+  int swarm_size = 0;
 };
 
 // Called from worker threads, serialized by the engine.
@@ -100,6 +103,8 @@ class FetchEngine {
   Counters counters() const;
   // Blobs in flight: first path, bytes written, size.
   std::vector<PullEvent::FileProgress> InFlight() const;
+  // What is written of blob `etag` from `offset` (Puller::Extent).
+  std::optional<BlobExtent> Extent(const std::string& etag, uint64_t offset) const;
 
  private:
   struct Blob;
@@ -139,8 +144,11 @@ class FetchEngine {
   // blob (the upstream last); false when nothing is left.
   bool PrepareRequest(Blob& blob, Segment& segment, RangeRequest& request, size_t& source);
   // Carries out what ClassifyTransfer decided; false when the segment's loop ends.
-  bool Apply(Blob& blob, size_t source, const RangeRequest& request, const RangeResult& result,
-             const TransferDecision& decision);
+  bool Apply(Blob& blob, Segment& segment, size_t source, const RangeRequest& request,
+             const RangeResult& result, const TransferDecision& decision);
+  // Swarm: the source of the piece at `segment.pos` (its owner, or the upstream) and the end of
+  // the request. Called with blob.mu held, when no complete peer is left for the blob.
+  size_t SwarmSource(const Blob& blob, Segment& segment, uint64_t& end) const;
   // Hashes what is contiguous past the hash frontier; `data` (at `offset`) is used when it covers
   // the frontier. Returns true when this call hashed the last byte.
   StatusOr<bool> AdvanceHash(Blob& blob, const char* data, uint64_t offset, size_t size,

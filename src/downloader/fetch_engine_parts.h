@@ -2,6 +2,7 @@
 // fetch_blob.cc (one blob: activation, fetching a range, writing, hashing, publication). Internal.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -30,7 +31,19 @@ struct FetchEngine::Segment {
   uint64_t pos = 0;  // next byte to write; guarded by blob->mu
   // One past the last byte; lowered by splits. Written under blob->mu, read by the sink without.
   std::atomic<uint64_t> end{0};
+  // One past the last byte of the request on the wire; guarded by blob->mu. A split never moves
+  // `end` below it, so every byte the source was asked for is used.
+  uint64_t wire_end = 0;
   size_t source = 0;
+  // Swarm: the owner's progress at its last "not yet" and since when it has not changed.
+  uint64_t pending_written = UINT64_MAX;
+  Clock::SteadyTime pending_since{};
+  // Bytes a split may take: those past both the write position and the request on the wire.
+  uint64_t Stealable() const {
+    const uint64_t from = std::max(pos, wire_end);
+    const uint64_t to = end.load();
+    return to > from ? to - from : 0;
+  }
 };
 
 struct FetchEngine::Blob {

@@ -5,11 +5,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <random>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "downloader/fetch_engine.h"
 #include "downloader/retry_policy.h"
@@ -56,8 +58,41 @@ StatusOr<std::vector<Source>> Sources(const PullOptions& o) {
     MC_ASSIGN_OR_RETURN(hub::Endpoint p, hub::Endpoint::Parse(peer), "peer " + peer);
     sources.push_back(Source{p.url(), p.url(), true});
   }
+  // Swarm members (this host among them) sorted by URL: every member computes the same owners.
+  if (!o.swarm.empty() && !o.swarm_self.empty()) {
+    std::vector<std::string> members;
+    for (const std::string& m : o.swarm) {
+      MC_ASSIGN_OR_RETURN(hub::Endpoint e, hub::Endpoint::Parse(m), "swarm member " + m);
+      members.push_back(e.url());
+    }
+    MC_ASSIGN_OR_RETURN(hub::Endpoint self, hub::Endpoint::Parse(o.swarm_self), "swarm_self");
+    members.push_back(self.url());
+    std::sort(members.begin(), members.end());
+    members.erase(std::unique(members.begin(), members.end()), members.end());
+    for (size_t i = 0; i < members.size(); ++i) {
+      if (members[i] == self.url()) continue;
+      sources.push_back(Source{members[i], members[i], true, static_cast<int>(i)});
+    }
+  }
   sources.push_back(Source{"upstream", o.endpoint.url(), false});
   return sources;
+}
+
+// This host's index among the sorted swarm members and their count; (-1, 0) without a swarm.
+std::pair<int, int> SwarmPosition(const PullOptions& o) {
+  if (o.swarm.empty() || o.swarm_self.empty()) return {-1, 0};
+  std::vector<std::string> members;
+  for (const std::string& m : o.swarm) {
+    auto e = hub::Endpoint::Parse(m);
+    if (e.ok()) members.push_back(e->url());
+  }
+  auto self = hub::Endpoint::Parse(o.swarm_self);
+  if (!self.ok()) return {-1, 0};
+  members.push_back(self->url());
+  std::sort(members.begin(), members.end());
+  members.erase(std::unique(members.begin(), members.end()), members.end());
+  const auto it = std::find(members.begin(), members.end(), self->url());
+  return {static_cast<int>(it - members.begin()), static_cast<int>(members.size())};
 }
 
 // The receive rate over the last few seconds, from samples of the bytes done.
@@ -413,6 +448,7 @@ StatusOr<FetchEngine::Counters> PullRun::Fetch(const CommitSha& commit,
   EngineConfig config{o_.state_dir, o_.repo,     commit,  sources_,
                       o_.endpoint,  o_.token,    o_.tuning, o_.user_agent,
                       o_.sleep,     o_.file_system};
+  std::tie(config.swarm_self, config.swarm_size) = SwarmPosition(o_);
   FetchEngine engine(*store_, clock_, std::move(config), Callbacks());
   {
     std::lock_guard<std::mutex> lock(puller_.engine_mu_);
@@ -454,6 +490,12 @@ PullResult PullRun::Finish(PullResult result, const FetchEngine::Counters& count
 
 Puller::Puller(PullOptions options) : options_(std::move(options)) {}
 Puller::~Puller() = default;
+
+std::optional<BlobExtent> Puller::Extent(const std::string& etag, uint64_t offset) {
+  std::lock_guard<std::mutex> lock(engine_mu_);
+  if (engine_ == nullptr) return std::nullopt;
+  return engine_->Extent(etag, offset);
+}
 
 void Puller::Cancel() {
   cancelled_ = true;

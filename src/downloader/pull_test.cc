@@ -318,10 +318,10 @@ TEST_F(PullScalingTest, NoScalingWhenTheMostIsTheStart) {
 TEST_F(PullTest, TwoConcurrentPullsFetchEachBlobOnce) {
   auto server = Serve(Up().cache_dir);
   StatusOr<PullResult> a = InternalError("not run"), b = InternalError("not run");
-  // No splits: a split abandons the bytes in flight on the shortened request, which the server
-  // counts as served; here every served byte must be a byte of exactly one blob fetch.
+  // Splits included: no split throws away bytes requested, so every served byte is a byte of
+  // exactly one blob fetch.
   PullOptions o = Options(*server);
-  o.tuning.min_split_size = 1ull << 40;
+  o.tuning.request_size = 512 << 10;
   std::thread ta([&] { a = Pull(o); });
   std::thread tb([&] { b = Pull(o); });
   ta.join();
@@ -330,6 +330,20 @@ TEST_F(PullTest, TwoConcurrentPullsFetchEachBlobOnce) {
   ASSERT_TRUE(b.ok()) << b.status().ToString();
   EXPECT_EQ(server->stats().file_bytes_served, Up().model.bytes - Up().File("copy.json").size);
   ExpectComplete(*a, dir_ / "cache");
+}
+
+// Bounded requests: a split takes only bytes past the request on the wire, so the origin serves
+// each byte once (the mirror counts every byte a request asks for) although the connections that
+// finish the small files split the two shards.
+TEST_F(PullTest, SplitRangesNeverMakeTheOriginServeAByteTwice) {
+  // 2 MB/s per answer: the shards are still in flight when the small files are done.
+  auto server = Serve(Up().cache_dir, {}, 2'000'000);
+  PullOptions o = Options(*server);
+  o.tuning.request_size = 512 << 10;
+  auto r = Pull(std::move(o));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ExpectComplete(*r, dir_ / "cache");
+  EXPECT_EQ(server->stats().file_bytes_served, Up().model.bytes - Up().File("copy.json").size);
 }
 
 }  // namespace

@@ -115,6 +115,7 @@ struct RangeFetcher::Transfer {
   uint64_t skip = 0;     // leading bytes to drop (a 200 answer to a range request)
   uint64_t pos = 0;      // next blob offset to deliver
   uint64_t delivered = 0;
+  uint64_t end = 0;           // one past the last byte to deliver: the request's, or a shorter 206
   bool range_done = false;    // [begin, end) delivered: stop
   bool sink_stopped = false;  // the sink took fewer bytes (split)
   bool sink_failed = false;
@@ -129,7 +130,7 @@ struct RangeFetcher::Transfer {
   std::string range;    // "begin-last", alive while libcurl uses it
 
   Transfer(const RangeRequest& r, RangeSink& s, CURL* c, Clock& k)
-      : request(&r), sink(&s), curl(c), clock(&k), pos(r.begin) {
+      : request(&r), sink(&s), curl(c), clock(&k), pos(r.begin), end(r.end) {
     last_byte_at = window_start = k.Monotonic();
   }
 
@@ -180,6 +181,8 @@ struct RangeFetcher::Transfer {
             std::to_string(r.blob_size) + "-byte file (the tree listing's size)");
         return false;
       }
+      // A swarm member sends what it has written so far: the range ends where its answer does.
+      if (r.accept_partial && cr->last + 1 < end) end = cr->last + 1;
       deliver = true;
     } else if (status == 200) {
       uint64_t length = 0;
@@ -203,7 +206,6 @@ struct RangeFetcher::Transfer {
       off = static_cast<size_t>(std::min<uint64_t>(skip, len));
       skip -= off;
     }
-    const uint64_t end = request->end;
     while (off < len) {
       if (pos >= end) {
         range_done = true;
@@ -305,6 +307,10 @@ RangeResult RangeFetcher::Fetch(const RangeRequest& request, RangeSink& sink) {
       case Kind::kRedirect:
         result.outcome = RangeResult::Outcome::kFailed;
         break;
+      case Kind::kPending:
+        result.outcome = RangeResult::Outcome::kPending;
+        result.pending_written = verdict.pending_written;
+        break;
     }
     result.error = verdict.error;
     result.retry_after = verdict.retry_after;
@@ -329,6 +335,7 @@ ExchangeVerdict RangeFetcher::Exchange(const RangeRequest& request, const std::s
     auth = "Authorization: Bearer " + std::string(request.token->Reveal());
     headers = curl_slist_append(headers, auth.c_str());
   }
+  if (request.accept_partial) headers = curl_slist_append(headers, "X-Modelcache-Partial: 1");
   headers = curl_slist_append(headers, "Accept-Encoding: identity");
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
   const CURLcode rc = curl_easy_perform(curl);
@@ -358,6 +365,7 @@ ExchangeVerdict RangeFetcher::Exchange(const RangeRequest& request, const std::s
   facts.headers = &t.headers;
   facts.subject = request.subject;
   facts.sent_token = send_token;
+  facts.accept_partial = request.accept_partial;
   facts.now = clock_.Now();
   return ClassifyExchange(facts);
 }

@@ -59,6 +59,9 @@ struct RangeRequest {
   std::chrono::milliseconds stall_timeout{30'000};
   uint64_t min_bytes_per_second = 1;
   const hub::HubRequestSubject* subject = nullptr;  // for messages and the hub error mapping
+  // A swarm member's request (X-Modelcache-Partial: 1): a 206 may end before `end` (the member
+  // sent what it has written), and a 416 with X-Modelcache-Pending means "not written yet".
+  bool accept_partial = false;
 };
 
 struct RangeResult {
@@ -67,12 +70,14 @@ struct RangeResult {
     kCancelled,  // the sink said so
     kRetryable,  // try again (maybe later: retry_after)
     kFailed,     // do not retry this source: `error` says why
+    kPending,    // a swarm member has not written the first byte yet (`pending_written`)
   };
   Outcome outcome = Outcome::kFailed;
   Status error;  // for kRetryable and kFailed
   int http_status = 0;
   std::optional<std::chrono::milliseconds> retry_after;
   uint64_t bytes = 0;         // bytes delivered to the sink
+  uint64_t pending_written = 0;  // kPending: the member's progress on the blob
   std::string effective_url;  // after redirects
 };
 

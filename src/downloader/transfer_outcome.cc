@@ -1,5 +1,7 @@
 #include "downloader/transfer_outcome.h"
 
+#include <charconv>
+
 namespace mc::downloader {
 
 namespace {
@@ -68,6 +70,18 @@ ExchangeVerdict ClassifyExchange(const ExchangeFacts& f) {
     v.location = *location;
     return v;
   }
+  if (f.http_status == 416 && f.accept_partial && f.headers != nullptr) {
+    if (auto pending = f.headers->Get("X-Modelcache-Pending")) {
+      uint64_t written = 0;
+      const std::string_view v = net::TrimHeaderWhitespace(*pending);
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), written);
+      if (ec == std::errc() && end == v.data() + v.size()) {
+        ExchangeVerdict verdict = Verdict(Kind::kPending);
+        verdict.pending_written = written;
+        return verdict;
+      }
+    }
+  }
   if (f.http_status == 200 || f.http_status == 206) {
     // The body ended before the range did.
     return Verdict(Kind::kRetryable, UnavailableError(f.host + ": connection closed after " +
@@ -97,6 +111,10 @@ TransferDecision ClassifyTransfer(const TransferReport& r, int failed_attempts,
   }
   if (r.outcome == Outcome::kCancelled) {
     d.action = TransferAction::kStop;
+    return d;
+  }
+  if (r.outcome == Outcome::kPending) {
+    d.action = TransferAction::kWaitPeer;  // the engine gives up on a member that stops moving
     return d;
   }
   if (r.from_peer) {

@@ -44,15 +44,17 @@ struct ExchangeFacts {
   const net::HeaderMap* headers = nullptr;          // the answer's (Location, Retry-After)
   const hub::HubRequestSubject* subject = nullptr;  // for the hub's error mapping
   bool sent_token = false;
+  bool accept_partial = false;  // a swarm member's request
   std::chrono::system_clock::time_point now;  // for a Retry-After date
 };
 
 struct ExchangeVerdict {
-  enum class Kind { kComplete, kCancelled, kRetryable, kFailed, kRedirect };
+  enum class Kind { kComplete, kCancelled, kRetryable, kFailed, kRedirect, kPending };
   Kind kind = Kind::kFailed;
   Status error;  // kRetryable, kFailed
   std::optional<std::chrono::milliseconds> retry_after;
   std::string location;  // kRedirect: the Location header, not resolved yet
+  uint64_t pending_written = 0;  // kPending: the member's progress (X-Modelcache-Pending)
 };
 
 ExchangeVerdict ClassifyExchange(const ExchangeFacts& facts);
@@ -75,6 +77,7 @@ enum class TransferAction {
   kRedirectAgain,  // from the source's own URL at once (a signed URL may have expired)
   kRetry,          // from the source's own URL after `wait`
   kGiveUp,         // the blob fails with `error`
+  kWaitPeer,       // a swarm member has not written the piece yet: ask it again after a poll
 };
 
 struct TransferDecision {

@@ -12,7 +12,10 @@
 // pays: FetchTuning). A worker takes the next blob that nobody fetches yet (largest first); when
 // none is left it splits the largest range still in flight and fetches its second half with a
 // Range request (aria2-style dynamic split, in steps of `cell_size`), so small files go in
-// parallel and the last big file is fetched by every connection. Bytes are received, written and
+// parallel and the last big file is fetched by every connection. A worker asks for its range in
+// requests of at most `request_size` bytes, one after another on its connection, and a split
+// takes only bytes past the request on the wire: re-splitting never throws away bytes the source
+// already sends (origin bytes per pull stay within 1% of the model's). Bytes are received, written and
 // hashed in 64 KiB pieces: a piece of 32 KiB or more is written with one pwrite(2) straight from
 // libcurl's 64 KiB receive buffer into blobs/<etag>.resume.incomplete, smaller ones are first
 // gathered in the worker's 64 KiB buffer. Bytes are hashed in file order: those at the hash
@@ -98,6 +101,12 @@ struct FetchTuning {
   double scale_gain = 0.10;
   uint64_t cell_size = 4ull << 20;        // resume and split granularity
   uint64_t min_split_size = 16ull << 20;  // never split a range with less than 2× this left
+  // Each HTTP request asks for at most this many bytes of a range (0: the whole range), and a
+  // split only takes bytes past the request on the wire: no byte already sent is thrown away.
+  uint64_t request_size = 8ull << 20;
+  // Swarm: how long to wait before asking a piece's owner again when it has not written the piece
+  // yet (it answers 416 with its progress; no progress for peer_stall_timeout skips it).
+  std::chrono::milliseconds swarm_poll{50};
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds stall_timeout{30'000};  // no byte for this long → retry
   std::chrono::milliseconds peer_connect_timeout{1'000};
@@ -122,6 +131,14 @@ struct PullOptions {
   // does not have is NotFound. For a /resolve/ or /blob/ model-ref.
   std::vector<RepoFilePath> files;
   std::vector<std::string> peers;  // hub-compatible base URLs tried before the endpoint
+  // Swarm (issue 17): agents fetching the same commit now (base URLs), and this host's own URL as
+  // they know it. With both set, every piece (cell) of every blob has one owner among the sorted
+  // members (swarm + self): a host fetches its own pieces from the upstream and the others' from
+  // their owners, which serve what they have written so far (PullOptions::peers, complete copies,
+  // still come first). An owner that fails, lacks the blob or stops making progress is skipped for
+  // the blob and its pieces come from the upstream. Every blob is verified as always.
+  std::vector<std::string> swarm;
+  std::string swarm_self;
   bool dry_run = false;            // plan only: no blob, link or ref is written
   FetchTuning tuning;
   std::string user_agent = "modelcache/0.1";
@@ -196,6 +213,13 @@ struct PullResult {
 class FetchEngine;
 class PullRun;
 
+// What a pull in flight has of one blob it fetches (served to swarm members).
+struct BlobExtent {
+  uint64_t size = 0;
+  uint64_t available_end = 0;  // bytes [offset, available_end) are written (== offset: none)
+  uint64_t written = 0;        // bytes of the blob written so far (its progress)
+};
+
 class Puller {
  public:
   explicit Puller(PullOptions options);
@@ -209,6 +233,9 @@ class Puller {
   // or `stall_timeout`, a retry wait ends at once, and Run() returns Cancelled. Partial blobs stay
   // for resume.
   void Cancel();
+  // While Run() fetches: what it has of blob `etag` from `offset`; nullopt when it does not fetch
+  // that blob (or is not fetching yet). From any thread.
+  std::optional<BlobExtent> Extent(const std::string& etag, uint64_t offset);
 
  private:
   friend class PullRun;  // the stages of Run (pull.cc)
