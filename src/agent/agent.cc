@@ -1,5 +1,6 @@
 #include "mc/agent/agent.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -88,13 +89,19 @@ StatusOr<std::string> InstanceId(const fs::path& state_dir) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
   id = std::string(buf, 8);
+  // Written durably (fsync, rename, fsync of the directory): an id that a power cut took back
+  // would orphan this agent's containers under the old one.
   const fs::path tmp = state_dir / "instance-id.tmp";
-  std::ofstream out(tmp, std::ios::trunc);
-  out << id << "\n";
-  out.close();
-  std::error_code ec;
-  fs::rename(tmp, file, ec);
-  if (!out || ec) return InternalError("write " + file.string());
+  const std::string line = id + "\n";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  bool ok = fd >= 0 && ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+            ::fsync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  ok = ok && ::rename(tmp.c_str(), file.c_str()) == 0;
+  const int dir = ok ? ::open(state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+  ok = ok && dir >= 0 && ::fsync(dir) == 0;
+  if (dir >= 0) ::close(dir);
+  if (!ok) return ErrnoError(errno, "write " + file.string());
   return id;
 }
 

@@ -165,7 +165,10 @@ std::vector<BlobUse> PlanBlobs(const downloader::DownloadPlan& plan) {
   std::vector<BlobUse> blobs;
   std::set<std::string> seen;
   for (const downloader::PlannedFile& f : plan.files) {
-    if (seen.insert(f.file.etag.str()).second) blobs.push_back({f.file.etag.str(), f.file.size});
+    if (seen.insert(f.file.etag.str()).second) {
+      blobs.push_back({f.file.etag.str(), f.file.size,
+                       f.action == downloader::PlannedFile::Action::kFetch});
+    }
   }
   return blobs;
 }

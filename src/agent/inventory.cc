@@ -73,14 +73,19 @@ Status Inventory::Reconcile() {
     auto it = found.find(Key{c.repo, c.commit});
     if (it != found.end()) it->second.completions.insert(c.filter);
   }
-  uint64_t partial = 0;
-  for (const auto& path : scan.incomplete_files) {
-    struct stat st;
-    if (::stat(path.c_str(), &st) == 0) partial += static_cast<uint64_t>(st.st_size);
-  }
   MC_RETURN_IF_ERROR(db_.ReplaceSnapshots(fresh_rows), "record the cache scan");
   std::lock_guard<std::mutex> lock(mu_);
   snapshots_ = std::move(found);
+  // The scan's temp files include those of downloads in flight: their reservations cover them.
+  const auto fetching = FetchingLocked();
+  uint64_t partial = 0;
+  for (const auto& path : scan.incomplete_files) {
+    const std::string folder = path.parent_path().parent_path().filename().string();
+    const std::string name = path.filename().string();
+    if (fetching.contains({folder, name.substr(0, name.find('.'))})) continue;
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0) partial += static_cast<uint64_t>(st.st_size);
+  }
   partial_bytes_ = partial;
   spdlog::debug("agent: inventory: {} snapshots, {} in blobs, {} in partial downloads",
                snapshots_.size(), ByteCount(UsedLocked() - partial).ToHuman(),
@@ -126,11 +131,26 @@ uint64_t Inventory::UsedLocked() const {
   return used;
 }
 
-void Inventory::RefreshPartialLocked() {
-  std::set<std::pair<std::string, std::string>> owned;  // (repo folder, etag) of downloads
-  for (const auto& [k, r] : reservations_) {
-    for (const BlobUse& b : r.blobs) owned.emplace(r.repo_folder, b.etag);
+std::set<std::pair<std::string, std::string>> Inventory::SnapshotBlobsLocked() const {
+  std::set<std::pair<std::string, std::string>> blobs;
+  for (const auto& [key, snap] : snapshots_) {
+    for (const BlobUse& b : snap.blobs) blobs.emplace(key.first, b.etag);
   }
+  return blobs;
+}
+
+std::set<std::pair<std::string, std::string>> Inventory::FetchingLocked() const {
+  std::set<std::pair<std::string, std::string>> owned;
+  for (const auto& [k, r] : reservations_) {
+    for (const BlobUse& b : r.blobs) {
+      if (b.fetch) owned.emplace(r.repo_folder, b.etag);
+    }
+  }
+  return owned;
+}
+
+void Inventory::RefreshPartialLocked() {
+  const auto owned = FetchingLocked();
   uint64_t partial = 0;
   std::error_code ec;
   for (const auto& repo : std::filesystem::directory_iterator(store_.layout().root(), ec)) {
@@ -149,8 +169,17 @@ void Inventory::RefreshPartialLocked() {
 }
 
 uint64_t Inventory::ReservedLocked() const {
+  // A fetched blob that a scan already found linked in a snapshot is in UsedLocked(); counting it
+  // here too made a maintenance tick evict snapshots that fit (issue 17).
+  const auto linked = SnapshotBlobsLocked();
   uint64_t reserved = 0;
-  for (const auto& [key, r] : reservations_) reserved += r.bytes;
+  for (const auto& [key, r] : reservations_) {
+    uint64_t landed = 0;
+    for (const BlobUse& b : r.blobs) {
+      if (b.fetch && linked.contains({r.repo_folder, b.etag})) landed += b.size;
+    }
+    reserved += r.bytes > landed ? r.bytes - landed : 0;
+  }
   return reserved;
 }
 

@@ -7,7 +7,10 @@
 // exist; the database is the truth for our times, completions and pins.
 //
 // Budget: usage = bytes of the blobs of all snapshots + bytes of partial temp files left by
-// interrupted downloads + reservations of downloads in flight. Reserve() asks the eviction policy
+// interrupted downloads + reservations of downloads in flight. Every byte is counted once: a
+// download's own temp files are covered by its reservation (not partial bytes), and a blob it
+// fetched that is already linked (a cache scan may see the snapshot before the download records
+// it) counts as a snapshot blob and leaves the reservation. Reserve() asks the eviction policy
 // (scheduler::PlanEviction: LRU by our last use, never pinned or partial snapshots, shared blobs
 // freed with their last user) and removes what it names with cache::RemoveRevision before it
 // grants the reservation; if the policy says the request cannot fit, nothing is removed and the
@@ -43,6 +46,7 @@ struct BudgetOptions {
 struct BlobUse {
   std::string etag;
   uint64_t size = 0;
+  bool fetch = false;  // in a reservation: this download fetches the blob (its bytes are reserved)
 };
 
 // One snapshot as reported by the API.
@@ -128,9 +132,14 @@ class Inventory {
   Status EvictLocked(uint64_t need_bytes);
   Status RemoveLocked(const Key& key);
   uint64_t UsedLocked() const;
+  // The (repo folder, etag) of the blobs of every snapshot.
+  std::set<std::pair<std::string, std::string>> SnapshotBlobsLocked() const;
+  // (repo folder, etag) of the blobs downloads in flight fetch.
+  std::set<std::pair<std::string, std::string>> FetchingLocked() const;
   // Re-measures the temp files of interrupted downloads (blobs/*.incomplete that no download in
   // flight owns: those are covered by its reservation).
   void RefreshPartialLocked();
+  // Sum over downloads in flight of their reserved bytes not yet counted as snapshot blobs.
   uint64_t ReservedLocked() const;
 
   cache::CacheStore& store_;

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <vector>
 
 namespace mc::cache::internal {
 
@@ -50,9 +51,25 @@ Status ErrorFromEc(const std::error_code& ec, std::string_view what) {
 }
 
 Status MakeDirs(const fs::path& dir) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) return ErrorFromEc(ec, "mkdir " + dir.string());
+  // Find the deepest ancestor that exists, then create downwards, fsyncing each parent after the
+  // mkdir: a directory that a power cut can take away again would take every link inside with it.
+  std::vector<fs::path> missing;
+  struct stat st;
+  for (fs::path p = dir; !p.empty(); p = p.parent_path()) {
+    if (::stat(p.c_str(), &st) == 0) {
+      if (!S_ISDIR(st.st_mode)) return ErrnoError(ENOTDIR, "mkdir " + dir.string());
+      break;
+    }
+    missing.push_back(p);
+    if (p == p.parent_path()) break;
+  }
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+    if (::mkdir(it->c_str(), 0777) != 0) {
+      if (errno == EEXIST && ::stat(it->c_str(), &st) == 0 && S_ISDIR(st.st_mode)) continue;
+      return ErrnoError(errno, "mkdir " + it->string());
+    }
+    if (it->has_parent_path()) MC_RETURN_IF_ERROR(FsyncDir(it->parent_path()));
+  }
   return Status::Ok();
 }
 
@@ -107,8 +124,11 @@ Status WriteFileAtomic(const fs::path& dest, const fs::path& temp, std::string_v
   if (s.ok() && ::fsync(fd.get()) != 0) s = ErrnoError(errno, "fsync " + temp.string());
   fd.Reset();
   if (s.ok()) s = RenamePath(temp, dest);
-  if (!s.ok()) ::unlink(temp.c_str());
-  return s;
+  if (!s.ok()) {
+    ::unlink(temp.c_str());
+    return s;
+  }
+  return FsyncDir(dest.parent_path());  // the rename itself survives a power cut only after this
 }
 
 StatusOr<std::string> ReadSmallFile(const fs::path& path, size_t max_bytes) {
@@ -132,8 +152,11 @@ Status SymlinkAtomic(const std::string& target, const fs::path& link, const fs::
     return ErrnoError(errno, "symlink " + temp.string());
   }
   Status s = RenamePath(temp, link);
-  if (!s.ok()) ::unlink(temp.c_str());
-  return s;
+  if (!s.ok()) {
+    ::unlink(temp.c_str());
+    return s;
+  }
+  return FsyncDir(link.parent_path());
 }
 
 bool LStat(const fs::path& path, struct stat* st) { return ::lstat(path.c_str(), st) == 0; }

@@ -53,10 +53,12 @@ bool HasTempSuffix(std::string_view name, std::string_view suffix);
 
 Status ErrorFromEc(const std::error_code& ec, std::string_view what);
 
-// mkdir -p.
+// mkdir -p; each directory it creates is durable (its parent is fsynced) when it returns.
 Status MakeDirs(const std::filesystem::path& dir);
 // Writes all bytes, retrying short writes and EINTR.
 Status WriteAll(int fd, const void* data, size_t size, std::string_view what);
+// fsync(2) of a directory: makes the creates, renames and unlinks in it durable. Every rename or
+// link that publishes state is followed by one (docs/reliability.md).
 Status FsyncDir(const std::filesystem::path& dir);
 Status RenamePath(const std::filesystem::path& from, const std::filesystem::path& to);
 // Removes a file or an empty dir; a missing path is OK.
@@ -64,13 +66,15 @@ Status RemoveIfExists(const std::filesystem::path& path);
 // Removes a tree; a missing path is OK.
 Status RemoveTree(const std::filesystem::path& path);
 
-// Writes `content` to `temp`, fsyncs, and renames it over `dest` (atomic replace).
+// Writes `content` to `temp`, fsyncs, renames it over `dest` (atomic replace) and fsyncs the
+// directory of `dest` (durable replace).
 Status WriteFileAtomic(const std::filesystem::path& dest, const std::filesystem::path& temp,
                        std::string_view content);
 // Whole content of a small file; InvalidArgument if larger than max_bytes.
 StatusOr<std::string> ReadSmallFile(const std::filesystem::path& path, size_t max_bytes);
 
-// Creates symlink `temp` -> `target` and renames it over `link` (atomic create-or-replace).
+// Creates symlink `temp` -> `target`, renames it over `link` (atomic create-or-replace) and
+// fsyncs the directory of `link` (durable).
 Status SymlinkAtomic(const std::string& target, const std::filesystem::path& link,
                      const std::filesystem::path& temp);
 

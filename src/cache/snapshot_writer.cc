@@ -36,7 +36,7 @@ Status CacheStore::EnsureRepoDir(const RepoId& repo) {
     if (err != EEXIST && err != ENOTEMPTY) return ErrnoError(err, "create " + dir.string());
     return internal::MakeDirs(dir / "snapshots");  // lost a race with another creator
   }
-  return Status::Ok();
+  return internal::FsyncDir(layout_.root());
 }
 
 namespace {
@@ -74,8 +74,11 @@ Status CacheStore::CopyIntoSnapshot(const fs::path& blob, const fs::path& dest,
     return s;
   }
   Status s = internal::RenamePath(temp, dest);
-  if (!s.ok()) internal::RemoveIfExists(temp).IgnoreError();
-  return s;
+  if (!s.ok()) {
+    internal::RemoveIfExists(temp).IgnoreError();
+    return s;
+  }
+  return internal::FsyncDir(dest.parent_path());
 }
 
 Status CacheStore::LinkSnapshotFile(const RepoId& repo, const CommitSha& commit,

@@ -161,7 +161,12 @@ StatusOr<RepoId> RepoId::FromFolderName(std::string_view folder) {
       id += rest[i];
     }
   }
-  return Parse(id, type);
+  MC_ASSIGN_OR_RETURN(RepoId repo, Parse(id, type));
+  // Only the exact folder name of a repo ("models--o/m" would otherwise be models--o--m).
+  if (repo.FolderName() != folder) {
+    return InvalidArgumentError("not a repo folder name: " + QuoteForMessage(folder));
+  }
+  return repo;
 }
 
 std::string RepoId::FolderName() const {

@@ -38,6 +38,13 @@ TEST(RepoIdTest, FolderNameRoundTrips) {
   EXPECT_FALSE(RepoId::FromFolderName("gpt2").ok());
 }
 
+// Found by fuzz/fuzz_ids: "datasets--o/m1" used to parse as the dataset o/m1.
+TEST(RepoIdTest, FolderNameMustBeExactlyTheRepoFolderName) {
+  EXPECT_FALSE(RepoId::FromFolderName("datasets--o/m1").ok());
+  EXPECT_FALSE(RepoId::FromFolderName("models--o/m").ok());
+  EXPECT_TRUE(RepoId::FromFolderName("datasets--o--m1").ok());
+}
+
 TEST(RevisionTest, AcceptsBranchesTagsAndPrRefs) {
   for (const char* r : {"main", "v1.0", "refs/pr/1", "refs/convert/parquet", "feature/x",
                         "607a30d783dfa663caf39e06633721c8d4cfcd7e"}) {

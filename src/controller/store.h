@@ -7,11 +7,11 @@
 //
 // JSON-valued fields (job input/output, endpoint command and env, host documents) are stored as
 // the JSON text the caller gives; the store never parses them. Times are Unix milliseconds.
-// Secrets: the endpoint's HF token is stored (the controller must send it to agents), never
-// listed by the API; API keys are stored as SHA-256 hex only.
+// Secrets: the endpoint's HF token and registry credentials are stored (the controller must send
+// them to agents), never listed by the API; API keys are stored as SHA-256 hex only.
 //
 // SQLite: Open() creates the file and schema (WAL, synchronous=NORMAL, busy_timeout 5 s, foreign
-// keys on; schema version in PRAGMA user_version, version 2: an older file is migrated in place,
+// keys on; schema version in PRAGMA user_version, version 3: an older file is migrated in place,
 // in one transaction, when it is opened). Unlike the agent's state, this database
 // is the only copy of jobs and endpoints: a file that is not a database, is corrupt (PRAGMA
 // quick_check), has a newer schema version or holds someone else's tables is an error
@@ -22,7 +22,7 @@
 // PostgreSQL: OpenPostgres() connects to an existing database and creates or migrates the schema
 // in the connection's current schema (the first of its search_path), in one transaction, under
 // an advisory lock (controllers starting together migrate one at a time); the version is the one
-// row of table modelcache_schema (version 1). A newer version, or tables but no
+// row of table modelcache_schema (version 2). A newer version, or tables but no
 // modelcache_schema, is FailedPrecondition naming the database, and nothing is written. Every
 // string is a bytea column (PostgreSQL's text can hold neither NUL nor invalid UTF-8, and bytea
 // sorts bytewise, as SQLite does). Durability is the server's (synchronous_commit).
@@ -61,7 +61,7 @@ struct EndpointRecord {
   std::string revision;  // as resolved from the model text ("main")
   std::string commit;    // pinned at creation / update
   std::optional<std::string> hf_token;  // write-only secret
-  std::string command_json = "[]";      // worker argv, JSON array of strings
+  std::string command_json = "[]";      // worker argv (or the image's ENTRYPOINT), JSON strings
   std::string env_json = "{}";          // worker env, JSON object of strings
   std::string gpu_type;                 // "" = any
   int gpu_count = 1;
@@ -74,6 +74,14 @@ struct EndpointRecord {
   int64_t ttl_ms = 86'400'000;
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
+  // Container workers (schema: SQLite 3, PostgreSQL 2). image "" = a process worker (command).
+  std::string image;                         // OCI reference, normalized (ImageRef::str())
+  std::string args_json = "[]";              // the image's CMD replaced, JSON array of strings
+  std::optional<std::string> registry_auth;  // write-only secret: {"username","password"} JSON
+  // "[]": the one model above, whole. Else every model, the base first, as resolved:
+  // [{"model", "repo", "revision", "commit", "include": [...], "exclude": [...]}].
+  std::string models_json = "[]";
+  std::string links_json = "[]";  // [{"dest", "file"?, "model"?}] as the agent takes them
 };
 
 struct JobRecord {
@@ -119,6 +127,10 @@ struct WorkerRecord {
   std::optional<int64_t> stopped_ms;  // process gone (billing ends)
   bool cache_hit = false;             // the host had the model complete when placed
   int64_t queue_ms = 0;               // cold start: oldest job's wait before placement
+  // The two parallel parts of the unbilled initializing phase, as the agent measured them
+  // (placed → image present, 0 on a hit; placed → last model complete). Unknown: nullopt.
+  std::optional<int64_t> image_ms;
+  std::optional<int64_t> download_ms;
 };
 
 struct LedgerRow {

@@ -10,7 +10,8 @@ void AddEndpoint(Params& p, const EndpointRecord& e) {
   p.Add(e.commit).Add(e.hf_token).Add(e.command_json).Add(e.env_json).Add(e.gpu_type);
   p.Add(e.gpu_count).Add(e.workers_min).Add(e.workers_max).Add(e.idle_timeout_s);
   p.Add(e.scaler_type).Add(e.scaler_value).Add(e.execution_timeout_ms).Add(e.ttl_ms);
-  p.Add(e.created_ms).Add(e.updated_ms);
+  p.Add(e.created_ms).Add(e.updated_ms).Add(e.image).Add(e.args_json).Add(e.registry_auth);
+  p.Add(e.models_json).Add(e.links_json);
 }
 
 EndpointRecord ReadEndpoint(Cols& c) {
@@ -35,6 +36,11 @@ EndpointRecord ReadEndpoint(Cols& c) {
   e.ttl_ms = c.Int();
   e.created_ms = c.Int();
   e.updated_ms = c.Int();
+  e.image = c.Bytes();
+  e.args_json = c.Bytes();
+  e.registry_auth = c.OptBytes();
+  e.models_json = c.Bytes();
+  e.links_json = c.Bytes();
   return e;
 }
 
@@ -96,7 +102,7 @@ void AddWorker(Params& p, const WorkerRecord& w) {
   p.Add(w.id).Add(w.endpoint_id).Add(w.host_id).Add(w.commit).Add(w.phase);
   p.Add(w.key_sha256).Add(w.message).Add(w.created_ms).Add(w.ready_ms).Add(w.started_ms);
   p.Add(w.first_take_ms).Add(w.last_ping_ms).Add(w.idle_since_ms).Add(w.stopped_ms);
-  p.Add(w.cache_hit).Add(w.queue_ms);
+  p.Add(w.cache_hit).Add(w.queue_ms).Add(w.image_ms).Add(w.download_ms);
 }
 
 WorkerRecord ReadWorker(Cols& c) {
@@ -117,6 +123,8 @@ WorkerRecord ReadWorker(Cols& c) {
   w.stopped_ms = c.OptInt();
   w.cache_hit = c.Bool();
   w.queue_ms = c.Int();
+  w.image_ms = c.OptInt();
+  w.download_ms = c.OptInt();
   return w;
 }
 

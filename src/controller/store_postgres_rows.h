@@ -12,7 +12,8 @@ namespace mc::controller::pg_rows {
 inline constexpr const char* kEndpointColumns[] = {
     "id", "name", "model", "repo", "revision", "commit", "hf_token", "command_json", "env_json",
     "gpu_type", "gpu_count", "workers_min", "workers_max", "idle_timeout_s", "scaler_type",
-    "scaler_value", "execution_timeout_ms", "ttl_ms", "created_ms", "updated_ms"};
+    "scaler_value", "execution_timeout_ms", "ttl_ms", "created_ms", "updated_ms", "image",
+    "args_json", "registry_auth", "models_json", "links_json"};
 inline constexpr const char* kJobColumns[] = {
     "id", "endpoint_id", "status", "input_json", "output_json", "error", "extra_json", "webhook",
     "low_priority", "execution_timeout_ms", "ttl_ms", "created_ms", "started_ms", "completed_ms",
@@ -23,7 +24,7 @@ inline constexpr const char* kWebhookColumns[] = {
 inline constexpr const char* kWorkerColumns[] = {
     "id", "endpoint_id", "host_id", "commit", "phase", "key_sha256", "message", "created_ms",
     "ready_ms", "started_ms", "first_take_ms", "last_ping_ms", "idle_since_ms", "stopped_ms",
-    "cache_hit", "queue_ms"};
+    "cache_hit", "queue_ms", "image_ms", "download_ms"};
 inline constexpr const char* kLedgerColumns[] = {
     "id", "worker_id", "endpoint_id", "phase", "start_ms", "end_ms", "billed"};
 inline constexpr const char* kApiKeyColumns[] = {"id", "name", "sha256", "created_ms"};

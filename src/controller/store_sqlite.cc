@@ -21,7 +21,7 @@ using namespace sqlite_rows;  // NOLINT: the column lists and row codecs
 
 namespace {
 
-constexpr int64_t kSchemaVersion = 2;
+constexpr int64_t kSchemaVersion = 3;
 constexpr int kBusyTimeoutMs = 5000;
 
 constexpr const char* kMigrations[kSchemaVersion] = {
@@ -72,6 +72,17 @@ CREATE TABLE hosts (
 CREATE TABLE webhook_outbox (
   id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, url TEXT NOT NULL,
   body_json TEXT NOT NULL, tries INTEGER NOT NULL, next_attempt_ms INTEGER NOT NULL) STRICT;
+)sql",
+    // 2 -> 3. Container workers: the endpoint's image, CMD, registry credentials (a secret, like
+    // hf_token), models and links; the worker's image and download parts of its cold start.
+    R"sql(
+ALTER TABLE endpoints ADD COLUMN image TEXT NOT NULL DEFAULT '';
+ALTER TABLE endpoints ADD COLUMN args_json TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE endpoints ADD COLUMN registry_auth TEXT;
+ALTER TABLE endpoints ADD COLUMN models_json TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE endpoints ADD COLUMN links_json TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE workers ADD COLUMN image_ms INTEGER;
+ALTER TABLE workers ADD COLUMN download_ms INTEGER;
 )sql",
 };
 

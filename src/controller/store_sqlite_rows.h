@@ -17,7 +17,8 @@ using sqlite::Statement;
 inline constexpr const char* kEndpointColumns[] = {
     "id", "name", "model", "repo", "revision", "commit", "hf_token", "command_json", "env_json",
     "gpu_type", "gpu_count", "workers_min", "workers_max", "idle_timeout_s", "scaler_type",
-    "scaler_value", "execution_timeout_ms", "ttl_ms", "created_ms", "updated_ms"};
+    "scaler_value", "execution_timeout_ms", "ttl_ms", "created_ms", "updated_ms", "image",
+    "args_json", "registry_auth", "models_json", "links_json"};
 // clang-format on
 
 inline void BindEndpoint(Statement& st, const EndpointRecord& e) {
@@ -25,7 +26,8 @@ inline void BindEndpoint(Statement& st, const EndpointRecord& e) {
   st.Bind(e.commit).Bind(e.hf_token).Bind(e.command_json).Bind(e.env_json).Bind(e.gpu_type);
   st.Bind(e.gpu_count).Bind(e.workers_min).Bind(e.workers_max).Bind(e.idle_timeout_s);
   st.Bind(e.scaler_type).Bind(e.scaler_value).Bind(e.execution_timeout_ms).Bind(e.ttl_ms);
-  st.Bind(e.created_ms).Bind(e.updated_ms);
+  st.Bind(e.created_ms).Bind(e.updated_ms).Bind(e.image).Bind(e.args_json).Bind(e.registry_auth);
+  st.Bind(e.models_json).Bind(e.links_json);
 }
 
 inline EndpointRecord ReadEndpoint(const Statement& st) {
@@ -51,6 +53,11 @@ inline EndpointRecord ReadEndpoint(const Statement& st) {
   e.ttl_ms = c.Int();
   e.created_ms = c.Int();
   e.updated_ms = c.Int();
+  e.image = c.Text();
+  e.args_json = c.Text();
+  e.registry_auth = c.OptText();
+  e.models_json = c.Text();
+  e.links_json = c.Text();
   return e;
 }
 
@@ -116,14 +123,14 @@ inline WebhookDelivery ReadWebhook(const Statement& st) {
 inline constexpr const char* kWorkerColumns[] = {
     "id", "endpoint_id", "host_id", "commit", "phase", "key_sha256", "message", "created_ms",
     "ready_ms", "started_ms", "first_take_ms", "last_ping_ms", "idle_since_ms", "stopped_ms",
-    "cache_hit", "queue_ms"};
+    "cache_hit", "queue_ms", "image_ms", "download_ms"};
 // clang-format on
 
 inline void BindWorker(Statement& st, const WorkerRecord& w) {
   st.Bind(w.id).Bind(w.endpoint_id).Bind(w.host_id).Bind(w.commit).Bind(w.phase);
   st.Bind(w.key_sha256).Bind(w.message).Bind(w.created_ms).Bind(w.ready_ms).Bind(w.started_ms);
   st.Bind(w.first_take_ms).Bind(w.last_ping_ms).Bind(w.idle_since_ms).Bind(w.stopped_ms);
-  st.Bind(w.cache_hit).Bind(w.queue_ms);
+  st.Bind(w.cache_hit).Bind(w.queue_ms).Bind(w.image_ms).Bind(w.download_ms);
 }
 
 inline WorkerRecord ReadWorker(const Statement& st) {
@@ -145,6 +152,8 @@ inline WorkerRecord ReadWorker(const Statement& st) {
   w.stopped_ms = c.OptInt();
   w.cache_hit = c.Bool();
   w.queue_ms = c.Int();
+  w.image_ms = c.OptInt();
+  w.download_ms = c.OptInt();
   return w;
 }
 

@@ -101,6 +101,8 @@ TEST_F(SqliteStoreTest, AVersion1DatabaseGainsTheOutboxAndKeepsItsRows) {
   RawExec(
       "INSERT INTO jobs VALUES ('j-old', 'ep-a', 'COMPLETED', 'null', '1', NULL, '{}', "
       "'https://receiver.example/hook', 0, 600000, 86400000, 1000, 1100, 1200, 'w-1', 0, 0);"
+      "INSERT INTO endpoints VALUES ('ep-old', 'old', 'org/m', 'org/m', 'main', 'c', NULL, "
+      "'[\"python3\"]', '{}', '', 1, 0, 3, 5, 'QUEUE_DELAY', 4, 600000, 86400000, 1, 2);"
       "INSERT INTO api_keys VALUES ('key-aaaaaaaa', 'a', '" +
       std::string(64, '1') + "', 5)");
 
@@ -112,6 +114,14 @@ TEST_F(SqliteStoreTest, AVersion1DatabaseGainsTheOutboxAndKeepsItsRows) {
   EXPECT_EQ((*old)->webhook, "https://receiver.example/hook");
   EXPECT_THAT(*store->ListApiKeys(), SizeIs(1));
   EXPECT_THAT(*store->ListWebhooks(), IsEmpty());  // version 1 recorded no deliveries
+  // An endpoint from before images: a process worker, one whole model, no links.
+  const auto ep = store->GetEndpoint("ep-old");
+  ASSERT_TRUE(ep.ok() && ep->has_value()) << ep.status().ToString();
+  EXPECT_EQ((*ep)->image, "");
+  EXPECT_EQ((*ep)->args_json, "[]");
+  EXPECT_EQ((*ep)->registry_auth, std::nullopt);
+  EXPECT_EQ((*ep)->models_json, "[]");
+  EXPECT_EQ((*ep)->links_json, "[]");
   const JobRecord j = Job("j-new", "ep-a", "COMPLETED", 2000);
   auto id = store->PutJobWithWebhook(j, Delivery(j, 2000));
   ASSERT_TRUE(id.ok()) << id.status().ToString();
@@ -124,7 +134,7 @@ TEST_F(SqliteStoreTest, AVersion1DatabaseGainsTheOutboxAndKeepsItsRows) {
   sqlite3_stmt* st = nullptr;
   ASSERT_EQ(sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &st, nullptr), SQLITE_OK);
   ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int64(st, 0), 2);
+  EXPECT_EQ(sqlite3_column_int64(st, 0), 3);
   sqlite3_finalize(st);
   sqlite3_close(raw);
   store = OpenStore();

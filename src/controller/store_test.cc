@@ -113,6 +113,37 @@ TEST_P(ControllerStoreTest, EndpointTokenRoundTripsAsNulloptOrValue) {
 
 // ---- jobs ----
 
+TEST_P(ControllerStoreTest, EndpointRegistryAuthRoundTripsAsNulloptOrValueAndImageFieldsKeepTheirText) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  EndpointRecord process = Endpoint("ep-process0000", 1000);
+  process.image.clear();  // a process worker: the defaults of a row before images
+  process.args_json = process.models_json = process.links_json = "[]";
+  EndpointRecord with = Endpoint("ep-auth0000000", 1000);
+  with.registry_auth = R"({"username":"u","password":"p'\"\u0000x"})";
+  for (const auto& e : {process, with}) ASSERT_TRUE(store->PutEndpoint(e).ok());
+
+  EXPECT_THAT(*store->GetEndpoint(process.id), Optional(process));
+  EXPECT_EQ((*store->GetEndpoint(process.id))->registry_auth, std::nullopt);
+  EXPECT_THAT(*store->GetEndpoint(with.id), Optional(with));
+  EXPECT_EQ((*store->GetEndpoint(with.id))->registry_auth, with.registry_auth);
+}
+
+TEST_P(ControllerStoreTest, WorkerColdStartPartsRoundTripAsNulloptOrValue) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  WorkerRecord unknown = Worker("w-unknown00000", "ep-a", "initializing", 1000);
+  unknown.image_ms.reset();
+  unknown.download_ms.reset();
+  WorkerRecord hit = Worker("w-hit000000000", "ep-a", "idle", 1000);
+  hit.image_ms = 0;
+  for (const auto& w : {unknown, hit}) ASSERT_TRUE(store->PutWorker(w).ok());
+
+  EXPECT_THAT(*store->GetWorker(unknown.id), Optional(unknown));
+  EXPECT_THAT(*store->GetWorker(hit.id), Optional(hit));
+  EXPECT_EQ((*store->GetWorker(hit.id))->image_ms, std::optional<int64_t>(0));
+}
+
 TEST_P(ControllerStoreTest, JobsArePutGotAndReplacedById) {
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);

@@ -26,7 +26,9 @@ inline bool operator==(const EndpointRecord& a, const EndpointRecord& b) {
          a.workers_max == b.workers_max && a.idle_timeout_s == b.idle_timeout_s &&
          a.scaler_type == b.scaler_type && a.scaler_value == b.scaler_value &&
          a.execution_timeout_ms == b.execution_timeout_ms && a.ttl_ms == b.ttl_ms &&
-         a.created_ms == b.created_ms && a.updated_ms == b.updated_ms;
+         a.created_ms == b.created_ms && a.updated_ms == b.updated_ms && a.image == b.image &&
+         a.args_json == b.args_json && a.registry_auth == b.registry_auth &&
+         a.models_json == b.models_json && a.links_json == b.links_json;
 }
 inline bool operator==(const JobRecord& a, const JobRecord& b) {
   return a.id == b.id && a.endpoint_id == b.endpoint_id && a.status == b.status &&
@@ -46,7 +48,8 @@ inline bool operator==(const WorkerRecord& a, const WorkerRecord& b) {
          a.message == b.message && a.created_ms == b.created_ms && a.ready_ms == b.ready_ms &&
          a.started_ms == b.started_ms && a.first_take_ms == b.first_take_ms &&
          a.last_ping_ms == b.last_ping_ms && a.idle_since_ms == b.idle_since_ms &&
-         a.stopped_ms == b.stopped_ms && a.cache_hit == b.cache_hit && a.queue_ms == b.queue_ms;
+         a.stopped_ms == b.stopped_ms && a.cache_hit == b.cache_hit && a.queue_ms == b.queue_ms &&
+         a.image_ms == b.image_ms && a.download_ms == b.download_ms;
 }
 inline bool operator==(const LedgerRow& a, const LedgerRow& b) {
   return a.id == b.id && a.worker_id == b.worker_id && a.endpoint_id == b.endpoint_id &&
@@ -89,6 +92,11 @@ inline EndpointRecord Endpoint(const std::string& id, int64_t created_ms) {
   e.ttl_ms = 3'600'000;
   e.created_ms = created_ms;
   e.updated_ms = created_ms + 1;
+  e.image = "registry.example:5000/org/worker:1";
+  e.args_json = R"(["--port","8000"])";
+  e.models_json = R"([{"model":"org/model","repo":"org/model","revision":"main","commit":")" +
+                  std::string(kCommit) + R"(","include":["*.gguf"],"exclude":[]}])";
+  e.links_json = R"([{"dest":"/app/models/m.gguf","file":"m.gguf"}])";
   return e;
 }
 
@@ -116,6 +124,8 @@ inline WorkerRecord Worker(const std::string& id, const std::string& endpoint_id
   w.key_sha256 = std::string(64, 'a');
   w.created_ms = created_ms;
   w.queue_ms = 250;
+  w.image_ms = 1200;
+  w.download_ms = 800;
   return w;
 }
 

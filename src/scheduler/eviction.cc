@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <limits>
 #include <sstream>
 #include <utility>
@@ -141,6 +142,116 @@ EvictionPlan EvictLeastRecentlyUsed(const std::vector<SnapshotState>& snapshots,
   return plan;
 }
 
+// The blob bytes a snapshot references (its size for GDSF and the S3-FIFO queue sizes).
+uint64_t SnapshotBytes(const SnapshotState& snap, const Disk& disk) {
+  uint64_t bytes = 0;
+  for (uint32_t b : snap.blobs) bytes += disk.blobs[b];
+  return bytes;
+}
+
+// Greedy-Dual-Size-Frequency: lowest priority first (eviction.h).
+EvictionPlan EvictGdsf(const std::vector<SnapshotState>& snapshots, const Disk& disk,
+                       Inventory& inv, uint64_t demand, uint64_t target) {
+  struct Entry {
+    double priority;
+    TimePoint last_use;
+    uint32_t snapshot;
+  };
+  std::vector<Entry> heap;
+  heap.reserve(inv.evictable.size());
+  for (const HeapEntry& e : inv.evictable) {
+    const SnapshotState& snap = snapshots[e.snapshot];
+    const double size = std::max<double>(1, static_cast<double>(SnapshotBytes(snap, disk)));
+    const double hits = std::max<uint32_t>(1, snap.hits);
+    const double priority =
+        disk.gdsf_inflation + hits * (size + std::max(0.0, disk.gdsf_fixed_cost_bytes)) / size;
+    heap.push_back({priority, e.last_use, e.snapshot});
+  }
+  auto after = [&snapshots](const Entry& a, const Entry& b) {
+    if (a.priority != b.priority) return a.priority > b.priority;
+    if (a.last_use != b.last_use) return a.last_use > b.last_use;
+    if (int c = snapshots[a.snapshot].id.compare(snapshots[b.snapshot].id); c != 0) return c > 0;
+    return a.snapshot > b.snapshot;
+  };
+  std::make_heap(heap.begin(), heap.end(), after);
+  EvictionPlan plan;
+  plan.triggered = true;
+  plan.gdsf_inflation = disk.gdsf_inflation;
+  while (demand - plan.bytes_freed > target && plan.bytes_freed < inv.max_freeable &&
+         !heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), after);
+    const Entry victim = heap.back();
+    heap.pop_back();
+    plan.evict.push_back(snapshots[victim.snapshot].id);
+    plan.bytes_freed += Release(snapshots[victim.snapshot], disk, inv.refs);
+    plan.gdsf_inflation = std::max(plan.gdsf_inflation, victim.priority);
+  }
+  plan.used_after = disk.used_bytes - plan.bytes_freed;
+  return plan;
+}
+
+// S3-FIFO over snapshots: a small and a main FIFO queue (eviction.h).
+EvictionPlan EvictS3Fifo(const std::vector<SnapshotState>& snapshots, const Disk& disk,
+                         Inventory& inv, uint64_t demand, uint64_t target) {
+  struct Entry {
+    uint64_t seq;
+    uint32_t snapshot;
+    uint32_t hits;
+  };
+  std::vector<Entry> small_sorted, main_sorted;
+  uint64_t small_bytes = 0;  // every snapshot of the small queue, kept ones included
+  for (const SnapshotState& snap : snapshots) {
+    if (!snap.main_queue) small_bytes += SnapshotBytes(snap, disk);
+  }
+  for (const HeapEntry& e : inv.evictable) {
+    const SnapshotState& snap = snapshots[e.snapshot];
+    (snap.main_queue ? main_sorted : small_sorted).push_back({snap.queue_seq, e.snapshot, snap.hits});
+  }
+  auto before = [&snapshots](const Entry& a, const Entry& b) {
+    if (a.seq != b.seq) return a.seq < b.seq;
+    if (int c = snapshots[a.snapshot].id.compare(snapshots[b.snapshot].id); c != 0) return c < 0;
+    return a.snapshot < b.snapshot;
+  };
+  std::sort(small_sorted.begin(), small_sorted.end(), before);
+  std::sort(main_sorted.begin(), main_sorted.end(), before);
+  std::deque<Entry> small(small_sorted.begin(), small_sorted.end());
+  std::deque<Entry> main(main_sorted.begin(), main_sorted.end());
+  const uint64_t small_limit =
+      Limit(std::clamp(disk.s3fifo_small_fraction, 0.0, 1.0), disk.capacity);
+
+  EvictionPlan plan;
+  plan.triggered = true;
+  auto evict = [&](const Entry& e) {
+    plan.evict.push_back(snapshots[e.snapshot].id);
+    plan.bytes_freed += Release(snapshots[e.snapshot], disk, inv.refs);
+  };
+  while (demand - plan.bytes_freed > target && plan.bytes_freed < inv.max_freeable &&
+         !(small.empty() && main.empty())) {
+    if (!small.empty() && (small_bytes > small_limit || main.empty())) {
+      Entry e = small.front();
+      small.pop_front();
+      small_bytes -= std::min(small_bytes, SnapshotBytes(snapshots[e.snapshot], disk));
+      if (e.hits >= 2) {  // used again while in the small queue: promote
+        plan.requeue.push_back({snapshots[e.snapshot].id, 1});
+        main.push_back({0, e.snapshot, 1});
+      } else {
+        evict(e);
+      }
+    } else {
+      Entry e = main.front();
+      main.pop_front();
+      if (e.hits > 1) {  // a second chance, one use fewer
+        plan.requeue.push_back({snapshots[e.snapshot].id, e.hits - 1});
+        main.push_back({0, e.snapshot, e.hits - 1});
+      } else {
+        evict(e);
+      }
+    }
+  }
+  plan.used_after = disk.used_bytes - plan.bytes_freed;
+  return plan;
+}
+
 }  // namespace
 
 StatusOr<EvictionPlan> PlanEviction(const std::vector<SnapshotState>& snapshots, const Disk& disk,
@@ -161,6 +272,7 @@ StatusOr<EvictionPlan> PlanEviction(const std::vector<SnapshotState>& snapshots,
   if (demand <= Limit(disk.high_watermark, disk.capacity)) {
     EvictionPlan plan;
     plan.used_after = disk.used_bytes;
+    plan.gdsf_inflation = disk.gdsf_inflation;
     return plan;
   }
   // Decided before evicting anything: if even evicting everything evictable does not fit, the
@@ -168,8 +280,36 @@ StatusOr<EvictionPlan> PlanEviction(const std::vector<SnapshotState>& snapshots,
   if (demand - inv.max_freeable > disk.capacity) {
     return NotEnoughRoom(disk, need_bytes, inv.max_freeable);
   }
-  return EvictLeastRecentlyUsed(snapshots, disk, inv, demand,
-                                Limit(disk.low_watermark, disk.capacity));
+  const uint64_t target = Limit(disk.low_watermark, disk.capacity);
+  switch (disk.policy) {
+    case EvictionPolicy::kGdsf:
+      return EvictGdsf(snapshots, disk, inv, demand, target);
+    case EvictionPolicy::kS3Fifo:
+      return EvictS3Fifo(snapshots, disk, inv, demand, target);
+    case EvictionPolicy::kLru:
+      break;
+  }
+  return EvictLeastRecentlyUsed(snapshots, disk, inv, demand, target);
+}
+
+std::string_view EvictionPolicyName(EvictionPolicy policy) {
+  switch (policy) {
+    case EvictionPolicy::kLru:
+      return "lru";
+    case EvictionPolicy::kGdsf:
+      return "gdsf";
+    case EvictionPolicy::kS3Fifo:
+      return "s3fifo";
+  }
+  return "unknown";
+}
+
+StatusOr<EvictionPolicy> ParseEvictionPolicy(std::string_view name) {
+  for (EvictionPolicy p : {EvictionPolicy::kLru, EvictionPolicy::kGdsf, EvictionPolicy::kS3Fifo}) {
+    if (name == EvictionPolicyName(p)) return p;
+  }
+  return InvalidArgumentError("unknown eviction policy '" + std::string(name) +
+                              "': use lru, gdsf or s3fifo");
 }
 
 }  // namespace mc::scheduler

@@ -259,5 +259,126 @@ TEST(EvictionTest, OverflowingByteCountsAreInvalidArgument) {
   EXPECT_EQ(PlanEviction({}, disk, 0).status().code(), StatusCode::kInvalidArgument);
 }
 
+SnapshotState Used(SnapshotState s, uint32_t hits) {
+  s.hits = hits;
+  return s;
+}
+
+TEST(GdsfEvictionTest, KeepsTheFrequentlyUsedSnapshotThatLruWouldEvict) {
+  // "a" is the oldest but used 5 times; "b" newer, used once. LRU evicts "a", GDSF "b".
+  Disk disk = Disk100({40, 40});
+  std::vector<SnapshotState> snaps = {Used(Snap("a", {0}, 0), 5), Used(Snap("b", {1}, 1), 1)};
+  auto lru = PlanEviction(snaps, disk, 20);
+  ASSERT_TRUE(lru.ok());
+  EXPECT_THAT(lru->evict, ElementsAre("a"));
+  disk.policy = EvictionPolicy::kGdsf;
+  auto gdsf = PlanEviction(snaps, disk, 20);
+  ASSERT_TRUE(gdsf.ok()) << gdsf.status().ToString();
+  EXPECT_THAT(gdsf->evict, ElementsAre("b"));
+}
+
+TEST(GdsfEvictionTest, PrefersToEvictTheLargerSnapshotAtEqualUse) {
+  // Equal hits: the fixed cost per download makes a small snapshot worth more per byte.
+  Disk disk = Disk100({10, 70});
+  disk.policy = EvictionPolicy::kGdsf;
+  disk.gdsf_fixed_cost_bytes = 50;
+  std::vector<SnapshotState> snaps = {Snap("small", {0}, 0), Snap("large", {1}, 1)};
+  auto plan = PlanEviction(snaps, disk, 15);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_THAT(plan->evict, ElementsAre("large"));
+}
+
+TEST(GdsfEvictionTest, RaisesTheInflationToTheLastVictimsPriority) {
+  Disk disk = Disk100({45, 45});
+  disk.policy = EvictionPolicy::kGdsf;
+  disk.gdsf_fixed_cost_bytes = 45;
+  disk.gdsf_inflation = 1;
+  std::vector<SnapshotState> snaps = {Used(Snap("a", {0}, 0), 1), Used(Snap("b", {1}, 1), 3)};
+  auto plan = PlanEviction(snaps, disk, 5);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_THAT(plan->evict, ElementsAre("a"));
+  EXPECT_DOUBLE_EQ(plan->gdsf_inflation, 1 + 1 * (45.0 + 45) / 45);  // L + hits × cost / size
+}
+
+TEST(GdsfEvictionTest, KeepsTheInflationWhenNothingIsEvicted) {
+  Disk disk = Disk100({10});
+  disk.policy = EvictionPolicy::kGdsf;
+  disk.gdsf_inflation = 7;
+  auto plan = PlanEviction({Snap("a", {0}, 0)}, disk, 0);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_FALSE(plan->triggered);
+  EXPECT_DOUBLE_EQ(plan->gdsf_inflation, 7);
+}
+
+SnapshotState Queued(SnapshotState s, bool main, uint64_t seq, uint32_t hits) {
+  s.main_queue = main;
+  s.queue_seq = seq;
+  s.hits = hits;
+  return s;
+}
+
+TEST(S3FifoEvictionTest, EvictsOneHitWondersFromTheSmallQueueFirst) {
+  // Small queue limit 10% of 100 = 10 bytes; it holds 40, so its head goes first even though the
+  // main queue's snapshot is older.
+  Disk disk = Disk100({20, 20, 40});
+  disk.policy = EvictionPolicy::kS3Fifo;
+  std::vector<SnapshotState> snaps = {Queued(Snap("new1", {0}, 5), false, 1, 1),
+                                      Queued(Snap("new2", {1}, 6), false, 2, 1),
+                                      Queued(Snap("old", {2}, 0), true, 0, 0)};
+  auto plan = PlanEviction(snaps, disk, 20);  // 80 + 20 = 100 > 90; down to 80: 20 to free
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_THAT(plan->evict, ElementsAre("new1"));
+  EXPECT_THAT(plan->requeue, IsEmpty());
+}
+
+TEST(S3FifoEvictionTest, PromotesASmallQueueSnapshotUsedAgain) {
+  Disk disk = Disk100({20, 20, 40});
+  disk.policy = EvictionPolicy::kS3Fifo;
+  std::vector<SnapshotState> snaps = {Queued(Snap("reused", {0}, 5), false, 1, 2),
+                                      Queued(Snap("once", {1}, 6), false, 2, 0),
+                                      Queued(Snap("old", {2}, 0), true, 0, 0)};
+  auto plan = PlanEviction(snaps, disk, 20);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_THAT(plan->evict, ElementsAre("once"));
+  ASSERT_EQ(plan->requeue.size(), 1u);
+  EXPECT_EQ(plan->requeue[0].id, "reused");
+  EXPECT_EQ(plan->requeue[0].hits, 1u);
+}
+
+TEST(S3FifoEvictionTest, GivesMainQueueSnapshotsWithHitsASecondChance) {
+  Disk disk = Disk100({40, 40});
+  disk.policy = EvictionPolicy::kS3Fifo;
+  std::vector<SnapshotState> snaps = {Queued(Snap("hot", {0}, 0), true, 1, 2),
+                                      Queued(Snap("cold", {1}, 1), true, 2, 1)};
+  auto plan = PlanEviction(snaps, disk, 20);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_THAT(plan->evict, ElementsAre("cold"));
+  ASSERT_EQ(plan->requeue.size(), 1u);
+  EXPECT_EQ(plan->requeue[0].id, "hot");
+  EXPECT_EQ(plan->requeue[0].hits, 1u);
+}
+
+TEST(EvictionPolicyTest, NeverEvictsPinnedSnapshotsWhateverThePolicy) {
+  for (EvictionPolicy p : {EvictionPolicy::kLru, EvictionPolicy::kGdsf, EvictionPolicy::kS3Fifo}) {
+    Disk disk = Disk100({40, 40});
+    disk.policy = p;
+    std::vector<SnapshotState> snaps = {Pinned(Snap("pinned", {0}, 0)), Snap("free", {1}, 1)};
+    auto plan = PlanEviction(snaps, disk, 20);
+    ASSERT_TRUE(plan.ok()) << EvictionPolicyName(p);
+    EXPECT_THAT(plan->evict, ElementsAre("free")) << EvictionPolicyName(p);
+  }
+}
+
+TEST(EvictionPolicyTest, NamesParseBackAndUnknownNamesAreRefused) {
+  for (EvictionPolicy p : {EvictionPolicy::kLru, EvictionPolicy::kGdsf, EvictionPolicy::kS3Fifo}) {
+    auto parsed = ParseEvictionPolicy(EvictionPolicyName(p));
+    ASSERT_TRUE(parsed.ok());
+    EXPECT_EQ(*parsed, p);
+  }
+  auto bad = ParseEvictionPolicy("arc");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("lru, gdsf or s3fifo"));
+}
+
 }  // namespace
 }  // namespace mc::scheduler

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <limits>
 #include <string_view>
+#include <tuple>
 #include <utility>
 
 #include "mc/common/byte_count.h"
@@ -40,7 +41,8 @@ Status CheckHost(const HostState& h) {
   const std::pair<const char*, double> values[] = {{"download_rate", h.download_rate},
                                                    {"peer_bandwidth", h.peer_bandwidth},
                                                    {"upstream_bandwidth", h.upstream_bandwidth},
-                                                   {"queue_wait_seconds", h.queue_wait_seconds}};
+                                                   {"queue_wait_seconds", h.queue_wait_seconds},
+                                                   {"image_seconds", h.image_seconds}};
   for (const auto& [name, value] : values) {
     if (!Valid(value)) {
       return InvalidArgumentError("host " + h.id + ": " + name + " must be finite and >= 0, got " +
@@ -72,7 +74,7 @@ struct Estimate {
   ModelSource source = ModelSource::kLocal;
   uint64_t bytes = 0;    // still to fetch
   double bandwidth = 0;  // bytes/s
-  double seconds = 0;    // time-to-ready: download + queue wait
+  double seconds = 0;    // time-to-ready: max(download, image pull) + queue wait
 };
 
 // Peers beat the upstream when usable and at least as fast (a tie saves upstream egress).
@@ -99,7 +101,7 @@ Estimate Estimated(const HostState& h, bool peers_usable) {
     }
   }
   const double download = e.bytes == 0 ? 0 : static_cast<double>(e.bytes) / e.bandwidth;
-  e.seconds = download + h.queue_wait_seconds;
+  e.seconds = std::max(download, h.image_seconds) + h.queue_wait_seconds;
   return e;
 }
 
@@ -194,6 +196,37 @@ const Candidate& Choose(const std::vector<HostState>& hosts,
   return *chosen;
 }
 
+// kLeastLoaded: fewest running workers, then most free GPUs, then id.
+const Candidate& LeastLoaded(const std::vector<HostState>& hosts,
+                             const std::vector<Candidate>& candidates) {
+  const Candidate* chosen = &candidates.front();
+  for (const Candidate& c : candidates) {
+    const HostState& a = hosts[c.host];
+    const HostState& b = hosts[chosen->host];
+    if (std::tie(a.running_workers, b.gpus_free, a.id) <
+        std::tie(b.running_workers, a.gpus_free, b.id)) {
+      chosen = &c;
+    }
+  }
+  return *chosen;
+}
+
+// kRandom: a hash of the seed picks among the candidates sorted by id (input order never matters).
+const Candidate& Random(const std::vector<HostState>& hosts,
+                       const std::vector<Candidate>& candidates, uint64_t seed) {
+  std::vector<const Candidate*> sorted;
+  sorted.reserve(candidates.size());
+  for (const Candidate& c : candidates) sorted.push_back(&c);
+  std::sort(sorted.begin(), sorted.end(), [&hosts](const Candidate* a, const Candidate* b) {
+    return hosts[a->host].id < hosts[b->host].id;
+  });
+  uint64_t z = seed + 0x9e3779b97f4a7c15ULL;  // splitmix64
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  return *sorted[z % sorted.size()];
+}
+
 std::string Explain(const HostState& h, const Estimate& e, size_t fitting, size_t total) {
   std::string what;
   switch (e.source) {
@@ -230,6 +263,27 @@ std::string_view ModelSourceName(ModelSource source) {
   return "unknown";
 }
 
+std::string_view PlacementPolicyName(PlacementPolicy policy) {
+  switch (policy) {
+    case PlacementPolicy::kTimeToReady:
+      return "ttr";
+    case PlacementPolicy::kLeastLoaded:
+      return "least-loaded";
+    case PlacementPolicy::kRandom:
+      return "random";
+  }
+  return "unknown";
+}
+
+StatusOr<PlacementPolicy> ParsePlacementPolicy(std::string_view name) {
+  for (PlacementPolicy p : {PlacementPolicy::kTimeToReady, PlacementPolicy::kLeastLoaded,
+                            PlacementPolicy::kRandom}) {
+    if (name == PlacementPolicyName(p)) return p;
+  }
+  return InvalidArgumentError("unknown placement policy '" + std::string(name) +
+                              "': use ttr, least-loaded or random");
+}
+
 StatusOr<Placement> PlaceWorker(const std::vector<HostState>& hosts,
                                 const PlacementRequest& request) {
   MC_RETURN_IF_ERROR(CheckInput(hosts));
@@ -252,7 +306,10 @@ StatusOr<Placement> PlaceWorker(const std::vector<HostState>& hosts,
   }
   if (candidates.empty()) return NoHostFits(hosts.size(), request, counts, largest_missing);
 
-  const Candidate& c = Choose(hosts, candidates);
+  const Candidate& c =
+      request.policy == PlacementPolicy::kLeastLoaded ? LeastLoaded(hosts, candidates)
+      : request.policy == PlacementPolicy::kRandom    ? Random(hosts, candidates, request.random_seed)
+                                                      : Choose(hosts, candidates);
   const HostState& h = hosts[c.host];
   Placement placement;
   placement.host_id = h.id;

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <limits>
+#include <set>
+#include <string>
 #include <utility>
 
 namespace mc::scheduler {
@@ -78,6 +80,33 @@ TEST(PlacementTest, AddsQueueWaitToTimeToReady) {
   ASSERT_TRUE(p.ok()) << p.status().ToString();
   EXPECT_EQ(p->host_id, "empty");
   EXPECT_EQ(p->source, ModelSource::kPeer);
+  EXPECT_DOUBLE_EQ(p->expected_seconds, 10);
+}
+
+TEST(PlacementTest, HostWithTheImageAndTheModelBeatsOneWithOnlyTheModel) {
+  HostState model_only = Complete(Host("model-only"));
+  model_only.image_seconds = 3;  // its image must be pulled first
+  auto p = PlaceWorker({model_only, Complete(Host("both"))}, Request());
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->host_id, "both");
+  EXPECT_DOUBLE_EQ(p->expected_seconds, 0);
+}
+
+TEST(PlacementTest, ImagePullOverlapsTheDownloadSoTheLongerOneCounts) {
+  // 10 GB from peers at 1 GB/s = 10 s; an image pull of 4 s runs meanwhile, one of 30 s does not
+  // fit in it.
+  HostState short_pull = Host("short-pull");
+  short_pull.image_seconds = 4;
+  auto p = PlaceWorker({short_pull, Complete(Host("peer"))}, Request());
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->host_id, "peer");
+  HostState long_pull = Complete(Host("long-pull"));
+  long_pull.image_seconds = 30;
+  HostState b = Host("b");
+  b.image_seconds = 4;
+  p = PlaceWorker({long_pull, b}, Request());
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->host_id, "b");
   EXPECT_DOUBLE_EQ(p->expected_seconds, 10);
 }
 
@@ -275,6 +304,9 @@ TEST(PlacementTest, RejectsNegativeOrNonFiniteBandwidth) {
   EXPECT_EQ(PlaceWorker({h}, Request()).status().code(), StatusCode::kInvalidArgument);
   h.peer_bandwidth = std::numeric_limits<double>::quiet_NaN();
   EXPECT_EQ(PlaceWorker({h}, Request()).status().code(), StatusCode::kInvalidArgument);
+  h = Host("a");
+  h.image_seconds = -1;
+  EXPECT_EQ(PlaceWorker({h}, Request()).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(PlacementTest, NamesLargestMissingBytesWhenModelSizeIsUnknown) {
@@ -290,6 +322,71 @@ TEST(PlacementTest, NamesLargestMissingBytesWhenModelSizeIsUnknown) {
   EXPECT_EQ(p.status().message(),
             "no host has 1 free GPU of type A100 and room for 10.0 GB: 2 hosts lack disk for "
             "10.0 GB");
+}
+
+TEST(PlacementPolicyTest, LeastLoadedIgnoresTheModelAndTakesTheLeastBusyHost) {
+  HostState busy = Complete(Host("a"));
+  busy.running_workers = 3;
+  HostState idle = Host("b");
+  PlacementRequest r = Request();
+  r.policy = PlacementPolicy::kLeastLoaded;
+  auto p = PlaceWorker({busy, idle}, r);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->host_id, "b");
+  EXPECT_EQ(p->source, ModelSource::kPeer);
+}
+
+TEST(PlacementPolicyTest, LeastLoadedBreaksTiesByMoreFreeGpus) {
+  HostState a = Host("a");
+  a.gpus_free = 2;
+  HostState b = Host("b");
+  b.gpus_free = 5;
+  PlacementRequest r = Request();
+  r.policy = PlacementPolicy::kLeastLoaded;
+  auto p = PlaceWorker({a, b}, r);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->host_id, "b");
+}
+
+TEST(PlacementPolicyTest, RandomDependsOnTheSeedButNotOnTheInputOrder) {
+  std::vector<HostState> hosts;
+  for (int i = 0; i < 8; ++i) hosts.push_back(Host("h" + std::to_string(i)));
+  std::vector<HostState> reversed(hosts.rbegin(), hosts.rend());
+  PlacementRequest r = Request();
+  r.policy = PlacementPolicy::kRandom;
+  std::set<std::string> chosen;
+  for (uint64_t seed = 0; seed < 32; ++seed) {
+    r.random_seed = seed;
+    auto a = PlaceWorker(hosts, r);
+    auto b = PlaceWorker(reversed, r);
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ(a->host_id, b->host_id);
+    chosen.insert(a->host_id);
+  }
+  EXPECT_GT(chosen.size(), 4u);  // the seeds spread over the hosts
+}
+
+TEST(PlacementPolicyTest, RandomOnlyChoosesHostsThatFit) {
+  PlacementRequest r = Request();
+  r.policy = PlacementPolicy::kRandom;
+  for (uint64_t seed = 0; seed < 16; ++seed) {
+    r.random_seed = seed;
+    auto p = PlaceWorker({NoGpus(Host("a")), Host("b"), NoGpus(Host("c"))}, r);
+    ASSERT_TRUE(p.ok());
+    EXPECT_EQ(p->host_id, "b");
+  }
+}
+
+TEST(PlacementPolicyTest, NamesParseBackAndUnknownNamesAreRefused) {
+  for (PlacementPolicy p : {PlacementPolicy::kTimeToReady, PlacementPolicy::kLeastLoaded,
+                            PlacementPolicy::kRandom}) {
+    auto parsed = ParsePlacementPolicy(PlacementPolicyName(p));
+    ASSERT_TRUE(parsed.ok());
+    EXPECT_EQ(*parsed, p);
+  }
+  auto bad = ParsePlacementPolicy("fastest");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("ttr, least-loaded or random"));
 }
 
 }  // namespace

@@ -4,8 +4,9 @@
 // calls PlaceWorker, then asks the chosen agent to ensure the model (with the peers named here) and
 // start the worker; the simulator will call the same function.
 //
-// Score. Expected time-to-ready = download seconds + the host's queue wait, where the download
-// seconds depend on what the host holds of the endpoint's model commit:
+// Score. Expected time-to-ready = max(download seconds, image_seconds) + the host's queue wait
+// (the agent pulls a worker's image while the model downloads), where the download seconds depend
+// on what the host holds of the endpoint's model commit:
 //   - kComplete:    0 (source kLocal).
 //   - kDownloading: remaining_bytes / download_rate (source kJoin: the agent's single-flight ensure
 //                   joins the download in flight). A rate of 0 (not yet measured) falls back to
@@ -25,7 +26,7 @@
 //      eviction frees what it can (unpinned, not partial snapshots; see eviction.h).
 //   4. Bandwidth: a host that must download at a bandwidth of 0 can never be ready.
 //
-// Choice. The least expected_seconds wins. Hosts within 1 ms of the best are ties, broken by fewer
+// Choice (PlacementRequest::policy). kTimeToReady, the default: the least expected_seconds wins. Hosts within 1 ms of the best are ties, broken by fewer
 // running_workers (spreading load), then by id; so the result never depends on the input order.
 //
 // Peers. Hosts other than the chosen one holding the commit complete, whatever their GPUs (serving
@@ -92,14 +93,23 @@ struct HostState {
   uint64_t freeable_bytes = 0;  // what eviction could free (unpinned, not partial snapshots)
 
   double queue_wait_seconds = 0;  // expected wait before a new worker can start there
+  double image_seconds = 0;       // to make the worker's image present there (0: it has it)
   uint32_t running_workers = 0;   // for spreading ties
 };
+
+enum class PlacementPolicy { kTimeToReady, kLeastLoaded, kRandom };
+
+// "ttr", "least-loaded", "random"; ParsePlacementPolicy is InvalidArgument for anything else.
+std::string_view PlacementPolicyName(PlacementPolicy policy);
+StatusOr<PlacementPolicy> ParsePlacementPolicy(std::string_view name);
 
 struct PlacementRequest {
   std::string gpu_type;      // "" = any type
   uint32_t gpus = 1;         // GPUs the worker needs
   uint64_t model_bytes = 0;  // size of the model commit, for messages only; 0 = unknown
   bool allow_peers = true;
+  PlacementPolicy policy = PlacementPolicy::kTimeToReady;
+  uint64_t random_seed = 0;  // kRandom only
 };
 
 struct Placement {
