@@ -120,19 +120,17 @@ StatusOr<JobRecord> JobBoard::Get(const std::string& endpoint_id,
 StatusOr<JobRecord> JobBoard::WaitFinal(const std::string& endpoint_id, const std::string& job_id,
                                         std::chrono::milliseconds wait) const {
   std::unique_lock<std::mutex> lock(mu_);
-  const auto deadline = std::chrono::steady_clock::now() + wait;
-  while (true) {
+  // Until the job is final, gone or moved, or the board is woken (shutdown), or the wait is over.
+  clock_.WaitFor(changed_, lock, wait, [&] {
     auto it = jobs_.find(job_id);
-    if (it == jobs_.end() || it->second.job.endpoint_id != endpoint_id) {
-      return NotFoundError("no job " + job_id.substr(0, 80) + " on this endpoint");
-    }
-    if (IsFinal(it->second.job.status) || woken_) return it->second.job;
-    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout) {
-      auto again = jobs_.find(job_id);
-      if (again == jobs_.end()) return NotFoundError("no job " + job_id.substr(0, 80));
-      return again->second.job;
-    }
+    return woken_ || it == jobs_.end() || it->second.job.endpoint_id != endpoint_id ||
+           IsFinal(it->second.job.status);
+  });
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end() || it->second.job.endpoint_id != endpoint_id) {
+    return NotFoundError("no job " + job_id.substr(0, 80) + " on this endpoint");
   }
+  return it->second.job;
 }
 
 std::vector<JobRecord> JobBoard::Take(const std::string& endpoint_id, const std::string& worker_id,
@@ -143,7 +141,7 @@ std::vector<JobRecord> JobBoard::Take(const std::string& endpoint_id, const std:
     auto q = queues_.find(endpoint_id);
     return woken_ || (q != queues_.end() && !q->second.empty());
   };
-  changed_.wait_for(lock, hold, has_job);
+  clock_.WaitFor(changed_, lock, hold, has_job);
   std::vector<JobRecord> taken;
   if (accepts) {
     lock.unlock();  // the fleet has its own lock; never hold both
@@ -419,7 +417,7 @@ void JobBoard::UnindexLocked(Entry& e) {
 std::vector<std::string> JobBoard::TakeStops(const std::string& worker_id,
                                              std::chrono::milliseconds hold) {
   std::unique_lock<std::mutex> lock(mu_);
-  changed_.wait_for(lock, hold, [&] {
+  clock_.WaitFor(changed_, lock, hold, [&] {
     auto it = stops_.find(worker_id);
     return woken_ || (it != stops_.end() && !it->second.empty());
   });

@@ -107,7 +107,8 @@ class JobBoard {
   // Waits until the job is final or `wait` passes; returns it as it is then.
   StatusOr<JobRecord> WaitFinal(const std::string& endpoint_id, const std::string& job_id,
                                 std::chrono::milliseconds wait) const;
-  // Takes up to `max` queued jobs for `worker_id`, waiting up to `hold` for one. Empty = none.
+  // Takes up to `max` queued jobs for `worker_id`, waiting up to `hold` (on the clock) for one.
+  // Empty = none.
   // `accepts` is asked right before jobs are handed out: a worker that is being stopped while its
   // take waits gets none (its client may be gone, and the job would be lost with it).
   std::vector<JobRecord> Take(const std::string& endpoint_id, const std::string& worker_id,

@@ -18,6 +18,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "controller/store.h"
@@ -463,6 +464,43 @@ TEST_F(JobBoardTest, RecentDropsExpiredJobsAndKeepsARetriedJobInItsPlace) {
   clock_.Advance(kRetention + 1ms);  // the cancelled job's result expires
   board_->Tick();
   EXPECT_EQ(RecentIds(endpoint_, 10), (std::vector<std::string>{second, first}));
+}
+
+// ---- long-polls on the clock ----
+
+TEST_F(JobBoardTest, TakeWithNothingQueuedWaitsTheHoldOnTheClock) {
+  std::atomic<bool> done{false};
+  std::jthread worker([&] {
+    EXPECT_TRUE(board_->Take(endpoint_.id, "w-1", 1, 2s).empty());
+    done = true;
+  });
+  ASSERT_TRUE(clock_.AwaitParked(1));  // the take waits, with its deadline 2 s ahead
+  clock_.Advance(1999ms);
+  EXPECT_FALSE(done);  // still 1 ms to go (a wait would not end early on its own)
+  clock_.Advance(1ms);
+  worker.join();
+  EXPECT_TRUE(done);
+}
+
+TEST_F(JobBoardTest, TakeWaitingForAJobGetsTheOneQueuedDuringItsHold) {
+  std::vector<JobRecord> taken;
+  std::jthread worker([&] { taken = board_->Take(endpoint_.id, "w-1", 1, 60s); });
+  ASSERT_TRUE(clock_.AwaitParked(1));
+  const std::string id = Submit();
+  worker.join();  // no Advance: the job ends the wait
+  ASSERT_EQ(taken.size(), 1u);
+  EXPECT_EQ(taken[0].id, id);
+}
+
+TEST_F(JobBoardTest, WaitFinalAnswersTheJobAsItIsWhenTheWaitRunsOut) {
+  const std::string id = Submit();
+  StatusOr<JobRecord> got = NotFoundError("not yet");
+  std::jthread client([&] { got = board_->WaitFinal(endpoint_.id, id, 1s); });
+  ASSERT_TRUE(clock_.AwaitParked(1));
+  clock_.Advance(1s);
+  client.join();
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->status, kInQueue);
 }
 
 }  // namespace
