@@ -64,7 +64,7 @@ function timeline(worker, rows) {
 
 // The two parallel parts of an unbilled initializing phase (image pull, model download), as
 // the agent measured them; '' when unknown (process workers, older agents).
-function parts(p) {
+function initializingParts(p) {
   if (!p || (p.imageMs == null && p.downloadMs == null)) return '';
   const image = p.imageMs == null ? '' : p.imageMs === 0 ? 'image present' : `image ${fmtMs(p.imageMs)}`;
   const model = p.downloadMs == null ? '' : `model ${fmtMs(p.downloadMs)}`;
@@ -89,7 +89,7 @@ function workersTable(workers, ledger, coldStarts) {
           w.phase === 'failed' && w.message
             ? h('p', {class: 'error worker-message', 'data-field': 'message'}, w.message) : null],
         c ? `${c.cacheHit ? 'hit' : 'miss'}: ${fmtMs(c.totalMs)} (download ${fmtMs(c.downloadMs)}` +
-          `${parts(c.parts)}, start ${fmtMs(c.startMs)})` : (w.cacheHit ? 'hit' : 'miss'),
+          `${initializingParts(c.parts)}, start ${fmtMs(c.startMs)})` : (w.cacheHit ? 'hit' : 'miss'),
         t.node,
         fmtAgo(w.createdAt),
       ],
@@ -241,7 +241,7 @@ export function endpointPage(main, [id], ctx) {
     renderIfChanged(parts.coldList, JSON.stringify(coldRows), () => coldRows.length
       ? h('ol', {class: 'cold-list'}, coldRows.slice(-10).map((c) => h('li', null,
         `${c.cacheHit ? 'hit' : 'miss'}: queue ${fmtMs(c.queueMs)} + download ${fmtMs(c.downloadMs)}` +
-        `${parts(c.parts)} + start ${fmtMs(c.startMs)} = ${fmtMs(c.totalMs)}`)))
+        `${initializingParts(c.parts)} + start ${fmtMs(c.startMs)} = ${fmtMs(c.totalMs)}`)))
       : '');
     renderIfChanged(parts.jobs, jobs instanceof Error ? jobs.message : JSON.stringify(jobs.jobs),
       () => (jobs instanceof Error
