@@ -213,5 +213,52 @@ TEST_F(ImageE2eTest, MalformedImageReferenceIs400AtCreateAndNothingIsPlaced) {
   EXPECT_EQ(cluster_->Call("GET", "/v1/workers").body["workers"].size(), 0u);
 }
 
+// Placement through the controller, without podman: two hosts (their inventories posted as an
+// agent would, their agents unreachable) both hold the model complete and run containers; only
+// host-z has the image. The worker goes to host-z, though the tie-break by id alone would pick
+// host-a.
+TEST(ImagePlacementTest, HostWithTheImageAndTheModelIsChosenOverOneWithOnlyTheModel) {
+  TestClusterOptions o;
+  o.name = "image_placement";
+  o.models = {{"demo/a", 64 << 10}};
+  o.agents = 0;
+  auto made = TestCluster::Create(std::move(o));
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  TestCluster& c = **made;
+  const std::string image = "registry.example:5000/org/worker:1";
+  Reply created = c.Call("POST", "/v1/endpoints",
+                         json{{"name", "placement"}, {"model", "demo/a"}, {"gpuCount", 0},
+                              {"image", image}}
+                             .dump());
+  ASSERT_EQ(created.status, 200) << created.text;
+  const std::string ep = created.body["id"];
+  auto host = [&](const std::string& id, bool with_image) {
+    json doc{{"host_id", id},
+             {"url", "http://127.0.0.1:9"},  // nobody answers: the start fails, the choice stays
+             {"gpu_type", "test-gpu"},
+             {"gpus", {{"total", 2}, {"free", 2}}},
+             {"disk", {{"capacity_bytes", 1ull << 30}, {"used_bytes", 64 << 10}}},
+             {"snapshots", {{{"model", "demo/a"}, {"commit", created.body["commit"]},
+                             {"size_bytes", 64 << 10}, {"complete", true}}}},
+             {"runtime", {{"kind", "podman"}, {"containers", true}}},
+             {"images", {{"items", json::array()}, {"pulls", json::array()}}}};
+    if (with_image) {
+      doc["images"]["items"].push_back(json{{"reference", image}, {"size_bytes", 100'000'000}});
+    }
+    return doc.dump();
+  };
+  ASSERT_EQ(c.Call("POST", "/v1/hosts/register", host("host-a", false)).status, 200);
+  ASSERT_EQ(c.Call("POST", "/v1/hosts/register", host("host-z", true)).status, 200);
+  ASSERT_EQ(c.Call("PATCH", "/v1/endpoints/" + ep, R"({"workersMin": 1})").status, 200);
+  json first;
+  ASSERT_TRUE(Eventually([&] {
+    const Reply r = c.Call("GET", "/v1/workers?endpoint=" + ep);
+    if (r.body["workers"].empty()) return false;
+    first = r.body["workers"][0];
+    return true;
+  }));
+  EXPECT_EQ(first["hostId"], "host-z") << first.dump();
+}
+
 }  // namespace
 }  // namespace mc::controller
