@@ -17,7 +17,8 @@
 #include <thread>
 #include <nlohmann/json.hpp>
 
-#include "agent/podman_test_env.h"
+#include "agent/command_runner.h"
+#include "mc/agent/podman_test_env.h"
 #include "mc/agent/agent.h"
 #include "mc/cache/cache_store.h"
 #include "mc/cache/importer.h"

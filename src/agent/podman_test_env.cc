@@ -1,4 +1,4 @@
-#include "agent/podman_test_env.h"
+#include "mc/agent/podman_test_env.h"
 
 #include <signal.h>
 #include <spawn.h>
@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "agent/command_runner.h"
 #include "agent/engine.h"
 #include "mc/agent/runtime_options.h"
 

@@ -19,6 +19,42 @@
 #include "mc/hub/hub_config.h"
 
 namespace mc::cli {
+
+// --runtime auto: podman when it runs a container here (with runc when the default OCI runtime
+// cannot), else processes; podman and docker must work. Says on stderr which it is.
+Status ResolveWorkerRuntime(const std::string& flag, agent::RuntimeOptions& r,
+                            const std::string& who) {
+  namespace fs = std::filesystem;
+  if (r.kind == agent::RuntimeKind::kProcess) {
+    std::cerr << who << ": workers run as processes on this host (--runtime process)" << std::endl;
+    return Status::Ok();
+  }
+  StatusOr<std::string> probed = agent::ProbeRuntime(r);
+  std::error_code ec;
+  if (!probed.ok() && r.kind == agent::RuntimeKind::kPodman && r.oci_runtime.empty() &&
+      (fs::exists("/usr/sbin/runc", ec) || fs::exists("/usr/bin/runc", ec))) {
+    agent::RuntimeOptions with_runc = r;
+    with_runc.oci_runtime = "runc";
+    if (auto again = agent::ProbeRuntime(with_runc); again.ok()) {
+      r = with_runc;
+      probed = again;
+    }
+  }
+  if (probed.ok()) {
+    std::cerr << who + ": workers run as containers: " << *probed << std::endl;
+    return Status::Ok();
+  }
+  if (flag == "auto") {
+    std::cerr << who + ": workers run as processes on this host: "
+              << probed.status().message() << std::endl;
+    r.kind = agent::RuntimeKind::kProcess;
+    return Status::Ok();
+  }
+  return FailedPreconditionError("--runtime " + flag + ": " + probed.status().message() +
+                                 ". Fix the engine (try `podman run --rm busybox true` as this "
+                                 "user), or pass --runtime process");
+}
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -120,38 +156,8 @@ Status MakeRuntimeOptions(const AgentArgs& args, agent::RuntimeOptions& r) {
   return Status::Ok();
 }
 
-// --runtime auto: podman when it runs a container here (with runc when the default OCI runtime
-// cannot), else processes; podman and docker must work. Says on stderr which it is.
 Status ResolveRuntime(const std::string& flag, agent::RuntimeOptions& r) {
-  if (r.kind == agent::RuntimeKind::kProcess) {
-    std::cerr << "modelcache agent: workers run as processes on this host (--runtime process)"
-              << std::endl;
-    return Status::Ok();
-  }
-  StatusOr<std::string> probed = agent::ProbeRuntime(r);
-  std::error_code ec;
-  if (!probed.ok() && r.kind == agent::RuntimeKind::kPodman && r.oci_runtime.empty() &&
-      (fs::exists("/usr/sbin/runc", ec) || fs::exists("/usr/bin/runc", ec))) {
-    agent::RuntimeOptions with_runc = r;
-    with_runc.oci_runtime = "runc";
-    if (auto again = agent::ProbeRuntime(with_runc); again.ok()) {
-      r = with_runc;
-      probed = again;
-    }
-  }
-  if (probed.ok()) {
-    std::cerr << "modelcache agent: workers run as containers: " << *probed << std::endl;
-    return Status::Ok();
-  }
-  if (flag == "auto") {
-    std::cerr << "modelcache agent: workers run as processes on this host: "
-              << probed.status().message() << std::endl;
-    r.kind = agent::RuntimeKind::kProcess;
-    return Status::Ok();
-  }
-  return FailedPreconditionError("--runtime " + flag + ": " + probed.status().message() +
-                                 ". Fix the engine (try `podman run --rm busybox true` as this "
-                                 "user), or pass --runtime process");
+  return ResolveWorkerRuntime(flag, r, "modelcache agent");
 }
 
 // --gpus auto: the CDI spec's GPUs, else nvidia-smi's; their model is the GPU type unless

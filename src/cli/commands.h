@@ -12,6 +12,9 @@
 namespace CLI {
 class App;
 }
+namespace mc::agent {
+struct RuntimeOptions;
+}
 
 namespace mc::cli {
 
@@ -50,6 +53,13 @@ StatusOr<std::filesystem::path> CacheDirOrDefault(const std::string& flag);
 // A rate option (--demo-upstream-rate, serve --max-rate): bytes per second as "8MB" or "8MB/s"
 // (ByteCount units), more than 0.
 StatusOr<uint64_t> ParseRate(const std::string& text);
+
+// `--runtime FLAG` made concrete for `r` (r.kind already podman, docker or process from FLAG):
+// auto is podman when it runs a container here (with runc when podman's default OCI runtime
+// cannot), else processes; podman and docker must work (FailedPrecondition saying what to do).
+// Says on stderr, as `who`, which it is.
+Status ResolveWorkerRuntime(const std::string& flag, agent::RuntimeOptions& r,
+                            const std::string& who);
 
 // The agent's state dir (state.db, resume records, worker logs): the flag if given, else the
 // sibling of `cache_dir` named "modelcache-state" (~/.cache/huggingface/modelcache-state for the

@@ -1,6 +1,9 @@
 // controller, keys and up: the serverless control plane, its API keys, and the all-in-one.
+#include <fcntl.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <CLI/CLI.hpp>
 #include <cmath>
@@ -11,6 +14,7 @@
 
 #include "commands.h"
 #include "mc/agent/agent.h"
+#include "mc/agent/runtime_options.h"
 #include "mc/cache/cache_store.h"
 #include "mc/cache/importer.h"
 #include "mc/common/byte_count.h"
@@ -125,6 +129,7 @@ struct UpArgs {
   std::string db, db_password_file;  // "" = sqlite:<data-dir>/controller.db
   std::string worker_script = "examples/runpod_worker.py", demo_model_size = "16MiB";
   std::string demo_upstream_rate;  // "" = no cap
+  std::string runtime = "auto";    // the agents' --runtime
   int agents = 2, gpus = 2;
   bool demo = false, check = false;
 };
@@ -198,8 +203,84 @@ StatusOr<std::string> DataDirKey(const fs::path& data, const controller::Control
   return key;
 }
 
+extern "C" char** environ;
+
+// Builds the example worker as an image (examples/worker-image/build.sh, next to the worker
+// script; no network: FROM scratch on this host's python3, cached after the first build) into
+// the engine's store, where the agents find it (a hit, no pull). Its output goes to
+// <data>/demo-image-build.log. The tag, or why it could not be built.
+StatusOr<std::string> BuildDemoImage(const UpArgs& args, const fs::path& data,
+                                     const agent::RuntimeOptions& r) {
+  const fs::path script =
+      fs::absolute(args.worker_script).parent_path() / "worker-image" / "build.sh";
+  if (!fs::exists(script)) {
+    return NotFoundError(script.string() + " is missing (run from the repository root)");
+  }
+  const std::string tag = "localhost/modelcache-demo-worker:latest";
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!std::string_view(*e).starts_with("ENGINE")) env.emplace_back(*e);
+  }
+  std::string engine_args;
+  if (!r.engine_root.empty()) {
+    engine_args = "--root " + (r.engine_root / "storage").string() + " --tmpdir " +
+                  (r.engine_root / "tmp").string();
+  }
+  if (!r.oci_runtime.empty()) engine_args += " --runtime " + r.oci_runtime;
+  env.push_back("ENGINE_ARGS=" + engine_args);
+  if (!r.engine.empty()) env.push_back("ENGINE=" + r.engine);
+  if (r.kind == agent::RuntimeKind::kDocker && r.engine.empty()) env.push_back("ENGINE=docker");
+  std::vector<char*> envp;
+  for (std::string& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::string script_arg = script.string(), tag_arg = tag;
+  char* argv[] = {script_arg.data(), tag_arg.data(), nullptr};
+  const fs::path log = data / "demo-image-build.log";
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  std::cerr << "up: building the demo worker image " << tag << " with " << script.string()
+            << " (cached after the first build; log in " << log.string() << ")" << std::endl;
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, script.c_str(), &actions, nullptr, argv, envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) return ErrnoError(rc, "run " + script.string());
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::ifstream in(log);
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    if (text.size() > 400) text = "..." + text.substr(text.size() - 400);
+    return InternalError(script.filename().string() + " failed: " + text);
+  }
+  return tag;
+}
+
+// The agents' runtime from --runtime (auto, podman, docker, process), said on stderr.
+StatusOr<agent::RuntimeOptions> UpRuntime(const UpArgs& args) {
+  agent::RuntimeOptions r;
+  if (args.runtime == "process") {
+    r.kind = agent::RuntimeKind::kProcess;
+  } else if (args.runtime == "podman" || args.runtime == "auto") {
+    r.kind = agent::RuntimeKind::kPodman;
+  } else if (args.runtime == "docker") {
+    r.kind = agent::RuntimeKind::kDocker;
+  } else {
+    return InvalidArgumentError("--runtime " + args.runtime +
+                                " must be auto, podman, docker or process");
+  }
+  MC_RETURN_IF_ERROR(ResolveWorkerRuntime(args.runtime, r, "up"));
+  return r;
+}
+
 // Creates the demo endpoint (if missing) and sends one job through it: the self-test of --demo.
-Status DemoSelfTest(const std::string& url, const std::string& key, const UpArgs& args) {
+// With `image` its workers run that image (no GPUs: this host has none to give a container),
+// else the worker script as a process; an existing demo endpoint is switched to the same.
+Status DemoSelfTest(const std::string& url, const std::string& key, const UpArgs& args,
+                    const std::string& image) {
   auto client = net::HttpClient::Create();
   net::HeaderMap h;
   h.Set("Authorization", "Bearer " + key);
@@ -208,23 +289,41 @@ Status DemoSelfTest(const std::string& url, const std::string& key, const UpArgs
   MC_ASSIGN_OR_RETURN(auto listed, client->Send(list));
   json endpoints = json::parse(listed.body, nullptr, false);
   std::string id;
+  bool had_image = false;
   for (const json& e : endpoints.value("endpoints", json::array())) {
-    if (e.value("name", "") == "demo") id = e.value("id", "");
+    if (e.value("name", "") == "demo") {
+      id = e.value("id", "");
+      had_image = e.contains("image") && e["image"].is_string();
+    }
+  }
+  const std::string script = fs::absolute(args.worker_script).string();
+  if (image.empty() && !fs::exists(script)) {
+    return NotFoundError("the demo worker " + script +
+                         " is missing; run from the repository root or pass --worker-script");
+  }
+  json worker = image.empty()
+                    ? json{{"image", nullptr}, {"command", {"python3", script}}, {"gpuCount", 1}}
+                    : json{{"image", image}, {"command", nullptr}, {"gpuCount", 0}};
+  std::cerr << "up: the demo endpoint's workers run "
+            << (image.empty() ? "as processes (" + script + ")" : "the image " + image)
+            << std::endl;
+  if (!id.empty() && had_image != !image.empty()) {  // made in the other mode: switch it
+    net::HttpClientRequest update = Request("PATCH", url + "/v1/endpoints/" + id, h);
+    update.body = worker.dump();
+    MC_ASSIGN_OR_RETURN(auto updated, client->Send(update));
+    if (updated.status != 200) {
+      return InternalError("switch the demo endpoint's workers: HTTP " +
+                           std::to_string(updated.status) + " " + updated.body.substr(0, 300));
+    }
   }
   if (id.empty()) {
-    const std::string script = fs::absolute(args.worker_script).string();
-    if (!fs::exists(script)) {
-      return NotFoundError("the demo worker " + script +
-                           " is missing; run from the repository root or pass --worker-script");
-    }
     net::HttpClientRequest create = Request("POST", url + "/v1/endpoints", h);
-    create.body = json{{"name", "demo"},
+    worker.erase(image.empty() ? "image" : "command");
+    worker.update(json{{"name", "demo"},
                        {"model", std::string("https://huggingface.co/") + kDemoModel + ":main"},
-                       {"command", {"python3", script}},
-                       {"gpuCount", 1},
                        {"workersMax", 2},
-                       {"idleTimeout", 30}}
-                      .dump();
+                       {"idleTimeout", 30}});
+    create.body = worker.dump();
     MC_ASSIGN_OR_RETURN(auto created, client->Send(create));
     if (created.status != 200) {
       return InternalError("create the demo endpoint: HTTP " + std::to_string(created.status) +
@@ -284,6 +383,22 @@ Status RunUp(const UpArgs& args) {
   } else {
     MC_ASSIGN_OR_RETURN(upstream, UpstreamOrDefault(args.upstream), "--upstream");
   }
+  // Image workers when the engine runs containers here (and, with --demo, the demo image could
+  // be built), else processes; said on stderr.
+  MC_ASSIGN_OR_RETURN(agent::RuntimeOptions runtime, UpRuntime(args));
+  std::string demo_image;
+  if (args.demo && runtime.kind != agent::RuntimeKind::kProcess) {
+    StatusOr<std::string> built = BuildDemoImage(args, data, runtime);
+    if (built.ok()) {
+      demo_image = *built;
+    } else if (args.runtime == "auto") {
+      std::cerr << "up: workers run as processes: the demo worker image could not be built: "
+                << built.status().message() << std::endl;
+      runtime.kind = agent::RuntimeKind::kProcess;
+    } else {
+      return built.status().WithContext("--runtime " + args.runtime + " --demo");
+    }
+  }
 
   controller::ControllerOptions co;
   co.listen = args.listen;
@@ -314,6 +429,7 @@ Status RunUp(const UpArgs& args) {
     ao.controller_url = ctl->base_url();
     ao.api_key = hub::Secret(key);
     ao.heartbeat_interval = std::chrono::milliseconds(1'000);
+    ao.runtime = runtime;
     MC_ASSIGN_OR_RETURN(auto a, agent::Agent::Create(std::move(ao)), "agent " + std::to_string(i));
     MC_RETURN_IF_ERROR(a->Start(), "agent " + std::to_string(i));
     agents.push_back(std::move(a));
@@ -331,7 +447,7 @@ Status RunUp(const UpArgs& args) {
       std::cerr << "up: the demo upstream sends at most " << ByteCount(demo_rate).ToHuman()
                 << "/s (--demo-upstream-rate), all downloads together" << std::endl;
     }
-    Status tested = DemoSelfTest(ctl->base_url(), key, args);
+    Status tested = DemoSelfTest(ctl->base_url(), key, args, demo_image);
     if (!tested.ok() || args.check) {
       StopAll(ctl, agents);
       return tested;
@@ -401,7 +517,9 @@ void AddControllerCommands(CLI::App& app, CommandResult& result) {
       "cache dir, disk budget and GPU slots, with all state under --data-dir. With --demo also a\n"
       "local upstream hub serving generated demo models (demo/tiny-llama, and the gated\n"
       "demo/gated-llama), a demo endpoint running examples/runpod_worker.py, and one test job:\n"
-      "the whole product offline.\n"
+      "the whole product offline. Workers run as containers when podman works here (the demo\n"
+      "worker is then built as an image by examples/worker-image/build.sh, no network needed),\n"
+      "else as processes; `up` says which (--runtime).\n"
       "Example: modelcache up --demo");
   auto uargs = std::make_shared<UpArgs>();
   up->add_flag("--demo", uargs->demo, "Start the demo upstream, endpoint and test job");
@@ -427,6 +545,11 @@ void AddControllerCommands(CLI::App& app, CommandResult& result) {
                  "`modelcache controller --db`, a postgresql:// URI works too")
       ->type_name("STORE");
   up->add_option("--db-password-file", uargs->db_password_file, kDbPasswordHelp)->type_name("FILE");
+  up->add_option("--runtime", uargs->runtime,
+                 "How the agents run workers: auto (default: containers when podman can run\n"
+                 "one here, else processes), podman, docker or process. Image endpoints need\n"
+                 "containers, command endpoints processes")
+      ->type_name("KIND");
   up->add_option("--worker-script", uargs->worker_script,
                  "The demo worker (default examples/runpod_worker.py, from the repository root)");
   up->callback([uargs, &result] {

@@ -14,6 +14,7 @@
 #include "controller/jobs.h"
 #include "controller/keys.h"
 #include "controller/store.h"
+#include "mc/common/image_ref.h"
 #include "mc/hub/hub_client.h"
 #include "mc/hub/model_ref.h"
 #include "mc/net/json_reply.h"
@@ -22,6 +23,15 @@ namespace mc::controller {
 namespace {
 
 using json = nlohmann::json;
+
+// The endpoint's models as the API shows them: every model, the base first.
+json ModelsJson(const EndpointRecord& e) {
+  json models = json::parse(e.models_json, nullptr, false);
+  if (models.is_array() && !models.empty()) return models;
+  return json::array({json{{"model", e.model}, {"repo", e.repo}, {"revision", e.revision},
+                           {"commit", e.commit}, {"include", json::array()},
+                           {"exclude", json::array()}}});
+}
 
 json EndpointJson(const EndpointRecord& e) {
   return json{{"id", e.id},
@@ -43,7 +53,12 @@ json EndpointJson(const EndpointRecord& e) {
               {"executionTimeoutMs", e.execution_timeout_ms},
               {"ttlMs", e.ttl_ms},
               {"createdAt", e.created_ms},
-              {"updatedAt", e.updated_ms}};
+              {"updatedAt", e.updated_ms},
+              {"image", e.image.empty() ? json(nullptr) : json(e.image)},
+              {"args", json::parse(e.args_json, nullptr, false)},
+              {"hasRegistryAuth", e.registry_auth.has_value()},
+              {"models", ModelsJson(e)},
+              {"links", json::parse(e.links_json, nullptr, false)}};
 }
 
 json WorkerJson(const WorkerRecord& w, const WorkerExit* exit) {
@@ -61,7 +76,8 @@ json WorkerJson(const WorkerRecord& w, const WorkerExit* exit) {
               {"stoppedAt", opt(w.stopped_ms)},
               {"lastPingAt", opt(w.last_ping_ms)},
               {"exitCode", exit ? opt(exit->exit_code) : json(nullptr)},
-              {"signal", exit ? opt(exit->signal) : json(nullptr)}};
+              {"signal", exit ? opt(exit->signal) : json(nullptr)},
+              {"coldStart", json{{"imageMs", opt(w.image_ms)}, {"downloadMs", opt(w.download_ms)}}}};
 }
 
 // Why the endpoint's placements wait (Fleet::Backoff), or null.
@@ -90,6 +106,145 @@ json PercentilesJson(const std::vector<int64_t>& v) {
               {"p50", Percentile(v, 50)},
               {"p90", Percentile(v, 90)},
               {"p99", Percentile(v, 99)}};
+}
+
+// A list of at most `max` strings, or InvalidArgument naming `what`.
+StatusOr<json> StringList(const json& v, const std::string& what, size_t max) {
+  if (!v.is_array() || v.size() > max ||
+      !std::all_of(v.begin(), v.end(), [](const json& s) { return s.is_string(); })) {
+    return InvalidArgumentError(what + " must be a list of at most " + std::to_string(max) +
+                                " strings");
+  }
+  return v;
+}
+
+// registryAuth: {"username", "password"} (null or {} clears it). The password is never quoted
+// back, in an answer or an error.
+Status ApplyRegistryAuth(const json& b, EndpointRecord& e) {
+  if (!b.contains("registryAuth")) return Status::Ok();
+  const json& a = b["registryAuth"];
+  if (a.is_null() || (a.is_object() && a.empty())) {
+    e.registry_auth.reset();
+    return Status::Ok();
+  }
+  const Status malformed = InvalidArgumentError(
+      "registryAuth must be {\"username\": \"...\", \"password\": \"...\"} (null clears it)");
+  if (!a.is_object() || a.size() != 2 || !a.contains("username") || !a.contains("password") ||
+      !a["username"].is_string() || !a["password"].is_string()) {
+    return malformed;
+  }
+  const std::string user = a["username"].get<std::string>();
+  if (user.empty() || user.size() > 256 || user.find_first_of(":\n\r") != std::string::npos) {
+    return InvalidArgumentError("registryAuth username must be 1 to 256 characters without ':' "
+                                "or line breaks");
+  }
+  e.registry_auth = json{{"username", user}, {"password", a["password"]}}.dump();
+  return Status::Ok();
+}
+
+// models: [{"model", "revision"?, "include"?, "exclude"?}], 1 to 16, the first is the base;
+// instead of "model". Kept unresolved here (ResolveModel fills repo, revision and commit).
+Status ApplyModels(const json& b, EndpointRecord& e) {
+  if (b.contains("model") && b.contains("models")) {
+    return InvalidArgumentError("give either model or models, not both");
+  }
+  if (b.contains("model")) e.models_json = "[]";  // one whole model again
+  if (!b.contains("models")) return Status::Ok();
+  const json& list = b["models"];
+  if (!list.is_array() || list.empty() || list.size() > 16) {
+    return InvalidArgumentError("models must be a list of 1 to 16 models, the base first");
+  }
+  json out = json::array();
+  for (const json& m : list) {
+    if (!m.is_object() || !m.contains("model") || !m["model"].is_string()) {
+      return InvalidArgumentError("each of models needs a \"model\" (a Hugging Face link or "
+                                  "org/name)");
+    }
+    for (const auto& [k, v] : m.items()) {
+      if (k != "model" && k != "revision" && k != "include" && k != "exclude") {
+        return InvalidArgumentError("unknown field \"" + k.substr(0, 64) +
+                                    "\" in models (model, revision, include, exclude)");
+      }
+    }
+    json entry{{"model", m["model"]}, {"include", json::array()}, {"exclude", json::array()}};
+    if (m.contains("revision")) {
+      if (!m["revision"].is_string()) return InvalidArgumentError("a model's revision must be a string");
+      entry["revision"] = m["revision"];
+    }
+    for (const char* k : {"include", "exclude"}) {
+      if (m.contains(k)) {
+        MC_ASSIGN_OR_RETURN(entry[k], StringList(m[k], std::string("a model's ") + k, 64));
+      }
+    }
+    out.push_back(std::move(entry));
+  }
+  e.model = out[0]["model"].get<std::string>();
+  e.models_json = out.dump();
+  return Status::Ok();
+}
+
+// links: [{"dest": absolute path in the container, "file"?, "model"?}] (the agent's shape).
+Status ApplyLinks(const json& b, EndpointRecord& e) {
+  if (!b.contains("links")) return Status::Ok();
+  const json& list = b["links"];
+  if (list.is_null()) {
+    e.links_json = "[]";
+    return Status::Ok();
+  }
+  if (!list.is_array() || list.size() > 64) {
+    return InvalidArgumentError("links must be a list of at most 64 {\"dest\", \"file\", "
+                                "\"model\"}");
+  }
+  for (const json& l : list) {
+    if (!l.is_object() || !l.contains("dest") || !l["dest"].is_string() ||
+        !l["dest"].get<std::string>().starts_with("/")) {
+      return InvalidArgumentError("each link needs a \"dest\": an absolute path in the worker");
+    }
+    for (const auto& [k, v] : l.items()) {
+      if ((k != "dest" && k != "file" && k != "model") || !v.is_string()) {
+        return InvalidArgumentError("a link has the strings dest, file (a path in the model) and "
+                                    "model (one of the endpoint's models; default the base)");
+      }
+    }
+  }
+  e.links_json = list.dump();
+  return Status::Ok();
+}
+
+// The container fields: image (validated and normalized; "" or null: a process worker), args,
+// registryAuth, models and links.
+Status ApplyImageFields(const json& b, EndpointRecord& e) {
+  if (b.contains("image")) {
+    const json& i = b["image"];
+    if (i.is_null() || (i.is_string() && i.get<std::string>().empty())) {
+      e.image.clear();
+    } else if (!i.is_string()) {
+      return InvalidArgumentError("image must be a string (an OCI reference such as "
+                                  "registry.example:5000/org/worker:1)");
+    } else {
+      MC_ASSIGN_OR_RETURN(ImageRef ref, ImageRef::Parse(i.get<std::string>()));
+      e.image = ref.str();
+    }
+  }
+  if (b.contains("args")) {
+    if (b["args"].is_null()) {
+      e.args_json = "[]";
+    } else {
+      MC_ASSIGN_OR_RETURN(json args, StringList(b["args"], "args", 256));
+      e.args_json = args.dump();
+    }
+  }
+  MC_RETURN_IF_ERROR(ApplyRegistryAuth(b, e));
+  MC_RETURN_IF_ERROR(ApplyModels(b, e));
+  MC_RETURN_IF_ERROR(ApplyLinks(b, e));
+  if (e.image.empty() && e.registry_auth) {
+    return InvalidArgumentError("registryAuth is for pulling the endpoint's image; it has none");
+  }
+  if (e.image.empty() && e.args_json != "[]") {
+    return InvalidArgumentError("args replace the image's CMD; without an image put the whole "
+                                "argv in command");
+  }
+  return Status::Ok();
 }
 
 // The text fields of a create/update body: name, model, gpuType, scalerType, hfToken, command
@@ -121,11 +276,15 @@ Status ApplyEndpointText(const json& b, EndpointRecord& e) {
   }
   if (b.contains("command")) {
     const json& c = b["command"];
-    if (!c.is_array() || c.empty() ||
-        !std::all_of(c.begin(), c.end(), [](const json& v) { return v.is_string(); })) {
-      return InvalidArgumentError("command must be a non-empty list of strings (the worker's argv)");
+    if (c.is_null() || (c.is_array() && c.empty())) {  // cleared: the image's own ENTRYPOINT
+      e.command_json = "[]";
+    } else if (!c.is_array() ||
+               !std::all_of(c.begin(), c.end(), [](const json& v) { return v.is_string(); })) {
+      return InvalidArgumentError("command must be a list of strings (the worker's argv, or the "
+                                  "image's entrypoint replaced)");
+    } else {
+      e.command_json = c.dump();
     }
-    e.command_json = c.dump();
   }
   if (b.contains("env")) {
     const json& env = b["env"];
@@ -135,7 +294,7 @@ Status ApplyEndpointText(const json& b, EndpointRecord& e) {
     }
     e.env_json = env.dump();
   }
-  return Status::Ok();
+  return ApplyImageFields(b, e);
 }
 
 // The numeric fields of a create/update body, each within its range.
@@ -179,7 +338,8 @@ Status ApplyEndpointFields(const json& b, EndpointRecord& e) {
 constexpr std::initializer_list<const char*> kEndpointFields = {
     "name",       "model",      "hfToken",     "command",     "env",
     "gpuType",    "gpuCount",   "workersMin",  "workersMax",  "idleTimeout",
-    "scalerType", "scalerValue", "executionTimeoutMs", "ttlMs"};
+    "scalerType", "scalerValue", "executionTimeoutMs", "ttlMs", "image", "args",
+    "registryAuth", "models",     "links"};
 
 
 struct ModelFacts {
@@ -193,11 +353,15 @@ struct ModelFacts {
 // and commit, files and bytes; the file list is noted for placement. For a gated or private repo
 // the token must be accepted (Unauthenticated / PermissionDenied otherwise).
 StatusOr<ModelFacts> InspectModel(ApiContext& ctx, const std::string& model,
-                                  const std::optional<std::string>& token) {
+                                  const std::optional<std::string>& token,
+                                  const std::optional<std::string>& revision_text = std::nullopt) {
   MC_ASSIGN_OR_RETURN(hub::ModelRef ref, hub::ParseModelRef(model), "model");
   if (ref.file) return InvalidArgumentError("model names a file; give the repo");
   ModelFacts facts;
   facts.repo = std::string(ref.repo.UrlPrefix()) + ref.repo.id();
+  if (revision_text) {
+    MC_ASSIGN_OR_RETURN(ref.revision, Revision::Parse(*revision_text), "revision of " + model);
+  }
   const Revision revision = ref.revision.value_or(Revision::Parse("main").value());
   facts.revision = revision.str();
   MC_ASSIGN_OR_RETURN(auto client, UpstreamClient(ctx.options.upstream, token));
@@ -229,12 +393,47 @@ StatusOr<ModelFacts> InspectModel(ApiContext& ctx, const std::string& model,
   return facts;
 }
 
-// Sets repo, revision and commit of `e` from InspectModel(e.model, e.hf_token).
+// Sets repo, revision and commit of `e` (and of each of its models) from InspectModel with
+// e.hf_token. A link must name one of the models.
 Status ResolveModel(ApiContext& ctx, EndpointRecord& e) {
-  MC_ASSIGN_OR_RETURN(ModelFacts facts, InspectModel(ctx, e.model, e.hf_token));
-  e.repo = facts.repo;
-  e.revision = facts.revision;
-  e.commit = facts.commit;
+  json models = json::parse(e.models_json, nullptr, false);
+  if (!models.is_array() || models.empty()) {
+    MC_ASSIGN_OR_RETURN(ModelFacts facts, InspectModel(ctx, e.model, e.hf_token));
+    e.repo = facts.repo;
+    e.revision = facts.revision;
+    e.commit = facts.commit;
+    models = ModelsJson(e);
+  } else {
+    for (size_t i = 0; i < models.size(); ++i) {
+      json& m = models[i];
+      std::optional<std::string> revision;
+      if (m.contains("revision") && !m.contains("commit")) revision = m["revision"];  // as given
+      MC_ASSIGN_OR_RETURN(ModelFacts facts,
+                          InspectModel(ctx, m["model"].get<std::string>(), e.hf_token, revision),
+                          "models[" + std::to_string(i) + "]");
+      m["repo"] = facts.repo;
+      m["revision"] = facts.revision;
+      m["commit"] = facts.commit;
+      if (i == 0) {
+        e.repo = facts.repo;
+        e.revision = facts.revision;
+        e.commit = facts.commit;
+      }
+    }
+    e.models_json = models.dump();
+  }
+  const json links = json::parse(e.links_json, nullptr, false);
+  for (const json& l : links.is_array() ? links : json::array()) {
+    if (!l.contains("model")) continue;
+    auto ref = hub::ParseModelRef(l["model"].get<std::string>());
+    const std::string repo =
+        ref.ok() ? std::string(ref->repo.UrlPrefix()) + ref->repo.id() : std::string();
+    if (std::none_of(models.begin(), models.end(),
+                     [&](const json& m) { return m.value("repo", "") == repo; })) {
+      return InvalidArgumentError("the link to " + l["dest"].get<std::string>().substr(0, 200) +
+                                  " names a model the endpoint does not have");
+    }
+  }
   return Status::Ok();
 }
 
@@ -258,8 +457,10 @@ void CreateEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::Pat
   if (s.ok()) s = ApplyEndpointFields(*body, e);
   if (s.ok() && e.name.empty()) s = InvalidArgumentError("name is required");
   if (s.ok() && e.model.empty()) s = InvalidArgumentError("model is required (a Hugging Face link)");
-  if (s.ok() && e.command_json == "[]") {
-    s = InvalidArgumentError("command is required: the worker program, e.g. [\"python3\", "
+  if (s.ok() && e.command_json == "[]" && e.image.empty()) {
+    s = InvalidArgumentError("image or command is required: the worker's OCI image (e.g. "
+                             "\"registry.example:5000/org/worker:1\"), or for hosts that run "
+                             "processes the worker program, e.g. [\"python3\", "
                              "\"examples/runpod_worker.py\"]");
   }
   if (s.ok()) s = ResolveModel(ctx, e);
@@ -282,8 +483,19 @@ void UpdateEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::Pat
   EndpointRecord e = *existing;
   Status s = CheckFields(*body, kEndpointFields);
   if (s.ok()) s = ApplyEndpointFields(*body, e);
-  // The model is resolved again (a branch may have moved), with the token as it is now.
-  if (s.ok() && (body->contains("model") || body->contains("hfToken"))) s = ResolveModel(ctx, e);
+  if (s.ok() && e.command_json == "[]" && e.image.empty()) {
+    s = InvalidArgumentError("an endpoint needs an image or a command");
+  }
+  // The models are resolved again (a branch may have moved), with the token as it is now.
+  if (s.ok() && (body->contains("model") || body->contains("models") ||
+                 body->contains("hfToken") || body->contains("links"))) {
+    if (!body->contains("models")) {  // resolve each model from its text again
+      json models = json::parse(e.models_json, nullptr, false);
+      for (json& m : models.is_array() ? models : json::array()) m.erase("commit");
+      if (models.is_array() && !models.empty()) e.models_json = models.dump();
+    }
+    s = ResolveModel(ctx, e);
+  }
   if (!s.ok()) return net::SetJsonError(res, s);
   e.updated_ms = NowMs(*ctx.options.clock);
   s = ctx.store.PutEndpoint(e);
@@ -376,12 +588,24 @@ void ListLedger(ApiContext& ctx, const net::HttpRequest& req, const net::PathPar
                 net::HttpResponse& res) {
   auto rows = ctx.store.ListLedger(req.QueryParam("endpoint").value_or(""));
   if (!rows.ok()) return net::SetJsonError(res, rows.status());
+  // An initializing row shows its two parallel parts (image pull, model download), unbilled.
+  std::map<std::string, WorkerRecord> workers;
+  for (WorkerRecord& w : ctx.fleet.Workers(req.QueryParam("endpoint").value_or(""))) {
+    workers[w.id] = std::move(w);
+  }
+  auto opt = [](const std::optional<int64_t>& v) { return v ? json(*v) : json(nullptr); };
   json out = json::array();
   for (const LedgerRow& r : *rows) {
-    out.push_back(json{{"workerId", r.worker_id}, {"endpointId", r.endpoint_id},
-                       {"phase", r.phase}, {"start", r.start_ms},
-                       {"end", r.end_ms ? json(*r.end_ms) : json(nullptr)},
-                       {"billed", r.billed}});
+    json row{{"workerId", r.worker_id}, {"endpointId", r.endpoint_id},
+             {"phase", r.phase}, {"start", r.start_ms},
+             {"end", r.end_ms ? json(*r.end_ms) : json(nullptr)},
+             {"billed", r.billed}};
+    auto w = workers.find(r.worker_id);
+    if (r.phase == "initializing" && w != workers.end()) {
+      row["parts"] = json{{"imageMs", opt(w->second.image_ms)},
+                          {"downloadMs", opt(w->second.download_ms)}};
+    }
+    out.push_back(std::move(row));
   }
   net::SetJson(res, 200, json{{"ledger", out}}.dump());
 }
@@ -390,9 +614,12 @@ void ListColdStarts(ApiContext& ctx, const net::HttpRequest& req, const net::Pat
                     net::HttpResponse& res) {
   json out = json::array();
   for (const ColdStart& c : ctx.fleet.ColdStarts(req.QueryParam("endpoint").value_or(""))) {
+    auto opt = [](const std::optional<int64_t>& v) { return v ? json(*v) : json(nullptr); };
     out.push_back(json{{"workerId", c.worker_id}, {"cacheHit", c.cache_hit},
                        {"queueMs", c.queue_ms}, {"downloadMs", c.download_ms},
-                       {"startMs", c.start_ms}, {"totalMs", c.total_ms}});
+                       {"startMs", c.start_ms}, {"totalMs", c.total_ms},
+                       {"parts", json{{"imageMs", opt(c.image_part_ms)},
+                                      {"downloadMs", opt(c.download_part_ms)}}}});
   }
   net::SetJson(res, 200, json{{"coldStarts", out}}.dump());
 }

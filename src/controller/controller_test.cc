@@ -21,6 +21,9 @@
 #include <sstream>
 #include <thread>
 
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
+
 #include "controller/test_cluster.h"
 #include "mc/testing/eventually.h"
 
@@ -912,6 +915,106 @@ TEST_F(ControllerTest, WorkerPingingUnhealthyIsCountedUnhealthyUntilItPingsHealt
   EXPECT_EQ(Client("GET", "/health").body["workers"]["unhealthy"], 1);
   ASSERT_EQ(Ping({}).status, 200);
   EXPECT_EQ(Client("GET", "/health").body["workers"]["unhealthy"], 0);
+}
+
+// ---- endpoints with images (issue 14) ----
+
+TEST_F(ControllerTest, ImageEndpointShowsItsFieldsButNeverItsRegistryPasswordNorLogsIt) {
+  auto ring = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(2000);
+  spdlog::default_logger()->sinks().push_back(ring);
+  const std::string url = world_->controller->base_url() + "/v1/endpoints";
+  const std::string password = "registry-pass-7f3c1a";
+  json body{{"name", "image"},
+            {"models", {{{"model", "org/tiny"}, {"include", {"*.json", "*.safetensors"}}}}},
+            {"image", "127.0.0.1:5000/org/worker:1"},
+            {"args", {"--port", "8000"}},
+            {"env", {{"A", "1"}}},
+            {"registryAuth", {{"username", "robot"}, {"password", password}}},
+            {"links", {{{"dest", "/app/models/config.json"}, {"file", "config.json"}}}}};
+  Reply created = Send("POST", url, world_->Bearer(), body.dump());
+  ASSERT_EQ(created.status, 200) << created.text;
+  const std::string id = created.body["id"];
+  EXPECT_EQ(created.body["image"], "127.0.0.1:5000/org/worker:1");
+  EXPECT_EQ(created.body["args"], json({"--port", "8000"}));
+  EXPECT_EQ(created.body["command"], json::array());  // the image's own entrypoint
+  EXPECT_EQ(created.body["hasRegistryAuth"], true);
+  EXPECT_EQ(created.body["model"], "org/tiny");
+  ASSERT_EQ(created.body["models"].size(), 1u);
+  EXPECT_EQ(created.body["models"][0]["repo"], "org/tiny");
+  EXPECT_EQ(created.body["models"][0]["commit"], created.body["commit"]);
+  EXPECT_EQ(created.body["models"][0]["include"], json({"*.json", "*.safetensors"}));
+  EXPECT_EQ(created.body["links"][0]["dest"], "/app/models/config.json");
+  Reply shown = Send("GET", url + "/" + id, world_->Bearer());
+  Reply listed = Send("GET", url, world_->Bearer());
+  for (const Reply* r : {&created, &shown, &listed}) {
+    EXPECT_EQ(r->text.find(password), std::string::npos) << r->text;
+    EXPECT_EQ(r->text.find("registryAuth\""), std::string::npos) << r->text;
+  }
+  // A short name is normalized as the engines read it; null clears the credentials.
+  Reply updated = Send("PATCH", url + "/" + id, world_->Bearer(),
+                       R"({"image": "worker", "registryAuth": null})");
+  ASSERT_EQ(updated.status, 200) << updated.text;
+  EXPECT_EQ(updated.body["image"], "docker.io/library/worker:latest");
+  EXPECT_EQ(updated.body["hasRegistryAuth"], false);
+  EXPECT_EQ(updated.body["models"][0]["include"], json({"*.json", "*.safetensors"}));
+  EXPECT_EQ(Send("DELETE", url + "/" + id, world_->Bearer()).status, 200);
+  spdlog::default_logger()->sinks().pop_back();
+  for (const std::string& line : ring->last_formatted()) {
+    EXPECT_EQ(line.find(password), std::string::npos) << line;
+  }
+}
+
+TEST_F(ControllerTest, MalformedImageReferenceIs400WithTheReasonAtCreateAndUpdate) {
+  const std::string url = world_->controller->base_url() + "/v1/endpoints";
+  json body{{"name", "bad image"}, {"model", "org/tiny"}, {"image", "Registry:5000/Org/App:1"}};
+  Reply bad = Send("POST", url, world_->Bearer(), body.dump());
+  EXPECT_EQ(bad.status, 400) << bad.text;
+  EXPECT_NE(bad.body.value("error", "").find("must be lowercase"), std::string::npos) << bad.text;
+  for (const json& image : {json("a:b:c"), json("org/app@sha256:123"), json(7)}) {
+    body["image"] = image;
+    Reply r = Send("POST", url, world_->Bearer(), body.dump());
+    EXPECT_EQ(r.status, 400) << image << " " << r.text;
+    EXPECT_NE(r.body.value("error", "").find("image"), std::string::npos) << r.text;
+  }
+  body["image"] = "registry.example/org/app:1";
+  Reply good = Send("POST", url, world_->Bearer(), body.dump());
+  ASSERT_EQ(good.status, 200) << good.text;
+  const std::string id = good.body["id"];
+  Reply update = Send("PATCH", url + "/" + id, world_->Bearer(), R"({"image": "UPPER/case"})");
+  EXPECT_EQ(update.status, 400) << update.text;
+  EXPECT_EQ(Send("GET", url + "/" + id, world_->Bearer()).body["image"],
+            "registry.example/org/app:1");  // unchanged
+  EXPECT_EQ(Send("DELETE", url + "/" + id, world_->Bearer()).status, 200);
+}
+
+TEST_F(ControllerTest, BadImageFieldsAreRefusedWithAnError) {
+  const std::string url = world_->controller->base_url() + "/v1/endpoints";
+  const json base{{"name", "x"}, {"model", "org/tiny"}, {"image", "r.example/a:1"}};
+  const std::vector<json> bad = {
+      {{"name", "x"}, {"model", "org/tiny"}},  // neither image nor command
+      {{"registryAuth", {{"username", "u"}}}},
+      {{"registryAuth", {{"username", "u:x"}, {"password", "p"}}}},
+      {{"registryAuth", "user:pass"}},
+      {{"args", "--port 8000"}},
+      {{"models", json::array()}},
+      {{"models", {{{"model", "org/tiny"}, {"quant", "q4"}}}}},
+      {{"model", nullptr}, {"models", {{{"model", "org/tiny"}}}}},
+      {{"links", {{{"dest", "relative/path"}}}}},
+      {{"links", {{{"dest", "/app/x"}, {"model", "org/other"}}}}},
+  };
+  for (size_t i = 0; i < bad.size(); ++i) {
+    json body = i == 0 ? bad[i] : base;
+    if (i > 0) body.update(bad[i]);
+    Reply r = Send("POST", url, world_->Bearer(), body.dump());
+    EXPECT_EQ(r.status, 400) << body.dump() << " " << r.text;
+    EXPECT_TRUE(r.body.contains("error")) << r.text;
+  }
+  EXPECT_EQ(Send("POST", url, world_->Bearer(),
+                 json{{"name", "x"}, {"model", "org/tiny"}, {"command", {"true"}},
+                      {"registryAuth", {{"username", "u"}, {"password", "p"}}}}
+                     .dump())
+                .status,
+            400);  // credentials without an image
 }
 
 }  // namespace

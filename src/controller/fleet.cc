@@ -10,6 +10,7 @@
 
 #include "mc/common/constant_time.h"
 #include "mc/common/text_tail.h"
+#include "mc/common/image_ref.h"
 #include "mc/hub/hub_client.h"
 #include "mc/hub/model_ref.h"
 #include "mc/net/http_client.h"
@@ -65,6 +66,12 @@ std::vector<std::string> WorkerSecrets(const EndpointRecord& e, const json& env,
                                        const std::string& key) {
   std::vector<std::string> out{key};
   if (e.hf_token) out.push_back(*e.hf_token);
+  if (e.registry_auth) {
+    const json auth = json::parse(*e.registry_auth, nullptr, false);
+    if (auth.is_object() && auth.contains("password") && auth["password"].is_string()) {
+      out.push_back(auth["password"].get<std::string>());
+    }
+  }
   for (const auto& [name, value] : env.items()) {
     std::string upper = name;
     for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -75,6 +82,57 @@ std::vector<std::string> WorkerSecrets(const EndpointRecord& e, const json& env,
     if (secret && value.is_string()) out.push_back(value.get<std::string>());
   }
   return out;
+}
+
+}  // namespace
+
+namespace {
+
+// The agent's POST /v1/workers body for a worker `id` of `e` (docs/agent.md): the image (with its
+// registry credentials) or the argv, the models pinned to their commits, links, env and peers.
+json WorkerBody(const EndpointRecord& e, const std::string& id, const json& env,
+                const std::vector<std::string>& peers) {
+  json body{{"id", id}, {"endpoint", e.id}, {"env", env}, {"gpus", e.gpu_count}, {"peers", peers}};
+  const json command = json::parse(e.command_json, nullptr, false);
+  if (command.is_array() && !command.empty()) body["command"] = command;
+  if (!e.image.empty()) {
+    body["image"] = e.image;
+    const json args = json::parse(e.args_json, nullptr, false);
+    if (args.is_array() && !args.empty()) body["args"] = args;
+    if (e.registry_auth) {
+      const json auth = json::parse(*e.registry_auth, nullptr, false);
+      if (auth.is_object()) body["registryAuth"] = auth;
+    }
+  }
+  const json models = json::parse(e.models_json, nullptr, false);
+  if (models.is_array() && !models.empty()) {
+    json list = json::array();
+    for (const json& m : models) {
+      json entry{{"model", m.value("repo", "")}, {"revision", m.value("commit", "")}};
+      for (const char* k : {"include", "exclude"}) {
+        if (m.contains(k) && m[k].is_array() && !m[k].empty()) entry[k] = m[k];
+      }
+      list.push_back(std::move(entry));
+    }
+    body["models"] = std::move(list);
+  } else {
+    body["model"] = e.repo;
+    body["revision"] = e.commit;
+  }
+  if (e.hf_token) body["token"] = *e.hf_token;
+  const json links = json::parse(e.links_json, nullptr, false);
+  if (links.is_array() && !links.empty()) {
+    json list = json::array();
+    for (json l : links) {
+      if (l.contains("model")) {  // the agent names models by repo
+        auto ref = hub::ParseModelRef(l["model"].get<std::string>());
+        if (ref.ok()) l["model"] = std::string(ref->repo.UrlPrefix()) + ref->repo.id();
+      }
+      list.push_back(std::move(l));
+    }
+    body["links"] = std::move(list);
+  }
+  return body;
 }
 
 }  // namespace
@@ -131,6 +189,37 @@ void Fleet::StartWatcherLocked(const std::string& worker_id) {
 
 namespace {
 
+// The inventory's "runtime" (what the host runs workers as) and "images" (null for processes).
+// References are normalized as endpoints' are, so that they compare as strings.
+void ParseRuntimeAndImages(const json& doc, HostView& h) {
+  const json runtime = doc.value("runtime", json::object());
+  if (runtime.is_object()) {
+    h.runtime = runtime.value("kind", "process");
+    h.containers = runtime.value("containers", false);
+  }
+  const json images = doc.value("images", json::object());
+  if (!images.is_object()) return;
+  auto add = [&](const json& i, bool pulling) {
+    if (!i.is_object() || !i.contains("reference") || !i["reference"].is_string()) return;
+    auto ref = ImageRef::Parse(i["reference"].get<std::string>());
+    if (!ref.ok()) return;
+    HostView::Image image{ref->str(), "", i.value("size_bytes", uint64_t{0}), pulling, 0, 0};
+    if (i.contains("digest") && i["digest"].is_string()) image.digest = i["digest"];
+    const json p = i.value("progress", json::object());
+    if (pulling && p.is_object()) {
+      image.done = p.value("bytes_done", uint64_t{0});
+      if (p.contains("bytes_total") && p["bytes_total"].is_number_unsigned()) {
+        image.total = p["bytes_total"].get<uint64_t>();
+      }
+    }
+    h.images.push_back(std::move(image));
+  };
+  for (const json& i : images.value("items", json::array())) add(i, false);
+  for (const json& i : images.value("pulls", json::array())) {
+    if (i.is_object() && i.value("state", "") == "pulling") add(i, true);
+  }
+}
+
 StatusOr<HostView> ParseHost(const json& doc, int64_t now) {
   if (!doc.is_object() || !doc.contains("host_id") || !doc["host_id"].is_string()) {
     return InvalidArgumentError("a host document needs a host_id string");
@@ -183,8 +272,29 @@ StatusOr<HostView> ParseHost(const json& doc, int64_t now) {
                            p.value("bytes_done", uint64_t{0}), p.value("bytes_total", uint64_t{0}),
                            p.value("bytes_per_second", 0.0)});
   }
+  ParseRuntimeAndImages(doc, h);
   h.last_seen_ms = now;
   return h;
+}
+
+// Expected seconds to make `image` present on `h`: 0 when it has it, what is left of a pull in
+// flight, else its size (as any host reports it, or unknown_image_bytes) from the registry.
+double ImageSeconds(const std::map<std::string, HostView>& hosts, const HostView& h,
+                    const std::string& image, const FleetOptions& o) {
+  if (image.empty()) return 0;
+  const double rate = std::max(o.registry_bytes_per_second, 1.0);
+  for (const HostView::Image& i : h.images) {
+    if (i.reference != image) continue;
+    if (!i.pulling) return 0;
+    return i.total > i.done ? static_cast<double>(i.total - i.done) / rate : 0;
+  }
+  uint64_t size = o.unknown_image_bytes;
+  for (const auto& [id, other] : hosts) {
+    for (const HostView::Image& i : other.images) {
+      if (i.reference == image && !i.pulling && i.size > 0) size = i.size;
+    }
+  }
+  return static_cast<double>(size) / rate;
 }
 
 }  // namespace
@@ -412,7 +522,9 @@ Status Fleet::StartWorker(const EndpointRecord& e, const HostView& host,
                            .idle_since_ms = std::nullopt,
                            .stopped_ms = std::nullopt,
                            .cache_hit = hit,
-                           .queue_ms = queue_ms};
+                           .queue_ms = queue_ms,
+                           .image_ms = std::nullopt,
+                           .download_ms = std::nullopt};
   json env = json::parse(e.env_json, nullptr, false);
   if (!env.is_object()) env = json::object();
   const std::string base = options_.public_url + "/v2/" + e.id;
@@ -432,11 +544,7 @@ Status Fleet::StartWorker(const EndpointRecord& e, const HostView& host,
   if (!env.contains("RUNPOD_SKIP_AUTO_SYSTEM_CHECKS")) env["RUNPOD_SKIP_AUTO_SYSTEM_CHECKS"] = "true";
   live->secrets = WorkerSecrets(e, env, key);
   live->endpoint_updated_ms = e.updated_ms;
-  json command = json::parse(e.command_json, nullptr, false);
-  json body{{"id", id},       {"model", e.repo},   {"revision", e.commit},
-            {"command", command}, {"env", env}, {"gpus", e.gpu_count},
-            {"peers", peers}};
-  if (e.hf_token) body["token"] = *e.hf_token;
+  json body = WorkerBody(e, id, env, peers);
   {
     std::lock_guard<std::mutex> lock(mu_);
     SetPhaseLocked(*live, kInitializing);
@@ -512,6 +620,16 @@ void Fleet::Watch(std::string worker_id) {
       auto it = workers_.find(worker_id);
       if (it != workers_.end() && it->second->rec.phase == kInitializing) {
         it->second->rec.ready_ms = it->second->rec.started_ms = NowMs();
+        // The agent's breakdown of the cold start: image pull and model download, in parallel.
+        const json cold = doc.value("cold_start", json::object());
+        if (cold.is_object()) {
+          for (auto [key, field] : {std::pair{"image_ms", &WorkerRecord::image_ms},
+                                    std::pair{"download_ms", &WorkerRecord::download_ms}}) {
+            if (cold.contains(key) && cold[key].is_number_integer()) {
+              it->second->rec.*field = cold[key].get<int64_t>();
+            }
+          }
+        }
         SetPhaseLocked(*it->second, kStarting);
       }
     } else if (state == "exited" || state == "failed") {
@@ -648,6 +766,8 @@ void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
         if (files != model_files_.end()) model_bytes = files->second.bytes;
         for (const auto& [hid, h] : hosts_) {
           if (now - h.last_seen_ms > options_.host_timeout.count()) continue;
+          // An image worker needs a host that runs containers; a command worker, processes.
+          if (h.containers == e.image.empty()) continue;
           scheduler::HostState s;
           s.id = hid;
           s.gpu_type = h.gpu_type;
@@ -663,6 +783,7 @@ void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
               s.download_rate = d.rate;
             }
           }
+          s.image_seconds = ImageSeconds(hosts_, h, e.image, options_);
           s.peer_bandwidth = options_.peer_bytes_per_second;
           s.upstream_bandwidth = options_.upstream_bytes_per_second;
           s.capacity = h.capacity;
@@ -809,7 +930,7 @@ std::vector<ColdStart> Fleet::ColdStarts(const std::string& endpoint_id) const {
   for (const WorkerRecord& w : Workers(endpoint_id)) {
     if (!w.first_take_ms || !w.started_ms) continue;
     ColdStart c{w.id, w.cache_hit, w.queue_ms, *w.started_ms - w.created_ms,
-                *w.first_take_ms - *w.started_ms, 0};
+                *w.first_take_ms - *w.started_ms, 0, w.image_ms, w.download_ms};
     c.total_ms = c.queue_ms + c.download_ms + c.start_ms;
     out.push_back(c);
   }

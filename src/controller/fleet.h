@@ -12,7 +12,12 @@
 // (process exec'd: billing starts) → idle / running (first job-take; running while it holds
 // jobs) → stopping → stopped (process gone: billing ends), or failed. One ledger row per phase.
 // A cold start records queue (oldest job's wait before placement), download (placed → exec'd)
-// and start (exec'd → first job-take) durations.
+// and start (exec'd → first job-take) durations; download's two parallel parts, the image pull and
+// the model download, come from the agent's worker document.
+//
+// Image workers: an endpoint with an image is placed only on hosts whose agent runs containers
+// (one without, only on hosts that run processes); a host lacking the image counts its estimated
+// pull time in time-to-ready (the pull overlaps the model download).
 //
 // A watcher thread per worker long-polls its agent for the state changes. A worker that exits,
 // or whose host stops sending heartbeats, is stopped and its jobs are requeued.
@@ -69,6 +74,8 @@ struct FleetOptions {
   double upstream_bytes_per_second = 100e6;  // placement estimates before any measurement
   double peer_bytes_per_second = 1e9;
   BackoffPolicy placement_backoff;  // after workers that fail before they are ready
+  double registry_bytes_per_second = 100e6;  // image pulls, for placement
+  uint64_t unknown_image_bytes = 1'000'000'000;  // an image no host has pulled yet, for placement
 };
 
 struct HostView {
@@ -95,6 +102,17 @@ struct HostView {
     double rate = 0;
   };
   std::vector<Download> downloads;
+  // The worker runtime (inventory "runtime"): containers (podman, docker) take only image
+  // workers, processes only command workers.
+  std::string runtime = "process";
+  bool containers = false;
+  struct Image {
+    std::string reference, digest;  // reference as ImageRef::str() normalizes it
+    uint64_t size = 0;
+    bool pulling = false;           // a pull in flight
+    uint64_t done = 0, total = 0;   // its bytes
+  };
+  std::vector<Image> images;  // inventory "images": items, then pulls
   int64_t last_seen_ms = 0;
   bool lost = false;
 };
@@ -103,6 +121,9 @@ struct ColdStart {
   std::string worker_id;
   bool cache_hit = false;
   int64_t queue_ms = 0, download_ms = 0, start_ms = 0, total_ms = 0;
+  // The parallel parts of download_ms (the unbilled initializing phase), as the agent measured
+  // them: the image made present, the models downloaded. Unknown: nullopt.
+  std::optional<int64_t> image_part_ms, download_part_ms;
 };
 
 // An endpoint whose placements back off, and why (GET /v1/endpoints/{id}, "placementBackoff").

@@ -76,6 +76,7 @@ Status TestCluster::Build() {
     std::ofstream(root_ / "access.json") << options_.access_json;
     m.access_config = root_ / "access.json";
   }
+  if (options_.upstream_options) options_.upstream_options(m);
   MC_ASSIGN_OR_RETURN(upstream_, mirror::MirrorServer::Create(std::move(m)), "upstream");
   MC_RETURN_IF_ERROR(upstream_->Start(), "start the upstream");
   MC_ASSIGN_OR_RETURN(key_, AddApiKey(db_path(), "test"), "API key");

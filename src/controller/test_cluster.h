@@ -50,6 +50,8 @@ struct TestClusterOptions {
   std::string name;  // the temp dir is <tmp>/mc_<name>_<pid>
   std::vector<UpstreamModel> models = {{"org/tiny"}};
   std::string access_json;  // the upstream's access config (mirror_server.h); "" = open
+  // Applied to the upstream mirror's options (e.g. a bandwidth cap) after the defaults.
+  std::function<void(mirror::MirrorOptions&)> upstream_options;
   // false: no controller in this process (the test runs one); agents are added with AddAgent.
   bool start_controller = true;
   // Applied to the controller's options after the defaults (tick 50 ms, take_hold 2 s, pings

@@ -6,11 +6,13 @@
 // The access token is write-only: the field starts empty, meaning "keep the current token"; a
 // token typed there replaces it, and "Remove the token" sends hfToken: null. The typed token is
 // sent in the PATCH body only, never put in the page, the URL, storage or a log, and the field is
-// emptied when the page goes.
+// emptied when the page goes. Registry credentials work the same way ("Remove the registry
+// credentials" sends registryAuth: null).
 import {get, patch, q} from './api.js';
 import {h} from './dom.js';
 import {
-  endpointControls, field, fillWorker, input, readChecked, readFields, showSaveError, workerFieldset,
+  endpointControls, field, fillWorker, input, readChecked, readFields, readRegistryAuth,
+  showSaveError, workerFieldset,
 } from './endpoint_form.js';
 
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
@@ -22,6 +24,9 @@ export function editEndpointPage(main, [id], ctx) {
   els.token.placeholder = 'leave empty to keep the current token';
   const removeToken = input('ep-token-remove', {type: 'checkbox'});
   const tokenState = h('p', {class: 'hint', id: 'ep-token-state'}, '');
+  els.registryUser.placeholder = 'leave empty to keep the current credentials';
+  const removeRegistry = input('ep-registry-remove', {type: 'checkbox'});
+  const registryState = h('p', {class: 'hint', id: 'ep-registry-state'}, '');
   const error = h('div', {id: 'form-error', class: 'error', role: 'alert'});
   const submit = h('button', {type: 'submit', class: 'primary', disabled: true}, 'Save changes');
   const cancel = h('a', {href: back, class: 'button'}, 'Cancel');
@@ -36,12 +41,17 @@ export function editEndpointPage(main, [id], ctx) {
       tokenState,
       h('div', {class: 'field check'}, removeToken,
         h('label', {for: 'ep-token-remove'}, 'Remove the token'))),
-    workerFieldset(els),
+    workerFieldset(els, null, [registryState, h('div', {class: 'field check'}, removeRegistry,
+      h('label', {for: 'ep-registry-remove'}, 'Remove the registry credentials'))]),
     error, h('p', {class: 'form-actions'}, submit, cancel));
   main.append(h('p', {class: 'crumbs'}, h('a', {href: back}, '← Endpoint')), form);
   removeToken.addEventListener('change', () => {
     els.token.disabled = removeToken.checked;
     if (removeToken.checked) els.token.value = '';
+  });
+  removeRegistry.addEventListener('change', () => {
+    els.registryUser.disabled = els.registryPassword.disabled = removeRegistry.checked;
+    if (removeRegistry.checked) els.registryUser.value = els.registryPassword.value = '';
   });
 
   let before = null;  // the fields as the endpoint had them
@@ -53,6 +63,9 @@ export function editEndpointPage(main, [id], ctx) {
     fillWorker(els, e);
     tokenState.textContent = e.hasHfToken ? 'A token is set.' : 'No token is set.';
     removeToken.disabled = !e.hasHfToken;
+    registryState.textContent = e.hasRegistryAuth ? 'Registry credentials are set.'
+      : 'No registry credentials are set.';
+    removeRegistry.disabled = !e.hasRegistryAuth;
     before = readFields(els);
     submit.disabled = false;
   }).catch((e) => {
@@ -71,6 +84,9 @@ export function editEndpointPage(main, [id], ctx) {
     }
     if (removeToken.checked) body.hfToken = null;
     else if (els.token.value) body.hfToken = els.token.value;
+    const auth = readRegistryAuth(els);
+    if (removeRegistry.checked) body.registryAuth = null;
+    else if (auth) body.registryAuth = auth;
     if (!Object.keys(body).length) {
       ctx.navigate(back);
       return;
@@ -79,6 +95,7 @@ export function editEndpointPage(main, [id], ctx) {
     try {
       await patch(`/v1/endpoints/${q(id)}`, body, {signal: aborter.signal});
       els.token.value = '';
+      els.registryPassword.value = '';
       ctx.navigate(back);
     } catch (e) {
       if (e.name === 'AbortError') return;
@@ -91,6 +108,7 @@ export function editEndpointPage(main, [id], ctx) {
     destroy() {
       aborter.abort();
       els.token.value = '';
+      els.registryPassword.value = '';
     },
   };
 }

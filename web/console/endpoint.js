@@ -26,7 +26,14 @@ function settings(e) {
     ['Repo', h('span', {class: 'mono'}, `${e.repo}@${e.revision}`)],
     ['Commit', h('span', {class: 'mono', title: e.commit}, shortSha(e.commit))],
     ['Access token', e.hasHfToken ? 'set (write-only, never shown)' : 'none'],
-    ['Worker command', h('span', {class: 'mono break'}, (e.command || []).join(' '))],
+    ['Image', e.image ? h('span', {class: 'mono break', 'data-field': 'image'}, e.image)
+      : 'none (a process on the host)'],
+    ['Worker command', (e.command || []).length
+      ? h('span', {class: 'mono break'}, e.command.join(' ')) : 'the image\'s entrypoint'],
+    ...(e.args && e.args.length
+      ? [['Arguments', h('span', {class: 'mono break'}, e.args.join(' '))]] : []),
+    ...(e.image ? [['Registry credentials',
+      e.hasRegistryAuth ? 'set (write-only, never shown)' : 'none']] : []),
     ['Worker env', Object.keys(e.env || {}).length
       ? h('span', {class: 'mono break'}, Object.keys(e.env).sort().join(', '))
       : 'none'],
@@ -83,6 +90,15 @@ function endedNote(w) {
   return text ? h('span', {class: 'ended-note'}, ` ${text}`) : '';
 }
 
+// The two parallel parts of an unbilled initializing phase (image pull, model download), as
+// the agent measured them; '' when unknown (process workers, older agents).
+function initializingParts(p) {
+  if (!p || (p.imageMs == null && p.downloadMs == null)) return '';
+  const image = p.imageMs == null ? '' : p.imageMs === 0 ? 'image present' : `image ${fmtMs(p.imageMs)}`;
+  const model = p.downloadMs == null ? '' : `model ${fmtMs(p.downloadMs)}`;
+  return ` [${[image, model].filter(Boolean).join(' ∥ ')}]`;
+}
+
 function workersTable(workers, ledger, coldStarts) {
   if (!workers.length) return h('p', {class: 'muted'}, 'No workers yet: the first request starts one.');
   const live = (w) => !isEndedPhase(w.phase);
@@ -97,9 +113,12 @@ function workersTable(workers, ledger, coldStarts) {
       cells: [
         h('span', {class: 'mono'}, w.id),
         w.hostId,
-        [badge(PHASE_LABELS[w.phase] || w.phase, `phase-${w.phase}`), endedNote(w)],
-        c ? `${c.cacheHit ? 'hit' : 'miss'}: ${fmtMs(c.totalMs)} (download ${fmtMs(c.downloadMs)}, ` +
-          `start ${fmtMs(c.startMs)})` : (w.cacheHit ? 'hit' : 'miss'),
+        [badge(PHASE_LABELS[w.phase] || w.phase, `phase-${w.phase}`),
+          w.phase === 'failed' && w.message
+            ? h('p', {class: 'error worker-message', 'data-field': 'message'}, w.message)
+            : endedNote(w)],
+        c ? `${c.cacheHit ? 'hit' : 'miss'}: ${fmtMs(c.totalMs)} (download ${fmtMs(c.downloadMs)}` +
+          `${initializingParts(c.parts)}, start ${fmtMs(c.startMs)})` : (w.cacheHit ? 'hit' : 'miss'),
         t.node,
         fmtAgo(w.createdAt),
       ],
@@ -255,7 +274,7 @@ export function endpointPage(main, [id], ctx) {
     renderIfChanged(parts.coldList, JSON.stringify(coldRows), () => coldRows.length
       ? h('ol', {class: 'cold-list'}, coldRows.slice(-10).map((c) => h('li', null,
         `${c.cacheHit ? 'hit' : 'miss'}: queue ${fmtMs(c.queueMs)} + download ${fmtMs(c.downloadMs)}` +
-        ` + start ${fmtMs(c.startMs)} = ${fmtMs(c.totalMs)}`)))
+        `${initializingParts(c.parts)} + start ${fmtMs(c.startMs)} = ${fmtMs(c.totalMs)}`)))
       : '');
     renderIfChanged(parts.jobs, jobs instanceof Error ? jobs.message : JSON.stringify(jobs.jobs),
       () => (jobs instanceof Error

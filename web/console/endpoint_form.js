@@ -39,8 +39,13 @@ export function endpointControls() {
       'aria-describedby': 'model-preview'}),
     token: input('ep-token', {type: 'password', autocomplete: 'new-password',
       placeholder: 'hf_… (only for gated or private repos)'}),
+    image: input('ep-image', {placeholder: 'registry.example:5000/org/worker:1'}),
     command: h('textarea', {id: 'ep-command', rows: 3, spellcheck: 'false',
       placeholder: 'python3\n/path/to/worker.py'}),
+    args: h('textarea', {id: 'ep-args', rows: 2, spellcheck: 'false', placeholder: '--port\n8000'}),
+    registryUser: input('ep-registry-user', {placeholder: 'only for a private registry'}),
+    registryPassword: input('ep-registry-password', {type: 'password', autocomplete: 'new-password',
+      placeholder: 'password or access token'}),
     env: h('textarea', {id: 'ep-env', rows: 2, spellcheck: 'false', placeholder: 'NAME=value'}),
     gpuType: input('ep-gpu-type', {placeholder: 'any'}),
     gpuCount: input('ep-gpu-count', {type: 'number', min: 0, max: 64, value: '1'}),
@@ -56,10 +61,22 @@ export function endpointControls() {
 }
 
 // The "Worker" fieldset; `first` goes before the fields (the new form's "copy from").
-export function workerFieldset(els, first = null) {
+// `registry` goes after the registry fields (the edit form's "remove" box).
+export function workerFieldset(els, first = null, registry = null) {
   return h('fieldset', null, h('legend', null, 'Worker'),
     first,
-    field('Command (one argument per line)', els.command),
+    field('Image', els.image, 'The worker\'s OCI image (tag or @sha256 digest), run as a ' +
+      'container with only the endpoint\'s models mounted. Empty: the command runs as a process ' +
+      '(hosts in development mode).'),
+    field('Command (one argument per line)', els.command, 'With an image: replaces its ' +
+      'ENTRYPOINT (empty keeps it). Without: the program a worker runs.'),
+    field('Arguments (one per line)', els.args, 'With an image: replace its CMD (Runpod\'s ' +
+      'container start command). Empty keeps it.'),
+    h('div', {class: 'row'}, field('Registry username', els.registryUser),
+      field('Registry password', els.registryPassword)),
+    h('p', {class: 'hint'}, 'Registry credentials are only for a private image. Stored ' +
+      'write-only by the controller: never shown again, here or by the API.'),
+    registry,
     field('Environment (NAME=value per line)', els.env),
     h('div', {class: 'row'}, field('GPU type', els.gpuType), field('GPUs per worker', els.gpuCount)),
     h('div', {class: 'row'}, field('Min workers', els.workersMin), field('Max workers', els.workersMax),
@@ -70,7 +87,9 @@ export function workerFieldset(els, first = null) {
 
 // Fills the worker fields from an endpoint as the API shows it.
 export function fillWorker(els, e) {
+  els.image.value = e.image || '';
   els.command.value = (e.command || []).join('\n');
+  els.args.value = (e.args || []).join('\n');
   els.env.value = Object.entries(e.env || {}).map(([k, v]) => `${k}=${v}`).join('\n');
   els.gpuType.value = e.gpuType || '';
   els.gpuCount.value = String(e.gpuCount);
@@ -82,7 +101,8 @@ export function fillWorker(els, e) {
   els.execTimeout.value = String(e.executionTimeoutMs / 1000);
 }
 
-// Every field but the token, as the API names them: command [] / env {} / gpuType '' when empty,
+// Every field but the secrets, as the API names them: command [] / args [] / env {} / image and
+// gpuType '' when empty,
 // a number undefined when its field is. Throws on an environment line that is not NAME=value.
 export function readFields(els) {
   const num = (el) => (el.value.trim() === '' ? undefined : Number(el.value));
@@ -90,7 +110,9 @@ export function readFields(els) {
   return {
     name: els.name.value.trim(),
     model: els.model.value.trim(),
+    image: els.image.value.trim(),
     command: lines(els.command.value),
+    args: lines(els.args.value),
     env: parseEnv(els.env.value),
     gpuType: els.gpuType.value.trim(),
     gpuCount: num(els.gpuCount),
@@ -107,7 +129,12 @@ export function readFields(els) {
 function missingField(body) {
   if (!body.name) return 'Give the endpoint a name.';
   if (!body.model) return 'Give the model link.';
-  if (!body.command || !body.command.length) return 'Give the worker command (the program a worker runs).';
+  if (!body.image && (!body.command || !body.command.length)) {
+    return 'Give the worker image (or, for hosts that run processes, the worker command).';
+  }
+  if (!body.image && body.args && body.args.length) {
+    return 'Arguments replace the image\'s CMD: give an image, or put the whole argv in Command.';
+  }
   return '';
 }
 
@@ -147,6 +174,14 @@ export function explainResolveError(e, hadToken) {
         text: e.message, hint: 'Paste a Hugging Face token with access to it in Access token.'};
   }
   return {kind: 'error', title: 'Could not check the link', text: e.message};
+}
+
+// The registryAuth typed in the form, or undefined when the username field is empty. The
+// password is read from its field only here and never kept.
+export function readRegistryAuth(els) {
+  const username = els.registryUser.value.trim();
+  if (!username) return undefined;
+  return {username, password: els.registryPassword.value};
 }
 
 // A refused create or edit, in `error`: a 400 says what is wrong with a value as the API put it;

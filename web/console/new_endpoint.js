@@ -4,12 +4,13 @@
 //
 // The access token is a password field. It is sent in request bodies only (resolve, create), is
 // never put in the page, the URL, storage or a log, and the field is emptied once the endpoint is
-// created (the API keeps it write-only: reads say only hasHfToken).
+// created (the API keeps it write-only: reads say only hasHfToken). The registry password is
+// handled the same way (reads say only hasRegistryAuth).
 import {get, post} from './api.js';
 import {badge, fmtBytes, h, shortSha} from './dom.js';
 import {
-  endpointControls, explainResolveError, field, fillWorker, readChecked, readFields, showSaveError,
-  workerFieldset,
+  endpointControls, explainResolveError, field, fillWorker, readChecked, readFields,
+  readRegistryAuth, showSaveError, workerFieldset,
 } from './endpoint_form.js';
 
 const DEBOUNCE_MS = 300;
@@ -42,6 +43,8 @@ function readForm(els) {
     body[k] = v;
   }
   if (els.token.value) body.hfToken = els.token.value;
+  const auth = readRegistryAuth(els);
+  if (auth) body.registryAuth = auth;
   return body;
 }
 
@@ -136,6 +139,7 @@ export function newEndpointPage(main, params, ctx) {
     try {
       const created = await post('/v1/endpoints', body, {signal: aborter.signal});
       els.token.value = '';
+      els.registryPassword.value = '';
       ctx.navigate(`#/endpoints/${created.id}`);
     } catch (e) {
       if (e.name === 'AbortError') return;
@@ -151,6 +155,7 @@ export function newEndpointPage(main, params, ctx) {
       if (inFlight) inFlight.abort();
       aborter.abort();
       els.token.value = '';
+      els.registryPassword.value = '';
     },
   };
 }

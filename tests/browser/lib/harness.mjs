@@ -96,11 +96,13 @@ export function run(bin, args, env) {
 // Starts `modelcache up --demo --listen 127.0.0.1:0 ...` from the repository root and waits for
 // its "endpoint <id>" line (after "controller listening on <url>" and the demo job). Resolves
 // {url, demoEndpointId, key, demoToken, stop()}; stop() sends SIGTERM (up stops its workers) and
-// waits for the exit (SIGKILL after 60 s).
-export function startUp(bin, { root, extraArgs = [], timeoutMs = 90_000 }) {
+// waits for the exit (SIGKILL after 60 s). `runtime` is up's --runtime: the suites create
+// endpoints whose workers are the example script run as a process, so "process" unless a suite
+// asks for containers.
+export function startUp(bin, { root, extraArgs = [], timeoutMs = 90_000, runtime = "process" }) {
   const data = join(root, "up-data");
   const args = ["up", "--demo", "--data-dir", data, "--listen", "127.0.0.1:0",
-    "--worker-script", WORKER_SCRIPT, ...extraArgs];
+    "--worker-script", WORKER_SCRIPT, "--runtime", runtime, ...extraArgs];
   return new Promise((resolvePromise, reject) => {
     const child = spawn(bin, args, { env: hermeticEnv(root), cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";

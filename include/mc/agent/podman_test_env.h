@@ -6,6 +6,9 @@
 // Nothing here touches podman's default store or another test's containers: every store is a
 // private --root, every name and label is unique to this process. The destructor stops the
 // registries (by their pids) and removes the stores.
+//
+// Tests only (library mc_agent_podman_test_support): the agent's container tests and the
+// controller's image tests share it.
 #pragma once
 
 #include <sys/types.h>
@@ -16,10 +19,11 @@
 #include <string>
 #include <vector>
 
-#include "agent/command_runner.h"
 #include "mc/common/status.h"
 
 namespace mc::agent {
+
+struct CommandResult;  // agent/command_runner.h
 
 class PodmanTestEnv {
  public:
