@@ -7,7 +7,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 MODELCACHE := $(BUILD)/src/cli/modelcache
 
-.PHONY: all setup build run test test-cpp test-js test-browser bench format clean
+.PHONY: all setup build run test test-cpp test-js test-browser test-deploy bench format clean
 
 all: build
 
@@ -32,6 +32,9 @@ test-js:
 
 test-browser:
 	@MODELCACHE_BIN=$(abspath $(MODELCACHE)) tests/browser/run.sh
+
+test-deploy:
+	@deploy/check.sh $(abspath $(MODELCACHE))
 
 # The bench packages first, so that the configure step finds Google Benchmark.
 bench: setup

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test suite (CTest: C++ unit and integration tests; node: the official JS clients
 # against our binary, and the web console in headless Chromium) and ends with one summary line
-# "total: N passed, M failed".
+# "total: N passed, M failed". The deploy suite (deploy/check.sh: systemd-analyze verify on the
+# units, the Kubernetes manifests' consistency, their flags against --help) takes seconds.
 # Usage: tools/run-tests.sh BUILD_DIR
 set -uo pipefail
 
@@ -15,6 +16,8 @@ MODELCACHE_BIN="$(cd "$build" && pwd)/src/cli/modelcache" tests/js/run.sh 2>&1 |
 js_rc=${PIPESTATUS[0]}
 MODELCACHE_BIN="$(cd "$build" && pwd)/src/cli/modelcache" tests/browser/run.sh 2>&1 | tee "$logs/browser.log"
 browser_rc=${PIPESTATUS[0]}
+deploy/check.sh "$(cd "$build" && pwd)/src/cli/modelcache" 2>&1 | tee "$logs/deploy.log"
+deploy_rc=${PIPESTATUS[0]}
 
 # ctest: "100% tests passed, 0 tests failed out of 308"; node: "# pass 23" / "# fail 0".
 cpp_total=$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$logs/ctest.log" | tail -1)
@@ -23,14 +26,17 @@ js_passed=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$logs/js.log" | tail -1)
 js_failed=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$logs/js.log" | tail -1)
 browser_passed=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$logs/browser.log" | tail -1)
 browser_failed=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$logs/browser.log" | tail -1)
+deploy_passed=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$logs/deploy.log" | tail -1)
+deploy_failed=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$logs/deploy.log" | tail -1)
 cpp_total=${cpp_total:-0} cpp_failed=${cpp_failed:-0} js_passed=${js_passed:-0} js_failed=${js_failed:-0}
 browser_passed=${browser_passed:-0} browser_failed=${browser_failed:-0}
-passed=$((cpp_total - cpp_failed + js_passed + browser_passed))
-failed=$((cpp_failed + js_failed + browser_failed))
-if ((cpp_rc != 0 || js_rc != 0 || browser_rc != 0)) && ((failed == 0)); then
+deploy_passed=${deploy_passed:-0} deploy_failed=${deploy_failed:-0}
+passed=$((cpp_total - cpp_failed + js_passed + browser_passed + deploy_passed))
+failed=$((cpp_failed + js_failed + browser_failed + deploy_failed))
+if ((cpp_rc != 0 || js_rc != 0 || browser_rc != 0 || deploy_rc != 0)) && ((failed == 0)); then
   failed=1  # a suite failed without a countable test failure (build, setup): never report green
 fi
 echo
-echo "C++ (ctest): $((cpp_total - cpp_failed)) passed, $cpp_failed failed; JS (@huggingface/hub, runpod-sdk): $js_passed passed, $js_failed failed; browser (console): $browser_passed passed, $browser_failed failed"
+echo "C++ (ctest): $((cpp_total - cpp_failed)) passed, $cpp_failed failed; JS (@huggingface/hub, runpod-sdk): $js_passed passed, $js_failed failed; browser (console): $browser_passed passed, $browser_failed failed; deploy: $deploy_passed passed, $deploy_failed failed"
 echo "total: $passed passed, $failed failed"
-((cpp_rc == 0 && js_rc == 0 && browser_rc == 0))
+((cpp_rc == 0 && js_rc == 0 && browser_rc == 0 && deploy_rc == 0))

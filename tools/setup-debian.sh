@@ -13,6 +13,8 @@ packages=(
   # runtime that works on our VMs, manifests for pull totals, a loopback registry, a static
   # busybox for images built FROM scratch, htpasswd for the registry with auth.
   podman runc skopeo docker-registry busybox-static apache2-utils
+  # deploy/check.sh: systemd-analyze verify on the units, PyYAML for the Kubernetes manifests.
+  systemd python3-yaml
 )
 # Benchmark-only peers, installed by `make bench` (not by `make test`, so CI does not pay for them):
 # nginx (mirror_vs_nginx.sh), aria2 and GNU time's /usr/bin/time (pull_vs_peers.sh), Google
