@@ -785,6 +785,14 @@ std::vector<ColdStart> Fleet::ColdStarts(const std::string& endpoint_id) const {
   return out;
 }
 
+void Fleet::ForgetEndedBefore(int64_t cutoff_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::erase_if(workers_, [&](const auto& entry) {
+    const WorkerRecord& w = entry.second->rec;
+    return !IsLivePhase(w.phase) && w.stopped_ms && *w.stopped_ms < cutoff_ms;
+  });
+}
+
 void Fleet::StopEndpoint(const std::string& endpoint_id) {
   std::vector<std::string> ids;
   for (const WorkerRecord& w : Workers(endpoint_id)) {
