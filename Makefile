@@ -7,7 +7,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 MODELCACHE := $(BUILD)/src/cli/modelcache
 
-.PHONY: all setup build run test test-cpp test-js test-browser test-crash test-sanitize fuzz fuzz-ci bench format clean
+.PHONY: all setup build run test test-cpp test-js test-browser test-crash test-sanitize test-deploy fuzz fuzz-ci bench format clean
 
 all: build
 
@@ -52,6 +52,8 @@ fuzz: setup
 
 fuzz-ci: setup
 	@fuzz/run.sh --seconds 20
+test-deploy:
+	@deploy/check.sh $(abspath $(MODELCACHE))
 
 # The bench packages first, so that the configure step finds Google Benchmark.
 bench: setup

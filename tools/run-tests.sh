@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test suite (CTest: C++ unit and integration tests; node: the official JS clients
 # against our binary, and the web console in headless Chromium; a short run of each libFuzzer
-# target, fuzz/run.sh) and ends with one summary line
+# target, fuzz/run.sh; the deploy suite, deploy/check.sh: systemd-analyze verify on the units, the
+# Kubernetes manifests' consistency, their flags against --help) and ends with one summary line
 # "total: N passed, M failed".
 # Usage: tools/run-tests.sh BUILD_DIR
 set -uo pipefail
@@ -19,6 +20,8 @@ browser_rc=${PIPESTATUS[0]}
 # A short libFuzzer run of each fuzz target (clang-16, build-fuzz/; docs/reliability.md).
 fuzz/run.sh --seconds "${FUZZ_SECONDS:-10}" 2>&1 | tee "$logs/fuzz.log"
 fuzz_rc=${PIPESTATUS[0]}
+deploy/check.sh "$(cd "$build" && pwd)/src/cli/modelcache" 2>&1 | tee "$logs/deploy.log"
+deploy_rc=${PIPESTATUS[0]}
 
 # ctest: "100% tests passed, 0 tests failed out of 308"; node: "# pass 23" / "# fail 0".
 cpp_total=$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$logs/ctest.log" | tail -1)
@@ -27,16 +30,19 @@ js_passed=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$logs/js.log" | tail -1)
 js_failed=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$logs/js.log" | tail -1)
 browser_passed=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$logs/browser.log" | tail -1)
 browser_failed=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$logs/browser.log" | tail -1)
+deploy_passed=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$logs/deploy.log" | tail -1)
+deploy_failed=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$logs/deploy.log" | tail -1)
 cpp_total=${cpp_total:-0} cpp_failed=${cpp_failed:-0} js_passed=${js_passed:-0} js_failed=${js_failed:-0}
 browser_passed=${browser_passed:-0} browser_failed=${browser_failed:-0}
+deploy_passed=${deploy_passed:-0} deploy_failed=${deploy_failed:-0}
 fuzz_passed=$(grep -c ' 0 crashes$' "$logs/fuzz.log")
 fuzz_failed=$(grep -c ': CRASH' "$logs/fuzz.log")
-passed=$((cpp_total - cpp_failed + js_passed + browser_passed + fuzz_passed))
-failed=$((cpp_failed + js_failed + browser_failed + fuzz_failed))
-if ((cpp_rc != 0 || js_rc != 0 || browser_rc != 0 || fuzz_rc != 0)) && ((failed == 0)); then
+passed=$((cpp_total - cpp_failed + js_passed + browser_passed + fuzz_passed + deploy_passed))
+failed=$((cpp_failed + js_failed + browser_failed + fuzz_failed + deploy_failed))
+if ((cpp_rc != 0 || js_rc != 0 || browser_rc != 0 || fuzz_rc != 0 || deploy_rc != 0)) && ((failed == 0)); then
   failed=1  # a suite failed without a countable test failure (build, setup): never report green
 fi
 echo
-echo "C++ (ctest): $((cpp_total - cpp_failed)) passed, $cpp_failed failed; JS (@huggingface/hub, runpod-sdk): $js_passed passed, $js_failed failed; browser (console): $browser_passed passed, $browser_failed failed; fuzz targets: $fuzz_passed passed, $fuzz_failed failed"
+echo "C++ (ctest): $((cpp_total - cpp_failed)) passed, $cpp_failed failed; JS (@huggingface/hub, runpod-sdk): $js_passed passed, $js_failed failed; browser (console): $browser_passed passed, $browser_failed failed; fuzz targets: $fuzz_passed passed, $fuzz_failed failed; deploy: $deploy_passed passed, $deploy_failed failed"
 echo "total: $passed passed, $failed failed"
-((cpp_rc == 0 && js_rc == 0 && browser_rc == 0 && fuzz_rc == 0))
+((cpp_rc == 0 && js_rc == 0 && browser_rc == 0 && fuzz_rc == 0 && deploy_rc == 0))

@@ -15,6 +15,8 @@ packages=(
   podman runc skopeo docker-registry busybox-static apache2-utils
   # The reliability checks (docs/reliability.md): libFuzzer targets built with clang (fuzz/).
   clang-16 libfuzzer-16-dev
+  # deploy/check.sh: systemd-analyze verify on the units, PyYAML for the Kubernetes manifests.
+  systemd python3-yaml
 )
 # Benchmark-only peers, installed by `make bench` (not by `make test`, so CI does not pay for them):
 # nginx (mirror_vs_nginx.sh), aria2 and GNU time's /usr/bin/time (pull_vs_peers.sh), Google

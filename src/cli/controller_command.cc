@@ -84,6 +84,7 @@ StatusOr<hub::Endpoint> UpstreamOrDefault(const std::string& flag) {
 struct ControllerArgs {
   std::string listen = "127.0.0.1:8080", db, db_password_file, upstream, public_url, agent_key_file;
   double requeue_after = 30;
+  double history_retention_days = 30;
 };
 
 Status RunController(const ControllerArgs& args) {
@@ -98,6 +99,8 @@ Status RunController(const ControllerArgs& args) {
   if (!args.public_url.empty()) o.public_url = args.public_url;
   MC_ASSIGN_OR_RETURN(o.agent_api_key, ReadKeyFile(args.agent_key_file), "--agent-key-file");
   o.requeue_unlisted_after = std::chrono::milliseconds(std::llround(args.requeue_after * 1000));
+  o.history_retention =
+      std::chrono::milliseconds(std::llround(args.history_retention_days * 86'400'000.0));
   const sigset_t stop = BlockStopSignals();
   MC_ASSIGN_OR_RETURN(auto c, controller::Controller::Create(std::move(o)));
   MC_RETURN_IF_ERROR(c->Start(), "listen on " + args.listen);
@@ -493,6 +496,12 @@ void AddControllerCommands(CLI::App& app, CommandResult& result) {
                   "Seconds after which a job a worker holds but no longer lists in its pings (its\n"
                   "result was lost) goes back to the queue (default 30)")
       ->check(CLI::Range(1.0, 3600.0));
+  cmd->add_option("--history-retention", cargs->history_retention_days,
+                  "Days after which workers that ended and closed ledger rows are deleted from\n"
+                  "the store (checked hourly; default 30; 0 keeps them forever). The worker\n"
+                  "seconds /metrics reports keep the deleted rows' time")
+      ->type_name("DAYS")
+      ->check(CLI::Range(0.0, 36500.0));
   cmd->footer("Create an API key first: modelcache keys create --db sqlite:PATH --name me");
   cmd->callback([cmd, cargs, &result] {
     if (cmd->get_subcommands().size() > 0) return;  // migrate-store ran instead

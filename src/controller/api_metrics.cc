@@ -80,11 +80,15 @@ void WorkerFamilies(ApiContext& ctx, const std::vector<EndpointRecord>& endpoint
              "Worker seconds by billing (downloads are never billed).", "counter");
   std::map<std::pair<std::string, bool>, double> seconds;
   const int64_t now = NowMs(*ctx.options.clock);
-  auto rows = ctx.store.ListLedger("");
-  if (rows.ok()) {
-    for (const LedgerRow& r : *rows) {
-      seconds[{r.endpoint_id, r.billed}] +=
-          static_cast<double>(r.end_ms.value_or(now) - r.start_ms) / 1000.0;
+  // The store's running totals and the open rows only: never the whole ledger, which grows
+  // with every phase of every worker (and loses old rows to retention; the totals keep them).
+  auto summary = ctx.store.SummarizeLedger();
+  if (summary.ok()) {
+    for (const LedgerTotal& t : summary->totals) {
+      seconds[{t.endpoint_id, t.billed}] += static_cast<double>(t.closed_ms) / 1000.0;
+    }
+    for (const LedgerRow& r : summary->open) {
+      seconds[{r.endpoint_id, r.billed}] += static_cast<double>(now - r.start_ms) / 1000.0;
     }
   }
   for (const auto& [key, v] : seconds) {

@@ -12,6 +12,7 @@
 #include "controller/fleet.h"
 #include "controller/jobs.h"
 #include "controller/keys.h"
+#include "controller/retention.h"
 #include "controller/store.h"
 #include "controller/webhooks.h"
 #include "mc/net/http_server.h"
@@ -78,6 +79,9 @@ class ControllerImpl final : public Controller {
     f.job_stop_grace = o_.job_stop_grace;
     fleet_ = std::make_unique<Fleet>(*store_, *jobs_, *o_.clock, std::move(f));
     MC_RETURN_IF_ERROR(fleet_->Load(), "controller: load workers");
+    retention_ = std::make_unique<HistoryRetention>(
+        *store_, *o_.clock, RetentionOptions{o_.history_retention, o_.history_prune_interval},
+        [this](int64_t cutoff_ms) { fleet_->ForgetEndedBefore(cutoff_ms); });
     api_ = std::make_unique<ControllerApi>(o_, *store_, *jobs_, *fleet_);
     api_->set_kick([this] {
       {
@@ -137,6 +141,7 @@ class ControllerImpl final : public Controller {
       lock.unlock();
       if (timer) {
         jobs_->Tick();
+        retention_->Tick();  // at most once per history_prune_interval
         last_timer = now;
       }
       auto endpoints = store_->ListEndpoints();
@@ -155,6 +160,7 @@ class ControllerImpl final : public Controller {
   std::unique_ptr<WebhookSender> webhooks_;
   std::unique_ptr<JobBoard> jobs_;
   std::unique_ptr<Fleet> fleet_;
+  std::unique_ptr<HistoryRetention> retention_;
   std::unique_ptr<ControllerApi> api_;
   std::unique_ptr<net::HttpServer> http_;
   std::atomic<bool> ready_{false};

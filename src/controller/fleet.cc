@@ -937,6 +937,14 @@ std::vector<ColdStart> Fleet::ColdStarts(const std::string& endpoint_id) const {
   return out;
 }
 
+void Fleet::ForgetEndedBefore(int64_t cutoff_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::erase_if(workers_, [&](const auto& entry) {
+    const WorkerRecord& w = entry.second->rec;
+    return !IsLivePhase(w.phase) && w.stopped_ms && *w.stopped_ms < cutoff_ms;
+  });
+}
+
 void Fleet::StopEndpoint(const std::string& endpoint_id) {
   std::vector<std::string> ids;
   for (const WorkerRecord& w : Workers(endpoint_id)) {
@@ -950,6 +958,10 @@ void Fleet::StopEndpoint(const std::string& endpoint_id) {
 Status Fleet::Load() {
   MC_ASSIGN_OR_RETURN(std::vector<HostRecord> hosts, store_.ListHosts());
   MC_ASSIGN_OR_RETURN(std::vector<WorkerRecord> workers, store_.ListWorkers("", true));
+  // Each live worker's open phase, from the open rows alone (not every ledger row).
+  MC_ASSIGN_OR_RETURN(LedgerSummary ledger, store_.SummarizeLedger());
+  std::map<std::string, int64_t> open_rows;
+  for (const LedgerRow& r : ledger.open) open_rows[r.worker_id] = r.id;
   std::lock_guard<std::mutex> lock(mu_);
   for (const HostRecord& h : hosts) {
     json doc = json::parse(h.document_json, nullptr, false);
@@ -958,12 +970,7 @@ Status Fleet::Load() {
   }
   for (WorkerRecord& w : workers) {
     auto live = std::make_shared<Live>();
-    auto rows = store_.ListLedger(w.endpoint_id);
-    if (rows.ok()) {
-      for (const LedgerRow& r : *rows) {
-        if (r.worker_id == w.id && !r.end_ms) live->ledger_row = r.id;  // the open phase
-      }
-    }
+    if (auto open = open_rows.find(w.id); open != open_rows.end()) live->ledger_row = open->second;
     auto host = HostLocked(w.host_id);
     live->host_url = host ? host->url : "";
     live->rec = std::move(w);

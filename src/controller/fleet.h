@@ -194,6 +194,9 @@ class Fleet {
   std::map<std::string, WorkerExit> Exits(const std::string& endpoint_id) const;
   // Set while the endpoint's placements back off after failed workers.
   std::optional<BackoffView> Backoff(const std::string& endpoint_id) const;
+  // Drops the workers that ended (stopped or failed) before `cutoff_ms` from memory, as history
+  // retention deletes them from the store (retention.h).
+  void ForgetEndedBefore(int64_t cutoff_ms);
   // Stops every worker of an endpoint (deleted or scaled to zero by an update).
   void StopEndpoint(const std::string& endpoint_id);
   // Stops watchers (shutdown); workers keep running on their hosts.

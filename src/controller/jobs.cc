@@ -91,7 +91,7 @@ StatusOr<JobRecord> JobBoard::Submit(const EndpointRecord& endpoint,
   {
     std::lock_guard<std::mutex> lock(mu_);
     MC_RETURN_IF_ERROR(SaveLocked(j), "queue the job");
-    AddLocked(j);
+    AddLocked(j).chunks = 0;  // a new id: the store has no chunk of it
     queues_[j.endpoint_id].push_back(j.id);
   }
   changed_.notify_all();
@@ -234,11 +234,13 @@ Status JobBoard::Stream(const std::string& endpoint_id, const std::string& worke
   std::lock_guard<std::mutex> lock(mu_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end() || it->second.job.endpoint_id != endpoint_id) return Status::Ok();
-  if (IsFinal(it->second.job.status) || it->second.job.worker_id != worker_id) return Status::Ok();
+  Entry& e = it->second;
+  if (IsFinal(e.job.status) || e.job.worker_id != worker_id) return Status::Ok();
   const json output = chunk.is_object() && chunk.contains("output") ? chunk["output"] : chunk;
-  MC_ASSIGN_OR_RETURN(std::vector<StreamChunk> existing, store_.ListChunks(job_id, 0));
-  MC_RETURN_IF_ERROR(store_.AppendChunk(
-      {job_id, static_cast<int64_t>(existing.size()), output.dump()}));
+  // O(1): the next seq is the count kept in memory, not a re-read of the earlier chunks.
+  MC_ASSIGN_OR_RETURN(int64_t seq, ChunkCountLocked(e));
+  MC_RETURN_IF_ERROR(store_.AppendChunk({job_id, seq, output.dump()}));
+  e.chunks = seq + 1;
   changed_.notify_all();
   return Status::Ok();
 }
@@ -247,10 +249,13 @@ StatusOr<std::pair<JobRecord, std::vector<std::string>>> JobBoard::ConsumeStream
     const std::string& endpoint_id, const std::string& job_id) {
   std::lock_guard<std::mutex> lock(mu_);
   MC_ASSIGN_OR_RETURN(Entry * e, FindLocked(endpoint_id, job_id));
+  std::vector<std::string> out;
+  if (e->chunks && *e->chunks <= e->job.stream_delivered) return std::pair(e->job, out);
   MC_ASSIGN_OR_RETURN(std::vector<StreamChunk> chunks,
                       store_.ListChunks(job_id, e->job.stream_delivered));
-  std::vector<std::string> out;
+  chunk_rows_read_ += chunks.size();
   for (StreamChunk& c : chunks) out.push_back(std::move(c.output_json));
+  e->chunks = e->job.stream_delivered + static_cast<int64_t>(out.size());
   if (!out.empty()) {
     e->job.stream_delivered += static_cast<int64_t>(out.size());
     MC_RETURN_IF_ERROR(SaveLocked(e->job));
@@ -258,10 +263,21 @@ StatusOr<std::pair<JobRecord, std::vector<std::string>>> JobBoard::ConsumeStream
   return std::pair(e->job, std::move(out));
 }
 
-Status JobBoard::SkipUndeliveredChunksLocked(JobRecord& job) {
+// Chunks are numbered 0, 1, ... and those below stream_delivered exist: a job loaded from the
+// store needs only its undelivered ones read, once, to know the count.
+StatusOr<int64_t> JobBoard::ChunkCountLocked(Entry& e) {
+  if (!e.chunks) {
+    MC_ASSIGN_OR_RETURN(std::vector<StreamChunk> undelivered,
+                        store_.ListChunks(e.job.id, e.job.stream_delivered));
+    chunk_rows_read_ += undelivered.size();
+    e.chunks = e.job.stream_delivered + static_cast<int64_t>(undelivered.size());
+  }
+  return *e.chunks;
+}
+
+Status JobBoard::SkipUndeliveredChunksLocked(Entry& e) {
   // The attempt's output is cleared (runpod-protocol.md §1): its unread chunks are not served.
-  MC_ASSIGN_OR_RETURN(std::vector<StreamChunk> old, store_.ListChunks(job.id, job.stream_delivered));
-  job.stream_delivered += static_cast<int64_t>(old.size());
+  MC_ASSIGN_OR_RETURN(e.job.stream_delivered, ChunkCountLocked(e));
   return Status::Ok();
 }
 
@@ -297,7 +313,7 @@ StatusOr<JobRecord> JobBoard::Retry(const std::string& endpoint_id, const std::s
     e->job.output_json.reset();
     e->job.error.reset();
     MoveLocked(*e, kInQueue);
-    MC_RETURN_IF_ERROR(SkipUndeliveredChunksLocked(e->job));
+    MC_RETURN_IF_ERROR(SkipUndeliveredChunksLocked(*e));
     ++e->job.retries;
     MC_RETURN_IF_ERROR(SaveLocked(e->job));
     queues_[endpoint_id].push_back(job_id);
@@ -433,7 +449,7 @@ std::vector<std::string> JobBoard::TakeStops(const std::string& worker_id,
 void JobBoard::RequeueLocked(Entry& e, const std::string& reason) {
   spdlog::warn("controller: job {} requeued: {}", e.job.id, reason);
   MoveLocked(e, kInQueue);
-  SkipUndeliveredChunksLocked(e.job).IgnoreError();
+  SkipUndeliveredChunksLocked(e).IgnoreError();
   ++e.job.retries;
   ++retried_[e.job.endpoint_id];
   SaveLocked(e.job).IgnoreError();
@@ -595,6 +611,11 @@ void JobBoard::ForgetEndpoint(const std::string& endpoint_id) {
   queues_.erase(endpoint_id);
   running_.erase(endpoint_id);
   queued_.erase(endpoint_id);
+}
+
+uint64_t JobBoard::ChunkRowsRead() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return chunk_rows_read_;
 }
 
 uint64_t JobBoard::TickVisits() const {

@@ -154,6 +154,10 @@ class JobBoard {
   // Jobs Tick() has looked at since construction: the due ones only (tests check that a tick
   // does not walk every job).
   uint64_t TickVisits() const;
+  // Stream chunks read from the store since construction: /stream's undelivered ones, and a
+  // loaded job's undelivered ones once (to learn its count). Appending a chunk reads none (tests
+  // check that a chunk is appended in O(1), not after re-reading every earlier one).
+  uint64_t ChunkRowsRead() const;
 
  private:
   struct Entry {
@@ -163,6 +167,9 @@ class JobBoard {
     uint64_t seq = 0;  // arrival order (Submit; store order at Load): ties in by_endpoint_
     std::optional<int64_t> unlisted_since_ms;  // held, but the worker's pings omit it
     std::optional<int64_t> deadline_ms;        // its key in deadlines_, while it has one
+    // Stream chunks the store holds for the job (the next one's seq): known from submission,
+    // or read once after a restart (ChunkCountLocked).
+    std::optional<int64_t> chunks;
   };
   // A job that reached a final state, for the hooks.
   struct Final {
@@ -183,7 +190,8 @@ class JobBoard {
   void UnindexLocked(Entry& e);
   // When Tick() must look at the job next (it acts once the clock is past it), if ever.
   std::optional<int64_t> DeadlineOf(const JobRecord& job) const;
-  Status SkipUndeliveredChunksLocked(JobRecord& job);
+  Status SkipUndeliveredChunksLocked(Entry& e);
+  StatusOr<int64_t> ChunkCountLocked(Entry& e);
   void DeleteLocked(const std::string& id);  // the store's row and the memory
   StatusOr<Entry*> FindLocked(const std::string& endpoint_id, const std::string& job_id);
   void RunFinalHooks(const std::vector<Final>& finals);
@@ -213,6 +221,7 @@ class JobBoard {
   std::map<std::string, uint64_t> retried_;                     // endpoint → requeues
   uint64_t next_seq_ = 0;
   uint64_t tick_visits_ = 0;
+  uint64_t chunk_rows_read_ = 0;
   bool woken_ = false;
 };
 

@@ -337,6 +337,44 @@ TEST_F(JobBoardTest, LoadRebuildsEveryIndex) {
   EXPECT_EQ(StatusOf(completed), "gone");
 }
 
+// ---- stream chunks ----
+
+TEST_F(JobBoardTest, AppendingAStreamChunkReadsNoEarlierChunk) {
+  const std::string id = Submit();
+  ASSERT_EQ(Take("w-1"), id);
+  constexpr int kChunks = 2000;
+  for (int i = 0; i < kChunks; ++i) {
+    ASSERT_TRUE(board_->Stream(endpoint_.id, "w-1", id, std::to_string(i)).ok()) << i;
+  }
+  EXPECT_EQ(board_->ChunkRowsRead(), 0u);  // re-reading every earlier one: ~2 million rows
+  auto consumed = board_->ConsumeStream(endpoint_.id, id);
+  ASSERT_TRUE(consumed.ok()) << consumed.status().ToString();
+  ASSERT_EQ(consumed->second.size(), static_cast<size_t>(kChunks));
+  for (int i = 0; i < kChunks; ++i) EXPECT_EQ(consumed->second[i], std::to_string(i));
+  EXPECT_EQ(board_->ChunkRowsRead(), static_cast<uint64_t>(kChunks));  // each read once
+  ASSERT_TRUE(board_->ConsumeStream(endpoint_.id, id).ok());           // nothing new: no store read
+  EXPECT_EQ(board_->ChunkRowsRead(), static_cast<uint64_t>(kChunks));
+}
+
+TEST_F(JobBoardTest, ALoadedJobsStreamContinuesAfterReadingItsUndeliveredChunksOnce) {
+  const std::string id = Submit();
+  ASSERT_EQ(Take("w-1"), id);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(board_->Stream(endpoint_.id, "w-1", id, "0").ok());
+  ASSERT_TRUE(board_->ConsumeStream(endpoint_.id, id).ok());  // 10 delivered
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(board_->Stream(endpoint_.id, "w-1", id, "1").ok());
+  board_ = NewBoard();  // a restarted controller, same store
+  ASSERT_TRUE(board_->Load().ok());
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(board_->Stream(endpoint_.id, "w-1", id, "2").ok()) << i;
+  }
+  EXPECT_EQ(board_->ChunkRowsRead(), 5u);  // the undelivered ones, once: the count is known
+  auto consumed = board_->ConsumeStream(endpoint_.id, id);
+  ASSERT_TRUE(consumed.ok()) << consumed.status().ToString();
+  ASSERT_EQ(consumed->second.size(), 105u);
+  EXPECT_EQ(consumed->second.front(), "1");
+  EXPECT_EQ(consumed->second.back(), "2");
+}
+
 // ---- webhook deliveries ----
 
 TEST_F(JobBoardTest, FinalJobWithAWebhookIsStoredWithItsDelivery) {

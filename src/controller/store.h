@@ -169,6 +169,27 @@ struct HostRecord {
   int64_t last_seen_ms = 0;
 };
 
+// Worker time of one endpoint and billing kind, summed over every ledger row ever closed: kept
+// up to date by AppendLedger and CloseLedger in their transactions, and not lowered when
+// PruneHistory deletes old rows, so /metrics never reads the ledger itself.
+struct LedgerTotal {
+  std::string endpoint_id;
+  bool billed = false;
+  int64_t closed_ms = 0;  // sum of end_ms - start_ms
+};
+
+// The ledger as /metrics needs it: the totals of the closed rows, and the rows still open.
+struct LedgerSummary {
+  std::vector<LedgerTotal> totals;  // by endpoint id, then billed (false first)
+  std::vector<LedgerRow> open;      // rows without end_ms, oldest first
+};
+
+// What PruneHistory deleted.
+struct PrunedHistory {
+  int64_t workers = 0;
+  int64_t ledger_rows = 0;
+};
+
 // The highest id the ledger and the webhook outbox have handed out (0: none yet): their
 // AUTOINCREMENT positions, at or above every row's id even after rows were deleted.
 struct IdCounters {
@@ -186,6 +207,7 @@ struct StoreContents {
   std::vector<LedgerRow> ledger;  // with their ids
   std::vector<HostRecord> hosts;
   std::vector<WebhookDelivery> webhooks;  // with their ids
+  std::vector<LedgerTotal> ledger_totals;  // pruned rows' time included
   IdCounters counters;
 };
 
@@ -255,12 +277,21 @@ class ControllerStore {
   virtual StatusOr<std::vector<WorkerRecord>> ListWorkers(const std::string& endpoint_id,
                                                           bool live_only) const = 0;
   // Appends a row and returns its id (row.id is ignored). Ids only increase, across restarts
-  // too (AUTOINCREMENT), so "oldest first" is id order.
+  // too (AUTOINCREMENT), so "oldest first" is id order. A row given with its end_ms counts in
+  // the totals at once.
   virtual StatusOr<int64_t> AppendLedger(const LedgerRow& row) = 0;
-  // Sets end_ms of row `id`. NotFound if missing.
+  // Sets end_ms of row `id` and moves its time into the totals (closing it again replaces its
+  // earlier time there), in one transaction. NotFound if missing.
   virtual Status CloseLedger(int64_t id, int64_t end_ms) = 0;
   // Rows of an endpoint (all if empty), oldest first.
   virtual StatusOr<std::vector<LedgerRow>> ListLedger(const std::string& endpoint_id) const = 0;
+  // The totals and the open rows: reads as many rows as there are endpoints and open phases
+  // (an index on the open rows), never the closed ones.
+  virtual StatusOr<LedgerSummary> SummarizeLedger() const = 0;
+  // Retention: deletes the workers that ended (stopped or failed, stopped_ms set) before
+  // `before_ms`, and the ledger rows closed (end_ms) before it, in one transaction. Live workers,
+  // open rows and the totals stay. Both deletes use an index on the time.
+  virtual StatusOr<PrunedHistory> PruneHistory(int64_t before_ms) = 0;
 
   // ---- API keys ----
   // AlreadyExists if the id or the sha256 is taken.

@@ -46,6 +46,8 @@ StatusOr<StoreContents> ExportStore(const ControllerStore& store) {
   }
   MC_ASSIGN_OR_RETURN(c.workers, store.ListWorkers("", false));
   MC_ASSIGN_OR_RETURN(c.ledger, store.ListLedger(""));
+  MC_ASSIGN_OR_RETURN(LedgerSummary summary, store.SummarizeLedger());
+  c.ledger_totals = std::move(summary.totals);
   MC_ASSIGN_OR_RETURN(c.hosts, store.ListHosts());
   MC_ASSIGN_OR_RETURN(c.webhooks, store.ListWebhooks());
   return c;

@@ -111,9 +111,12 @@ Status PostgresControllerStore::AppendChunk(const StreamChunk& c) {
     MC_ASSIGN_OR_RETURN(int64_t jobs,
                         db_->Run("SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", op, job));
     if (jobs == 0) return NotFoundError(db_->Context(op + ": no such job"));
+    // Seqs are 0..n-1: the next is max + 1, one step down the primary key's index (count(*)
+    // would walk every earlier chunk of the job).
     MC_ASSIGN_OR_RETURN(
         std::optional<int64_t> next,
-        db_->QueryInt("SELECT count(*) FROM stream_chunks WHERE job_id = $1", op, job));
+        db_->QueryInt("SELECT coalesce(max(seq) + 1, 0) FROM stream_chunks WHERE job_id = $1", op,
+                      job));
     if (c.seq != next.value_or(0)) {
       return InvalidArgumentError(
           db_->Context(op + ": out of order, the next seq is " + std::to_string(next.value_or(0))));
@@ -225,18 +228,33 @@ StatusOr<int64_t> PostgresControllerStore::AppendLedger(const LedgerRow& row) {
                        .Add(row.billed);
   const std::string op = "append ledger row for worker " + row.worker_id;
   std::lock_guard<std::mutex> lock(mu_);
-  MC_ASSIGN_OR_RETURN(std::optional<int64_t> id, db_->QueryInt(sql, op, p));
+  std::optional<int64_t> id;
+  MC_RETURN_IF_ERROR(db_->InTransaction([&]() -> Status {
+    MC_ASSIGN_OR_RETURN(id, db_->QueryInt(sql, op, p));
+    if (!row.end_ms) return Status::Ok();
+    return AddToTotalsLocked(row.endpoint_id, row.billed, *row.end_ms - row.start_ms);
+  }));
   if (!id) return InternalError(db_->Context(op + ": no id returned"));
   return *id;
 }
 
 Status PostgresControllerStore::CloseLedger(int64_t id, int64_t end_ms) {
+  static const std::string select =
+      SelectSql("ledger", kLedgerColumns) + " WHERE id = $1 FOR UPDATE";
   const std::string op = "close ledger row " + std::to_string(id);
   std::lock_guard<std::mutex> lock(mu_);
-  MC_ASSIGN_OR_RETURN(int64_t changed, db_->Run("UPDATE ledger SET end_ms = $2 WHERE id = $1", op,
-                                                Params().Add(id).Add(end_ms)));
-  if (changed == 0) return NotFoundError(db_->Context(op + ": no such row"));
-  return Status::Ok();
+  return db_->InTransaction([&]() -> Status {
+    MC_ASSIGN_OR_RETURN(std::vector<LedgerRow> rows,
+                        Collect(select, op, Params().Add(id), &ReadLedger));
+    if (rows.empty()) return NotFoundError(db_->Context(op + ": no such row"));
+    const LedgerRow& row = rows.front();
+    MC_RETURN_IF_ERROR(
+        db_->Run("UPDATE ledger SET end_ms = $2 WHERE id = $1", op, Params().Add(id).Add(end_ms))
+            .status());
+    // Closing again replaces the row's earlier time in the totals.
+    const int64_t before = row.end_ms ? *row.end_ms - row.start_ms : 0;
+    return AddToTotalsLocked(row.endpoint_id, row.billed, end_ms - row.start_ms - before);
+  });
 }
 
 StatusOr<std::vector<LedgerRow>> PostgresControllerStore::ListLedger(

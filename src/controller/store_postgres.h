@@ -56,6 +56,9 @@ class PostgresControllerStore final : public ControllerStore {
   StatusOr<int64_t> AppendLedger(const LedgerRow& row) override;
   Status CloseLedger(int64_t id, int64_t end_ms) override;
   StatusOr<std::vector<LedgerRow>> ListLedger(const std::string& endpoint_id) const override;
+  // store_postgres_history.cc
+  StatusOr<LedgerSummary> SummarizeLedger() const override;
+  StatusOr<PrunedHistory> PruneHistory(int64_t before_ms) override;
 
   Status AddApiKey(const ApiKeyRecord& k) override;
   StatusOr<std::vector<ApiKeyRecord>> ListApiKeys() const override;
@@ -96,6 +99,9 @@ class PostgresControllerStore final : public ControllerStore {
   Status DeleteEverything();
   Status WriteRows(const StoreContents& c);
   Status RaiseCounters(const IdCounters& at_least);
+  // Adds `ms` to the endpoint's total (store_postgres_history.cc). Caller holds mu_, in a
+  // transaction.
+  Status AddToTotalsLocked(const std::string& endpoint_id, bool billed, int64_t ms);
 
   mutable std::mutex mu_;
   const std::unique_ptr<postgres::Connection> db_;  // used under mu_ only

@@ -13,8 +13,9 @@ using postgres::Params;
 using namespace pg_rows;  // NOLINT: the column lists and row codecs
 
 // Children first: stream_chunks references jobs.
-constexpr const char* kTables[] = {"stream_chunks", "jobs",   "endpoints", "api_keys",
-                                   "workers",       "ledger", "hosts",     "webhook_outbox"};
+constexpr const char* kTables[] = {"stream_chunks", "jobs",           "endpoints",
+                                   "api_keys",      "workers",        "ledger",
+                                   "hosts",         "webhook_outbox", "ledger_totals"};
 
 // AUTOINCREMENT's position: the identity sequence's last value (NULL before its first use).
 std::string CounterSql(const char* table) {
@@ -90,6 +91,11 @@ Status PostgresControllerStore::WriteRows(const StoreContents& c) {
   MC_RETURN_IF_ERROR(InsertAll(*db_, "stream_chunks", kChunkColumns, c.chunks, &AddChunk));
   MC_RETURN_IF_ERROR(InsertAll(*db_, "workers", kWorkerColumns, c.workers, &AddWorker));
   MC_RETURN_IF_ERROR(InsertAll(*db_, "ledger", kLedgerColumns, c.ledger, &AddLedger));
+  constexpr const char* kTotalColumns[] = {"endpoint_id", "billed", "closed_ms"};
+  MC_RETURN_IF_ERROR(InsertAll(
+      *db_, "ledger_totals", kTotalColumns, c.ledger_totals, +[](Params& p, const LedgerTotal& t) {
+        p.Add(t.endpoint_id).Add(t.billed).Add(t.closed_ms);
+      }));
   MC_RETURN_IF_ERROR(InsertAll(*db_, "hosts", kHostColumns, c.hosts, &pg_rows::AddHost));
   return InsertAll(*db_, "webhook_outbox", kWebhookColumns, c.webhooks, &AddWebhook);
 }

@@ -7,7 +7,7 @@
 namespace mc::controller {
 namespace {
 
-constexpr int64_t kSchemaVersion = 2;
+constexpr int64_t kSchemaVersion = 3;
 
 // Every string is bytea (any bytes; bytewise order, like SQLite's), every integer bigint.
 constexpr const char* kMigrations[kSchemaVersion] = {
@@ -68,6 +68,20 @@ ALTER TABLE endpoints ADD COLUMN image bytea NOT NULL DEFAULT '',
   ADD COLUMN models_json bytea NOT NULL DEFAULT '[]',
   ADD COLUMN links_json bytea NOT NULL DEFAULT '[]';
 ALTER TABLE workers ADD COLUMN image_ms bigint, ADD COLUMN download_ms bigint;
+)sql",
+    // 2 -> 3: SQLite's 3 -> 4. Retention and /metrics without reading the ledger: the closed
+    // rows' time summed per endpoint and billing (kept when old rows are pruned; filled from the
+    // rows there are), an index on the open rows, and the times retention deletes by.
+    R"sql(
+CREATE TABLE ledger_totals (
+  endpoint_id bytea NOT NULL, billed boolean NOT NULL, closed_ms bigint NOT NULL,
+  PRIMARY KEY (endpoint_id, billed));
+INSERT INTO ledger_totals (endpoint_id, billed, closed_ms)
+  SELECT endpoint_id, billed, sum(end_ms - start_ms) FROM ledger WHERE end_ms IS NOT NULL
+  GROUP BY endpoint_id, billed;
+CREATE INDEX ledger_open ON ledger (id) WHERE end_ms IS NULL;
+CREATE INDEX ledger_by_end ON ledger (end_ms) WHERE end_ms IS NOT NULL;
+CREATE INDEX workers_by_stopped ON workers (stopped_ms) WHERE stopped_ms IS NOT NULL;
 )sql",
 };
 

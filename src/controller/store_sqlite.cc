@@ -21,7 +21,7 @@ using namespace sqlite_rows;  // NOLINT: the column lists and row codecs
 
 namespace {
 
-constexpr int64_t kSchemaVersion = 3;
+constexpr int64_t kSchemaVersion = 4;
 constexpr int kBusyTimeoutMs = 5000;
 
 constexpr const char* kMigrations[kSchemaVersion] = {
@@ -83,6 +83,20 @@ ALTER TABLE endpoints ADD COLUMN models_json TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE endpoints ADD COLUMN links_json TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE workers ADD COLUMN image_ms INTEGER;
 ALTER TABLE workers ADD COLUMN download_ms INTEGER;
+)sql",
+    // 3 -> 4. Retention and /metrics without reading the ledger: the closed rows' time summed
+    // per endpoint and billing (kept when old rows are pruned; filled from the rows there are),
+    // an index on the open rows, and the times retention deletes by.
+    R"sql(
+CREATE TABLE ledger_totals (
+  endpoint_id TEXT NOT NULL, billed INTEGER NOT NULL CHECK (billed IN (0, 1)),
+  closed_ms INTEGER NOT NULL, PRIMARY KEY (endpoint_id, billed)) STRICT, WITHOUT ROWID;
+INSERT INTO ledger_totals (endpoint_id, billed, closed_ms)
+  SELECT endpoint_id, billed, sum(end_ms - start_ms) FROM ledger WHERE end_ms IS NOT NULL
+  GROUP BY endpoint_id, billed;
+CREATE INDEX ledger_open ON ledger (id) WHERE end_ms IS NULL;
+CREATE INDEX ledger_by_end ON ledger (end_ms) WHERE end_ms IS NOT NULL;
+CREATE INDEX workers_by_stopped ON workers (stopped_ms) WHERE stopped_ms IS NOT NULL;
 )sql",
 };
 
@@ -244,9 +258,12 @@ Status SqliteControllerStore::AppendChunk(const StreamChunk& c) {
         int64_t job_exists,
         db_->QueryInt("SELECT EXISTS (SELECT 1 FROM jobs WHERE id = ?1)", op, bind_job));
     if (!job_exists) return NotFoundError(db_->Context(op + ": no such job"));
-    MC_ASSIGN_OR_RETURN(
-        int64_t next,
-        db_->QueryInt("SELECT count(*) FROM stream_chunks WHERE job_id = ?1", op, bind_job));
+    // Seqs are 0..n-1: the next is max + 1, one step down the primary key (count(*) would walk
+    // every earlier chunk of the job).
+    MC_ASSIGN_OR_RETURN(int64_t next,
+                        db_->QueryInt("SELECT coalesce(max(seq) + 1, 0) FROM stream_chunks "
+                                      "WHERE job_id = ?1",
+                                      op, bind_job));
     if (c.seq != next) {
       return InvalidArgumentError(
           db_->Context(op + ": out of order, the next seq is " + std::to_string(next)));
@@ -346,23 +363,37 @@ StatusOr<std::vector<WorkerRecord>> SqliteControllerStore::ListWorkers(
 
 StatusOr<int64_t> SqliteControllerStore::AppendLedger(const LedgerRow& row) {
   std::lock_guard<std::mutex> lock(mu_);
-  MC_RETURN_IF_ERROR(
-      db_->Run("INSERT INTO ledger (worker_id, endpoint_id, phase, start_ms, end_ms, billed) "
-               "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-               "append ledger row for worker " + row.worker_id, [&](Statement& st) {
-                 st.Bind(row.worker_id).Bind(row.endpoint_id).Bind(row.phase).Bind(row.start_ms);
-                 st.Bind(row.end_ms).Bind(row.billed);
-               }));
-  return db_->LastInsertRowid();  // still ours: the mutex is held
+  int64_t id = 0;
+  MC_RETURN_IF_ERROR(db_->InTransaction([&]() -> Status {
+    MC_RETURN_IF_ERROR(
+        db_->Run("INSERT INTO ledger (worker_id, endpoint_id, phase, start_ms, end_ms, billed) "
+                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                 "append ledger row for worker " + row.worker_id, [&](Statement& st) {
+                   st.Bind(row.worker_id).Bind(row.endpoint_id).Bind(row.phase);
+                   st.Bind(row.start_ms).Bind(row.end_ms).Bind(row.billed);
+                 }));
+    id = db_->LastInsertRowid();  // still ours: the mutex is held
+    if (!row.end_ms) return Status::Ok();
+    return AddToTotalsLocked(row.endpoint_id, row.billed, *row.end_ms - row.start_ms);
+  }));
+  return id;
 }
 
 Status SqliteControllerStore::CloseLedger(int64_t id, int64_t end_ms) {
   std::lock_guard<std::mutex> lock(mu_);
   std::string op = "close ledger row " + std::to_string(id);
-  MC_RETURN_IF_ERROR(db_->Run("UPDATE ledger SET end_ms = ?2 WHERE id = ?1", op,
-                              [&](Statement& st) { st.Bind(id).Bind(end_ms); }));
-  if (db_->Changes() == 0) return NotFoundError(db_->Context(op + ": no such row"));
-  return Status::Ok();
+  return db_->InTransaction([&]() -> Status {
+    std::optional<LedgerRow> row;
+    MC_RETURN_IF_ERROR(db_->Run(
+        SelectSql("ledger", kLedgerColumns) + " WHERE id = ?1", op,
+        [&](Statement& st) { st.Bind(id); }, [&](const Statement& st) { row = ReadLedger(st); }));
+    if (!row) return NotFoundError(db_->Context(op + ": no such row"));
+    MC_RETURN_IF_ERROR(db_->Run("UPDATE ledger SET end_ms = ?2 WHERE id = ?1", op,
+                                [&](Statement& st) { st.Bind(id).Bind(end_ms); }));
+    // Closing again replaces the row's earlier time in the totals.
+    const int64_t before = row->end_ms ? *row->end_ms - row->start_ms : 0;
+    return AddToTotalsLocked(row->endpoint_id, row->billed, end_ms - row->start_ms - before);
+  });
 }
 
 StatusOr<std::vector<LedgerRow>> SqliteControllerStore::ListLedger(

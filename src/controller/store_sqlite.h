@@ -63,6 +63,9 @@ class SqliteControllerStore final : public ControllerStore {
   StatusOr<int64_t> AppendLedger(const LedgerRow& row) override;
   Status CloseLedger(int64_t id, int64_t end_ms) override;
   StatusOr<std::vector<LedgerRow>> ListLedger(const std::string& endpoint_id) const override;
+  // store_sqlite_history.cc
+  StatusOr<LedgerSummary> SummarizeLedger() const override;
+  StatusOr<PrunedHistory> PruneHistory(int64_t before_ms) override;
 
   Status AddApiKey(const ApiKeyRecord& k) override;
   StatusOr<std::vector<ApiKeyRecord>> ListApiKeys() const override;
@@ -82,6 +85,9 @@ class SqliteControllerStore final : public ControllerStore {
   StatusOr<bool> IsEmptyLocked() const;
   Status WriteRows(const StoreContents& c);
   Status RaiseCounters(const IdCounters& at_least);
+  // Adds `ms` to the endpoint's total (store_sqlite_history.cc). Caller holds mu_, in a
+  // transaction.
+  Status AddToTotalsLocked(const std::string& endpoint_id, bool billed, int64_t ms);
 
   // Runs a query and collects every row with `read`. Caller holds mu_.
   template <typename T>

@@ -15,8 +15,9 @@ using namespace sqlite_rows;  // NOLINT: the column lists and row codecs
 namespace {
 
 // Children first: stream_chunks references jobs.
-constexpr const char* kTables[] = {"stream_chunks", "jobs",   "endpoints", "api_keys",
-                                   "workers",       "ledger", "hosts",     "webhook_outbox"};
+constexpr const char* kTables[] = {"stream_chunks", "jobs",           "endpoints",
+                                   "api_keys",      "workers",        "ledger",
+                                   "hosts",         "webhook_outbox", "ledger_totals"};
 
 // Inserts each row of `rows` with `bind` (all of `columns`, key included).
 template <typename T, size_t N>
@@ -83,6 +84,12 @@ Status SqliteControllerStore::WriteRows(const StoreContents& c) {
       *db_, "ledger", kLedgerColumns, c.ledger, +[](Statement& st, const LedgerRow& r) {
         st.Bind(r.id).Bind(r.worker_id).Bind(r.endpoint_id).Bind(r.phase);
         st.Bind(r.start_ms).Bind(r.end_ms).Bind(r.billed);
+      }));
+  constexpr const char* kTotalColumns[] = {"endpoint_id", "billed", "closed_ms"};
+  MC_RETURN_IF_ERROR(InsertAll(
+      *db_, "ledger_totals", kTotalColumns, c.ledger_totals,
+      +[](Statement& st, const LedgerTotal& t) {
+        st.Bind(t.endpoint_id).Bind(t.billed).Bind(t.closed_ms);
       }));
   MC_RETURN_IF_ERROR(InsertAll(
       *db_, "hosts", kHostColumns, c.hosts, +[](Statement& st, const HostRecord& h) {

@@ -134,12 +134,33 @@ TEST_F(SqliteStoreTest, AVersion1DatabaseGainsTheOutboxAndKeepsItsRows) {
   sqlite3_stmt* st = nullptr;
   ASSERT_EQ(sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &st, nullptr), SQLITE_OK);
   ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int64(st, 0), 3);
+  EXPECT_EQ(sqlite3_column_int64(st, 0), 4);
   sqlite3_finalize(st);
   sqlite3_close(raw);
   store = OpenStore();
   ASSERT_NE(store, nullptr);
   EXPECT_THAT(*store->ListWebhooks(), SizeIs(1));
+}
+
+TEST_F(SqliteStoreTest, AnOlderDatabaseGainsLedgerTotalsFromItsClosedRows) {
+  RawExec(kSchemaVersion1);
+  RawExec(
+      "INSERT INTO ledger VALUES (1, 'w-1', 'ep-a', 'running', 1000, 4000, 1);"
+      "INSERT INTO ledger VALUES (2, 'w-1', 'ep-a', 'idle', 4000, 4500, 1);"
+      "INSERT INTO ledger VALUES (3, 'w-2', 'ep-a', 'initializing', 0, 700, 0);"
+      "INSERT INTO ledger VALUES (4, 'w-1', 'ep-a', 'running', 4500, NULL, 1)");
+
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  auto summary = store->SummarizeLedger();
+  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  ASSERT_THAT(summary->totals, SizeIs(2));
+  EXPECT_EQ(summary->totals[0].billed, false);
+  EXPECT_EQ(summary->totals[0].closed_ms, 700);
+  EXPECT_EQ(summary->totals[1].billed, true);
+  EXPECT_EQ(summary->totals[1].closed_ms, 3500);
+  ASSERT_THAT(summary->open, SizeIs(1));
+  EXPECT_EQ(summary->open[0].id, 4);
 }
 
 TEST_F(SqliteStoreTest, AGarbageFileIsFailedPreconditionNamingItAndLeftUntouched) {

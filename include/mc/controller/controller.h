@@ -56,6 +56,11 @@ struct ControllerOptions {
   int webhook_tries = 3;
   std::chrono::milliseconds webhook_retry_delay{10'000};
   std::chrono::milliseconds webhook_timeout{10'000};
+  // History retention: workers that ended and ledger rows that closed longer ago than this are
+  // deleted (checked every history_prune_interval); the ledger's totals, which /metrics
+  // reports, keep their time. Zero keeps them forever.
+  std::chrono::milliseconds history_retention{std::chrono::hours(24 * 30)};
+  std::chrono::milliseconds history_prune_interval{std::chrono::hours(1)};
   Clock* clock = &Clock::Real();
 };
 
