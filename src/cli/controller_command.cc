@@ -8,6 +8,8 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "commands.h"
 #include "mc/agent/agent.h"
@@ -80,6 +82,8 @@ StatusOr<hub::Endpoint> UpstreamOrDefault(const std::string& flag) {
 struct ControllerArgs {
   std::string listen = "127.0.0.1:8080", db, db_password_file, upstream, public_url, agent_key_file;
   double requeue_after = 30;
+  bool webhook_allow_private = false;
+  std::vector<std::string> webhook_allow_hosts;
 };
 
 Status RunController(const ControllerArgs& args) {
@@ -94,6 +98,8 @@ Status RunController(const ControllerArgs& args) {
   if (!args.public_url.empty()) o.public_url = args.public_url;
   MC_ASSIGN_OR_RETURN(o.agent_api_key, ReadKeyFile(args.agent_key_file), "--agent-key-file");
   o.requeue_unlisted_after = std::chrono::milliseconds(std::llround(args.requeue_after * 1000));
+  o.webhook_allow_private = args.webhook_allow_private;
+  o.webhook_allowed_hosts = args.webhook_allow_hosts;
   const sigset_t stop = BlockStopSignals();
   MC_ASSIGN_OR_RETURN(auto c, controller::Controller::Create(std::move(o)));
   MC_RETURN_IF_ERROR(c->Start(), "listen on " + args.listen);
@@ -377,6 +383,14 @@ void AddControllerCommands(CLI::App& app, CommandResult& result) {
                   "Seconds after which a job a worker holds but no longer lists in its pings (its\n"
                   "result was lost) goes back to the queue (default 30)")
       ->check(CLI::Range(1.0, 3600.0));
+  cmd->add_flag("--webhook-allow-private", cargs->webhook_allow_private,
+                "Let job webhooks reach loopback, private and link-local addresses (refused by\n"
+                "default: a client could otherwise make the controller call this machine's or\n"
+                "this network's internal services)");
+  cmd->add_option("--webhook-allow-host", cargs->webhook_allow_hosts,
+                  "A webhook host name or address allowed even if it is private (repeatable),\n"
+                  "e.g. --webhook-allow-host hooks.internal")
+      ->type_name("HOST");
   cmd->footer("Create an API key first: modelcache keys create --db sqlite:PATH --name me");
   cmd->callback([cmd, cargs, &result] {
     if (cmd->get_subcommands().size() > 0) return;  // migrate-store ran instead
