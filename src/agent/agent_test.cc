@@ -542,6 +542,8 @@ TEST_F(AgentTest, WrongMethodOnTheApiIs405WithTheAllowedMethods) {
   net::HttpClientRequest put;
   put.method = "PUT";
   put.url = agent->base_url() + "/v1/pins";
+  put.headers.Set("Authorization", std::string("Bearer ") + kAgentKey);
+  put.headers.Set("Content-Type", "application/json");
   auto res = client->Send(put);
   ASSERT_TRUE(res.ok());
   EXPECT_EQ(res->status, 405);
