@@ -2,6 +2,9 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -105,6 +108,41 @@ StatusOr<std::string> InstanceId(const fs::path& state_dir) {
   return id;
 }
 
+// The agent's key when none is given: made once per state dir (40 random [a-z0-9] from the
+// kernel's CSPRNG) in <state_dir>/api-key, created 0600, so that an agent is never open.
+StatusOr<hub::Secret> StateDirKey(const fs::path& state_dir) {
+  const fs::path file = state_dir / "api-key";
+  {
+    std::ifstream in(file);
+    std::string key;
+    if (in >> key && key.size() >= 16) return hub::Secret(std::move(key));
+  }
+  static constexpr char kChars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::string key;
+  unsigned char buf[64];
+  while (key.size() < 40) {
+    if (::getrandom(buf, sizeof buf, 0) != static_cast<ssize_t>(sizeof buf)) {
+      return InternalError("agent: no random bytes for a key");
+    }
+    for (unsigned char b : buf) {
+      if (b < 252 && key.size() < 40) key += kChars[b % 36];
+    }
+  }
+  const fs::path tmp = state_dir / "api-key.tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoError(errno, "create " + tmp.string());
+  const std::string line = key + "\n";
+  const bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  ::fchmod(fd, 0600);  // whatever the umask or an older file said
+  ::close(fd);
+  std::error_code ec;
+  if (written) fs::rename(tmp, file, ec);
+  if (!written || ec) return InternalError("write " + file.string());
+  spdlog::info("agent: no API key given; made one in {} (send it as 'Authorization: Bearer ...')",
+               file.string());
+  return hub::Secret(std::move(key));
+}
+
 std::string HostName() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "localhost";
@@ -123,6 +161,9 @@ class AgentImpl final : public Agent {
     fs::create_directories(o_.cache_dir, ec);
     if (ec) return ErrnoError(ec.value(), "create cache dir " + o_.cache_dir.string());
     if (o_.host_id.empty()) o_.host_id = HostName();
+    if (!o_.api_key) {
+      MC_ASSIGN_OR_RETURN(o_.api_key, StateDirKey(o_.state_dir));
+    }
 
     MC_ASSIGN_OR_RETURN(db_, StateDb::Open(o_.state_dir / "state.db"), "agent");
     MC_ASSIGN_OR_RETURN(store_, cache::CacheStore::Open({o_.cache_dir, std::nullopt, true}),
@@ -171,7 +212,11 @@ class AgentImpl final : public Agent {
     http.listen = o_.listen;
     http.name = "agent";
     http.max_body_bytes = o_.max_body_bytes;
+    http.edge = o_.edge;
     AgentApi* api = api_.get();
+    http.on_head = [api](const net::HttpRequest& head, net::HeadVerdict& verdict) {
+      api->CheckHead(head, verdict);
+    };
     http.handler = [api](const net::HttpRequest& req, net::HttpResponse& res) {
       api->Handle(req, res);
     };

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <ctime>
@@ -12,6 +13,7 @@
 
 #include "agent/api_json.h"
 #include "mc/hub/model_ref.h"
+#include "mc/net/address_policy.h"
 #include "mc/net/json_reply.h"
 #include "mc/net/url.h"
 #include "mc/net/prometheus.h"
@@ -176,18 +178,78 @@ AgentApi::AgentApi(Parts parts) : p_(parts) {
   router_.Add("DELETE", "/v1/workers/{id}", Member(this, &AgentApi::StopWorker));
 }
 
+bool AgentApi::KeyMissing(const net::HttpRequest& req, net::HttpResponse& res) const {
+  const std::string& path = req.raw_path;
+  const bool api = path.starts_with("/v1/") || path == "/v1";
+  if (!api || !p_.options.api_key) return false;
+  std::string given = req.headers.Get("Authorization").value_or("");
+  if (given.starts_with("Bearer ")) given = given.substr(7);
+  if (p_.options.api_key->Matches(given)) return false;
+  net::SetJsonError(res,
+                    UnauthenticatedError("missing or wrong API key (Authorization: Bearer ...)"));
+  return true;
+}
+
+bool AgentApi::BrowserForgery(const net::HttpRequest& req, net::HttpResponse& res) const {
+  const std::string& path = req.raw_path;
+  if (!(path.starts_with("/v1/") || path == "/v1")) return false;
+  std::string public_url;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    public_url = public_url_;
+  }
+  // Hosts a request may name: an address, localhost, and the names this agent goes by.
+  const auto own_host = [&](const std::string& host) {
+    if (host.empty()) return false;
+    if (host == "localhost" || host == p_.options.host_id) return true;
+    if (host == net::UrlHost(public_url)) return true;
+    if (host.find_first_not_of("0123456789.") == std::string::npos) return true;  // IPv4
+    if (host.find(':') != std::string::npos) return true;                          // IPv6
+    for (const std::string& allowed : p_.options.allowed_hosts) {
+      if (host == allowed) return true;
+    }
+    return false;
+  };
+  if (auto host = req.headers.Get("Host")) {
+    if (!own_host(net::UrlHost("http://" + *host))) {
+      net::SetJsonError(res, 403, PermissionDeniedError(
+                                      "Host " + net::JsonQuote(host->substr(0, 100)) +
+                                      " is not this agent's (DNS rebinding?); name it with "
+                                      "--public-url or --allowed-host"));
+      return true;
+    }
+  }
+  if (auto origin = req.headers.Get("Origin")) {
+    if (!own_host(net::UrlHost(*origin))) {
+      net::SetJsonError(res, 403, PermissionDeniedError("cross-site request refused (Origin " +
+                                                        net::JsonQuote(origin->substr(0, 100)) +
+                                                        ")"));
+      return true;
+    }
+  }
+  const bool changes = req.method != "GET" && req.method != "HEAD" && req.method != "OPTIONS";
+  std::string type = req.headers.Get("Content-Type").value_or("");
+  for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (changes && !(type == "application/json" || type.starts_with("application/json;"))) {
+    net::SetJsonError(res, 415, InvalidArgumentError(
+                                    "a " + req.method.substr(0, 10) +
+                                    " to the agent's API needs Content-Type: application/json"));
+    return true;
+  }
+  return false;
+}
+
+void AgentApi::CheckHead(const net::HttpRequest& head, net::HeadVerdict& verdict) const {
+  net::HttpResponse refused;
+  if (KeyMissing(head, refused) || BrowserForgery(head, refused)) {
+    verdict.reject = std::move(refused);
+  }
+}
+
 void AgentApi::Handle(const net::HttpRequest& req, net::HttpResponse& res) {
   const std::string& path = req.raw_path;
   const bool api = path.starts_with("/v1/") || path == "/v1";
-  if (api && p_.options.api_key) {
-    std::string given = req.headers.Get("Authorization").value_or("");
-    if (given.starts_with("Bearer ")) given = given.substr(7);
-    if (!p_.options.api_key->Matches(given)) {
-      net::SetJsonError(
-          res, UnauthenticatedError("missing or wrong API key (Authorization: Bearer ...)"));
-      return;
-    }
-  }
+  if (KeyMissing(req, res) || BrowserForgery(req, res)) return;
   if (api || path == "/health" || path == "/metrics") return router_.Handle(req, res);
   const bool paths_info = req.method == "POST" && path.find("/paths-info/") != std::string::npos;
   if (req.method != "GET" && req.method != "HEAD" && !paths_info) {

@@ -36,6 +36,9 @@ class AgentApi {
   // /v1/... (behind the API key when one is set), /health and /metrics on the router; anything
   // else is a mirror route (GET and HEAD, and POST paths-info: they are read-only).
   void Handle(const net::HttpRequest& request, net::HttpResponse& response);
+  // The edge check before a request's body is read (net::HeadHandler): a /v1 request without
+  // the key is answered 401 at once.
+  void CheckHead(const net::HttpRequest& head, net::HeadVerdict& verdict) const;
   // The GET /v1/inventory document (also the controller heartbeat body).
   std::string HostDocument() const;
   void set_public_url(std::string url) {
@@ -44,6 +47,13 @@ class AgentApi {
   }
 
  private:
+  // Writes the 401 and returns true if `req` is a /v1 request without the agent's key.
+  bool KeyMissing(const net::HttpRequest& req, net::HttpResponse& res) const;
+  // Writes the 403/415 and returns true if `req` is a /v1 request a browser could have been
+  // tricked into sending (docs/security.md, "Agent"): an Origin or a Host that is not this
+  // agent's (cross-site requests, DNS rebinding), or a state-changing request without a JSON
+  // Content-Type (the "simple" cross-site POST of a web page).
+  bool BrowserForgery(const net::HttpRequest& req, net::HttpResponse& res) const;
   // Route handlers (the table is in the constructor).
   using Params = net::PathParams;
   void Health(const net::HttpRequest& req, const Params& params, net::HttpResponse& res);

@@ -5,6 +5,7 @@
 #include "mc/agent/agent.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -97,6 +98,8 @@ struct Reply {
   json body;
 };
 
+constexpr char kAgentKey[] = "agent-test-key-0123456789";
+
 Reply Call(const std::string& method, const std::string& url, const std::string& body = "") {
   static thread_local auto client = net::HttpClient::Create();
   net::HttpClientRequest req;
@@ -106,6 +109,9 @@ Reply Call(const std::string& method, const std::string& url, const std::string&
     req.body = body;
     req.headers.Set("Content-Type", "application/json");
   }
+  // The agent's key (every test agent has it) and the JSON type its /v1 requires.
+  req.headers.Set("Authorization", std::string("Bearer ") + kAgentKey);
+  req.headers.Set("Content-Type", "application/json");
   req.timeout = 120s;
   auto res = client->Send(req);
   if (!res.ok()) return Reply{0, json{{"transport", res.status().ToString()}}};
@@ -124,6 +130,7 @@ class AgentTest : public ::testing::Test {
     const fs::path dir = TempRoot(name);
     dirs_.push_back(dir);
     AgentOptions o;
+    o.api_key = hub::Secret(kAgentKey);
     o.cache_dir = dir / "cache";
     o.state_dir = dir / "state";
     o.capacity = 1ull << 30;
@@ -629,6 +636,8 @@ TEST_F(AgentTest, WrongMethodOnTheApiIs405WithTheAllowedMethods) {
   net::HttpClientRequest put;
   put.method = "PUT";
   put.url = agent->base_url() + "/v1/pins";
+  put.headers.Set("Authorization", std::string("Bearer ") + kAgentKey);
+  put.headers.Set("Content-Type", "application/json");
   auto res = client->Send(put);
   ASSERT_TRUE(res.ok());
   EXPECT_EQ(res->status, 405);
@@ -654,6 +663,75 @@ TEST_F(AgentTest, ApiKeyGuardsTheApiButNotHealth) {
                         }());
   ASSERT_TRUE(ok.ok());
   EXPECT_EQ(ok->status, 200);
+}
+
+// docs/security.md, "Agent": no agent is ever open. Without a key given, one is made in the state
+// dir (0600) and required like a given one.
+TEST_F(AgentTest, WithoutAGivenKeyTheAgentMakesOneInItsStateDir) {
+  AgentOptions o = Options("made_key");
+  o.api_key.reset();
+  const fs::path key_file = o.state_dir / "api-key";
+  auto agent = StartAgent(o);
+  ASSERT_TRUE(agent);
+  struct stat st {};
+  ASSERT_EQ(::stat(key_file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  std::string key;
+  std::ifstream(key_file) >> key;
+  EXPECT_GE(key.size(), 32u);
+  auto client = net::HttpClient::Create();
+  auto refused = client->Get(agent->base_url() + "/v1/inventory");
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->status, 401);
+  net::HeaderMap h;
+  h.Set("Authorization", "Bearer " + key);
+  auto ok = client->Get(agent->base_url() + "/v1/inventory", h);
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->status, 200);
+  // The same key on the next start.
+  agent->Stop();
+  agent.reset();
+  agent = StartAgent(o);
+  ASSERT_TRUE(agent);
+  auto again = client->Get(agent->base_url() + "/v1/inventory", h);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->status, 200);
+}
+
+// What a web page can make a browser send: a "simple" text/plain POST (no preflight), a request
+// from a foreign Origin, or (DNS rebinding) one whose Host is the attacker's name. All refused,
+// even with the key, before anything starts.
+TEST_F(AgentTest, CrossSiteAndRebindingRequestsAreRefused) {
+  auto agent = StartAgent(Options("csrf"));
+  ASSERT_TRUE(agent);
+  auto client = net::HttpClient::Create();
+  const fs::path marker = TempRoot("csrf_marker");
+  dirs_.push_back(marker);
+  auto send = [&](const std::string& method, const std::string& path, const std::string& type,
+                  const std::string& header = "", const std::string& value = "") {
+    net::HttpClientRequest req;
+    req.method = method;
+    req.url = agent->base_url() + path;
+    req.headers.Set("Authorization", std::string("Bearer ") + kAgentKey);
+    if (!type.empty()) req.headers.Set("Content-Type", type);
+    if (!header.empty()) req.headers.Set(header, value);
+    if (method == "POST") {
+      req.body = json{{"model", "org/m0"}, {"command", {"touch", (marker / "x").string()}}}.dump();
+    }
+    auto res = client->Send(req);
+    return res.ok() ? res->status : 0;
+  };
+  EXPECT_EQ(send("POST", "/v1/workers", "text/plain"), 415);
+  EXPECT_EQ(send("POST", "/v1/workers", "application/x-www-form-urlencoded"), 415);
+  EXPECT_EQ(send("POST", "/v1/workers", ""), 415);
+  EXPECT_EQ(send("POST", "/v1/workers", "application/json", "Origin", "http://evil.example"), 403);
+  EXPECT_EQ(send("GET", "/v1/inventory", "", "Host", "evil.example:8766"), 403);
+  EXPECT_EQ(send("GET", "/v1/inventory", "", "Origin", "https://evil.example"), 403);
+  EXPECT_TRUE(agent->base_url().starts_with("http://127.0.0.1:"));
+  EXPECT_EQ(send("GET", "/v1/inventory", "", "Origin", agent->base_url()), 200);
+  EXPECT_EQ(send("GET", "/v1/inventory", "", "Host", "localhost"), 200);
+  EXPECT_EQ(Call("GET", agent->base_url() + "/v1/workers").body["workers"].size(), 0u);
+  EXPECT_FALSE(fs::exists(marker / "x"));
 }
 
 TEST_F(AgentTest, MetricsCountHitsMissesAndBytes) {

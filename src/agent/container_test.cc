@@ -40,6 +40,8 @@ struct Reply {
   json body;
 };
 
+constexpr char kAgentKey[] = "agent-test-key-0123456789";
+
 Reply Call(const std::string& method, const std::string& url, const json& body = nullptr) {
   static thread_local auto client = net::HttpClient::Create();
   net::HttpClientRequest req;
@@ -49,6 +51,9 @@ Reply Call(const std::string& method, const std::string& url, const json& body =
     req.body = body.dump();
     req.headers.Set("Content-Type", "application/json");
   }
+  // The agent's key (every test agent has it) and the JSON type its /v1 requires.
+  req.headers.Set("Authorization", std::string("Bearer ") + kAgentKey);
+  req.headers.Set("Content-Type", "application/json");
   req.timeout = 180s;
   auto res = client->Send(req);
   if (!res.ok()) return Reply{0, json{{"transport", res.status().ToString()}}};
@@ -149,6 +154,7 @@ class ContainerTest : public ::testing::Test {
     fs::remove_all(dir);
     dirs_.push_back(dir);
     AgentOptions o;
+    o.api_key = hub::Secret(kAgentKey);
     o.cache_dir = dir / "cache";
     o.state_dir = dir / "state";
     o.capacity = 1ull << 30;

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -238,6 +239,8 @@ struct Reply {
   json body;  // discarded if not JSON
 };
 
+constexpr char kCliAgentKey[] = "agent-cli-test-key-0123456789";
+
 Reply Call(const std::string& method, const std::string& url,
            std::optional<std::string> body = std::nullopt) {
   auto client = mc::net::HttpClient::Create();
@@ -245,10 +248,10 @@ Reply Call(const std::string& method, const std::string& url,
   request.method = method;
   request.url = url;
   request.timeout = 120s;
-  if (body) {
-    request.headers.Set("Content-Type", "application/json");
-    request.body = std::move(body);
-  }
+  // The agents' key (MODELCACHE_API_KEY in Env()) and the JSON type their /v1 requires.
+  request.headers.Set("Authorization", std::string("Bearer ") + kCliAgentKey);
+  request.headers.Set("Content-Type", "application/json");
+  if (body) request.body = std::move(body);
   auto response = client->Send(request);
   if (!response.ok()) {
     ADD_FAILURE() << method << " " << url << ": " << response.status().ToString();
@@ -281,7 +284,11 @@ class AgentCliTest : public ::testing::Test {
     fs::remove_all(dir_, ec);
   }
 
-  std::vector<std::string> Env() const { return HermeticEnv(dir_ / "hf-home"); }
+  std::vector<std::string> Env() const {
+    std::vector<std::string> env = HermeticEnv(dir_ / "hf-home");
+    env.push_back(std::string("MODELCACHE_API_KEY=") + kCliAgentKey);
+    return env;
+  }
   RunResult Mc(const std::vector<std::string>& args) const { return Child(args, Env()).Finish(); }
   std::vector<std::string> AgentArgs(const std::string& upstream,
                                      std::vector<std::string> extra = {}) const {
@@ -394,12 +401,28 @@ TEST_F(AgentCliTest, ApiKeyIsNeverAcceptedInArgv) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
 }
 
-TEST_F(AgentCliTest, ReachableAddressWithoutAnApiKeyIsRefused) {
-  RunResult r = Mc({"agent", "--cache-dir", cache_.string(), "--state-dir", state_.string(),
-                    "--capacity", "1GB", "--listen", "0.0.0.0:0"});
-  EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_NE(r.err.find("--insecure-no-api-key"), std::string::npos) << r.err;
-  EXPECT_EQ(r.out, "");
+// No key given, even on an address other hosts reach: the agent makes one in its state dir
+// (0600), says where, and requires it.
+TEST_F(AgentCliTest, WithoutAGivenKeyTheAgentRequiresOneMadeInItsStateDir) {
+  Child agent({"agent", "--cache-dir", cache_.string(), "--state-dir", state_.string(),
+               "--capacity", "1GB", "--listen", "0.0.0.0:0", "--upstream", "http://127.0.0.1:1"},
+              HermeticEnv(dir_ / "hf-home"));
+  const std::string url = StartAgent(agent);
+  ASSERT_FALSE(url.empty());
+  const fs::path key_file = state_ / "api-key";
+  struct stat st {};
+  ASSERT_EQ(::stat(key_file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_NE(agent.Stderr().find(key_file.string()), std::string::npos) << agent.Stderr();
+  std::string key;
+  std::ifstream(key_file) >> key;
+  EXPECT_EQ(Call("GET", url + "/v1/inventory").status, 401);
+  mc::net::HeaderMap auth;
+  auth.Set("Authorization", "Bearer " + key);
+  auto with_key = mc::net::HttpClient::Create()->Get(url + "/v1/inventory", auth);
+  ASSERT_TRUE(with_key.ok());
+  EXPECT_EQ(with_key->status, 200) << with_key->body;
+  EXPECT_EQ(agent.Stderr().find(key), std::string::npos) << "the key is never logged";
 }
 
 // ---- b: start, serve, stop ----

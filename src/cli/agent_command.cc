@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "commands.h"
 #include "mc/agent/agent.h"
@@ -63,7 +65,7 @@ struct AgentArgs {
   std::string cache_dir, state_dir, capacity, high_watermark = "90%", low_watermark = "80%";
   std::string gpu_type = "none", listen = "127.0.0.1:8766", controller, host_id, upstream;
   std::string public_url, api_key_file, log_cap = "64MiB";
-  bool insecure_no_api_key = false;
+  std::vector<std::string> allowed_hosts;
   double maintenance_seconds = 30, stop_grace_seconds = 10;
   std::string gpus = "0";
   std::string runtime = "auto", engine, oci_runtime, engine_root, network = "host";
@@ -117,11 +119,6 @@ StatusOr<std::optional<hub::Secret>> ResolveApiKey(const std::string& file, cons
     return std::optional<hub::Secret>();
   }
   return std::optional<hub::Secret>(hub::Secret(std::move(key)));
-}
-
-bool IsLoopback(const std::string& listen) {
-  const std::string host = listen.substr(0, listen.rfind(':'));
-  return host.starts_with("127.") || host == "localhost" || host == "[::1]";
 }
 
 Status MakeRuntimeOptions(const AgentArgs& args, agent::RuntimeOptions& r) {
@@ -211,6 +208,7 @@ StatusOr<agent::AgentOptions> MakeAgentOptions(const AgentArgs& args, const hub:
   o.gpu_type = args.gpu_type;
   o.listen = args.listen;
   o.host_id = args.host_id;
+  o.allowed_hosts = args.allowed_hosts;
   o.tuning.connections = args.connections;
   o.heartbeat_interval = std::chrono::milliseconds(std::llround(args.heartbeat_seconds * 1000));
   o.maintenance_interval =
@@ -229,17 +227,10 @@ StatusOr<agent::AgentOptions> MakeAgentOptions(const AgentArgs& args, const hub:
 
 Status RunAgent(const AgentArgs& args) {
   MC_ASSIGN_OR_RETURN(agent::AgentOptions options, MakeAgentOptions(args, hub::Env::Real()));
-  if (!options.api_key && !IsLoopback(options.listen)) {
-    if (!args.insecure_no_api_key) {
-      return InvalidArgumentError(
-          "--listen " + options.listen +
-          " is reachable from other hosts, and there is no API key: anyone who reaches it could "
-          "start processes here. Set --api-key-file or MODELCACHE_API_KEY (or pass "
-          "--insecure-no-api-key on a network you trust)");
-    }
-    std::cerr << "modelcache agent: warning: no API key on " << options.listen
-              << " (--insecure-no-api-key): anyone who reaches it can start processes here"
-              << std::endl;
+  if (!options.api_key) {
+    // Agent::Create makes one there (0600) if there is none yet.
+    std::cerr << "modelcache agent: no --api-key-file or MODELCACHE_API_KEY: /v1 takes the key in "
+              << (options.state_dir / "api-key").string() << std::endl;
   }
   MC_RETURN_IF_ERROR(ResolveRuntime(args.runtime, options.runtime));
   ResolveGpus(args, options);
@@ -352,7 +343,7 @@ void AddAgentCommand(CLI::App& app, CommandResult& result) {
                   "A label for the GPU model reported to the controller, e.g. H100 (default none)");
   cmd->add_option("--listen", args->listen,
                   "Address and port of the HTTP API (default 127.0.0.1:8766; port 0 picks a free\n"
-                  "one; 0.0.0.0:8766 for other hosts, then set an API key)");
+                  "one; 0.0.0.0:8766 for other hosts)");
   cmd->add_option("--controller", args->controller,
                   "URL of a fleet controller to register with and send heartbeats to (optional)");
   cmd->add_option("--host-id", args->host_id,
@@ -366,13 +357,16 @@ void AddAgentCommand(CLI::App& app, CommandResult& result) {
   cmd->add_option(
       "--api-key-file", args->api_key_file,
       "File holding the key that /v1/... requests must send as 'Authorization:\n"
-      "Bearer <key>' (trailing newline ignored; else $MODELCACHE_API_KEY; else no key)");
+      "Bearer <key>' (trailing newline ignored; else $MODELCACHE_API_KEY; else the key\n"
+      "in <state-dir>/api-key, made there (0600) on the first start)");
   cmd->add_option("--connections", args->connections,
                   "Parallel HTTP connections per download, 1 to 64 (default 8)")
       ->check(CLI::Range(1, 64));
-  cmd->add_flag("--insecure-no-api-key", args->insecure_no_api_key,
-               "Allow a --listen address other hosts can reach without an API key (refused\n"
-               "otherwise: /v1/workers starts processes)");
+  cmd->add_option("--allowed-host", args->allowed_hosts,
+                  "A host name clients may use for this agent (repeatable). /v1 requests whose\n"
+                  "Host or Origin names another host are refused (DNS rebinding, cross-site\n"
+                  "pages); addresses, localhost, --host-id and --public-url's host always pass")
+      ->type_name("HOST");
   cmd->add_option("--log-cap", args->log_cap,
                   "Size at which a worker's stdout or stderr log is rotated to <log>.1\n"
                   "(default 64MiB; at most about twice this per file)");

@@ -11,6 +11,8 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "commands.h"
 #include "mc/agent/agent.h"
@@ -85,6 +87,8 @@ struct ControllerArgs {
   std::string listen = "127.0.0.1:8080", db, db_password_file, upstream, public_url, agent_key_file;
   double requeue_after = 30;
   double history_retention_days = 30;
+  bool webhook_allow_private = false;
+  std::vector<std::string> webhook_allow_hosts;
 };
 
 Status RunController(const ControllerArgs& args) {
@@ -101,6 +105,8 @@ Status RunController(const ControllerArgs& args) {
   o.requeue_unlisted_after = std::chrono::milliseconds(std::llround(args.requeue_after * 1000));
   o.history_retention =
       std::chrono::milliseconds(std::llround(args.history_retention_days * 86'400'000.0));
+  o.webhook_allow_private = args.webhook_allow_private;
+  o.webhook_allowed_hosts = args.webhook_allow_hosts;
   const sigset_t stop = BlockStopSignals();
   MC_ASSIGN_OR_RETURN(auto c, controller::Controller::Create(std::move(o)));
   MC_RETURN_IF_ERROR(c->Start(), "listen on " + args.listen);
@@ -502,6 +508,14 @@ void AddControllerCommands(CLI::App& app, CommandResult& result) {
                   "seconds /metrics reports keep the deleted rows' time")
       ->type_name("DAYS")
       ->check(CLI::Range(0.0, 36500.0));
+  cmd->add_flag("--webhook-allow-private", cargs->webhook_allow_private,
+                "Let job webhooks reach loopback, private and link-local addresses (refused by\n"
+                "default: a client could otherwise make the controller call this machine's or\n"
+                "this network's internal services)");
+  cmd->add_option("--webhook-allow-host", cargs->webhook_allow_hosts,
+                  "A webhook host name or address allowed even if it is private (repeatable),\n"
+                  "e.g. --webhook-allow-host hooks.internal")
+      ->type_name("HOST");
   cmd->footer("Create an API key first: modelcache keys create --db sqlite:PATH --name me");
   cmd->callback([cmd, cargs, &result] {
     if (cmd->get_subcommands().size() > 0) return;  // migrate-store ran instead

@@ -1,6 +1,9 @@
 #include "controller/api.h"
 
 #include "controller/console.h"
+
+#include <string_view>
+#include <vector>
 #include "mc/net/json_reply.h"
 
 namespace mc::controller {
@@ -18,6 +21,56 @@ ControllerApi::ControllerApi(const ControllerOptions& options, ControllerStore& 
   AddJobRoutes(keyed_routes_, ctx_);
   AddHostRoutes(keyed_routes_, ctx_);
   AddKeyRoutes(keyed_routes_, ctx_);
+}
+
+namespace {
+
+// The '/'-separated segments of `path`, empty ones dropped (as the routers match them).
+std::vector<std::string_view> Segments(std::string_view path) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) slash = path.size();
+    if (slash > start) out.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+void ControllerApi::CheckHead(const net::HttpRequest& head, net::HeadVerdict& verdict) {
+  verdict.max_body_bytes = ctx_.options.max_body_bytes;
+  if (head.method == "GET" || head.method == "HEAD") {
+    verdict.max_body_bytes = 0;  // no route reads a GET body: none is buffered
+    return;                      // Handle() checks keys; nothing is read before it
+  }
+  if (public_routes_.MatchesPath(head.raw_path)) {
+    // The worker protocol's posts (job-done, job-stream: /v2/{ep}/<verb>/{worker}/{job}) carry
+    // a job's output: only the worker's own key may send one.
+    const std::vector<std::string_view> s = Segments(head.raw_path);
+    if (s.size() == 5 && ValidId(s[1]) && ValidId(s[3])) {
+      auto worker = ctx_.fleet.Authenticate(std::string(s[1]), std::string(s[3]),
+                                            head.headers.Get("Authorization").value_or(""));
+      if (!worker.ok()) {
+        verdict.reject.emplace();
+        return net::SetJsonError(*verdict.reject, worker.status());
+      }
+    }
+    verdict.max_body_bytes =
+        public_routes_.BodyLimit(head.method, head.raw_path).value_or(verdict.max_body_bytes);
+    return;
+  }
+  if (!keys_.Authorized(head.headers.Get("Authorization").value_or(""))) {
+    verdict.reject.emplace();
+    return net::SetJsonError(
+        *verdict.reject,
+        UnauthenticatedError("missing or unknown API key (Authorization: Bearer <key>); "
+                             "create one with 'modelcache keys create'"));
+  }
+  verdict.max_body_bytes =
+      keyed_routes_.BodyLimit(head.method, head.raw_path).value_or(verdict.max_body_bytes);
 }
 
 void ControllerApi::Handle(const net::HttpRequest& req, net::HttpResponse& res) {

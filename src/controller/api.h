@@ -34,6 +34,11 @@ class ControllerApi {
   ControllerApi(const ControllerOptions& options, ControllerStore& store, JobBoard& jobs,
                 Fleet& fleet);
   void Handle(const net::HttpRequest& request, net::HttpResponse& response);
+  // The edge check of a request's head, before its body is read (net::HeadHandler): a keyed
+  // route without a valid client key, or a worker-protocol post without its worker's key, is
+  // answered 401 at once; otherwise the route's body cap is set (/run, /runsync and the worker's
+  // job results: their own caps; everything else: ControllerOptions::max_body_bytes).
+  void CheckHead(const net::HttpRequest& head, net::HeadVerdict& verdict);
   // Checks a client key ("Bearer <key>" or bare) against the stored hashes (cached).
   bool Authorized(const std::string& authorization) { return keys_.Authorized(authorization); }
   StatusOr<std::string> CreateApiKey(const std::string& name) { return keys_.Create(name); }

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -247,6 +248,24 @@ Status ApplyImageFields(const json& b, EndpointRecord& e) {
   return Status::Ok();
 }
 
+// An env entry the agents accept (their check, src/agent/workers.cc), so that a name no agent
+// would start is a 400 now, not a placement that fails on every tick.
+Status CheckWorkerEnvEntry(const std::string& name, const std::string& value) {
+  const bool ok_name =
+      !name.empty() && name.size() <= 256 && !std::isdigit(static_cast<unsigned char>(name[0])) &&
+      std::all_of(name.begin(), name.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+      });
+  if (!ok_name) {
+    return InvalidArgumentError("env: bad variable name " + net::JsonQuote(name.substr(0, 64)) +
+                                " (letters, digits and '_', not starting with a digit)");
+  }
+  if (value.find('\0') != std::string::npos) {
+    return InvalidArgumentError("env: the value of " + name + " contains a NUL byte");
+  }
+  return Status::Ok();
+}
+
 // The text fields of a create/update body: name, model, gpuType, scalerType, hfToken, command
 // and env.
 Status ApplyEndpointText(const json& b, EndpointRecord& e) {
@@ -291,6 +310,7 @@ Status ApplyEndpointText(const json& b, EndpointRecord& e) {
     if (!env.is_object()) return InvalidArgumentError("env must be an object of strings");
     for (const auto& [k, v] : env.items()) {
       if (!v.is_string()) return InvalidArgumentError("env values must be strings");
+      MC_RETURN_IF_ERROR(CheckWorkerEnvEntry(k, v.get<std::string>()));
     }
     e.env_json = env.dump();
   }

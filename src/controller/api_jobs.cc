@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "controller/api_common.h"
+#include "controller/webhooks.h"
 #include "controller/fleet.h"
 #include "controller/jobs.h"
 #include "controller/store.h"
@@ -87,6 +88,11 @@ void Submit(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams&
   if (!e.ok()) return net::SetJsonError(res, e.status());
   auto r = ParseSubmission(req.body, sync);
   if (!r.ok()) return net::SetJsonError(res, r.status());
+  if (!r->webhook.empty()) {
+    Status target = CheckWebhookTarget(r->webhook, ctx.options.webhook_allow_private,
+                                       ctx.options.webhook_allowed_hosts);
+    if (!target.ok()) return net::SetJsonError(res, target);
+  }
   auto job = ctx.jobs.Submit(*e, *r);
   if (!job.ok()) return net::SetJsonError(res, job.status());
   if (ctx.kick) ctx.kick();
@@ -218,8 +224,8 @@ void RecentJobs(ApiContext& ctx, const net::HttpRequest& req, const net::PathPar
 }  // namespace
 
 void AddJobRoutes(net::Router& keyed, ApiContext& ctx) {
-  keyed.Add("POST", "/v2/{ep}/run", Bind(ctx, Run));
-  keyed.Add("POST", "/v2/{ep}/runsync", Bind(ctx, RunSync));
+  keyed.Add("POST", "/v2/{ep}/run", Bind(ctx, Run), ctx.options.max_run_body_bytes);
+  keyed.Add("POST", "/v2/{ep}/runsync", Bind(ctx, RunSync), ctx.options.max_runsync_body_bytes);
   keyed.Add("GET", "/v2/{ep}/status/{job}", Bind(ctx, JobStatus));
   keyed.Add("GET", "/v2/{ep}/status-sync/{job}", Bind(ctx, StatusSync));
   keyed.Add("GET", "/v2/{ep}/stream/{job}", Bind(ctx, Stream));

@@ -52,14 +52,18 @@ bool ApiKeys::Authorized(const std::string& authorization) {
   if (key.starts_with("Bearer ")) key = key.substr(7);
   if (key.empty()) return false;
   const std::string hash = Sha256Hex(key);
+  uint64_t generation = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (known_.contains(hash)) return true;
+    generation = generation_;
   }
   auto found = store_.HasApiKeySha256(hash);
+  if (after_lookup_) after_lookup_();
   if (!found.ok() || !*found) return false;
   std::lock_guard<std::mutex> lock(mu_);
-  known_.insert(hash);
+  // A delete since the lookup: the answer may be stale, so it is not cached.
+  if (generation == generation_) known_.insert(hash);
   return true;
 }
 
@@ -71,6 +75,7 @@ Status ApiKeys::Delete(const std::string& id) {
   MC_RETURN_IF_ERROR(store_.DeleteApiKey(id));
   std::lock_guard<std::mutex> lock(mu_);
   known_.clear();  // forget cached verdicts: the deleted key must stop working now
+  ++generation_;   // and lookups in flight must not cache it again
   return Status::Ok();
 }
 

@@ -141,8 +141,10 @@ void AddWorkerProtocolRoutes(net::Router& public_routes, ApiContext& ctx) {
   public_routes.Add("GET", "/v2/{ep}/job-take-batch/{worker}", Bind(ctx, JobTakeBatch));
   public_routes.Add("GET", "/v2/{ep}/job-stop/{worker}", Bind(ctx, JobStop));
   public_routes.Add("GET", "/v2/{ep}/ping/{worker}", Bind(ctx, Ping));
-  public_routes.Add("POST", "/v2/{ep}/job-done/{worker}/{job}", Bind(ctx, JobDone));
-  public_routes.Add("POST", "/v2/{ep}/job-stream/{worker}/{job}", Bind(ctx, JobStream));
+  public_routes.Add("POST", "/v2/{ep}/job-done/{worker}/{job}", Bind(ctx, JobDone),
+                    ctx.options.max_runsync_body_bytes);
+  public_routes.Add("POST", "/v2/{ep}/job-stream/{worker}/{job}", Bind(ctx, JobStream),
+                    ctx.options.max_runsync_body_bytes);
 }
 
 }  // namespace mc::controller

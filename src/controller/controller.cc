@@ -39,7 +39,8 @@ class ControllerImpl final : public Controller {
     MC_ASSIGN_OR_RETURN(store_, OpenStore(o_), "controller");
     webhooks_ = std::make_unique<WebhookSender>(
         *store_, *o_.clock,
-        WebhookSender::Policy{o_.webhook_tries, o_.webhook_retry_delay, o_.webhook_timeout});
+        WebhookSender::Policy{o_.webhook_tries, o_.webhook_retry_delay, o_.webhook_timeout,
+                              o_.webhook_allow_private, o_.webhook_allowed_hosts});
     JobBoardOptions jo;
     jo.unlisted_grace = o_.requeue_unlisted_after;
     // The delivery is in the store already (with the final status): the sender gets it to send.
@@ -53,6 +54,10 @@ class ControllerImpl final : public Controller {
     http.name = "controller";
     http.max_body_bytes = o_.max_body_bytes;
     http.connection_limit = 4096;
+    http.edge = o_.edge;
+    http.on_head = [this](const net::HttpRequest& head, net::HeadVerdict& verdict) {
+      if (ready_) api_->CheckHead(head, verdict);
+    };
     http.handler = [this](const net::HttpRequest& req, net::HttpResponse& res) {
       if (!ready_) {  // between binding and loading the fleet
         net::SetJsonError(res, UnavailableError("starting"));

@@ -89,6 +89,7 @@ struct World {
       // that).
       c.job_stop_grace = 24h;
       c.max_body_bytes = 64 << 10;
+      c.max_run_body_bytes = 64 << 10;
       c.clock = &clock;
     };
     o.agent_options = [](int, agent::AgentOptions& a) {

@@ -44,6 +44,9 @@ scheduler::WorkerPhase ToScalerPhase(const std::string& p) {
   return scheduler::WorkerPhase::kInitializing;
 }
 
+// The largest answer read from an agent (its host document lists every cached model).
+constexpr uint64_t kMaxAgentReplyBytes = 16ull << 20;
+
 // One request to an agent's /v1 API, with the agent key; `body` (JSON) is sent when not empty.
 StatusOr<net::HttpClientResponse> SendToAgent(net::HttpClient& client,
                                               const std::optional<hub::Secret>& key,
@@ -57,6 +60,7 @@ StatusOr<net::HttpClientResponse> SendToAgent(net::HttpClient& client,
   if (key) req.headers.Set("Authorization", "Bearer " + std::string(key->Reveal()));
   if (!body.empty()) req.body = body;
   req.timeout = timeout;
+  req.max_body_bytes = kMaxAgentReplyBytes;
   return client.Send(req);
 }
 

@@ -1,10 +1,11 @@
 #include "controller/jobs.h"
 
+#include <openssl/rand.h>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
-#include <random>
 
 namespace mc::controller {
 
@@ -30,15 +31,19 @@ json JobStatusObject(const JobRecord& j) {
 
 namespace {
 
+// A job id's random part: 128 bits from OpenSSL's CSPRNG in the 8-4-4-4-12 hex layout of a
+// UUID (all 128 random, no version nibble), so that ids cannot be guessed or predicted.
 std::string Uuid() {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  const uint64_t a = rng(), b = rng();
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%08x-%04x-4%03x-%04x-%012llx", static_cast<unsigned>(a >> 32),
-                static_cast<unsigned>((a >> 16) & 0xffff), static_cast<unsigned>(a & 0xfff),
-                static_cast<unsigned>(0x8000 | ((b >> 48) & 0x3fff)),
-                static_cast<unsigned long long>(b & 0xffffffffffffull));
-  return buf;
+  unsigned char b[16];
+  if (RAND_bytes(b, sizeof b) != 1) std::abort();  // no entropy: never hand out guessable ids
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+    out += kHex[b[i] >> 4];
+    out += kHex[b[i] & 15];
+  }
+  return out;
 }
 
 // a + b, kept at the int64 limits (a TTL from the store is not checked against them).

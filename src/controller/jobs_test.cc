@@ -16,6 +16,7 @@
 #include <atomic>
 #include <filesystem>
 #include <memory>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -539,6 +540,21 @@ TEST_F(JobBoardTest, WaitFinalAnswersTheJobAsItIsWhenTheWaitRunsOut) {
   client.join();
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_EQ(got->status, kInQueue);
+}
+
+// Job ids carry 128 random bits (OpenSSL's CSPRNG): every one of the 32 hex digits varies, none
+// is fixed (a UUIDv4 fixes six bits; a 32-bit-seeded generator makes ids predictable).
+TEST_F(JobBoardTest, EveryHexDigitOfAJobIdIsRandom) {
+  std::vector<std::set<char>> seen(32);
+  for (int i = 0; i < 400; ++i) {
+    std::string id = Submit();
+    ASSERT_TRUE(id.ends_with("-u1")) << id;
+    id = id.substr(0, id.size() - 3);
+    std::erase(id, '-');
+    ASSERT_EQ(id.size(), 32u) << id;
+    for (size_t d = 0; d < 32; ++d) seen[d].insert(id[d]);
+  }
+  for (size_t d = 0; d < 32; ++d) EXPECT_GE(seen[d].size(), 12u) << "hex digit " << d;
 }
 
 }  // namespace

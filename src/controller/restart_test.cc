@@ -227,7 +227,9 @@ TEST(ControllerRestartTest, WebhookInFlightAtSigkillIsDeliveredAfterTheRestart) 
   ASSERT_EQ(rig.Build("restart_webhook"), "");
   HoldingReceiver receiver;
   ASSERT_TRUE(receiver.Start().ok());
-  auto controller = std::make_unique<ControllerProcess>(rig.args);
+  std::vector<std::string> args = rig.args;
+  args.push_back("--webhook-allow-private");  // the receiver is on loopback
+  auto controller = std::make_unique<ControllerProcess>(args);
   ASSERT_FALSE(controller->url.empty());
   const std::string base = controller->url;
   auto call = [&](const std::string& path, const std::string& body) {
@@ -251,7 +253,7 @@ TEST(ControllerRestartTest, WebhookInFlightAtSigkillIsDeliveredAfterTheRestart) 
   WaitExit(controller->pid, 10s);
   controller->pid = -1;
   receiver.Release();
-  controller = std::make_unique<ControllerProcess>(rig.args);
+  controller = std::make_unique<ControllerProcess>(args);
   ASSERT_EQ(controller->url, base);
 
   const auto bodies = receiver.WaitBodies(2);

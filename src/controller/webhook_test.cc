@@ -142,6 +142,7 @@ struct World {
       c.webhook_tries = kTries;
       c.webhook_retry_delay = kRetryDelay;
       c.webhook_timeout = 5s;
+      c.webhook_allow_private = true;  // the receiver is on loopback
       c.clock = &clock;
     };
     o.agent_options = [](int, agent::AgentOptions& a) {
@@ -243,6 +244,7 @@ class WebhookTest : public ::testing::Test {
     co.webhook_tries = kTries;
     co.webhook_retry_delay = retry_delay;
     co.webhook_timeout = 5s;
+    co.webhook_allow_private = true;  // the receiver is on loopback
     co.clock = &own_clock_;
     auto c = Controller::Create(std::move(co));
     EXPECT_TRUE(c.ok()) << c.status().ToString();

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 
+#include "mc/net/address_policy.h"
 #include "mc/net/http_client.h"
 
 namespace mc::controller {
@@ -93,6 +94,29 @@ void WebhookSender::Deliver(net::HttpClient& client, WebhookDelivery& d,
   }
 }
 
+namespace {
+
+bool HostAllowed(const std::string& host, const std::vector<std::string>& allowed_hosts) {
+  return std::find(allowed_hosts.begin(), allowed_hosts.end(), host) != allowed_hosts.end();
+}
+
+}  // namespace
+
+Status CheckWebhookTarget(const std::string& url, bool allow_private,
+                          const std::vector<std::string>& allowed_hosts) {
+  if (allow_private) return Status::Ok();
+  const std::string host = net::UrlHost(url);
+  if (host.empty()) return InvalidArgumentError("webhook: the URL has no host");
+  if (net::HostIsNonPublicLiteral(host) && !HostAllowed(host, allowed_hosts)) {
+    return InvalidArgumentError(
+        "webhook: " + host.substr(0, 64) +
+        " is a loopback, private or link-local address, which webhooks may not reach (an "
+        "operator can allow it: modelcache controller --webhook-allow-private, or "
+        "--webhook-allow-host " + host.substr(0, 64) + ")");
+  }
+  return Status::Ok();
+}
+
 std::string WebhookSender::Post(net::HttpClient& client, const WebhookDelivery& d) const {
   net::HttpClientRequest req;
   req.method = "POST";
@@ -101,8 +125,17 @@ std::string WebhookSender::Post(net::HttpClient& client, const WebhookDelivery& 
   req.headers.Set("Content-Type", "application/json");
   req.timeout = policy_.timeout;
   req.sink = net::BodySink::kDiscard;  // the receiver's answer is not read
+  req.max_body_bytes = 64 << 10;         // nor let run on: more than this fails the try
+  // Checked on the address actually connected to, after DNS: a public-looking name that
+  // resolves to loopback or a private network is refused too.
+  req.public_addresses_only =
+      !policy_.allow_private && !HostAllowed(net::UrlHost(d.url), policy_.allowed_hosts);
   auto res = client.Send(req);
   // The client's messages name the URL: only the code is told.
+  if (!res.ok() && res.status().code() == StatusCode::kPermissionDenied) {
+    return "refused: the URL resolves to a loopback, private or link-local address "
+           "(--webhook-allow-private or --webhook-allow-host allow it)";
+  }
   if (!res.ok()) return std::string(StatusCodeName(res.status().code()));
   return res->status == 200 ? "" : "answered " + std::to_string(res->status);
 }

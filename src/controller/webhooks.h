@@ -28,6 +28,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "controller/store.h"
 #include "mc/common/clock.h"
@@ -39,12 +40,22 @@ class HttpClient;
 
 namespace mc::controller {
 
+// The submit-time check of a job's webhook URL: InvalidArgument with the reason when its host is
+// a loopback, private or link-local literal (or "localhost") and the policy does not allow it.
+// Names are resolved only when the delivery is sent (and checked again then).
+Status CheckWebhookTarget(const std::string& url, bool allow_private,
+                          const std::vector<std::string>& allowed_hosts);
+
 class WebhookSender {
  public:
   struct Policy {
     int tries = 3;  // in all; at least 1
     std::chrono::milliseconds retry_delay{10'000};
     std::chrono::milliseconds timeout{10'000};  // each try
+    // Targets (docs/security.md): without allow_private a URL whose host is, or resolves to, a
+    // loopback, private or link-local address is refused, unless its host is in allowed_hosts.
+    bool allow_private = false;
+    std::vector<std::string> allowed_hosts;
   };
 
   // `store` and `clock` must outlive the sender. The clock dates the next tries written to the

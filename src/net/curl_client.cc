@@ -1,5 +1,6 @@
 // HttpClient over the libcurl easy interface.
 #include <curl/curl.h>
+#include <sys/socket.h>
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
@@ -8,6 +9,7 @@
 #include <mutex>
 
 #include "mc/common/ids.h"
+#include "mc/net/address_policy.h"
 #include "mc/net/http_client.h"
 
 namespace mc::net {
@@ -27,7 +29,19 @@ struct Transfer {
   bool write_failed = false;
   std::optional<uint64_t> max_body_bytes;
   bool too_large = false;
+  bool public_only = false;
+  bool refused_address = false;
 };
+
+// CURLOPT_OPENSOCKETFUNCTION: refuses non-public addresses when asked to.
+curl_socket_t OpenSocket(void* user, curlsocktype purpose, curl_sockaddr* address) {
+  auto* t = static_cast<Transfer*>(user);
+  if (t->public_only && IsNonPublicAddress(&address->addr)) {
+    t->refused_address = true;
+    return CURL_SOCKET_BAD;
+  }
+  return ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
 
 size_t OnBody(char* data, size_t size, size_t nmemb, void* user) {
   auto* t = static_cast<Transfer*>(user);
@@ -76,6 +90,8 @@ curl_slist* CurlClient::SetOptions(const HttpClientRequest& request, Transfer& t
   curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &transfer);
   curl_easy_setopt(curl_, CURLOPT_HEADERFUNCTION, &OnHeader);
   curl_easy_setopt(curl_, CURLOPT_HEADERDATA, &transfer);
+  curl_easy_setopt(curl_, CURLOPT_OPENSOCKETFUNCTION, &OpenSocket);
+  curl_easy_setopt(curl_, CURLOPT_OPENSOCKETDATA, &transfer);
   if (request.method == "HEAD") {
     curl_easy_setopt(curl_, CURLOPT_NOBODY, 1L);
   } else if (request.method != "GET") {
@@ -98,7 +114,10 @@ curl_slist* CurlClient::SetOptions(const HttpClientRequest& request, Transfer& t
 
 StatusOr<HttpClientResponse> CurlClient::Send(const HttpClientRequest& request) {
   HttpClientResponse response;
-  Transfer transfer{&response, request.sink, nullptr, false, request.max_body_bytes, false};
+  std::optional<uint64_t> cap = request.max_body_bytes;
+  if (!cap && request.sink != BodySink::kFile) cap = kDefaultMaxReplyBytes;
+  Transfer transfer{&response, request.sink, nullptr, false, cap, false};
+  transfer.public_only = request.public_addresses_only;
   if (request.sink == BodySink::kFile) {
     transfer.file = std::fopen(request.body_file.c_str(), "wb");
     if (transfer.file == nullptr) return ErrnoError(errno, "open " + request.body_file.string());
@@ -109,8 +128,14 @@ StatusOr<HttpClientResponse> CurlClient::Send(const HttpClientRequest& request) 
   bool close_failed = transfer.file != nullptr && std::fclose(transfer.file) != 0;
   if (transfer.too_large) {
     return InvalidArgumentError(request.method + " " + QuoteForMessage(request.url) +
-                                ": response body larger than " +
-                                std::to_string(*request.max_body_bytes) + " bytes");
+                                ": the reply body is larger than this call's cap of " +
+                                std::to_string(*cap) +
+                                " bytes (transfer aborted; a broken or hostile server?)");
+  }
+  if (transfer.refused_address) {
+    return PermissionDeniedError(request.method + " " + QuoteForMessage(request.url) +
+                                 ": refused to connect to a loopback, private or link-local "
+                                 "address");
   }
   if (transfer.write_failed || close_failed) {
     return ErrnoError(errno, "write " + request.body_file.string());

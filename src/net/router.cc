@@ -90,13 +90,32 @@ void Router::Add(std::string_view method, std::string_view pattern, RouteHandler
   auto it = std::find_if(routes_.begin(), routes_.end(),
                          [&](const Route& r) { return r.pattern == pattern; });
   if (it == routes_.end()) {
-    routes_.push_back(Route{std::string(pattern), ParsePattern(pattern), {}});
+    routes_.push_back(Route{std::string(pattern), ParsePattern(pattern), {}, {}});
     it = routes_.end() - 1;
   }
   for (const auto& [m, h] : it->handlers) {
     if (m == method) BadRouteTable(pattern, "the method is already routed");
   }
   it->handlers.emplace_back(std::string(method), std::move(handler));
+}
+
+void Router::Add(std::string_view method, std::string_view pattern, RouteHandler handler,
+                 size_t max_body_bytes) {
+  Add(method, pattern, std::move(handler));
+  auto it = std::find_if(routes_.begin(), routes_.end(),
+                         [&](const Route& r) { return r.pattern == pattern; });
+  it->body_limits.emplace_back(std::string(method), max_body_bytes);
+}
+
+std::optional<size_t> Router::BodyLimit(std::string_view method,
+                                        std::string_view raw_path) const {
+  if (!raw_path.starts_with('/')) return std::nullopt;
+  const Route* route = Find(SplitPath(raw_path), nullptr);
+  if (route == nullptr) return std::nullopt;
+  for (const auto& [m, limit] : route->body_limits) {
+    if (m == method) return limit;
+  }
+  return std::nullopt;
 }
 
 std::vector<std::string_view> Router::SplitPath(std::string_view raw_path) const {

@@ -25,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "mc/agent/runtime_options.h"
 #include "mc/common/clock.h"
@@ -32,6 +33,7 @@
 #include "mc/downloader/pull.h"
 #include "mc/hub/endpoint.h"
 #include "mc/hub/secret.h"
+#include "mc/net/edge_limits.h"
 
 namespace mc::agent {
 
@@ -48,7 +50,12 @@ struct AgentOptions {
   std::string host_id;                     // empty = the host name
   std::optional<std::string> public_url;   // how others reach us; default base_url()
   hub::Endpoint upstream = hub::Endpoint::Parse(hub::kDefaultEndpoint).value();
-  std::optional<hub::Secret> api_key;      // required on /v1 when set
+  // Required on /v1. Unset: the key in <state_dir>/api-key, made there (0600) on first start,
+  // so an agent is never open to whoever reaches its port.
+  std::optional<hub::Secret> api_key;
+  // Host names (besides addresses, localhost, host_id and public_url's host) that requests to
+  // /v1 may carry in Host and Origin; others are refused (DNS rebinding, cross-site requests).
+  std::vector<std::string> allowed_hosts;
   // Sent to the controller as "Authorization: Bearer"; unset = api_key.
   std::optional<hub::Secret> controller_api_key;
   downloader::FetchTuning tuning;
@@ -59,6 +66,7 @@ struct AgentOptions {
   std::chrono::milliseconds stop_grace{10'000};  // default SIGTERM → SIGKILL wait
   RuntimeOptions runtime;                  // containers or processes (default: processes)
   size_t max_body_bytes = 1 << 20;
+  net::EdgeLimits edge;  // per-client connections, read deadlines, JSON depth
   Clock* clock = &Clock::Real();
   std::function<void(std::chrono::milliseconds)> sleep;  // download retries; tests inject
 };

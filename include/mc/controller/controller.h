@@ -21,11 +21,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "mc/common/clock.h"
 #include "mc/common/status.h"
 #include "mc/hub/endpoint.h"
 #include "mc/hub/secret.h"
+#include "mc/net/edge_limits.h"
 
 namespace mc::controller {
 
@@ -49,7 +51,14 @@ struct ControllerOptions {
   std::chrono::milliseconds job_stop_grace{30'000};
   // A job a worker has held this long but does not list in its pings is requeued.
   std::chrono::milliseconds requeue_unlisted_after{30'000};
-  size_t max_body_bytes = 20u << 20;
+  // Request body caps (docs/security.md): management routes; /run and /runsync (Runpod's 10 MB
+  // and 20 MB), a worker's job-done and job-stream take the /runsync cap. A larger body gets 413
+  // before it is read.
+  size_t max_body_bytes = 1u << 20;
+  size_t max_run_body_bytes = 10'000'000;
+  size_t max_runsync_body_bytes = 20'000'000;
+  // Per-client connections, read deadlines, JSON depth (mc/net/edge_limits.h).
+  net::EdgeLimits edge;
   // A job's webhook gets its final status object; a try not answered 200 is repeated, this many
   // tries in all, this far apart (Runpod: 3 tries, 10 s apart). Each try waits at most
   // webhook_timeout.
@@ -61,6 +70,10 @@ struct ControllerOptions {
   // reports, keep their time. Zero keeps them forever.
   std::chrono::milliseconds history_retention{std::chrono::hours(24 * 30)};
   std::chrono::milliseconds history_prune_interval{std::chrono::hours(1)};
+  // Webhook targets (docs/security.md): loopback, private and link-local addresses are refused
+  // (at submit for literals, at send time after DNS) unless allowed here, all or by host name.
+  bool webhook_allow_private = false;
+  std::vector<std::string> webhook_allowed_hosts;
   Clock* clock = &Clock::Real();
 };
 

@@ -41,10 +41,18 @@ struct HttpClientRequest {
   std::chrono::milliseconds timeout{30'000};
   BodySink sink = BodySink::kMemory;
   std::filesystem::path body_file;  // for BodySink::kFile
-  // When set, a body (in any sink) larger than this aborts the transfer and Send() returns
-  // InvalidArgument: a defence against hostile or broken servers.
+  // A reply body (in any sink) larger than this aborts the transfer and Send() returns
+  // InvalidArgument naming the cap: a defence against hostile or broken servers. Unset: 64 MiB
+  // (kDefaultMaxReplyBytes) for the memory and discard sinks, none for a file (its caller
+  // checks the size it expects). Every call that reads another party's reply sets its own.
   std::optional<uint64_t> max_body_bytes;
+  // Connect only to public addresses (mc/net/address_policy.h), checked on the address each
+  // connection is actually opened to, after DNS (so a name that resolves, or re-resolves, to
+  // loopback or a private network is refused too). Send() then returns PermissionDenied.
+  bool public_addresses_only = false;
 };
+
+inline constexpr uint64_t kDefaultMaxReplyBytes = 64ull << 20;
 
 struct HttpClientResponse {
   int status = 0;

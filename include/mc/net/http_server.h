@@ -28,6 +28,7 @@
 #include <string_view>
 
 #include "mc/common/status.h"
+#include "mc/net/edge_limits.h"
 #include "mc/net/headers.h"
 #include "mc/net/url.h"
 
@@ -114,6 +115,21 @@ struct HttpResponse {
 
 using HttpHandler = std::function<void(const HttpRequest&, HttpResponse&)>;
 
+// What a HeadHandler decides for one request, before any of its body is read.
+struct HeadVerdict {
+  // The largest body this request may carry (preset to HttpServerOptions::max_body_bytes); a
+  // larger Content-Length, or more bytes than this, gets 413 without calling the handler.
+  size_t max_body_bytes = 0;
+  // Set: the request is answered with this at once; its body is never read and the connection
+  // is closed after the answer (e.g. 401 for a missing key: an unauthenticated client cannot
+  // make the server buffer anything).
+  std::optional<HttpResponse> reject;
+};
+
+// Called once per request as soon as its headers are in: `head` is the request without a body.
+// Runs on the connection's thread, concurrently; must be quick and thread-safe.
+using HeadHandler = std::function<void(const HttpRequest& head, HeadVerdict& verdict)>;
+
 enum class ThreadModel { kThreadPerConnection, kThreadPool };
 
 struct HttpServerOptions {
@@ -126,6 +142,17 @@ struct HttpServerOptions {
   std::chrono::seconds connection_timeout{120};  // idle connections are closed after this
   size_t max_body_bytes = 1 << 20;               // larger request bodies get 413
   std::string name = "http";                     // prefix of log lines
+
+  // ---- the edge against hostile clients (docs/security.md) ----
+  // Checks each request's head before its body is read (key checks, per-route body caps).
+  HeadHandler on_head = nullptr;
+  // Per-client connection cap, read deadlines, JSON depth (mc/net/edge_limits.h).
+  EdgeLimits edge;
+
+  // HTTPS: both set = TLS (through GnuTLS) with this PEM certificate (chain) and private key;
+  // both empty = plain HTTP. One without the other is an InvalidArgument from Create().
+  std::filesystem::path tls_cert_file;
+  std::filesystem::path tls_key_file;
 };
 
 class HttpServer {
@@ -140,11 +167,13 @@ class HttpServer {
   virtual Status Start() = 0;
   // The bound port (the ephemeral one for port 0). 0 before Start().
   virtual uint16_t port() const = 0;
-  // "http://<host>:<port>"; a wildcard listen host (0.0.0.0, ::) is given as loopback.
+  // "http(s)://<host>:<port>"; a wildcard listen host (0.0.0.0, ::) is given as loopback.
   virtual std::string base_url() const = 0;
   // Stops accepting, finishes or closes open connections and joins all server threads.
   // Idempotent; also done by the destructor.
   virtual void Stop() = 0;
+  // Connections dropped so far for missing the header or body deadline.
+  virtual uint64_t deadline_drops() const = 0;
 };
 
 }  // namespace mc::net

@@ -26,4 +26,9 @@ void SetJsonError(HttpResponse& response, int http_status, const Status& error);
 // U+FFFD, so any text (an error message quoting request input) gives valid JSON.
 std::string JsonQuote(std::string_view text);
 
+// True if `text`, read as JSON, nests arrays and objects more than `max_depth` deep (brackets
+// inside strings do not count). A linear scan that never recurses, so it is safe on any input;
+// it does not validate the rest of the syntax.
+bool JsonDeeperThan(std::string_view text, int max_depth);
+
 }  // namespace mc::net

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -81,6 +82,14 @@ class Router {
   // repeated or empty name, {x...} not last) or a method already added on it: route tables are
   // code, so these are bugs.
   void Add(std::string_view method, std::string_view pattern, RouteHandler handler);
+  // The same, with the largest request body this method on this pattern takes (a per-route cap
+  // above or below the server's default; see BodyLimit).
+  void Add(std::string_view method, std::string_view pattern, RouteHandler handler,
+           size_t max_body_bytes);
+
+  // The body cap Add gave the route `method` on `raw_path` reaches, or nullopt (no such route, or
+  // none given): for a HeadHandler, which sets the cap before the body is read.
+  std::optional<size_t> BodyLimit(std::string_view method, std::string_view raw_path) const;
 
   // Calls the handler the request routes to, or writes the 404 / 405.
   void Handle(const HttpRequest& request, HttpResponse& response) const;
@@ -98,6 +107,7 @@ class Router {
     std::string pattern;
     std::vector<Segment> segments;
     std::vector<std::pair<std::string, RouteHandler>> handlers;  // by method, in order added
+    std::vector<std::pair<std::string, size_t>> body_limits;     // by method, where given
   };
   static std::vector<Segment> ParsePattern(std::string_view pattern);
   static std::string AllowHeader(const Route& route);
