@@ -180,7 +180,10 @@ void AgentApi::Handle(const net::HttpRequest& req, net::HttpResponse& res) {
   if (api && p_.options.api_key) {
     std::string given = req.headers.Get("Authorization").value_or("");
     if (given.starts_with("Bearer ")) given = given.substr(7);
-    if (!p_.options.api_key->Matches(given)) {
+    // The controller authenticates with this host's own credential (its enrollment's).
+    const bool controller = p_.options.controller_api_key &&
+                            p_.options.controller_api_key->Matches(given);
+    if (!controller && !p_.options.api_key->Matches(given)) {
       net::SetJsonError(
           res, UnauthenticatedError("missing or wrong API key (Authorization: Bearer ...)"));
       return;

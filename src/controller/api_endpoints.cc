@@ -9,6 +9,7 @@
 #include <set>
 
 #include "controller/api_common.h"
+#include "controller/endpoint_secrets.h"
 #include "controller/fleet.h"
 #include "controller/hub_access.h"
 #include "controller/jobs.h"
@@ -31,6 +32,7 @@ json EndpointJson(const EndpointRecord& e) {
               {"revision", e.revision},
               {"commit", e.commit},
               {"hasHfToken", e.hf_token.has_value()},
+              {"hasSecretEnv", e.secret_env.has_value()},
               {"command", json::parse(e.command_json, nullptr, false)},
               {"env", json::parse(e.env_json, nullptr, false)},
               {"gpuType", e.gpu_type},
@@ -119,6 +121,19 @@ Status ApplyEndpointText(const json& b, EndpointRecord& e) {
     }
     e.env_json = env.dump();
   }
+  if (b.contains("secretEnv")) {  // write-only: stored sealed, given to workers, never shown
+    const json& env = b["secretEnv"];
+    if (env.is_null() || (env.is_object() && env.empty())) {
+      e.secret_env.reset();
+    } else if (!env.is_object()) {
+      return InvalidArgumentError("secretEnv must be an object of strings");
+    } else {
+      for (const auto& [k, v] : env.items()) {
+        if (!v.is_string()) return InvalidArgumentError("secretEnv values must be strings");
+      }
+      e.secret_env = env.dump();
+    }
+  }
   return Status::Ok();
 }
 
@@ -161,7 +176,7 @@ Status ApplyEndpointFields(const json& b, EndpointRecord& e) {
 }
 
 constexpr std::initializer_list<const char*> kEndpointFields = {
-    "name",       "model",      "hfToken",     "command",     "env",
+    "name",       "model",      "hfToken",     "command",     "env",       "secretEnv",
     "gpuType",    "gpuCount",   "workersMin",  "workersMax",  "idleTimeout",
     "scalerType", "scalerValue", "executionTimeoutMs", "ttlMs"};
 
@@ -223,14 +238,37 @@ Status ResolveModel(ApiContext& ctx, EndpointRecord& e) {
 }
 
 // The endpoint a /v1/endpoints/{id} route names: NotFound for an id of the wrong form (no such
-// route) or an unknown endpoint.
+// route), an unknown endpoint or another tenant's.
 StatusOr<EndpointRecord> EndpointOf(ApiContext& ctx, const net::HttpRequest& req,
                                     const net::PathParams& params) {
   const std::string& id = params.Get("id");
   if (!ValidId(id)) return NoRoute(req);
-  MC_ASSIGN_OR_RETURN(std::optional<EndpointRecord> e, ctx.store.GetEndpoint(id));
-  if (!e) return NotFoundError("no endpoint " + id);
-  return *e;
+  return VisibleEndpoint(ctx, req, id);
+}
+
+// The endpoints the caller sees (all for an admin), oldest first.
+StatusOr<std::vector<EndpointRecord>> VisibleEndpoints(ApiContext& ctx,
+                                                       const net::HttpRequest& req) {
+  MC_ASSIGN_OR_RETURN(std::vector<EndpointRecord> all, ctx.store.ListEndpoints());
+  const Principal caller = Caller(ctx, req);
+  std::erase_if(all, [&](const EndpointRecord& e) { return !caller.Sees(e.tenant); });
+  return all;
+}
+
+// The endpoint ids a ?endpoint= filter stands for: that one if the caller sees it (none
+// otherwise), or with no filter every endpoint for an admin (empty = all), the caller's own
+// endpoints for others.
+StatusOr<std::vector<std::string>> EndpointFilter(ApiContext& ctx, const net::HttpRequest& req) {
+  const std::string filter = req.QueryParam("endpoint").value_or("");
+  if (!filter.empty()) {
+    if (!VisibleEndpoint(ctx, req, filter).ok()) return std::vector<std::string>{};
+    return std::vector<std::string>{filter};
+  }
+  if (Caller(ctx, req).admin()) return std::vector<std::string>{""};
+  MC_ASSIGN_OR_RETURN(std::vector<EndpointRecord> mine, VisibleEndpoints(ctx, req));
+  std::vector<std::string> ids;
+  for (const EndpointRecord& e : mine) ids.push_back(e.id);
+  return ids;
 }
 
 void CreateEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams&,
@@ -249,7 +287,9 @@ void CreateEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::Pat
   if (s.ok()) s = ResolveModel(ctx, e);
   if (!s.ok()) return net::SetJsonError(res, s);
   e.id = RandomAlnum(14);
+  e.tenant = Caller(ctx, req).tenant;
   e.created_ms = e.updated_ms = NowMs(*ctx.options.clock);
+  SealEndpointSecrets(ctx.secrets, e);
   s = ctx.store.PutEndpoint(e);
   if (!s.ok()) return net::SetJsonError(res, s);
   spdlog::info("controller: endpoint {} ({}) created for {}@{}", e.id, e.name, e.repo, e.commit);
@@ -263,12 +303,14 @@ void UpdateEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::Pat
   auto body = ParseObject(req.body);
   if (!body.ok()) return net::SetJsonError(res, body.status());
   EndpointRecord e = *existing;
-  Status s = CheckFields(*body, kEndpointFields);
+  Status s = OpenEndpointSecrets(ctx.secrets, e);  // the token, if the model is resolved again
+  if (s.ok()) s = CheckFields(*body, kEndpointFields);
   if (s.ok()) s = ApplyEndpointFields(*body, e);
   // The model is resolved again (a branch may have moved), with the token as it is now.
   if (s.ok() && (body->contains("model") || body->contains("hfToken"))) s = ResolveModel(ctx, e);
   if (!s.ok()) return net::SetJsonError(res, s);
   e.updated_ms = NowMs(*ctx.options.clock);
+  SealEndpointSecrets(ctx.secrets, e);
   s = ctx.store.PutEndpoint(e);
   if (!s.ok()) return net::SetJsonError(res, s);
   net::SetJson(res, 200, EndpointJson(e).dump());
@@ -301,9 +343,9 @@ void ShowEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::PathP
   net::SetJson(res, 200, out.dump());
 }
 
-void ListEndpoints(ApiContext& ctx, const net::HttpRequest&, const net::PathParams&,
+void ListEndpoints(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams&,
                    net::HttpResponse& res) {
-  auto list = ctx.store.ListEndpoints();
+  auto list = VisibleEndpoints(ctx, req);
   if (!list.ok()) return net::SetJsonError(res, list.status());
   json out = json::array();
   for (const EndpointRecord& e : *list) out.push_back(EndpointJson(e));
@@ -343,19 +385,25 @@ void ResolveModelRoute(ApiContext& ctx, const net::HttpRequest& req, const net::
 
 void ListWorkers(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams&,
                  net::HttpResponse& res) {
+  auto endpoints = EndpointFilter(ctx, req);
+  if (!endpoints.ok()) return net::SetJsonError(res, endpoints.status());
   json out = json::array();
-  for (const WorkerRecord& w : ctx.fleet.Workers(req.QueryParam("endpoint").value_or(""))) {
-    out.push_back(WorkerJson(w));
+  for (const std::string& ep : *endpoints) {
+    for (const WorkerRecord& w : ctx.fleet.Workers(ep)) out.push_back(WorkerJson(w));
   }
   net::SetJson(res, 200, json{{"workers", out}}.dump());
 }
 
 void ListLedger(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams&,
                 net::HttpResponse& res) {
-  auto rows = ctx.store.ListLedger(req.QueryParam("endpoint").value_or(""));
+  // By the rows' own tenant: they outlive their endpoint.
+  const Principal caller = Caller(ctx, req);
+  const std::string filter = req.QueryParam("endpoint").value_or("");
+  auto rows = ctx.store.ListLedger(filter);
   if (!rows.ok()) return net::SetJsonError(res, rows.status());
   json out = json::array();
   for (const LedgerRow& r : *rows) {
+    if (!caller.Sees(r.tenant)) continue;
     out.push_back(json{{"workerId", r.worker_id}, {"endpointId", r.endpoint_id},
                        {"phase", r.phase}, {"start", r.start_ms},
                        {"end", r.end_ms ? json(*r.end_ms) : json(nullptr)},
@@ -366,11 +414,15 @@ void ListLedger(ApiContext& ctx, const net::HttpRequest& req, const net::PathPar
 
 void ListColdStarts(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams&,
                     net::HttpResponse& res) {
+  auto endpoints = EndpointFilter(ctx, req);
+  if (!endpoints.ok()) return net::SetJsonError(res, endpoints.status());
   json out = json::array();
-  for (const ColdStart& c : ctx.fleet.ColdStarts(req.QueryParam("endpoint").value_or(""))) {
-    out.push_back(json{{"workerId", c.worker_id}, {"cacheHit", c.cache_hit},
-                       {"queueMs", c.queue_ms}, {"downloadMs", c.download_ms},
-                       {"startMs", c.start_ms}, {"totalMs", c.total_ms}});
+  for (const std::string& ep : *endpoints) {
+    for (const ColdStart& c : ctx.fleet.ColdStarts(ep)) {
+      out.push_back(json{{"workerId", c.worker_id}, {"cacheHit", c.cache_hit},
+                         {"queueMs", c.queue_ms}, {"downloadMs", c.download_ms},
+                         {"startMs", c.start_ms}, {"totalMs", c.total_ms}});
+    }
   }
   net::SetJson(res, 200, json{{"coldStarts", out}}.dump());
 }

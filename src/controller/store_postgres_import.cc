@@ -14,7 +14,8 @@ using namespace pg_rows;  // NOLINT: the column lists and row codecs
 
 // Children first: stream_chunks references jobs.
 constexpr const char* kTables[] = {"stream_chunks", "jobs",   "endpoints", "api_keys",
-                                   "workers",       "ledger", "hosts",     "webhook_outbox"};
+                                   "workers",       "ledger", "hosts",     "webhook_outbox",
+                                   "host_enrollments"};
 
 // AUTOINCREMENT's position: the identity sequence's last value (NULL before its first use).
 std::string CounterSql(const char* table) {
@@ -91,6 +92,8 @@ Status PostgresControllerStore::WriteRows(const StoreContents& c) {
   MC_RETURN_IF_ERROR(InsertAll(*db_, "workers", kWorkerColumns, c.workers, &AddWorker));
   MC_RETURN_IF_ERROR(InsertAll(*db_, "ledger", kLedgerColumns, c.ledger, &AddLedger));
   MC_RETURN_IF_ERROR(InsertAll(*db_, "hosts", kHostColumns, c.hosts, &pg_rows::AddHost));
+  MC_RETURN_IF_ERROR(
+      InsertAll(*db_, "host_enrollments", kEnrollmentColumns, c.enrollments, &AddEnrollment));
   return InsertAll(*db_, "webhook_outbox", kWebhookColumns, c.webhooks, &AddWebhook);
 }
 

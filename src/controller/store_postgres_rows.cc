@@ -10,7 +10,7 @@ void AddEndpoint(Params& p, const EndpointRecord& e) {
   p.Add(e.commit).Add(e.hf_token).Add(e.command_json).Add(e.env_json).Add(e.gpu_type);
   p.Add(e.gpu_count).Add(e.workers_min).Add(e.workers_max).Add(e.idle_timeout_s);
   p.Add(e.scaler_type).Add(e.scaler_value).Add(e.execution_timeout_ms).Add(e.ttl_ms);
-  p.Add(e.created_ms).Add(e.updated_ms);
+  p.Add(e.created_ms).Add(e.updated_ms).Add(e.tenant).Add(e.secret_env);
 }
 
 EndpointRecord ReadEndpoint(Cols& c) {
@@ -35,6 +35,8 @@ EndpointRecord ReadEndpoint(Cols& c) {
   e.ttl_ms = c.Int();
   e.created_ms = c.Int();
   e.updated_ms = c.Int();
+  e.tenant = c.Bytes();
+  e.secret_env = c.OptBytes();
   return e;
 }
 
@@ -42,7 +44,7 @@ void AddJob(Params& p, const JobRecord& j) {
   p.Add(j.id).Add(j.endpoint_id).Add(j.status).Add(j.input_json).Add(j.output_json);
   p.Add(j.error).Add(j.extra_json).Add(j.webhook).Add(j.low_priority);
   p.Add(j.execution_timeout_ms).Add(j.ttl_ms).Add(j.created_ms).Add(j.started_ms);
-  p.Add(j.completed_ms).Add(j.worker_id).Add(j.retries).Add(j.stream_delivered);
+  p.Add(j.completed_ms).Add(j.worker_id).Add(j.retries).Add(j.stream_delivered).Add(j.tenant);
 }
 
 JobRecord ReadJob(Cols& c) {
@@ -64,6 +66,7 @@ JobRecord ReadJob(Cols& c) {
   j.worker_id = c.Bytes();
   j.retries = c.IntNarrow();
   j.stream_delivered = c.Int();
+  j.tenant = c.Bytes();
   return j;
 }
 
@@ -96,7 +99,7 @@ void AddWorker(Params& p, const WorkerRecord& w) {
   p.Add(w.id).Add(w.endpoint_id).Add(w.host_id).Add(w.commit).Add(w.phase);
   p.Add(w.key_sha256).Add(w.message).Add(w.created_ms).Add(w.ready_ms).Add(w.started_ms);
   p.Add(w.first_take_ms).Add(w.last_ping_ms).Add(w.idle_since_ms).Add(w.stopped_ms);
-  p.Add(w.cache_hit).Add(w.queue_ms);
+  p.Add(w.cache_hit).Add(w.queue_ms).Add(w.tenant);
 }
 
 WorkerRecord ReadWorker(Cols& c) {
@@ -117,12 +120,13 @@ WorkerRecord ReadWorker(Cols& c) {
   w.stopped_ms = c.OptInt();
   w.cache_hit = c.Bool();
   w.queue_ms = c.Int();
+  w.tenant = c.Bytes();
   return w;
 }
 
 void AddLedger(Params& p, const LedgerRow& r) {
   p.Add(r.id).Add(r.worker_id).Add(r.endpoint_id).Add(r.phase).Add(r.start_ms).Add(r.end_ms);
-  p.Add(r.billed);
+  p.Add(r.billed).Add(r.tenant);
 }
 
 LedgerRow ReadLedger(Cols& c) {
@@ -134,11 +138,12 @@ LedgerRow ReadLedger(Cols& c) {
   r.start_ms = c.Int();
   r.end_ms = c.OptInt();
   r.billed = c.Bool();
+  r.tenant = c.Bytes();
   return r;
 }
 
 void AddApiKey(Params& p, const ApiKeyRecord& k) {
-  p.Add(k.id).Add(k.name).Add(k.sha256).Add(k.created_ms);
+  p.Add(k.id).Add(k.name).Add(k.sha256).Add(k.created_ms).Add(k.tenant).Add(k.role);
 }
 
 ApiKeyRecord ReadApiKey(Cols& c) {
@@ -147,6 +152,8 @@ ApiKeyRecord ReadApiKey(Cols& c) {
   k.name = c.Bytes();
   k.sha256 = c.Bytes();
   k.created_ms = c.Int();
+  k.tenant = c.Bytes();
+  k.role = c.Bytes();
   return k;
 }
 
@@ -160,6 +167,19 @@ HostRecord ReadHost(Cols& c) {
   h.document_json = c.Bytes();
   h.last_seen_ms = c.Int();
   return h;
+}
+
+void AddEnrollment(Params& p, const HostEnrollment& e) {
+  p.Add(e.host_id).Add(e.credential).Add(e.schedule).Add(e.created_ms);
+}
+
+HostEnrollment ReadEnrollment(Cols& c) {
+  HostEnrollment e;
+  e.host_id = c.Bytes();
+  e.credential = c.Bytes();
+  e.schedule = c.Bytes();
+  e.created_ms = c.Int();
+  return e;
 }
 
 }  // namespace mc::controller::pg_rows

@@ -49,7 +49,9 @@ struct AgentOptions {
   std::optional<std::string> public_url;   // how others reach us; default base_url()
   hub::Endpoint upstream = hub::Endpoint::Parse(hub::kDefaultEndpoint).value();
   std::optional<hub::Secret> api_key;      // required on /v1 when set
-  // Sent to the controller as "Authorization: Bearer"; unset = api_key.
+  // Sent to the controller as "Authorization: Bearer"; unset = api_key. The host's credential
+  // from `modelcache hosts enroll`: the controller presents it back on /v1, where it is accepted
+  // beside api_key.
   std::optional<hub::Secret> controller_api_key;
   downloader::FetchTuning tuning;
   std::chrono::milliseconds heartbeat_interval{5'000};
