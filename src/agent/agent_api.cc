@@ -185,6 +185,8 @@ bool AgentApi::KeyMissing(const net::HttpRequest& req, net::HttpResponse& res) c
   std::string given = req.headers.Get("Authorization").value_or("");
   if (given.starts_with("Bearer ")) given = given.substr(7);
   if (p_.options.api_key->Matches(given)) return false;
+  // The controller authenticates with this host's own credential (its enrollment's).
+  if (p_.options.controller_api_key && p_.options.controller_api_key->Matches(given)) return false;
   net::SetJsonError(res,
                     UnauthenticatedError("missing or wrong API key (Authorization: Bearer ...)"));
   return true;

@@ -66,6 +66,7 @@ struct AgentArgs {
   std::string gpu_type = "none", listen = "127.0.0.1:8766", controller, host_id, upstream;
   std::string public_url, api_key_file, log_cap = "64MiB";
   std::vector<std::string> allowed_hosts;
+  std::string host_credential_file;
   double maintenance_seconds = 30, stop_grace_seconds = 10;
   std::string gpus = "0";
   std::string runtime = "auto", engine, oci_runtime, engine_root, network = "host";
@@ -195,6 +196,16 @@ StatusOr<agent::AgentOptions> MakeAgentOptions(const AgentArgs& args, const hub:
     o.public_url = url.url();
   }
   MC_ASSIGN_OR_RETURN(o.api_key, ResolveApiKey(args.api_key_file, env));
+  if (!args.host_credential_file.empty()) {
+    // The same file rules as the key's; there is no environment fallback.
+    auto credential = ResolveApiKey(args.host_credential_file, hub::Env::FromMap({}));
+    if (!credential.ok()) {
+      return Status(credential.status().code(),
+                    "--host-credential-file " + QuoteForMessage(args.host_credential_file) +
+                        ": cannot read a credential from it");
+    }
+    o.controller_api_key = std::move(*credential);
+  }
   MC_RETURN_IF_ERROR(MakeRuntimeOptions(args, o.runtime));
   if (args.gpus != "auto") {
     char* end = nullptr;
@@ -359,6 +370,12 @@ void AddAgentCommand(CLI::App& app, CommandResult& result) {
       "File holding the key that /v1/... requests must send as 'Authorization:\n"
       "Bearer <key>' (trailing newline ignored; else $MODELCACHE_API_KEY; else the key\n"
       "in <state-dir>/api-key, made there (0600) on the first start)");
+  cmd->add_option(
+      "--host-credential-file", args->host_credential_file,
+      "File holding this host's credential from 'modelcache hosts enroll --host-id ID' on\n"
+      "the controller: sent to --controller to register and heartbeat as --host-id, and\n"
+      "accepted on /v1 from the controller (which presents it back)")
+      ->type_name("FILE");
   cmd->add_option("--connections", args->connections,
                   "Parallel HTTP connections per download, 1 to 64 (default 8)")
       ->check(CLI::Range(1, 64));

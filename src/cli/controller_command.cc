@@ -58,6 +58,12 @@ constexpr const char* kDbHelp =
 constexpr const char* kDbPasswordHelp =
     "File holding the PostgreSQL password (trailing newline ignored; keep it mode 0600)";
 
+constexpr const char* kSecretKeyHelp =
+    "The key that seals the secrets the store holds (HF tokens, secret env, host credentials),\n"
+    "in a file of its own, mode 0600, created on first use; back it up apart from the database:\n"
+    "without it no stored secret can be read. Default: controller-secret.key beside a SQLite\n"
+    "file; required with PostgreSQL (every controller of the database needs the same file)";
+
 void AddDbOptions(CLI::App& cmd, std::string& db, std::string& password_file) {
   cmd.add_option("--db", db, kDbHelp)->type_name("STORE");
   cmd.add_option("--db-password-file", password_file, kDbPasswordHelp)->type_name("FILE");
@@ -85,6 +91,7 @@ StatusOr<hub::Endpoint> UpstreamOrDefault(const std::string& flag) {
 
 struct ControllerArgs {
   std::string listen = "127.0.0.1:8080", db, db_password_file, upstream, public_url, agent_key_file;
+  std::string secret_key_file;
   double requeue_after = 30;
   double history_retention_days = 30;
   bool webhook_allow_private = false;
@@ -99,6 +106,7 @@ Status RunController(const ControllerArgs& args) {
   }
   o.db = args.db;
   MC_ASSIGN_OR_RETURN(o.db_password, ReadSecretFile(args.db_password_file), "--db-password-file");
+  o.secret_key_file = args.secret_key_file;
   MC_ASSIGN_OR_RETURN(o.upstream, UpstreamOrDefault(args.upstream), "--upstream");
   if (!args.public_url.empty()) o.public_url = args.public_url;
   MC_ASSIGN_OR_RETURN(o.agent_api_key, ReadKeyFile(args.agent_key_file), "--agent-key-file");
@@ -119,15 +127,109 @@ Status RunController(const ControllerArgs& args) {
 // ---- keys ----
 
 struct KeysArgs {
-  std::string db, db_password_file, name = "default";
+  std::string db, db_password_file, name = "default", tenant = "default", role = "admin";
 };
 
 Status RunKeysCreate(const KeysArgs& args) {
   MC_ASSIGN_OR_RETURN(auto password, ReadSecretFile(args.db_password_file), "--db-password-file");
-  MC_ASSIGN_OR_RETURN(std::string key, controller::AddApiKey(args.db, password, args.name));
+  MC_ASSIGN_OR_RETURN(std::string key, controller::AddApiKey(args.db, password, args.name,
+                                                            args.tenant, args.role));
   std::cout << key << std::endl;
-  std::cerr << "API key \"" << args.name << "\" created; it is shown only now. Send it as "
-            << "'Authorization: Bearer <key>'." << std::endl;
+  std::cerr << "API key \"" << args.name << "\" (" << args.role << " of tenant " << args.tenant
+            << ") created; it is shown only now. Send it as 'Authorization: Bearer <key>'."
+            << std::endl;
+  return Status::Ok();
+}
+
+// ---- hosts ----
+
+Status WriteFile(const fs::path& path, const std::string& content, mode_t mode);
+
+struct HostsArgs {
+  std::string controller, key_file, host_id, credential_file;
+};
+
+// POST `path` with `body` to the controller at `url` with an admin key: the JSON answer, or an
+// error that carries the controller's message.
+StatusOr<json> ControllerPost(const std::string& url, const std::string& key,
+                              const std::string& path, const json& body) {
+  net::HeaderMap h;
+  h.Set("Authorization", "Bearer " + key);
+  h.Set("Content-Type", "application/json");
+  net::HttpClientRequest req = Request("POST", url + path, h);
+  req.body = body.dump();
+  req.timeout = std::chrono::milliseconds(30'000);
+  MC_ASSIGN_OR_RETURN(auto res, net::HttpClient::Create()->Send(req), "controller " + url);
+  json answer = json::parse(res.body, nullptr, false);
+  if (res.status != 200) {
+    const std::string why = answer.is_object() ? answer.value("error", "") : res.body.substr(0, 200);
+    return Status(res.status == 401 ? StatusCode::kUnauthenticated
+                  : res.status == 403 ? StatusCode::kPermissionDenied
+                  : res.status == 404 ? StatusCode::kNotFound
+                                      : StatusCode::kFailedPrecondition,
+                  "controller " + url + path + ": HTTP " + std::to_string(res.status) + ": " + why);
+  }
+  return answer;
+}
+
+// Enrolls `host_id` with the controller at `url` (an admin key) and returns its credential.
+StatusOr<std::string> EnrollHost(const std::string& url, const std::string& key,
+                                 const std::string& host_id) {
+  MC_ASSIGN_OR_RETURN(json answer,
+                      ControllerPost(url, key, "/v1/hosts/enroll", json{{"hostId", host_id}}));
+  std::string credential = answer.value("credential", "");
+  if (credential.empty()) return InternalError("the controller answered no credential");
+  return credential;
+}
+
+// --controller (else $MODELCACHE_CONTROLLER, else the default listen address) and the admin key
+// (--key-file, else $MODELCACHE_API_KEY).
+StatusOr<std::pair<std::string, std::string>> ControllerAndKey(const HostsArgs& args) {
+  std::string url = args.controller;
+  if (url.empty()) {
+    const char* env = std::getenv("MODELCACHE_CONTROLLER");
+    url = env && *env ? env : "http://127.0.0.1:8080";
+  }
+  MC_ASSIGN_OR_RETURN(hub::Endpoint endpoint, hub::Endpoint::Parse(url), "--controller");
+  MC_ASSIGN_OR_RETURN(auto key, ReadKeyFile(args.key_file), "--key-file");
+  if (!key) {
+    const char* env = std::getenv("MODELCACHE_API_KEY");
+    if (env && *env) key = hub::Secret(env);
+  }
+  if (!key) {
+    return InvalidArgumentError(
+        "an admin API key is needed: --key-file FILE or $MODELCACHE_API_KEY (create one with "
+        "'modelcache keys create --db ... --role admin')");
+  }
+  return std::pair<std::string, std::string>(endpoint.url(), std::string(key->Reveal()));
+}
+
+Status RunHostsEnroll(const HostsArgs& args) {
+  MC_ASSIGN_OR_RETURN(auto target, ControllerAndKey(args));
+  MC_ASSIGN_OR_RETURN(std::string credential,
+                      EnrollHost(target.first, target.second, args.host_id));
+  if (!args.credential_file.empty()) {
+    MC_RETURN_IF_ERROR(WriteFile(args.credential_file, credential + "\n", 0600));
+    std::cerr << "host " << args.host_id << " enrolled; its credential is in "
+              << args.credential_file << " (mode 0600). Start its agent with --host-id "
+              << args.host_id << " --host-credential-file " << args.credential_file << std::endl;
+    return Status::Ok();
+  }
+  std::cout << credential << std::endl;
+  std::cerr << "host " << args.host_id << " enrolled; the credential is shown only now. Put it "
+            << "in a file (mode 0600) on that host and start its agent with --host-id "
+            << args.host_id << " --host-credential-file FILE" << std::endl;
+  return Status::Ok();
+}
+
+Status RunHostsSchedule(const HostsArgs& args, const std::string& verb) {
+  MC_ASSIGN_OR_RETURN(auto target, ControllerAndKey(args));
+  MC_ASSIGN_OR_RETURN(json answer, ControllerPost(target.first, target.second,
+                                                  "/v1/hosts/" + args.host_id + "/" + verb,
+                                                  json::object()));
+  const std::string schedule = answer.value("schedule", "");
+  std::cout << "host " << args.host_id << ": "
+            << (schedule.empty() ? "schedulable (uncordoned)" : schedule) << std::endl;
   return Status::Ok();
 }
 
@@ -136,6 +238,7 @@ Status RunKeysCreate(const KeysArgs& args) {
 struct UpArgs {
   std::string data_dir = "modelcache-up", listen = "127.0.0.1:8080", upstream, capacity = "20GB";
   std::string db, db_password_file;  // "" = sqlite:<data-dir>/controller.db
+  std::string secret_key_file;       // "" = <data-dir>/controller-secret.key
   std::string worker_script = "examples/runpod_worker.py", demo_model_size = "16MiB";
   std::string demo_upstream_rate;  // "" = no cap
   std::string runtime = "auto";    // the agents' --runtime
@@ -413,6 +516,8 @@ Status RunUp(const UpArgs& args) {
   co.listen = args.listen;
   co.db = args.db.empty() ? "sqlite:" + (data / "controller.db").string() : args.db;
   MC_ASSIGN_OR_RETURN(co.db_password, ReadSecretFile(args.db_password_file), "--db-password-file");
+  co.secret_key_file = args.secret_key_file.empty() ? data / "controller-secret.key"
+                                                    : fs::path(args.secret_key_file);
   co.upstream = upstream;
   co.ping_interval = std::chrono::milliseconds(2'000);
   // One key for everything here: clients, agents towards the controller, the controller towards
@@ -424,6 +529,11 @@ Status RunUp(const UpArgs& args) {
 
   std::vector<std::unique_ptr<agent::Agent>> agents;
   for (int i = 1; i <= args.agents; ++i) {
+    // Enrolled like any host: the agent registers with its own credential, and the controller
+    // presents that credential back on the agent's /v1.
+    MC_ASSIGN_OR_RETURN(std::string credential,
+                        EnrollHost(ctl->base_url(), key, "host-" + std::to_string(i)),
+                        "enroll agent " + std::to_string(i));
     agent::AgentOptions ao;
     const fs::path host = data / ("host-" + std::to_string(i));
     ao.cache_dir = host / "hub";
@@ -437,6 +547,7 @@ Status RunUp(const UpArgs& args) {
     ao.upstream = upstream;
     ao.controller_url = ctl->base_url();
     ao.api_key = hub::Secret(key);
+    ao.controller_api_key = hub::Secret(credential);
     ao.heartbeat_interval = std::chrono::milliseconds(1'000);
     ao.runtime = runtime;
     MC_ASSIGN_OR_RETURN(auto a, agent::Agent::Create(std::move(ao)), "agent " + std::to_string(i));
@@ -496,6 +607,7 @@ void AddControllerCommands(CLI::App& app, CommandResult& result) {
                   "The Hub models are resolved against (default $HF_ENDPOINT, else huggingface.co)");
   cmd->add_option("--public-url", cargs->public_url,
                   "How workers reach the controller (default: the listening address)");
+  cmd->add_option("--secret-key-file", cargs->secret_key_file, kSecretKeyHelp)->type_name("FILE");
   cmd->add_option("--agent-key-file", cargs->agent_key_file,
                   "File with the API key agents expect on their /v1 (if they have one)");
   cmd->add_option("--requeue-after", cargs->requeue_after,
@@ -532,7 +644,55 @@ void AddControllerCommands(CLI::App& app, CommandResult& result) {
   AddDbOptions(*create, kargs->db, kargs->db_password_file);
   create->get_option("--db")->required();
   create->add_option("--name", kargs->name, "A name to recognise the key by (default default)");
+  create->add_option("--tenant", kargs->tenant,
+                     "The tenant the key belongs to: it sees and changes only that tenant's\n"
+                     "endpoints, jobs, workers and ledger (1-64 of a-z 0-9 - _; default default)")
+      ->type_name("TENANT");
+  create->add_option("--role", kargs->role,
+                     "admin (everything: every tenant, keys, hosts), member (its tenant's\n"
+                     "endpoints and jobs) or readonly (reads its tenant's); default admin")
+      ->check(CLI::IsMember({"admin", "member", "readonly"}))
+      ->type_name("ROLE");
   create->callback([kargs, &result] { result.status = RunKeysCreate(*kargs); });
+
+  auto* hosts = app.add_subcommand(
+      "hosts",
+      "Enroll, cordon, drain and uncordon the controller's hosts, through its API with an admin\n"
+      "key (--key-file, else $MODELCACHE_API_KEY) at --controller (else $MODELCACHE_CONTROLLER,\n"
+      "else http://127.0.0.1:8080)");
+  hosts->require_subcommand(1);
+  auto hargs = std::make_shared<HostsArgs>();
+  auto add_target = [hargs](CLI::App* sub) {
+    sub->add_option("--controller", hargs->controller,
+                    "The controller's URL (default $MODELCACHE_CONTROLLER, else "
+                    "http://127.0.0.1:8080)")
+        ->type_name("URL");
+    sub->add_option("--key-file", hargs->key_file,
+                    "File holding an admin API key (default $MODELCACHE_API_KEY)")
+        ->type_name("FILE");
+  };
+  auto* enroll = hosts->add_subcommand(
+      "enroll",
+      "Enroll a host and print its credential (shown once): only an agent with it can register\n"
+      "and heartbeat as that host id, and the controller presents it back to that agent.\n"
+      "Enrolling a host again gives it a new credential (the old one stops working).\n"
+      "Example: modelcache hosts enroll --host-id gpu-07 --credential-file gpu-07.credential");
+  add_target(enroll);
+  enroll->add_option("--host-id", hargs->host_id, "The agent's --host-id (1-128 of A-Za-z0-9._-)")
+      ->required();
+  enroll->add_option("--credential-file", hargs->credential_file,
+                     "Write the credential to this file (mode 0600) instead of printing it")
+      ->type_name("FILE");
+  enroll->callback([hargs, &result] { result.status = RunHostsEnroll(*hargs); });
+  for (const auto& [verb, help] : std::vector<std::pair<std::string, std::string>>{
+           {"cordon", "Place no new workers on an enrolled host (running ones go on)"},
+           {"drain", "Cordon a host and stop its idle workers (busy ones finish their jobs first)"},
+           {"uncordon", "Let the controller place workers on the host again"}}) {
+    auto* sub = hosts->add_subcommand(verb, help);
+    add_target(sub);
+    sub->add_option("host", hargs->host_id, "The host id")->required();
+    sub->callback([hargs, verb, &result] { result.status = RunHostsSchedule(*hargs, verb); });
+  }
 
   auto* up = app.add_subcommand(
       "up",
@@ -573,6 +733,9 @@ void AddControllerCommands(CLI::App& app, CommandResult& result) {
                  "one here, else processes), podman, docker or process. Image endpoints need\n"
                  "containers, command endpoints processes")
       ->type_name("KIND");
+  up->add_option("--secret-key-file", uargs->secret_key_file,
+                 "The key that seals stored secrets (default <data-dir>/controller-secret.key)")
+      ->type_name("FILE");
   up->add_option("--worker-script", uargs->worker_script,
                  "The demo worker (default examples/runpod_worker.py, from the repository root)");
   up->callback([uargs, &result] {

@@ -113,7 +113,7 @@ TEST_F(StoreCliTest, MigrateStoreMovesASqliteStoreAndAControllerOnPostgresServes
   ASSERT_EQ(::pipe(fds), 0);
   const pid_t controller =
       SpawnMc({"controller", "--db", uri_, "--db-password-file", password_file_, "--listen",
-               "127.0.0.1:0"},
+               "127.0.0.1:0", "--secret-key-file", (dir_ / "secret.key").string()},
               nullptr, fds[1], -1);
   ::close(fds[1]);
   std::string seen;
@@ -136,6 +136,13 @@ TEST_F(StoreCliTest, MigrateStoreMovesASqliteStoreAndAControllerOnPostgresServes
   ASSERT_TRUE(res.ok()) << res.status().ToString();
   EXPECT_EQ(res->status, 200) << res->body;
   EXPECT_NE(res->body.find("\"moved\""), std::string::npos) << res->body;
+}
+
+TEST_F(StoreCliTest, AControllerOnPostgresWithoutASecretKeyFileSaysToPassOne) {
+  auto run = RunMc({"controller", "--db", uri_, "--db-password-file", password_file_, "--listen",
+                    "127.0.0.1:0"});
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(run.err.find("--secret-key-file"), std::string::npos) << run.err;
 }
 
 TEST_F(StoreCliTest, MigrateStoreHelpSaysWhatToDoBeforeAndAfter) {

@@ -26,13 +26,16 @@
 
 namespace mc::controller {
 
-// Generates an API key, stores its hash under `name` and returns the key (shown once).
-StatusOr<std::string> NewApiKey(ControllerStore& store, const std::string& name, int64_t now_ms);
+// Generates an API key of `tenant` with `role`, stores its hash under `name` and returns the key
+// (shown once). InvalidArgument for a bad name, tenant or role.
+StatusOr<std::string> NewApiKey(ControllerStore& store, const std::string& name, int64_t now_ms,
+                                const std::string& tenant = kDefaultTenant,
+                                const std::string& role = "admin");
 
 class ControllerApi {
  public:
   ControllerApi(const ControllerOptions& options, ControllerStore& store, JobBoard& jobs,
-                Fleet& fleet);
+                Fleet& fleet, const SecretBox& secrets);
   void Handle(const net::HttpRequest& request, net::HttpResponse& response);
   // The edge check of a request's head, before its body is read (net::HeadHandler): a keyed
   // route without a valid client key, or a worker-protocol post without its worker's key, is

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "mc/net/json_reply.h"
+
 namespace mc::controller {
 
 using json = nlohmann::json;
@@ -13,6 +15,37 @@ using json = nlohmann::json;
 net::RouteHandler Bind(ApiContext& ctx, ApiHandler handler) {
   return [&ctx, handler](const net::HttpRequest& req, const net::PathParams& params,
                          net::HttpResponse& res) { handler(ctx, req, params, res); };
+}
+
+net::RouteHandler AdminOnly(ApiContext& ctx, ApiHandler handler) {
+  return [&ctx, handler](const net::HttpRequest& req, const net::PathParams& params,
+                         net::HttpResponse& res) {
+    if (!Caller(ctx, req).admin()) {
+      return net::SetJsonError(
+          res, PermissionDeniedError("only an admin key may do this (keys, hosts and fleet "
+                                     "metrics are the operators'); ask an operator"));
+    }
+    handler(ctx, req, params, res);
+  };
+}
+
+Principal Caller(ApiContext& ctx, const net::HttpRequest& req) {
+  auto p = ctx.keys.Identify(req.headers.Get("Authorization").value_or(""));
+  if (!p) return Principal{"", "", "none"};
+  return *p;
+}
+
+Status CheckRole(const Principal& caller, const net::HttpRequest& req) {
+  if (caller.may_write() || req.method == "GET" || req.method == "HEAD") return Status::Ok();
+  return PermissionDeniedError("this API key is read-only: it may only read (GET)");
+}
+
+StatusOr<EndpointRecord> VisibleEndpoint(ApiContext& ctx, const net::HttpRequest& req,
+                                         const std::string& id) {
+  if (!ValidId(id)) return NotFoundError("no endpoint " + id.substr(0, 80));
+  MC_ASSIGN_OR_RETURN(std::optional<EndpointRecord> e, ctx.store.GetEndpoint(id));
+  if (!e || !Caller(ctx, req).Sees(e->tenant)) return NotFoundError("no endpoint " + id);
+  return *e;
 }
 
 int64_t NowMs(const Clock& clock) {

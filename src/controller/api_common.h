@@ -12,7 +12,10 @@
 #include <string>
 #include <string_view>
 
+#include "controller/api_keys.h"
+#include "controller/store.h"
 #include "mc/common/clock.h"
+#include "mc/common/secret_box.h"
 #include "mc/common/status.h"
 #include "mc/controller/controller.h"
 #include "mc/net/http_server.h"
@@ -32,6 +35,8 @@ struct ApiContext {
   JobBoard& jobs;
   Fleet& fleet;
   ApiKeys& keys;
+  // Seals secrets before they reach the store and opens them where they are used.
+  const SecretBox& secrets;
   // Called after a job is queued, so that the autoscaler runs at once (may be empty). Set before
   // the server takes requests.
   std::function<void()> kick;
@@ -42,6 +47,19 @@ using ApiHandler = void (*)(ApiContext& ctx, const net::HttpRequest& req,
 
 // A route handler that calls `handler` with `ctx`.
 net::RouteHandler Bind(ApiContext& ctx, ApiHandler handler);
+// The same for a route only admin keys may use (keys, hosts, fleet metrics): 403 for others.
+net::RouteHandler AdminOnly(ApiContext& ctx, ApiHandler handler);
+
+// Who sent a keyed request (its key was validated before the route ran). A key deleted since
+// gives a principal that sees nothing and may do nothing.
+Principal Caller(ApiContext& ctx, const net::HttpRequest& req);
+// What a validated key may do beyond its tenant's resources: readonly keys only GET and HEAD
+// (403 otherwise). Called by ControllerApi after the key is validated, before the route runs.
+Status CheckRole(const Principal& caller, const net::HttpRequest& req);
+// The endpoint `id` if the caller sees it. NotFound, with the very answer an unknown id gets,
+// for an id of the wrong form, an unknown endpoint or another tenant's (no existence leak).
+StatusOr<EndpointRecord> VisibleEndpoint(ApiContext& ctx, const net::HttpRequest& req,
+                                         const std::string& id);
 
 // Each resource's routes (api_<resource>.cc). The public router takes requests without a client
 // key (health; the worker protocol checks each worker's own key); every other route is on the
@@ -50,7 +68,7 @@ void AddHealthAndMetricsRoutes(net::Router& public_routes, net::Router& keyed, A
 void AddWorkerProtocolRoutes(net::Router& public_routes, ApiContext& ctx);
 void AddEndpointRoutes(net::Router& keyed, ApiContext& ctx);
 void AddJobRoutes(net::Router& keyed, ApiContext& ctx);
-void AddHostRoutes(net::Router& keyed, ApiContext& ctx);
+void AddHostRoutes(net::Router& public_routes, net::Router& keyed, ApiContext& ctx);
 void AddKeyRoutes(net::Router& keyed, ApiContext& ctx);
 
 // Bounds of an endpoint's executionTimeoutMs and ttlMs and of a job's policy (milliseconds).

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "controller/api_common.h"
+#include "controller/endpoint_secrets.h"
 #include "controller/fleet.h"
 #include "controller/hub_access.h"
 #include "controller/jobs.h"
@@ -42,6 +43,7 @@ json EndpointJson(const EndpointRecord& e) {
               {"revision", e.revision},
               {"commit", e.commit},
               {"hasHfToken", e.hf_token.has_value()},
+              {"hasSecretEnv", e.secret_env.has_value()},
               {"command", json::parse(e.command_json, nullptr, false)},
               {"env", json::parse(e.env_json, nullptr, false)},
               {"gpuType", e.gpu_type},
@@ -314,6 +316,20 @@ Status ApplyEndpointText(const json& b, EndpointRecord& e) {
     }
     e.env_json = env.dump();
   }
+  if (b.contains("secretEnv")) {  // write-only: stored sealed, given to workers, never shown
+    const json& env = b["secretEnv"];
+    if (env.is_null() || (env.is_object() && env.empty())) {
+      e.secret_env.reset();
+    } else if (!env.is_object()) {
+      return InvalidArgumentError("secretEnv must be an object of strings");
+    } else {
+      for (const auto& [k, v] : env.items()) {
+        if (!v.is_string()) return InvalidArgumentError("secretEnv values must be strings");
+        MC_RETURN_IF_ERROR(CheckWorkerEnvEntry(k, v.get<std::string>()));
+      }
+      e.secret_env = env.dump();
+    }
+  }
   return ApplyImageFields(b, e);
 }
 
@@ -356,7 +372,7 @@ Status ApplyEndpointFields(const json& b, EndpointRecord& e) {
 }
 
 constexpr std::initializer_list<const char*> kEndpointFields = {
-    "name",       "model",      "hfToken",     "command",     "env",
+    "name",       "model",      "hfToken",     "command",     "env",       "secretEnv",
     "gpuType",    "gpuCount",   "workersMin",  "workersMax",  "idleTimeout",
     "scalerType", "scalerValue", "executionTimeoutMs", "ttlMs", "image", "args",
     "registryAuth", "models",     "links"};
@@ -458,14 +474,37 @@ Status ResolveModel(ApiContext& ctx, EndpointRecord& e) {
 }
 
 // The endpoint a /v1/endpoints/{id} route names: NotFound for an id of the wrong form (no such
-// route) or an unknown endpoint.
+// route), an unknown endpoint or another tenant's.
 StatusOr<EndpointRecord> EndpointOf(ApiContext& ctx, const net::HttpRequest& req,
                                     const net::PathParams& params) {
   const std::string& id = params.Get("id");
   if (!ValidId(id)) return NoRoute(req);
-  MC_ASSIGN_OR_RETURN(std::optional<EndpointRecord> e, ctx.store.GetEndpoint(id));
-  if (!e) return NotFoundError("no endpoint " + id);
-  return *e;
+  return VisibleEndpoint(ctx, req, id);
+}
+
+// The endpoints the caller sees (all for an admin), oldest first.
+StatusOr<std::vector<EndpointRecord>> VisibleEndpoints(ApiContext& ctx,
+                                                       const net::HttpRequest& req) {
+  MC_ASSIGN_OR_RETURN(std::vector<EndpointRecord> all, ctx.store.ListEndpoints());
+  const Principal caller = Caller(ctx, req);
+  std::erase_if(all, [&](const EndpointRecord& e) { return !caller.Sees(e.tenant); });
+  return all;
+}
+
+// The endpoint ids a ?endpoint= filter stands for: that one if the caller sees it (none
+// otherwise), or with no filter every endpoint for an admin (empty = all), the caller's own
+// endpoints for others.
+StatusOr<std::vector<std::string>> EndpointFilter(ApiContext& ctx, const net::HttpRequest& req) {
+  const std::string filter = req.QueryParam("endpoint").value_or("");
+  if (!filter.empty()) {
+    if (!VisibleEndpoint(ctx, req, filter).ok()) return std::vector<std::string>{};
+    return std::vector<std::string>{filter};
+  }
+  if (Caller(ctx, req).admin()) return std::vector<std::string>{""};
+  MC_ASSIGN_OR_RETURN(std::vector<EndpointRecord> mine, VisibleEndpoints(ctx, req));
+  std::vector<std::string> ids;
+  for (const EndpointRecord& e : mine) ids.push_back(e.id);
+  return ids;
 }
 
 void CreateEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams&,
@@ -486,7 +525,9 @@ void CreateEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::Pat
   if (s.ok()) s = ResolveModel(ctx, e);
   if (!s.ok()) return net::SetJsonError(res, s);
   e.id = RandomAlnum(14);
+  e.tenant = Caller(ctx, req).tenant;
   e.created_ms = e.updated_ms = NowMs(*ctx.options.clock);
+  SealEndpointSecrets(ctx.secrets, e);
   s = ctx.store.PutEndpoint(e);
   if (!s.ok()) return net::SetJsonError(res, s);
   spdlog::info("controller: endpoint {} ({}) created for {}@{}", e.id, e.name, e.repo, e.commit);
@@ -501,7 +542,8 @@ void UpdateEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::Pat
   auto body = ParseObject(req.body);
   if (!body.ok()) return net::SetJsonError(res, body.status());
   EndpointRecord e = *existing;
-  Status s = CheckFields(*body, kEndpointFields);
+  Status s = OpenEndpointSecrets(ctx.secrets, e);  // the token, if the model is resolved again
+  if (s.ok()) s = CheckFields(*body, kEndpointFields);
   if (s.ok()) s = ApplyEndpointFields(*body, e);
   if (s.ok() && e.command_json == "[]" && e.image.empty()) {
     s = InvalidArgumentError("an endpoint needs an image or a command");
@@ -518,6 +560,7 @@ void UpdateEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::Pat
   }
   if (!s.ok()) return net::SetJsonError(res, s);
   e.updated_ms = NowMs(*ctx.options.clock);
+  SealEndpointSecrets(ctx.secrets, e);
   s = ctx.store.PutEndpoint(e);
   if (!s.ok()) return net::SetJsonError(res, s);
   if (ctx.kick) ctx.kick();  // new sizes, or a fixed command after failed starts: act now
@@ -552,9 +595,9 @@ void ShowEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::PathP
   net::SetJson(res, 200, out.dump());
 }
 
-void ListEndpoints(ApiContext& ctx, const net::HttpRequest&, const net::PathParams&,
+void ListEndpoints(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams&,
                    net::HttpResponse& res) {
-  auto list = ctx.store.ListEndpoints();
+  auto list = VisibleEndpoints(ctx, req);
   if (!list.ok()) return net::SetJsonError(res, list.status());
   json out = json::array();
   for (const EndpointRecord& e : *list) out.push_back(EndpointJson(e));
@@ -594,19 +637,25 @@ void ResolveModelRoute(ApiContext& ctx, const net::HttpRequest& req, const net::
 
 void ListWorkers(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams&,
                  net::HttpResponse& res) {
+  auto endpoints = EndpointFilter(ctx, req);
+  if (!endpoints.ok()) return net::SetJsonError(res, endpoints.status());
   json out = json::array();
-  const std::string endpoint = req.QueryParam("endpoint").value_or("");
-  const std::map<std::string, WorkerExit> exits = ctx.fleet.Exits(endpoint);
-  for (const WorkerRecord& w : ctx.fleet.Workers(endpoint)) {
-    auto exit = exits.find(w.id);
-    out.push_back(WorkerJson(w, exit == exits.end() ? nullptr : &exit->second));
+  const std::map<std::string, WorkerExit> exits = ctx.fleet.Exits("");
+  for (const std::string& ep : *endpoints) {
+    for (const WorkerRecord& w : ctx.fleet.Workers(ep)) {
+      auto exit = exits.find(w.id);
+      out.push_back(WorkerJson(w, exit == exits.end() ? nullptr : &exit->second));
+    }
   }
   net::SetJson(res, 200, json{{"workers", out}}.dump());
 }
 
 void ListLedger(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams&,
                 net::HttpResponse& res) {
-  auto rows = ctx.store.ListLedger(req.QueryParam("endpoint").value_or(""));
+  // By the rows' own tenant: they outlive their endpoint.
+  const Principal caller = Caller(ctx, req);
+  const std::string filter = req.QueryParam("endpoint").value_or("");
+  auto rows = ctx.store.ListLedger(filter);
   if (!rows.ok()) return net::SetJsonError(res, rows.status());
   // An initializing row shows its two parallel parts (image pull, model download), unbilled.
   std::map<std::string, WorkerRecord> workers;
@@ -616,6 +665,7 @@ void ListLedger(ApiContext& ctx, const net::HttpRequest& req, const net::PathPar
   auto opt = [](const std::optional<int64_t>& v) { return v ? json(*v) : json(nullptr); };
   json out = json::array();
   for (const LedgerRow& r : *rows) {
+    if (!caller.Sees(r.tenant)) continue;
     json row{{"workerId", r.worker_id}, {"endpointId", r.endpoint_id},
              {"phase", r.phase}, {"start", r.start_ms},
              {"end", r.end_ms ? json(*r.end_ms) : json(nullptr)},
@@ -632,14 +682,18 @@ void ListLedger(ApiContext& ctx, const net::HttpRequest& req, const net::PathPar
 
 void ListColdStarts(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams&,
                     net::HttpResponse& res) {
+  auto endpoints = EndpointFilter(ctx, req);
+  if (!endpoints.ok()) return net::SetJsonError(res, endpoints.status());
   json out = json::array();
-  for (const ColdStart& c : ctx.fleet.ColdStarts(req.QueryParam("endpoint").value_or(""))) {
-    auto opt = [](const std::optional<int64_t>& v) { return v ? json(*v) : json(nullptr); };
-    out.push_back(json{{"workerId", c.worker_id}, {"cacheHit", c.cache_hit},
-                       {"queueMs", c.queue_ms}, {"downloadMs", c.download_ms},
-                       {"startMs", c.start_ms}, {"totalMs", c.total_ms},
-                       {"parts", json{{"imageMs", opt(c.image_part_ms)},
-                                      {"downloadMs", opt(c.download_part_ms)}}}});
+  auto opt = [](const std::optional<int64_t>& v) { return v ? json(*v) : json(nullptr); };
+  for (const std::string& ep : *endpoints) {
+    for (const ColdStart& c : ctx.fleet.ColdStarts(ep)) {
+      out.push_back(json{{"workerId", c.worker_id}, {"cacheHit", c.cache_hit},
+                         {"queueMs", c.queue_ms}, {"downloadMs", c.download_ms},
+                         {"startMs", c.start_ms}, {"totalMs", c.total_ms},
+                         {"parts", json{{"imageMs", opt(c.image_part_ms)},
+                                        {"downloadMs", opt(c.download_part_ms)}}}});
+    }
   }
   net::SetJson(res, 200, json{{"coldStarts", out}}.dump());
 }

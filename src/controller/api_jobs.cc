@@ -17,18 +17,17 @@ namespace {
 
 using json = nlohmann::json;
 
-// The endpoint a /v2 route names: NotFound for an id of the wrong form or an unknown endpoint.
-StatusOr<EndpointRecord> LoadEndpoint(ApiContext& ctx, const std::string& ep) {
-  if (!ValidId(ep)) return NotFoundError("no endpoint " + ep.substr(0, 80));
-  MC_ASSIGN_OR_RETURN(std::optional<EndpointRecord> endpoint, ctx.store.GetEndpoint(ep));
-  if (!endpoint) return NotFoundError("no endpoint " + ep);
-  return *endpoint;
+// The endpoint a /v2 route names: NotFound for an id of the wrong form, an unknown endpoint or
+// another tenant's (its jobs are then out of reach too: every job route goes through here).
+StatusOr<EndpointRecord> LoadEndpoint(ApiContext& ctx, const net::HttpRequest& req,
+                                      const std::string& ep) {
+  return VisibleEndpoint(ctx, req, ep);
 }
 
 // The endpoint and the job id of a /v2/{ep}/<op>/{job} route, or the error to answer.
 StatusOr<std::string> JobOf(ApiContext& ctx, const net::HttpRequest& req,
                             const net::PathParams& params) {
-  MC_RETURN_IF_ERROR(LoadEndpoint(ctx, params.Get("ep")).status());
+  MC_RETURN_IF_ERROR(LoadEndpoint(ctx, req, params.Get("ep")).status());
   const std::string& job = params.Get("job");
   if (!ValidId(job)) return NoRoute(req);
   return job;
@@ -84,7 +83,7 @@ StatusOr<SubmitRequest> ParseSubmission(const std::string& text, bool sync) {
 
 void Submit(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams& params,
             net::HttpResponse& res, bool sync) {
-  auto e = LoadEndpoint(ctx, params.Get("ep"));
+  auto e = LoadEndpoint(ctx, req, params.Get("ep"));
   if (!e.ok()) return net::SetJsonError(res, e.status());
   auto r = ParseSubmission(req.body, sync);
   if (!r.ok()) return net::SetJsonError(res, r.status());
@@ -114,18 +113,18 @@ void RunSync(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams
   Submit(ctx, req, params, res, true);
 }
 
-void PurgeQueue(ApiContext& ctx, const net::HttpRequest&, const net::PathParams& params,
+void PurgeQueue(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams& params,
                 net::HttpResponse& res) {
-  auto e = LoadEndpoint(ctx, params.Get("ep"));
+  auto e = LoadEndpoint(ctx, req, params.Get("ep"));
   if (!e.ok()) return net::SetJsonError(res, e.status());
   auto removed = ctx.jobs.Purge(e->id);
   if (!removed.ok()) return net::SetJsonError(res, removed.status());
   net::SetJson(res, 200, json{{"removed", *removed}, {"status", "completed"}}.dump());
 }
 
-void Health(ApiContext& ctx, const net::HttpRequest&, const net::PathParams& params,
+void Health(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams& params,
             net::HttpResponse& res) {
-  auto e = LoadEndpoint(ctx, params.Get("ep"));
+  auto e = LoadEndpoint(ctx, req, params.Get("ep"));
   if (!e.ok()) return net::SetJsonError(res, e.status());
   const std::string& ep = e->id;
   const JobCounts c = ctx.jobs.Counts(ep);
@@ -210,6 +209,8 @@ void RecentJobs(ApiContext& ctx, const net::HttpRequest& req, const net::PathPar
   if (!ValidId(endpoint)) {
     return net::SetJsonError(res, InvalidArgumentError("name the endpoint: /v1/jobs?endpoint=<id>"));
   }
+  auto visible = LoadEndpoint(ctx, req, endpoint);
+  if (!visible.ok()) return net::SetJsonError(res, visible.status());
   const int limit = std::clamp(std::atoi(req.QueryParam("limit").value_or("20").c_str()), 1, 500);
   json out = json::array();
   for (const JobRecord& j : ctx.jobs.Recent(endpoint, limit)) {

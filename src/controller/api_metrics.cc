@@ -138,8 +138,9 @@ void Metrics(ApiContext& ctx, const net::HttpRequest&, const net::PathParams&,
 
 void AddHealthAndMetricsRoutes(net::Router& public_routes, net::Router& keyed, ApiContext& ctx) {
   public_routes.Add("GET", "/health", Bind(ctx, Health));
-  keyed.Add("GET", "/metrics", Bind(ctx, Metrics));
-  keyed.Add("GET", "/v1/metrics", Bind(ctx, Metrics));
+  // Fleet-wide counts: the operators'.
+  keyed.Add("GET", "/metrics", AdminOnly(ctx, Metrics));
+  keyed.Add("GET", "/v1/metrics", AdminOnly(ctx, Metrics));
 }
 
 }  // namespace mc::controller

@@ -9,6 +9,7 @@
 
 #include "controller/api.h"
 #include "controller/api_common.h"
+#include "controller/endpoint_secrets.h"
 #include "controller/fleet.h"
 #include "controller/jobs.h"
 #include "controller/keys.h"
@@ -16,6 +17,7 @@
 #include "controller/store.h"
 #include "controller/webhooks.h"
 #include "mc/net/http_server.h"
+#include "mc/common/secret_box.h"
 #include "mc/net/json_reply.h"
 
 namespace mc::controller {
@@ -24,6 +26,24 @@ namespace {
 std::optional<std::string> Revealed(const std::optional<hub::Secret>& s) {
   return s ? std::optional<std::string>(std::string(s->Reveal())) : std::nullopt;
 }
+
+}  // namespace
+
+StatusOr<std::filesystem::path> SecretKeyFileFor(const ControllerOptions& o) {
+  if (!o.secret_key_file.empty()) return std::filesystem::absolute(o.secret_key_file);
+  std::optional<std::filesystem::path> db =
+      o.db.empty() ? std::optional<std::filesystem::path>(std::filesystem::absolute(o.db_path))
+                   : SqlitePathOf(o.db);
+  if (!db) {
+    return FailedPreconditionError(
+        "controller: pass --secret-key-file FILE: with a PostgreSQL store the key that seals "
+        "stored secrets has no default place, and every controller sharing the database needs "
+        "the same file (it is created, 0600, if missing)");
+  }
+  return db->parent_path() / "controller-secret.key";
+}
+
+namespace {
 
 StatusOr<std::unique_ptr<ControllerStore>> OpenStore(const ControllerOptions& o) {
   if (o.db.empty()) return ControllerStore::Open(o.db_path);
@@ -37,6 +57,14 @@ class ControllerImpl final : public Controller {
 
   Status Init() {
     MC_ASSIGN_OR_RETURN(store_, OpenStore(o_), "controller");
+    MC_ASSIGN_OR_RETURN(const std::filesystem::path key_file, SecretKeyFileFor(o_));
+    MC_ASSIGN_OR_RETURN(SecretBox box, SecretBox::FromKeyFile(key_file), "controller");
+    secrets_ = std::make_shared<const SecretBox>(box);
+    MC_ASSIGN_OR_RETURN(int sealed, SealStoredSecrets(*store_, *secrets_), "controller");
+    if (sealed > 0) {
+      spdlog::info("controller: sealed the secrets of {} endpoint(s) stored in clear with {}",
+                   sealed, key_file.string());
+    }
     webhooks_ = std::make_unique<WebhookSender>(
         *store_, *o_.clock,
         WebhookSender::Policy{o_.webhook_tries, o_.webhook_retry_delay, o_.webhook_timeout,
@@ -78,6 +106,7 @@ class ControllerImpl final : public Controller {
     f.public_url = o_.public_url.value_or(http_->base_url());
     f.upstream = o_.upstream;
     f.agent_api_key = o_.agent_api_key;
+    f.secrets = secrets_;
     f.ping_interval = o_.ping_interval;
     f.host_timeout = o_.host_timeout;
     f.stop_grace = o_.stop_grace;
@@ -87,7 +116,7 @@ class ControllerImpl final : public Controller {
     retention_ = std::make_unique<HistoryRetention>(
         *store_, *o_.clock, RetentionOptions{o_.history_retention, o_.history_prune_interval},
         [this](int64_t cutoff_ms) { fleet_->ForgetEndedBefore(cutoff_ms); });
-    api_ = std::make_unique<ControllerApi>(o_, *store_, *jobs_, *fleet_);
+    api_ = std::make_unique<ControllerApi>(o_, *store_, *jobs_, *fleet_, *secrets_);
     api_->set_kick([this] {
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -162,6 +191,7 @@ class ControllerImpl final : public Controller {
 
   ControllerOptions o_;
   std::unique_ptr<ControllerStore> store_;
+  std::shared_ptr<const SecretBox> secrets_;
   std::unique_ptr<WebhookSender> webhooks_;
   std::unique_ptr<JobBoard> jobs_;
   std::unique_ptr<Fleet> fleet_;
@@ -184,9 +214,10 @@ StatusOr<std::string> AddApiKey(const std::filesystem::path& db_path, const std:
 }
 
 StatusOr<std::string> AddApiKey(const std::string& db, const std::optional<hub::Secret>& password,
-                                const std::string& name) {
+                                const std::string& name, const std::string& tenant,
+                                const std::string& role) {
   MC_ASSIGN_OR_RETURN(auto store, ControllerStore::OpenDb(db, Revealed(password)));
-  return NewApiKey(*store, name, NowMs(Clock::Real()));
+  return NewApiKey(*store, name, NowMs(Clock::Real()), tenant, role);
 }
 
 StatusOr<bool> HasApiKey(const std::string& db, const std::optional<hub::Secret>& password,

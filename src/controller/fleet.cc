@@ -1,5 +1,6 @@
 #include "controller/fleet.h"
 
+#include "controller/endpoint_secrets.h"
 #include "controller/hub_access.h"
 #include "controller/keys.h"
 
@@ -76,6 +77,16 @@ std::vector<std::string> WorkerSecrets(const EndpointRecord& e, const json& env,
       out.push_back(auth["password"].get<std::string>());
     }
   }
+  if (e.secret_env) {  // every value of the write-only env is a secret, whatever its name
+    const json secret = json::parse(*e.secret_env, nullptr, false);
+    if (secret.is_object()) {
+      for (const auto& [name, value] : secret.items()) {
+        if (value.is_string() && !value.get<std::string>().empty()) {
+          out.push_back(value.get<std::string>());
+        }
+      }
+    }
+  }
   for (const auto& [name, value] : env.items()) {
     std::string upper = name;
     for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -137,6 +148,12 @@ json WorkerBody(const EndpointRecord& e, const std::string& id, const json& env,
     body["links"] = std::move(list);
   }
   return body;
+}
+
+// The endpoint with its sealed secrets opened, for the upstream client and the agent.
+StatusOr<EndpointRecord> WithSecrets(const SecretBox& box, EndpointRecord e) {
+  MC_RETURN_IF_ERROR(OpenEndpointSecrets(box, e));
+  return e;
 }
 
 }  // namespace
@@ -320,6 +337,33 @@ Status Fleet::Heartbeat(const std::string& body) {
   return Status::Ok();
 }
 
+void Fleet::SetHostCredential(const std::string& host_id, const hub::Secret& credential) {
+  std::lock_guard<std::mutex> lock(mu_);
+  host_keys_.insert_or_assign(host_id, credential);
+}
+
+void Fleet::SetSchedule(const std::string& host_id, const std::string& schedule) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (schedule.empty()) {
+    schedules_.erase(host_id);
+  } else {
+    schedules_[host_id] = schedule;
+  }
+}
+
+void Fleet::ForgetHost(const std::string& host_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  host_keys_.erase(host_id);
+  schedules_.erase(host_id);
+}
+
+std::optional<hub::Secret> Fleet::AgentKey(const std::string& host_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = host_keys_.find(host_id);
+  if (it != host_keys_.end()) return it->second;
+  return options_.agent_api_key;
+}
+
 std::vector<HostView> Fleet::Hosts() const {
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t now = NowMs();
@@ -327,6 +371,9 @@ std::vector<HostView> Fleet::Hosts() const {
   for (const auto& [id, h] : hosts_) {
     HostView v = h;
     v.lost = now - h.last_seen_ms > options_.host_timeout.count();
+    v.enrolled = host_keys_.contains(id);
+    auto schedule = schedules_.find(id);
+    if (schedule != schedules_.end()) v.schedule = schedule->second;
     out.push_back(std::move(v));
   }
   return out;
@@ -381,7 +428,9 @@ void Fleet::LearnTrees(const EndpointRecord& e) {
   }
   if (wanted.empty()) return;
   auto ref = hub::ParseModelRef(e.repo);
-  auto client = UpstreamClient(options_.upstream, e.hf_token);
+  auto opened = WithSecrets(*options_.secrets, e);
+  auto client = opened.ok() ? UpstreamClient(options_.upstream, opened->hf_token)
+                            : StatusOr<std::unique_ptr<hub::HubClient>>(opened.status());
   for (const std::string& commit : wanted) {
     Status s = !ref.ok() ? ref.status() : !client.ok() ? client.status() : Status::Ok();
     if (s.ok()) {
@@ -446,8 +495,8 @@ StatusOr<std::pair<int, std::string>> Fleet::AgentRequest(const std::string& hos
     if (h == hosts_.end()) return NotFoundError("no host " + host_id.substr(0, 128));
     url = h->second.url;
   }
-  auto res = SendToAgent(*net::HttpClient::Create(), options_.agent_api_key, method, url + path,
-                         body, std::chrono::milliseconds(30'000));
+  auto res = SendToAgent(*net::HttpClient::Create(), AgentKey(host_id), method, url + path, body,
+                         std::chrono::milliseconds(30'000));
   if (!res.ok()) {
     return UnavailableError("host " + host_id + " did not answer: " + res.status().message());
   }
@@ -467,7 +516,8 @@ Status Fleet::CheckEntitlement(const EndpointRecord& e) {
   Status verdict = [&]() -> Status {
     MC_ASSIGN_OR_RETURN(hub::ModelRef ref, hub::ParseModelRef(e.repo));  // any repo type
     MC_ASSIGN_OR_RETURN(CommitSha commit, CommitSha::Parse(e.commit));
-    MC_ASSIGN_OR_RETURN(auto client, UpstreamClient(options_.upstream, e.hf_token));
+    MC_ASSIGN_OR_RETURN(EndpointRecord opened, WithSecrets(*options_.secrets, e));
+    MC_ASSIGN_OR_RETURN(auto client, UpstreamClient(options_.upstream, opened.hf_token));
     MC_ASSIGN_OR_RETURN(hub::RepoInfo info,
                         client->GetRepoInfo(ref.repo, Revision::Parse(e.commit).value()));
     return CheckFileAccess(*client, ref.repo, commit, info);
@@ -495,8 +545,8 @@ void Fleet::SetPhaseLocked(Live& w, const std::string& phase) {
   w.rec.phase = phase;
   if (phase == kIdle) w.rec.idle_since_ms = now;
   if (IsLivePhase(phase)) {
-    LedgerRow row{0, w.rec.id, w.rec.endpoint_id, phase, now, std::nullopt,
-                  phase != kInitializing};
+    LedgerRow row{0,   w.rec.id,     w.rec.endpoint_id,      w.rec.tenant,
+                  phase, now, std::nullopt, phase != kInitializing};
     auto id = store_.AppendLedger(row);
     if (id.ok()) w.ledger_row = *id;
   } else {
@@ -505,14 +555,17 @@ void Fleet::SetPhaseLocked(Live& w, const std::string& phase) {
   SaveLocked(w.rec);
 }
 
-Status Fleet::StartWorker(const EndpointRecord& e, const HostView& host,
+Status Fleet::StartWorker(const EndpointRecord& sealed, const HostView& host,
                           const std::vector<std::string>& peers, int64_t queue_ms, bool hit) {
+  MC_ASSIGN_OR_RETURN(const EndpointRecord e, WithSecrets(*options_.secrets, sealed),
+                      "start worker");
   auto live = std::make_shared<Live>();
   const std::string id = "w-" + RandomAlnum(12);
   const std::string key = RandomAlnum(40);
   live->host_url = host.url;
   live->rec = WorkerRecord{.id = id,
                            .endpoint_id = e.id,
+                           .tenant = e.tenant,
                            .host_id = host.id,
                            .commit = e.commit,
                            .phase = "",
@@ -531,6 +584,12 @@ Status Fleet::StartWorker(const EndpointRecord& e, const HostView& host,
                            .download_ms = std::nullopt};
   json env = json::parse(e.env_json, nullptr, false);
   if (!env.is_object()) env = json::object();
+  if (e.secret_env) {  // write-only env: the worker gets it, the API never shows it
+    json secret = json::parse(*e.secret_env, nullptr, false);
+    if (secret.is_object()) {
+      for (const auto& [k, v] : secret.items()) env[k] = v;
+    }
+  }
   const std::string base = options_.public_url + "/v2/" + e.id;
   const std::string gpu =
       "?gpu=" + net::PercentEncode(e.gpu_type.empty() ? std::string("any") : e.gpu_type);
@@ -556,7 +615,7 @@ Status Fleet::StartWorker(const EndpointRecord& e, const HostView& host,
     auto h = hosts_.find(host.id);
     if (h != hosts_.end()) h->second.gpus_free -= e.gpu_count;  // until its next heartbeat
   }
-  auto res = SendToAgent(*net::HttpClient::Create(), options_.agent_api_key, "POST",
+  auto res = SendToAgent(*net::HttpClient::Create(), AgentKey(host.id), "POST",
                          host.url + "/v1/workers", body.dump(), std::chrono::milliseconds(30'000));
   if (!res.ok() || res->status != 202) {
     const std::string why = !res.ok() ? res.status().ToString()
@@ -582,6 +641,7 @@ void Fleet::Watch(std::string worker_id) {
   while (true) {
     std::string url;
     std::string phase;
+    std::string host_id;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) return;
@@ -592,9 +652,10 @@ void Fleet::Watch(std::string worker_id) {
       if (host != hosts_.end()) it->second->host_url = host->second.url;
       url = it->second->host_url;
       phase = it->second->rec.phase;
+      host_id = it->second->rec.host_id;
     }
     const std::string until = phase == kInitializing ? "running,exited,failed" : "exited,failed";
-    auto res = SendToAgent(*client, options_.agent_api_key, "GET",
+    auto res = SendToAgent(*client, AgentKey(host_id), "GET",
                            url + "/v1/workers/" + worker_id + "?wait=1&until=" + until, "",
                            std::chrono::milliseconds(15'000));
     json doc = res.ok() ? json::parse(res->body, nullptr, false) : json();
@@ -661,6 +722,7 @@ void Fleet::Watch(std::string worker_id) {
 
 void Fleet::StopWorker(const std::string& worker_id, const std::string& reason) {
   std::string url;
+  std::string host_id;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = workers_.find(worker_id);
@@ -668,9 +730,10 @@ void Fleet::StopWorker(const std::string& worker_id, const std::string& reason) 
     it->second->rec.message = reason;
     SetPhaseLocked(*it->second, kStopping);
     url = it->second->host_url;
+    host_id = it->second->rec.host_id;
   }
   spdlog::info("controller: stopping worker {}: {}", worker_id, reason);
-  auto res = SendToAgent(*net::HttpClient::Create(), options_.agent_api_key, "DELETE",
+  auto res = SendToAgent(*net::HttpClient::Create(), AgentKey(host_id), "DELETE",
                          url + "/v1/workers/" + worker_id + "?grace=" +
                              std::to_string(options_.stop_grace.count() / 1000.0),
                          "", std::chrono::milliseconds(10'000));
@@ -718,6 +781,19 @@ void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
     StopWorker(id, "kept running " + std::to_string(options_.job_stop_grace.count() / 1000) +
                        " s after its job was stopped (execution timeout, TTL or cancel)");
   }
+  // A draining host's idle workers stop (busy ones finish their jobs first, then are idle).
+  std::vector<std::string> drained;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, w] : workers_) {
+      auto schedule = schedules_.find(w->rec.host_id);
+      if (schedule != schedules_.end() && schedule->second == "draining" &&
+          w->rec.phase == kIdle) {
+        drained.push_back(id);
+      }
+    }
+  }
+  for (const std::string& id : drained) StopWorker(id, "its host is draining");
   jobs_.RequeueOrphans([this](const std::string& id) { return IsLive(id); });
   for (const EndpointRecord& e : endpoints) {
     scheduler::AutoscaleConfig config;
@@ -772,6 +848,7 @@ void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
           if (now - h.last_seen_ms > options_.host_timeout.count()) continue;
           // An image worker needs a host that runs containers; a command worker, processes.
           if (h.containers == e.image.empty()) continue;
+          if (schedules_.contains(hid)) continue;  // cordoned or draining: no new workers
           scheduler::HostState s;
           s.id = hid;
           s.gpu_type = h.gpu_type;
@@ -966,7 +1043,18 @@ Status Fleet::Load() {
   MC_ASSIGN_OR_RETURN(LedgerSummary ledger, store_.SummarizeLedger());
   std::map<std::string, int64_t> open_rows;
   for (const LedgerRow& r : ledger.open) open_rows[r.worker_id] = r.id;
+  MC_ASSIGN_OR_RETURN(std::vector<HostEnrollment> enrolled, store_.ListHostEnrollments());
   std::lock_guard<std::mutex> lock(mu_);
+  for (const HostEnrollment& e : enrolled) {
+    auto credential = options_.secrets->Open(e.credential, HostCredentialContext(e.host_id));
+    if (credential.ok()) {
+      host_keys_.insert_or_assign(e.host_id, hub::Secret(std::move(*credential)));
+    } else {
+      spdlog::error("controller: host {}: its credential does not open ({}); enroll it again",
+                    e.host_id, credential.status().ToString());
+    }
+    if (!e.schedule.empty()) schedules_[e.host_id] = e.schedule;
+  }
   for (const HostRecord& h : hosts) {
     json doc = json::parse(h.document_json, nullptr, false);
     auto view = ParseHost(doc, h.last_seen_ms);

@@ -52,6 +52,7 @@
 #include "controller/placement_backoff.h"
 #include "controller/store.h"
 #include "mc/common/clock.h"
+#include "mc/common/secret_box.h"
 #include "mc/hub/endpoint.h"
 #include "mc/hub/secret.h"
 
@@ -61,6 +62,8 @@ struct FleetOptions {
   std::string public_url;  // how workers reach the controller (webhook URLs)
   hub::Endpoint upstream = hub::Endpoint::Parse(hub::kDefaultEndpoint).value();
   std::optional<hub::Secret> agent_api_key;  // sent to agents
+  // Opens the endpoints' sealed secrets (HF token, secret env) where they are used. Required.
+  std::shared_ptr<const SecretBox> secrets;
   std::chrono::milliseconds ping_interval{10'000};  // RUNPOD_PING_INTERVAL given to workers
   std::chrono::milliseconds host_timeout{30'000};   // no heartbeat for this long: host lost
   std::chrono::milliseconds stop_grace{10'000};
@@ -115,6 +118,8 @@ struct HostView {
   std::vector<Image> images;  // inventory "images": items, then pulls
   int64_t last_seen_ms = 0;
   bool lost = false;
+  bool enrolled = false;  // an operator enrolled it (modelcache hosts enroll)
+  std::string schedule;   // "", "cordoned" (no new workers) or "draining" (and idle ones stop)
 };
 
 struct ColdStart {
@@ -158,6 +163,13 @@ class Fleet {
     uint64_t size = 0;
   };
   void NoteModelFiles(const std::string& model, const std::string& commit, std::vector<Blob> blobs);
+  // Enrolled hosts. The controller authenticates to a host's agent with that host's own
+  // credential (its enrollment's), else with agent_api_key (hosts registered before enrollment
+  // existed). SetHostCredential records a credential (enroll, a verified heartbeat);
+  // SetSchedule a host's scheduling state ("", "cordoned", "draining"; the caller stores it).
+  void SetHostCredential(const std::string& host_id, const hub::Secret& credential);
+  void SetSchedule(const std::string& host_id, const std::string& schedule);
+  void ForgetHost(const std::string& host_id);
   // Sends `method path` with a JSON `body` to a host's agent (its /v1 API, with the agent key):
   // the status code and body it answered. NotFound for an unknown host, Unavailable when the
   // agent cannot be reached.
@@ -212,6 +224,9 @@ class Fleet {
   void SaveLocked(const WorkerRecord& w);
   int64_t NowMs() const;
   std::optional<HostView> HostLocked(const std::string& id) const;
+  std::optional<hub::Secret> AgentKey(const std::string& host_id) const;
+  std::map<std::string, hub::Secret> host_keys_;     // host id → its credential
+  std::map<std::string, std::string> schedules_;     // host id → "cordoned" / "draining"
 
   ControllerStore& store_;
   JobBoard& jobs_;

@@ -85,6 +85,7 @@ StatusOr<JobRecord> JobBoard::Submit(const EndpointRecord& endpoint,
   JobRecord j;
   j.id = request.sync ? "sync-" + Uuid() : Uuid() + "-u1";
   j.endpoint_id = endpoint.id;
+  j.tenant = endpoint.tenant;
   j.status = kInQueue;
   j.input_json = request.input_json;
   j.extra_json = request.extra_json;

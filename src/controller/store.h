@@ -7,8 +7,16 @@
 //
 // JSON-valued fields (job input/output, endpoint command and env, host documents) are stored as
 // the JSON text the caller gives; the store never parses them. Times are Unix milliseconds.
-// Secrets: the endpoint's HF token and registry credentials are stored (the controller must send
-// them to agents), never listed by the API; API keys are stored as SHA-256 hex only.
+// Secrets: the endpoint's HF token, its registry credentials, its secret env and host
+// credentials are stored sealed (mc::SecretBox, by the controller: the store sees only the sealed
+// text), never listed by the API; API keys are stored as SHA-256 hex only. The SQLite file is
+// created 0600 (its WAL and shared-memory files inherit that), its directory 0700 when the store
+// creates it, and deleted rows are overwritten (secure_delete), so that a secret sealed later
+// leaves no clear copy.
+//
+// Tenants: endpoints, jobs, workers, ledger rows and API keys carry the tenant they belong to
+// (kDefaultTenant for rows written before tenants existed); the store does not filter by it, the
+// API does.
 //
 // SQLite: Open() creates the file and schema (WAL, synchronous=NORMAL, busy_timeout 5 s, foreign
 // keys on; schema version in PRAGMA user_version, version 3: an older file is migrated in place,
@@ -53,16 +61,22 @@
 
 namespace mc::controller {
 
+// The tenant of rows written before tenants existed, and of keys created without one.
+inline constexpr const char* kDefaultTenant = "default";
+
 struct EndpointRecord {
   std::string id;  // "ep-" + 12 lowercase alphanumerics
+  std::string tenant = kDefaultTenant;
   std::string name;
   std::string model;     // as the user gave it ("https://huggingface.co/org/name:main")
   std::string repo;      // "org/name" (datasets/... for other types)
   std::string revision;  // as resolved from the model text ("main")
   std::string commit;    // pinned at creation / update
-  std::optional<std::string> hf_token;  // write-only secret
+  std::optional<std::string> hf_token;  // write-only secret, sealed (SecretBox)
   std::string command_json = "[]";      // worker argv (or the image's ENTRYPOINT), JSON strings
   std::string env_json = "{}";          // worker env, JSON object of strings
+  // Write-only worker env: a JSON object of strings, sealed (SecretBox); nullopt: none.
+  std::optional<std::string> secret_env;
   std::string gpu_type;                 // "" = any
   int gpu_count = 1;
   int workers_min = 0;
@@ -87,6 +101,7 @@ struct EndpointRecord {
 struct JobRecord {
   std::string id;
   std::string endpoint_id;
+  std::string tenant = kDefaultTenant;  // the endpoint's
   std::string status;  // IN_QUEUE, IN_PROGRESS, COMPLETED, FAILED, CANCELLED, TIMED_OUT
   std::string input_json = "null";
   std::optional<std::string> output_json;
@@ -113,6 +128,7 @@ struct StreamChunk {
 struct WorkerRecord {
   std::string id;  // "w-" + 12 lowercase alphanumerics
   std::string endpoint_id;
+  std::string tenant = kDefaultTenant;  // the endpoint's
   std::string host_id;
   std::string commit;      // the model commit it runs on
   std::string phase;       // initializing, starting, idle, running, stopping, stopped, failed
@@ -137,6 +153,7 @@ struct LedgerRow {
   int64_t id = 0;  // assigned by Append
   std::string worker_id;
   std::string endpoint_id;
+  std::string tenant = kDefaultTenant;  // the endpoint's
   std::string phase;  // initializing (unbilled), starting, idle, running
   int64_t start_ms = 0;
   std::optional<int64_t> end_ms;  // open while the phase lasts
@@ -161,6 +178,8 @@ struct ApiKeyRecord {
   std::string name;
   std::string sha256;  // hex of the key
   int64_t created_ms = 0;
+  std::string tenant = kDefaultTenant;
+  std::string role = "admin";  // admin, member or readonly (docs/controller.md, Tenants)
 };
 
 struct HostRecord {
@@ -190,6 +209,16 @@ struct PrunedHistory {
   int64_t ledger_rows = 0;
 };
 
+// A host enrolled by an operator (modelcache hosts enroll): the credential its agent presents
+// to register and heartbeat as host_id, and that the controller presents to that agent. Also the
+// operator's scheduling state of the host.
+struct HostEnrollment {
+  std::string host_id;
+  std::string credential;  // sealed (SecretBox)
+  std::string schedule;    // "" (normal), "cordoned" (no new workers), "draining" (and stop idle)
+  int64_t created_ms = 0;
+};
+
 // The highest id the ledger and the webhook outbox have handed out (0: none yet): their
 // AUTOINCREMENT positions, at or above every row's id even after rows were deleted.
 struct IdCounters {
@@ -206,6 +235,7 @@ struct StoreContents {
   std::vector<WorkerRecord> workers;
   std::vector<LedgerRow> ledger;  // with their ids
   std::vector<HostRecord> hosts;
+  std::vector<HostEnrollment> enrollments;
   std::vector<WebhookDelivery> webhooks;  // with their ids
   std::vector<LedgerTotal> ledger_totals;  // pruned rows' time included
   IdCounters counters;
@@ -299,10 +329,19 @@ class ControllerStore {
   virtual StatusOr<std::vector<ApiKeyRecord>> ListApiKeys() const = 0;  // oldest first
   virtual Status DeleteApiKey(const std::string& id) = 0;               // NotFound if missing
   virtual StatusOr<bool> HasApiKeySha256(const std::string& sha256_hex) const = 0;
+  // The key whose hash is `sha256_hex`, or nullopt.
+  virtual StatusOr<std::optional<ApiKeyRecord>> FindApiKeySha256(
+      const std::string& sha256_hex) const = 0;
 
   // ---- hosts ----
   virtual Status PutHost(const HostRecord& h) = 0;                  // insert or replace by id
   virtual StatusOr<std::vector<HostRecord>> ListHosts() const = 0;  // by id
+  // Enrollments: insert or replace by host id; list by host id; delete (NotFound if missing).
+  virtual Status PutHostEnrollment(const HostEnrollment& e) = 0;
+  virtual StatusOr<std::optional<HostEnrollment>> GetHostEnrollment(
+      const std::string& host_id) const = 0;
+  virtual StatusOr<std::vector<HostEnrollment>> ListHostEnrollments() const = 0;
+  virtual Status DeleteHostEnrollment(const std::string& host_id) = 0;
 
   // ---- moving a store (modelcache controller migrate-store) ----
   virtual StatusOr<IdCounters> GetIdCounters() const = 0;
@@ -316,6 +355,9 @@ class ControllerStore {
   // AlreadyExists if `c` itself repeats a key.
   virtual Status Import(const StoreContents& c, bool replace) = 0;
 };
+
+// The SQLite file a --db string names (absolute), or nullopt for PostgreSQL or a malformed one.
+std::optional<std::filesystem::path> SqlitePathOf(const std::string& db);
 
 // Every row of `store`, read through its list methods (chunks job by job), and its id counters.
 // Not one snapshot: stop the controllers that use the store first.

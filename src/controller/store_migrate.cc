@@ -18,6 +18,7 @@ MigrateStoreReport Count(const StoreContents& c) {
   r.ledger = static_cast<int64_t>(c.ledger.size());
   r.hosts = static_cast<int64_t>(c.hosts.size());
   r.webhooks = static_cast<int64_t>(c.webhooks.size());
+  r.enrollments = static_cast<int64_t>(c.enrollments.size());
   r.ledger_counter = c.counters.ledger;
   r.webhook_counter = c.counters.webhook_outbox;
   return r;
@@ -33,7 +34,8 @@ std::string Difference(const MigrateStoreReport& from, const MigrateStoreReport&
       {"workers", {from.workers, to.workers}},
       {"ledger rows", {from.ledger, to.ledger}},
       {"hosts", {from.hosts, to.hosts}},
-      {"webhook deliveries", {from.webhooks, to.webhooks}}};
+      {"webhook deliveries", {from.webhooks, to.webhooks}},
+      {"host enrollments", {from.enrollments, to.enrollments}}};
   for (const auto& [what, n] : counts) {
     if (n.first != n.second) {
       return std::string(what) + ": " + std::to_string(n.first) + " in the source, " +

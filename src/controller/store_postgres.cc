@@ -225,7 +225,8 @@ StatusOr<int64_t> PostgresControllerStore::AppendLedger(const LedgerRow& row) {
                        .Add(row.phase)
                        .Add(row.start_ms)
                        .Add(row.end_ms)
-                       .Add(row.billed);
+                       .Add(row.billed)
+                       .Add(row.tenant);
   const std::string op = "append ledger row for worker " + row.worker_id;
   std::lock_guard<std::mutex> lock(mu_);
   std::optional<int64_t> id;
@@ -303,6 +304,16 @@ StatusOr<bool> PostgresControllerStore::HasApiKeySha256(const std::string& sha25
   return found != 0;
 }
 
+StatusOr<std::optional<ApiKeyRecord>> PostgresControllerStore::FindApiKeySha256(
+    const std::string& sha256_hex) const {
+  static const std::string sql = SelectSql("api_keys", kApiKeyColumns) + " WHERE sha256 = $1";
+  std::lock_guard<std::mutex> lock(mu_);
+  MC_ASSIGN_OR_RETURN(std::vector<ApiKeyRecord> found,
+                      Collect(sql, "look up api key", Params().Add(sha256_hex), &ReadApiKey));
+  if (found.empty()) return std::optional<ApiKeyRecord>();
+  return std::optional<ApiKeyRecord>(std::move(found.front()));
+}
+
 // ---- hosts ----
 
 Status PostgresControllerStore::PutHost(const HostRecord& h) {
@@ -317,6 +328,42 @@ StatusOr<std::vector<HostRecord>> PostgresControllerStore::ListHosts() const {
   static const std::string sql = SelectSql("hosts", kHostColumns) + " ORDER BY id";
   std::lock_guard<std::mutex> lock(mu_);
   return Collect(sql, "list hosts", {}, &ReadHost);
+}
+
+Status PostgresControllerStore::PutHostEnrollment(const HostEnrollment& e) {
+  static const std::string sql = UpsertSql("host_enrollments", kEnrollmentColumns);
+  Params p;
+  AddEnrollment(p, e);
+  std::lock_guard<std::mutex> lock(mu_);
+  return db_->Run(sql, "put host enrollment " + e.host_id, p).status();
+}
+
+StatusOr<std::optional<HostEnrollment>> PostgresControllerStore::GetHostEnrollment(
+    const std::string& host_id) const {
+  static const std::string sql =
+      SelectSql("host_enrollments", kEnrollmentColumns) + " WHERE host_id = $1";
+  std::lock_guard<std::mutex> lock(mu_);
+  MC_ASSIGN_OR_RETURN(
+      std::vector<HostEnrollment> found,
+      Collect(sql, "get host enrollment " + host_id, Params().Add(host_id), &ReadEnrollment));
+  if (found.empty()) return std::optional<HostEnrollment>();
+  return std::optional<HostEnrollment>(std::move(found.front()));
+}
+
+StatusOr<std::vector<HostEnrollment>> PostgresControllerStore::ListHostEnrollments() const {
+  static const std::string sql =
+      SelectSql("host_enrollments", kEnrollmentColumns) + " ORDER BY host_id";
+  std::lock_guard<std::mutex> lock(mu_);
+  return Collect(sql, "list host enrollments", {}, &ReadEnrollment);
+}
+
+Status PostgresControllerStore::DeleteHostEnrollment(const std::string& host_id) {
+  const std::string op = "delete host enrollment " + host_id;
+  std::lock_guard<std::mutex> lock(mu_);
+  MC_ASSIGN_OR_RETURN(int64_t changed, db_->Run("DELETE FROM host_enrollments WHERE host_id = $1",
+                                                op, Params().Add(host_id)));
+  if (changed == 0) return NotFoundError(db_->Context(op + ": no such host"));
+  return Status::Ok();
 }
 
 }  // namespace mc::controller

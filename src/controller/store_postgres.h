@@ -64,9 +64,16 @@ class PostgresControllerStore final : public ControllerStore {
   StatusOr<std::vector<ApiKeyRecord>> ListApiKeys() const override;
   Status DeleteApiKey(const std::string& id) override;
   StatusOr<bool> HasApiKeySha256(const std::string& sha256_hex) const override;
+  StatusOr<std::optional<ApiKeyRecord>> FindApiKeySha256(
+      const std::string& sha256_hex) const override;
 
   Status PutHost(const HostRecord& h) override;
   StatusOr<std::vector<HostRecord>> ListHosts() const override;
+  Status PutHostEnrollment(const HostEnrollment& e) override;
+  StatusOr<std::optional<HostEnrollment>> GetHostEnrollment(
+      const std::string& host_id) const override;
+  StatusOr<std::vector<HostEnrollment>> ListHostEnrollments() const override;
+  Status DeleteHostEnrollment(const std::string& host_id) override;
 
   // store_postgres_import.cc
   StatusOr<IdCounters> GetIdCounters() const override;

@@ -15,7 +15,8 @@ using namespace pg_rows;  // NOLINT: the column lists and row codecs
 // Children first: stream_chunks references jobs.
 constexpr const char* kTables[] = {"stream_chunks", "jobs",           "endpoints",
                                    "api_keys",      "workers",        "ledger",
-                                   "hosts",         "webhook_outbox", "ledger_totals"};
+                                   "hosts",         "webhook_outbox", "ledger_totals",
+                                   "host_enrollments"};
 
 // AUTOINCREMENT's position: the identity sequence's last value (NULL before its first use).
 std::string CounterSql(const char* table) {
@@ -97,6 +98,8 @@ Status PostgresControllerStore::WriteRows(const StoreContents& c) {
         p.Add(t.endpoint_id).Add(t.billed).Add(t.closed_ms);
       }));
   MC_RETURN_IF_ERROR(InsertAll(*db_, "hosts", kHostColumns, c.hosts, &pg_rows::AddHost));
+  MC_RETURN_IF_ERROR(
+      InsertAll(*db_, "host_enrollments", kEnrollmentColumns, c.enrollments, &AddEnrollment));
   return InsertAll(*db_, "webhook_outbox", kWebhookColumns, c.webhooks, &AddWebhook);
 }
 

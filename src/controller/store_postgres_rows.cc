@@ -12,6 +12,7 @@ void AddEndpoint(Params& p, const EndpointRecord& e) {
   p.Add(e.scaler_type).Add(e.scaler_value).Add(e.execution_timeout_ms).Add(e.ttl_ms);
   p.Add(e.created_ms).Add(e.updated_ms).Add(e.image).Add(e.args_json).Add(e.registry_auth);
   p.Add(e.models_json).Add(e.links_json);
+  p.Add(e.created_ms).Add(e.updated_ms).Add(e.tenant).Add(e.secret_env);
 }
 
 EndpointRecord ReadEndpoint(Cols& c) {
@@ -41,6 +42,8 @@ EndpointRecord ReadEndpoint(Cols& c) {
   e.registry_auth = c.OptBytes();
   e.models_json = c.Bytes();
   e.links_json = c.Bytes();
+  e.tenant = c.Bytes();
+  e.secret_env = c.OptBytes();
   return e;
 }
 
@@ -48,7 +51,7 @@ void AddJob(Params& p, const JobRecord& j) {
   p.Add(j.id).Add(j.endpoint_id).Add(j.status).Add(j.input_json).Add(j.output_json);
   p.Add(j.error).Add(j.extra_json).Add(j.webhook).Add(j.low_priority);
   p.Add(j.execution_timeout_ms).Add(j.ttl_ms).Add(j.created_ms).Add(j.started_ms);
-  p.Add(j.completed_ms).Add(j.worker_id).Add(j.retries).Add(j.stream_delivered);
+  p.Add(j.completed_ms).Add(j.worker_id).Add(j.retries).Add(j.stream_delivered).Add(j.tenant);
 }
 
 JobRecord ReadJob(Cols& c) {
@@ -70,6 +73,7 @@ JobRecord ReadJob(Cols& c) {
   j.worker_id = c.Bytes();
   j.retries = c.IntNarrow();
   j.stream_delivered = c.Int();
+  j.tenant = c.Bytes();
   return j;
 }
 
@@ -103,6 +107,7 @@ void AddWorker(Params& p, const WorkerRecord& w) {
   p.Add(w.key_sha256).Add(w.message).Add(w.created_ms).Add(w.ready_ms).Add(w.started_ms);
   p.Add(w.first_take_ms).Add(w.last_ping_ms).Add(w.idle_since_ms).Add(w.stopped_ms);
   p.Add(w.cache_hit).Add(w.queue_ms).Add(w.image_ms).Add(w.download_ms);
+  p.Add(w.cache_hit).Add(w.queue_ms).Add(w.tenant);
 }
 
 WorkerRecord ReadWorker(Cols& c) {
@@ -125,12 +130,13 @@ WorkerRecord ReadWorker(Cols& c) {
   w.queue_ms = c.Int();
   w.image_ms = c.OptInt();
   w.download_ms = c.OptInt();
+  w.tenant = c.Bytes();
   return w;
 }
 
 void AddLedger(Params& p, const LedgerRow& r) {
   p.Add(r.id).Add(r.worker_id).Add(r.endpoint_id).Add(r.phase).Add(r.start_ms).Add(r.end_ms);
-  p.Add(r.billed);
+  p.Add(r.billed).Add(r.tenant);
 }
 
 LedgerRow ReadLedger(Cols& c) {
@@ -142,11 +148,12 @@ LedgerRow ReadLedger(Cols& c) {
   r.start_ms = c.Int();
   r.end_ms = c.OptInt();
   r.billed = c.Bool();
+  r.tenant = c.Bytes();
   return r;
 }
 
 void AddApiKey(Params& p, const ApiKeyRecord& k) {
-  p.Add(k.id).Add(k.name).Add(k.sha256).Add(k.created_ms);
+  p.Add(k.id).Add(k.name).Add(k.sha256).Add(k.created_ms).Add(k.tenant).Add(k.role);
 }
 
 ApiKeyRecord ReadApiKey(Cols& c) {
@@ -155,6 +162,8 @@ ApiKeyRecord ReadApiKey(Cols& c) {
   k.name = c.Bytes();
   k.sha256 = c.Bytes();
   k.created_ms = c.Int();
+  k.tenant = c.Bytes();
+  k.role = c.Bytes();
   return k;
 }
 
@@ -168,6 +177,19 @@ HostRecord ReadHost(Cols& c) {
   h.document_json = c.Bytes();
   h.last_seen_ms = c.Int();
   return h;
+}
+
+void AddEnrollment(Params& p, const HostEnrollment& e) {
+  p.Add(e.host_id).Add(e.credential).Add(e.schedule).Add(e.created_ms);
+}
+
+HostEnrollment ReadEnrollment(Cols& c) {
+  HostEnrollment e;
+  e.host_id = c.Bytes();
+  e.credential = c.Bytes();
+  e.schedule = c.Bytes();
+  e.created_ms = c.Int();
+  return e;
 }
 
 }  // namespace mc::controller::pg_rows

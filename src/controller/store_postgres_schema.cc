@@ -7,7 +7,7 @@
 namespace mc::controller {
 namespace {
 
-constexpr int64_t kSchemaVersion = 3;
+constexpr int64_t kSchemaVersion = 4;
 
 // Every string is bytea (any bytes; bytewise order, like SQLite's), every integer bigint.
 constexpr const char* kMigrations[kSchemaVersion] = {
@@ -82,6 +82,22 @@ INSERT INTO ledger_totals (endpoint_id, billed, closed_ms)
 CREATE INDEX ledger_open ON ledger (id) WHERE end_ms IS NULL;
 CREATE INDEX ledger_by_end ON ledger (end_ms) WHERE end_ms IS NOT NULL;
 CREATE INDEX workers_by_stopped ON workers (stopped_ms) WHERE stopped_ms IS NOT NULL;
+)sql",
+    // 3 -> 4: SQLite's 4 -> 5. Tenants and roles (rows written before belong to the default
+    // tenant; keys made before roles existed could do everything, so they stay admin), an
+    // endpoint's sealed secret env, and the hosts an operator enrolled with their scheduling
+    // state.
+    R"sql(
+ALTER TABLE endpoints ADD COLUMN tenant bytea NOT NULL DEFAULT 'default'::bytea;
+ALTER TABLE endpoints ADD COLUMN secret_env bytea;
+ALTER TABLE jobs ADD COLUMN tenant bytea NOT NULL DEFAULT 'default'::bytea;
+ALTER TABLE workers ADD COLUMN tenant bytea NOT NULL DEFAULT 'default'::bytea;
+ALTER TABLE ledger ADD COLUMN tenant bytea NOT NULL DEFAULT 'default'::bytea;
+ALTER TABLE api_keys ADD COLUMN tenant bytea NOT NULL DEFAULT 'default'::bytea;
+ALTER TABLE api_keys ADD COLUMN role bytea NOT NULL DEFAULT 'admin'::bytea;
+CREATE TABLE host_enrollments (
+  host_id bytea PRIMARY KEY, credential bytea NOT NULL, schedule bytea NOT NULL,
+  created_ms bigint NOT NULL);
 )sql",
 };
 

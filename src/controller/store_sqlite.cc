@@ -2,6 +2,12 @@
 // takes version v to v + 1), opening a file, and the methods of store.h. See store_sqlite.h.
 #include "controller/store_sqlite.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -21,7 +27,7 @@ using namespace sqlite_rows;  // NOLINT: the column lists and row codecs
 
 namespace {
 
-constexpr int64_t kSchemaVersion = 4;
+constexpr int64_t kSchemaVersion = 5;
 constexpr int kBusyTimeoutMs = 5000;
 
 constexpr const char* kMigrations[kSchemaVersion] = {
@@ -98,6 +104,22 @@ CREATE INDEX ledger_open ON ledger (id) WHERE end_ms IS NULL;
 CREATE INDEX ledger_by_end ON ledger (end_ms) WHERE end_ms IS NOT NULL;
 CREATE INDEX workers_by_stopped ON workers (stopped_ms) WHERE stopped_ms IS NOT NULL;
 )sql",
+    // 4 -> 5. Tenants and roles (rows written before belong to the default tenant; keys made
+    // before roles existed could do everything, so they stay admin), an endpoint's sealed
+    // secret env, and the hosts an operator enrolled (credential sealed) with their scheduling
+    // state (cordoned, draining).
+    R"sql(
+ALTER TABLE endpoints ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE endpoints ADD COLUMN secret_env TEXT;
+ALTER TABLE jobs ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE workers ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE ledger ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE api_keys ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE api_keys ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';
+CREATE TABLE host_enrollments (
+  host_id TEXT NOT NULL PRIMARY KEY, credential TEXT NOT NULL, schedule TEXT NOT NULL,
+  created_ms INTEGER NOT NULL) STRICT;
+)sql",
 };
 
 // ---- opening ----
@@ -164,7 +186,10 @@ Status SetUp(Connection& db) {
   // disk. A power loss or kernel crash may lose the last transactions, but never corrupts the
   // file; a crash of the controller process loses nothing committed, and process crashes are
   // what the controller's crash-safety story covers.
-  MC_RETURN_IF_ERROR(db.Exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON", "pragmas"));
+  // secure_delete: deleted and overwritten content is zeroed in the file, so that a value
+  // replaced by its sealed form (and a deleted row) leaves no copy in free pages.
+  MC_RETURN_IF_ERROR(db.Exec(
+      "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON", "pragmas"));
   // No checkpoint in a commit (it would fsync in the middle of a /run): a second connection
   // checkpoints in the background (SqliteControllerStore::Checkpoints).
   MC_RETURN_IF_ERROR(db.Exec("PRAGMA wal_autocheckpoint=0", "pragmas"));
@@ -366,11 +391,11 @@ StatusOr<int64_t> SqliteControllerStore::AppendLedger(const LedgerRow& row) {
   int64_t id = 0;
   MC_RETURN_IF_ERROR(db_->InTransaction([&]() -> Status {
     MC_RETURN_IF_ERROR(
-        db_->Run("INSERT INTO ledger (worker_id, endpoint_id, phase, start_ms, end_ms, billed) "
-                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        db_->Run("INSERT INTO ledger (worker_id, endpoint_id, phase, start_ms, end_ms, billed, "
+                 "tenant) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                  "append ledger row for worker " + row.worker_id, [&](Statement& st) {
                    st.Bind(row.worker_id).Bind(row.endpoint_id).Bind(row.phase);
-                   st.Bind(row.start_ms).Bind(row.end_ms).Bind(row.billed);
+                   st.Bind(row.start_ms).Bind(row.end_ms).Bind(row.billed).Bind(row.tenant);
                  }));
     id = db_->LastInsertRowid();  // still ours: the mutex is held
     if (!row.end_ms) return Status::Ok();
@@ -412,11 +437,11 @@ StatusOr<std::vector<LedgerRow>> SqliteControllerStore::ListLedger(
 
 Status SqliteControllerStore::AddApiKey(const ApiKeyRecord& k) {
   static const std::string sql =
-      "INSERT INTO api_keys (" + ColumnList(kApiKeyColumns) + ") VALUES (?1, ?2, ?3, ?4)";
+      "INSERT INTO api_keys (" + ColumnList(kApiKeyColumns) + ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
   std::lock_guard<std::mutex> lock(mu_);
   // A taken id or hash fails the PRIMARY KEY / UNIQUE constraint: AlreadyExists.
   return db_->Run(sql, "add api key " + k.id, [&](Statement& st) {
-    st.Bind(k.id).Bind(k.name).Bind(k.sha256).Bind(k.created_ms);
+    st.Bind(k.id).Bind(k.name).Bind(k.sha256).Bind(k.created_ms).Bind(k.tenant).Bind(k.role);
   });
 }
 
@@ -443,6 +468,17 @@ StatusOr<bool> SqliteControllerStore::HasApiKeySha256(const std::string& sha256_
   return found != 0;
 }
 
+StatusOr<std::optional<ApiKeyRecord>> SqliteControllerStore::FindApiKeySha256(
+    const std::string& sha256_hex) const {
+  static const std::string sql = SelectSql("api_keys", kApiKeyColumns) + " WHERE sha256 = ?1";
+  std::lock_guard<std::mutex> lock(mu_);
+  MC_ASSIGN_OR_RETURN(
+      std::vector<ApiKeyRecord> found,
+      Collect(sql, "look up api key", [&](Statement& st) { st.Bind(sha256_hex); }, &ReadApiKey));
+  if (found.empty()) return std::optional<ApiKeyRecord>();
+  return std::optional<ApiKeyRecord>(std::move(found.front()));
+}
+
 // ---- hosts ----
 
 Status SqliteControllerStore::PutHost(const HostRecord& h) {
@@ -458,7 +494,64 @@ StatusOr<std::vector<HostRecord>> SqliteControllerStore::ListHosts() const {
   return Collect(sql, "list hosts", nullptr, &ReadHost);
 }
 
+Status SqliteControllerStore::PutHostEnrollment(const HostEnrollment& e) {
+  static const std::string sql = UpsertSql("host_enrollments", kEnrollmentColumns);
+  std::lock_guard<std::mutex> lock(mu_);
+  return db_->Run(sql, "put host enrollment " + e.host_id, [&](Statement& st) {
+    st.Bind(e.host_id).Bind(e.credential).Bind(e.schedule).Bind(e.created_ms);
+  });
+}
+
+StatusOr<std::optional<HostEnrollment>> SqliteControllerStore::GetHostEnrollment(
+    const std::string& host_id) const {
+  static const std::string sql =
+      SelectSql("host_enrollments", kEnrollmentColumns) + " WHERE host_id = ?1";
+  std::lock_guard<std::mutex> lock(mu_);
+  MC_ASSIGN_OR_RETURN(std::vector<HostEnrollment> found,
+                      Collect(
+                          sql, "get host enrollment " + host_id,
+                          [&](Statement& st) { st.Bind(host_id); }, &ReadEnrollment));
+  if (found.empty()) return std::optional<HostEnrollment>();
+  return std::optional<HostEnrollment>(std::move(found.front()));
+}
+
+StatusOr<std::vector<HostEnrollment>> SqliteControllerStore::ListHostEnrollments() const {
+  static const std::string sql =
+      SelectSql("host_enrollments", kEnrollmentColumns) + " ORDER BY host_id";
+  std::lock_guard<std::mutex> lock(mu_);
+  return Collect(sql, "list host enrollments", nullptr, &ReadEnrollment);
+}
+
+Status SqliteControllerStore::DeleteHostEnrollment(const std::string& host_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string op = "delete host enrollment " + host_id;
+  MC_RETURN_IF_ERROR(db_->Run("DELETE FROM host_enrollments WHERE host_id = ?1", op,
+                              [&](Statement& st) { st.Bind(host_id); }));
+  if (db_->Changes() == 0) return NotFoundError(db_->Context(op + ": no such host"));
+  return Status::Ok();
+}
+
+// The database file is the owner's only (0600), created so before SQLite opens it (its WAL and
+// shared-memory files take the database file's mode); an existing file, WAL or shm is narrowed
+// to 0600 too. Only the mode changes: not a byte of a file that is not ours is written.
+static Status RestrictFileModes(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoError(errno, "controller db " + path.string());
+  ::close(fd);
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    const fs::path file = path.string() + suffix;
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0 || (st.st_mode & 077) == 0) continue;
+    if (::chmod(file.c_str(), st.st_mode & 0700) != 0) {
+      spdlog::warn("controller db {}: cannot make it owner-only (chmod 600): {}", file.string(),
+                   std::strerror(errno));
+    }
+  }
+  return Status::Ok();
+}
+
 StatusOr<std::unique_ptr<ControllerStore>> ControllerStore::Open(const fs::path& path) {
+  MC_RETURN_IF_ERROR(RestrictFileModes(path));
   MC_ASSIGN_OR_RETURN(std::unique_ptr<Connection> db,
                       Connection::Open(path, "controller db", kBusyTimeoutMs));
   Status s = SetUp(*db);

@@ -17,7 +17,8 @@ namespace {
 // Children first: stream_chunks references jobs.
 constexpr const char* kTables[] = {"stream_chunks", "jobs",           "endpoints",
                                    "api_keys",      "workers",        "ledger",
-                                   "hosts",         "webhook_outbox", "ledger_totals"};
+                                   "hosts",         "webhook_outbox", "ledger_totals",
+                                   "host_enrollments"};
 
 // Inserts each row of `rows` with `bind` (all of `columns`, key included).
 template <typename T, size_t N>
@@ -71,7 +72,8 @@ Status SqliteControllerStore::WriteRows(const StoreContents& c) {
   MC_RETURN_IF_ERROR(InsertAll(*db_, "endpoints", kEndpointColumns, c.endpoints, &BindEndpoint));
   MC_RETURN_IF_ERROR(InsertAll(
       *db_, "api_keys", kApiKeyColumns, c.api_keys, +[](Statement& st, const ApiKeyRecord& k) {
-        st.Bind(k.id).Bind(k.name).Bind(k.sha256).Bind(k.created_ms);
+        st.Bind(k.id).Bind(k.name).Bind(k.sha256).Bind(k.created_ms).Bind(k.tenant);
+        st.Bind(k.role);
       }));
   // In c.jobs' order: the rowid keeps it among equal created_ms.
   MC_RETURN_IF_ERROR(InsertAll(*db_, "jobs", kJobColumns, c.jobs, &BindJob));
@@ -83,7 +85,7 @@ Status SqliteControllerStore::WriteRows(const StoreContents& c) {
   MC_RETURN_IF_ERROR(InsertAll(
       *db_, "ledger", kLedgerColumns, c.ledger, +[](Statement& st, const LedgerRow& r) {
         st.Bind(r.id).Bind(r.worker_id).Bind(r.endpoint_id).Bind(r.phase);
-        st.Bind(r.start_ms).Bind(r.end_ms).Bind(r.billed);
+        st.Bind(r.start_ms).Bind(r.end_ms).Bind(r.billed).Bind(r.tenant);
       }));
   constexpr const char* kTotalColumns[] = {"endpoint_id", "billed", "closed_ms"};
   MC_RETURN_IF_ERROR(InsertAll(
@@ -94,6 +96,11 @@ Status SqliteControllerStore::WriteRows(const StoreContents& c) {
   MC_RETURN_IF_ERROR(InsertAll(
       *db_, "hosts", kHostColumns, c.hosts, +[](Statement& st, const HostRecord& h) {
         st.Bind(h.id).Bind(h.document_json).Bind(h.last_seen_ms);
+      }));
+  MC_RETURN_IF_ERROR(InsertAll(
+      *db_, "host_enrollments", kEnrollmentColumns, c.enrollments,
+      +[](Statement& st, const HostEnrollment& e) {
+        st.Bind(e.host_id).Bind(e.credential).Bind(e.schedule).Bind(e.created_ms);
       }));
   return InsertAll(
       *db_, "webhook_outbox", kWebhookColumns, c.webhooks,

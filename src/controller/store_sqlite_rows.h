@@ -18,7 +18,7 @@ inline constexpr const char* kEndpointColumns[] = {
     "id", "name", "model", "repo", "revision", "commit", "hf_token", "command_json", "env_json",
     "gpu_type", "gpu_count", "workers_min", "workers_max", "idle_timeout_s", "scaler_type",
     "scaler_value", "execution_timeout_ms", "ttl_ms", "created_ms", "updated_ms", "image",
-    "args_json", "registry_auth", "models_json", "links_json"};
+    "args_json", "registry_auth", "models_json", "links_json", "tenant", "secret_env"};
 // clang-format on
 
 inline void BindEndpoint(Statement& st, const EndpointRecord& e) {
@@ -28,6 +28,7 @@ inline void BindEndpoint(Statement& st, const EndpointRecord& e) {
   st.Bind(e.scaler_type).Bind(e.scaler_value).Bind(e.execution_timeout_ms).Bind(e.ttl_ms);
   st.Bind(e.created_ms).Bind(e.updated_ms).Bind(e.image).Bind(e.args_json).Bind(e.registry_auth);
   st.Bind(e.models_json).Bind(e.links_json);
+  st.Bind(e.created_ms).Bind(e.updated_ms).Bind(e.tenant).Bind(e.secret_env);
 }
 
 inline EndpointRecord ReadEndpoint(const Statement& st) {
@@ -58,6 +59,8 @@ inline EndpointRecord ReadEndpoint(const Statement& st) {
   e.registry_auth = c.OptText();
   e.models_json = c.Text();
   e.links_json = c.Text();
+  e.tenant = c.Text();
+  e.secret_env = c.OptText();
   return e;
 }
 
@@ -67,7 +70,7 @@ inline EndpointRecord ReadEndpoint(const Statement& st) {
 inline constexpr const char* kJobColumns[] = {
     "id", "endpoint_id", "status", "input_json", "output_json", "error", "extra_json", "webhook",
     "low_priority", "execution_timeout_ms", "ttl_ms", "created_ms", "started_ms", "completed_ms",
-    "worker_id", "retries", "stream_delivered"};
+    "worker_id", "retries", "stream_delivered", "tenant"};
 // clang-format on
 
 inline void BindJob(Statement& st, const JobRecord& j) {
@@ -75,6 +78,7 @@ inline void BindJob(Statement& st, const JobRecord& j) {
   st.Bind(j.error).Bind(j.extra_json).Bind(j.webhook).Bind(j.low_priority);
   st.Bind(j.execution_timeout_ms).Bind(j.ttl_ms).Bind(j.created_ms).Bind(j.started_ms);
   st.Bind(j.completed_ms).Bind(j.worker_id).Bind(j.retries).Bind(j.stream_delivered);
+  st.Bind(j.tenant);
 }
 
 inline JobRecord ReadJob(const Statement& st) {
@@ -97,6 +101,7 @@ inline JobRecord ReadJob(const Statement& st) {
   j.worker_id = c.Text();
   j.retries = c.IntNarrow();
   j.stream_delivered = c.Int();
+  j.tenant = c.Text();
   return j;
 }
 
@@ -123,7 +128,7 @@ inline WebhookDelivery ReadWebhook(const Statement& st) {
 inline constexpr const char* kWorkerColumns[] = {
     "id", "endpoint_id", "host_id", "commit", "phase", "key_sha256", "message", "created_ms",
     "ready_ms", "started_ms", "first_take_ms", "last_ping_ms", "idle_since_ms", "stopped_ms",
-    "cache_hit", "queue_ms", "image_ms", "download_ms"};
+    "cache_hit", "queue_ms", "image_ms", "download_ms", "tenant"};
 // clang-format on
 
 inline void BindWorker(Statement& st, const WorkerRecord& w) {
@@ -131,6 +136,7 @@ inline void BindWorker(Statement& st, const WorkerRecord& w) {
   st.Bind(w.key_sha256).Bind(w.message).Bind(w.created_ms).Bind(w.ready_ms).Bind(w.started_ms);
   st.Bind(w.first_take_ms).Bind(w.last_ping_ms).Bind(w.idle_since_ms).Bind(w.stopped_ms);
   st.Bind(w.cache_hit).Bind(w.queue_ms).Bind(w.image_ms).Bind(w.download_ms);
+  st.Bind(w.cache_hit).Bind(w.queue_ms).Bind(w.tenant);
 }
 
 inline WorkerRecord ReadWorker(const Statement& st) {
@@ -154,11 +160,13 @@ inline WorkerRecord ReadWorker(const Statement& st) {
   w.queue_ms = c.Int();
   w.image_ms = c.OptInt();
   w.download_ms = c.OptInt();
+  w.tenant = c.Text();
   return w;
 }
 
-inline constexpr const char* kLedgerColumns[] = {"id",       "worker_id", "endpoint_id", "phase",
-                                                 "start_ms", "end_ms",    "billed"};
+inline constexpr const char* kLedgerColumns[] = {"id",       "worker_id", "endpoint_id",
+                                                 "phase",    "start_ms",  "end_ms",
+                                                 "billed",   "tenant"};
 
 inline LedgerRow ReadLedger(const Statement& st) {
   Cols c(st);
@@ -170,12 +178,14 @@ inline LedgerRow ReadLedger(const Statement& st) {
   r.start_ms = c.Int();
   r.end_ms = c.OptInt();
   r.billed = c.Bool();
+  r.tenant = c.Text();
   return r;
 }
 
 // ---- API keys and hosts ----
 
-inline constexpr const char* kApiKeyColumns[] = {"id", "name", "sha256", "created_ms"};
+inline constexpr const char* kApiKeyColumns[] = {"id",         "name",   "sha256",
+                                                 "created_ms", "tenant", "role"};
 
 inline ApiKeyRecord ReadApiKey(const Statement& st) {
   Cols c(st);
@@ -184,6 +194,8 @@ inline ApiKeyRecord ReadApiKey(const Statement& st) {
   k.name = c.Text();
   k.sha256 = c.Text();
   k.created_ms = c.Int();
+  k.tenant = c.Text();
+  k.role = c.Text();
   return k;
 }
 
@@ -196,6 +208,19 @@ inline HostRecord ReadHost(const Statement& st) {
   h.document_json = c.Text();
   h.last_seen_ms = c.Int();
   return h;
+}
+
+inline constexpr const char* kEnrollmentColumns[] = {"host_id", "credential", "schedule",
+                                                     "created_ms"};
+
+inline HostEnrollment ReadEnrollment(const Statement& st) {
+  Cols c(st);
+  HostEnrollment e;
+  e.host_id = c.Text();
+  e.credential = c.Text();
+  e.schedule = c.Text();
+  e.created_ms = c.Int();
+  return e;
 }
 
 }  // namespace mc::controller::sqlite_rows

@@ -113,6 +113,10 @@ TEST_F(SqliteStoreTest, AVersion1DatabaseGainsTheOutboxAndKeepsItsRows) {
   EXPECT_EQ((*old)->status, "COMPLETED");
   EXPECT_EQ((*old)->webhook, "https://receiver.example/hook");
   EXPECT_THAT(*store->ListApiKeys(), SizeIs(1));
+  // Rows from before tenants belong to the default one; keys from before roles stay admin.
+  EXPECT_EQ((*old)->tenant, "default");
+  EXPECT_EQ(store->ListApiKeys()->front().tenant, "default");
+  EXPECT_EQ(store->ListApiKeys()->front().role, "admin");
   EXPECT_THAT(*store->ListWebhooks(), IsEmpty());  // version 1 recorded no deliveries
   // An endpoint from before images: a process worker, one whole model, no links.
   const auto ep = store->GetEndpoint("ep-old");
@@ -134,7 +138,7 @@ TEST_F(SqliteStoreTest, AVersion1DatabaseGainsTheOutboxAndKeepsItsRows) {
   sqlite3_stmt* st = nullptr;
   ASSERT_EQ(sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &st, nullptr), SQLITE_OK);
   ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int64(st, 0), 4);
+  EXPECT_EQ(sqlite3_column_int64(st, 0), 5);
   sqlite3_finalize(st);
   sqlite3_close(raw);
   store = OpenStore();
@@ -198,6 +202,25 @@ TEST_F(SqliteStoreTest, ACorruptDatabaseIsFailedPreconditionAndLeftUntouched) {
   EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition) << store.status().ToString();
   EXPECT_THAT(store.status().message(), HasSubstr(path_.string()));
   EXPECT_EQ(ReadAll(path_), before);
+}
+
+TEST_F(SqliteStoreTest, TheFileIsOwnerOnlyAndSoAreTheDirectoriesMadeForIt) {
+  auto mode = [](const fs::path& p) { return fs::status(p).permissions() & fs::perms::all; };
+  const fs::path made = dir_ / "made" / "deeper";
+  {
+    auto store = ControllerStore::OpenDb("sqlite:" + (made / "controller.db").string());
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    ASSERT_TRUE((*store)->PutJob(Job("j-1", "ep-a", "IN_QUEUE", 1)).ok());
+    EXPECT_EQ(mode(made / "controller.db-wal"), fs::perms::owner_read | fs::perms::owner_write);
+  }
+  EXPECT_EQ(mode(made / "controller.db"), fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_EQ(mode(dir_ / "made"), fs::perms::owner_all);
+  EXPECT_EQ(mode(made), fs::perms::owner_all);
+  // A file an older build left readable by others is narrowed when opened.
+  fs::permissions(made / "controller.db", fs::perms::group_read | fs::perms::others_read,
+                  fs::perm_options::add);
+  ASSERT_TRUE(ControllerStore::Open(made / "controller.db").ok());
+  EXPECT_EQ(mode(made / "controller.db"), fs::perms::owner_read | fs::perms::owner_write);
 }
 
 TEST_F(SqliteStoreTest, AMissingDirectoryIsNotFound) {

@@ -496,6 +496,53 @@ TEST_P(ControllerStoreTest, HostsArePutReplacedAndListed) {
   EXPECT_THAT(*store->ListHosts(), ElementsAre(h1, h2));
 }
 
+TEST_P(ControllerStoreTest, TenantsRolesAndSecretEnvRoundTrip) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  EndpointRecord e = Endpoint("ep-aaaaaaaaaaaa", 1000);
+  e.tenant = "alpha";
+  e.secret_env = "mcsb1:sealed";
+  JobRecord j = Job("j-1", e.id, "IN_QUEUE", 1000);
+  j.tenant = "alpha";
+  WorkerRecord w = Worker("w-1", e.id, "idle", 1000);
+  w.tenant = "alpha";
+  LedgerRow l = Ledger("w-1", e.id, 1000);
+  l.tenant = "alpha";
+  ApiKeyRecord k{.id = "key-aaaaaaaa", .name = "a", .sha256 = std::string(64, '1'),
+                 .created_ms = 1, .tenant = "alpha", .role = "readonly"};
+  ASSERT_TRUE(store->PutEndpoint(e).ok());
+  ASSERT_TRUE(store->PutJob(j).ok());
+  ASSERT_TRUE(store->PutWorker(w).ok());
+  auto id = store->AppendLedger(l);
+  ASSERT_TRUE(id.ok());
+  l.id = *id;
+  ASSERT_TRUE(store->AddApiKey(k).ok());
+  EXPECT_EQ(**store->GetEndpoint(e.id), e);
+  EXPECT_EQ(**store->GetJob("j-1"), j);
+  EXPECT_EQ(**store->GetWorker("w-1"), w);
+  EXPECT_THAT(*store->ListLedger(""), ElementsAre(l));
+  EXPECT_THAT(*store->ListApiKeys(), ElementsAre(k));
+  EXPECT_EQ(**store->FindApiKeySha256(std::string(64, '1')), k);
+  EXPECT_FALSE(store->FindApiKeySha256(std::string(64, '2'))->has_value());
+}
+
+TEST_P(ControllerStoreTest, HostEnrollmentsArePutReplacedListedAndDeleted) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  HostEnrollment b{.host_id = "host-b", .credential = "mcsb1:b", .schedule = "", .created_ms = 1};
+  HostEnrollment a{.host_id = "host-a", .credential = "mcsb1:a", .schedule = "", .created_ms = 2};
+  ASSERT_TRUE(store->PutHostEnrollment(b).ok());
+  ASSERT_TRUE(store->PutHostEnrollment(a).ok());
+  a.schedule = "draining";
+  ASSERT_TRUE(store->PutHostEnrollment(a).ok());
+  EXPECT_THAT(*store->ListHostEnrollments(), ElementsAre(a, b));
+  EXPECT_EQ(**store->GetHostEnrollment("host-a"), a);
+  EXPECT_FALSE(store->GetHostEnrollment("host-c")->has_value());
+  ASSERT_TRUE(store->DeleteHostEnrollment("host-b").ok());
+  EXPECT_EQ(store->DeleteHostEnrollment("host-b").code(), StatusCode::kNotFound);
+  EXPECT_THAT(*store->ListHostEnrollments(), ElementsAre(a));
+}
+
 // ---- the file or database ----
 
 TEST_P(ControllerStoreTest, ReopeningKeepsEverything) {

@@ -28,7 +28,8 @@ inline bool operator==(const EndpointRecord& a, const EndpointRecord& b) {
          a.execution_timeout_ms == b.execution_timeout_ms && a.ttl_ms == b.ttl_ms &&
          a.created_ms == b.created_ms && a.updated_ms == b.updated_ms && a.image == b.image &&
          a.args_json == b.args_json && a.registry_auth == b.registry_auth &&
-         a.models_json == b.models_json && a.links_json == b.links_json;
+         a.models_json == b.models_json && a.links_json == b.links_json && a.tenant == b.tenant &&
+         a.secret_env == b.secret_env;
 }
 inline bool operator==(const JobRecord& a, const JobRecord& b) {
   return a.id == b.id && a.endpoint_id == b.endpoint_id && a.status == b.status &&
@@ -37,7 +38,7 @@ inline bool operator==(const JobRecord& a, const JobRecord& b) {
          a.low_priority == b.low_priority && a.execution_timeout_ms == b.execution_timeout_ms &&
          a.ttl_ms == b.ttl_ms && a.created_ms == b.created_ms && a.started_ms == b.started_ms &&
          a.completed_ms == b.completed_ms && a.worker_id == b.worker_id && a.retries == b.retries &&
-         a.stream_delivered == b.stream_delivered;
+         a.stream_delivered == b.stream_delivered && a.tenant == b.tenant;
 }
 inline bool operator==(const StreamChunk& a, const StreamChunk& b) {
   return a.job_id == b.job_id && a.seq == b.seq && a.output_json == b.output_json;
@@ -49,19 +50,24 @@ inline bool operator==(const WorkerRecord& a, const WorkerRecord& b) {
          a.started_ms == b.started_ms && a.first_take_ms == b.first_take_ms &&
          a.last_ping_ms == b.last_ping_ms && a.idle_since_ms == b.idle_since_ms &&
          a.stopped_ms == b.stopped_ms && a.cache_hit == b.cache_hit && a.queue_ms == b.queue_ms &&
-         a.image_ms == b.image_ms && a.download_ms == b.download_ms;
+         a.image_ms == b.image_ms && a.download_ms == b.download_ms && a.tenant == b.tenant;
 }
 inline bool operator==(const LedgerRow& a, const LedgerRow& b) {
   return a.id == b.id && a.worker_id == b.worker_id && a.endpoint_id == b.endpoint_id &&
          a.phase == b.phase && a.start_ms == b.start_ms && a.end_ms == b.end_ms &&
-         a.billed == b.billed;
+         a.billed == b.billed && a.tenant == b.tenant;
 }
 inline bool operator==(const WebhookDelivery& a, const WebhookDelivery& b) {
   return a.id == b.id && a.job_id == b.job_id && a.url == b.url && a.body_json == b.body_json &&
          a.tries == b.tries && a.next_attempt_ms == b.next_attempt_ms;
 }
 inline bool operator==(const ApiKeyRecord& a, const ApiKeyRecord& b) {
-  return a.id == b.id && a.name == b.name && a.sha256 == b.sha256 && a.created_ms == b.created_ms;
+  return a.id == b.id && a.name == b.name && a.sha256 == b.sha256 &&
+         a.created_ms == b.created_ms && a.tenant == b.tenant && a.role == b.role;
+}
+inline bool operator==(const HostEnrollment& a, const HostEnrollment& b) {
+  return a.host_id == b.host_id && a.credential == b.credential && a.schedule == b.schedule &&
+         a.created_ms == b.created_ms;
 }
 inline bool operator==(const HostRecord& a, const HostRecord& b) {
   return a.id == b.id && a.document_json == b.document_json && a.last_seen_ms == b.last_seen_ms;

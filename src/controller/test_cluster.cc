@@ -134,9 +134,21 @@ Status TestCluster::AddAgent(const std::string& controller_url) {
   ao.host_id = host;
   ao.upstream = *hub::Endpoint::Parse(upstream_->base_url());
   ao.controller_url = controller_url;
-  ao.api_key = hub::Secret(key_);  // guards its /v1, and is sent to the controller
+  ao.api_key = hub::Secret(key_);  // guards its /v1 (the tests call agents with it)
   ao.heartbeat_interval = 100ms;
   if (options_.agent_options) options_.agent_options(index, ao);
+  // Enrolled as operators do (unless the test gave a credential): the host's own credential,
+  // sent to the controller to register and heartbeat, presented back by the controller on the
+  // agent's /v1.
+  if (!ao.controller_api_key) {
+    Reply enrolled = Send("POST", controller_url + "/v1/hosts/enroll", Bearer(key_),
+                          json{{"hostId", ao.host_id}}.dump());
+    if (enrolled.status != 200) {
+      return UnavailableError("enroll " + ao.host_id + ": HTTP " +
+                              std::to_string(enrolled.status) + " " + enrolled.text.substr(0, 300));
+    }
+    ao.controller_api_key = hub::Secret(enrolled.body.value("credential", ""));
+  }
   MC_ASSIGN_OR_RETURN(auto made, agent::Agent::Create(std::move(ao)), "agent " + host);
   MC_RETURN_IF_ERROR(made->Start(), "start agent " + host);
   agents_.push_back(std::move(made));

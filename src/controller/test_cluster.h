@@ -59,7 +59,8 @@ struct TestClusterOptions {
   std::function<void(ControllerOptions&)> controller_options;
   int agents = 1;
   // Applied to agent `index`'s options after the defaults (host-<index + 1> under root, 1 GiB,
-  // 2 GPU slots of type test-gpu, heartbeats every 100 ms, the cluster's key both ways).
+  // 2 GPU slots of type test-gpu, heartbeats every 100 ms, the cluster's key on its /v1, and the
+  // credential of its enrollment towards the controller).
   std::function<void(int index, agent::AgentOptions&)> agent_options;
 };
 

@@ -4,7 +4,7 @@
 // returns {refresh, destroy} (both optional). The visible page's refresh() runs at once and then
 // every POLL_MS while the tab is visible; it stops while the tab is hidden and runs again as soon
 // as it is shown. A refused API key sends the user to the login page.
-import {apiKey, clearApiKey, setBadKeyHandler} from './api.js';
+import {apiKey, clearApiKey, get, setBadKeyHandler} from './api.js';
 import {endpointsPage} from './endpoints.js';
 import {editEndpointPage} from './edit_endpoint.js';
 import {endpointPage} from './endpoint.js';
@@ -14,14 +14,38 @@ import {newEndpointPage} from './new_endpoint.js';
 
 const POLL_MS = 2000;
 
+// `needs`: what the key's role must allow (GET /v1/whoami): 'write' (member, admin) or 'admin'.
+// Pages the key may not use are neither linked nor shown; the API refuses them regardless.
 const routes = [
   {re: /^#\/login$/, name: 'login', page: loginPage, public: true},
   {re: /^#\/endpoints$/, name: 'endpoints', page: endpointsPage},
   {re: /^#\/endpoints\/([A-Za-z0-9_-]{1,120})$/, name: 'endpoints', page: endpointPage},
-  {re: /^#\/endpoints\/([A-Za-z0-9_-]{1,120})\/edit$/, name: 'endpoints', page: editEndpointPage},
-  {re: /^#\/new$/, name: 'new', page: newEndpointPage},
-  {re: /^#\/hosts$/, name: 'hosts', page: hostsPage},
+  {re: /^#\/endpoints\/([A-Za-z0-9_-]{1,120})\/edit$/, name: 'endpoints', page: editEndpointPage,
+    needs: 'write'},
+  {re: /^#\/new$/, name: 'new', page: newEndpointPage, needs: 'write'},
+  {re: /^#\/hosts$/, name: 'hosts', page: hostsPage, needs: 'admin'},
 ];
+
+// The key's role, asked once per key; null until known (or if the controller predates roles).
+let role = null;
+let roleFor = null;
+
+async function loadRole() {
+  const key = apiKey();
+  if (!key || roleFor === key) return;
+  roleFor = key;
+  try {
+    role = (await get('/v1/whoami')).role || null;
+  } catch {
+    role = null;
+  }
+}
+
+function allowed(needs) {
+  if (!needs || role === null) return true;
+  if (needs === 'admin') return role === 'admin';
+  return role !== 'readonly';
+}
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -79,7 +103,8 @@ async function tick() {
   }
 }
 
-function route() {
+async function route() {
+  await loadRole();
   generation += 1;
   clearTimeout(timer);
   timer = null;
@@ -97,9 +122,15 @@ function route() {
     navigate('#/login');
     return;
   }
+  if (!allowed(match.r.needs)) {
+    navigate('#/endpoints');
+    return;
+  }
   nav.hidden = !loggedIn;
   logout.hidden = !loggedIn;
   for (const a of nav.querySelectorAll('a')) {
+    const target = routes.find((r) => r.name === a.dataset.route && !r.re.source.includes('('));
+    a.hidden = Boolean(target && !allowed(target.needs));
     a.classList.toggle('active', a.dataset.route === match.r.name);
     if (a.dataset.route === match.r.name) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
@@ -108,6 +139,7 @@ function route() {
   main.replaceChildren();
   const ctx = {
     navigate,
+    role: () => role,  // 'admin', 'member', 'readonly' or null (unknown)
     refreshNow: () => tick(),
     afterLogin: () => afterLogin,
     loginMessage: () => {

@@ -232,6 +232,10 @@ export function endpointPage(main, [id], ctx) {
       window.alert(`Could not delete: ${e.message}`);
     }
   });
+  // A readonly key sees the endpoint but gets no buttons that would change it (the API says 403).
+  const readonly = ctx.role && ctx.role() === 'readonly';
+  editLink.hidden = readonly;
+  deleteButton.hidden = readonly;
   main.append(
     h('p', {class: 'crumbs'}, h('a', {href: '#/endpoints'}, '← Endpoints')),
     h('div', {class: 'page-head'}, title, state, editLink),
@@ -241,7 +245,8 @@ export function endpointPage(main, [id], ctx) {
       section('Queue', 'queue', parts.queue),
       section('Seconds', 'billing', parts.billing),
       section('Cold starts', 'coldstarts', parts.cold, parts.coldList),
-      section('Send a test request', 'test', testRequestBox(id, aborter.signal, ctx.refreshNow)),
+      readonly ? null
+        : section('Send a test request', 'test', testRequestBox(id, aborter.signal, ctx.refreshNow)),
       section('Recent jobs', 'jobs', parts.jobs),
       section('Settings', 'settings', parts.settings, h('p', null, deleteButton))));
 

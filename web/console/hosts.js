@@ -1,7 +1,8 @@
 // #/hosts: every host: GPU slots, disk (used / capacity / watermarks), the cached models with
 // size, last use and pins (pin, unpin and evict buttons), and downloads with progress and ETA.
 // Pin, unpin and evict go through the controller (/v1/hosts/<id>/pins, /evict), which passes
-// them to the host's agent.
+// them to the host's agent. Cordon, drain and uncordon (/v1/hosts/<id>/cordon, ...) take the
+// host out of placement or back. Admin keys only (the app does not show the page to others).
 import {del, get, post, q} from './api.js';
 import {bar, fmtBytes, fmtSeconds, h, renderIfChanged, shortSha, table} from './dom.js';
 
@@ -167,13 +168,44 @@ export function hostsPage(main) {
       })));
   }
 
+  async function schedule(hostId, verb, button) {
+    if (verb === 'drain' &&
+        !window.confirm(`Drain ${hostId}? Its idle workers stop and no new ones are placed.`)) return;
+    button.disabled = true;
+    try {
+      await post(`/v1/hosts/${q(hostId)}/${verb}`, {});
+      messages.set(hostId, {kind: 'ok', text: verb === 'uncordon' ? 'Uncordoned: it takes workers again.'
+        : verb === 'drain' ? 'Draining: idle workers stop, no new ones.' : 'Cordoned: no new workers.'});
+    } catch (e) {
+      messages.set(hostId, {kind: 'error', text: `Could not ${verb} ${hostId}: ${e.message}`});
+    }
+    button.disabled = false;
+    await refresh().catch(() => {});
+  }
+
+  function scheduleButtons(host) {
+    if (host.enrolled === false) return null;
+    const button = (verb, label, title) => {
+      const b = h('button', {type: 'button', class: ['small', verb === 'drain' && 'danger'],
+        'data-action': verb, 'aria-label': `${label} ${host.id}`, title}, label);
+      b.addEventListener('click', () => schedule(host.id, verb, b));
+      return b;
+    };
+    return h('span', {class: 'actions'}, host.schedule
+      ? [button('uncordon', 'Uncordon', 'Place workers on this host again')]
+      : [button('cordon', 'Cordon', 'Place no new workers here (running ones go on)'),
+        button('drain', 'Drain', 'Cordon, and stop the idle workers here')]);
+  }
+
   function hostCard(host) {
     const msg = messages.get(host.id);
     return h('section', {class: 'card host', 'data-host-id': host.id},
       h('div', {class: 'host-head'},
         h('h2', null, host.id),
         host.lost ? h('span', {class: 'badge badge-bad'}, 'lost') : h('span', {class: 'badge badge-ok'}, 'online'),
-        h('span', {class: 'mono muted'}, host.url)),
+        host.schedule ? h('span', {class: 'badge badge-bad'}, host.schedule) : null,
+        h('span', {class: 'mono muted'}, host.url),
+        scheduleButtons(host)),
       h('div', {class: 'host-stats'}, gpuBlock(host), diskBlock(host.disk || {})),
       downloads(host),
       h('h3', null, 'Cached models'),
@@ -186,7 +218,8 @@ export function hostsPage(main) {
     const stable = hosts.map(({lastSeen, ...rest}) => rest);  // lastSeen moves every heartbeat
     renderIfChanged(body, JSON.stringify([stable, [...messages]]), () => (hosts.length
       ? hosts.map(hostCard)
-      : h('p', {class: 'empty'}, 'No host has registered yet (start an agent with --controller).')));
+      : h('p', {class: 'empty'}, 'No host has registered yet (enroll one with `modelcache hosts ' +
+        'enroll --host-id ID`, then start its agent with --controller and --host-credential-file).')));
   }
   return {refresh};
 }

@@ -56,7 +56,9 @@ struct AgentOptions {
   // Host names (besides addresses, localhost, host_id and public_url's host) that requests to
   // /v1 may carry in Host and Origin; others are refused (DNS rebinding, cross-site requests).
   std::vector<std::string> allowed_hosts;
-  // Sent to the controller as "Authorization: Bearer"; unset = api_key.
+  // Sent to the controller as "Authorization: Bearer"; unset = api_key. The host's credential
+  // from `modelcache hosts enroll`: the controller presents it back on /v1, where it is accepted
+  // beside api_key.
   std::optional<hub::Secret> controller_api_key;
   downloader::FetchTuning tuning;
   std::chrono::milliseconds heartbeat_interval{5'000};

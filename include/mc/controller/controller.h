@@ -37,6 +37,10 @@ struct ControllerOptions {
   // Or the store as --db names it ("sqlite:PATH", "postgresql://..."); used when not empty.
   std::string db;
   std::optional<hub::Secret> db_password;      // PostgreSQL's, from a file (never argv)
+  // The key that seals the secrets the store holds (HF tokens, secret env, host credentials):
+  // its own file, 0600, created on first use. Default: controller-secret.key beside a SQLite
+  // file; required with PostgreSQL (every controller sharing the database needs the same file).
+  std::filesystem::path secret_key_file;
   std::optional<std::string> public_url;       // how workers reach us; default base_url()
   hub::Endpoint upstream = hub::Endpoint::Parse(hub::kDefaultEndpoint).value();
   std::optional<hub::Secret> agent_api_key;    // sent to agents' /v1
@@ -91,12 +95,18 @@ class Controller {
   virtual StatusOr<std::string> CreateApiKey(const std::string& name) = 0;
 };
 
+// The secret key file `options` means (secret_key_file, or the default beside a SQLite store).
+// FailedPrecondition, saying what to pass, for a PostgreSQL store without one.
+StatusOr<std::filesystem::path> SecretKeyFileFor(const ControllerOptions& options);
+
 // Adds an API key to the controller database at `db_path` (the controller may be running) and
 // returns it. For `modelcache keys create`.
 StatusOr<std::string> AddApiKey(const std::filesystem::path& db_path, const std::string& name);
-// The same for the store `db` names (ControllerOptions::db).
+// The same for the store `db` names (ControllerOptions::db), for `tenant` with `role` (admin,
+// member or readonly; docs/controller.md, Tenants and roles). InvalidArgument for a bad one.
 StatusOr<std::string> AddApiKey(const std::string& db, const std::optional<hub::Secret>& password,
-                                const std::string& name);
+                                const std::string& name, const std::string& tenant = "default",
+                                const std::string& role = "admin");
 // Whether the store `db` names knows `key` (for `up`, whose data dir keeps its key in a file).
 StatusOr<bool> HasApiKey(const std::string& db, const std::optional<hub::Secret>& password,
                          const hub::Secret& key);

@@ -25,7 +25,7 @@ struct MigrateStoreOptions {
 
 struct MigrateStoreReport {
   int64_t endpoints = 0, api_keys = 0, jobs = 0, chunks = 0, workers = 0, ledger = 0, hosts = 0,
-          webhooks = 0;
+          webhooks = 0, enrollments = 0;
   int64_t ledger_counter = 0, webhook_counter = 0;  // the ids the target hands out are above
 };
 
