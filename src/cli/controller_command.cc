@@ -79,6 +79,7 @@ StatusOr<hub::Endpoint> UpstreamOrDefault(const std::string& flag) {
 
 struct ControllerArgs {
   std::string listen = "127.0.0.1:8080", db, db_password_file, upstream, public_url, agent_key_file;
+  std::string placement = "ttr";
   double requeue_after = 30;
 };
 
@@ -94,6 +95,7 @@ Status RunController(const ControllerArgs& args) {
   if (!args.public_url.empty()) o.public_url = args.public_url;
   MC_ASSIGN_OR_RETURN(o.agent_api_key, ReadKeyFile(args.agent_key_file), "--agent-key-file");
   o.requeue_unlisted_after = std::chrono::milliseconds(std::llround(args.requeue_after * 1000));
+  o.placement = args.placement;
   const sigset_t stop = BlockStopSignals();
   MC_ASSIGN_OR_RETURN(auto c, controller::Controller::Create(std::move(o)));
   MC_RETURN_IF_ERROR(c->Start(), "listen on " + args.listen);
@@ -377,6 +379,11 @@ void AddControllerCommands(CLI::App& app, CommandResult& result) {
                   "Seconds after which a job a worker holds but no longer lists in its pings (its\n"
                   "result was lost) goes back to the queue (default 30)")
       ->check(CLI::Range(1.0, 3600.0));
+  cmd->add_option("--placement", cargs->placement,
+                  "Which host gets a new worker: ttr (the one that can be ready soonest: holds the\n"
+                  "model, or fetches it fastest), least-loaded (fewest workers) or random\n"
+                  "(default ttr; the simulator study in docs/simulator.md compares them)")
+      ->check(CLI::IsMember({"ttr", "least-loaded", "random"}));
   cmd->footer("Create an API key first: modelcache keys create --db sqlite:PATH --name me");
   cmd->callback([cmd, cargs, &result] {
     if (cmd->get_subcommands().size() > 0) return;  // migrate-store ran instead

@@ -39,6 +39,7 @@
 #include "mc/common/clock.h"
 #include "mc/hub/endpoint.h"
 #include "mc/hub/secret.h"
+#include "mc/scheduler/placement.h"
 
 namespace mc::controller {
 
@@ -58,6 +59,7 @@ struct FleetOptions {
   int tree_fetches_per_pass = 4;
   double upstream_bytes_per_second = 100e6;  // placement estimates before any measurement
   double peer_bytes_per_second = 1e9;
+  scheduler::PlacementPolicy placement = scheduler::PlacementPolicy::kTimeToReady;
 };
 
 struct HostView {

@@ -527,6 +527,7 @@ StatusOr<Scenario> ParseScenario(std::string_view json_text, const std::filesyst
     p.Choice("placement", placement, {"ttr", "least-loaded", "random"});
     p.Count("replicas", sc.policies.replicas, 0, 1000);
     p.Flag("peers", sc.policies.peers);
+    p.Number("gdsf_fixed_cost_bytes", sc.policies.gdsf_fixed_cost_bytes, 0, 1e15);
     p.Finish();
     if (st.ok()) {
       sc.policies.eviction = *scheduler::ParseEvictionPolicy(eviction);
