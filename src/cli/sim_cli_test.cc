@@ -58,7 +58,7 @@ class SimCliTest : public ::testing::Test {
     std::ofstream(scenario_) << R"({
       "seed": 5, "duration_hours": 1,
       "hosts": [{"name": "h", "count": 10, "gpus": 4, "cache_fraction": 0.2}],
-      "catalogue": {"generate": {"models": 30, "tail_max_bytes": "40GB"}},
+      "catalogue": {"generate": {"models": 30, "tail_max_bytes": "30GB"}},
       "endpoints": {"generate": {"gpu_type": "A100", "idle_timeout_seconds": 20}},
       "workload": {"type": "zipf", "jobs_per_second": 3}
     })";
@@ -90,7 +90,7 @@ TEST_F(SimCliTest, ABadScenarioIsAUsageErrorNamingTheFieldAndNothingIsWritten) {
 
 TEST_F(SimCliTest, CompareRunsTheGridAndPrintsOneTable) {
   RunResult r = RunMc({"sim", "compare", scenario_.string(), "--eviction", "lru,gdsf",
-                       "--cache-fraction", "0.1,0.2", "--out", (dir_ / "c").string()});
+                       "--cache-fraction", "0.2,0.3", "--out", (dir_ / "c").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   size_t rows = 0;
   for (size_t p = r.out.find("\n"); p != std::string::npos; p = r.out.find("\n", p + 1)) ++rows;

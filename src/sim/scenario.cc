@@ -600,6 +600,7 @@ StatusOr<std::string> ApplyOverrides(std::string_view json_text,
         indices.insert(indices.begin(), std::stoul(digits));
         key = key.substr(0, open);
       }
+      if (node->is_null()) *node = json::object();  // a section the scenario leaves out
       if (!node->is_object()) return InvalidArgumentError("--set " + o + ": " + key + " is not in an object");
       node = &(*node)[key];
       for (size_t i : indices) {
