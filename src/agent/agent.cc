@@ -172,9 +172,11 @@ class AgentImpl final : public Agent {
     auto swept = store_->SweepTempFiles(std::chrono::seconds(0));  // no writer runs yet
     if (!swept.ok()) spdlog::warn("agent: sweep temp files: {}", swept.status().ToString());
 
+    MC_ASSIGN_OR_RETURN(scheduler::EvictionPolicy eviction,
+                        scheduler::ParseEvictionPolicy(o_.eviction), "agent: --eviction");
     inventory_ = std::make_unique<Inventory>(
         *store_, *db_,
-        BudgetOptions{o_.capacity, o_.high_watermark, o_.low_watermark}, *o_.clock);
+        BudgetOptions{o_.capacity, o_.high_watermark, o_.low_watermark, eviction}, *o_.clock);
     MC_RETURN_IF_ERROR(inventory_->Reconcile(), "agent");
     const BudgetView budget = inventory_->Budget();
     spdlog::info("agent: inventory: {} snapshots, {} used of {}", inventory_->Snapshots().size(),

@@ -113,6 +113,8 @@ void Inventory::Touch(const RepoId& repo, const CommitSha& commit) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = snapshots_.find(Key{repo.FolderName(), commit.str()});
     if (it == snapshots_.end()) return;
+    const uint32_t cap = budget_.policy == scheduler::EvictionPolicy::kS3Fifo ? 4 : 1u << 30;
+    it->second.hits = std::min(it->second.hits + 1, cap);
     if (now <= it->second.last_use) return;
     it->second.last_use = now;
   }
@@ -192,7 +194,9 @@ Status Inventory::EvictLocked(uint64_t need_bytes) {
                        .reserved_bytes = ReservedLocked(),
                        .high_watermark = budget_.high_watermark,
                        .low_watermark = budget_.low_watermark,
-                       .blobs = {}};
+                       .blobs = {},
+                       .policy = budget_.policy,
+                       .gdsf_inflation = gdsf_inflation_};
   auto intern = [&](const std::string& folder, const BlobUse& b) {
     auto [it, added] = index.emplace(folder + "/" + b.etag, static_cast<uint32_t>(disk.blobs.size()));
     if (added) disk.blobs.push_back(b.size);
@@ -211,7 +215,10 @@ Status Inventory::EvictLocked(uint64_t need_bytes) {
                                .blobs = {},
                                .last_use = snap.last_use,
                                .pinned = pinned.contains(key),
-                               .partial = downloading.contains(key)};
+                               .partial = downloading.contains(key),
+                               .hits = snap.hits,
+                               .main_queue = snap.main_queue,
+                               .queue_seq = snap.queue_seq};
     for (const BlobUse& b : snap.blobs) s.blobs.push_back(intern(key.first, b));
     states.push_back(std::move(s));
   }
@@ -225,6 +232,15 @@ Status Inventory::EvictLocked(uint64_t need_bytes) {
                       scheduler::PlanEviction(states, disk, need_bytes));
   std::map<std::string, Key> by_id;
   for (const auto& [key, snap] : snapshots_) by_id.emplace(SnapshotId(key.first, key.second), key);
+  gdsf_inflation_ = plan.gdsf_inflation;
+  for (const scheduler::Requeue& q : plan.requeue) {  // S3-FIFO moves to the main queue
+    auto it = by_id.find(q.id);
+    if (it == by_id.end()) continue;
+    Snapshot& snap = snapshots_.at(it->second);
+    snap.main_queue = true;
+    snap.hits = q.hits;
+    snap.queue_seq = next_queue_seq_++;
+  }
   for (const std::string& id : plan.evict) {
     auto it = by_id.find(id);
     if (it == by_id.end()) continue;  // a download entry: never named, but be safe
@@ -275,7 +291,14 @@ Status Inventory::RecordComplete(const std::string& key, const RepoId& repo,
   reservations_.erase(key);
   auto old = snapshots_.find(k);
   snap.created = old != snapshots_.end() ? old->second.created : now;
-  if (old != snapshots_.end()) snap.completions = old->second.completions;
+  if (old != snapshots_.end()) {
+    snap.completions = old->second.completions;
+    snap.hits = old->second.hits;
+    snap.main_queue = old->second.main_queue;
+    snap.queue_seq = old->second.queue_seq;
+  } else {
+    snap.queue_seq = next_queue_seq_++;
+  }
   snap.completions.insert(filter);
   snap.last_use = now;
   MC_RETURN_IF_ERROR(

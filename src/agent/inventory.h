@@ -34,6 +34,7 @@
 #include "mc/common/clock.h"
 #include "mc/common/ids.h"
 #include "mc/common/status.h"
+#include "mc/scheduler/eviction.h"
 
 namespace mc::agent {
 
@@ -41,6 +42,9 @@ struct BudgetOptions {
   uint64_t capacity = 0;
   double high_watermark = 0.90;
   double low_watermark = 0.80;
+  // `agent --eviction` (docs/simulator.md has the study behind the choice). The policy state
+  // (uses, S3-FIFO queues, the GDSF inflation) is kept in memory: a restart starts it afresh.
+  scheduler::EvictionPolicy policy = scheduler::EvictionPolicy::kLru;
 };
 
 struct BlobUse {
@@ -118,6 +122,9 @@ class Inventory {
     TimePoint last_use;
     TimePoint created;
     std::set<std::string> completions;
+    uint32_t hits = 1;        // uses since it came in (eviction policy state, in memory)
+    bool main_queue = false;  // S3-FIFO
+    uint64_t queue_seq = 0;   // S3-FIFO
   };
   struct Reservation {
     std::string repo_folder;
@@ -146,6 +153,8 @@ class Inventory {
   StateDb& db_;
   const BudgetOptions budget_;
   Clock& clock_;
+  double gdsf_inflation_ = 0;  // GDSF's "L" (mc/scheduler/eviction.h)
+  uint64_t next_queue_seq_ = 0;
 
   mutable std::mutex mu_;
   std::map<Key, Snapshot> snapshots_;

@@ -63,6 +63,7 @@ namespace fs = std::filesystem;
 
 struct AgentArgs {
   std::string cache_dir, state_dir, capacity, high_watermark = "90%", low_watermark = "80%";
+  std::string eviction = "lru";
   std::string gpu_type = "none", listen = "127.0.0.1:8766", controller, host_id, upstream;
   std::string public_url, api_key_file, log_cap = "64MiB";
   std::vector<std::string> allowed_hosts;
@@ -176,6 +177,7 @@ StatusOr<agent::AgentOptions> MakeAgentOptions(const AgentArgs& args, const hub:
   o.state_dir = AgentStateDirOrDefault(args.state_dir, o.cache_dir);
   MC_ASSIGN_OR_RETURN(o.high_watermark, ParseWatermark(args.high_watermark, "--high-watermark"));
   MC_ASSIGN_OR_RETURN(o.low_watermark, ParseWatermark(args.low_watermark, "--low-watermark"));
+  o.eviction = args.eviction;
   if (o.low_watermark > o.high_watermark) {
     return InvalidArgumentError("--low-watermark (" + args.low_watermark +
                                 ") must not be above --high-watermark (" + args.high_watermark +
@@ -346,6 +348,11 @@ void AddAgentCommand(CLI::App& app, CommandResult& result) {
                   "When the cache fills past this share of --capacity, evict down to the low\n"
                   "watermark (default 90%; 90% or 0.9)");
   cmd->add_option("--low-watermark", args->low_watermark, "Where evictions stop (default 80%)");
+  cmd->add_option("--eviction", args->eviction,
+                  "Which snapshots go first when the cache must make room: lru (least recently\n"
+                  "used), gdsf (size- and frequency-aware) or s3fifo (default lru; the\n"
+                  "simulator study in docs/simulator.md compares them)")
+      ->check(CLI::IsMember({"lru", "gdsf", "s3fifo"}));
   cmd->add_option("--gpus", args->gpus,
                   "GPU slots the agent hands out to workers, numbered 0..N-1 (default 0), or\n"
                   "auto: the GPUs of the CDI spec (--cdi-kind), else of nvidia-smi -L, whose\n"

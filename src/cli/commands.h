@@ -34,6 +34,7 @@ void AddPullCommand(CLI::App& app, CommandResult& result);
 void AddAgentCommand(CLI::App& app, CommandResult& result);
 void AddPinCommands(CLI::App& app, CommandResult& result);         // pin, unpin, pins
 void AddControllerCommands(CLI::App& app, CommandResult& result);  // controller, keys, up
+void AddSimCommand(CLI::App& app, CommandResult& result);          // sim, sim compare
 // `controller migrate-store`, a sub-command of `controller`.
 void AddMigrateStoreCommand(CLI::App& controller, CommandResult& result);
 

@@ -92,6 +92,7 @@ StatusOr<hub::Endpoint> UpstreamOrDefault(const std::string& flag) {
 struct ControllerArgs {
   std::string listen = "127.0.0.1:8080", db, db_password_file, upstream, public_url, agent_key_file;
   std::string secret_key_file;
+  std::string placement = "ttr";
   double requeue_after = 30;
   double history_retention_days = 30;
   bool webhook_allow_private = false;
@@ -115,6 +116,7 @@ Status RunController(const ControllerArgs& args) {
       std::chrono::milliseconds(std::llround(args.history_retention_days * 86'400'000.0));
   o.webhook_allow_private = args.webhook_allow_private;
   o.webhook_allowed_hosts = args.webhook_allow_hosts;
+  o.placement = args.placement;
   const sigset_t stop = BlockStopSignals();
   MC_ASSIGN_OR_RETURN(auto c, controller::Controller::Create(std::move(o)));
   MC_RETURN_IF_ERROR(c->Start(), "listen on " + args.listen);
@@ -628,6 +630,11 @@ void AddControllerCommands(CLI::App& app, CommandResult& result) {
                   "A webhook host name or address allowed even if it is private (repeatable),\n"
                   "e.g. --webhook-allow-host hooks.internal")
       ->type_name("HOST");
+  cmd->add_option("--placement", cargs->placement,
+                  "Which host gets a new worker: ttr (the one that can be ready soonest: holds the\n"
+                  "model, or fetches it fastest), least-loaded (fewest workers) or random\n"
+                  "(default ttr; the simulator study in docs/simulator.md compares them)")
+      ->check(CLI::IsMember({"ttr", "least-loaded", "random"}));
   cmd->footer("Create an API key first: modelcache keys create --db sqlite:PATH --name me");
   cmd->callback([cmd, cargs, &result] {
     if (cmd->get_subcommands().size() > 0) return;  // migrate-store ran instead

@@ -76,6 +76,7 @@ int main(int argc, char** argv) {
   mc::cli::AddAgentCommand(app, result);
   mc::cli::AddPinCommands(app, result);
   mc::cli::AddControllerCommands(app, result);
+  mc::cli::AddSimCommand(app, result);
   app.parse_complete_callback([&] { mc::SetUpLogging(log_level); });
 
   try {

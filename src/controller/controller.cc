@@ -111,6 +111,8 @@ class ControllerImpl final : public Controller {
     f.host_timeout = o_.host_timeout;
     f.stop_grace = o_.stop_grace;
     f.job_stop_grace = o_.job_stop_grace;
+    MC_ASSIGN_OR_RETURN(f.placement, scheduler::ParsePlacementPolicy(o_.placement),
+                        "controller: --placement");
     fleet_ = std::make_unique<Fleet>(*store_, *jobs_, *o_.clock, std::move(f));
     MC_RETURN_IF_ERROR(fleet_->Load(), "controller: load workers");
     retention_ = std::make_unique<HistoryRetention>(

@@ -883,6 +883,8 @@ void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
       request.gpu_type = e.gpu_type;
       request.gpus = static_cast<uint32_t>(std::max(0, e.gpu_count));
       request.model_bytes = model_bytes;
+      request.policy = options_.placement;
+      request.random_seed = static_cast<uint64_t>(now);
       auto placed = scheduler::PlaceWorker(states, request);
       if (!placed.ok()) {
         if (Throttled(e.id) == 0) {  // once per episode, not every tick

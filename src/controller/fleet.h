@@ -55,6 +55,7 @@
 #include "mc/common/secret_box.h"
 #include "mc/hub/endpoint.h"
 #include "mc/hub/secret.h"
+#include "mc/scheduler/placement.h"
 
 namespace mc::controller {
 
@@ -79,6 +80,7 @@ struct FleetOptions {
   BackoffPolicy placement_backoff;  // after workers that fail before they are ready
   double registry_bytes_per_second = 100e6;  // image pulls, for placement
   uint64_t unknown_image_bytes = 1'000'000'000;  // an image no host has pulled yet, for placement
+  scheduler::PlacementPolicy placement = scheduler::PlacementPolicy::kTimeToReady;
 };
 
 struct HostView {

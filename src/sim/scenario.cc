@@ -527,6 +527,7 @@ StatusOr<Scenario> ParseScenario(std::string_view json_text, const std::filesyst
     p.Choice("placement", placement, {"ttr", "least-loaded", "random"});
     p.Count("replicas", sc.policies.replicas, 0, 1000);
     p.Flag("peers", sc.policies.peers);
+    p.Number("gdsf_fixed_cost_bytes", sc.policies.gdsf_fixed_cost_bytes, 0, 1e15);
     p.Finish();
     if (st.ok()) {
       sc.policies.eviction = *scheduler::ParseEvictionPolicy(eviction);
@@ -599,6 +600,7 @@ StatusOr<std::string> ApplyOverrides(std::string_view json_text,
         indices.insert(indices.begin(), std::stoul(digits));
         key = key.substr(0, open);
       }
+      if (node->is_null()) *node = json::object();  // a section the scenario leaves out
       if (!node->is_object()) return InvalidArgumentError("--set " + o + ": " + key + " is not in an object");
       node = &(*node)[key];
       for (size_t i : indices) {

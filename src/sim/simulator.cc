@@ -232,6 +232,7 @@ bool Simulation::Evict(Host& h, uint64_t need) {
   disk.low_watermark = h.group->low_watermark;
   disk.policy = sc_.policies.eviction;
   disk.gdsf_inflation = h.gdsf_inflation;
+  disk.gdsf_fixed_cost_bytes = sc_.policies.gdsf_fixed_cost_bytes;
   if (h.used + need <= static_cast<uint64_t>(disk.high_watermark * double(h.capacity))) {
     return true;  // below the trigger: the plan would be empty
   }

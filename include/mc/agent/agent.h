@@ -43,6 +43,7 @@ struct AgentOptions {
   uint64_t capacity = 0;            // byte budget of the cache (see ResolveCapacity)
   double high_watermark = 0.90;
   double low_watermark = 0.80;
+  std::string eviction = "lru";  // lru, gdsf or s3fifo (mc/scheduler/eviction.h)
   int gpus = 0;
   std::string gpu_type = "none";
   std::string listen = "127.0.0.1:0";

@@ -45,6 +45,7 @@ struct ControllerOptions {
   hub::Endpoint upstream = hub::Endpoint::Parse(hub::kDefaultEndpoint).value();
   std::optional<hub::Secret> agent_api_key;    // sent to agents' /v1
   std::chrono::milliseconds tick{250};
+  std::string placement = "ttr";  // ttr, least-loaded or random (mc/scheduler/placement.h)
   std::chrono::milliseconds take_hold{20'000};      // job-take long-poll (SDK gives up at 90 s)
   std::chrono::milliseconds ping_interval{10'000};  // RUNPOD_PING_INTERVAL
   std::chrono::milliseconds runsync_wait{90'000};   // default /runsync hold

@@ -101,6 +101,7 @@ struct Policies {
   scheduler::PlacementPolicy placement = scheduler::PlacementPolicy::kTimeToReady;
   uint32_t replicas = 0;  // cached replicas prefetched per endpoint before the start
   bool peers = true;      // hosts may fetch from peers
+  double gdsf_fixed_cost_bytes = 1e9;  // GDSF's fixed cost of a download (eviction.h)
 };
 
 struct Scenario {
