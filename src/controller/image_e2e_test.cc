@@ -61,6 +61,7 @@ class ImageE2eTest : public ::testing::Test {
       a.runtime.engine_root = engine_root_;
       a.runtime.insecure_registries = {env_->registry(), env_->auth_registry()};
       a.runtime.cdi_spec_dirs = {engine_root_ / "no-cdi"};
+      a.runtime.image_capacity = image_capacity_;
       a.stop_grace = 2s;
     };
     auto made = TestCluster::Create(std::move(o));
@@ -109,6 +110,7 @@ class ImageE2eTest : public ::testing::Test {
 
   agent::PodmanTestEnv* env_ = nullptr;
   fs::path engine_root_;
+  uint64_t image_capacity_ = 0;  // the agent's --image-capacity; 0 = none
   std::unique_ptr<TestCluster> cluster_;
 };
 
@@ -198,6 +200,17 @@ TEST_F(ImageE2eTest, RegistryRefusingTheCredentialsFailsTheWorkerWithoutQuotingT
   Reply everything = cluster_->Call("GET", "/v1/workers?endpoint=" + ep);
   EXPECT_THAT(everything.text, Not(HasSubstr(wrong)));
   EXPECT_THAT(cluster_->Call("GET", "/v1/endpoints/" + ep).text, Not(HasSubstr(wrong)));
+}
+
+TEST_F(ImageE2eTest, ImageLargerThanTheHostsImageBudgetFailsTheWorkerSayingSo) {
+  image_capacity_ = 4096;  // a busybox image is about 1 MB
+  StartCluster("budget");
+  const std::string ep = CreateEndpoint({{"image", env_->Image("bb2")},
+                                         {"command", {"/bin/sh", "-c", "sleep 60"}},
+                                         {"workersMin", 1}});
+  const json failed = FailedWorker(ep);
+  ASSERT_FALSE(failed.is_null()) << cluster_->Call("GET", "/v1/workers?endpoint=" + ep).text;
+  EXPECT_THAT(failed["message"].get<std::string>(), HasSubstr("image-capacity")) << failed.dump();
 }
 
 TEST_F(ImageE2eTest, MalformedImageReferenceIs400AtCreateAndNothingIsPlaced) {
