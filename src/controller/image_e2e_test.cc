@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "mc/agent/podman_test_env.h"
@@ -53,7 +54,7 @@ class ImageE2eTest : public ::testing::Test {
     engine_root_ = env_->dir() / ("e2e_engine_" + name);
     TestClusterOptions o;
     o.name = "image_e2e_" + name;
-    o.models = {{"demo/a", 2 << 20}};
+    o.models = {{"demo/a", 2 << 20}, {"demo/b", 64 << 10}};
     o.upstream_options = [](mirror::MirrorOptions& m) { m.max_bytes_per_second = 1'000'000; };
     o.agent_options = [this](int, agent::AgentOptions& a) {
       a.runtime.kind = agent::RuntimeKind::kPodman;
@@ -61,6 +62,7 @@ class ImageE2eTest : public ::testing::Test {
       a.runtime.engine_root = engine_root_;
       a.runtime.insecure_registries = {env_->registry(), env_->auth_registry()};
       a.runtime.cdi_spec_dirs = {engine_root_ / "no-cdi"};
+      a.runtime.image_capacity = image_capacity_;
       a.stop_grace = 2s;
     };
     auto made = TestCluster::Create(std::move(o));
@@ -69,7 +71,7 @@ class ImageE2eTest : public ::testing::Test {
   }
   std::string CreateEndpoint(json fields) {
     fields["name"] = "image-e2e";
-    fields["model"] = "demo/a";
+    if (!fields.contains("models")) fields["model"] = "demo/a";
     fields["gpuCount"] = 0;
     Reply r = cluster_->Call("POST", "/v1/endpoints", fields.dump());
     EXPECT_EQ(r.status, 200) << r.text;
@@ -109,6 +111,7 @@ class ImageE2eTest : public ::testing::Test {
 
   agent::PodmanTestEnv* env_ = nullptr;
   fs::path engine_root_;
+  uint64_t image_capacity_ = 0;  // the agent's --image-capacity; 0 = none
   std::unique_ptr<TestCluster> cluster_;
 };
 
@@ -172,6 +175,45 @@ TEST_F(ImageE2eTest, FirstJobPullsTheImageWhileTheModelDownloadsUnbilledAndTheNe
   EXPECT_EQ(second.body["status"], "COMPLETED") << second.text;
 }
 
+TEST_F(ImageE2eTest, ModelsWithPatternsLinksCommandAndArgsReachTheContainer) {
+  StartCluster("models_links");
+  const std::string hub = "/runpod-volume/huggingface-cache/hub";
+  const std::string script = "ls " + hub + "; echo ---; ls $MODEL_PATH; echo ---; "
+                             "head -c 1 /app/cfg.json; echo; echo PATHS=$MODEL_PATHS; echo A=$A; "
+                             "echo done";
+  const std::string ep = CreateEndpoint(
+      {{"models", {{{"model", "demo/a"}, {"include", {"*.json"}}}, {{"model", "demo/b"}}}},
+       {"links", {{{"dest", "/app/cfg.json"}, {"file", "config.json"}, {"model", "demo/b"}}}},
+       {"image", env_->Image("bb")},
+       {"command", {"/bin/sh", "-c"}},  // the ENTRYPOINT, and args its CMD
+       {"args", {script}},
+       {"env", {{"A", "from-the-endpoint"}}},
+       {"workersMin", 1}});
+  // The container prints and exits: the worker ends "stopped" with its output in the agent's log.
+  json ended;
+  ASSERT_TRUE(Eventually([&] {
+    for (const json& w : Workers(ep)) {
+      if (w["phase"] == "stopped" || w["phase"] == "failed") ended = w;
+    }
+    return !ended.is_null();
+  }, 120s)) << cluster_->Call("GET", "/v1/workers?endpoint=" + ep).text;
+  Reply doc = Send("GET", cluster_->agents()[0]->base_url() + "/v1/workers/" +
+                              ended["id"].get<std::string>(),
+                   Bearer(cluster_->key()));
+  ASSERT_EQ(doc.status, 200) << doc.text;
+  EXPECT_EQ(doc.body["exit_code"], 0) << doc.text;
+  std::ifstream in(doc.body["logs"]["stdout"].get<std::string>());
+  const std::string out((std::istreambuf_iterator<char>(in)), {});
+  // Both repos and nothing else; demo/a only its *.json files; the link; the env.
+  EXPECT_THAT(out, HasSubstr("models--demo--a\nmodels--demo--b\n---\n")) << out;
+  EXPECT_THAT(out, HasSubstr("config.json")) << out;
+  EXPECT_THAT(out, Not(HasSubstr(".safetensors"))) << out;
+  EXPECT_THAT(out, HasSubstr("\n{\n")) << out;  // the linked config.json's first byte
+  EXPECT_THAT(out, HasSubstr("PATHS=" + hub + "/models--demo--a/snapshots/")) << out;
+  EXPECT_THAT(out, HasSubstr(":" + hub + "/models--demo--b/snapshots/")) << out;
+  EXPECT_THAT(out, HasSubstr("A=from-the-endpoint\ndone")) << out;
+}
+
 TEST_F(ImageE2eTest, UnknownImageFailsTheWorkerWithTheRegistrysAnswerInTheApi) {
   StartCluster("unknown");
   const std::string ep = CreateEndpoint(
@@ -198,6 +240,17 @@ TEST_F(ImageE2eTest, RegistryRefusingTheCredentialsFailsTheWorkerWithoutQuotingT
   Reply everything = cluster_->Call("GET", "/v1/workers?endpoint=" + ep);
   EXPECT_THAT(everything.text, Not(HasSubstr(wrong)));
   EXPECT_THAT(cluster_->Call("GET", "/v1/endpoints/" + ep).text, Not(HasSubstr(wrong)));
+}
+
+TEST_F(ImageE2eTest, ImageLargerThanTheHostsImageBudgetFailsTheWorkerSayingSo) {
+  image_capacity_ = 4096;  // a busybox image is about 1 MB
+  StartCluster("budget");
+  const std::string ep = CreateEndpoint({{"image", env_->Image("bb2")},
+                                         {"command", {"/bin/sh", "-c", "sleep 60"}},
+                                         {"workersMin", 1}});
+  const json failed = FailedWorker(ep);
+  ASSERT_FALSE(failed.is_null()) << cluster_->Call("GET", "/v1/workers?endpoint=" + ep).text;
+  EXPECT_THAT(failed["message"].get<std::string>(), HasSubstr("image-capacity")) << failed.dump();
 }
 
 TEST_F(ImageE2eTest, MalformedImageReferenceIs400AtCreateAndNothingIsPlaced) {
