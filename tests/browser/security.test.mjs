@@ -12,7 +12,8 @@ import { join } from "node:path";
 import { describe } from "node:test";
 
 import {
-  apiCall, login, makeSteps, openBrowser, run, screenshot, startUp, suiteLifecycle, WORKER_SCRIPT,
+  apiCall, login, makeSteps, openBrowser, openPage, run, screenshot, startUp, suiteLifecycle,
+  WORKER_SCRIPT,
 } from "./lib/harness.mjs";
 
 const step = makeSteps();
@@ -231,5 +232,28 @@ describe("web console security", { concurrency: false, timeout: 150_000 }, () =>
       await s.page.unroute("**/v1/hosts");
     }
     assert.deepEqual(s.rec.errors, [], "page errors");
+  });
+
+  step("a readonly key sees its tenant's endpoints but no Hosts, New endpoint, Edit or Delete", async () => {
+    const made = await apiCall(s.up, "POST", "/v1/keys", { name: "reader", role: "readonly" });
+    assert.equal(made.status, 200, made.text);
+    const { context, page, rec } = await openPage(s.browser);
+    try {
+      await login(page, { url: s.up.url, key: made.json.key });
+      await page.locator("a.endpoint-name").filter({ hasText: XSS_NAME }).waitFor();
+      assert.equal(await page.locator("nav a[data-route=hosts]").isHidden(), true);
+      assert.equal(await page.locator("nav a[data-route=new]").isHidden(), true);
+      await page.locator("a.endpoint-name").filter({ hasText: XSS_NAME }).click();
+      await page.locator("h1.endpoint-title").filter({ hasText: XSS_NAME }).waitFor();
+      assert.equal(await page.locator("#edit-endpoint-link").isHidden(), true);
+      assert.equal(await page.locator("button.danger", { hasText: "Delete endpoint" }).isHidden(), true);
+      // A page it may not use, asked by its address, sends it back to the endpoints.
+      await page.goto(`${s.up.url}/console/#/hosts`);
+      await page.waitForURL(/#\/endpoints$/);
+      await screenshot(page, "readonly-key");
+      assert.deepEqual(rec.errors, [], "page errors");
+    } finally {
+      await context.close();
+    }
   });
 });
