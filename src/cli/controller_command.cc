@@ -4,6 +4,7 @@
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cmath>
@@ -251,12 +252,17 @@ struct UpArgs {
 constexpr const char* kDemoModel = "demo/tiny-llama";
 constexpr const char* kDemoGatedModel = "demo/gated-llama";
 
+// Created with `mode` (never wider for a moment: keys and credentials go through here); an
+// existing file is narrowed to it first.
 Status WriteFile(const fs::path& path, const std::string& content, mode_t mode) {
-  std::ofstream out(path, std::ios::trunc);
-  out << content;
-  out.close();
-  if (!out) return ErrnoError(errno, "write " + path.string());
-  ::chmod(path.c_str(), mode);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return ErrnoError(errno, "write " + path.string());
+  const bool ok = ::fchmod(fd, mode) == 0 &&
+                  ::write(fd, content.data(), content.size()) ==
+                      static_cast<ssize_t>(content.size());
+  const int error = errno;
+  ::close(fd);
+  if (!ok) return ErrnoError(error, "write " + path.string());
   return Status::Ok();
 }
 

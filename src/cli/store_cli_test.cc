@@ -145,6 +145,60 @@ TEST_F(StoreCliTest, AControllerOnPostgresWithoutASecretKeyFileSaysToPassOne) {
   EXPECT_NE(run.err.find("--secret-key-file"), std::string::npos) << run.err;
 }
 
+// `hosts enroll` and `hosts cordon` through a running controller's API, with an admin key from a
+// file; a member key is refused (hosts are the operators').
+TEST_F(StoreCliTest, HostsEnrollAndCordonGoThroughTheControllerWithAnAdminKey) {
+  const std::string db = "sqlite:" + (dir_ / "controller.db").string();
+  auto admin = RunMc({"keys", "create", "--db", db, "--name", "ops"});
+  ASSERT_EQ(admin.exit_code, 0) << admin.err;
+  auto member = RunMc({"keys", "create", "--db", db, "--name", "team", "--tenant", "team-a",
+                       "--role", "member"});
+  ASSERT_EQ(member.exit_code, 0) << member.err;
+  EXPECT_NE(member.err.find("member of tenant team-a"), std::string::npos) << member.err;
+  const std::string admin_file = (dir_ / "admin-key").string();
+  const std::string member_file = (dir_ / "member-key").string();
+  std::ofstream(admin_file) << admin.out;
+  std::ofstream(member_file) << member.out;
+
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t controller =
+      SpawnMc({"controller", "--db", db, "--listen", "127.0.0.1:0"}, nullptr, fds[1], -1);
+  ::close(fds[1]);
+  std::string seen;
+  char buf[256];
+  for (ssize_t n; seen.find('\n') == std::string::npos && (n = ::read(fds[0], buf, 256)) > 0;) {
+    seen.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fds[0]);
+  const std::string prefix = "controller listening on ";
+  const std::string url = seen.find(prefix) == std::string::npos
+                              ? ""
+                              : seen.substr(prefix.size(), seen.find('\n') - prefix.size());
+  const std::string credential = (dir_ / "gpu-1.credential").string();
+  auto enrolled = RunMc({"hosts", "enroll", "--host-id", "gpu-1", "--controller", url,
+                         "--key-file", admin_file, "--credential-file", credential});
+  auto cordoned =
+      RunMc({"hosts", "cordon", "gpu-1", "--controller", url, "--key-file", admin_file});
+  auto refused = RunMc({"hosts", "enroll", "--host-id", "gpu-2", "--controller", url,
+                        "--key-file", member_file});
+  ::kill(controller, SIGTERM);
+  EXPECT_EQ(WaitExit(controller, 30s), 0);
+  ASSERT_FALSE(url.empty()) << seen;
+  EXPECT_EQ(enrolled.exit_code, 0) << enrolled.err;
+  EXPECT_EQ(enrolled.out, "");  // the credential went to the file, not the terminal
+  EXPECT_EQ(fs::status(credential).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  std::ifstream in(credential);
+  std::string text;
+  std::getline(in, text);
+  EXPECT_TRUE(text.starts_with("mch_")) << text;
+  EXPECT_EQ(cordoned.exit_code, 0) << cordoned.err;
+  EXPECT_NE(cordoned.out.find("gpu-1: cordoned"), std::string::npos) << cordoned.out;
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.err.find("HTTP 403"), std::string::npos) << refused.err;
+}
+
 TEST_F(StoreCliTest, MigrateStoreHelpSaysWhatToDoBeforeAndAfter) {
   auto r = RunMc({"controller", "migrate-store", "--help"});
   EXPECT_EQ(r.exit_code, 0);

@@ -12,7 +12,8 @@ import { join } from "node:path";
 import { describe } from "node:test";
 
 import {
-  apiCall, login, makeSteps, openBrowser, run, screenshot, startUp, suiteLifecycle, WORKER_SCRIPT,
+  apiCall, login, makeSteps, openBrowser, openPage, run, screenshot, startUp, suiteLifecycle,
+  WORKER_SCRIPT,
 } from "./lib/harness.mjs";
 
 const step = makeSteps();
@@ -159,16 +160,30 @@ describe("web console security", { concurrency: false, timeout: 150_000 }, () =>
   });
 
   step("a host whose id, cached model and pin owner are markup is shown as text on the hosts page", async () => {
-    // A host document as an agent sends it (the API accepts any text for these).
+    // A host document as an agent sends it, with the credential of its enrollment (the API accepts
+    // any text for models and pin owners; host ids are [A-Za-z0-9._-], so the hosts answer is
+    // rewritten below to carry a hostile one: the page must still show it as text).
+    const enrolled = await apiCall(s.up, "POST", "/v1/hosts/enroll", { hostId: "xss-host" });
+    assert.equal(enrolled.status, 200, enrolled.text);
     const doc = {
-      host_id: XSS_HOST, url: "http://127.0.0.1:9", gpu_type: "none", gpus: { total: 0, free: 0 },
+      host_id: "xss-host", url: "http://127.0.0.1:9", gpu_type: "none", gpus: { total: 0, free: 0 },
       disk: { capacity_bytes: 1 << 30, used_bytes: 1 << 20, reserved_bytes: 0 },
       snapshots: [{ model: XSS_MODEL, commit: "c".repeat(40), size_bytes: 1 << 20, complete: true,
         files: 1, pins: ["operator", `worker:${XSS_WORKER}`] }],
       downloads: [{ model: XSS_MODEL, progress: { bytes_done: 10, bytes_total: 100, bytes_per_second: 5 } }],
     };
-    const r = await apiCall(s.up, "POST", "/v1/hosts/register", doc);
-    assert.equal(r.status, 200, r.text);
+    const r = await fetch(`${s.up.url}/v1/hosts/register`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${enrolled.json.credential}`, "Content-Type": "application/json" },
+      body: JSON.stringify(doc),
+    });
+    assert.equal(r.status, 200, await r.text());
+    await s.page.route("**/v1/hosts", async (route) => {
+      const res = await route.fetch();
+      const body = await res.json();
+      for (const h of body.hosts) if (h.id === "xss-host") h.id = XSS_HOST;
+      await route.fulfill({ response: res, json: body });
+    });
     await s.page.click("nav a[data-route=hosts]");
     const host = s.page.locator("section.host h2").filter({ hasText: XSS_HOST });
     await host.waitFor();
@@ -190,10 +205,14 @@ describe("web console security", { concurrency: false, timeout: 150_000 }, () =>
 
   step("a hosts answer without pinnedBy (an older controller): the count, Pin and Unpin both", async () => {
     // The same host, its answer as a controller that does not list pin owners gives it.
+    await s.page.unroute("**/v1/hosts");
     await s.page.route("**/v1/hosts", async (route) => {
       const res = await route.fetch();
       const body = await res.json();
-      for (const h of body.hosts) for (const snap of h.snapshots) delete snap.pinnedBy;
+      for (const h of body.hosts) {
+        if (h.id === "xss-host") h.id = XSS_HOST;
+        for (const snap of h.snapshots) delete snap.pinnedBy;
+      }
       await route.fulfill({ response: res, json: body });
     });
     try {
@@ -213,5 +232,28 @@ describe("web console security", { concurrency: false, timeout: 150_000 }, () =>
       await s.page.unroute("**/v1/hosts");
     }
     assert.deepEqual(s.rec.errors, [], "page errors");
+  });
+
+  step("a readonly key sees its tenant's endpoints but no Hosts, New endpoint, Edit or Delete", async () => {
+    const made = await apiCall(s.up, "POST", "/v1/keys", { name: "reader", role: "readonly" });
+    assert.equal(made.status, 200, made.text);
+    const { context, page, rec } = await openPage(s.browser);
+    try {
+      await login(page, { url: s.up.url, key: made.json.key });
+      await page.locator("a.endpoint-name").filter({ hasText: XSS_NAME }).waitFor();
+      assert.equal(await page.locator("nav a[data-route=hosts]").isHidden(), true);
+      assert.equal(await page.locator("nav a[data-route=new]").isHidden(), true);
+      await page.locator("a.endpoint-name").filter({ hasText: XSS_NAME }).click();
+      await page.locator("h1.endpoint-title").filter({ hasText: XSS_NAME }).waitFor();
+      assert.equal(await page.locator("#edit-endpoint-link").isHidden(), true);
+      assert.equal(await page.locator("button.danger", { hasText: "Delete endpoint" }).isHidden(), true);
+      // A page it may not use, asked by its address, sends it back to the endpoints.
+      await page.goto(`${s.up.url}/console/#/hosts`);
+      await page.waitForURL(/#\/endpoints$/);
+      await screenshot(page, "readonly-key");
+      assert.deepEqual(rec.errors, [], "page errors");
+    } finally {
+      await context.close();
+    }
   });
 });
