@@ -20,8 +20,9 @@ namespace fs = std::filesystem;
 
 constexpr const char* kSimHelp =
     "Simulate a GPU fleet running a scenario, with the real placement, eviction and autoscaling\n"
-    "code the controller and the agents use, on a simulated clock (a day of a 1,000-host fleet\n"
-    "takes well under a minute). Deterministic: the same scenario and seed give the same output.\n"
+    "code the controller and the agents use, on a simulated clock (millions of jobs per CPU-\n"
+    "minute; a day of a 1,000-host fleet, 10M jobs, takes about two CPU-minutes). Deterministic:\n"
+    "the same scenario and seed give the same output.\n"
     "\n"
     "The scenario (JSON, docs/simulator.md) names the hosts, the model catalogue, the endpoints,\n"
     "the workload (Zipf/diurnal/bursts, or an Azure Functions 2019 trace) and the policies.\n"

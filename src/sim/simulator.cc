@@ -660,7 +660,7 @@ StatusOr<Result> Simulation::Run() {
     }
   }
   now_ = end_;
-  Sample();
+  if (r_.disk.empty() || r_.disk.back().seconds < double(end_) / kUs) Sample();
   Finish();
   return r_;
 }
