@@ -48,7 +48,7 @@ fi
 start=$(date +%s)
 extra=()
 # Suites that spawn the modelcache binary need it built with the same sanitizer.
-[[ " ${targets[*]} " =~ (cli|controller|agent|pull) ]] && extra=(modelcache)
+[[ " ${targets[*]} " =~ (cli_test|controller|agent_container) ]] && extra=(modelcache)
 cmake --build "$build" -j "${JOBS:-$(nproc)}" --target "${extra[@]}" "${targets[@]}" || exit 2
 built=$(date +%s)
 echo "sanitize $kind: built ${#targets[@]} test binaries in $((built - start)) s"
