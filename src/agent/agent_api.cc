@@ -138,6 +138,7 @@ std::string AgentApi::HostDocument() const {
     url = public_url_;
   }
   const uint64_t usage = b.used + b.reserved;
+  const DownloadStats stats = p_.downloads.Stats();
   return json{{"host_id", p_.options.host_id},
               {"url", url},
               {"gpu_type", p_.options.gpu_type},
@@ -152,6 +153,9 @@ std::string AgentApi::HostDocument() const {
                 {"low_watermark", b.low_watermark}}},
               {"snapshots", snapshots},
               {"downloads", downloads},
+              {"rates",
+               {{"upstream_bytes_per_second", stats.upstream_bytes_per_second},
+                {"peer_bytes_per_second", stats.peer_bytes_per_second}}},
               {"runtime",
                {{"kind", p_.workers.runtime().name()},
                 {"containers", p_.workers.runtime().runs_containers()},

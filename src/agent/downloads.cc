@@ -289,6 +289,12 @@ void Downloads::Run(std::shared_ptr<Download> d) {
   Finish(d, std::move(final_state));
 }
 
+double LearnRate(double old_rate, uint64_t bytes, double seconds) {
+  if (bytes < (1u << 20) || !(seconds > 0)) return old_rate;
+  const double sample = static_cast<double>(bytes) / seconds;
+  return old_rate > 0 ? (old_rate + sample) / 2 : sample;
+}
+
 void Downloads::Finish(const std::shared_ptr<Download>& d, EnsureState final_state) {
   const double seconds =
       std::chrono::duration<double>(clock_.Monotonic() - d->t0).count();
@@ -305,9 +311,15 @@ void Downloads::Finish(const std::shared_ptr<Download>& d, EnsureState final_sta
     stats_.seconds += seconds;
     if (final_state.phase == EnsureState::Phase::kReady) {
       ++stats_.succeeded;
+      uint64_t upstream = 0, peers = 0;
       for (const auto& [source, bytes] : final_state.bytes_by_source) {
         stats_.bytes_by_source[source] += bytes;
+        (source == "upstream" ? upstream : peers) += bytes;
       }
+      // Each source's bytes over the whole download's time: a lower bound when both were used.
+      stats_.upstream_bytes_per_second =
+          LearnRate(stats_.upstream_bytes_per_second, upstream, seconds);
+      stats_.peer_bytes_per_second = LearnRate(stats_.peer_bytes_per_second, peers, seconds);
     } else {
       ++stats_.failed;
       if (final_state.error.code() != StatusCode::kCancelled) {

@@ -99,7 +99,16 @@ struct DownloadStats {
   uint64_t failed = 0;
   double seconds = 0;  // summed over finished downloads
   std::map<std::string, uint64_t> bytes_by_source;
+  // Learned rates (issue 17), reported to the controller for its time-to-ready: bytes per second
+  // of finished downloads from the upstream and from peers (LearnRate); 0 until measured.
+  double upstream_bytes_per_second = 0;
+  double peer_bytes_per_second = 0;
 };
+
+// The next estimate of a source's rate after a download got `bytes` from it in `seconds`: the
+// mean of the old estimate and this sample (the sample alone at first). Downloads of less than
+// 1 MiB measure latency more than bandwidth and leave the estimate as it was.
+double LearnRate(double old_rate, uint64_t bytes, double seconds);
 
 class Downloads {
  public:

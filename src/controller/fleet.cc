@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "mc/common/constant_time.h"
@@ -294,6 +295,9 @@ StatusOr<HostView> ParseHost(const json& doc, int64_t now) {
                            p.value("bytes_per_second", 0.0)});
   }
   ParseRuntimeAndImages(doc, h);
+  const json rates = doc.value("rates", json::object());
+  h.upstream_rate = std::max(0.0, rates.value("upstream_bytes_per_second", 0.0));
+  h.peer_rate = std::max(0.0, rates.value("peer_bytes_per_second", 0.0));
   h.last_seen_ms = now;
   return h;
 }
@@ -555,6 +559,29 @@ void Fleet::SetPhaseLocked(Live& w, const std::string& phase) {
   SaveLocked(w.rec);
 }
 
+std::vector<std::string> Fleet::SwarmLocked(const std::string& commit,
+                                            const std::string& except_host) const {
+  // A download of the commit in flight (heartbeats), or a worker still initializing on it (its
+  // ensure was sent; the next heartbeat may not show the download yet).
+  std::set<std::string> ids;
+  for (const auto& [hid, h] : hosts_) {
+    for (const auto& d : h.downloads) {
+      if (d.commit == commit) ids.insert(hid);
+    }
+  }
+  for (const auto& [wid, w] : workers_) {
+    if (w->rec.commit == commit && w->rec.phase == kInitializing) ids.insert(w->rec.host_id);
+  }
+  std::vector<std::string> urls;
+  for (const std::string& id : ids) {
+    auto h = hosts_.find(id);
+    if (id != except_host && h != hosts_.end() && !h->second.url.empty()) {
+      urls.push_back(h->second.url);
+    }
+  }
+  return urls;
+}
+
 Status Fleet::StartWorker(const EndpointRecord& sealed, const HostView& host,
                           const std::vector<std::string>& peers, int64_t queue_ms, bool hit) {
   MC_ASSIGN_OR_RETURN(const EndpointRecord e, WithSecrets(*options_.secrets, sealed),
@@ -610,6 +637,11 @@ Status Fleet::StartWorker(const EndpointRecord& sealed, const HostView& host,
   json body = WorkerBody(e, id, env, peers);
   {
     std::lock_guard<std::mutex> lock(mu_);
+    // Issue 17 swarm: the hosts fetching this commit now share pieces with this one.
+    if (!hit) {
+      std::vector<std::string> swarm = SwarmLocked(e.commit, host.id);
+      if (!swarm.empty()) body["swarm"] = swarm;
+    }
     SetPhaseLocked(*live, kInitializing);
     workers_[id] = live;
     auto h = hosts_.find(host.id);
@@ -857,16 +889,19 @@ void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
           for (const auto& snap : h.snapshots) {
             if (snap.commit == e.commit && snap.complete) s.model = scheduler::ModelState::kComplete;
           }
+          scheduler::MeasuredHost measured{h.upstream_rate, h.peer_rate, 0};
           for (const auto& d : h.downloads) {
             if (d.commit == e.commit && s.model != scheduler::ModelState::kComplete) {
               s.model = scheduler::ModelState::kDownloading;
               s.remaining_bytes = d.total > d.done ? d.total - d.done : 0;
               s.download_rate = d.rate;
+            } else if (d.commit != e.commit) {
+              measured.bytes_queued += d.total > d.done ? d.total - d.done : 0;
             }
           }
           s.image_seconds = ImageSeconds(hosts_, h, e.image, options_);
-          s.peer_bandwidth = options_.peer_bytes_per_second;
-          s.upstream_bandwidth = options_.upstream_bytes_per_second;
+          scheduler::ApplyMeasured(s, measured, options_.upstream_bytes_per_second,
+                                   options_.peer_bytes_per_second);
           s.capacity = h.capacity;
           s.used_bytes = h.used;
           s.reserved_bytes = h.reserved;

@@ -118,6 +118,8 @@ struct HostView {
     uint64_t done = 0, total = 0;   // its bytes
   };
   std::vector<Image> images;  // inventory "images": items, then pulls
+  // Learned by the agent from its finished downloads (bytes/s); 0 = not measured yet.
+  double upstream_rate = 0, peer_rate = 0;
   int64_t last_seen_ms = 0;
   bool lost = false;
   bool enrolled = false;  // an operator enrolled it (modelcache hosts enroll)
@@ -221,6 +223,9 @@ class Fleet {
   Status StartWorker(const EndpointRecord& e, const HostView& host,
                      const std::vector<std::string>& peers, int64_t queue_ms, bool hit);
   void StopWorker(const std::string& worker_id, const std::string& reason);
+  // URLs of the hosts but `except_host` that fetch `commit` now (issue 17 swarm). mu_ held.
+  std::vector<std::string> SwarmLocked(const std::string& commit,
+                                       const std::string& except_host) const;
   void Watch(std::string worker_id);
   void SetPhaseLocked(Live& w, const std::string& phase);
   void SaveLocked(const WorkerRecord& w);

@@ -121,6 +121,31 @@ TransferReport Report(Outcome outcome, Status error = Status::Ok()) {
   return r;
 }
 
+TEST(ClassifyExchangeTest, SwarmMemberThatHasNotWrittenThePieceIsPendingWithItsProgress) {
+  net::HeaderMap headers;
+  headers.Set("X-Modelcache-Pending", "12345");
+  ExchangeFacts f = Answer(416, &headers);
+  f.accept_partial = true;
+  ExchangeVerdict v = ClassifyExchange(f);
+  EXPECT_EQ(v.kind, Kind::kPending);
+  EXPECT_EQ(v.pending_written, 12345u);
+  // Not a swarm request, or no progress header: an ordinary 416 (a failure).
+  f.accept_partial = false;
+  EXPECT_EQ(ClassifyExchange(f).kind, Kind::kFailed);
+  net::HeaderMap none;
+  ExchangeFacts g = Answer(416, &none);
+  g.accept_partial = true;
+  EXPECT_EQ(ClassifyExchange(g).kind, Kind::kFailed);
+}
+
+TEST(ClassifyTransferTest, PendingSwarmMemberIsWaitedForWithoutCountingAFailure) {
+  TransferReport r = Report(Outcome::kPending);
+  r.from_peer = true;
+  TransferDecision d = ClassifyTransfer(r, 2, kPolicy, "a.bin", 0.5);
+  EXPECT_EQ(d.action, TransferAction::kWaitPeer);
+  EXPECT_EQ(d.failed_attempts, 2);
+}
+
 TEST(ClassifyTransferTest, ARetryableFailureIsRetriedFromTheSameSourceAfterABackOff) {
   TransferDecision d =
       ClassifyTransfer(Report(Outcome::kRetryable, UnavailableError("h: HTTP 503")), 0, kPolicy,

@@ -323,4 +323,14 @@ StatusOr<Placement> PlaceWorker(const std::vector<HostState>& hosts,
   return placement;
 }
 
+void ApplyMeasured(HostState& h, const MeasuredHost& m, double default_upstream,
+                   double default_peer) {
+  h.upstream_bandwidth = m.upstream_bytes_per_second > 0 ? m.upstream_bytes_per_second
+                                                         : default_upstream;
+  h.peer_bandwidth = m.peer_bytes_per_second > 0 ? m.peer_bytes_per_second : default_peer;
+  if (m.bytes_queued > 0 && h.upstream_bandwidth > 0) {
+    h.queue_wait_seconds += static_cast<double>(m.bytes_queued) / h.upstream_bandwidth;
+  }
+}
+
 }  // namespace mc::scheduler

@@ -389,5 +389,51 @@ TEST(PlacementPolicyTest, NamesParseBackAndUnknownNamesAreRefused) {
   EXPECT_THAT(bad.status().message(), HasSubstr("ttr, least-loaded or random"));
 }
 
+TEST(PlacementTest, MeasuredRatesReplaceTheDefaults) {
+  HostState h = Host("a");
+  ApplyMeasured(h, MeasuredHost{.upstream_bytes_per_second = 40 * kMBps,
+                                .peer_bytes_per_second = 300 * kMBps, .bytes_queued = 0},
+                100 * kMBps, 1 * kGBps);
+  EXPECT_EQ(h.upstream_bandwidth, 40 * kMBps);
+  EXPECT_EQ(h.peer_bandwidth, 300 * kMBps);
+  EXPECT_EQ(h.queue_wait_seconds, 0);
+}
+
+TEST(PlacementTest, UnmeasuredRatesFallBackToTheDefaults) {
+  HostState h = Host("a");
+  ApplyMeasured(h, MeasuredHost{}, 100 * kMBps, 1 * kGBps);
+  EXPECT_EQ(h.upstream_bandwidth, 100 * kMBps);
+  EXPECT_EQ(h.peer_bandwidth, 1 * kGBps);
+}
+
+TEST(PlacementTest, DownloadsInFlightAddTheirTimeToTheQueueWait) {
+  HostState h = Host("a");
+  h.queue_wait_seconds = 1;
+  ApplyMeasured(h, MeasuredHost{.upstream_bytes_per_second = 50 * kMBps,
+                                .peer_bytes_per_second = 0, .bytes_queued = 5 * kGB},
+                100 * kMBps, 1 * kGBps);
+  EXPECT_DOUBLE_EQ(h.queue_wait_seconds, 1 + 100);  // 5 GB at 50 MB/s
+}
+
+TEST(PlacementTest, HostThatMeasuredAFasterUpstreamWinsOverTheDefaultEstimate) {
+  HostState slow = Host("a"), fast = Host("b");
+  ApplyMeasured(slow, MeasuredHost{.upstream_bytes_per_second = 20 * kMBps}, 100 * kMBps, 0);
+  ApplyMeasured(fast, MeasuredHost{.upstream_bytes_per_second = 400 * kMBps}, 100 * kMBps, 0);
+  auto p = PlaceWorker({slow, fast}, Request());
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->host_id, "b");
+  EXPECT_DOUBLE_EQ(p->expected_seconds, 10 * kGB / (400 * kMBps));
+}
+
+TEST(PlacementTest, BusyDownloadLinkLosesToAnIdleHostOfTheSameRate) {
+  HostState busy = Host("a"), idle = Host("b");
+  ApplyMeasured(busy, MeasuredHost{.upstream_bytes_per_second = 100 * kMBps, .bytes_queued = 20 * kGB},
+                100 * kMBps, 0);
+  ApplyMeasured(idle, MeasuredHost{.upstream_bytes_per_second = 100 * kMBps}, 100 * kMBps, 0);
+  auto p = PlaceWorker({busy, idle}, Request());
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->host_id, "b");
+}
+
 }  // namespace
 }  // namespace mc::scheduler

@@ -123,6 +123,21 @@ struct Placement {
 inline constexpr size_t kMaxPeers = 3;
 inline constexpr double kTieSeconds = 0.001;
 
+// What a host's agent measured (issue 17 "learned bandwidth"): the rates of its finished
+// downloads from the upstream and from peers (0 = not measured yet) and the bytes its downloads in
+// flight of other commits still have to fetch.
+struct MeasuredHost {
+  double upstream_bytes_per_second = 0;
+  double peer_bytes_per_second = 0;
+  uint64_t bytes_queued = 0;
+};
+
+// Sets `h`'s bandwidths from what its agent measured, the defaults where nothing was measured
+// yet, and its queue wait: the downloads already in flight there share its link, so a new one
+// waits bytes_queued / upstream bandwidth (added to whatever wait `h` had).
+void ApplyMeasured(HostState& h, const MeasuredHost& m, double default_upstream,
+                   double default_peer);
+
 // Chooses the host for a new worker. Pure and deterministic; safe to call from any thread.
 StatusOr<Placement> PlaceWorker(const std::vector<HostState>& hosts,
                                 const PlacementRequest& request);
