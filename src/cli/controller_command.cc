@@ -84,6 +84,7 @@ struct ControllerArgs {
   double requeue_after = 30;
   bool webhook_allow_private = false;
   std::vector<std::string> webhook_allow_hosts;
+  TlsArgs tls;
 };
 
 Status RunController(const ControllerArgs& args) {
@@ -100,6 +101,9 @@ Status RunController(const ControllerArgs& args) {
   o.requeue_unlisted_after = std::chrono::milliseconds(std::llround(args.requeue_after * 1000));
   o.webhook_allow_private = args.webhook_allow_private;
   o.webhook_allowed_hosts = args.webhook_allow_hosts;
+  o.tls_cert_file = args.tls.cert;
+  o.tls_key_file = args.tls.key;
+  o.ca_file = args.tls.ca;
   const sigset_t stop = BlockStopSignals();
   MC_ASSIGN_OR_RETURN(auto c, controller::Controller::Create(std::move(o)));
   MC_RETURN_IF_ERROR(c->Start(), "listen on " + args.listen);
@@ -391,6 +395,7 @@ void AddControllerCommands(CLI::App& app, CommandResult& result) {
                   "A webhook host name or address allowed even if it is private (repeatable),\n"
                   "e.g. --webhook-allow-host hooks.internal")
       ->type_name("HOST");
+  AddTlsOptions(*cmd, cargs->tls, /*client_side=*/true);
   cmd->footer("Create an API key first: modelcache keys create --db sqlite:PATH --name me");
   cmd->callback([cmd, cargs, &result] {
     if (cmd->get_subcommands().size() > 0) return;  // migrate-store ran instead

@@ -53,6 +53,8 @@ class ControllerImpl final : public Controller {
     http.max_body_bytes = o_.max_body_bytes;
     http.connection_limit = 4096;
     http.edge = o_.edge;
+    http.tls_cert_file = o_.tls_cert_file;
+    http.tls_key_file = o_.tls_key_file;
     http.on_head = [this](const net::HttpRequest& head, net::HeadVerdict& verdict) {
       if (ready_) api_->CheckHead(head, verdict);
     };
@@ -76,6 +78,7 @@ class ControllerImpl final : public Controller {
     f.public_url = o_.public_url.value_or(http_->base_url());
     f.upstream = o_.upstream;
     f.agent_api_key = o_.agent_api_key;
+    f.ca_file = o_.ca_file;
     f.ping_interval = o_.ping_interval;
     f.host_timeout = o_.host_timeout;
     f.stop_grace = o_.stop_grace;

@@ -46,8 +46,7 @@ scheduler::WorkerPhase ToScalerPhase(const std::string& p) {
 constexpr uint64_t kMaxAgentReplyBytes = 16ull << 20;
 
 // One request to an agent's /v1 API, with the agent key; `body` (JSON) is sent when not empty.
-StatusOr<net::HttpClientResponse> SendToAgent(net::HttpClient& client,
-                                              const std::optional<hub::Secret>& key,
+StatusOr<net::HttpClientResponse> SendToAgent(net::HttpClient& client, const FleetOptions& fo,
                                               const std::string& method, const std::string& url,
                                               const std::string& body,
                                               std::chrono::milliseconds timeout) {
@@ -55,7 +54,10 @@ StatusOr<net::HttpClientResponse> SendToAgent(net::HttpClient& client,
   req.method = method;
   req.url = url;
   req.headers.Set("Content-Type", "application/json");
-  if (key) req.headers.Set("Authorization", "Bearer " + std::string(key->Reveal()));
+  if (fo.agent_api_key) {
+    req.headers.Set("Authorization", "Bearer " + std::string(fo.agent_api_key->Reveal()));
+  }
+  req.ca_file = fo.ca_file;  // agents with --tls-cert from a private CA
   if (!body.empty()) req.body = body;
   req.timeout = timeout;
   req.max_body_bytes = kMaxAgentReplyBytes;
@@ -313,7 +315,7 @@ StatusOr<std::pair<int, std::string>> Fleet::AgentRequest(const std::string& hos
     if (h == hosts_.end()) return NotFoundError("no host " + host_id.substr(0, 128));
     url = h->second.url;
   }
-  auto res = SendToAgent(*net::HttpClient::Create(), options_.agent_api_key, method, url + path,
+  auto res = SendToAgent(*net::HttpClient::Create(), options_, method, url + path,
                          body, std::chrono::milliseconds(30'000));
   if (!res.ok()) {
     return UnavailableError("host " + host_id + " did not answer: " + res.status().message());
@@ -423,7 +425,7 @@ Status Fleet::StartWorker(const EndpointRecord& e, const HostView& host,
     auto h = hosts_.find(host.id);
     if (h != hosts_.end()) h->second.gpus_free -= e.gpu_count;  // until its next heartbeat
   }
-  auto res = SendToAgent(*net::HttpClient::Create(), options_.agent_api_key, "POST",
+  auto res = SendToAgent(*net::HttpClient::Create(), options_, "POST",
                          host.url + "/v1/workers", body.dump(), std::chrono::milliseconds(30'000));
   if (!res.ok() || res->status != 202) {
     const std::string why = !res.ok() ? res.status().ToString()
@@ -459,7 +461,7 @@ void Fleet::Watch(std::string worker_id) {
       phase = it->second->rec.phase;
     }
     const std::string until = phase == kInitializing ? "running,exited,failed" : "exited,failed";
-    auto res = SendToAgent(*client, options_.agent_api_key, "GET",
+    auto res = SendToAgent(*client, options_, "GET",
                            url + "/v1/workers/" + worker_id + "?wait=1&until=" + until, "",
                            std::chrono::milliseconds(15'000));
     json doc = res.ok() ? json::parse(res->body, nullptr, false) : json();
@@ -523,7 +525,7 @@ void Fleet::StopWorker(const std::string& worker_id, const std::string& reason) 
     url = it->second->host_url;
   }
   spdlog::info("controller: stopping worker {}: {}", worker_id, reason);
-  auto res = SendToAgent(*net::HttpClient::Create(), options_.agent_api_key, "DELETE",
+  auto res = SendToAgent(*net::HttpClient::Create(), options_, "DELETE",
                          url + "/v1/workers/" + worker_id + "?grace=" +
                              std::to_string(options_.stop_grace.count() / 1000.0),
                          "", std::chrono::milliseconds(10'000));

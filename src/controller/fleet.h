@@ -46,6 +46,7 @@ struct FleetOptions {
   std::string public_url;  // how workers reach the controller (webhook URLs)
   hub::Endpoint upstream = hub::Endpoint::Parse(hub::kDefaultEndpoint).value();
   std::optional<hub::Secret> agent_api_key;  // sent to agents
+  std::string ca_file;  // HTTPS to agents: authorities to trust (empty: the system's)
   std::chrono::milliseconds ping_interval{10'000};  // RUNPOD_PING_INTERVAL given to workers
   std::chrono::milliseconds host_timeout{30'000};   // no heartbeat for this long: host lost
   std::chrono::milliseconds stop_grace{10'000};
