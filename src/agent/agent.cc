@@ -215,6 +215,8 @@ class AgentImpl final : public Agent {
     http.name = "agent";
     http.max_body_bytes = o_.max_body_bytes;
     http.edge = o_.edge;
+    http.tls_cert_file = o_.tls_cert_file;
+    http.tls_key_file = o_.tls_key_file;
     AgentApi* api = api_.get();
     http.on_head = [api](const net::HttpRequest& head, net::HeadVerdict& verdict) {
       api->CheckHead(head, verdict);
@@ -240,7 +242,7 @@ class AgentImpl final : public Agent {
       link_ = std::make_unique<ControllerLink>(
           ControllerLinkOptions{url, o_.host_id,
                                 o_.controller_api_key ? o_.controller_api_key : o_.api_key,
-                                o_.heartbeat_interval},
+                                o_.heartbeat_interval, o_.ca_file},
           [this] { return api_->HostDocument(); });
       link_->Start();
     }

@@ -52,6 +52,7 @@ bool ControllerLink::Send(const std::string& path, int* status) {
   }
   req.timeout = std::chrono::milliseconds(10'000);
   req.max_body_bytes = 1 << 20;
+  req.ca_file = options_.ca_file;
   auto res = client->Send(req);
   std::string error;
   if (!res.ok()) {

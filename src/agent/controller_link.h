@@ -28,6 +28,7 @@ struct ControllerLinkOptions {
   std::string host_id;
   std::optional<hub::Secret> api_key;  // sent as Authorization: Bearer
   std::chrono::milliseconds interval{5'000};
+  std::string ca_file;  // HTTPS: authorities to trust (empty: the system's)
 };
 
 class ControllerLink {

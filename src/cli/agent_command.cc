@@ -68,6 +68,7 @@ struct AgentArgs {
   std::string public_url, api_key_file, log_cap = "64MiB";
   std::vector<std::string> allowed_hosts;
   std::string host_credential_file;
+  TlsArgs tls;
   double maintenance_seconds = 30, stop_grace_seconds = 10;
   std::string gpus = "0";
   std::string runtime = "auto", engine, oci_runtime, engine_root, network = "host";
@@ -222,6 +223,10 @@ StatusOr<agent::AgentOptions> MakeAgentOptions(const AgentArgs& args, const hub:
   o.listen = args.listen;
   o.host_id = args.host_id;
   o.allowed_hosts = args.allowed_hosts;
+  o.tls_cert_file = args.tls.cert;
+  o.tls_key_file = args.tls.key;
+  o.ca_file = args.tls.ca;
+  o.tuning.ca_file = args.tls.ca;
   o.tuning.connections = args.connections;
   o.heartbeat_interval = std::chrono::milliseconds(std::llround(args.heartbeat_seconds * 1000));
   o.maintenance_interval =
@@ -391,6 +396,7 @@ void AddAgentCommand(CLI::App& app, CommandResult& result) {
                   "Host or Origin names another host are refused (DNS rebinding, cross-site\n"
                   "pages); addresses, localhost, --host-id and --public-url's host always pass")
       ->type_name("HOST");
+  AddTlsOptions(*cmd, args->tls, /*client_side=*/true);
   cmd->add_option("--log-cap", args->log_cap,
                   "Size at which a worker's stdout or stderr log is rotated to <log>.1\n"
                   "(default 64MiB; at most about twice this per file)");

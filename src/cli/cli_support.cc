@@ -56,4 +56,19 @@ std::filesystem::path AgentStateDirOrDefault(const std::string& flag,
   return dir.parent_path() / "modelcache-state";
 }
 
+void AddTlsOptions(CLI::App& cmd, TlsArgs& args, bool client_side) {
+  cmd.add_option("--tls-cert", args.cert,
+                 "PEM certificate (chain) to serve HTTPS with; needs --tls-key (default: plain\n"
+                 "HTTP, for a trusted network or behind a TLS proxy)")
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--tls-key", args.key, "PEM private key of --tls-cert (keep it 0600)")
+      ->check(CLI::ExistingFile);
+  if (client_side) {
+    cmd.add_option("--ca-file", args.ca,
+                   "PEM file of the certificate authorities to trust when this process calls\n"
+                   "the controller, agents or peers over https:// (default: the system's)")
+        ->check(CLI::ExistingFile);
+  }
+}
+
 }  // namespace mc::cli

@@ -68,4 +68,12 @@ Status ResolveWorkerRuntime(const std::string& flag, agent::RuntimeOptions& r,
 std::filesystem::path AgentStateDirOrDefault(const std::string& flag,
                                              const std::filesystem::path& cache_dir);
 
+// TLS (docs/security.md): --tls-cert and --tls-key (HTTPS on the server's port) for every
+// server command, and --ca-file (the authorities to trust when calling out) for those that call
+// other modelcache parts (`client_side`).
+struct TlsArgs {
+  std::string cert, key, ca;
+};
+void AddTlsOptions(CLI::App& cmd, TlsArgs& args, bool client_side);
+
 }  // namespace mc::cli

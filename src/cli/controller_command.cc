@@ -98,6 +98,7 @@ struct ControllerArgs {
   double history_retention_days = 30;
   bool webhook_allow_private = false;
   std::vector<std::string> webhook_allow_hosts;
+  TlsArgs tls;
 };
 
 Status RunController(const ControllerArgs& args) {
@@ -118,6 +119,9 @@ Status RunController(const ControllerArgs& args) {
   o.webhook_allow_private = args.webhook_allow_private;
   o.webhook_allowed_hosts = args.webhook_allow_hosts;
   o.placement = args.placement;
+  o.tls_cert_file = args.tls.cert;
+  o.tls_key_file = args.tls.key;
+  o.ca_file = args.tls.ca;
   const sigset_t stop = BlockStopSignals();
   MC_ASSIGN_OR_RETURN(auto c, controller::Controller::Create(std::move(o)));
   MC_RETURN_IF_ERROR(c->Start(), "listen on " + args.listen);
@@ -641,6 +645,7 @@ void AddControllerCommands(CLI::App& app, CommandResult& result) {
                   "model, or fetches it fastest), least-loaded (fewest workers) or random\n"
                   "(default ttr; the simulator study in docs/simulator.md compares them)")
       ->check(CLI::IsMember({"ttr", "least-loaded", "random"}));
+  AddTlsOptions(*cmd, cargs->tls, /*client_side=*/true);
   cmd->footer("Create an API key first: modelcache keys create --db sqlite:PATH --name me");
   cmd->callback([cmd, cargs, &result] {
     if (cmd->get_subcommands().size() > 0) return;  // migrate-store ran instead

@@ -13,6 +13,7 @@ namespace {
 struct ServeArgs {
   std::string cache_dir, listen = "127.0.0.1:8765", access_config, public_url;
   std::string max_rate, max_rate_per_answer;  // "" = no cap
+  TlsArgs tls;
 };
 
 Status RunServe(const ServeArgs& args) {
@@ -24,6 +25,8 @@ Status RunServe(const ServeArgs& args) {
   options.listen = args.listen;
   if (!args.access_config.empty()) options.access_config = args.access_config;
   if (!args.public_url.empty()) options.public_base_url = args.public_url;
+  options.tls_cert_file = args.tls.cert;
+  options.tls_key_file = args.tls.key;
   if (!args.max_rate.empty()) {
     MC_ASSIGN_OR_RETURN(options.max_bytes_per_second, ParseRate(args.max_rate), "--max-rate");
   }
@@ -61,6 +64,7 @@ void AddServeCommand(CLI::App& app, CommandResult& result) {
                   "JSON file naming gated, private or disabled repos and the tokens they accept\n"
                   "(see docs/http-api.md)")
       ->check(CLI::ExistingFile);
+  AddTlsOptions(*cmd, args->tls, /*client_side=*/false);
   cmd->add_option("--public-url", args->public_url,
                   "Base URL clients reach this server at, used in pagination links\n"
                   "(default: taken from each request's Host header)");

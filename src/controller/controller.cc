@@ -83,6 +83,8 @@ class ControllerImpl final : public Controller {
     http.max_body_bytes = o_.max_body_bytes;
     http.connection_limit = 4096;
     http.edge = o_.edge;
+    http.tls_cert_file = o_.tls_cert_file;
+    http.tls_key_file = o_.tls_key_file;
     http.on_head = [this](const net::HttpRequest& head, net::HeadVerdict& verdict) {
       if (ready_) api_->CheckHead(head, verdict);
     };
@@ -107,6 +109,7 @@ class ControllerImpl final : public Controller {
     f.upstream = o_.upstream;
     f.agent_api_key = o_.agent_api_key;
     f.secrets = secrets_;
+    f.ca_file = o_.ca_file;
     f.ping_interval = o_.ping_interval;
     f.host_timeout = o_.host_timeout;
     f.stop_grace = o_.stop_grace;

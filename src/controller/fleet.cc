@@ -50,7 +50,7 @@ scheduler::WorkerPhase ToScalerPhase(const std::string& p) {
 constexpr uint64_t kMaxAgentReplyBytes = 16ull << 20;
 
 // One request to an agent's /v1 API, with the agent key; `body` (JSON) is sent when not empty.
-StatusOr<net::HttpClientResponse> SendToAgent(net::HttpClient& client,
+StatusOr<net::HttpClientResponse> SendToAgent(net::HttpClient& client, const FleetOptions& fo,
                                               const std::optional<hub::Secret>& key,
                                               const std::string& method, const std::string& url,
                                               const std::string& body,
@@ -60,6 +60,7 @@ StatusOr<net::HttpClientResponse> SendToAgent(net::HttpClient& client,
   req.url = url;
   req.headers.Set("Content-Type", "application/json");
   if (key) req.headers.Set("Authorization", "Bearer " + std::string(key->Reveal()));
+  req.ca_file = fo.ca_file;  // agents with --tls-cert from a private CA
   if (!body.empty()) req.body = body;
   req.timeout = timeout;
   req.max_body_bytes = kMaxAgentReplyBytes;
@@ -499,8 +500,8 @@ StatusOr<std::pair<int, std::string>> Fleet::AgentRequest(const std::string& hos
     if (h == hosts_.end()) return NotFoundError("no host " + host_id.substr(0, 128));
     url = h->second.url;
   }
-  auto res = SendToAgent(*net::HttpClient::Create(), AgentKey(host_id), method, url + path, body,
-                         std::chrono::milliseconds(30'000));
+  auto res = SendToAgent(*net::HttpClient::Create(), options_, AgentKey(host_id), method,
+                         url + path, body, std::chrono::milliseconds(30'000));
   if (!res.ok()) {
     return UnavailableError("host " + host_id + " did not answer: " + res.status().message());
   }
@@ -647,7 +648,7 @@ Status Fleet::StartWorker(const EndpointRecord& sealed, const HostView& host,
     auto h = hosts_.find(host.id);
     if (h != hosts_.end()) h->second.gpus_free -= e.gpu_count;  // until its next heartbeat
   }
-  auto res = SendToAgent(*net::HttpClient::Create(), AgentKey(host.id), "POST",
+  auto res = SendToAgent(*net::HttpClient::Create(), options_, AgentKey(host.id), "POST",
                          host.url + "/v1/workers", body.dump(), std::chrono::milliseconds(30'000));
   if (!res.ok() || res->status != 202) {
     const std::string why = !res.ok() ? res.status().ToString()
@@ -687,7 +688,7 @@ void Fleet::Watch(std::string worker_id) {
       host_id = it->second->rec.host_id;
     }
     const std::string until = phase == kInitializing ? "running,exited,failed" : "exited,failed";
-    auto res = SendToAgent(*client, AgentKey(host_id), "GET",
+    auto res = SendToAgent(*client, options_, AgentKey(host_id), "GET",
                            url + "/v1/workers/" + worker_id + "?wait=1&until=" + until, "",
                            std::chrono::milliseconds(15'000));
     json doc = res.ok() ? json::parse(res->body, nullptr, false) : json();
@@ -765,7 +766,7 @@ void Fleet::StopWorker(const std::string& worker_id, const std::string& reason) 
     host_id = it->second->rec.host_id;
   }
   spdlog::info("controller: stopping worker {}: {}", worker_id, reason);
-  auto res = SendToAgent(*net::HttpClient::Create(), AgentKey(host_id), "DELETE",
+  auto res = SendToAgent(*net::HttpClient::Create(), options_, AgentKey(host_id), "DELETE",
                          url + "/v1/workers/" + worker_id + "?grace=" +
                              std::to_string(options_.stop_grace.count() / 1000.0),
                          "", std::chrono::milliseconds(10'000));

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <mutex>
 #include <system_error>
 
 #include "mc/cache/cache_store.h"
@@ -17,6 +18,16 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 
+namespace {
+std::mutex send_ca_mu;
+std::filesystem::path send_ca_file;
+}  // namespace
+
+void SetSendCaFile(const std::filesystem::path& ca_file) {
+  std::lock_guard<std::mutex> lock(send_ca_mu);
+  send_ca_file = ca_file;
+}
+
 Reply Send(const std::string& method, const std::string& url, const net::HeaderMap& headers,
            std::optional<std::string> body, std::chrono::milliseconds timeout) {
   static thread_local auto client = net::HttpClient::Create();
@@ -26,6 +37,10 @@ Reply Send(const std::string& method, const std::string& url, const net::HeaderM
   req.headers = headers;
   req.body = std::move(body);
   req.timeout = timeout;
+  {
+    std::lock_guard<std::mutex> lock(send_ca_mu);
+    req.ca_file = send_ca_file;
+  }
   auto res = client->Send(req);
   if (!res.ok()) return Reply{0, json{{"transport", res.status().ToString()}}, "", "", ""};
   Reply r;

@@ -38,6 +38,9 @@ Reply Send(const std::string& method, const std::string& url, const net::HeaderM
            std::optional<std::string> body = std::nullopt,
            std::chrono::milliseconds timeout = std::chrono::seconds(120));
 
+// The authorities Send() trusts for https:// (empty: the system's); for the TLS tests.
+void SetSendCaFile(const std::filesystem::path& ca_file);
+
 // "Authorization: Bearer <key>" and "Content-Type: application/json".
 net::HeaderMap Bearer(const std::string& key);
 

@@ -362,6 +362,7 @@ bool FetchEngine::PrepareRequest(Blob& blob, Segment& segment, RangeRequest& req
   }
   request.user_agent = config_.user_agent;
   request.connect_timeout = src.is_peer ? tuning.peer_connect_timeout : tuning.connect_timeout;
+  request.ca_file = tuning.ca_file;
   request.stall_timeout = src.is_peer ? tuning.peer_stall_timeout : tuning.stall_timeout;
   request.min_bytes_per_second = src.is_peer ? tuning.peer_min_bytes_per_second : 1;
   return true;

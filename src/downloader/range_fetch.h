@@ -55,6 +55,7 @@ struct RangeRequest {
   const hub::Endpoint* token_origin = nullptr;  // with `token`: where it may be sent
   const hub::Secret* token = nullptr;
   std::string user_agent;
+  std::string ca_file;  // HTTPS: authorities to trust instead of the system's (empty: those)
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds stall_timeout{30'000};
   uint64_t min_bytes_per_second = 1;

@@ -14,9 +14,12 @@ class MirrorServerImpl final : public MirrorServer {
   explicit MirrorServerImpl(std::unique_ptr<MirrorCore> core) : core_(std::move(core)) {}
   ~MirrorServerImpl() override { Stop(); }
 
-  Status Init(const std::string& listen) {
+  Status Init(const std::string& listen, const std::filesystem::path& tls_cert,
+              const std::filesystem::path& tls_key) {
     net::HttpServerOptions http;
     http.listen = listen;
+    http.tls_cert_file = tls_cert;
+    http.tls_key_file = tls_key;
     http.name = "mirror";
     MirrorCore* core = core_.get();
     http.handler = [core](const net::HttpRequest& req, net::HttpResponse& res) {
@@ -94,9 +97,10 @@ class MirrorHandlerImpl final : public MirrorHandler {
 
 StatusOr<std::unique_ptr<MirrorServer>> MirrorServer::Create(MirrorOptions options) {
   std::string listen = options.listen;
+  const std::filesystem::path tls_cert = options.tls_cert_file, tls_key = options.tls_key_file;
   MC_ASSIGN_OR_RETURN(std::unique_ptr<MirrorCore> core, MakeCore(std::move(options)));
   auto server = std::make_unique<MirrorServerImpl>(std::move(core));
-  MC_RETURN_IF_ERROR(server->Init(listen));
+  MC_RETURN_IF_ERROR(server->Init(listen, tls_cert, tls_key));
   return std::unique_ptr<MirrorServer>(std::move(server));
 }
 

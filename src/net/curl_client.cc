@@ -90,6 +90,7 @@ curl_slist* CurlClient::SetOptions(const HttpClientRequest& request, Transfer& t
   curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &transfer);
   curl_easy_setopt(curl_, CURLOPT_HEADERFUNCTION, &OnHeader);
   curl_easy_setopt(curl_, CURLOPT_HEADERDATA, &transfer);
+  if (!request.ca_file.empty()) curl_easy_setopt(curl_, CURLOPT_CAINFO, request.ca_file.c_str());
   curl_easy_setopt(curl_, CURLOPT_OPENSOCKETFUNCTION, &OpenSocket);
   curl_easy_setopt(curl_, CURLOPT_OPENSOCKETDATA, &transfer);
   if (request.method == "HEAD") {

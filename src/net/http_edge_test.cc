@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <cstring>
 #include <string>
 
@@ -19,6 +21,7 @@ namespace mc::net {
 namespace {
 
 using namespace std::chrono_literals;
+namespace fs = std::filesystem;
 using namespace mc::testing;
 
 class HttpEdgeTest : public ::testing::Test {
@@ -194,6 +197,56 @@ TEST_F(HttpEdgeTest, ReplyBodiesOverTheCapFailWithAClearError) {
     ASSERT_FALSE(big.ok());
     EXPECT_EQ(big.status().code(), StatusCode::kInvalidArgument) << big.status().ToString();
   }
+}
+
+// A CA and a server certificate for 127.0.0.1 signed by it, and a second CA that signed
+// nothing of ours, made with the openssl CLI in `dir`.
+bool MakeTestCertificates(const fs::path& dir) {
+  const std::string d = dir.string();
+  const std::string script =
+      "set -e; cd '" + d + "'; "
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
+      "  -subj /CN=mc-test-ca 2>/dev/null; "
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 2 "
+      "  -subj /CN=mc-other-ca 2>/dev/null; "
+      "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr "
+      "  -subj /CN=127.0.0.1 2>/dev/null; "
+      "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext; "
+      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+      "  -out server.pem -days 2 -extfile san.ext 2>/dev/null";
+  return std::system(("sh -c \"" + script + "\"").c_str()) == 0;
+}
+
+TEST(HttpsTest, AClientTrustingTheCaIsServedAndAWrongCaIsRefused) {
+  const fs::path dir = fs::temp_directory_path() / ("mc_tls_test_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  ASSERT_TRUE(MakeTestCertificates(dir));
+  HttpServerOptions o;
+  o.tls_cert_file = dir / "server.pem";
+  o.tls_key_file = dir / "server.key";
+  o.handler = [](const HttpRequest& req, HttpResponse& res) {
+    res.SetText(200, "secure " + req.method);
+  };
+  auto server = HttpServer::Create(std::move(o));
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  ASSERT_TRUE((*server)->Start().ok());
+  EXPECT_TRUE((*server)->base_url().starts_with("https://127.0.0.1:")) << (*server)->base_url();
+  auto client = HttpClient::Create();
+  HttpClientRequest req;
+  req.url = (*server)->base_url() + "/x";
+  req.ca_file = dir / "ca.pem";
+  auto ok = client->Send(req);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->status, 200);
+  EXPECT_EQ(ok->body, "secure GET");
+  req.ca_file = dir / "other.pem";  // a CA that did not sign the server's certificate
+  auto refused = HttpClient::Create()->Send(req);
+  EXPECT_FALSE(refused.ok());
+  req.ca_file.clear();  // the system's authorities do not know the test CA either
+  EXPECT_FALSE(HttpClient::Create()->Send(req).ok());
+  (*server)->Stop();
+  fs::remove_all(dir);
 }
 
 TEST(HttpServerCreateTest, TlsNeedsBothCertificateAndKey) {

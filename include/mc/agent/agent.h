@@ -70,6 +70,10 @@ struct AgentOptions {
   RuntimeOptions runtime;                  // containers or processes (default: processes)
   size_t max_body_bytes = 1 << 20;
   net::EdgeLimits edge;  // per-client connections, read deadlines, JSON depth
+  // HTTPS on our port (PEM certificate chain and key; both or neither), and the authorities to
+  // trust when we call the controller and peers (empty: the system's). docs/security.md.
+  std::filesystem::path tls_cert_file, tls_key_file;
+  std::string ca_file;
   Clock* clock = &Clock::Real();
   std::function<void(std::chrono::milliseconds)> sleep;  // download retries; tests inject
 };

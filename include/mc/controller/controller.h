@@ -64,6 +64,10 @@ struct ControllerOptions {
   size_t max_runsync_body_bytes = 20'000'000;
   // Per-client connections, read deadlines, JSON depth (mc/net/edge_limits.h).
   net::EdgeLimits edge;
+  // HTTPS on our port (PEM certificate chain and key; both or neither), and the authorities to
+  // trust when we call agents (empty: the system's). docs/security.md.
+  std::filesystem::path tls_cert_file, tls_key_file;
+  std::string ca_file;
   // A job's webhook gets its final status object; a try not answered 200 is repeated, this many
   // tries in all, this far apart (Runpod: 3 tries, 10 s apart). Each try waits at most
   // webhook_timeout.

@@ -89,6 +89,9 @@ namespace mc::downloader {
 
 // Knobs of the fetch engine. The defaults suit a WAN link; tests shrink the timeouts.
 struct FetchTuning {
+  // HTTPS: the PEM file of the authorities to trust (peers and the upstream) instead of the
+  // system's; empty = the system's.
+  std::string ca_file;
   int connections = 8;  // worker threads = concurrent HTTP requests, at the start
   // Connection scaling: while every worker is busy and ranges are left to split, the workers are
   // doubled (as where one connection is slower than several: a CDN's per-connection limit, a long

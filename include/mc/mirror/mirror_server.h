@@ -141,6 +141,8 @@ struct MirrorOptions {
   // Cap on the file bytes of each resolve GET on its own (see the header comment); 0 = no cap.
   // Benchmarks and tests: a link where one connection is slower than several.
   uint64_t max_bytes_per_second_per_answer = 0;
+  // HTTPS (PEM certificate chain and key; both or neither). docs/security.md.
+  std::filesystem::path tls_cert_file, tls_key_file;
 };
 
 enum class RouteKind { kResolve, kRepoInfo, kTree, kPathsInfo, kOther };

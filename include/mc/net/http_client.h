@@ -50,6 +50,9 @@ struct HttpClientRequest {
   // connection is actually opened to, after DNS (so a name that resolves, or re-resolves, to
   // loopback or a private network is refused too). Send() then returns PermissionDenied.
   bool public_addresses_only = false;
+  // HTTPS: the PEM file of the certificate authorities to trust instead of the system's
+  // (--ca-file: a private CA for the controller, the agents and their peers). Empty: the system's.
+  std::filesystem::path ca_file;
 };
 
 inline constexpr uint64_t kDefaultMaxReplyBytes = 64ull << 20;
