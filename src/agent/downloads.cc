@@ -186,6 +186,10 @@ std::string SelectionJson(const EnsureRequest& r) {
 
 }  // namespace
 
+// One download's life in order: the puller's options, the reserve hook (record the download, then
+// reserve its bytes), progress into the shared state, and the outcome with its records.
+// Long: the hooks are lambdas over `d` that only make sense beside the Run that owns it; split
+// out, each would need the same half-dozen members passed in.
 void Downloads::Run(std::shared_ptr<Download> d) {
   const EnsureRequest& r = d->request;
   downloader::PullOptions o;

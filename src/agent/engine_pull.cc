@@ -118,6 +118,9 @@ StatusOr<RemoteImage> Engine::InspectRemote(const ImageRef& ref, const RegistryA
   return image;
 }
 
+// Long: one engine pull from its temp dir to its digest: the child's environment, the progress
+// poller over the temp dir and the outcome read from the child's output share the pull's local
+// state, and they read best in the order they happen.
 StatusOr<std::string> Engine::Pull(const ImageRef& ref, const RegistryAuth* auth,
                                    const PlanSource& plan_source,
                                    const std::function<void(const PullProgress&)>& progress,

@@ -335,6 +335,7 @@ constexpr const char* kAgentFooter =
 
 }  // namespace
 
+// Long: the agent's flags, each with its help text; a list reads best in one place.
 void AddAgentCommand(CLI::App& app, CommandResult& result) {
   auto* cmd = app.add_subcommand("agent", kAgentDescription);
   cmd->footer(kAgentFooter);

@@ -484,6 +484,9 @@ void StopAll(std::unique_ptr<controller::Controller>& ctl,
   for (auto& a : agents) a->Stop();
 }
 
+// Long: `up` in the order it happens (data dir, upstream, controller, agents, the demo's
+// self-test, wait for a signal, stop); the steps share what the earlier ones started, and a
+// failing self-test stops it all as the signal does.
 Status RunUp(const UpArgs& args) {
   uint64_t demo_rate = 0;
   if (!args.demo_upstream_rate.empty()) {
@@ -600,6 +603,7 @@ Status RunUp(const UpArgs& args) {
 
 }  // namespace
 
+// Long: the controller's flags, each with its help text; a list reads best in one place.
 void AddControllerCommands(CLI::App& app, CommandResult& result) {
   auto* cmd = app.add_subcommand(
       "controller",

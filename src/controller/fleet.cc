@@ -49,6 +49,29 @@ scheduler::WorkerPhase ToScalerPhase(const std::string& p) {
 // The largest answer read from an agent (its host document lists every cached model).
 constexpr uint64_t kMaxAgentReplyBytes = 16ull << 20;
 
+// The autoscaler's view of an endpoint's settings and of its queue.
+scheduler::AutoscaleConfig ScalerConfig(const EndpointRecord& e) {
+  scheduler::AutoscaleConfig config;
+  config.workers_min = static_cast<uint32_t>(std::max(0, e.workers_min));
+  config.workers_max = static_cast<uint32_t>(std::max(0, e.workers_max));
+  config.scaler_type = e.scaler_type == "REQUEST_COUNT" ? scheduler::ScalerType::kRequestCount
+                                                        : scheduler::ScalerType::kQueueDelay;
+  config.scaler_value = e.scaler_value;
+  config.idle_timeout_seconds = e.idle_timeout_s;
+  return config;
+}
+
+scheduler::JobCounts ScalerCounts(const QueueLoad& load) {
+  scheduler::JobCounts counts;
+  counts.in_queue = static_cast<uint32_t>(load.in_queue);
+  counts.in_queue_normal = static_cast<uint32_t>(load.in_queue_scaling);
+  if (load.oldest_ms) {
+    counts.oldest_normal_enqueued = Clock::TimePoint(std::chrono::milliseconds(*load.oldest_ms));
+  }
+  counts.in_progress = static_cast<uint32_t>(load.in_progress);
+  return counts;
+}
+
 // One request to an agent's /v1 API, with the agent key; `body` (JSON) is sent when not empty.
 StatusOr<net::HttpClientResponse> SendToAgent(net::HttpClient& client, const FleetOptions& fo,
                                               const std::optional<hub::Secret>& key,
@@ -717,40 +740,45 @@ void Fleet::Watch(std::string worker_id) {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = workers_.find(worker_id);
       if (it != workers_.end() && it->second->rec.phase == kInitializing) {
-        it->second->rec.ready_ms = it->second->rec.started_ms = NowMs();
-        // The agent's breakdown of the cold start: image pull and model download, in parallel.
-        const json cold = doc.value("cold_start", json::object());
-        if (cold.is_object()) {
-          for (auto [key, field] : {std::pair{"image_ms", &WorkerRecord::image_ms},
-                                    std::pair{"download_ms", &WorkerRecord::download_ms}}) {
-            if (cold.contains(key) && cold[key].is_number_integer()) {
-              it->second->rec.*field = cold[key].get<int64_t>();
-            }
-          }
-        }
-        SetPhaseLocked(*it->second, kStarting);
+        WorkerRunningLocked(*it->second, doc);
       }
     } else if (state == "exited" || state == "failed") {
       {
         std::lock_guard<std::mutex> lock(mu_);
         auto it = workers_.find(worker_id);
-        if (it != workers_.end()) {
-          Live& w = *it->second;
-          const std::string before = w.rec.phase;
-          if (w.rec.message.empty()) {
-            w.rec.message = doc.value("message", "");
-            if (w.rec.message.empty() && doc["exit_code"].is_number()) {
-              w.rec.message = "exited with code " + std::to_string(doc["exit_code"].get<int>());
-            }
-          }
-          SetPhaseLocked(w, state == "failed" ? kPhaseFailed : kStopped);
-          NoteWorkerEndLocked(w, before, doc);
-        }
+        if (it != workers_.end()) WorkerEndedLocked(*it->second, state, doc);
       }
       jobs_.RequeueWorker(worker_id, "worker " + worker_id + " ended");
       return;
     }
   }
+}
+
+void Fleet::WorkerRunningLocked(Live& w, const json& doc) {
+  w.rec.ready_ms = w.rec.started_ms = NowMs();
+  // The agent's breakdown of the cold start: image pull and model download, in parallel.
+  const json cold = doc.value("cold_start", json::object());
+  if (cold.is_object()) {
+    for (auto [key, field] : {std::pair{"image_ms", &WorkerRecord::image_ms},
+                              std::pair{"download_ms", &WorkerRecord::download_ms}}) {
+      if (cold.contains(key) && cold[key].is_number_integer()) {
+        w.rec.*field = cold[key].get<int64_t>();
+      }
+    }
+  }
+  SetPhaseLocked(w, kStarting);
+}
+
+void Fleet::WorkerEndedLocked(Live& w, const std::string& state, const json& doc) {
+  const std::string before = w.rec.phase;
+  if (w.rec.message.empty()) {
+    w.rec.message = doc.value("message", "");
+    if (w.rec.message.empty() && doc["exit_code"].is_number()) {
+      w.rec.message = "exited with code " + std::to_string(doc["exit_code"].get<int>());
+    }
+  }
+  SetPhaseLocked(w, state == "failed" ? kPhaseFailed : kStopped);
+  NoteWorkerEndLocked(w, before, doc);
 }
 
 void Fleet::StopWorker(const std::string& worker_id, const std::string& reason) {
@@ -776,8 +804,7 @@ void Fleet::StopWorker(const std::string& worker_id, const std::string& reason) 
   }
 }
 
-void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
-  const int64_t now = NowMs();
+void Fleet::StopLostWorkers(int64_t now) {
   // Workers that stopped pinging are lost: their jobs go back to the queue.
   std::vector<std::string> silent;
   {
@@ -827,23 +854,58 @@ void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
     }
   }
   for (const std::string& id : drained) StopWorker(id, "its host is draining");
+}
+
+std::vector<scheduler::HostState> Fleet::HostStatesLocked(
+    const EndpointRecord& e, int64_t now, std::map<std::string, std::string>& urls,
+    std::map<std::string, bool>& complete) const {
+  std::vector<scheduler::HostState> states;
+  for (const auto& [hid, h] : hosts_) {
+    if (now - h.last_seen_ms > options_.host_timeout.count()) continue;
+    // An image worker needs a host that runs containers; a command worker, processes.
+    if (h.containers == e.image.empty()) continue;
+    if (schedules_.contains(hid)) continue;  // cordoned or draining: no new workers
+    scheduler::HostState s;
+    s.id = hid;
+    s.gpu_type = h.gpu_type;
+    s.gpus_free = static_cast<uint32_t>(std::max(0, h.gpus_free));
+    s.missing_bytes = MissingBytesLocked(h, e);
+    for (const auto& snap : h.snapshots) {
+      if (snap.commit == e.commit && snap.complete) s.model = scheduler::ModelState::kComplete;
+    }
+    scheduler::MeasuredHost measured{h.upstream_rate, h.peer_rate, 0};
+    for (const auto& d : h.downloads) {
+      if (d.commit == e.commit && s.model != scheduler::ModelState::kComplete) {
+        s.model = scheduler::ModelState::kDownloading;
+        s.remaining_bytes = d.total > d.done ? d.total - d.done : 0;
+        s.download_rate = d.rate;
+      } else if (d.commit != e.commit) {
+        measured.bytes_queued += d.total > d.done ? d.total - d.done : 0;
+      }
+    }
+    s.image_seconds = ImageSeconds(hosts_, h, e.image, options_);
+    scheduler::ApplyMeasured(s, measured, options_.upstream_bytes_per_second,
+                             options_.peer_bytes_per_second);
+    s.capacity = h.capacity;
+    s.used_bytes = h.used;
+    s.reserved_bytes = h.reserved;
+    s.freeable_bytes = h.freeable;
+    for (const auto& [wid, w] : workers_) {
+      if (w->rec.host_id == hid && IsLivePhase(w->rec.phase)) ++s.running_workers;
+    }
+    urls[hid] = h.url;
+    complete[hid] = s.model == scheduler::ModelState::kComplete;
+    states.push_back(std::move(s));
+  }
+  return states;
+}
+
+void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
+  const int64_t now = NowMs();
+  StopLostWorkers(now);
   jobs_.RequeueOrphans([this](const std::string& id) { return IsLive(id); });
   for (const EndpointRecord& e : endpoints) {
-    scheduler::AutoscaleConfig config;
-    config.workers_min = static_cast<uint32_t>(std::max(0, e.workers_min));
-    config.workers_max = static_cast<uint32_t>(std::max(0, e.workers_max));
-    config.scaler_type = e.scaler_type == "REQUEST_COUNT" ? scheduler::ScalerType::kRequestCount
-                                                          : scheduler::ScalerType::kQueueDelay;
-    config.scaler_value = e.scaler_value;
-    config.idle_timeout_seconds = e.idle_timeout_s;
     const QueueLoad load = jobs_.Load(e.id);
-    scheduler::JobCounts counts;
-    counts.in_queue = static_cast<uint32_t>(load.in_queue);
-    counts.in_queue_normal = static_cast<uint32_t>(load.in_queue_scaling);
-    if (load.oldest_ms) {
-      counts.oldest_normal_enqueued = Clock::TimePoint(std::chrono::milliseconds(*load.oldest_ms));
-    }
-    counts.in_progress = static_cast<uint32_t>(load.in_progress);
     std::vector<scheduler::WorkerInfo> infos;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -854,7 +916,7 @@ void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
                              w->rec.idle_since_ms.value_or(now)))});
       }
     }
-    auto decision = scheduler::DecideScale(config, counts, infos, clock_.Now());
+    auto decision = scheduler::DecideScale(ScalerConfig(e), ScalerCounts(load), infos, clock_.Now());
     if (!decision.ok()) {
       spdlog::warn("controller: autoscale {}: {}", e.id, decision.status().ToString());
       continue;
@@ -877,43 +939,7 @@ void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
         std::lock_guard<std::mutex> lock(mu_);
         auto files = model_files_.find(e.commit);
         if (files != model_files_.end()) model_bytes = files->second.bytes;
-        for (const auto& [hid, h] : hosts_) {
-          if (now - h.last_seen_ms > options_.host_timeout.count()) continue;
-          // An image worker needs a host that runs containers; a command worker, processes.
-          if (h.containers == e.image.empty()) continue;
-          if (schedules_.contains(hid)) continue;  // cordoned or draining: no new workers
-          scheduler::HostState s;
-          s.id = hid;
-          s.gpu_type = h.gpu_type;
-          s.gpus_free = static_cast<uint32_t>(std::max(0, h.gpus_free));
-          s.missing_bytes = MissingBytesLocked(h, e);
-          for (const auto& snap : h.snapshots) {
-            if (snap.commit == e.commit && snap.complete) s.model = scheduler::ModelState::kComplete;
-          }
-          scheduler::MeasuredHost measured{h.upstream_rate, h.peer_rate, 0};
-          for (const auto& d : h.downloads) {
-            if (d.commit == e.commit && s.model != scheduler::ModelState::kComplete) {
-              s.model = scheduler::ModelState::kDownloading;
-              s.remaining_bytes = d.total > d.done ? d.total - d.done : 0;
-              s.download_rate = d.rate;
-            } else if (d.commit != e.commit) {
-              measured.bytes_queued += d.total > d.done ? d.total - d.done : 0;
-            }
-          }
-          s.image_seconds = ImageSeconds(hosts_, h, e.image, options_);
-          scheduler::ApplyMeasured(s, measured, options_.upstream_bytes_per_second,
-                                   options_.peer_bytes_per_second);
-          s.capacity = h.capacity;
-          s.used_bytes = h.used;
-          s.reserved_bytes = h.reserved;
-          s.freeable_bytes = h.freeable;
-          for (const auto& [wid, w] : workers_) {
-            if (w->rec.host_id == hid && IsLivePhase(w->rec.phase)) ++s.running_workers;
-          }
-          urls[hid] = h.url;
-          complete[hid] = s.model == scheduler::ModelState::kComplete;
-          states.push_back(std::move(s));
-        }
+        states = HostStatesLocked(e, now, urls, complete);
       }
       scheduler::PlacementRequest request;
       request.gpu_type = e.gpu_type;

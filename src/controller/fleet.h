@@ -228,6 +228,17 @@ class Fleet {
   std::vector<std::string> SwarmLocked(const std::string& commit,
                                        const std::string& except_host) const;
   void Watch(std::string worker_id);
+  // What Watch does with the agent's document of the worker: "running" (the process started:
+  // starting, billed) and "exited" / "failed" (its phase, message and exit). Caller holds mu_.
+  void WorkerRunningLocked(Live& w, const nlohmann::json& doc);
+  void WorkerEndedLocked(Live& w, const std::string& state, const nlohmann::json& doc);
+  // Tick's first part: workers that stopped pinging, and running ones that ignore a job-stop.
+  void StopLostWorkers(int64_t now);
+  // Placement's view of every live host for a worker of `e`, with each host's URL and whether it
+  // has the endpoint's commit complete. Caller holds mu_.
+  std::vector<scheduler::HostState> HostStatesLocked(const EndpointRecord& e, int64_t now,
+                                                     std::map<std::string, std::string>& urls,
+                                                     std::map<std::string, bool>& complete) const;
   void SetPhaseLocked(Live& w, const std::string& phase);
   void SaveLocked(const WorkerRecord& w);
   int64_t NowMs() const;

@@ -23,6 +23,8 @@ bool IsIpv6Char(char c) {
 
 }  // namespace
 
+// Long: one URL grammar checked from left to right (scheme, userinfo, host or [IPv6], port,
+// path), each step with its own error message.
 StatusOr<Endpoint> Endpoint::Parse(std::string_view text) {
   auto fail = [&](std::string_view why) {
     return InvalidArgumentError("invalid hub endpoint " + QuoteForMessage(text) + ": " +

@@ -6,32 +6,15 @@
 #include <cmath>
 #include <cstdint>
 
+#include "mc/common/xoshiro.h"
+
 namespace mc::sim {
 
-inline uint64_t SplitMix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-// xoshiro256** seeded through SplitMix64.
-class Rng {
+// xoshiro256** seeded through SplitMix64 (mc/common/xoshiro.h), with the distributions the
+// simulator draws from.
+class Rng : public Xoshiro256 {
  public:
-  explicit Rng(uint64_t seed) {
-    for (uint64_t& w : s_) w = SplitMix64(seed);
-  }
-  uint64_t Next() {
-    const uint64_t result = Rotl(s_[1] * 5, 7) * 9;
-    const uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = Rotl(s_[3], 45);
-    return result;
-  }
+  using Xoshiro256::Xoshiro256;
   // Uniform in (0, 1): never 0, so that log() is safe.
   double Uniform() { return (static_cast<double>(Next() >> 11) + 0.5) * 0x1.0p-53; }
   uint64_t Below(uint64_t n) { return n == 0 ? 0 : Next() % n; }
@@ -39,10 +22,6 @@ class Rng {
   double Normal() {  // Box-Muller, one of the pair
     return std::sqrt(-2 * std::log(Uniform())) * std::cos(6.283185307179586 * Uniform());
   }
-
- private:
-  static uint64_t Rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  uint64_t s_[4];
 };
 
 }  // namespace mc::sim

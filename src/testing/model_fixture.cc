@@ -10,41 +10,14 @@
 #include <nlohmann/json.hpp>
 #include <system_error>
 
+#include "mc/common/xoshiro.h"
+
 namespace mc::testing {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-// xoshiro256** seeded through splitmix64: fast, deterministic, good enough for weights.
-class Xoshiro {
- public:
-  explicit Xoshiro(uint64_t seed) {
-    for (uint64_t& s : s_) s = SplitMix(seed);
-  }
-  uint64_t Next() {
-    const uint64_t result = Rotl(s_[1] * 5, 7) * 9;
-    const uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = Rotl(s_[3], 45);
-    return result;
-  }
-
- private:
-  static uint64_t Rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  static uint64_t SplitMix(uint64_t& x) {
-    uint64_t z = (x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  uint64_t s_[4];
-};
 
 struct Tensor {
   std::string name;
@@ -226,7 +199,7 @@ Status WriteSafetensors(const fs::path& path, const std::vector<const Tensor*>& 
   std::string header = SafetensorsHeader(tensors, &remaining);
   MC_ASSIGN_OR_RETURN(OutFile out, OutFile::Create(path));
   MC_RETURN_IF_ERROR(out.Write(header.data(), header.size()));
-  Xoshiro rng(seed);
+  Xoshiro256 rng(seed);  // deterministic, good enough for weights
   std::vector<uint64_t> buf((4 << 20) / sizeof(uint64_t));
   while (remaining > 0) {
     for (uint64_t& w : buf) w = rng.Next();

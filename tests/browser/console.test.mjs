@@ -7,7 +7,8 @@
 // min > max refused with the API's message), pin and unpin it (Pin or Unpin as the operator's
 // pin is there or not, Evict disabled while pinned), the hosts tables' Actions header and each
 // button's accessible name (action, model, commit, host), the pages at 380 px, delete the endpoint and
-// evict the model it leaves, and that the typed token never shows up in the page, its console, its storage or any
+// evict the model it leaves, an endpoint whose worker command fails at once (the notice with the exit
+// code, the log tail and the next try), and that the typed token never shows up in the page, its console, its storage or any
 // response it received. Screenshots of every page go to
 // $MODELCACHE_TEST_OUT/console (default build/test-output/console).
 //
@@ -359,6 +360,28 @@ describe("web console", { concurrency: false, timeout: 180_000 }, () => {
     await host.locator("p", { hasText: "No models cached." }).waitFor({ timeout: 10_000 });
     await remember("hosts-evicted");
   }, { timeout: 60_000 });
+
+  step("an endpoint whose worker fails at start says why (exit code, log tail, next try)", async () => {
+    const created = await apiCall(s.up, "POST", "/v1/endpoints", {
+      name: "broken", model: "https://huggingface.co/demo/tiny-llama:main",
+      command: ["python3", "/nonexistent/worker.py"], workersMin: 1, workersMax: 1,
+    });
+    assert.equal(created.status, 200, created.text);
+    const id = created.json.id;
+    await s.page.goto(`${s.up.url}/console/#/endpoints/${id}`);
+    const notice = s.page.locator("#placement-backoff .notice[role=alert]");
+    await notice.waitFor({ timeout: 60_000 });
+    const text = await notice.innerText();
+    assert.match(text, /Workers fail before they are ready/, text);
+    assert.match(text, /exit code 2/, text);
+    assert.match(text, /next try/, text);
+    assert.match(await notice.locator("pre.log-tail").innerText(), /\/nonexistent\/worker\.py/);
+    await s.page.locator("#endpoint-state", { hasText: "failing to start" }).waitFor();
+    await s.page.locator("#workers tr[data-phase=stopped] .ended-note", { hasText: "exited with code 2" })
+      .first().waitFor();
+    await remember("endpoint-failing");
+    assert.equal((await apiCall(s.up, "DELETE", `/v1/endpoints/${id}`)).status, 200);
+  }, { timeout: 90_000 });
 
   step("the token typed in the form is nowhere: page text, console, storage, responses", async () => {
     const token = s.up.demoToken;
