@@ -482,6 +482,11 @@ TEST_F(ContainerTest, ExampleRunpodWorkerImageLoadsItsModelOffline) {
 TEST_F(ContainerTest, AgentKilledWithContainersRunningReadoptsThemAndStopsUnknownOnes) {
   AgentOptions o = Options("sigkill");
   const std::string binary = std::string(MC_BINARY_DIR) + "/src/cli/modelcache";
+  fs::create_directories(o.state_dir);
+  const std::string key_file = (o.state_dir.parent_path() / "agent-key").string();
+  {
+    std::ofstream(key_file) << kAgentKey << "\n";  // the key Call() sends
+  }
   auto start_agent = [&](const fs::path& out) -> std::pair<pid_t, std::string> {
     pid_t pid = fork();
     if (pid == 0) {
@@ -493,7 +498,7 @@ TEST_F(ContainerTest, AgentKilledWithContainersRunningReadoptsThemAndStopsUnknow
             "--upstream", upstream_->server->base_url().c_str(), "--runtime", "podman",
             "--oci-runtime", "runc", "--engine-root", o.runtime.engine_root.c_str(),
             "--insecure-registry", env_->registry().c_str(), "--stop-grace", "2",
-            static_cast<char*>(nullptr));
+            "--api-key-file", key_file.c_str(), static_cast<char*>(nullptr));
       _exit(127);
     }
     for (int i = 0; i < 3000; ++i) {  // until it says where it listens

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -299,18 +300,35 @@ StatusOr<std::vector<ContainerInfo>> Engine::ListContainers(const std::string& l
   return out;
 }
 
+// Whether `text` holds the HTTP status `code` as a number of its own: not part of a longer
+// number or of an address and port ("127.0.0.1:40181" holds no 401).
+static bool HasStatusCode(const std::string& text, const std::string& code) {
+  for (size_t at = text.find(code); at != std::string::npos; at = text.find(code, at + 1)) {
+    const char before = at == 0 ? ' ' : text[at - 1];
+    const size_t end = at + code.size();
+    const char after = end >= text.size() ? ' ' : text[end];
+    const auto part_of_number = [](char c) {
+      return std::isdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.';
+    };
+    if (!part_of_number(before) && !part_of_number(after)) return true;
+  }
+  return false;
+}
+
 Status ClassifyPullError(const ImageRef& ref, const std::string& output) {
   const std::string tail = TailForMessage(output, 400);
   const std::string text = Lower(output);
-  if (Contains(text, {"unauthorized", "authentication required", "denied", "401", "403",
-                      "incorrect username or password", "invalid username/password"})) {
+  if (Contains(text, {"unauthorized", "authentication required", "denied",
+                      "incorrect username or password", "invalid username/password"}) ||
+      HasStatusCode(text, "401") || HasStatusCode(text, "403")) {
     return PermissionDeniedError("the registry " + ref.domain() + " refused access to image " +
                                  ref.str() +
                                  ": give the endpoint a registryAuth (user and password or token) "
                                  "that it accepts (" + tail + ")");
   }
   if (Contains(text, {"manifest unknown", "name unknown", "not found", "no such image",
-                      "does not exist", "404"})) {
+                      "does not exist"}) ||
+      HasStatusCode(text, "404")) {
     return NotFoundError("image " + ref.str() + " was not found in its registry: check the name "
                          "and tag (" + tail + ")");
   }

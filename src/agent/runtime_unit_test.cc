@@ -213,6 +213,19 @@ TEST(EngineTest, PullErrorsMapToWhatTheUserShouldDo) {
             StatusCode::kUnavailable);
 }
 
+// A registry on a port such as 40181 or 40312 (tests use random ones) is not a 401 or a 403.
+TEST(EngineTest, AStatusCodeInsideAPortNumberIsNotARefusal) {
+  auto ref = ImageRef::Parse("127.0.0.1:40181/org/w:1").value();
+  EXPECT_EQ(ClassifyPullError(ref, "Trying to pull 127.0.0.1:40181/org/w:1... Error: initializing "
+                                   "source docker://127.0.0.1:40181/org/w:1: reading manifest 1 "
+                                   "in 127.0.0.1:40181/org/w: manifest unknown")
+                .code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(ClassifyPullError(ref, "pinging registry 127.0.0.1:40312: received 403 Forbidden")
+                .code(),
+            StatusCode::kPermissionDenied);
+}
+
 TEST(EngineTest, AuthFileCarriesBase64UserAndPasswordForTheRegistry) {
   auto ref = ImageRef::Parse("127.0.0.1:5000/org/w:1").value();
   const std::string file = Engine::AuthFile(ref, RegistryAuth{"user", hub::Secret("pa:ss")});

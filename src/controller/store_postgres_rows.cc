@@ -12,7 +12,7 @@ void AddEndpoint(Params& p, const EndpointRecord& e) {
   p.Add(e.scaler_type).Add(e.scaler_value).Add(e.execution_timeout_ms).Add(e.ttl_ms);
   p.Add(e.created_ms).Add(e.updated_ms).Add(e.image).Add(e.args_json).Add(e.registry_auth);
   p.Add(e.models_json).Add(e.links_json);
-  p.Add(e.created_ms).Add(e.updated_ms).Add(e.tenant).Add(e.secret_env);
+  p.Add(e.tenant).Add(e.secret_env);
 }
 
 EndpointRecord ReadEndpoint(Cols& c) {
@@ -107,7 +107,7 @@ void AddWorker(Params& p, const WorkerRecord& w) {
   p.Add(w.key_sha256).Add(w.message).Add(w.created_ms).Add(w.ready_ms).Add(w.started_ms);
   p.Add(w.first_take_ms).Add(w.last_ping_ms).Add(w.idle_since_ms).Add(w.stopped_ms);
   p.Add(w.cache_hit).Add(w.queue_ms).Add(w.image_ms).Add(w.download_ms);
-  p.Add(w.cache_hit).Add(w.queue_ms).Add(w.tenant);
+  p.Add(w.tenant);
 }
 
 WorkerRecord ReadWorker(Cols& c) {
