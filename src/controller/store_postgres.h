@@ -30,55 +30,8 @@ class PostgresControllerStore final : public ControllerStore {
  public:
   explicit PostgresControllerStore(std::unique_ptr<postgres::Connection> db) : db_(std::move(db)) {}
 
-  Status PutEndpoint(const EndpointRecord& e) override;
-  StatusOr<std::optional<EndpointRecord>> GetEndpoint(const std::string& id) const override;
-  StatusOr<std::vector<EndpointRecord>> ListEndpoints() const override;
-  Status DeleteEndpoint(const std::string& id) override;
-
-  Status PutJob(const JobRecord& j) override;
-  StatusOr<std::optional<JobRecord>> GetJob(const std::string& id) const override;
-  StatusOr<std::vector<JobRecord>> ListJobs(
-      const std::string& endpoint_id, const std::vector<std::string>& statuses) const override;
-  Status DeleteJob(const std::string& id) override;
-  Status AppendChunk(const StreamChunk& c) override;
-  StatusOr<std::vector<StreamChunk>> ListChunks(const std::string& job_id,
-                                                int64_t from_seq) const override;
-
-  StatusOr<int64_t> PutJobWithWebhook(const JobRecord& j, const WebhookDelivery& d) override;
-  StatusOr<std::vector<WebhookDelivery>> ListWebhooks() const override;
-  Status UpdateWebhook(int64_t id, int tries, int64_t next_attempt_ms) override;
-  Status DeleteWebhook(int64_t id) override;
-
-  Status PutWorker(const WorkerRecord& w) override;
-  StatusOr<std::optional<WorkerRecord>> GetWorker(const std::string& id) const override;
-  StatusOr<std::vector<WorkerRecord>> ListWorkers(const std::string& endpoint_id,
-                                                  bool live_only) const override;
-  StatusOr<int64_t> AppendLedger(const LedgerRow& row) override;
-  Status CloseLedger(int64_t id, int64_t end_ms) override;
-  StatusOr<std::vector<LedgerRow>> ListLedger(const std::string& endpoint_id) const override;
-  // store_postgres_history.cc
-  StatusOr<LedgerSummary> SummarizeLedger() const override;
-  StatusOr<PrunedHistory> PruneHistory(int64_t before_ms) override;
-
-  Status AddApiKey(const ApiKeyRecord& k) override;
-  StatusOr<std::vector<ApiKeyRecord>> ListApiKeys() const override;
-  Status DeleteApiKey(const std::string& id) override;
-  StatusOr<bool> HasApiKeySha256(const std::string& sha256_hex) const override;
-  StatusOr<std::optional<ApiKeyRecord>> FindApiKeySha256(
-      const std::string& sha256_hex) const override;
-
-  Status PutHost(const HostRecord& h) override;
-  StatusOr<std::vector<HostRecord>> ListHosts() const override;
-  Status PutHostEnrollment(const HostEnrollment& e) override;
-  StatusOr<std::optional<HostEnrollment>> GetHostEnrollment(
-      const std::string& host_id) const override;
-  StatusOr<std::vector<HostEnrollment>> ListHostEnrollments() const override;
-  Status DeleteHostEnrollment(const std::string& host_id) override;
-
-  // store_postgres_import.cc
-  StatusOr<IdCounters> GetIdCounters() const override;
-  StatusOr<bool> IsEmpty() const override;
-  Status Import(const StoreContents& c, bool replace) override;
+  // Every ControllerStore method (store.h documents them), declared once for both stores.
+#include "controller/store_overrides.inc"
 
  private:
   // Runs a query and collects every row with `read`. Caller holds mu_.
