@@ -300,8 +300,19 @@ TEST(ImagePlacementTest, HostWithTheImageAndTheModelIsChosenOverOneWithOnlyTheMo
     }
     return doc.dump();
   };
-  ASSERT_EQ(c.Call("POST", "/v1/hosts/register", host("host-a", false)).status, 200);
-  ASSERT_EQ(c.Call("POST", "/v1/hosts/register", host("host-z", true)).status, 200);
+  // Only a host's own credential registers it (docs/security.md, enrolled hosts).
+  auto register_host = [&](const std::string& id, bool with_image) {
+    const Reply enrolled = c.Call("POST", "/v1/hosts/enroll", json{{"hostId", id}}.dump());
+    if (enrolled.status != 200) return enrolled.status;
+    net::HeaderMap headers;
+    headers.Set("Authorization", "Bearer " + enrolled.body["credential"].get<std::string>());
+    headers.Set("Content-Type", "application/json");
+    return Send("POST", c.controller().base_url() + "/v1/hosts/register", headers,
+                host(id, with_image))
+        .status;
+  };
+  ASSERT_EQ(register_host("host-a", false), 200);
+  ASSERT_EQ(register_host("host-z", true), 200);
   ASSERT_EQ(c.Call("PATCH", "/v1/endpoints/" + ep, R"({"workersMin": 1})").status, 200);
   json first;
   ASSERT_TRUE(Eventually([&] {

@@ -326,8 +326,8 @@ void MhdServer::Watch() {
         continue;
       }
       track->dropped = true;
+      deadline_drops_.fetch_add(1);  // before the peer can see the close (tests read it then)
       ::shutdown(track->fd, SHUT_RDWR);  // MHD's next read sees the end; it closes the connection
-      deadline_drops_.fetch_add(1);
     }
   }
 }
