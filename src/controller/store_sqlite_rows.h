@@ -27,8 +27,7 @@ inline void BindEndpoint(Statement& st, const EndpointRecord& e) {
   st.Bind(e.gpu_count).Bind(e.workers_min).Bind(e.workers_max).Bind(e.idle_timeout_s);
   st.Bind(e.scaler_type).Bind(e.scaler_value).Bind(e.execution_timeout_ms).Bind(e.ttl_ms);
   st.Bind(e.created_ms).Bind(e.updated_ms).Bind(e.image).Bind(e.args_json).Bind(e.registry_auth);
-  st.Bind(e.models_json).Bind(e.links_json);
-  st.Bind(e.created_ms).Bind(e.updated_ms).Bind(e.tenant).Bind(e.secret_env);
+  st.Bind(e.models_json).Bind(e.links_json).Bind(e.tenant).Bind(e.secret_env);
 }
 
 inline EndpointRecord ReadEndpoint(const Statement& st) {
@@ -136,7 +135,7 @@ inline void BindWorker(Statement& st, const WorkerRecord& w) {
   st.Bind(w.key_sha256).Bind(w.message).Bind(w.created_ms).Bind(w.ready_ms).Bind(w.started_ms);
   st.Bind(w.first_take_ms).Bind(w.last_ping_ms).Bind(w.idle_since_ms).Bind(w.stopped_ms);
   st.Bind(w.cache_hit).Bind(w.queue_ms).Bind(w.image_ms).Bind(w.download_ms);
-  st.Bind(w.cache_hit).Bind(w.queue_ms).Bind(w.tenant);
+  st.Bind(w.tenant);
 }
 
 inline WorkerRecord ReadWorker(const Statement& st) {
