@@ -365,10 +365,40 @@ void ParseEndpoints(Fields& f, Scenario& sc, Rng& rng) {
   }
 }
 
-void ParseWorkload(Fields& f, Workload& w, const std::filesystem::path& base_dir) {
+// A listed workload: {"type": "jobs", "jobs": [{"at": s, "endpoint": id, "seconds": s}, ...]},
+// "at" not decreasing; "seconds" optional (the endpoint's execution distribution).
+void ParseJobList(Fields& f, const std::vector<Endpoint>& endpoints, Workload& w) {
+  if (!f.Has("jobs")) return f.Fail("jobs", "is required: a list of {at, endpoint, seconds}");
+  const json& list = f.Get("jobs");
+  if (!list.is_array()) return f.Fail("jobs", "must be a list");
+  for (size_t i = 0; i < list.size() && f.status().ok(); ++i) {
+    Fields j(list[i], f.Path("jobs") + "[" + std::to_string(i) + "]", f.status());
+    ListedJob job;
+    std::string endpoint;
+    j.Number("at", job.seconds, 0, 1e9);
+    j.Text("endpoint", endpoint);
+    j.Number("seconds", job.exec_seconds, 0, 1e9);
+    j.Finish();
+    if (!f.status().ok()) return;
+    auto it = std::find_if(endpoints.begin(), endpoints.end(),
+                           [&](const Endpoint& e) { return e.id == endpoint; });
+    if (it == endpoints.end()) return j.Fail("endpoint", "no endpoint '" + endpoint + "'");
+    if (!w.jobs.empty() && job.seconds < w.jobs.back().seconds) {
+      return j.Fail("at", "must not be earlier than the job before it");
+    }
+    job.endpoint = static_cast<uint32_t>(it - endpoints.begin());
+    w.jobs.push_back(job);
+  }
+}
+
+void ParseWorkload(Fields& f, Workload& w, const std::vector<Endpoint>& endpoints,
+                   const std::filesystem::path& base_dir) {
   std::string type = "zipf";
-  f.Choice("type", type, {"zipf", "azure"});
-  if (type == "zipf") {
+  f.Choice("type", type, {"zipf", "azure", "jobs"});
+  if (type == "jobs") {
+    w.kind = Workload::kJobs;
+    ParseJobList(f, endpoints, w);
+  } else if (type == "zipf") {
     w.kind = Workload::kZipf;
     f.Number("jobs_per_second", w.jobs_per_second, 1e-9, 1e9);
     f.Number("exponent", w.zipf_exponent, 0, 10);
@@ -518,7 +548,7 @@ StatusOr<Scenario> ParseScenario(std::string_view json_text, const std::filesyst
   if (st.ok() && !f.Has("workload")) f.Fail("workload", "is required");
   if (st.ok()) {
     Fields w(f.Get("workload"), "workload", st);
-    ParseWorkload(w, sc.workload, base_dir);
+    ParseWorkload(w, sc.workload, sc.endpoints, base_dir);
   }
   if (st.ok() && f.Has("policies")) {
     Fields p(f.Get("policies"), "policies", st);

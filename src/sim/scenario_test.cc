@@ -128,6 +128,18 @@ TEST(ScenarioTest, CacheFractionIsAShareOfTheCatalogue) {
             static_cast<uint64_t>(2.5 * double(sc->catalogue.distinct_bytes)));
 }
 
+TEST(ScenarioTest, AJobListNamingAnUnknownEndpointIsRefusedByItsPath) {
+  const Status st = ParseError(With(
+      R"(workload={"type": "jobs", "jobs": [{"at": 0, "endpoint": "e"}, {"at": 1, "endpoint": "x"}]})"));
+  EXPECT_THAT(st.message(), HasSubstr("workload.jobs[1].endpoint: no endpoint 'x'"));
+}
+
+TEST(ScenarioTest, AJobListOutOfTimeOrderIsRefused) {
+  const Status st = ParseError(With(
+      R"(workload={"type": "jobs", "jobs": [{"at": 5, "endpoint": "e"}, {"at": 1, "endpoint": "e"}]})"));
+  EXPECT_THAT(st.message(), HasSubstr("workload.jobs[1].at"));
+}
+
 TEST(ScenarioTest, InvalidJsonIsRefused) {
   EXPECT_THAT(ParseError("{\"seed\": ").message(), HasSubstr("not valid JSON"));
 }

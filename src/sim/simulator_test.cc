@@ -107,6 +107,20 @@ TEST(SimulatorTest, TheShippedAzureFormatTraceDrivesTheEndpoints) {
   EXPECT_GT(r->jobs_done, 0u);
 }
 
+TEST(SimulatorTest, AJobListIsReplayedAtItsTimes) {
+  auto sc = LoadScenario(std::string(MC_SOURCE_DIR) + "/examples/sim/validation.json");
+  ASSERT_TRUE(sc.ok()) << sc.status().ToString();
+  auto r = Simulate(*sc);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->jobs, sc->workload.jobs.size());
+  EXPECT_EQ(r->jobs_done, r->jobs);
+  // Twelve worker starts, one per endpoint in each group of submissions (workers_max 1, gaps
+  // past the idle timeout); the first use of each of the four models downloads it.
+  EXPECT_EQ(r->cold_starts, 12u);
+  EXPECT_EQ(r->cold_misses, 4u);
+  EXPECT_EQ(r->origin_bytes, 4u * (4u << 20));
+}
+
 TEST(SimulatorTest, AMissingTraceFileIsAClearError) {
   auto sc = Load({"workload={\"type\":\"azure\",\"invocations\":\"no/such.csv\"}"});
   auto r = Simulate(sc);

@@ -244,7 +244,34 @@ int64_t SampleExecution(const Distribution& d, Rng& rng) {
   return static_cast<int64_t>(seconds * 1e6);
 }
 
+namespace {
+
+// The listed jobs, in order, up to the scenario's end.
+class ListSource : public ArrivalSource {
+ public:
+  ListSource(const Scenario& sc, Rng& rng) : sc_(sc), rng_(rng) {}
+  std::optional<Arrival> Next() override {
+    if (pos_ >= sc_.workload.jobs.size()) return std::nullopt;
+    const ListedJob& j = sc_.workload.jobs[pos_++];
+    if (j.seconds >= sc_.duration_seconds) return std::nullopt;
+    const int64_t exec = j.exec_seconds >= 0
+                             ? static_cast<int64_t>(j.exec_seconds * 1e6)
+                             : SampleExecution(sc_.endpoints[j.endpoint].execution, rng_);
+    return Arrival{static_cast<int64_t>(j.seconds * 1e6), j.endpoint, exec};
+  }
+
+ private:
+  const Scenario& sc_;
+  Rng& rng_;
+  size_t pos_ = 0;
+};
+
+}  // namespace
+
 StatusOr<std::unique_ptr<ArrivalSource>> MakeArrivalSource(const Scenario& sc, Rng& rng) {
+  if (sc.workload.kind == Workload::kJobs) {
+    return std::unique_ptr<ArrivalSource>(new ListSource(sc, rng));
+  }
   if (sc.workload.kind == Workload::kZipf) {
     return std::unique_ptr<ArrivalSource>(new GeneratedSource(sc, rng));
   }

@@ -76,8 +76,16 @@ struct Burst {
   double factor = 5;  // rate multiplier during the burst
 };
 
+// One job of a listed workload: at `seconds` after the start, to endpoint (index), running
+// `exec_seconds` (or, when negative, drawn from the endpoint's execution distribution).
+struct ListedJob {
+  double seconds = 0;
+  uint32_t endpoint = 0;
+  double exec_seconds = -1;
+};
+
 struct Workload {
-  enum Kind { kZipf, kAzure } kind = kZipf;
+  enum Kind { kZipf, kAzure, kJobs } kind = kZipf;
   // kZipf: a Poisson stream of jobs_per_second, modulated by the diurnal cycle and the bursts,
   // each job going to endpoint of popularity rank r with probability ∝ 1 / r^exponent.
   double jobs_per_second = 10;
@@ -89,6 +97,9 @@ struct Workload {
   std::filesystem::path invocations;  // invocations_per_function_md.anon.d01.csv
   std::filesystem::path durations;    // function_durations_percentiles.anon.d01.csv
   double azure_scale = 1;             // multiplies every per-minute count
+  // kJobs: an explicit list of submissions, in time order (the validation against a real
+  // cluster, src/controller/sim_validation_test.cc, replays the same list).
+  std::vector<ListedJob> jobs;
 };
 
 struct Prices {
