@@ -132,6 +132,8 @@ Status RunSim(const SimArgs& args) {
   return Status::Ok();
 }
 
+// Long: the grid's runs and the one table they print read best together: the loop over the
+// policy and cache-size cells, then the columns in the order the table shows them.
 Status RunCompare(const CompareArgs& args) {
   MC_ASSIGN_OR_RETURN(std::string text, ReadText(args.scenario));
   size_t host_groups = 0;

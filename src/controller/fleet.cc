@@ -606,6 +606,9 @@ std::vector<std::string> Fleet::SwarmLocked(const std::string& commit,
   return urls;
 }
 
+// Long: one worker's start in the order the agent needs it (secrets opened, the record, the
+// Runpod environment with the secret env, the swarm, the agent call, and undoing the GPU count
+// and phase when the agent refuses); split further, each part would pass the same dozen values.
 Status Fleet::StartWorker(const EndpointRecord& sealed, const HostView& host,
                           const std::vector<std::string>& peers, int64_t queue_ms, bool hit) {
   MC_ASSIGN_OR_RETURN(const EndpointRecord e, WithSecrets(*options_.secrets, sealed),
