@@ -12,6 +12,7 @@ Python standard library only.
 """
 import http.client
 import json
+import os
 import sys
 import time
 import urllib.parse
@@ -25,6 +26,8 @@ def percentile(values, p):
 
 def timed(conn, method, path, body=None):
     headers = {"Content-Type": "application/json"} if body is not None else {}
+    if os.environ.get("MC_AGENT_KEY"):  # the agent's API key (agents always require one)
+        headers["Authorization"] = "Bearer " + os.environ["MC_AGENT_KEY"]
     start = time.perf_counter()
     conn.request(method, path, body=body, headers=headers)
     res = conn.getresponse()

@@ -53,14 +53,19 @@ done
 "$MC" serve --cache-dir "$WORK/upstream" --listen 127.0.0.1:0 >"$WORK/serve.out" 2>"$WORK/serve.out.err" &
 pids+=($!)
 UPSTREAM=$(wait_url "$WORK/serve.out")
+# The agent's API key (agents always require one), in a file only we can read.
+export MC_AGENT_KEY="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+(umask 077 && echo "$MC_AGENT_KEY" >"$WORK/agent-key")
 "$MC" agent --cache-dir "$WORK/cache" --state-dir "$WORK/state" --capacity 10GB --gpus 0 --runtime process \
-  --upstream "$UPSTREAM" --listen 127.0.0.1:0 >"$WORK/agent.out" 2>"$WORK/agent.out.err" &
+  --upstream "$UPSTREAM" --listen 127.0.0.1:0 --api-key-file "$WORK/agent-key" \
+  >"$WORK/agent.out" 2>"$WORK/agent.out.err" &
 pids+=($!)
 AGENT=$(wait_url "$WORK/agent.out")
 
 echo "[" >"$WORK/models.json"
 for r in $(seq 1 "$REPOS"); do
   reply=$(curl -sf -X POST "$AGENT/v1/ensure?wait=120" -H 'Content-Type: application/json' \
+    -H "Authorization: Bearer $MC_AGENT_KEY" \
     -d "{\"model\":\"bench/repo$r\"}")
   commit=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["commit"])' <<<"$reply")
   sep=","; ((r == REPOS)) && sep=""

@@ -20,10 +20,16 @@ IN_MODIFY = 0x2
 HIT_COMMAND = ["/bin/sh", "-c", "echo first"]
 
 
+# The agents' API key (an agent always requires one): written to a file the agents read, sent
+# on every call.
+AGENT_KEY = "bench-" + os.urandom(16).hex()
+
+
 def call(method, url, body=None, timeout=900):
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": "Bearer " + AGENT_KEY})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, json.loads(r.read() or b"null")
@@ -63,7 +69,11 @@ class Bench:
                "--capacity", "20GB", "--listen", "127.0.0.1:0", "--upstream", self.a.upstream,
                "--runtime", "podman", "--oci-runtime", self.a.oci_runtime,
                "--engine-root", os.path.join(self.a.work, name + "-store"),
-               "--insecure-registry", self.a.registry, "--stop-grace", "1"]
+               "--insecure-registry", self.a.registry, "--stop-grace", "1",
+               "--api-key-file", d + "/api-key"]
+        with open(d + "/api-key", "w") as f:
+            f.write(AGENT_KEY + "\n")
+        os.chmod(d + "/api-key", 0o600)
         err = open(d + "/agent.err", "w")
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
         self.procs.append(p)

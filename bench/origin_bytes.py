@@ -85,9 +85,14 @@ def start(cmd, marker, out_path):
     sys.exit(f"origin_bytes: {' '.join(cmd[:2])} did not start: {open(out_path).read()[-2000:]}")
 
 
+# The agent's API key (agents require one): in a file the agent reads, sent on every call.
+AGENT_KEY = "bench-" + os.urandom(16).hex()
+
+
 def post(url, body):
     req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": "Bearer " + AGENT_KEY})
     with urllib.request.urlopen(req, timeout=600) as r:
         return r.status, json.loads(r.read())
 
@@ -128,10 +133,14 @@ def main():
                                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env=env_clean)
                 results.setdefault((name, "pull"), []).append(proxy.take() / model_bytes)
+                key_file = os.path.join(work, "agent-key")
+                with open(key_file, "w") as f:
+                    f.write(AGENT_KEY + "\n")
+                os.chmod(key_file, 0o600)
                 agent, agent_url = start(
                     [binary, "agent", "--cache-dir", f"{dest}/agent/cache", "--state-dir",
                      f"{dest}/agent/state", "--capacity", "10GB", "--listen", "127.0.0.1:0",
-                     "--upstream", origin, "--runtime", "process"],
+                     "--upstream", origin, "--runtime", "process", "--api-key-file", key_file],
                     "agent listening on", os.path.join(work, f"agent-{name}-{r}.out"))
                 proxy.take()
                 with concurrent.futures.ThreadPoolExecutor(16) as pool:
