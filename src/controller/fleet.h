@@ -232,7 +232,8 @@ class Fleet {
   // starting, billed) and "exited" / "failed" (its phase, message and exit). Caller holds mu_.
   void WorkerRunningLocked(Live& w, const nlohmann::json& doc);
   void WorkerEndedLocked(Live& w, const std::string& state, const nlohmann::json& doc);
-  // Tick's first part: workers that stopped pinging, and running ones that ignore a job-stop.
+  // Tick's first part: workers that stopped pinging, running ones that ignore a job-stop, and
+  // the idle workers of draining hosts.
   void StopLostWorkers(int64_t now);
   // Placement's view of every live host for a worker of `e`, with each host's URL and whether it
   // has the endpoint's commit complete. Caller holds mu_.
