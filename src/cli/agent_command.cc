@@ -22,6 +22,14 @@
 
 namespace mc::cli {
 
+StatusOr<agent::RuntimeKind> ParseRuntimeKind(const std::string& flag) {
+  if (flag == "process") return agent::RuntimeKind::kProcess;
+  if (flag == "podman" || flag == "auto") return agent::RuntimeKind::kPodman;
+  if (flag == "docker") return agent::RuntimeKind::kDocker;
+  return InvalidArgumentError("--runtime " + QuoteForMessage(flag) +
+                              " must be podman, docker, process or auto");
+}
+
 // --runtime auto: podman when it runs a container here (with runc when the default OCI runtime
 // cannot), else processes; podman and docker must work. Says on stderr which it is.
 Status ResolveWorkerRuntime(const std::string& flag, agent::RuntimeOptions& r,
@@ -125,16 +133,7 @@ StatusOr<std::optional<hub::Secret>> ResolveApiKey(const std::string& file, cons
 }
 
 Status MakeRuntimeOptions(const AgentArgs& args, agent::RuntimeOptions& r) {
-  if (args.runtime == "process") {
-    r.kind = agent::RuntimeKind::kProcess;
-  } else if (args.runtime == "podman" || args.runtime == "auto") {
-    r.kind = agent::RuntimeKind::kPodman;
-  } else if (args.runtime == "docker") {
-    r.kind = agent::RuntimeKind::kDocker;
-  } else {
-    return InvalidArgumentError("--runtime " + QuoteForMessage(args.runtime) +
-                                " must be podman, docker, process or auto");
-  }
+  MC_ASSIGN_OR_RETURN(r.kind, ParseRuntimeKind(args.runtime));
   r.engine = args.engine;
   r.oci_runtime = args.oci_runtime;
   r.engine_root = args.engine_root;

@@ -14,6 +14,7 @@ class App;
 }
 namespace mc::agent {
 struct RuntimeOptions;
+enum class RuntimeKind;  // mc/agent/runtime_options.h
 }
 
 namespace mc::cli {
@@ -54,6 +55,10 @@ StatusOr<std::filesystem::path> CacheDirOrDefault(const std::string& flag);
 // A rate option (--demo-upstream-rate, serve --max-rate): bytes per second as "8MB" or "8MB/s"
 // (ByteCount units), more than 0.
 StatusOr<uint64_t> ParseRate(const std::string& text);
+
+// The kind `--runtime FLAG` names (auto: podman until ResolveWorkerRuntime looks), or
+// InvalidArgument quoting the flag.
+StatusOr<agent::RuntimeKind> ParseRuntimeKind(const std::string& flag);
 
 // `--runtime FLAG` made concrete for `r` (r.kind already podman, docker or process from FLAG):
 // auto is podman when it runs a container here (with runc when podman's default OCI runtime

@@ -386,16 +386,7 @@ StatusOr<std::string> BuildDemoImage(const UpArgs& args, const fs::path& data,
 // The agents' runtime from --runtime (auto, podman, docker, process), said on stderr.
 StatusOr<agent::RuntimeOptions> UpRuntime(const UpArgs& args) {
   agent::RuntimeOptions r;
-  if (args.runtime == "process") {
-    r.kind = agent::RuntimeKind::kProcess;
-  } else if (args.runtime == "podman" || args.runtime == "auto") {
-    r.kind = agent::RuntimeKind::kPodman;
-  } else if (args.runtime == "docker") {
-    r.kind = agent::RuntimeKind::kDocker;
-  } else {
-    return InvalidArgumentError("--runtime " + args.runtime +
-                                " must be auto, podman, docker or process");
-  }
+  MC_ASSIGN_OR_RETURN(r.kind, ParseRuntimeKind(args.runtime));
   MC_RETURN_IF_ERROR(ResolveWorkerRuntime(args.runtime, r, "up"));
   return r;
 }
