@@ -216,7 +216,7 @@ describe("web console", { concurrency: false, timeout: 180_000 }, () => {
     await s.page.click("#edit-endpoint-link");
     await s.page.waitForURL(new RegExp(`#/endpoints/${s.endpointId}/edit$`));
     // Prefilled from the endpoint; the token field empty (keep the current one).
-    await s.page.waitForFunction(() => document.getElementById("ep-name").value !== "");
+    await s.page.waitForFunction(() => (document.getElementById("ep-name")?.value ?? "") !== "");
     assert.equal(await s.page.inputValue("#ep-name"), "console-e2e");
     assert.equal(await s.page.inputValue("#ep-workers-max"), "1");
     assert.equal(await s.page.inputValue("#ep-idle-timeout"), "120");
@@ -236,7 +236,7 @@ describe("web console", { concurrency: false, timeout: 180_000 }, () => {
     assert.equal(after.idleTimeout, 300);
     // Min workers above max: the API refuses it, its message is shown by the form, nothing changes.
     await s.page.click("#edit-endpoint-link");
-    await s.page.waitForFunction(() => document.getElementById("ep-workers-max").value === "2");
+    await s.page.waitForFunction(() => document.getElementById("ep-workers-max")?.value === "2");
     await s.page.fill("#ep-workers-min", "5");
     await s.page.click("#edit-endpoint button[type=submit]");
     await s.page.locator("#form-error", { hasText: "workersMin must not exceed workersMax" }).waitFor();
