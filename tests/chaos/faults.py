@@ -2,8 +2,8 @@
 """Fault proxy between a downloader and its upstream (issue 18; docs/reliability.md section 8).
 Python 3 standard library only.
 
-A small HTTP proxy sits between `modelcache pull` (the downloader and hub client the agent uses
-too) and an origin (`modelcache serve`). Each request is forwarded to the origin; a rule then
+A small HTTP proxy sits between `modelcache pull` or `modelcache agent` (one ensure; its /health
+is polled meanwhile and must stay responsive) and an origin (`modelcache serve`). Each request is forwarded to the origin; a rule then
 spoils the answer of the requests it matches (the API answers, HEAD answers, or file bodies),
 either the first one only (a transient fault) or every one (a persistent fault):
 
@@ -21,10 +21,11 @@ error message that names what went wrong, leaves no ref to an incomplete snapsho
 verifies). Every case must end within its time bound and the pull's peak memory (ru_maxrss) must
 stay under --max-rss-mib. Prints one line per case and exits 1 if any case failed.
 
-Usage: faults.py --modelcache build/src/cli/modelcache [--only NAME]
+Usage: faults.py --modelcache build/src/cli/modelcache [--only NAME] [--quick] [--target pull|agent]
 """
 import argparse
 import http.client
+import json
 import os
 import resource
 import shutil
@@ -251,6 +252,92 @@ def pull_with_rusage(mc, argv, timeout):
     return None, (err[0] if err else b"").decode(errors="replace"), time.monotonic() - t0, usage.ru_maxrss / 1024
 
 
+def vm_hwm_mib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def agent_ensure(mc, work, upstream, cache, state, bound):
+    """A fresh `modelcache agent` on `upstream`, one POST /v1/ensure?wait= for the model, /health
+    polled meanwhile. (0 or the HTTP status or None on no answer in time, the error text,
+    seconds, peak RSS MiB, the slowest /health answer in seconds)."""
+    key_file = os.path.join(work, "agent-key")
+    with open(key_file, "w") as f:
+        f.write("faults-agent-key\n")
+    log = open(os.path.join(work, "agent.log"), "ab")
+    agent = subprocess.Popen(
+        [mc, "agent", "--cache-dir", cache, "--state-dir", state, "--capacity", "1GiB",
+         "--listen", "127.0.0.1:0", "--upstream", upstream, "--api-key-file", key_file,
+         "--runtime", "process"], stdout=subprocess.PIPE, stderr=log, text=True)
+    log.close()
+    url = None
+    for line in agent.stdout:
+        if line.startswith("agent listening on "):
+            url = line.split()[-1]
+            break
+    if url is None:
+        agent.kill()
+        agent.wait()
+        return 1, "error: the agent did not start", 0.0, 0.0, None
+    host, port = url.split("//")[1].rstrip("/").rsplit(":", 1)
+    done = threading.Event()
+    slowest = [0.0]
+
+    def poll_health():
+        while not done.wait(0.5):
+            t = time.monotonic()
+            try:
+                c = http.client.HTTPConnection(host, int(port), timeout=30)
+                c.request("GET", "/health")
+                c.getresponse().read()
+                c.close()
+            except (OSError, http.client.HTTPException):
+                pass
+            slowest[0] = max(slowest[0], time.monotonic() - t)
+
+    poller = threading.Thread(target=poll_health, daemon=True)
+    poller.start()
+    t0 = time.monotonic()
+    code, err = None, ""
+    try:
+        c = http.client.HTTPConnection(host, int(port), timeout=bound + 10)
+        c.request("POST", f"/v1/ensure?wait={min(bound, 300)}", body=b'{"model": "faults/model"}',
+                  headers={"Authorization": "Bearer faults-agent-key", "Content-Type": "application/json"})
+        resp = c.getresponse()
+        text = resp.read().decode(errors="replace")
+        c.close()
+        if resp.status == 200:
+            code = 0
+        elif resp.status == 202:
+            code, err = None, "still downloading"
+        else:
+            code = resp.status
+            try:
+                body = json.loads(text)
+                err = f"error ({body.get('code')}): {body.get('error')}" if body.get("error") else text
+            except ValueError:
+                err = text
+    except (OSError, http.client.HTTPException) as e:
+        code, err = None, f"no answer: {e}"
+    secs = time.monotonic() - t0
+    done.set()
+    poller.join(35)
+    rss = vm_hwm_mib(agent.pid)
+    agent.terminate()
+    try:
+        agent.wait(20)
+    except subprocess.TimeoutExpired:
+        agent.kill()
+        agent.wait()
+    return code, err, secs, rss, slowest[0]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -259,9 +346,15 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="skip the slow cases (those that wait out the client's timeouts)")
     ap.add_argument("--max-rss-mib", type=float, default=256.0, help="peak memory bound of a pull (MiB)")
+    ap.add_argument("--target", default="pull,agent",
+                    help="pull (modelcache pull), agent (modelcache agent, one ensure) or both "
+                         "(default pull,agent)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir")
     args = ap.parse_args()
     mc = os.path.abspath(args.modelcache)
+    targets = args.target.split(",")
+    if any(t not in ("pull", "agent") for t in targets):
+        ap.error("--target: pull, agent or pull,agent")
     work = tempfile.mkdtemp(prefix="mc_faults_")
     origin = os.path.join(work, "origin")
     run(mc, ["fixture", os.path.join(work, "src"), "--size", "6MiB", "--shards", "2", "--seed", "5"], check=True)
@@ -279,45 +372,54 @@ def main():
         for name, sel, fault, count, expect, bound, slow in CASES:
             if args.only and args.only not in name or args.quick and slow:
                 continue
-            cache = os.path.join(work, "cache-" + name)
-            state = os.path.join(work, "state-" + name)
-            proxy.set_rule((sel, fault, count))
-            code, err, secs, rss = pull_with_rusage(
-                mc, ["pull", "faults/model", "--endpoint", proxy.url, "--cache-dir", cache,
-                     "--state-dir", state], bound)
-            hits = sum(1 for r in proxy_requests_snapshot(proxy) if r[2])
-            huge_mib = proxy.huge_sent >> 20
-            proxy.set_rule(None)
-            problems = []
-            if code is None:
-                problems.append(f"still running after {bound} s (killed)")
-            elif expect == "ok" and code != 0:
-                problems.append(f"failed (exit {code}) where it should have resumed: {err.strip()[-300:]}")
-            elif expect == "error" and code == 0:
-                problems.append("succeeded through a persistent fault")
-            if code not in (None, 0):
-                last = err.strip().splitlines()[-1] if err.strip() else ""
-                if not last.lower().startswith(("error", "pull:")) and "error" not in last.lower():
-                    problems.append(f"no clear error message: {last[:200]!r}")
-            if rss > args.max_rss_mib:
-                problems.append(f"peak memory {rss:.0f} MiB > {args.max_rss_mib:.0f} MiB")
-            if os.path.isdir(cache):
-                v = run(mc, ["verify", "--cache-dir", cache])
-                if v.returncode != 0:
-                    problems.append(f"verify failed: {(v.stdout + v.stderr).strip()[-300:]}")
-            if code == 0:
-                ls = run(mc, ["verify", "--cache-dir", cache, "faults/model"])
-                if ls.returncode != 0:
-                    problems.append("the model is not complete in the cache")
-            outcome = "ok" if code == 0 else ("timeout" if code is None else f"exit {code}")
-            msg = ""
-            if code not in (None, 0):
-                msg = (err.strip().splitlines() or [""])[-1][:160]
-            print(f"faults: {name}: {outcome} in {secs:.1f} s, peak {rss:.0f} MiB, {hits} faulted answers"
-                  + (f", huge bytes sent {huge_mib} MiB" if fault == "huge" else "")
-                  + (f"; error: {msg}" if msg else "")
-                  + ("" if not problems else "; FAILED: " + "; ".join(problems)), flush=True)
-            failures += bool(problems)
+            for target in targets:
+                cache = os.path.join(work, f"{target}-cache-{name}")
+                state = os.path.join(work, f"{target}-state-{name}")
+                proxy.set_rule((sel, fault, count))
+                if target == "pull":
+                    code, err, secs, rss = pull_with_rusage(
+                        mc, ["pull", "faults/model", "--endpoint", proxy.url, "--cache-dir", cache,
+                             "--state-dir", state], bound)
+                    slowest = None
+                else:
+                    code, err, secs, rss, slowest = agent_ensure(mc, work, proxy.url, cache, state, bound)
+                hits = sum(1 for r in proxy_requests_snapshot(proxy) if r[2])
+                huge_mib = proxy.huge_sent >> 20
+                proxy.set_rule(None)
+                problems = []
+                if code is None:
+                    problems.append(f"still running after {bound} s (killed)")
+                elif expect == "ok" and code != 0:
+                    problems.append(f"failed ({code}) where it should have resumed: {err.strip()[-300:]}")
+                elif expect == "error" and code == 0:
+                    problems.append("succeeded through a persistent fault")
+                if code not in (None, 0):
+                    last = err.strip().splitlines()[-1] if err.strip() else ""
+                    if "error" not in last.lower():
+                        problems.append(f"no clear error message: {last[:200]!r}")
+                if rss > args.max_rss_mib:
+                    problems.append(f"peak memory {rss:.0f} MiB > {args.max_rss_mib:.0f} MiB")
+                if slowest is not None and slowest > 2.0:
+                    problems.append(f"the agent's /health took {slowest:.1f} s to answer during the fault")
+                if os.path.isdir(cache):
+                    v = run(mc, ["verify", "--cache-dir", cache])
+                    if v.returncode != 0:
+                        problems.append(f"verify failed: {(v.stdout + v.stderr).strip()[-300:]}")
+                if code == 0:
+                    ls = run(mc, ["verify", "--cache-dir", cache, "faults/model"])
+                    if ls.returncode != 0:
+                        problems.append("the model is not complete in the cache")
+                outcome = "ok" if code == 0 else ("timeout" if code is None else f"{code}")
+                msg = ""
+                if code not in (None, 0):
+                    msg = (err.strip().splitlines() or [""])[-1][:160]
+                print(f"faults: {target} {name}: {outcome} in {secs:.1f} s, peak {rss:.0f} MiB, "
+                      f"{hits} faulted answers"
+                      + (f", /health at most {slowest:.2f} s" if slowest is not None else "")
+                      + (f", huge bytes sent {huge_mib} MiB" if fault == "huge" else "")
+                      + (f"; error: {msg}" if msg else "")
+                      + ("" if not problems else "; FAILED: " + "; ".join(problems)), flush=True)
+                failures += bool(problems)
     finally:
         proxy.close()
         server.terminate()
