@@ -15,7 +15,6 @@
 #include "mc/common/image_ref.h"
 #include "mc/hub/hub_client.h"
 #include "mc/hub/model_ref.h"
-#include "mc/net/http_client.h"
 #include "mc/net/url.h"
 #include "mc/scheduler/autoscale.h"
 #include "mc/scheduler/placement.h"
@@ -46,9 +45,6 @@ scheduler::WorkerPhase ToScalerPhase(const std::string& p) {
   return scheduler::WorkerPhase::kInitializing;
 }
 
-// The largest answer read from an agent (its host document lists every cached model).
-constexpr uint64_t kMaxAgentReplyBytes = 16ull << 20;
-
 // The autoscaler's view of an endpoint's settings and of its queue.
 scheduler::AutoscaleConfig ScalerConfig(const EndpointRecord& e) {
   scheduler::AutoscaleConfig config;
@@ -70,24 +66,6 @@ scheduler::JobCounts ScalerCounts(const QueueLoad& load) {
   }
   counts.in_progress = static_cast<uint32_t>(load.in_progress);
   return counts;
-}
-
-// One request to an agent's /v1 API, with the agent key; `body` (JSON) is sent when not empty.
-StatusOr<net::HttpClientResponse> SendToAgent(net::HttpClient& client, const FleetOptions& fo,
-                                              const std::optional<hub::Secret>& key,
-                                              const std::string& method, const std::string& url,
-                                              const std::string& body,
-                                              std::chrono::milliseconds timeout) {
-  net::HttpClientRequest req;
-  req.method = method;
-  req.url = url;
-  req.headers.Set("Content-Type", "application/json");
-  if (key) req.headers.Set("Authorization", "Bearer " + std::string(key->Reveal()));
-  req.ca_file = fo.ca_file;  // agents with --tls-cert from a private CA
-  if (!body.empty()) req.body = body;
-  req.timeout = timeout;
-  req.max_body_bytes = kMaxAgentReplyBytes;
-  return client.Send(req);
 }
 
 // What a worker of `e` is given that must never be shown from its log: its key, the endpoint's
@@ -195,7 +173,12 @@ struct Fleet::Live {
 };
 
 Fleet::Fleet(ControllerStore& store, JobBoard& jobs, Clock& clock, FleetOptions options)
-    : store_(store), jobs_(jobs), clock_(clock), options_(std::move(options)) {}
+    : store_(store),
+      jobs_(jobs),
+      clock_(clock),
+      options_(std::move(options)),
+      agents_(options_.agents ? options_.agents : NewHttpAgentClient(options_.ca_file)),
+      executor_(std::make_unique<ActionExecutor>(options_.agent_calls_per_host)) {}
 
 Fleet::~Fleet() { Shutdown(); }
 
@@ -215,6 +198,13 @@ void Fleet::Shutdown() {
   for (Watcher& w : watchers) {
     if (w.thread.joinable()) w.thread.join();
   }
+  executor_->Shutdown();
+}
+
+void Fleet::DrainActions() { executor_->Drain(); }
+
+void Fleet::Wake() {
+  if (options_.wake) options_.wake();
 }
 
 void Fleet::StartWatcherLocked(const std::string& worker_id) {
@@ -387,9 +377,17 @@ void Fleet::ForgetHost(const std::string& host_id) {
 
 std::optional<hub::Secret> Fleet::AgentKey(const std::string& host_id) const {
   std::lock_guard<std::mutex> lock(mu_);
+  return AgentKeyLocked(host_id);
+}
+
+std::optional<hub::Secret> Fleet::AgentKeyLocked(const std::string& host_id) const {
   auto it = host_keys_.find(host_id);
   if (it != host_keys_.end()) return it->second;
   return options_.agent_api_key;
+}
+
+AgentTarget Fleet::TargetLocked(const std::string& host_id, const std::string& url) const {
+  return AgentTarget{host_id, url, AgentKeyLocked(host_id)};
 }
 
 std::vector<HostView> Fleet::Hosts() const {
@@ -419,7 +417,7 @@ void Fleet::NoteModelFiles(const std::string& model, const std::string& commit,
   blobs.erase(std::unique(blobs.begin(), blobs.end(),
                           [](const Blob& a, const Blob& b) { return a.etag == b.etag; }),
               blobs.end());
-  ModelFiles files{model, std::move(blobs), 0};
+  CommitFiles files{model, std::move(blobs), 0};
   for (const Blob& b : files.blobs) files.bytes += b.size;
   std::lock_guard<std::mutex> lock(mu_);
   model_files_[commit] = std::move(files);
@@ -429,11 +427,13 @@ void Fleet::NoteModelFiles(const std::string& model, const std::string& commit,
 // Fetches, with the endpoint's token, the tree listings placement lacks: the endpoint's commit
 // (after a controller restart) and other revisions of its model that live hosts hold complete
 // (their blobs are shared, in the repo's one blobs/ folder). A failed listing is not retried for a
-// minute; at most tree_fetches_per_pass per call.
-void Fleet::LearnTrees(const EndpointRecord& e) {
+// minute; at most tree_fetches_per_pass per call. The listings are fetched on the executor's
+// "upstream" lane; true while they are in flight.
+bool Fleet::LearnTrees(const EndpointRecord& e) {
   std::vector<std::string> wanted;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (tree_fetches_.contains(e.id)) return true;
     const int64_t now = NowMs();
     auto want = [&](const std::string& commit) {
       if (model_files_.contains(commit) ||
@@ -453,8 +453,25 @@ void Fleet::LearnTrees(const EndpointRecord& e) {
         }
       }
     }
+    if (wanted.empty()) return false;
+    tree_fetches_.insert(e.id);
   }
-  if (wanted.empty()) return;
+  const bool queued = executor_->Submit("upstream", [this, e, wanted] {
+    FetchTrees(e, wanted);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      tree_fetches_.erase(e.id);
+    }
+    Wake();
+  });
+  if (!queued) {
+    std::lock_guard<std::mutex> lock(mu_);
+    tree_fetches_.erase(e.id);
+  }
+  return queued;
+}
+
+void Fleet::FetchTrees(const EndpointRecord& e, const std::vector<std::string>& wanted) {
   auto ref = hub::ParseModelRef(e.repo);
   auto opened = WithSecrets(*options_.secrets, e);
   auto client = opened.ok() ? UpstreamClient(options_.upstream, opened->hf_token)
@@ -483,9 +500,9 @@ void Fleet::LearnTrees(const EndpointRecord& e) {
 uint64_t Fleet::MissingBytesLocked(const HostView& h, const EndpointRecord& e) const {
   auto target = model_files_.find(e.commit);
   if (target == model_files_.end()) return 0;  // unknown: placement sees every host alike
-  const ModelFiles& want = target->second;
+  const CommitFiles& want = target->second;
   uint64_t partial = 0;
-  std::vector<const ModelFiles*> held;
+  std::vector<const CommitFiles*> held;
   for (const auto& snap : h.snapshots) {
     if (snap.model != e.repo) continue;
     if (snap.commit == e.commit) {
@@ -498,7 +515,7 @@ uint64_t Fleet::MissingBytesLocked(const HostView& h, const EndpointRecord& e) c
   uint64_t shared = 0;
   if (!held.empty()) {
     for (const Blob& b : want.blobs) {
-      for (const ModelFiles* m : held) {
+      for (const CommitFiles* m : held) {
         auto it = std::lower_bound(m->blobs.begin(), m->blobs.end(), b.etag,
                                    [](const Blob& x, const std::string& etag) { return x.etag < etag; });
         if (it != m->blobs.end() && it->etag == b.etag) {
@@ -516,15 +533,14 @@ StatusOr<std::pair<int, std::string>> Fleet::AgentRequest(const std::string& hos
                                                           const std::string& method,
                                                           const std::string& path,
                                                           const std::string& body) {
-  std::string url;
+  AgentTarget target;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto h = hosts_.find(host_id);
     if (h == hosts_.end()) return NotFoundError("no host " + host_id.substr(0, 128));
-    url = h->second.url;
+    target = TargetLocked(host_id, h->second.url);
   }
-  auto res = SendToAgent(*net::HttpClient::Create(), options_, AgentKey(host_id), method,
-                         url + path, body, std::chrono::milliseconds(30'000));
+  auto res = agents_->Request(target, method, path, body);
   if (!res.ok()) {
     return UnavailableError("host " + host_id + " did not answer: " + res.status().message());
   }
@@ -532,27 +548,34 @@ StatusOr<std::pair<int, std::string>> Fleet::AgentRequest(const std::string& hos
 }
 
 Status Fleet::CheckEntitlement(const EndpointRecord& e) {
-  const int64_t now = NowMs();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = entitlements_.find(e.id);
-    if (it != entitlements_.end() &&
-        now - it->second.second < std::chrono::milliseconds(options_.entitlement_ttl).count()) {
-      return it->second.first;
-    }
+  MC_ASSIGN_OR_RETURN(hub::ModelRef ref, hub::ParseModelRef(e.repo));  // any repo type
+  MC_ASSIGN_OR_RETURN(CommitSha commit, CommitSha::Parse(e.commit));
+  MC_ASSIGN_OR_RETURN(EndpointRecord opened, WithSecrets(*options_.secrets, e));
+  MC_ASSIGN_OR_RETURN(auto client, UpstreamClient(options_.upstream, opened.hf_token));
+  MC_ASSIGN_OR_RETURN(hub::RepoInfo info,
+                      client->GetRepoInfo(ref.repo, Revision::Parse(e.commit).value()));
+  return CheckFileAccess(*client, ref.repo, commit, info);
+}
+
+std::optional<Status> Fleet::EntitlementLocked(const EndpointRecord& e, int64_t now) {
+  auto it = entitlements_.find(e.id);
+  if (it != entitlements_.end() &&
+      now - it->second.second < std::chrono::milliseconds(options_.entitlement_ttl).count()) {
+    return it->second.first;
   }
-  Status verdict = [&]() -> Status {
-    MC_ASSIGN_OR_RETURN(hub::ModelRef ref, hub::ParseModelRef(e.repo));  // any repo type
-    MC_ASSIGN_OR_RETURN(CommitSha commit, CommitSha::Parse(e.commit));
-    MC_ASSIGN_OR_RETURN(EndpointRecord opened, WithSecrets(*options_.secrets, e));
-    MC_ASSIGN_OR_RETURN(auto client, UpstreamClient(options_.upstream, opened.hf_token));
-    MC_ASSIGN_OR_RETURN(hub::RepoInfo info,
-                        client->GetRepoInfo(ref.repo, Revision::Parse(e.commit).value()));
-    return CheckFileAccess(*client, ref.repo, commit, info);
-  }();
-  std::lock_guard<std::mutex> lock(mu_);
-  entitlements_[e.id] = {verdict, now};
-  return verdict;
+  if (!entitlement_checks_.insert(e.id).second) return std::nullopt;  // one in flight already
+  const bool queued = executor_->Submit("upstream", [this, e, now] {
+    Status verdict =
+        options_.check_entitlement ? options_.check_entitlement(e) : CheckEntitlement(e);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      entitlements_[e.id] = {verdict, now};
+      entitlement_checks_.erase(e.id);
+    }
+    Wake();
+  });
+  if (!queued) entitlement_checks_.erase(e.id);
+  return std::nullopt;
 }
 
 // ---- workers ----
@@ -607,8 +630,8 @@ std::vector<std::string> Fleet::SwarmLocked(const std::string& commit,
 }
 
 // Long: one worker's start in the order the agent needs it (secrets opened, the record, the
-// Runpod environment with the secret env, the swarm, the agent call, and undoing the GPU count
-// and phase when the agent refuses); split further, each part would pass the same dozen values.
+// Runpod environment with the secret env, the swarm, then the agent call queued on the host's
+// lane); split further, each part would pass the same dozen values.
 Status Fleet::StartWorker(const EndpointRecord& sealed, const HostView& host,
                           const std::vector<std::string>& peers, int64_t queue_ms, bool hit) {
   MC_ASSIGN_OR_RETURN(const EndpointRecord e, WithSecrets(*options_.secrets, sealed),
@@ -674,33 +697,59 @@ Status Fleet::StartWorker(const EndpointRecord& sealed, const HostView& host,
     auto h = hosts_.find(host.id);
     if (h != hosts_.end()) h->second.gpus_free -= e.gpu_count;  // until its next heartbeat
   }
-  auto res = SendToAgent(*net::HttpClient::Create(), options_, AgentKey(host.id), "POST",
-                         host.url + "/v1/workers", body.dump(), std::chrono::milliseconds(30'000));
+  AgentTarget target;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    target = TargetLocked(host.id, host.url);
+  }
+  // The agent's answer comes on the executor (the host's lane), never on the loop.
+  const int64_t updated_ms = e.updated_ms;
+  const bool queued =
+      executor_->Submit(host.id, [this, live, target, doc = body.dump(), updated_ms, hit] {
+        FinishStart(live, target.host_id, updated_ms, hit, agents_->StartWorker(target, doc));
+      });
+  if (!queued) {  // shutting down: the worker stays initializing; the next start asks its host
+    return UnavailableError("start worker on " + host.id + ": the controller is stopping");
+  }
+  return Status::Ok();
+}
+
+void Fleet::FinishStart(const std::shared_ptr<Live>& live, const std::string& host_id,
+                        int64_t endpoint_updated_ms, bool hit, const StatusOr<AgentReply>& res) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string& id = live->rec.id;
   if (!res.ok() || res->status != 202) {
     const std::string why = !res.ok() ? res.status().ToString()
                                       : "HTTP " + std::to_string(res->status) + " " +
                                             res->body.substr(0, 300);
-    std::lock_guard<std::mutex> lock(mu_);
+    spdlog::warn("controller: start worker {} on {}: {}", id, host_id, why);
+    if (!IsLivePhase(live->rec.phase)) return;
+    if (live->rec.phase != kInitializing) {  // stopped while its start was in flight
+      SetPhaseLocked(*live, kStopped);
+      return;
+    }
     live->rec.message = "the agent refused the worker: " + why;
     SetPhaseLocked(*live, kPhaseFailed);
-    NoteFailureLocked(e.id, e.updated_ms, {.worker_id = id, .reason = "host " + host.id + " refused the worker: " + why,
-                             .exit_code = std::nullopt, .log_tail = "", .at_ms = NowMs()});
-    return UnavailableError("start worker on " + host.id + ": " + why);
+    NoteFailureLocked(live->rec.endpoint_id, endpoint_updated_ms,
+                      {.worker_id = id,
+                       .reason = "host " + host_id + " refused the worker: " + why,
+                       .exit_code = std::nullopt,
+                       .log_tail = "",
+                       .at_ms = NowMs()});
+    return;
   }
-  spdlog::info("controller: worker {} of {} placed on {} ({})", id, e.id, host.id,
-               hit ? "cache hit" : "download first");
-  std::lock_guard<std::mutex> lock(mu_);
+  spdlog::info("controller: worker {} of {} placed on {} ({})", id, live->rec.endpoint_id,
+               host_id, hit ? "cache hit" : "download first");
+  // Stopped while its start was in flight: the stop may have reached the agent first.
+  if (live->rec.phase == kStopping) SubmitStopLocked(*live);
   StartWatcherLocked(id);
-  return Status::Ok();
 }
 
 void Fleet::Watch(std::string worker_id) {
-  auto client = net::HttpClient::Create();
   int failures = 0;
   while (true) {
-    std::string url;
+    AgentTarget target;
     std::string phase;
-    std::string host_id;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) return;
@@ -709,14 +758,11 @@ void Fleet::Watch(std::string worker_id) {
       // The host's address as its latest heartbeat says (it may have moved since the start).
       auto host = hosts_.find(it->second->rec.host_id);
       if (host != hosts_.end()) it->second->host_url = host->second.url;
-      url = it->second->host_url;
+      target = TargetLocked(it->second->rec.host_id, it->second->host_url);
       phase = it->second->rec.phase;
-      host_id = it->second->rec.host_id;
     }
     const std::string until = phase == kInitializing ? "running,exited,failed" : "exited,failed";
-    auto res = SendToAgent(*client, options_, AgentKey(host_id), "GET",
-                           url + "/v1/workers/" + worker_id + "?wait=1&until=" + until, "",
-                           std::chrono::milliseconds(15'000));
+    auto res = agents_->WatchWorker(target, worker_id, until);
     json doc = res.ok() ? json::parse(res->body, nullptr, false) : json();
     if (res.ok() && res->status == 404) {  // the host does not know it (anymore): it is gone
       doc = json{{"state", "exited"}, {"message", "unknown to its host"}};
@@ -785,26 +831,27 @@ void Fleet::WorkerEndedLocked(Live& w, const std::string& state, const json& doc
 }
 
 void Fleet::StopWorker(const std::string& worker_id, const std::string& reason) {
-  std::string url;
-  std::string host_id;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = workers_.find(worker_id);
-    if (it == workers_.end() || !IsLivePhase(it->second->rec.phase)) return;
-    it->second->rec.message = reason;
-    SetPhaseLocked(*it->second, kStopping);
-    url = it->second->host_url;
-    host_id = it->second->rec.host_id;
-  }
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end() || !IsLivePhase(it->second->rec.phase)) return;
+  it->second->rec.message = reason;
+  SetPhaseLocked(*it->second, kStopping);
   spdlog::info("controller: stopping worker {}: {}", worker_id, reason);
-  auto res = SendToAgent(*net::HttpClient::Create(), options_, AgentKey(host_id), "DELETE",
-                         url + "/v1/workers/" + worker_id + "?grace=" +
-                             std::to_string(options_.stop_grace.count() / 1000.0),
-                         "", std::chrono::milliseconds(10'000));
-  if (!res.ok() || res->status >= 300) {
-    spdlog::warn("controller: stop worker {}: {}", worker_id,
-                 res.ok() ? "HTTP " + std::to_string(res->status) : res.status().ToString());
-  }
+  SubmitStopLocked(*it->second);
+}
+
+// The agent's DELETE on the host's lane of the executor: the caller (the loop, an HTTP handler)
+// does not wait for it. A worker the agent does not stop is found by its watcher (it never ends)
+// and its host's heartbeats, as before.
+void Fleet::SubmitStopLocked(const Live& w) {
+  const AgentTarget target = TargetLocked(w.rec.host_id, w.host_url);
+  executor_->Submit(w.rec.host_id, [this, target, id = w.rec.id] {
+    auto res = agents_->StopWorker(target, id, options_.stop_grace);
+    if (!res.ok() || res->status >= 300) {
+      spdlog::warn("controller: stop worker {}: {}", id,
+                   res.ok() ? "HTTP " + std::to_string(res->status) : res.status().ToString());
+    }
+  });
 }
 
 void Fleet::StopLostWorkers(int64_t now) {
@@ -926,14 +973,26 @@ void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
     }
     for (const std::string& id : decision->stop) StopWorker(id, "idle timeout");
     uint32_t started = 0;
-    if (decision->start > 0) LearnTrees(e);  // the blob lists placement compares
+    // The blob lists placement compares, and the endpoint's entitlement: fetched on the
+    // executor; until they are known the endpoint's starts wait (kicked when they come).
+    if (decision->start > 0 && LearnTrees(e)) continue;
     const uint32_t allowed = AllowedStarts(e, decision->start);
-    for (uint32_t i = 0; i < allowed; ++i) {
-      if (!CheckEntitlement(e).ok()) {
+    if (allowed > 0) {
+      std::optional<Status> entitled;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        entitled = EntitlementLocked(e, now);
+      }
+      if (!entitled) continue;  // being checked
+      if (!entitled->ok()) {
         spdlog::warn("controller: {}: the endpoint's token is not accepted for {}; no worker",
                      e.id, e.repo);
-        break;
+        std::lock_guard<std::mutex> lock(mu_);
+        throttled_[e.id] = static_cast<int>(decision->start);
+        continue;
       }
+    }
+    for (uint32_t i = 0; i < allowed; ++i) {
       std::vector<scheduler::HostState> states;
       std::map<std::string, std::string> urls;
       std::map<std::string, bool> complete;
