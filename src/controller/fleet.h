@@ -55,6 +55,7 @@
 #include "controller/jobs.h"
 #include "controller/placement_backoff.h"
 #include "controller/store.h"
+#include "controller/worker_phase.h"
 #include "mc/common/clock.h"
 #include "mc/common/secret_box.h"
 #include "mc/hub/endpoint.h"
@@ -257,9 +258,9 @@ class Fleet {
   // Marks the worker stopping and queues the agent's DELETE on its host's lane.
   void StopWorker(const std::string& worker_id, const std::string& reason);
   void SubmitStopLocked(const Live& w);
-  // The endpoint's entitlement verdict when a fresh one is cached; otherwise nullopt, and a check
-  // is queued on the executor's "upstream" lane (one per endpoint at a time). Caller holds mu_.
-  std::optional<Status> EntitlementLocked(const EndpointRecord& e, int64_t now);
+  // Queues the endpoint's entitlement check on the executor's "upstream" lane (one per endpoint
+  // at a time); its verdict is cached in entitlements_ and the loop woken. Caller holds mu_.
+  void QueueEntitlementCheckLocked(const EndpointRecord& e, int64_t now);
   std::set<std::string> entitlement_checks_;  // endpoints whose check is in flight
   std::set<std::string> tree_fetches_;        // endpoints whose tree listings are in flight
   void Wake();
@@ -273,15 +274,7 @@ class Fleet {
   // starting, billed) and "exited" / "failed" (its phase, message and exit). Caller holds mu_.
   void WorkerRunningLocked(Live& w, const nlohmann::json& doc);
   void WorkerEndedLocked(Live& w, const std::string& state, const nlohmann::json& doc);
-  // Tick's first part: workers that stopped pinging, running ones that ignore a job-stop, and
-  // the idle workers of draining hosts.
-  void StopLostWorkers(int64_t now);
-  // Placement's view of every live host for a worker of `e`, with each host's URL and whether it
-  // has the endpoint's commit complete. Caller holds mu_.
-  std::vector<scheduler::HostState> HostStatesLocked(const EndpointRecord& e, int64_t now,
-                                                     std::map<std::string, std::string>& urls,
-                                                     std::map<std::string, bool>& complete) const;
-  void SetPhaseLocked(Live& w, const std::string& phase);
+  void SetPhaseLocked(Live& w, WorkerPhase phase);
   void SaveLocked(const WorkerRecord& w);
   int64_t NowMs() const;
   std::optional<HostView> HostLocked(const std::string& id) const;
@@ -302,11 +295,10 @@ class Fleet {
   std::map<std::string, int64_t> tree_failed_at_;   // commit → when its listing last failed
   std::map<std::string, int64_t> jobless_since_;    // running workers holding no job, since
   std::map<std::string, int> throttled_;            // endpoint → starts not placed last pass
-  // Queues the tree listings placement lacks for `e` on the "upstream" lane; true while some are
-  // in flight (placement of `e` waits for them).
-  bool LearnTrees(const EndpointRecord& e);
+  // Queues the listings of `commits` for `e` on the "upstream" lane (one batch per endpoint at a
+  // time: its placement waits for them). Caller holds mu_.
+  void QueueTreeFetchLocked(const EndpointRecord& e, const std::vector<std::string>& commits);
   void FetchTrees(const EndpointRecord& e, const std::vector<std::string>& commits);
-  uint64_t MissingBytesLocked(const HostView& h, const EndpointRecord& e) const;
   std::map<std::string, std::shared_ptr<Live>> workers_;  // live and recently ended
   std::map<std::string, std::pair<Status, int64_t>> entitlements_;  // endpoint → (verdict, at)
   // One watcher thread per worker; finished ones are joined when the next one starts.
@@ -328,11 +320,9 @@ class Fleet {
   };
   std::map<std::string, EndpointBackoff> backoff_;
   // A worker ended: a failed placement if it had not become ready and nobody stopped it.
-  void NoteWorkerEndLocked(Live& w, const std::string& phase_before, const nlohmann::json& doc);
+  void NoteWorkerEndLocked(Live& w, WorkerPhase phase_before, const nlohmann::json& doc);
   void NoteFailureLocked(const std::string& endpoint_id, int64_t endpoint_updated_ms,
                          PlacementFailure failure);
-  // How many of `wanted` starts the back-off lets the endpoint have now.
-  uint32_t AllowedStarts(const EndpointRecord& e, uint32_t wanted);
 };
 
 }  // namespace mc::controller

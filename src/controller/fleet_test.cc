@@ -167,8 +167,12 @@ TEST_F(FleetTest, StalledAgentDelaysNoOtherEndpointsTtlOrExecutionTimeout) {
   const EndpointRecord& b = endpoints_[1];
   agents_->Stall("stuck");
   Submit(a, {});
-  const std::string running = Submit(b, {.execution_timeout_ms = 1'000});
-  const std::string queued = Submit(b, {.ttl_ms = 2'000});
+  SubmitRequest short_run;
+  short_run.execution_timeout_ms = 1'000;
+  SubmitRequest short_ttl;
+  short_ttl.ttl_ms = 2'000;
+  const std::string running = Submit(b, short_run);
+  const std::string queued = Submit(b, short_ttl);
 
   // Places A's worker on "stuck" (its start hangs) and B's on "good".
   ASSERT_TRUE(PassUntil([&] { return agents_->Blocked("stuck") == 1 && Workers(b.id).size() == 1; }));
