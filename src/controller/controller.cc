@@ -114,6 +114,7 @@ class ControllerImpl final : public Controller {
     f.host_timeout = o_.host_timeout;
     f.stop_grace = o_.stop_grace;
     f.job_stop_grace = o_.job_stop_grace;
+    f.wake = [this] { Kick(); };  // an entitlement verdict or tree listing came (off the loop)
     MC_ASSIGN_OR_RETURN(f.placement, scheduler::ParsePlacementPolicy(o_.placement),
                         "controller: --placement");
     fleet_ = std::make_unique<Fleet>(*store_, *jobs_, *o_.clock, std::move(f));
@@ -122,13 +123,7 @@ class ControllerImpl final : public Controller {
         *store_, *o_.clock, RetentionOptions{o_.history_retention, o_.history_prune_interval},
         [this](int64_t cutoff_ms) { fleet_->ForgetEndedBefore(cutoff_ms); });
     api_ = std::make_unique<ControllerApi>(o_, *store_, *jobs_, *fleet_, *secrets_);
-    api_->set_kick([this] {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        kicked_ = true;
-      }
-      cv_.notify_all();
-    });
+    api_->set_kick([this] { Kick(); });
     ready_ = true;
     loop_ = std::thread([this] { Loop(); });
     spdlog::info("controller: serving on {}", http_->base_url());
@@ -159,6 +154,14 @@ class ControllerImpl final : public Controller {
   }
 
  private:
+  void Kick() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      kicked_ = true;
+    }
+    cv_.notify_all();
+  }
+
   // Every `tick`: TTLs, timeouts and retention, then the autoscaler. A queued job runs the
   // autoscaler at once (a cold start should not wait for the timer), at most once per
   // kMinKickGap so that a burst of submissions does not turn into a busy loop.
