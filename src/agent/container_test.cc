@@ -12,11 +12,13 @@
 #include <sys/sysmacros.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <sstream>
 #include <thread>
 #include <nlohmann/json.hpp>
 
@@ -274,6 +276,53 @@ TEST_F(ContainerTest, FirstWorkerPullsTheImageWhileTheModelDownloadsAndTheNextIs
   EXPECT_GT(item["size_bytes"].get<uint64_t>(), 0u);
   EXPECT_EQ(item["in_use"], 0);
   EXPECT_EQ(inventory.body["runtime"]["kind"], "podman");
+}
+
+// The nice value of each thread of this process (the agent runs in it).
+std::vector<int> ThreadNices() {
+  std::vector<int> nices;
+  std::error_code ec;
+  for (const auto& task : fs::directory_iterator("/proc/self/task", ec)) {
+    const std::string stat = ReadFile(task.path() / "stat");
+    const size_t paren = stat.rfind(')');
+    if (paren == std::string::npos) continue;
+    std::istringstream fields(stat.substr(paren + 1));
+    std::string field;
+    for (int i = 3; i <= 19 && fields >> field; ++i) {
+      if (i == 19) nices.push_back(std::stoi(field));  // proc(5): field 19 is nice
+    }
+  }
+  return nices;
+}
+
+// On a host with few cores the download's threads would starve the engine's pull, a mostly
+// serial pipeline: while both run, the download's threads are nicer.
+TEST_F(ContainerTest, ModelDownloadBesideAnImagePullYieldsItTheCpu) {
+  AgentOptions o = Options("yield");
+  o.upstream = *hub::Endpoint::Parse(upstream_->slow->base_url());  // about 2 s for org/slow
+  Agent* agent = StartAgent(o);
+  ASSERT_NE(agent, nullptr);
+  const int base = ::getpriority(PRIO_PROCESS, 0);
+  auto yielding = [&] {
+    for (int nice : ThreadNices()) {
+      if (nice >= std::min(19, base + 10)) return true;
+    }
+    return false;
+  };
+  ASSERT_FALSE(yielding());
+  Reply started = Call("POST", agent->base_url() + "/v1/workers",
+                       json{{"id", "y1"}, {"model", "org/slow"}, {"image", env_->Image("bb2")},
+                            {"command", {"/bin/sh", "-c", "echo ready"}}});
+  ASSERT_EQ(started.status, 202) << started.body.dump();
+  ASSERT_EQ(started.body["models"][0]["state"], "downloading") << started.body.dump();
+  bool seen = false;
+  for (int i = 0; i < 400 && !seen; ++i) {  // the download's threads: another thread's event
+    seen = yielding();
+    if (!seen) std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_TRUE(seen) << "no thread of the agent runs nicer while the model downloads";
+  Reply done = Call("GET", agent->base_url() + "/v1/workers/y1?wait=120&until=exited,failed");
+  EXPECT_EQ(done.body["state"], "exited") << done.body.dump();
 }
 
 TEST_F(ContainerTest, UnknownImageFailsTheWorkerOnceWithoutAPullStorm) {
