@@ -36,6 +36,10 @@ Job input (a dict), meant for tests:
   {"stream": N}           generator: N chunks {"i": k}; with "raise" it fails after them
   {"refresh_worker": true} result gets "stopPod": true; the worker keeps running (like the SDK)
 
+Tests: MC_EXAMPLE_JOB_LOG=PATH appends one line "<job id>" to PATH (O_APPEND, one write) each
+time a job's handler has run to its end, before the result is posted: the worker's own count of
+the jobs it executed, kept outside the controller (a job run twice shows twice).
+
 Usage:
   runpod_worker.py                                   production mode (env above)
   runpod_worker.py --test_input '{"input": {...}}'   run once, print the result JSON; exit 0, or
@@ -63,6 +67,18 @@ STOP_TIMEOUT = 90.0       # the same cap for the job-stop long poll
 POST_TIMEOUT = 600.0      # the SDK session's total timeout
 POST_RETRY_WAITS = (2, 3)  # 3 tries, retried on 5xx only
 ERROR_PAUSE = 0.5         # after a take error; the SDK retries at once, we avoid a hot loop
+
+
+def log_executed(job_id):
+    """MC_EXAMPLE_JOB_LOG: one appended line per job run to its end (tests count them)."""
+    path = os.environ.get("MC_EXAMPLE_JOB_LOG")
+    if not path:
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (job_id + "\n").encode())
+    finally:
+        os.close(fd)
 
 
 def log(msg):
@@ -487,6 +503,7 @@ class Worker:
                 is_stream = "false"
             if job.stop.is_set():
                 raise JobStopped()
+            log_executed(job_id)
             ok = self.post(self.done_url.replace("$ID", job_id) + f"&isStream={is_stream}", job_id, result, "result")
             kind = "FAILED" if result.get("error") else "COMPLETED"
             log(f"job {job_id} done: {kind}, result {'posted' if ok else 'LOST'}, "

@@ -83,6 +83,10 @@ StatusOr<net::HttpClientResponse> SendToAgent(net::HttpClient& client, const Fle
   req.url = url;
   req.headers.Set("Content-Type", "application/json");
   if (key) req.headers.Set("Authorization", "Bearer " + std::string(key->Reveal()));
+  // Fencing: the agent refuses a start or stop from a deposed leader (leadership.h).
+  if (const int64_t epoch = fo.epoch ? fo.epoch() : 0; epoch > 0) {
+    req.headers.Set("X-Modelcache-Epoch", std::to_string(epoch));
+  }
   req.ca_file = fo.ca_file;  // agents with --tls-cert from a private CA
   if (!body.empty()) req.body = body;
   req.timeout = timeout;
@@ -558,7 +562,9 @@ Status Fleet::CheckEntitlement(const EndpointRecord& e) {
 // ---- workers ----
 
 void Fleet::SaveLocked(const WorkerRecord& w) {
-  Status s = store_.PutWorker(w);
+  WorkerRecord row = w;
+  row.epoch = options_.epoch ? options_.epoch() : 0;  // the store refuses an older one
+  Status s = store_.PutWorker(row);
   if (!s.ok()) spdlog::error("controller: save worker {}: {}", w.id, s.ToString());
 }
 
@@ -1133,6 +1139,9 @@ Status Fleet::Load() {
     auto host = HostLocked(w.host_id);
     live->host_url = host ? host->url : "";
     live->rec = std::move(w);
+    // Pings are kept in memory only: a controller that just started (or was just elected) has
+    // heard none yet, so a worker's silence counts from now, not from its last saved phase.
+    if (live->rec.last_ping_ms) live->rec.last_ping_ms = NowMs();
     const std::string id = live->rec.id;
     workers_[id] = live;
     if (!live->host_url.empty()) StartWatcherLocked(id);

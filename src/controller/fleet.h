@@ -38,6 +38,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -82,6 +83,10 @@ struct FleetOptions {
   double registry_bytes_per_second = 100e6;  // image pulls, for placement
   uint64_t unknown_image_bytes = 1'000'000'000;  // an image no host has pulled yet, for placement
   scheduler::PlacementPolicy placement = scheduler::PlacementPolicy::kTimeToReady;
+  // The leadership epoch (leadership.h) sent with every request to an agent (header
+  // X-Modelcache-Epoch: the agent refuses an older one) and written on worker rows. Empty or 0:
+  // not fenced (SQLite's one controller).
+  std::function<int64_t()> epoch;
 };
 
 struct HostView {
