@@ -24,8 +24,9 @@ Kubernetes (deploy/k8s/*.yaml; no kubectl here, so no API-server validation):
   - Services select a workload's pods and target a port it declares;
   - secrets only as files: no secretKeyRef in env, no secret-carrying flag, every *-file flag
     points into a mounted Secret item;
-  - the controller Deployment runs replicas: 1 with the Recreate strategy (one controller per
-    database until multi-controller lands), without root, privilege escalation or a writable root;
+  - the controller Deployment runs replicas: 2 (several controllers on one database: a leader
+    and a follower) with the RollingUpdate strategy, each pod advertising its own pod IP
+    (--advertise-url), without root, privilege escalation or a writable root;
     the agent DaemonSet uses the host network and keeps its cache on a hostPath;
   - every flag in container args is one `modelcache <command> --help` lists (with --binary).
 
@@ -312,10 +313,12 @@ def check_k8s(report, binary):
     report.check(len(controllers) == 1 and len(agents) == 1,
                  "one controller Deployment and one agent DaemonSet")
     for d in controllers:
-        report.check(d["spec"].get("replicas") == 1 and
-                     d["spec"].get("strategy", {}).get("type") == "Recreate",
-                     "controller: replicas 1, Recreate (one controller per database for now)")
         pod = pod_spec(d)
+        report.check(d["spec"].get("replicas", 1) >= 2 and
+                     d["spec"].get("strategy", {}).get("type") == "RollingUpdate" and
+                     any(a.startswith("--advertise-url=")
+                         for a in pod["containers"][0].get("args", [])),
+                     "controller: replicas 2, RollingUpdate, each pod advertising its address")
         sc = pod["containers"][0].get("securityContext", {})
         report.check(pod.get("securityContext", {}).get("runAsNonRoot") is True and
                      sc.get("allowPrivilegeEscalation") is False and

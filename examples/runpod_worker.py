@@ -44,6 +44,9 @@ Job log (for the reliability tests; off unless set):
            {"event": "done", "job", "attempt", "worker", "pid", "t", "status": COMPLETED|FAILED,
            "posted": true|false} after the result post. The file is outside the system under test:
            it says how often each job really ran, whatever the controller believes.
+Tests: MC_EXAMPLE_JOB_LOG=PATH appends one line "<job id>" to PATH (O_APPEND, one write) each
+time a job's handler has run to its end, before the result is posted: the worker's own count of
+the jobs it executed, kept outside the controller (a job run twice shows twice).
 
 Usage:
   runpod_worker.py                                   production mode (env above)
@@ -107,6 +110,16 @@ class JobLog:
             os.write(fd, line)  # one write: O_APPEND places it whole at the end
         finally:
             os.close(fd)
+def log_executed(job_id):
+    """MC_EXAMPLE_JOB_LOG: one appended line per job run to its end (tests count them)."""
+    path = os.environ.get("MC_EXAMPLE_JOB_LOG")
+    if not path:
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (job_id + "\n").encode())
+    finally:
+        os.close(fd)
 
 
 def log(msg):
@@ -534,6 +547,7 @@ class Worker:
                 is_stream = "false"
             if job.stop.is_set():
                 raise JobStopped()
+            log_executed(job_id)
             ok = self.post(self.done_url.replace("$ID", job_id) + f"&isStream={is_stream}", job_id, result, "result")
             kind = "FAILED" if result.get("error") else "COMPLETED"
             self.job_log.write("done", job_id, attempt, self.worker_id, status=kind, posted=ok)

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <ctime>
@@ -256,6 +257,7 @@ void AgentApi::Handle(const net::HttpRequest& req, net::HttpResponse& res) {
   const std::string& path = req.raw_path;
   const bool api = path.starts_with("/v1/") || path == "/v1";
   if (KeyMissing(req, res) || BrowserForgery(req, res)) return;
+  if (api && Fenced(req, res)) return;
   if (api || path == "/health" || path == "/metrics") return router_.Handle(req, res);
   const bool paths_info = req.method == "POST" && path.find("/paths-info/") != std::string::npos;
   if (req.method != "GET" && req.method != "HEAD" && !paths_info) {
@@ -360,6 +362,28 @@ void AgentApi::ListWorkers(const net::HttpRequest&, const Params&, net::HttpResp
   json list = json::array();
   for (const WorkerView& w : p_.workers.Views()) list.push_back(WorkerJson(w));
   net::SetJson(res, 200, json{{"workers", list}}.dump());
+}
+
+bool AgentApi::Fenced(const net::HttpRequest& req, net::HttpResponse& res) {
+  const std::optional<std::string> header = req.headers.Get("X-Modelcache-Epoch");
+  if (!header) return false;
+  int64_t epoch = 0;
+  const auto [end, ec] = std::from_chars(header->data(), header->data() + header->size(), epoch);
+  if (ec != std::errc() || end != header->data() + header->size() || epoch < 0) {
+    net::SetJsonError(res, InvalidArgumentError("X-Modelcache-Epoch must be a whole number"));
+    return true;
+  }
+  int64_t seen = highest_epoch_.load();
+  while (epoch > seen && !highest_epoch_.compare_exchange_weak(seen, epoch)) {
+  }
+  // Reads (a deposed leader's watcher) are harmless; what changes anything is refused.
+  if (epoch >= seen || req.method == "GET" || req.method == "HEAD") return false;
+  net::SetJsonError(
+      res, FailedPreconditionError(
+               "fenced: this request carries leadership epoch " + std::to_string(epoch) +
+               " but a controller of epoch " + std::to_string(seen) +
+               " has already spoken to this agent: the sender is no longer the leader"));
+  return true;
 }
 
 void AgentApi::StopWorker(const net::HttpRequest& req, const Params& params,

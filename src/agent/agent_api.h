@@ -4,6 +4,8 @@
 // ensure and worker bodies are used and never echoed or logged.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <mutex>
 #include <string>
 
@@ -71,11 +73,19 @@ class AgentApi {
   void GetWorker(const net::HttpRequest& req, const Params& params, net::HttpResponse& res);
   void StopWorker(const net::HttpRequest& req, const Params& params, net::HttpResponse& res);
   void Pin(const net::HttpRequest& req, net::HttpResponse& res, bool add);
+  // Fencing (docs/controller.md, "Several controllers"): every /v1 request of a controller on
+  // PostgreSQL carries its leadership epoch (header X-Modelcache-Epoch). The agent remembers the
+  // highest it has seen (in memory) and refuses a change (any method but GET and HEAD: worker
+  // starts and stops, pins, evictions) with a lower one with 409, so that a deposed leader's late
+  // start or stop does nothing. A request without the header (a controller on SQLite, or from
+  // before fencing) is not fenced. Writes the answer and returns true if refused.
+  bool Fenced(const net::HttpRequest& req, net::HttpResponse& res);
 
   Parts p_;
   net::Router router_;
   mutable std::mutex mu_;
   std::string public_url_;
+  std::atomic<int64_t> highest_epoch_{0};
 };
 
 }  // namespace mc::agent

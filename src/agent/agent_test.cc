@@ -352,6 +352,42 @@ TEST_F(AgentTest, RequestLargerThanTheBudgetFailsAndChangesNothing) {
   EXPECT_EQ(again.body["code"], "resource_exhausted");
 }
 
+// Fencing (docs/controller.md, "Several controllers"): a start or stop that carries an older
+// leadership epoch than one the agent has seen is refused with 409, before anything is done.
+TEST_F(AgentTest, AStartOrStopFromAnOlderLeadershipEpochIsRefused) {
+  auto agent = StartAgent(Options("fence"));
+  ASSERT_NE(agent, nullptr);
+  auto send = [&](const std::string& method, const std::string& path,
+                  std::optional<int64_t> epoch) {
+    static thread_local auto client = net::HttpClient::Create();
+    net::HttpClientRequest req;
+    req.method = method;
+    req.url = agent->base_url() + path;
+    req.headers.Set("Authorization", std::string("Bearer ") + kAgentKey);
+    req.headers.Set("Content-Type", "application/json");
+    if (epoch) req.headers.Set("X-Modelcache-Epoch", std::to_string(*epoch));
+    if (method == "POST") req.body = R"({"id":"w-fenced","model":"org/m0","command":["true"]})";
+    auto res = client->Send(req);
+    return res.ok() ? std::pair(res->status, res->body) : std::pair(0, res.status().ToString());
+  };
+  // The leader of epoch 5 speaks first (no such worker: 404, past the fence).
+  EXPECT_EQ(send("DELETE", "/v1/workers/w-none", 5).first, 404);
+  // A deposed leader of epoch 4, late: refused, and says why.
+  auto late_stop = send("DELETE", "/v1/workers/w-none", 4);
+  EXPECT_EQ(late_stop.first, 409);
+  EXPECT_NE(late_stop.second.find("fenced"), std::string::npos) << late_stop.second;
+  auto late_start = send("POST", "/v1/workers", 4);
+  EXPECT_EQ(late_start.first, 409) << late_start.second;
+  EXPECT_FALSE(Call("GET", agent->base_url() + "/v1/workers").body["workers"].size() > 0);
+  // The same epoch and newer ones pass; then the old one is refused still.
+  EXPECT_EQ(send("DELETE", "/v1/workers/w-none", 5).first, 404);
+  EXPECT_EQ(send("DELETE", "/v1/workers/w-none", 7).first, 404);
+  EXPECT_EQ(send("DELETE", "/v1/workers/w-none", 6).first, 409);
+  // Without an epoch (a controller on SQLite): not fenced.
+  EXPECT_EQ(send("DELETE", "/v1/workers/w-none", std::nullopt).first, 404);
+  EXPECT_EQ(send("DELETE", "/v1/workers/w-none", -1).first, 400);
+}
+
 TEST_F(AgentTest, WorkerSeesTheModelOfflineAndItsGpus) {
   AgentOptions o = Options("worker");
   auto agent = StartAgent(o);

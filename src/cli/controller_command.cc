@@ -92,6 +92,7 @@ StatusOr<hub::Endpoint> UpstreamOrDefault(const std::string& flag) {
 
 struct ControllerArgs {
   std::string listen = "127.0.0.1:8080", db, db_password_file, upstream, public_url, agent_key_file;
+  std::string advertise_url;
   std::string secret_key_file;
   std::string placement = "ttr";
   double requeue_after = 30;
@@ -112,6 +113,7 @@ Status RunController(const ControllerArgs& args) {
   o.secret_key_file = args.secret_key_file;
   MC_ASSIGN_OR_RETURN(o.upstream, UpstreamOrDefault(args.upstream), "--upstream");
   if (!args.public_url.empty()) o.public_url = args.public_url;
+  if (!args.advertise_url.empty()) o.advertise_url = args.advertise_url;
   MC_ASSIGN_OR_RETURN(o.agent_api_key, ReadKeyFile(args.agent_key_file), "--agent-key-file");
   o.requeue_unlisted_after = std::chrono::milliseconds(std::llround(args.requeue_after * 1000));
   o.history_retention =
@@ -613,7 +615,13 @@ void AddControllerCommands(CLI::App& app, CommandResult& result) {
   cmd->add_option("--upstream", cargs->upstream,
                   "The Hub models are resolved against (default $HF_ENDPOINT, else huggingface.co)");
   cmd->add_option("--public-url", cargs->public_url,
-                  "How workers reach the controller (default: the listening address)");
+                  "How workers reach the controller (default: the listening address). With "
+                  "several controllers: the load balancer's URL");
+  cmd->add_option("--advertise-url", cargs->advertise_url,
+                  "Several controllers on one PostgreSQL database: how the other controllers "
+                  "reach this one, to forward requests to it while it leads (default: the "
+                  "listening address; set it when listening on 0.0.0.0)")
+      ->type_name("URL");
   cmd->add_option("--secret-key-file", cargs->secret_key_file, kSecretKeyHelp)->type_name("FILE");
   cmd->add_option("--agent-key-file", cargs->agent_key_file,
                   "File with the API key agents expect on their /v1 (if they have one)");

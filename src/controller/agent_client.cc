@@ -46,6 +46,7 @@ class HttpAgentClient final : public AgentClient {
     req.url = agent.url + path;
     req.headers.Set("Content-Type", "application/json");
     if (agent.key) req.headers.Set("Authorization", "Bearer " + std::string(agent.key->Reveal()));
+    if (agent.epoch > 0) req.headers.Set("X-Modelcache-Epoch", std::to_string(agent.epoch));
     req.ca_file = ca_file_;  // agents with --tls-cert from a private CA
     if (!body.empty()) req.body = body;
     req.timeout = timeout;

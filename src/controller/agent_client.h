@@ -14,6 +14,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,6 +29,9 @@ struct AgentTarget {
   std::string host_id;
   std::string url;                 // the agent's base URL, as its latest heartbeat says
   std::optional<hub::Secret> key;  // sent as "Authorization: Bearer"
+  // The leadership epoch (leadership.h), sent as X-Modelcache-Epoch: the agent refuses a start
+  // or stop from a deposed leader. 0: not fenced (SQLite's one controller).
+  int64_t epoch = 0;
 };
 
 struct AgentReply {

@@ -337,7 +337,7 @@ std::optional<hub::Secret> Fleet::AgentKeyLocked(const std::string& host_id) con
 }
 
 AgentTarget Fleet::TargetLocked(const std::string& host_id, const std::string& url) const {
-  return AgentTarget{host_id, url, AgentKeyLocked(host_id)};
+  return AgentTarget{host_id, url, AgentKeyLocked(host_id), options_.epoch ? options_.epoch() : 0};
 }
 
 std::vector<HostView> Fleet::Hosts() const {
@@ -459,7 +459,9 @@ void Fleet::QueueEntitlementCheckLocked(const EndpointRecord& e, int64_t now) {
 // ---- workers ----
 
 void Fleet::SaveLocked(const WorkerRecord& w) {
-  Status s = store_.PutWorker(w);
+  WorkerRecord row = w;
+  row.epoch = options_.epoch ? options_.epoch() : 0;  // the store refuses an older one
+  Status s = store_.PutWorker(row);
   if (!s.ok()) spdlog::error("controller: save worker {}: {}", w.id, s.ToString());
 }
 
@@ -969,6 +971,9 @@ Status Fleet::Load() {
     live->host_url = host ? host->url : "";
     live->phase = ParsePhase(w.phase).value_or(kPhaseFailed);  // the store's name, typed
     live->rec = std::move(w);
+    // Pings are kept in memory only: a controller that just started (or was just elected) has
+    // heard none yet, so a worker's silence counts from now, not from its last saved phase.
+    if (live->rec.last_ping_ms) live->rec.last_ping_ms = NowMs();
     const std::string id = live->rec.id;
     workers_[id] = live;
     if (!live->host_url.empty()) StartWatcherLocked(id);

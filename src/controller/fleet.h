@@ -97,6 +97,10 @@ struct FleetOptions {
   // Called (from an executor thread, no lock held) when an action's result may let the loop do
   // more now (an entitlement verdict, a tree listing): the controller runs a pass at once.
   std::function<void()> wake;
+  // The leadership epoch (leadership.h) sent with every request to an agent (header
+  // X-Modelcache-Epoch: the agent refuses an older one) and written on worker rows. Empty or 0:
+  // not fenced (SQLite's one controller).
+  std::function<int64_t()> epoch;
 };
 
 struct HostView {

@@ -147,6 +147,10 @@ struct WorkerRecord {
   // (placed → image present, 0 on a hit; placed → last model complete). Unknown: nullopt.
   std::optional<int64_t> image_ms;
   std::optional<int64_t> download_ms;
+  // The leadership epoch of the controller that last wrote the row (leadership.h; PostgreSQL
+  // only, 0 on SQLite): PutWorker refuses to overwrite a row of a newer epoch
+  // (FailedPrecondition), so a deposed leader's late write loses.
+  int64_t epoch = 0;
 };
 
 struct LedgerRow {

@@ -188,11 +188,20 @@ Status PostgresControllerStore::DeleteWebhook(int64_t id) {
 // ---- workers and ledger ----
 
 Status PostgresControllerStore::PutWorker(const WorkerRecord& w) {
-  static const std::string sql = UpsertSql("workers", kWorkerColumns);
+  // Fencing: a row a newer leader wrote is not overwritten by an older one (a deposed leader's
+  // late write); the upsert then changes no row.
+  static const std::string sql =
+      UpsertSql("workers", kWorkerColumns) + " WHERE workers.epoch <= EXCLUDED.epoch";
   Params p;
   AddWorker(p, w);
   std::lock_guard<std::mutex> lock(mu_);
-  return db_->Run(sql, "put worker " + w.id, p).status();
+  MC_ASSIGN_OR_RETURN(int64_t rows, db_->Run(sql, "put worker " + w.id, p));
+  if (rows == 0) {
+    return FailedPreconditionError(db_->Context(
+        "put worker " + w.id + ": fenced: a leader of a newer epoch than " +
+        std::to_string(w.epoch) + " wrote it (this controller is no longer the leader)"));
+  }
+  return Status::Ok();
 }
 
 StatusOr<std::optional<WorkerRecord>> PostgresControllerStore::GetWorker(

@@ -107,7 +107,7 @@ void AddWorker(Params& p, const WorkerRecord& w) {
   p.Add(w.key_sha256).Add(w.message).Add(w.created_ms).Add(w.ready_ms).Add(w.started_ms);
   p.Add(w.first_take_ms).Add(w.last_ping_ms).Add(w.idle_since_ms).Add(w.stopped_ms);
   p.Add(w.cache_hit).Add(w.queue_ms).Add(w.image_ms).Add(w.download_ms);
-  p.Add(w.tenant);
+  p.Add(w.tenant).Add(w.epoch);
 }
 
 WorkerRecord ReadWorker(Cols& c) {
@@ -131,6 +131,7 @@ WorkerRecord ReadWorker(Cols& c) {
   w.image_ms = c.OptInt();
   w.download_ms = c.OptInt();
   w.tenant = c.Bytes();
+  w.epoch = c.Int();
   return w;
 }
 

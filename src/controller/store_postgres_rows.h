@@ -24,7 +24,7 @@ inline constexpr const char* kWebhookColumns[] = {
 inline constexpr const char* kWorkerColumns[] = {
     "id", "endpoint_id", "host_id", "commit", "phase", "key_sha256", "message", "created_ms",
     "ready_ms", "started_ms", "first_take_ms", "last_ping_ms", "idle_since_ms", "stopped_ms",
-    "cache_hit", "queue_ms", "image_ms", "download_ms", "tenant"};
+    "cache_hit", "queue_ms", "image_ms", "download_ms", "tenant", "epoch"};
 inline constexpr const char* kLedgerColumns[] = {
     "id", "worker_id", "endpoint_id", "phase", "start_ms", "end_ms", "billed", "tenant"};
 inline constexpr const char* kApiKeyColumns[] = {

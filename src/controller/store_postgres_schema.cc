@@ -7,7 +7,7 @@
 namespace mc::controller {
 namespace {
 
-constexpr int64_t kSchemaVersion = 4;
+constexpr int64_t kSchemaVersion = 5;
 
 // Every string is bytea (any bytes; bytewise order, like SQLite's), every integer bigint.
 constexpr const char* kMigrations[kSchemaVersion] = {
@@ -98,6 +98,16 @@ ALTER TABLE api_keys ADD COLUMN role bytea NOT NULL DEFAULT 'admin'::bytea;
 CREATE TABLE host_enrollments (
   host_id bytea PRIMARY KEY, credential bytea NOT NULL, schedule bytea NOT NULL,
   created_ms bigint NOT NULL);
+)sql",
+    // 4 -> 5: several controllers (leadership.h). The leadership epoch, the fencing token, with
+    // the leader's URL (one row, bumped by each election), and the epoch of the leader that last
+    // wrote each worker row (a row is never overwritten by an older epoch).
+    R"sql(
+CREATE TABLE leadership (
+  id bigint PRIMARY KEY, epoch bigint NOT NULL, leader_url bytea NOT NULL,
+  elected_ms bigint NOT NULL);
+INSERT INTO leadership VALUES (1, 0, ''::bytea, 0);
+ALTER TABLE workers ADD COLUMN epoch bigint NOT NULL DEFAULT 0;
 )sql",
 };
 

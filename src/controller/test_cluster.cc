@@ -1,7 +1,11 @@
 #include "controller/test_cluster.h"
 
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <fstream>
 #include <mutex>
 #include <system_error>
@@ -94,18 +98,14 @@ Status TestCluster::Build() {
   if (options_.upstream_options) options_.upstream_options(m);
   MC_ASSIGN_OR_RETURN(upstream_, mirror::MirrorServer::Create(std::move(m)), "upstream");
   MC_RETURN_IF_ERROR(upstream_->Start(), "start the upstream");
-  MC_ASSIGN_OR_RETURN(key_, AddApiKey(db_path(), "test"), "API key");
+  if (options_.db.empty()) {
+    MC_ASSIGN_OR_RETURN(key_, AddApiKey(db_path(), "test"), "API key");
+  } else {
+    MC_ASSIGN_OR_RETURN(key_, AddApiKey(options_.db, std::nullopt, "test"), "API key");
+  }
   if (!options_.start_controller) return Status::Ok();
 
-  ControllerOptions co;
-  co.listen = "127.0.0.1:0";
-  co.db_path = db_path();
-  co.upstream = *hub::Endpoint::Parse(upstream_->base_url());
-  co.tick = 50ms;
-  co.take_hold = 2s;
-  co.ping_interval = 1000ms;
-  co.stop_grace = 2s;
-  co.agent_api_key = hub::Secret(key_);
+  ControllerOptions co = DefaultControllerOptions();
   if (options_.controller_options) options_.controller_options(co);
   MC_ASSIGN_OR_RETURN(controller_, Controller::Create(std::move(co)), "controller");
   MC_RETURN_IF_ERROR(controller_->Start(), "start the controller");
@@ -117,6 +117,135 @@ Status TestCluster::Build() {
     return UnavailableError("not every agent registered with the controller within 30 s");
   }
   return Status::Ok();
+}
+
+ControllerOptions TestCluster::DefaultControllerOptions() const {
+  ControllerOptions co;
+  co.listen = "127.0.0.1:0";
+  if (options_.db.empty()) {
+    co.db_path = db_path();
+  } else {
+    co.db = options_.db;
+    co.secret_key_file = root_ / "controller-secret.key";
+  }
+  co.upstream = *hub::Endpoint::Parse(upstream_->base_url());
+  co.tick = 50ms;
+  co.take_hold = 2s;
+  co.ping_interval = 1000ms;
+  co.stop_grace = 2s;
+  co.agent_api_key = hub::Secret(key_);
+  return co;
+}
+
+// ---- TcpBalancer ----
+
+StatusOr<std::unique_ptr<TcpBalancer>> TcpBalancer::Start(std::vector<std::string> backends) {
+  std::unique_ptr<TcpBalancer> b(new TcpBalancer());
+  b->SetBackends(std::move(backends));
+  b->listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (b->listen_fd_ < 0 || ::bind(b->listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::listen(b->listen_fd_, 512) != 0 ||
+      ::getsockname(b->listen_fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    return ErrnoError(errno, "balancer: listen");
+  }
+  b->port_ = ntohs(a.sin_port);
+  b->acceptor_ = std::thread([raw = b.get()] { raw->Accept(); });
+  return b;
+}
+
+TcpBalancer::~TcpBalancer() {
+  stopping_ = true;
+  ::shutdown(listen_fd_, SHUT_RDWR);
+  if (acceptor_.joinable()) acceptor_.join();
+  ::close(listen_fd_);
+  std::vector<std::thread> pipes;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pipes.swap(pipes_);
+  }
+  for (auto& t : pipes) t.join();  // each ends within its poll timeout once stopping_
+}
+
+std::string TcpBalancer::url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+void TcpBalancer::SetBackends(std::vector<std::string> backends) {
+  std::vector<uint16_t> ports;
+  for (const std::string& b : backends) {
+    ports.push_back(static_cast<uint16_t>(std::stoi(b.substr(b.rfind(':') + 1))));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  ports_ = std::move(ports);
+}
+
+void TcpBalancer::Accept() {
+  while (!stopping_) {
+    int client = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (client < 0) {
+      if (stopping_) return;
+      continue;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    pipes_.emplace_back([this, client] { Pipe(client); });
+  }
+}
+
+int TcpBalancer::NextBackend() {
+  std::vector<uint16_t> ports;
+  size_t start = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ports = ports_;
+    start = next_++;
+  }
+  for (size_t i = 0; i < ports.size(); ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(ports[(start + i) % ports.size()]);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return fd;
+    ::close(fd);
+  }
+  return -1;
+}
+
+void TcpBalancer::Pipe(int client) {
+  int backend = NextBackend();
+  if (backend < 0) {
+    ::close(client);
+    return;
+  }
+  pollfd fds[2] = {{client, POLLIN, 0}, {backend, POLLIN, 0}};
+  char buf[65536];
+  while (!stopping_) {
+    int n = ::poll(fds, 2, 200);
+    if (n < 0) break;
+    if (n == 0) continue;
+    bool done = false;
+    for (int i = 0; i < 2 && !done; ++i) {
+      if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t got = ::read(fds[i].fd, buf, sizeof buf);
+      if (got <= 0) {
+        done = true;
+        break;
+      }
+      for (ssize_t off = 0; off < got;) {
+        ssize_t put = ::send(fds[1 - i].fd, buf + off, static_cast<size_t>(got - off), MSG_NOSIGNAL);
+        if (put <= 0) {
+          done = true;
+          break;
+        }
+        off += put;
+      }
+    }
+    if (done) break;
+  }
+  ::close(client);
+  ::close(backend);
 }
 
 // Each model from a generated folder root/src/<repo> (seeded by position, so models differ).

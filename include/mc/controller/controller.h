@@ -42,6 +42,11 @@ struct ControllerOptions {
   // file; required with PostgreSQL (every controller sharing the database needs the same file).
   std::filesystem::path secret_key_file;
   std::optional<std::string> public_url;       // how workers reach us; default base_url()
+  // Several controllers on one PostgreSQL database (docs/controller.md): how the others reach
+  // this one when it leads (default base_url()), and how often a follower tries to take the
+  // lead and the leader checks it still has it.
+  std::optional<std::string> advertise_url;
+  std::chrono::milliseconds leader_retry{1000};
   hub::Endpoint upstream = hub::Endpoint::Parse(hub::kDefaultEndpoint).value();
   std::optional<hub::Secret> agent_api_key;    // sent to agents' /v1
   std::chrono::milliseconds tick{250};
