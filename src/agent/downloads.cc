@@ -424,6 +424,29 @@ std::optional<Downloads::PartialFile> Downloads::Partial(const RepoId& repo,
   return std::nullopt;
 }
 
+void Downloads::JoinSwarm(const RepoId& repo, const std::string& commit,
+                          const std::string& member_url) {
+  std::vector<std::shared_ptr<Download>> list;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [key, d] : active_) {
+      if (d->request.repo == repo) list.push_back(d);
+    }
+  }
+  for (const auto& d : list) {
+    {
+      std::lock_guard<std::mutex> lock(d->mu);
+      if (d->state.commit != commit) continue;
+    }
+    downloader::Puller* puller = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);  // Run() sets d->puller under mu_
+      puller = d->puller.get();
+    }
+    if (puller != nullptr) puller->JoinSwarm(member_url);
+  }
+}
+
 void Downloads::set_self_url(std::string url) {
   std::lock_guard<std::mutex> lock(mu_);
   self_url_ = std::move(url);

@@ -144,6 +144,9 @@ class Downloads {
   };
   std::optional<PartialFile> Partial(const RepoId& repo, const std::string& commit,
                                      const std::string& path, uint64_t offset) const;
+  // A host fetching repo@commit too asked this agent for a piece: it becomes a swarm member of
+  // this agent's downloads of that commit (downloader::Puller::JoinSwarm).
+  void JoinSwarm(const RepoId& repo, const std::string& commit, const std::string& member_url);
   // This agent's URL as other hosts reach it (swarm membership). Set once it listens.
   void set_self_url(std::string url);
   // Restarts downloads left by a crash (those that need no token).
