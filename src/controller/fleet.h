@@ -1,10 +1,11 @@
 // Fleet: the hosts (agents) and the workers the controller runs on them.
 //
 // Hosts register and heartbeat with their inventory document (the agent's GET /v1/inventory).
-// Each tick the autoscaler (scheduler::DecideScale) decides per endpoint how many workers to
-// start and which idle ones to stop; a start is placed by scheduler::PlaceWorker (minimum
-// expected time-to-ready over hosts with free GPU slots of the right type and room for the
-// model) and sent to that host's agent as POST /v1/workers with the Runpod worker variables. The
+// Each tick the decision pass (fleet_decide.h: scheduler::DecideScale per endpoint, then
+// scheduler::PlaceWorker for each start: minimum expected time-to-ready over hosts with free GPU
+// slots of the right type and room for the model) says which workers to stop and where to
+// start new ones; a start is sent to that host's agent as POST /v1/workers with the Runpod worker
+// variables, through AgentClient on the ActionExecutor (never on the loop thread). The
 // agent ensures the model first (peers that hold it are passed along) and execs the worker only
 // when it is complete.
 //
