@@ -109,6 +109,19 @@ class ImageE2eTest : public ::testing::Test {
     return failed;
   }
 
+  // The endpoint backs off its placements after the failure and says why (the API and the
+  // console show the endpoint's placementBackoff): no retry storm.
+  void ExpectBackoffSaying(const std::string& endpoint, const std::string& text) {
+    json backoff;
+    ASSERT_TRUE(Eventually([&] {
+      backoff = cluster_->Call("GET", "/v1/endpoints/" + endpoint).body["placementBackoff"];
+      return backoff.is_object();
+    })) << cluster_->Call("GET", "/v1/endpoints/" + endpoint).text;
+    EXPECT_GE(backoff["failures"].get<int>(), 1) << backoff.dump();
+    EXPECT_GE(backoff["delayMs"].get<int64_t>(), 1000) << backoff.dump();
+    EXPECT_THAT(backoff["reason"].get<std::string>(), HasSubstr(text)) << backoff.dump();
+  }
+
   agent::PodmanTestEnv* env_ = nullptr;
   fs::path engine_root_;
   uint64_t image_capacity_ = 0;  // the agent's --image-capacity; 0 = none
@@ -223,6 +236,7 @@ TEST_F(ImageE2eTest, UnknownImageFailsTheWorkerWithTheRegistrysAnswerInTheApi) {
   const std::string message = failed["message"];
   EXPECT_THAT(message, HasSubstr("no-such-image")) << message;
   EXPECT_THAT(message, HasSubstr("not found")) << message;
+  ExpectBackoffSaying(ep, "not found");
 }
 
 TEST_F(ImageE2eTest, RegistryRefusingTheCredentialsFailsTheWorkerWithoutQuotingThem) {
@@ -237,6 +251,7 @@ TEST_F(ImageE2eTest, RegistryRefusingTheCredentialsFailsTheWorkerWithoutQuotingT
   ASSERT_FALSE(failed.is_null()) << cluster_->Call("GET", "/v1/workers?endpoint=" + ep).text;
   const std::string message = failed["message"];
   EXPECT_THAT(message, HasSubstr("registryAuth")) << message;
+  ExpectBackoffSaying(ep, "registryAuth");
   Reply everything = cluster_->Call("GET", "/v1/workers?endpoint=" + ep);
   EXPECT_THAT(everything.text, Not(HasSubstr(wrong)));
   EXPECT_THAT(cluster_->Call("GET", "/v1/endpoints/" + ep).text, Not(HasSubstr(wrong)));
@@ -275,13 +290,7 @@ TEST_F(ImageE2eTest, PrivateImageOnTheHostRunsOnlyForEndpointsTheRegistryLetsRea
   const std::string message = refused["message"];
   EXPECT_THAT(message, HasSubstr("refused to serve it without credentials")) << message;
   EXPECT_THAT(message, HasSubstr("registryAuth")) << message;
-  // Through the placement back-off: the endpoint says why and waits before the next try.
-  json backoff;
-  ASSERT_TRUE(Eventually([&] {
-    backoff = cluster_->Call("GET", "/v1/endpoints/" + b).body["placementBackoff"];
-    return backoff.is_object();
-  })) << cluster_->Call("GET", "/v1/endpoints/" + b).text;
-  EXPECT_THAT(backoff.dump(), HasSubstr("registryAuth")) << backoff.dump();
+  ExpectBackoffSaying(b, "registryAuth");
 
   ASSERT_EQ(cluster_->Call("PATCH", "/v1/endpoints/" + b,
                            json{{"registryAuth", {{"username", agent::PodmanTestEnv::kUser2},
@@ -304,6 +313,7 @@ TEST_F(ImageE2eTest, ImageLargerThanTheHostsImageBudgetFailsTheWorkerSayingSo) {
   const json failed = FailedWorker(ep);
   ASSERT_FALSE(failed.is_null()) << cluster_->Call("GET", "/v1/workers?endpoint=" + ep).text;
   EXPECT_THAT(failed["message"].get<std::string>(), HasSubstr("image-capacity")) << failed.dump();
+  ExpectBackoffSaying(ep, "image-capacity");
 }
 
 TEST_F(ImageE2eTest, MalformedImageReferenceIs400AtCreateAndNothingIsPlaced) {
