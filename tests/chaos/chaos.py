@@ -15,7 +15,9 @@ random downtime. After each round, once the fleet has settled, it checks:
   - no ledger row is open for a worker whose process is gone (/v1/ledger, /v1/workers);
   - the webhook outbox is drained (the store's webhook_outbox is empty) and every job with a
     webhook was delivered with its final status;
-  - every cache passes `modelcache verify` (agents' and the pull's);
+  - every cache passes `modelcache verify` (agents' and the pull's), and the official client's
+    layout: every ref names a snapshot holding every file of that commit (as the origin has it),
+    each link resolving;
   - no orphan process: every running worker process is a live worker of the controller;
   - no temp file (*.tmp, *.incomplete but resume partials) older than its agent's last start (the
     agent sweeps them when it starts).
@@ -193,6 +195,7 @@ class Fleet:
         self.pull_cache = os.path.join(work, "pull-hub")
         self.kills = {"controller": 0, "agent": 0, "worker": 0, "pull": 0}
         self.violations = []
+        self.snapshots_checked = 0  # snapshot layout checks made (refs and complete snapshots)
 
     def run(self, argv, check=True):
         p = subprocess.run([self.mc] + argv, capture_output=True, text=True)
@@ -474,6 +477,7 @@ class Fleet:
 
     def check_caches(self):
         caches = [(a.name, a.cache, a.started) for a in self.agents]
+        complete = self.complete_snapshots()
         if self.pull is None or self.pull.poll() is not None:
             caches.append(("pull", self.pull_cache, None))
         for name, cache, started in caches:
@@ -482,6 +486,8 @@ class Fleet:
             p = self.run(["verify", "--cache-dir", cache], check=False)
             if p.returncode != 0:
                 self.violate(f"{name}: modelcache verify exit {p.returncode}: {(p.stdout + p.stderr)[-500:]}")
+            for problem in self.layout_problems(cache, complete.get(name, [])):
+                self.violate(f"{name}: {problem}")
             if started is None:
                 continue
             for dirpath, _, names in os.walk(cache):
@@ -495,6 +501,56 @@ class Fleet:
                         continue
                     if mtime < started - 1.0:
                         self.violate(f"{name}: temp file {path} older than the agent's start (not swept)")
+
+    def layout_problems(self, cache, complete=()):
+        """The official client's view (huggingface_hub, offline): every ref names a snapshot that
+        has every file of that commit (the origin's snapshot of it), each link resolving; and so
+        does every snapshot in `complete` ((repo folder, commit): what the agent reports complete
+        and hands to workers by commit, with no ref)."""
+        origin = os.path.join(self.work, "origin-hub")
+        problems = []
+        for repo, commit in complete:
+            self.snapshots_checked += 1
+            problems += self.snapshot_problems(cache, origin, repo, commit, "complete snapshot")
+        for repo in sorted(os.listdir(cache)):
+            refs = os.path.join(cache, repo, "refs")
+            if not repo.startswith("models--") or not os.path.isdir(refs):
+                continue
+            for dirpath, _, names in os.walk(refs):
+                for n in names:
+                    if n.endswith(".tmp"):
+                        continue
+                    with open(os.path.join(dirpath, n)) as f:
+                        commit = f.read().strip()
+                    self.snapshots_checked += 1
+                    problems += self.snapshot_problems(cache, origin, repo, commit, f"ref {n}")
+        return problems
+
+    @staticmethod
+    def snapshot_problems(cache, origin, repo, commit, what):
+        want = os.path.join(origin, repo, "snapshots", commit)
+        have = os.path.join(cache, repo, "snapshots", commit)
+        expected = {os.path.relpath(os.path.join(d, x), want) for d, _, xs in os.walk(want) for x in xs}
+        got = {os.path.relpath(os.path.join(d, x), have)
+               for d, _, xs in os.walk(have) for x in xs if os.path.exists(os.path.join(d, x))}
+        if not expected:
+            return [f"{repo}: {what} names {commit}, which the origin does not have"]
+        if expected - got:
+            return [f"{repo}: {what} {commit[:12]} is incomplete: missing or dangling {sorted(expected - got)[:3]}"]
+        return []
+
+    def complete_snapshots(self):
+        """{host id: [(repo folder, commit)]} of the snapshots the controller's /v1/hosts says are
+        complete (from the agents' heartbeats)."""
+        status, body = self.call("GET", "/v1/hosts")
+        out = {}
+        if status != 200 or not body:
+            self.violate(f"/v1/hosts: HTTP {status}")
+            return out
+        for h in body.get("hosts", []):
+            out[h.get("id")] = [("models--" + s["model"].replace("/", "--"), s["commit"])
+                                for s in h.get("snapshots", []) if s.get("complete")]
+        return out
 
     # ---------------------------------------------------------------- tear-down
     def teardown(self):
@@ -568,7 +624,7 @@ def main():
     print(f"chaos: jobs {len(fleet.jobs)} ({hooks} with webhooks, {streams} streamed); final statuses "
           f"{', '.join(f'{k} {v}' for k, v in sorted(finals.items()))}; retries {retries}; "
           f"jobs run more than once {reruns}")
-    print(f"chaos: violations {len(fleet.violations)}")
+    print(f"chaos: snapshot layout checks {fleet.snapshots_checked}; violations {len(fleet.violations)}")
     if fleet.violations or args.keep:
         print(f"chaos: work dir kept: {work}")
     else:
