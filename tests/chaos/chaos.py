@@ -6,8 +6,9 @@ cache holding two generated models), a controller (SQLite), two agents running t
 worker (examples/runpod_worker.py) as processes, and two endpoints. A Runpod-style client submits
 jobs in rounds (plain, failing, streamed, some with a webhook to a receiver in this process) while
 the harness SIGKILLs, at random moments (seeded RNG, the seed printed), one of: the controller, an
-agent, a worker process, or a `modelcache pull` in flight; killed daemons are started again after a
-random downtime. After each round, once the fleet has settled, it checks:
+agent, an agent in the middle of a download (an ensure of chaos/extra; after the round the ensure
+must complete and the model is evicted again), a worker process, or a `modelcache pull` in
+flight; killed daemons are started again after a random downtime. After each round, once the fleet has settled, it checks:
 
   - every job reached one final status (the expected one), and never changed it afterwards;
   - from the workers' own append-only log (EXAMPLE_WORKER_JOB_LOG, outside the system): a job was
@@ -193,7 +194,8 @@ class Fleet:
         self.jobs = {}  # id -> {"endpoint", "kind", "expect", "webhook", "final"}
         self.pull = None
         self.pull_cache = os.path.join(work, "pull-hub")
-        self.kills = {"controller": 0, "agent": 0, "worker": 0, "pull": 0}
+        self.kills = {"controller": 0, "agent": 0, "worker": 0, "pull": 0, "download": 0}
+        self.extra_on = set()  # agents whose download of chaos/extra was killed (checked, evicted)
         self.violations = []
         self.snapshots_checked = 0  # snapshot layout checks made (refs and complete snapshots)
 
@@ -213,7 +215,8 @@ class Fleet:
     def setup(self):
         w = self.work
         origin = os.path.join(w, "origin-hub")
-        for repo, size, seed in (("chaos/small", "1MiB", "1"), ("chaos/big", "12MiB", "2")):
+        for repo, size, seed in (("chaos/small", "1MiB", "1"), ("chaos/big", "12MiB", "2"),
+                                 ("chaos/extra", "12MiB", "3")):
             src = os.path.join(w, "src", repo)
             self.run(["fixture", src, "--size", size, "--shards", "3", "--seed", seed])
             self.run(["import", src, "--repo", repo, "--cache-dir", origin])
@@ -315,8 +318,17 @@ class Fleet:
             preexec_fn=die_with_parent)
 
     def kill_one(self):
-        kinds = ["controller", "agent", "worker", "pull"]
-        kind = self.rng.choices(kinds, weights=[3, 3, 3, 2])[0]
+        kinds = ["controller", "agent", "worker", "pull", "download"]
+        kind = self.rng.choices(kinds, weights=[3, 3, 3, 2, 2])[0]
+        if kind == "download":  # an agent SIGKILLed while it downloads chaos/extra for an ensure
+            agent = self.rng.choice(self.agents)
+            request("POST", agent.url + "/v1/ensure", {"model": "chaos/extra"}, self.auth(), timeout=10)
+            time.sleep(self.rng.uniform(0.05, 1.5))
+            agent.kill()
+            say(f"kill {agent.name} mid-download")
+            time.sleep(self.rng.uniform(0.0, 1.5))
+            agent.start()
+            self.extra_on.add(agent)
         if kind == "worker":
             pids = sorted(self.worker_pids())
             if not pids:
@@ -429,9 +441,21 @@ class Fleet:
                 self.violate(f"job {j}: {retries} retries (bound {self.args.max_retries})")
             if final.get("workerId") and starts and final["workerId"] not in {x["worker"] for x in starts}:
                 self.violate(f"job {j}: final status names worker {final['workerId']}, which never started it")
+        for agent in sorted(self.extra_on, key=lambda a: a.name):  # the killed download completes
+            status, body = request("POST", agent.url + "/v1/ensure?wait=120", {"model": "chaos/extra"},
+                                   self.auth(), timeout=150)
+            if status != 200:
+                self.violate(f"{agent.name}: ensure of chaos/extra after its download was killed: "
+                             f"HTTP {status} {json.dumps(body)[:300]}")
         self.eventually("webhook", self.webhook_problems, 60.0)
         self.eventually("ledger/orphans", self.process_problems, 40.0)
+        time.sleep(0.5)  # a heartbeat (0.2 s) brings chaos/extra to /v1/hosts for the layout check
         self.check_caches()
+        for agent in self.extra_on:  # so that the next download kill starts from zero
+            status, body = request("POST", agent.url + "/v1/evict", {"model": "chaos/extra"}, self.auth())
+            if status != 200:
+                say(f"note: {agent.name}: evict chaos/extra: HTTP {status} {body}")
+        self.extra_on.clear()
 
     def webhook_problems(self):
         problems = []
