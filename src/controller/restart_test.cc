@@ -110,15 +110,12 @@ struct Rig {
     cluster = std::move(*made);
     key_file = cluster->root() / "key";
     std::ofstream(key_file) << cluster->key() << "\n";
-    args = {"controller",
-            "--db",
-            "sqlite:" + cluster->db_path().string(),
-            "--listen",
-            "127.0.0.1:" + std::to_string(FreePort()),
-            "--upstream",
-            cluster->upstream().base_url(),
-            "--agent-key-file",
-            key_file.string()};
+    // clang-format off
+    args = {"controller", "--db", "sqlite:" + cluster->db_path().string(),
+            "--listen", "127.0.0.1:" + std::to_string(FreePort()),
+            "--upstream", cluster->upstream().base_url(),
+            "--agent-key-file", key_file.string()};
+    // clang-format on
     return "";
   }
 
@@ -133,33 +130,14 @@ struct Rig {
                      json{{"hostId", host}}.dump(), 30s);
       std::ofstream(credential) << r.body.value("credential", "") << "\n";
     }
-    return {"agent",
-            "--cache-dir",
-            (dir / "hub").string(),
-            "--state-dir",
-            (dir / "state").string(),
-            "--capacity",
-            "1GiB",
-            "--gpus",
-            "2",
-            "--gpu-type",
-            "test-gpu",
-            "--listen",
-            "127.0.0.1:0",
-            "--controller",
-            base,
-            "--host-id",
-            host,
-            "--host-credential-file",
-            credential.string(),
-            "--api-key-file",
-            key_file.string(),
-            "--upstream",
-            cluster->upstream().base_url(),
-            "--runtime",
-            "process",
-            "--heartbeat-interval",
-            "0.2"};
+    // clang-format off
+    return {"agent", "--cache-dir", (dir / "hub").string(), "--state-dir", (dir / "state").string(),
+            "--capacity", "1GiB", "--gpus", "2", "--gpu-type", "test-gpu",
+            "--listen", "127.0.0.1:0", "--controller", base, "--host-id", host,
+            "--host-credential-file", credential.string(), "--api-key-file", key_file.string(),
+            "--upstream", cluster->upstream().base_url(), "--runtime", "process",
+            "--heartbeat-interval", "0.2"};
+    // clang-format on
   }
 };
 

@@ -6,8 +6,9 @@ cache holding two generated models), a controller (SQLite), two agents running t
 worker (examples/runpod_worker.py) as processes, and two endpoints. A Runpod-style client submits
 jobs in rounds (plain, failing, streamed, some with a webhook to a receiver in this process) while
 the harness SIGKILLs, at random moments (seeded RNG, the seed printed), one of: the controller, an
-agent, a worker process, or a `modelcache pull` in flight; killed daemons are started again after a
-random downtime. After each round, once the fleet has settled, it checks:
+agent, an agent in the middle of a download (an ensure of chaos/extra; after the round the ensure
+must complete and the model is evicted again), a worker process, or a `modelcache pull` in
+flight; killed daemons are started again after a random downtime. After each round, once the fleet has settled, it checks:
 
   - every job reached one final status (the expected one), and never changed it afterwards;
   - from the workers' own append-only log (EXAMPLE_WORKER_JOB_LOG, outside the system): a job was
@@ -15,7 +16,9 @@ random downtime. After each round, once the fleet has settled, it checks:
   - no ledger row is open for a worker whose process is gone (/v1/ledger, /v1/workers);
   - the webhook outbox is drained (the store's webhook_outbox is empty) and every job with a
     webhook was delivered with its final status;
-  - every cache passes `modelcache verify` (agents' and the pull's);
+  - every cache passes `modelcache verify` (agents' and the pull's), and the official client's
+    layout: every ref names a snapshot holding every file of that commit (as the origin has it),
+    each link resolving;
   - no orphan process: every running worker process is a live worker of the controller;
   - no temp file (*.tmp, *.incomplete but resume partials) older than its agent's last start (the
     agent sweeps them when it starts).
@@ -191,8 +194,10 @@ class Fleet:
         self.jobs = {}  # id -> {"endpoint", "kind", "expect", "webhook", "final"}
         self.pull = None
         self.pull_cache = os.path.join(work, "pull-hub")
-        self.kills = {"controller": 0, "agent": 0, "worker": 0, "pull": 0}
+        self.kills = {"controller": 0, "agent": 0, "worker": 0, "pull": 0, "download": 0}
+        self.extra_on = set()  # agents whose download of chaos/extra was killed (checked, evicted)
         self.violations = []
+        self.snapshots_checked = 0  # snapshot layout checks made (refs and complete snapshots)
 
     def run(self, argv, check=True):
         p = subprocess.run([self.mc] + argv, capture_output=True, text=True)
@@ -210,7 +215,8 @@ class Fleet:
     def setup(self):
         w = self.work
         origin = os.path.join(w, "origin-hub")
-        for repo, size, seed in (("chaos/small", "1MiB", "1"), ("chaos/big", "12MiB", "2")):
+        for repo, size, seed in (("chaos/small", "1MiB", "1"), ("chaos/big", "12MiB", "2"),
+                                 ("chaos/extra", "12MiB", "3")):
             src = os.path.join(w, "src", repo)
             self.run(["fixture", src, "--size", size, "--shards", "3", "--seed", seed])
             self.run(["import", src, "--repo", repo, "--cache-dir", origin])
@@ -312,8 +318,17 @@ class Fleet:
             preexec_fn=die_with_parent)
 
     def kill_one(self):
-        kinds = ["controller", "agent", "worker", "pull"]
-        kind = self.rng.choices(kinds, weights=[3, 3, 3, 2])[0]
+        kinds = ["controller", "agent", "worker", "pull", "download"]
+        kind = self.rng.choices(kinds, weights=[3, 3, 3, 2, 2])[0]
+        if kind == "download":  # an agent SIGKILLed while it downloads chaos/extra for an ensure
+            agent = self.rng.choice(self.agents)
+            request("POST", agent.url + "/v1/ensure", {"model": "chaos/extra"}, self.auth(), timeout=10)
+            time.sleep(self.rng.uniform(0.05, 1.5))
+            agent.kill()
+            say(f"kill {agent.name} mid-download")
+            time.sleep(self.rng.uniform(0.0, 1.5))
+            agent.start()
+            self.extra_on.add(agent)
         if kind == "worker":
             pids = sorted(self.worker_pids())
             if not pids:
@@ -426,9 +441,21 @@ class Fleet:
                 self.violate(f"job {j}: {retries} retries (bound {self.args.max_retries})")
             if final.get("workerId") and starts and final["workerId"] not in {x["worker"] for x in starts}:
                 self.violate(f"job {j}: final status names worker {final['workerId']}, which never started it")
+        for agent in sorted(self.extra_on, key=lambda a: a.name):  # the killed download completes
+            status, body = request("POST", agent.url + "/v1/ensure?wait=120", {"model": "chaos/extra"},
+                                   self.auth(), timeout=150)
+            if status != 200:
+                self.violate(f"{agent.name}: ensure of chaos/extra after its download was killed: "
+                             f"HTTP {status} {json.dumps(body)[:300]}")
         self.eventually("webhook", self.webhook_problems, 60.0)
         self.eventually("ledger/orphans", self.process_problems, 40.0)
+        time.sleep(0.5)  # a heartbeat (0.2 s) brings chaos/extra to /v1/hosts for the layout check
         self.check_caches()
+        for agent in self.extra_on:  # so that the next download kill starts from zero
+            status, body = request("POST", agent.url + "/v1/evict", {"model": "chaos/extra"}, self.auth())
+            if status != 200:
+                say(f"note: {agent.name}: evict chaos/extra: HTTP {status} {body}")
+        self.extra_on.clear()
 
     def webhook_problems(self):
         problems = []
@@ -474,6 +501,7 @@ class Fleet:
 
     def check_caches(self):
         caches = [(a.name, a.cache, a.started) for a in self.agents]
+        complete = self.complete_snapshots()
         if self.pull is None or self.pull.poll() is not None:
             caches.append(("pull", self.pull_cache, None))
         for name, cache, started in caches:
@@ -482,6 +510,8 @@ class Fleet:
             p = self.run(["verify", "--cache-dir", cache], check=False)
             if p.returncode != 0:
                 self.violate(f"{name}: modelcache verify exit {p.returncode}: {(p.stdout + p.stderr)[-500:]}")
+            for problem in self.layout_problems(cache, complete.get(name, [])):
+                self.violate(f"{name}: {problem}")
             if started is None:
                 continue
             for dirpath, _, names in os.walk(cache):
@@ -495,6 +525,56 @@ class Fleet:
                         continue
                     if mtime < started - 1.0:
                         self.violate(f"{name}: temp file {path} older than the agent's start (not swept)")
+
+    def layout_problems(self, cache, complete=()):
+        """The official client's view (huggingface_hub, offline): every ref names a snapshot that
+        has every file of that commit (the origin's snapshot of it), each link resolving; and so
+        does every snapshot in `complete` ((repo folder, commit): what the agent reports complete
+        and hands to workers by commit, with no ref)."""
+        origin = os.path.join(self.work, "origin-hub")
+        problems = []
+        for repo, commit in complete:
+            self.snapshots_checked += 1
+            problems += self.snapshot_problems(cache, origin, repo, commit, "complete snapshot")
+        for repo in sorted(os.listdir(cache)):
+            refs = os.path.join(cache, repo, "refs")
+            if not repo.startswith("models--") or not os.path.isdir(refs):
+                continue
+            for dirpath, _, names in os.walk(refs):
+                for n in names:
+                    if n.endswith(".tmp"):
+                        continue
+                    with open(os.path.join(dirpath, n)) as f:
+                        commit = f.read().strip()
+                    self.snapshots_checked += 1
+                    problems += self.snapshot_problems(cache, origin, repo, commit, f"ref {n}")
+        return problems
+
+    @staticmethod
+    def snapshot_problems(cache, origin, repo, commit, what):
+        want = os.path.join(origin, repo, "snapshots", commit)
+        have = os.path.join(cache, repo, "snapshots", commit)
+        expected = {os.path.relpath(os.path.join(d, x), want) for d, _, xs in os.walk(want) for x in xs}
+        got = {os.path.relpath(os.path.join(d, x), have)
+               for d, _, xs in os.walk(have) for x in xs if os.path.exists(os.path.join(d, x))}
+        if not expected:
+            return [f"{repo}: {what} names {commit}, which the origin does not have"]
+        if expected - got:
+            return [f"{repo}: {what} {commit[:12]} is incomplete: missing or dangling {sorted(expected - got)[:3]}"]
+        return []
+
+    def complete_snapshots(self):
+        """{host id: [(repo folder, commit)]} of the snapshots the controller's /v1/hosts says are
+        complete (from the agents' heartbeats)."""
+        status, body = self.call("GET", "/v1/hosts")
+        out = {}
+        if status != 200 or not body:
+            self.violate(f"/v1/hosts: HTTP {status}")
+            return out
+        for h in body.get("hosts", []):
+            out[h.get("id")] = [("models--" + s["model"].replace("/", "--"), s["commit"])
+                                for s in h.get("snapshots", []) if s.get("complete")]
+        return out
 
     # ---------------------------------------------------------------- tear-down
     def teardown(self):
@@ -568,7 +648,7 @@ def main():
     print(f"chaos: jobs {len(fleet.jobs)} ({hooks} with webhooks, {streams} streamed); final statuses "
           f"{', '.join(f'{k} {v}' for k, v in sorted(finals.items()))}; retries {retries}; "
           f"jobs run more than once {reruns}")
-    print(f"chaos: violations {len(fleet.violations)}")
+    print(f"chaos: snapshot layout checks {fleet.snapshots_checked}; violations {len(fleet.violations)}")
     if fleet.violations or args.keep:
         print(f"chaos: work dir kept: {work}")
     else:
