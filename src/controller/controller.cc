@@ -13,6 +13,7 @@
 #include "controller/fleet.h"
 #include "controller/jobs.h"
 #include "controller/keys.h"
+#include "controller/replicas.h"
 #include "controller/retention.h"
 #include "controller/store.h"
 #include "controller/webhooks.h"
@@ -112,6 +113,8 @@ class ControllerImpl final : public Controller {
     f.ca_file = o_.ca_file;
     f.ping_interval = o_.ping_interval;
     f.host_timeout = o_.host_timeout;
+    f.entitlement_grace = o_.entitlement_grace;
+    f.entitlement_ttl = o_.entitlement_ttl;
     f.stop_grace = o_.stop_grace;
     f.job_stop_grace = o_.job_stop_grace;
     MC_ASSIGN_OR_RETURN(f.placement, scheduler::ParsePlacementPolicy(o_.placement),
@@ -129,8 +132,11 @@ class ControllerImpl final : public Controller {
       }
       cv_.notify_all();
     });
+    replicas_ =
+        std::make_unique<ReplicaKeeper>(*store_, *fleet_, *o_.clock, secrets_, ReplicaOptions{});
     ready_ = true;
     loop_ = std::thread([this] { Loop(); });
+    replicas_->Start();
     spdlog::info("controller: serving on {}", http_->base_url());
     return Status::Ok();
   }
@@ -146,6 +152,7 @@ class ControllerImpl final : public Controller {
     }
     cv_.notify_all();
     if (loop_.joinable()) loop_.join();
+    if (replicas_) replicas_->Stop();
     if (jobs_) jobs_->WakeAll();  // long-polls return, so the server can join its threads
     if (http_) http_->Stop();
     if (fleet_) fleet_->Shutdown();
@@ -201,6 +208,7 @@ class ControllerImpl final : public Controller {
   std::unique_ptr<JobBoard> jobs_;
   std::unique_ptr<Fleet> fleet_;
   std::unique_ptr<HistoryRetention> retention_;
+  std::unique_ptr<ReplicaKeeper> replicas_;  // cached replicas, on their own thread
   std::unique_ptr<ControllerApi> api_;
   std::unique_ptr<net::HttpServer> http_;
   std::atomic<bool> ready_{false};

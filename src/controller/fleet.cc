@@ -195,7 +195,12 @@ struct Fleet::Live {
 };
 
 Fleet::Fleet(ControllerStore& store, JobBoard& jobs, Clock& clock, FleetOptions options)
-    : store_(store), jobs_(jobs), clock_(clock), options_(std::move(options)) {}
+    : store_(store),
+      jobs_(jobs),
+      clock_(clock),
+      options_(std::move(options)),
+      entitlements_(EntitlementPolicy{options_.entitlement_ttl, std::chrono::seconds(30),
+                                      options_.entitlement_grace}) {}
 
 Fleet::~Fleet() { Shutdown(); }
 
@@ -535,24 +540,26 @@ Status Fleet::CheckEntitlement(const EndpointRecord& e) {
   const int64_t now = NowMs();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = entitlements_.find(e.id);
-    if (it != entitlements_.end() &&
-        now - it->second.second < std::chrono::milliseconds(options_.entitlement_ttl).count()) {
-      return it->second.first;
-    }
+    if (auto cached = entitlements_.Cached(e.id, now)) return *cached;
   }
-  Status verdict = [&]() -> Status {
+  bool public_repo = false;
+  Status answer = [&]() -> Status {
     MC_ASSIGN_OR_RETURN(hub::ModelRef ref, hub::ParseModelRef(e.repo));  // any repo type
     MC_ASSIGN_OR_RETURN(CommitSha commit, CommitSha::Parse(e.commit));
     MC_ASSIGN_OR_RETURN(EndpointRecord opened, WithSecrets(*options_.secrets, e));
     MC_ASSIGN_OR_RETURN(auto client, UpstreamClient(options_.upstream, opened.hf_token));
     MC_ASSIGN_OR_RETURN(hub::RepoInfo info,
                         client->GetRepoInfo(ref.repo, Revision::Parse(e.commit).value()));
+    public_repo = !info.gated && !info.is_private;
     return CheckFileAccess(*client, ref.repo, commit, info);
   }();
   std::lock_guard<std::mutex> lock(mu_);
-  entitlements_[e.id] = {verdict, now};
-  return verdict;
+  return entitlements_.Record(e.id, e.hf_token.has_value(), answer, public_repo, now);
+}
+
+bool Fleet::UpstreamDown() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return entitlements_.UpstreamDown();
 }
 
 // ---- workers ----
@@ -886,6 +893,8 @@ std::vector<scheduler::HostState> Fleet::HostStatesLocked(
         measured.bytes_queued += d.total > d.done ? d.total - d.done : 0;
       }
     }
+    // Origin outage (entitlements.h): nothing can be downloaded, only hosts holding the commit.
+    if (entitlements_.UpstreamDown() && s.model != scheduler::ModelState::kComplete) continue;
     s.image_seconds = ImageSeconds(hosts_, h, e.image, options_);
     scheduler::ApplyMeasured(s, measured, options_.upstream_bytes_per_second,
                              options_.peer_bytes_per_second);
@@ -919,12 +928,15 @@ void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
                              w->rec.idle_since_ms.value_or(now)))});
       }
     }
-    auto decision = scheduler::DecideScale(ScalerConfig(e), ScalerCounts(load), infos, clock_.Now());
+    scheduler::AutoscaleConfig config = ScalerConfig(e);
+    config.workers_max += RolloutRoom(e.id);  // a rollout's one extra worker (rollout.h)
+    auto decision = scheduler::DecideScale(config, ScalerCounts(load), infos, clock_.Now());
     if (!decision.ok()) {
       spdlog::warn("controller: autoscale {}: {}", e.id, decision.status().ToString());
       continue;
     }
     for (const std::string& id : decision->stop) StopWorker(id, "idle timeout");
+    decision->start += RolloutPass(e);  // a commit update: one worker at a time (rollout.h)
     uint32_t started = 0;
     if (decision->start > 0) LearnTrees(e);  // the blob lists placement compares
     const uint32_t allowed = AllowedStarts(e, decision->start);
@@ -1055,7 +1067,7 @@ bool Fleet::AcceptsJobs(const std::string& worker_id) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = workers_.find(worker_id);
   return it != workers_.end() && IsLivePhase(it->second->rec.phase) &&
-         it->second->rec.phase != kStopping;
+         it->second->rec.phase != kStopping && !draining_.contains(worker_id);
 }
 
 bool Fleet::IsLive(const std::string& worker_id) const {

@@ -42,14 +42,17 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "controller/entitlements.h"
 #include "controller/jobs.h"
 #include "controller/placement_backoff.h"
+#include "controller/rollout.h"
 #include "controller/store.h"
 #include "mc/common/clock.h"
 #include "mc/common/secret_box.h"
@@ -72,7 +75,10 @@ struct FleetOptions {
   // A worker still "running" this long after its last job was taken from it (execution timeout,
   // TTL, cancel: the job-stop channel told it) without asking for more work is stopped.
   std::chrono::milliseconds job_stop_grace{30'000};
-  std::chrono::seconds entitlement_ttl{600};
+  std::chrono::milliseconds entitlement_ttl{600'000};
+  // The upstream unreachable: a gated or private repo's last successful check stays valid this
+  // long (entitlements.h; public repos pass whatever its age).
+  std::chrono::milliseconds entitlement_grace{24LL * 3'600'000};
   // Upstream tree listings fetched per autoscaler pass to learn which blobs other revisions of a
   // model share with an endpoint's commit (placement counts them as present).
   int tree_fetches_per_pass = 4;
@@ -182,8 +188,12 @@ class Fleet {
                                                      const std::string& method,
                                                      const std::string& path,
                                                      const std::string& body);
-  // Checks (cached) that `token` gives access to the repo's files at `commit`.
+  // Checks (cached) that `token` gives access to the repo's files at `commit`; with the
+  // upstream unreachable, the origin-outage rules of entitlements.h.
   Status CheckEntitlement(const EndpointRecord& e);
+  // The latest entitlement check found the upstream unreachable: placement takes only hosts
+  // that hold the commit complete.
+  bool UpstreamDown() const;
 
   // The autoscaler and health pass over every endpoint.
   void Tick(const std::vector<EndpointRecord>& endpoints);
@@ -211,6 +221,8 @@ class Fleet {
   std::map<std::string, WorkerExit> Exits(const std::string& endpoint_id) const;
   // Set while the endpoint's placements back off after failed workers.
   std::optional<BackoffView> Backoff(const std::string& endpoint_id) const;
+  // The endpoint's latest rollout (its workers moved to a new commit, rollout.h), if any.
+  std::optional<RolloutView> Rollout(const std::string& endpoint_id) const;
   // Drops the workers that ended (stopped or failed) before `cutoff_ms` from memory, as history
   // retention deletes them from the store (retention.h).
   void ForgetEndedBefore(int64_t cutoff_ms);
@@ -236,7 +248,7 @@ class Fleet {
   // the idle workers of draining hosts.
   void StopLostWorkers(int64_t now);
   // Placement's view of every live host for a worker of `e`, with each host's URL and whether it
-  // has the endpoint's commit complete. Caller holds mu_.
+  // has the endpoint's commit complete (only those while the upstream is down). Caller holds mu_.
   std::vector<scheduler::HostState> HostStatesLocked(const EndpointRecord& e, int64_t now,
                                                      std::map<std::string, std::string>& urls,
                                                      std::map<std::string, bool>& complete) const;
@@ -269,7 +281,7 @@ class Fleet {
   void LearnTrees(const EndpointRecord& e);
   uint64_t MissingBytesLocked(const HostView& h, const EndpointRecord& e) const;
   std::map<std::string, std::shared_ptr<Live>> workers_;  // live and recently ended
-  std::map<std::string, std::pair<Status, int64_t>> entitlements_;  // endpoint → (verdict, at)
+  EntitlementCache entitlements_;                         // by endpoint (entitlements.h)
   // One watcher thread per worker; finished ones are joined when the next one starts.
   struct Watcher {
     std::shared_ptr<std::atomic<bool>> done;
@@ -291,6 +303,19 @@ class Fleet {
                          PlacementFailure failure);
   // How many of `wanted` starts the back-off lets the endpoint have now.
   uint32_t AllowedStarts(const EndpointRecord& e, uint32_t wanted);
+
+  // Rollouts (rollout.{h,cc}): one step for the endpoint (drains, stops of drained idle workers);
+  // returns the workers to start for it (0 or 1). Call without mu_.
+  uint32_t RolloutPass(const EndpointRecord& e);
+  // 1 while a rollout has a worker on the new commit starting or an old one draining: the
+  // autoscaler lets the endpoint have one worker above workersMax. Call without mu_.
+  uint32_t RolloutRoom(const std::string& endpoint_id) const;
+  struct RolloutState {
+    RolloutView view;
+    int surge_target = 0;
+  };
+  std::map<std::string, RolloutState> rollouts_;  // by endpoint
+  std::set<std::string> draining_;  // workers a rollout replaced: no new jobs, stopped when idle
 };
 
 }  // namespace mc::controller

@@ -7,7 +7,7 @@
 namespace mc::controller {
 namespace {
 
-constexpr int64_t kSchemaVersion = 4;
+constexpr int64_t kSchemaVersion = 5;
 
 // Every string is bytea (any bytes; bytewise order, like SQLite's), every integer bigint.
 constexpr const char* kMigrations[kSchemaVersion] = {
@@ -98,6 +98,10 @@ ALTER TABLE api_keys ADD COLUMN role bytea NOT NULL DEFAULT 'admin'::bytea;
 CREATE TABLE host_enrollments (
   host_id bytea PRIMARY KEY, credential bytea NOT NULL, schedule bytea NOT NULL,
   created_ms bigint NOT NULL);
+)sql",
+    // 4 -> 5: SQLite's 5 -> 6. An endpoint's cached replicas.
+    R"sql(
+ALTER TABLE endpoints ADD COLUMN cached_replicas bigint NOT NULL DEFAULT 0;
 )sql",
 };
 
