@@ -13,11 +13,12 @@
 #include <sstream>
 
 #include "agent/api_json.h"
+#include "mc/agent/pins.h"
 #include "mc/hub/model_ref.h"
 #include "mc/net/address_policy.h"
 #include "mc/net/json_reply.h"
-#include "mc/net/url.h"
 #include "mc/net/prometheus.h"
+#include "mc/net/url.h"
 
 namespace mc::agent {
 namespace {
@@ -416,17 +417,28 @@ void AgentApi::Ensure(const net::HttpRequest& req, const Params&, net::HttpRespo
 }
 
 void AgentApi::Pin(const net::HttpRequest& req, net::HttpResponse& res, bool add) {
-  auto body = ParseBody(req, {"model", "revision"});
+  auto body = ParseBody(req, {"model", "revision", "owner"});
   if (!body.ok()) return net::SetJsonError(res, body.status());
+  // The operator's pins (the default) or the controller's (kFleetPinOwner: the fleet's cached
+  // replicas, docs/controller.md); a worker's pins are the agent's own and cannot be named.
+  const json owner_field = body->value("owner", json(kOperatorPinOwner));
+  if (!owner_field.is_string() ||
+      (owner_field != kOperatorPinOwner && owner_field != kFleetPinOwner)) {
+    return net::SetJsonError(
+        res, InvalidArgumentError(std::string("owner must be \"") + kOperatorPinOwner + "\" or \"" +
+                                  kFleetPinOwner + "\""));
+  }
+  const std::string owner = owner_field.get<std::string>();
   auto target = LocalCommit(*body, p_.store);
   if (!target.ok()) return net::SetJsonError(res, target.status());
   const auto& [repo, commit] = *target;
-  Status s = add ? p_.db.AddPin({repo.FolderName(), commit.str(), "operator",
-                                 p_.options.clock->Now()})
-                 : p_.db.RemovePin(repo.FolderName(), commit.str(), "operator");
+  Status s = add ? p_.db.AddPin({repo.FolderName(), commit.str(), owner, p_.options.clock->Now()})
+                 : p_.db.RemovePin(repo.FolderName(), commit.str(), owner);
   if (!s.ok()) return net::SetJsonError(res, s);
-  net::SetJson(res, 200,
-               json{{"model", ModelName(repo)}, {"commit", commit.str()}, {"pinned", add}}.dump());
+  net::SetJson(
+      res, 200,
+      json{{"model", ModelName(repo)}, {"commit", commit.str()}, {"owner", owner}, {"pinned", add}}
+          .dump());
 }
 
 void AgentApi::Evict(const net::HttpRequest& req, const Params&, net::HttpResponse& res) {

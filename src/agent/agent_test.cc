@@ -378,6 +378,38 @@ TEST_F(AgentTest, EvictsLeastRecentlyUsedUnpinnedModelToMakeRoom) {
   EXPECT_LE(inv.body["disk"]["used_bytes"].get<uint64_t>(), o.capacity);
 }
 
+// The controller's pins (owner "fleet", its cached replicas) hold like the operator's, are
+// apart from them, and a pin may come before the download it protects.
+TEST_F(AgentTest, FleetPinKeepsTheModelAndIsApartFromTheOperators) {
+  AgentOptions o = Options("fleet_pin");
+  o.capacity = upstream_->Bytes("org/m0") * 3 + upstream_->Bytes("org/m0") / 5;
+  o.high_watermark = 1.0;
+  o.low_watermark = 0.95;
+  auto agent = StartAgent(o);
+  ASSERT_TRUE(agent);
+  const std::string m0 = upstream_->repos.at("org/m0").commit.str();
+  const std::string pin = json{{"model", "org/m0"}, {"revision", m0}, {"owner", "fleet"}}.dump();
+  Reply pinned = Call("POST", agent->base_url() + "/v1/pins", pin);  // before the download
+  ASSERT_EQ(pinned.status, 200) << pinned.body.dump();
+  EXPECT_EQ(pinned.body["owner"], "fleet");
+  ASSERT_EQ(Ensure(*agent, "org/m0").status, 200);
+  clock_.Advance(10s);
+  for (const char* m : {"org/m1", "org/m2", "org/m3"}) {  // m0 is the oldest: not evicted
+    ASSERT_EQ(Ensure(*agent, m).status, 200) << m;
+    clock_.Advance(10s);
+  }
+  EXPECT_TRUE(CachedModels(*agent).contains("org/m0"));
+  EXPECT_EQ(Call("POST", agent->base_url() + "/v1/evict", R"({"model":"org/m0"})").status, 409);
+  // The operator's unpin leaves the fleet's pin; another owner cannot be named.
+  EXPECT_EQ(Call("DELETE", agent->base_url() + "/v1/pins", R"({"model":"org/m0"})").status, 404);
+  EXPECT_EQ(
+      Call("POST", agent->base_url() + "/v1/pins", R"({"model":"org/m0","owner":"worker:w1"})")
+          .status,
+      400);
+  ASSERT_EQ(Call("DELETE", agent->base_url() + "/v1/pins", pin).status, 200);
+  EXPECT_EQ(Call("POST", agent->base_url() + "/v1/evict", R"({"model":"org/m0"})").status, 200);
+}
+
 TEST_F(AgentTest, RequestLargerThanTheBudgetFailsAndChangesNothing) {
   AgentOptions o = Options("too_big");
   o.capacity = upstream_->Bytes("org/m0") * 3;

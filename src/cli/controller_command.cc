@@ -97,6 +97,7 @@ struct ControllerArgs {
   std::string placement = "ttr";
   double requeue_after = 30;
   double history_retention_days = 30;
+  double entitlement_grace_hours = 24;
   bool webhook_allow_private = false;
   std::vector<std::string> webhook_allow_hosts;
   TlsArgs tls;
@@ -118,6 +119,8 @@ Status RunController(const ControllerArgs& args) {
   o.requeue_unlisted_after = std::chrono::milliseconds(std::llround(args.requeue_after * 1000));
   o.history_retention =
       std::chrono::milliseconds(std::llround(args.history_retention_days * 86'400'000.0));
+  o.entitlement_grace =
+      std::chrono::milliseconds(std::llround(args.entitlement_grace_hours * 3'600'000.0));
   o.webhook_allow_private = args.webhook_allow_private;
   o.webhook_allowed_hosts = args.webhook_allow_hosts;
   o.placement = args.placement;
@@ -635,6 +638,12 @@ void AddControllerCommands(CLI::App& app, CommandResult& result) {
                   "seconds /metrics reports keep the deleted rows' time")
       ->type_name("DAYS")
       ->check(CLI::Range(0.0, 36500.0));
+  cmd->add_option("--entitlement-grace", cargs->entitlement_grace_hours,
+                  "Hours a gated or private model's last accepted token check stays valid while\n"
+                  "the upstream (the Hub) cannot be reached, so its endpoints keep scaling on\n"
+                  "hosts that hold the model (default 24; 0: none). Public models need no check")
+      ->type_name("HOURS")
+      ->check(CLI::Range(0.0, 8760.0));
   cmd->add_flag("--webhook-allow-private", cargs->webhook_allow_private,
                 "Let job webhooks reach loopback, private and link-local addresses (refused by\n"
                 "default: a client could otherwise make the controller call this machine's or\n"

@@ -11,10 +11,12 @@
 
 #include "controller/api_common.h"
 #include "controller/endpoint_secrets.h"
+#include "controller/entitlements.h"
 #include "controller/fleet.h"
 #include "controller/hub_access.h"
 #include "controller/jobs.h"
 #include "controller/keys.h"
+#include "controller/replicas.h"
 #include "controller/store.h"
 #include "mc/common/image_ref.h"
 #include "mc/hub/hub_client.h"
@@ -50,6 +52,7 @@ json EndpointJson(const EndpointRecord& e) {
               {"gpuCount", e.gpu_count},
               {"workersMin", e.workers_min},
               {"workersMax", e.workers_max},
+              {"cachedReplicas", e.cached_replicas},
               {"idleTimeout", e.idle_timeout_s},
               {"scalerType", e.scaler_type},
               {"scalerValue", e.scaler_value},
@@ -349,6 +352,7 @@ Status ApplyEndpointNumbers(const json& b, EndpointRecord& e) {
   MC_RETURN_IF_ERROR(integer("gpuCount", e.gpu_count, 0, 64));
   MC_RETURN_IF_ERROR(integer("workersMin", e.workers_min, 0, 1000));
   MC_RETURN_IF_ERROR(integer("workersMax", e.workers_max, 0, 1000));
+  MC_RETURN_IF_ERROR(integer("cachedReplicas", e.cached_replicas, 0, kMaxCachedReplicas));
   MC_RETURN_IF_ERROR(integer("idleTimeout", e.idle_timeout_s, 1, 3600));
   MC_RETURN_IF_ERROR(integer("executionTimeoutMs", e.execution_timeout_ms, kMinExecutionMs,
                              kMaxPolicyMs));
@@ -375,7 +379,7 @@ constexpr std::initializer_list<const char*> kEndpointFields = {
     "name",       "model",      "hfToken",     "command",     "env",       "secretEnv",
     "gpuType",    "gpuCount",   "workersMin",  "workersMax",  "idleTimeout",
     "scalerType", "scalerValue", "executionTimeoutMs", "ttlMs", "image", "args",
-    "registryAuth", "models",     "links"};
+    "registryAuth", "models",     "links",     "cachedReplicas"};
 
 
 struct ModelFacts {
@@ -401,7 +405,14 @@ StatusOr<ModelFacts> InspectModel(ApiContext& ctx, const std::string& model,
   const Revision revision = ref.revision.value_or(Revision::Parse("main").value());
   facts.revision = revision.str();
   MC_ASSIGN_OR_RETURN(auto client, UpstreamClient(ctx.options.upstream, token));
-  MC_ASSIGN_OR_RETURN(hub::RepoInfo info, client->GetRepoInfo(ref.repo, revision), "model");
+  StatusOr<hub::RepoInfo> asked = client->GetRepoInfo(ref.repo, revision);
+  if (!asked.ok() && UpstreamUnreachable(asked.status())) {  // origin outage: say so plainly
+    return UnavailableError("the Hub at " + ctx.options.upstream.url() +
+                            " cannot be reached: " + asked.status().message() +
+                            ". Try again when it is back; endpoints that exist keep running on "
+                            "hosts that hold their models");
+  }
+  MC_ASSIGN_OR_RETURN(hub::RepoInfo info, std::move(asked), "model");
   facts.commit = info.sha.str();
   facts.gated = info.gated;
   facts.is_private = info.is_private;
@@ -567,6 +578,23 @@ void UpdateEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::Pat
   net::SetJson(res, 200, EndpointJson(e).dump());
 }
 
+// The hosts keeping the endpoint's commit for the fleet (replicas.h): each with whether its copy
+// is complete, and whether the host is lost.
+json ReplicasJson(const EndpointRecord& e, const std::vector<HostView>& hosts) {
+  json list = json::array();
+  for (const auto& [key, repo] : HeartbeatPins(hosts)) {
+    if (key.second != e.commit) continue;
+    for (const HostView& h : hosts) {
+      if (h.id != key.first) continue;
+      bool complete = false;
+      for (const HostView::Snapshot& s : h.snapshots)
+        complete |= s.commit == e.commit && s.complete;
+      list.push_back(json{{"hostId", h.id}, {"complete", complete}, {"lost", h.lost}});
+    }
+  }
+  return list;
+}
+
 void ShowEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams& params,
                   net::HttpResponse& res) {
   auto e = EndpointOf(ctx, req, params);
@@ -592,6 +620,19 @@ void ShowEndpoint(ApiContext& ctx, const net::HttpRequest& req, const net::PathP
   }
   out["seconds"] = json{{"billed", billed}, {"unbilled", unbilled}};
   out["placementBackoff"] = BackoffJson(ctx.fleet.Backoff(id));
+  out["replicas"] = ReplicasJson(*e, ctx.fleet.Hosts());
+  // Origin outage (entitlements.h): workers go only to hosts that hold their commit.
+  out["upstreamReachable"] = !ctx.fleet.UpstreamDown();
+  // A commit update replacing the workers one at a time (rollout.h); null when there is none.
+  if (auto r = ctx.fleet.Rollout(id)) {
+    out["rollout"] = json{{"from", r->from},
+                          {"to", r->to},
+                          {"replaced", r->replaced},
+                          {"total", r->total},
+                          {"state", r->state}};
+  } else {
+    out["rollout"] = nullptr;
+  }
   net::SetJson(res, 200, out.dump());
 }
 

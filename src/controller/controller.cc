@@ -18,6 +18,7 @@
 #include "controller/jobs.h"
 #include "controller/keys.h"
 #include "controller/leadership.h"
+#include "controller/replicas.h"
 #include "controller/retention.h"
 #include "controller/store.h"
 #include "controller/webhooks.h"
@@ -66,6 +67,7 @@ struct Term {
   std::unique_ptr<JobBoard> jobs;
   std::unique_ptr<Fleet> fleet;
   std::unique_ptr<HistoryRetention> retention;
+  std::unique_ptr<ReplicaKeeper> replicas;  // cached replicas, on their own thread
   std::unique_ptr<ControllerApi> api;
   std::thread loop;
   std::mutex mu;
@@ -203,6 +205,8 @@ class ControllerImpl final : public Controller {
     f.host_timeout = o_.host_timeout;
     f.stop_grace = o_.stop_grace;
     f.job_stop_grace = o_.job_stop_grace;
+    f.entitlement_grace = o_.entitlement_grace;
+    f.entitlement_ttl = o_.entitlement_ttl;
     // This term's epoch, also after it is deposed: a late action then carries the old epoch,
     // which agents and the store refuse.
     f.epoch = [epoch] { return epoch; };
@@ -231,7 +235,10 @@ class ControllerImpl final : public Controller {
       }
       raw->cv.notify_all();
     });
+    t->replicas = std::make_unique<ReplicaKeeper>(*store_, *t->fleet, *o_.clock, secrets_,
+                                                  ReplicaOptions{});
     t->loop = std::thread([this, raw] { Loop(*raw); });
+    t->replicas->Start();
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!stopped_) {
@@ -261,6 +268,7 @@ class ControllerImpl final : public Controller {
     }
     t.cv.notify_all();
     if (t.loop.joinable()) t.loop.join();
+    if (t.replicas) t.replicas->Stop();
     t.jobs->WakeAll();  // long-polls return, so the server can join its threads
   }
   static void StopRest(Term& t) {

@@ -148,7 +148,9 @@ Fleet::Fleet(ControllerStore& store, JobBoard& jobs, Clock& clock, FleetOptions 
       clock_(clock),
       options_(std::move(options)),
       agents_(options_.agents ? options_.agents : NewHttpAgentClient(options_.ca_file)),
-      executor_(std::make_unique<ActionExecutor>(options_.agent_calls_per_host)) {}
+      executor_(std::make_unique<ActionExecutor>(options_.agent_calls_per_host)),
+      entitlements_(EntitlementPolicy{options_.entitlement_ttl, std::chrono::seconds(30),
+                                      options_.entitlement_grace}) {}
 
 Fleet::~Fleet() { Shutdown(); }
 
@@ -432,23 +434,39 @@ StatusOr<std::pair<int, std::string>> Fleet::AgentRequest(const std::string& hos
 }
 
 Status Fleet::CheckEntitlement(const EndpointRecord& e) {
-  MC_ASSIGN_OR_RETURN(hub::ModelRef ref, hub::ParseModelRef(e.repo));  // any repo type
-  MC_ASSIGN_OR_RETURN(CommitSha commit, CommitSha::Parse(e.commit));
-  MC_ASSIGN_OR_RETURN(EndpointRecord opened, WithSecrets(*options_.secrets, e));
-  MC_ASSIGN_OR_RETURN(auto client, UpstreamClient(options_.upstream, opened.hf_token));
-  MC_ASSIGN_OR_RETURN(hub::RepoInfo info,
-                      client->GetRepoInfo(ref.repo, Revision::Parse(e.commit).value()));
-  return CheckFileAccess(*client, ref.repo, commit, info);
+  const int64_t now = NowMs();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto cached = entitlements_.Cached(e.id, now)) return *cached;
+  }
+  bool public_repo = false;
+  Status answer = [&]() -> Status {
+    if (options_.check_entitlement) return options_.check_entitlement(e);  // tests: no socket
+    MC_ASSIGN_OR_RETURN(hub::ModelRef ref, hub::ParseModelRef(e.repo));  // any repo type
+    MC_ASSIGN_OR_RETURN(CommitSha commit, CommitSha::Parse(e.commit));
+    MC_ASSIGN_OR_RETURN(EndpointRecord opened, WithSecrets(*options_.secrets, e));
+    MC_ASSIGN_OR_RETURN(auto client, UpstreamClient(options_.upstream, opened.hf_token));
+    MC_ASSIGN_OR_RETURN(hub::RepoInfo info,
+                        client->GetRepoInfo(ref.repo, Revision::Parse(e.commit).value()));
+    public_repo = !info.gated && !info.is_private;
+    return CheckFileAccess(*client, ref.repo, commit, info);
+  }();
+  std::lock_guard<std::mutex> lock(mu_);
+  return entitlements_.Record(e.id, e.hf_token.has_value(), answer, public_repo, now);
+}
+
+bool Fleet::UpstreamDown() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return entitlements_.UpstreamDown();
 }
 
 void Fleet::QueueEntitlementCheckLocked(const EndpointRecord& e, int64_t now) {
+  (void)now;  // the verdict is recorded with the time the check ends (entitlements.h)
   if (!entitlement_checks_.insert(e.id).second) return;  // one in flight already
-  const bool queued = executor_->Submit("upstream", [this, e, now] {
-    Status verdict =
-        options_.check_entitlement ? options_.check_entitlement(e) : CheckEntitlement(e);
+  const bool queued = executor_->Submit("upstream", [this, e] {
+    (void)CheckEntitlement(e);  // records its verdict in entitlements_
     {
       std::lock_guard<std::mutex> lock(mu_);
-      entitlements_[e.id] = {verdict, now};
       entitlement_checks_.erase(e.id);
     }
     Wake();
@@ -750,6 +768,10 @@ void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
     EndpointFacts& f = snap.endpoints.emplace_back();
     f.record = e;
     f.load = jobs_.Load(e.id);
+    // A commit update (rollout.h): drains and stops happen here; its one worker to start and its
+    // one worker above workersMax go into the pass.
+    f.rollout_starts = static_cast<int>(RolloutPass(e));
+    f.rollout_room = static_cast<int>(RolloutRoom(e.id));
   }
   Decision d;
   {
@@ -758,6 +780,7 @@ void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
     snap.schedules = &schedules_;
     snap.model_files = &model_files_;
     snap.tree_failed_at = &tree_failed_at_;
+    snap.upstream_down = entitlements_.UpstreamDown();
     for (const auto& [id, w] : workers_) {
       if (!IsLivePhase(w->phase)) continue;
       std::optional<int64_t> jobless;  // running with no job left: since when
@@ -771,7 +794,6 @@ void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
                               w->rec.last_ping_ms, w->rec.idle_since_ms, jobless});
     }
     std::erase_if(jobless_since_, [&](const auto& entry) { return !workers_.contains(entry.first); });
-    const int64_t ttl_ms = std::chrono::milliseconds(options_.entitlement_ttl).count();
     for (EndpointFacts& f : snap.endpoints) {
       const std::string& id = f.record.id;
       if (auto b = backoff_.find(id); b != backoff_.end()) {
@@ -781,10 +803,7 @@ void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
           f.backoff = b->second.backoff;
         }
       }
-      if (auto v = entitlements_.find(id);
-          v != entitlements_.end() && now - v->second.second < ttl_ms) {
-        f.entitlement = v->second.first;
-      }
+      f.entitlement = entitlements_.Cached(id, now);
       f.entitlement_checking = entitlement_checks_.contains(id);
       f.trees_fetching = tree_fetches_.contains(id);
       if (auto t = throttled_.find(id); t != throttled_.end()) f.throttled_before = t->second;
@@ -892,7 +911,7 @@ bool Fleet::AcceptsJobs(const std::string& worker_id) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = workers_.find(worker_id);
   return it != workers_.end() && IsLivePhase(it->second->phase) &&
-         it->second->phase != kStopping;
+         it->second->phase != kStopping && !draining_.contains(worker_id);
 }
 
 bool Fleet::IsLive(const std::string& worker_id) const {

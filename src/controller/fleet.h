@@ -53,8 +53,10 @@
 
 #include "controller/action_executor.h"
 #include "controller/agent_client.h"
+#include "controller/entitlements.h"
 #include "controller/jobs.h"
 #include "controller/placement_backoff.h"
+#include "controller/rollout.h"
 #include "controller/store.h"
 #include "controller/worker_phase.h"
 #include "mc/common/clock.h"
@@ -78,7 +80,10 @@ struct FleetOptions {
   // A worker still "running" this long after its last job was taken from it (execution timeout,
   // TTL, cancel: the job-stop channel told it) without asking for more work is stopped.
   std::chrono::milliseconds job_stop_grace{30'000};
-  std::chrono::seconds entitlement_ttl{600};
+  std::chrono::milliseconds entitlement_ttl{600'000};
+  // The upstream unreachable: a gated or private repo's last successful check stays valid this
+  // long (entitlements.h; public repos pass whatever its age).
+  std::chrono::milliseconds entitlement_grace{24LL * 3'600'000};
   // Upstream tree listings fetched per autoscaler pass to learn which blobs other revisions of a
   // model share with an endpoint's commit (placement counts them as present).
   int tree_fetches_per_pass = 4;
@@ -211,10 +216,13 @@ class Fleet {
                                                      const std::string& method,
                                                      const std::string& path,
                                                      const std::string& body);
-  // Checks, with the upstream (blocking), that the endpoint's token gives access to the repo's
-  // files at its commit. The loop never calls it: it reads the verdict cached by
-  // EntitlementLocked, which queues this on the executor.
+  // Checks (cached) that `token` gives access to the repo's files at `commit`; with the
+  // upstream unreachable, the origin-outage rules of entitlements.h. Blocking: the loop never
+  // calls it; it reads the verdict cached by EntitlementLocked, which queues this on the executor.
   Status CheckEntitlement(const EndpointRecord& e);
+  // The latest entitlement check found the upstream unreachable: placement takes only hosts
+  // that hold the commit complete.
+  bool UpstreamDown() const;
   // Blocks until no agent or upstream action is queued or running (tests).
   void DrainActions();
 
@@ -244,6 +252,8 @@ class Fleet {
   std::map<std::string, WorkerExit> Exits(const std::string& endpoint_id) const;
   // Set while the endpoint's placements back off after failed workers.
   std::optional<BackoffView> Backoff(const std::string& endpoint_id) const;
+  // The endpoint's latest rollout (its workers moved to a new commit, rollout.h), if any.
+  std::optional<RolloutView> Rollout(const std::string& endpoint_id) const;
   // Drops the workers that ended (stopped or failed) before `cutoff_ms` from memory, as history
   // retention deletes them from the store (retention.h).
   void ForgetEndedBefore(int64_t cutoff_ms);
@@ -305,7 +315,7 @@ class Fleet {
   void QueueTreeFetchLocked(const EndpointRecord& e, const std::vector<std::string>& commits);
   void FetchTrees(const EndpointRecord& e, const std::vector<std::string>& commits);
   std::map<std::string, std::shared_ptr<Live>> workers_;  // live and recently ended
-  std::map<std::string, std::pair<Status, int64_t>> entitlements_;  // endpoint → (verdict, at)
+  EntitlementCache entitlements_;                         // by endpoint (entitlements.h)
   // One watcher thread per worker; finished ones are joined when the next one starts.
   struct Watcher {
     std::shared_ptr<std::atomic<bool>> done;
@@ -328,6 +338,18 @@ class Fleet {
   void NoteWorkerEndLocked(Live& w, WorkerPhase phase_before, const nlohmann::json& doc);
   void NoteFailureLocked(const std::string& endpoint_id, int64_t endpoint_updated_ms,
                          PlacementFailure failure);
+  // Rollouts (rollout.{h,cc}): one step for the endpoint (drains, stops of drained idle workers);
+  // returns the workers to start for it (0 or 1). Call without mu_.
+  uint32_t RolloutPass(const EndpointRecord& e);
+  // 1 while a rollout has a worker on the new commit starting or an old one draining: the
+  // autoscaler lets the endpoint have one worker above workersMax. Call without mu_.
+  uint32_t RolloutRoom(const std::string& endpoint_id) const;
+  struct RolloutState {
+    RolloutView view;
+    int surge_target = 0;
+  };
+  std::map<std::string, RolloutState> rollouts_;  // by endpoint
+  std::set<std::string> draining_;  // workers a rollout replaced: no new jobs, stopped when idle
 };
 
 }  // namespace mc::controller

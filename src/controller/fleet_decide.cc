@@ -195,6 +195,8 @@ std::vector<scheduler::HostState> HostStatesFor(const FleetSnapshot& s, const Fl
         measured.bytes_queued += dl.total > dl.done ? dl.total - dl.done : 0;
       }
     }
+    // Origin outage (entitlements.h): nothing can be downloaded, only hosts holding the commit.
+    if (s.upstream_down && st.model != scheduler::ModelState::kComplete) continue;
     st.image_seconds = ImageSeconds(*s.hosts, h, e.image, o);
     scheduler::ApplyMeasured(st, measured, o.upstream_bytes_per_second, o.peer_bytes_per_second);
     st.capacity = h.capacity;
@@ -228,12 +230,14 @@ Decision Decide(const FleetSnapshot& s, const FleetOptions& o) {
       infos.push_back({w.id, ToScalerPhase(phase), WallTime(w.idle_since_ms.value_or(s.now_ms))});
       if (phase == WorkerPhase::kInitializing || phase == WorkerPhase::kStarting) ++unready;
     }
-    auto scale = scheduler::DecideScale(ScalerConfig(e), ScalerCounts(ef.load), infos,
-                                        WallTime(s.now_ms));
+    scheduler::AutoscaleConfig config = ScalerConfig(e);
+    config.workers_max += static_cast<uint32_t>(std::max(0, ef.rollout_room));
+    auto scale = scheduler::DecideScale(config, ScalerCounts(ef.load), infos, WallTime(s.now_ms));
     if (!scale.ok()) {
       d.warnings.push_back("autoscale " + e.id + ": " + scale.status().ToString());
       continue;
     }
+    scale->start += static_cast<uint32_t>(std::max(0, ef.rollout_starts));  // rollout.h
     for (const std::string& id : scale->stop) {
       if (stopped.insert(id).second) d.stops.push_back({id, "idle timeout", false});
     }

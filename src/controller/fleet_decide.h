@@ -56,6 +56,8 @@ struct EndpointFacts {
   bool entitlement_checking = false;        // a check in flight
   bool trees_fetching = false;              // tree listings in flight
   int throttled_before = 0;                 // the last pass's count (logs once per episode)
+  int rollout_starts = 0;  // a commit update's worker to start now (rollout.h), beyond scaling
+  int rollout_room = 0;    // workers a rollout may have above workersMax (rollout.h)
 };
 
 // The fleet's maps are passed by pointer (the fleet holds its lock while Decide runs), so that a
@@ -67,6 +69,9 @@ struct FleetSnapshot {
   const std::map<std::string, std::string>* schedules = nullptr;  // "cordoned" / "draining"
   const std::map<std::string, CommitFiles>* model_files = nullptr;  // by commit
   const std::map<std::string, int64_t>* tree_failed_at = nullptr;   // commit → last failure
+  // The latest entitlement check found the upstream unreachable (entitlements.h): placement
+  // takes only hosts that hold the endpoint's commit complete.
+  bool upstream_down = false;
   std::vector<WorkerFacts> workers;  // live ones
   std::vector<EndpointFacts> endpoints;
 };

@@ -96,6 +96,9 @@ struct EndpointRecord {
   // [{"model", "repo", "revision", "commit", "include": [...], "exclude": [...]}].
   std::string models_json = "[]";
   std::string links_json = "[]";  // [{"dest", "file"?, "model"?}] as the agent takes them
+  // Hosts of gpu_type that keep the commit complete (pinned "fleet") even at zero workers
+  // (schema: SQLite 6, PostgreSQL 5; replicas.h).
+  int cached_replicas = 0;
 };
 
 struct JobRecord {

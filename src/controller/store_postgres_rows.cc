@@ -12,7 +12,7 @@ void AddEndpoint(Params& p, const EndpointRecord& e) {
   p.Add(e.scaler_type).Add(e.scaler_value).Add(e.execution_timeout_ms).Add(e.ttl_ms);
   p.Add(e.created_ms).Add(e.updated_ms).Add(e.image).Add(e.args_json).Add(e.registry_auth);
   p.Add(e.models_json).Add(e.links_json);
-  p.Add(e.tenant).Add(e.secret_env);
+  p.Add(e.tenant).Add(e.secret_env).Add(e.cached_replicas);
 }
 
 EndpointRecord ReadEndpoint(Cols& c) {
@@ -44,6 +44,7 @@ EndpointRecord ReadEndpoint(Cols& c) {
   e.links_json = c.Bytes();
   e.tenant = c.Bytes();
   e.secret_env = c.OptBytes();
+  e.cached_replicas = c.IntNarrow();
   return e;
 }
 

@@ -13,7 +13,8 @@ inline constexpr const char* kEndpointColumns[] = {
     "id", "name", "model", "repo", "revision", "commit", "hf_token", "command_json", "env_json",
     "gpu_type", "gpu_count", "workers_min", "workers_max", "idle_timeout_s", "scaler_type",
     "scaler_value", "execution_timeout_ms", "ttl_ms", "created_ms", "updated_ms", "image",
-    "args_json", "registry_auth", "models_json", "links_json", "tenant", "secret_env"};
+    "args_json", "registry_auth", "models_json", "links_json", "tenant", "secret_env",
+    "cached_replicas"};
 inline constexpr const char* kJobColumns[] = {
     "id", "endpoint_id", "status", "input_json", "output_json", "error", "extra_json", "webhook",
     "low_priority", "execution_timeout_ms", "ttl_ms", "created_ms", "started_ms", "completed_ms",

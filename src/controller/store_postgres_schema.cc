@@ -7,7 +7,7 @@
 namespace mc::controller {
 namespace {
 
-constexpr int64_t kSchemaVersion = 5;
+constexpr int64_t kSchemaVersion = 6;
 
 // Every string is bytea (any bytes; bytewise order, like SQLite's), every integer bigint.
 constexpr const char* kMigrations[kSchemaVersion] = {
@@ -108,6 +108,10 @@ CREATE TABLE leadership (
   elected_ms bigint NOT NULL);
 INSERT INTO leadership VALUES (1, 0, ''::bytea, 0);
 ALTER TABLE workers ADD COLUMN epoch bigint NOT NULL DEFAULT 0;
+)sql",
+    // 5 -> 6: SQLite's 5 -> 6. An endpoint's cached replicas.
+    R"sql(
+ALTER TABLE endpoints ADD COLUMN cached_replicas bigint NOT NULL DEFAULT 0;
 )sql",
 };
 

@@ -27,7 +27,7 @@ using namespace sqlite_rows;  // NOLINT: the column lists and row codecs
 
 namespace {
 
-constexpr int64_t kSchemaVersion = 5;
+constexpr int64_t kSchemaVersion = 6;
 constexpr int kBusyTimeoutMs = 5000;
 
 constexpr const char* kMigrations[kSchemaVersion] = {
@@ -119,6 +119,10 @@ ALTER TABLE api_keys ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';
 CREATE TABLE host_enrollments (
   host_id TEXT NOT NULL PRIMARY KEY, credential TEXT NOT NULL, schedule TEXT NOT NULL,
   created_ms INTEGER NOT NULL) STRICT;
+)sql",
+    // 5 -> 6. An endpoint's cached replicas: hosts that keep its commit at zero workers.
+    R"sql(
+ALTER TABLE endpoints ADD COLUMN cached_replicas INTEGER NOT NULL DEFAULT 0;
 )sql",
 };
 

@@ -18,7 +18,8 @@ inline constexpr const char* kEndpointColumns[] = {
     "id", "name", "model", "repo", "revision", "commit", "hf_token", "command_json", "env_json",
     "gpu_type", "gpu_count", "workers_min", "workers_max", "idle_timeout_s", "scaler_type",
     "scaler_value", "execution_timeout_ms", "ttl_ms", "created_ms", "updated_ms", "image",
-    "args_json", "registry_auth", "models_json", "links_json", "tenant", "secret_env"};
+    "args_json", "registry_auth", "models_json", "links_json", "tenant", "secret_env",
+    "cached_replicas"};
 // clang-format on
 
 inline void BindEndpoint(Statement& st, const EndpointRecord& e) {
@@ -28,6 +29,7 @@ inline void BindEndpoint(Statement& st, const EndpointRecord& e) {
   st.Bind(e.scaler_type).Bind(e.scaler_value).Bind(e.execution_timeout_ms).Bind(e.ttl_ms);
   st.Bind(e.created_ms).Bind(e.updated_ms).Bind(e.image).Bind(e.args_json).Bind(e.registry_auth);
   st.Bind(e.models_json).Bind(e.links_json).Bind(e.tenant).Bind(e.secret_env);
+  st.Bind(e.cached_replicas);
 }
 
 inline EndpointRecord ReadEndpoint(const Statement& st) {
@@ -60,6 +62,7 @@ inline EndpointRecord ReadEndpoint(const Statement& st) {
   e.links_json = c.Text();
   e.tenant = c.Text();
   e.secret_env = c.OptText();
+  e.cached_replicas = c.IntNarrow();
   return e;
 }
 

@@ -126,6 +126,7 @@ TEST_F(SqliteStoreTest, AVersion1DatabaseGainsTheOutboxAndKeepsItsRows) {
   EXPECT_EQ((*ep)->registry_auth, std::nullopt);
   EXPECT_EQ((*ep)->models_json, "[]");
   EXPECT_EQ((*ep)->links_json, "[]");
+  EXPECT_EQ((*ep)->cached_replicas, 0);  // version 6: none kept
   const JobRecord j = Job("j-new", "ep-a", "COMPLETED", 2000);
   auto id = store->PutJobWithWebhook(j, Delivery(j, 2000));
   ASSERT_TRUE(id.ok()) << id.status().ToString();
@@ -138,7 +139,7 @@ TEST_F(SqliteStoreTest, AVersion1DatabaseGainsTheOutboxAndKeepsItsRows) {
   sqlite3_stmt* st = nullptr;
   ASSERT_EQ(sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &st, nullptr), SQLITE_OK);
   ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int64(st, 0), 5);
+  EXPECT_EQ(sqlite3_column_int64(st, 0), 6);
   sqlite3_finalize(st);
   sqlite3_close(raw);
   store = OpenStore();

@@ -29,7 +29,7 @@ inline bool operator==(const EndpointRecord& a, const EndpointRecord& b) {
          a.created_ms == b.created_ms && a.updated_ms == b.updated_ms && a.image == b.image &&
          a.args_json == b.args_json && a.registry_auth == b.registry_auth &&
          a.models_json == b.models_json && a.links_json == b.links_json && a.tenant == b.tenant &&
-         a.secret_env == b.secret_env;
+         a.secret_env == b.secret_env && a.cached_replicas == b.cached_replicas;
 }
 inline bool operator==(const JobRecord& a, const JobRecord& b) {
   return a.id == b.id && a.endpoint_id == b.endpoint_id && a.status == b.status &&
@@ -91,6 +91,7 @@ inline EndpointRecord Endpoint(const std::string& id, int64_t created_ms) {
   e.gpu_count = 2;
   e.workers_min = 1;
   e.workers_max = 5;
+  e.cached_replicas = 2;
   e.idle_timeout_s = 30;
   e.scaler_type = "REQUEST_COUNT";
   e.scaler_value = 2.5;

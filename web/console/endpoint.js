@@ -39,10 +39,25 @@ function settings(e) {
       : 'none'],
     ['GPUs per worker', gpu],
     ['Workers', `${e.workersMin} min, ${e.workersMax} max, idle timeout ${e.idleTimeout} s`],
+    ['Cached replicas', replicasText(e)],
+    ...(e.rollout ? [['Commit update', h('span', {'data-field': 'rollout'},
+      `${shortSha(e.rollout.from)} → ${shortSha(e.rollout.to)}: ${e.rollout.replaced} of ` +
+      `${e.rollout.total} workers replaced (${e.rollout.state})`)]] : []),
+    ...(e.upstreamReachable === false ? [['Upstream', 'cannot be reached: workers start only ' +
+      'on hosts that hold the model']] : []),
     ['Scaler', `${e.scalerType} ${e.scalerValue}`],
     ['Execution timeout', fmtMs(e.executionTimeoutMs)],
   ];
   return h('dl', {class: 'facts'}, rows.map(([k, v]) => [h('dt', null, k), h('dd', null, v)]));
+}
+
+// The hosts keeping the commit for the fleet (GET /v1/endpoints/{id} "replicas"), against the
+// number asked for.
+function replicasText(e) {
+  const kept = (e.replicas || []).map((r) =>
+    `${r.hostId}${r.lost ? ' (lost)' : r.complete ? '' : ' (downloading)'}`);
+  const want = e.cachedReplicas ? `${e.cachedReplicas} wanted` : 'none wanted (the last copy only)';
+  return kept.length ? `${want}: ${kept.join(', ')}` : want;
 }
 
 // The phases a worker went through, from the ledger (one row per live phase), with durations.

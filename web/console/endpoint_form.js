@@ -52,6 +52,7 @@ export function endpointControls() {
     workersMin: input('ep-workers-min', {type: 'number', min: 0, max: 1000, value: '0'}),
     workersMax: input('ep-workers-max', {type: 'number', min: 0, max: 1000, value: '3'}),
     idleTimeout: input('ep-idle-timeout', {type: 'number', min: 1, max: 3600, value: '5'}),
+    cachedReplicas: input('ep-cached-replicas', {type: 'number', min: 0, max: 64, value: '0'}),
     scalerType: h('select', {id: 'ep-scaler-type'},
       h('option', {value: 'QUEUE_DELAY'}, 'QUEUE_DELAY (seconds a job waits)'),
       h('option', {value: 'REQUEST_COUNT'}, 'REQUEST_COUNT (jobs per worker)')),
@@ -81,6 +82,9 @@ export function workerFieldset(els, first = null, registry = null) {
     h('div', {class: 'row'}, field('GPU type', els.gpuType), field('GPUs per worker', els.gpuCount)),
     h('div', {class: 'row'}, field('Min workers', els.workersMin), field('Max workers', els.workersMax),
       field('Idle timeout (s)', els.idleTimeout)),
+    field('Cached replicas', els.cachedReplicas, 'Hosts of the GPU type that keep the model ' +
+      'downloaded even with no worker, so a scale-up from zero is a cache hit. 0: only the ' +
+      'fleet\'s last copy is kept.'),
     h('div', {class: 'row'}, field('Scaler', els.scalerType), field('Scaler value', els.scalerValue),
       field('Execution timeout (s)', els.execTimeout)));
 }
@@ -96,6 +100,7 @@ export function fillWorker(els, e) {
   els.workersMin.value = String(e.workersMin);
   els.workersMax.value = String(e.workersMax);
   els.idleTimeout.value = String(e.idleTimeout);
+  els.cachedReplicas.value = String(e.cachedReplicas ?? 0);
   els.scalerType.value = e.scalerType;
   els.scalerValue.value = String(e.scalerValue);
   els.execTimeout.value = String(e.executionTimeoutMs / 1000);
@@ -119,6 +124,7 @@ export function readFields(els) {
     workersMin: num(els.workersMin),
     workersMax: num(els.workersMax),
     idleTimeout: num(els.idleTimeout),
+    cachedReplicas: num(els.cachedReplicas),
     scalerType: els.scalerType.value,
     scalerValue: num(els.scalerValue),
     executionTimeoutMs: exec === undefined ? undefined : Math.round(exec * 1000),

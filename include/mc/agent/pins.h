@@ -21,11 +21,14 @@
 namespace mc::agent {
 
 inline constexpr char kOperatorPinOwner[] = "operator";
+// The controller's pins: the copies it keeps of the commits its endpoints use (cachedReplicas,
+// and the fleet's last copy of a commit). Set and released through POST/DELETE /v1/pins.
+inline constexpr char kFleetPinOwner[] = "fleet";
 
 struct PinInfo {
   std::string repo;    // the cache folder name, "models--org--name" (RepoId::FromFolderName)
   std::string commit;  // 40 hex
-  std::string owner;   // kOperatorPinOwner or "worker:<id>"
+  std::string owner;   // kOperatorPinOwner, kFleetPinOwner or "worker:<id>"
   Clock::TimePoint created;
 };
 

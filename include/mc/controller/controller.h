@@ -55,6 +55,10 @@ struct ControllerOptions {
   std::chrono::milliseconds ping_interval{10'000};  // RUNPOD_PING_INTERVAL
   std::chrono::milliseconds runsync_wait{90'000};   // default /runsync hold
   std::chrono::milliseconds host_timeout{30'000};
+  // The upstream unreachable: a gated or private model's last accepted token check stays valid
+  // this long (--entitlement-grace; docs/controller.md, "Origin outage").
+  std::chrono::milliseconds entitlement_grace{24LL * 3'600'000};
+  std::chrono::milliseconds entitlement_ttl{600'000};  // an accepted check is trusted this long
   std::chrono::milliseconds stop_grace{10'000};
   // A worker that keeps running this long after its job was stopped (timeout, TTL, cancel) is
   // stopped.
