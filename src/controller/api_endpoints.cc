@@ -400,7 +400,8 @@ StatusOr<ModelFacts> InspectModel(ApiContext& ctx, const std::string& model,
   }
   const Revision revision = ref.revision.value_or(Revision::Parse("main").value());
   facts.revision = revision.str();
-  MC_ASSIGN_OR_RETURN(auto client, UpstreamClient(ctx.options.upstream, token));
+  MC_ASSIGN_OR_RETURN(auto client,
+                      UpstreamClient(ctx.options.upstream, token, ctx.options.ca_file));
   MC_ASSIGN_OR_RETURN(hub::RepoInfo info, client->GetRepoInfo(ref.repo, revision), "model");
   facts.commit = info.sha.str();
   facts.gated = info.gated;

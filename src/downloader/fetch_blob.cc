@@ -359,6 +359,9 @@ bool FetchEngine::PrepareRequest(Blob& blob, Segment& segment, RangeRequest& req
   if (!src.is_peer && config_.token) {
     request.token_origin = &config_.endpoint;
     request.token = &*config_.token;
+  } else if (src.is_peer && src.origin && config_.peer_key) {
+    request.token_origin = &*src.origin;  // the peer key, to that peer only
+    request.token = &*config_.peer_key;
   }
   request.user_agent = config_.user_agent;
   request.connect_timeout = src.is_peer ? tuning.peer_connect_timeout : tuning.connect_timeout;

@@ -45,6 +45,7 @@ struct Source {
   std::string base_url;  // without trailing '/'
   bool is_peer = false;
   int swarm_member = -1;  // index among the swarm's sorted members; -1: a complete peer or upstream
+  std::optional<hub::Endpoint> origin = std::nullopt;  // a peer's: where its key may go
 };
 
 struct EngineConfig {
@@ -60,6 +61,7 @@ struct EngineConfig {
   FileSystem* file_system = &FileSystem::Real();         // temp files and resume records
   int swarm_self = -1;  // this host's index among the swarm members; -1: no swarm
   int swarm_size = 0;
+  std::optional<hub::Secret> peer_key = std::nullopt;  // PullOptions::peer_key
 };
 
 // Called from worker threads, serialized by the engine.

@@ -56,7 +56,7 @@ StatusOr<std::vector<Source>> Sources(const PullOptions& o) {
   std::vector<Source> sources;
   for (const std::string& peer : o.peers) {
     MC_ASSIGN_OR_RETURN(hub::Endpoint p, hub::Endpoint::Parse(peer), "peer " + peer);
-    sources.push_back(Source{p.url(), p.url(), true});
+    sources.push_back(Source{p.url(), p.url(), true, -1, p});
   }
   // Swarm members (this host among them) sorted by URL: every member computes the same owners.
   if (!o.swarm.empty() && !o.swarm_self.empty()) {
@@ -71,7 +71,8 @@ StatusOr<std::vector<Source>> Sources(const PullOptions& o) {
     members.erase(std::unique(members.begin(), members.end()), members.end());
     for (size_t i = 0; i < members.size(); ++i) {
       if (members[i] == self.url()) continue;
-      sources.push_back(Source{members[i], members[i], true, static_cast<int>(i)});
+      sources.push_back(Source{members[i], members[i], true, static_cast<int>(i),
+                               hub::Endpoint::Parse(members[i]).value()});
     }
   }
   sources.push_back(Source{"upstream", o.endpoint.url(), false});
@@ -257,7 +258,8 @@ StatusOr<PullResult> PullRun::Run() {
   MC_ASSIGN_OR_RETURN(sources_, Sources(o_));
   MC_ASSIGN_OR_RETURN(auto client,
                       hub::HubClient::Create(hub::HubClientOptions{
-                          o_.endpoint, o_.token, o_.tuning.metadata_timeout, o_.user_agent}));
+                          o_.endpoint, o_.token, o_.tuning.metadata_timeout, o_.user_agent,
+                          o_.tuning.ca_file}));
   MC_ASSIGN_OR_RETURN(const CommitSha commit, Resolve(*client));
   if (cancelled()) return CancelledError("pull cancelled");
   MC_ASSIGN_OR_RETURN(const Selection selection, List(*client, commit));
@@ -449,6 +451,7 @@ StatusOr<FetchEngine::Counters> PullRun::Fetch(const CommitSha& commit,
                       o_.endpoint,  o_.token,    o_.tuning, o_.user_agent,
                       o_.sleep,     o_.file_system};
   std::tie(config.swarm_self, config.swarm_size) = SwarmPosition(o_);
+  config.peer_key = o_.peer_key;
   FetchEngine engine(*store_, clock_, std::move(config), Callbacks());
   {
     std::lock_guard<std::mutex> lock(puller_.engine_mu_);
