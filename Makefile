@@ -7,7 +7,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 MODELCACHE := $(BUILD)/src/cli/modelcache
 
-.PHONY: all setup build run test test-cpp test-js test-browser test-crash test-chaos test-faults test-sanitize test-deploy fuzz fuzz-ci bench format clean
+.PHONY: all setup build run test test-cpp test-js test-browser test-crash test-chaos test-faults test-sanitize check-thread-safety test-deploy fuzz fuzz-ci bench format clean
 
 all: build
 
@@ -55,6 +55,11 @@ test-faults: build
 # 2 cores (docs/reliability.md has the times).
 test-sanitize: setup
 	@tools/sanitize.sh asan && tools/sanitize.sh tsan
+
+# clang-16's -Wthread-safety (as errors) over the annotated libraries, from $(BUILD)'s compile
+# commands, syntax only (docs/reliability.md, section 9).
+check-thread-safety: build
+	@tools/check-thread-safety.sh $(BUILD)
 
 # libFuzzer targets (clang-16, own build dir build-fuzz/): 10 million executions each, or a
 # short run of each (fuzz-ci). docs/reliability.md records the figures.

@@ -151,7 +151,7 @@ std::string HostName() {
 
 class AgentImpl final : public Agent {
  public:
-  explicit AgentImpl(AgentOptions options) : o_(std::move(options)) {}
+  explicit AgentImpl(AgentOptions options) : o_(std::move(options)), peer_key_(o_.peer_key) {}
   ~AgentImpl() override { Stop(); }
 
   Status Init() {
@@ -190,6 +190,7 @@ class AgentImpl final : public Agent {
     d.ref_ttl = o_.ref_ttl;
     d.sleep = o_.sleep;
     d.on_change = [this] { PokeLink(); };
+    d.peer_key = [this] { return peer_key_.Get(); };
     downloads_ = std::make_unique<Downloads>(std::move(d), *inventory_, *db_, *o_.clock);
 
     MC_RETURN_IF_ERROR(MakeRuntime(), "agent");
@@ -209,7 +210,7 @@ class AgentImpl final : public Agent {
 
     api_ = std::make_unique<AgentApi>(
         AgentApi::Parts{o_, *inventory_, *downloads_, *workers_, images_.get(), *db_, *mirror_,
-                        *store_});
+                        *store_, peer_key_});
     net::HttpServerOptions http;
     http.listen = o_.listen;
     http.name = "agent";
@@ -239,11 +240,12 @@ class AgentImpl final : public Agent {
       std::string url = *o_.controller_url;
       while (!url.empty() && url.back() == '/') url.pop_back();
       std::lock_guard<std::mutex> lock(link_mu_);
-      link_ = std::make_unique<ControllerLink>(
-          ControllerLinkOptions{url, o_.host_id,
-                                o_.controller_api_key ? o_.controller_api_key : o_.api_key,
-                                o_.heartbeat_interval, o_.ca_file},
-          [this] { return api_->HostDocument(); });
+      ControllerLinkOptions link{url, o_.host_id,
+                                 o_.controller_api_key ? o_.controller_api_key : o_.api_key,
+                                 o_.heartbeat_interval, o_.ca_file};
+      link.on_peer_key = [this](std::string key) { peer_key_.Offer(std::move(key)); };
+      link_ = std::make_unique<ControllerLink>(std::move(link),
+                                               [this] { return api_->HostDocument(); });
       link_->Start();
     }
     spdlog::info("agent: {} serving on {} (cache {}, capacity {}, {} GPUs, workers as {})",
@@ -333,6 +335,7 @@ class AgentImpl final : public Agent {
   }
 
   AgentOptions o_;
+  PeerKey peer_key_;  // the fleet's: checked on the mirror routes, sent to peers
   std::unique_ptr<StateDb> db_;
   std::unique_ptr<cache::CacheStore> store_;
   std::unique_ptr<Inventory> inventory_;

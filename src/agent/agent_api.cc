@@ -187,10 +187,21 @@ AgentApi::AgentApi(Parts parts) : p_(parts) {
 bool AgentApi::KeyMissing(const net::HttpRequest& req, net::HttpResponse& res) const {
   const std::string& path = req.raw_path;
   const bool api = path.starts_with("/v1/") || path == "/v1";
-  if (!api || !p_.options.api_key) return false;
+  if (path == "/health" || path == "/metrics") return false;
   std::string given = req.headers.Get("Authorization").value_or("");
   if (given.starts_with("Bearer ")) given = given.substr(7);
-  if (p_.options.api_key->Matches(given)) return false;
+  const bool agent_key = p_.options.api_key && p_.options.api_key->Matches(given);
+  if (!api) {
+    // A mirror route: what peers and swarm members fetch, gated and private repos included. The
+    // fleet's peer key (never accepted on /v1), or this agent's own key.
+    if (agent_key || p_.peer_key.Accepts(given)) return false;
+    net::SetJsonError(res, UnauthenticatedError(
+                               "this agent's mirror routes need the fleet's peer key "
+                               "(Authorization: Bearer ...): enroll the agents with a controller, "
+                               "which hands it to them, or give each the same --peer-key-file"));
+    return true;
+  }
+  if (!p_.options.api_key || agent_key) return false;
   // The controller authenticates with this host's own credential (its enrollment's).
   if (p_.options.controller_api_key && p_.options.controller_api_key->Matches(given)) return false;
   net::SetJsonError(res,

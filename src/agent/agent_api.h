@@ -12,6 +12,7 @@
 #include "agent/downloads.h"
 #include "agent/images.h"
 #include "agent/inventory.h"
+#include "agent/peer_key.h"
 #include "agent/state_db.h"
 #include "agent/workers.h"
 #include "mc/agent/agent.h"
@@ -32,14 +33,16 @@ class AgentApi {
     StateDb& db;
     mirror::MirrorHandler& mirror;
     cache::CacheStore& store;
+    const PeerKey& peer_key;  // the fleet's: required on the mirror routes
   };
   explicit AgentApi(Parts parts);
 
-  // /v1/... (behind the API key when one is set), /health and /metrics on the router; anything
-  // else is a mirror route (GET and HEAD, and POST paths-info: they are read-only).
+  // /v1/... (behind the API key), /health and /metrics on the router; anything else is a mirror
+  // route (GET and HEAD, and POST paths-info: they are read-only), behind the fleet's peer key
+  // (or the API key).
   void Handle(const net::HttpRequest& request, net::HttpResponse& response);
   // The edge check before a request's body is read (net::HeadHandler): a /v1 request without
-  // the key is answered 401 at once.
+  // the key, or a mirror request without the peer key, is answered 401 at once.
   void CheckHead(const net::HttpRequest& head, net::HeadVerdict& verdict) const;
   // The GET /v1/inventory document (also the controller heartbeat body).
   std::string HostDocument() const;
@@ -49,7 +52,8 @@ class AgentApi {
   }
 
  private:
-  // Writes the 401 and returns true if `req` is a /v1 request without the agent's key.
+  // Writes the 401 and returns true if `req` is a /v1 request without the agent's key (or its
+  // host's credential), or a mirror (peer) request with neither the peer key nor the agent's key.
   bool KeyMissing(const net::HttpRequest& req, net::HttpResponse& res) const;
   // Writes the 403/415 and returns true if `req` is a /v1 request a browser could have been
   // tricked into sending (docs/security.md, "Agent"): an Origin or a Host that is not this

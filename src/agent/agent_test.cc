@@ -99,6 +99,7 @@ struct Reply {
 };
 
 constexpr char kAgentKey[] = "agent-test-key-0123456789";
+constexpr char kPeerKey[] = "fleet-peer-key-abcdefghij";  // every test agent's (--peer-key-file)
 
 Reply Call(const std::string& method, const std::string& url, const std::string& body = "") {
   static thread_local auto client = net::HttpClient::Create();
@@ -131,6 +132,7 @@ class AgentTest : public ::testing::Test {
     dirs_.push_back(dir);
     AgentOptions o;
     o.api_key = hub::Secret(kAgentKey);
+    o.peer_key = hub::Secret(kPeerKey);
     o.cache_dir = dir / "cache";
     o.state_dir = dir / "state";
     o.capacity = 1ull << 30;
@@ -723,22 +725,79 @@ TEST_F(AgentTest, WorkerRequestsThatTheRuntimeCannotRunAreRefusedWithTheReason) 
   EXPECT_TRUE(Call("GET", agent->base_url() + "/v1/workers").body["workers"].empty());
 }
 
+// A GET of a mirror (peer) route with `key` as its bearer ("" = no Authorization).
+int MirrorGet(const std::string& url, const std::string& key) {
+  auto client = net::HttpClient::Create();
+  net::HttpClientRequest get;
+  get.url = url;
+  if (!key.empty()) get.headers.Set("Authorization", "Bearer " + key);
+  auto res = client->Send(get);
+  return res.ok() ? res->status : 0;
+}
+
 TEST_F(AgentTest, ServesItsCacheThroughTheMirrorRoutes) {
   auto agent = StartAgent(Options("mirror_routes"));
   ASSERT_TRUE(agent);
   ASSERT_EQ(Ensure(*agent, "org/m0").status, 200);
   auto client = net::HttpClient::Create();
-  auto res = client->Get(agent->base_url() + "/org/m0/resolve/main/config.json");
+  net::HttpClientRequest get;
+  get.url = agent->base_url() + "/org/m0/resolve/main/config.json";
+  get.headers.Set("Authorization", std::string("Bearer ") + kPeerKey);
+  auto res = client->Send(get);
   ASSERT_TRUE(res.ok());
   EXPECT_EQ(res->status, 200);
   EXPECT_TRUE(res->headers.Has("X-Repo-Commit"));
   net::HttpClientRequest put;
   put.method = "PUT";
   put.url = agent->base_url() + "/org/m0/resolve/main/config.json";
+  put.headers.Set("Authorization", std::string("Bearer ") + kPeerKey);
   put.body = "x";
   auto refused = client->Send(put);
   ASSERT_TRUE(refused.ok());
   EXPECT_EQ(refused->status, 400);
+}
+
+// docs/security.md, "Peers": the mirror routes serve the whole cache (gated and private repos
+// included) only to the fleet's peer key or the agent's own key; the peer key opens no /v1 route.
+TEST_F(AgentTest, MirrorRoutesNeedTheFleetsPeerKeyOrTheAgentsKey) {
+  auto agent = StartAgent(Options("peer_key"));
+  ASSERT_TRUE(agent);
+  ASSERT_EQ(Ensure(*agent, "org/m0").status, 200);
+  const std::string file = agent->base_url() + "/org/m0/resolve/main/config.json";
+  const std::string info = agent->base_url() + "/api/models/org/m0/revision/main";
+  for (const std::string& url : {file, info}) {
+    EXPECT_EQ(MirrorGet(url, ""), 401) << url;
+    EXPECT_EQ(MirrorGet(url, "fleet-peer-key-abcdefghiX"), 401) << url;  // one byte off
+    EXPECT_EQ(MirrorGet(url, kPeerKey), 200) << url;
+    EXPECT_EQ(MirrorGet(url, kAgentKey), 200) << url;
+  }
+  EXPECT_EQ(MirrorGet(agent->base_url() + "/v1/inventory", kPeerKey), 401);
+  EXPECT_EQ(MirrorGet(agent->base_url() + "/health", ""), 200);
+  // An agent with no peer key (no --peer-key-file, no controller) serves its agent key only.
+  AgentOptions alone = Options("peer_key_none");
+  alone.peer_key.reset();
+  auto lone = StartAgent(alone);
+  ASSERT_TRUE(lone);
+  ASSERT_EQ(Ensure(*lone, "org/m0").status, 200);
+  const std::string lone_file = lone->base_url() + "/org/m0/resolve/main/config.json";
+  EXPECT_EQ(MirrorGet(lone_file, ""), 401);
+  EXPECT_EQ(MirrorGet(lone_file, kPeerKey), 401);
+  EXPECT_EQ(MirrorGet(lone_file, kAgentKey), 200);
+}
+
+// A peer that does not hold the fleet's key is skipped like one that lacks the blob: the bytes
+// come from the upstream, and the download succeeds.
+TEST_F(AgentTest, APeerThatRefusesOurPeerKeyIsSkippedForTheUpstream) {
+  AgentOptions other = Options("peer_other_fleet_a");
+  other.peer_key = hub::Secret("another-fleets-peer-key-0001");
+  auto a = StartAgent(other);
+  auto b = StartAgent(Options("peer_other_fleet_b"));
+  ASSERT_TRUE(a && b);
+  ASSERT_EQ(Ensure(*a, "org/m3").status, 200);
+  Reply r = Ensure(*b, "org/m3", R"(,"peers":[")" + a->base_url() + "\"]");
+  ASSERT_EQ(r.status, 200) << r.body.dump();
+  EXPECT_EQ(r.body["bytes_by_source"].value(a->base_url(), uint64_t{0}), 0u) << r.body.dump();
+  EXPECT_EQ(r.body["bytes_by_source"].value("upstream", uint64_t{0}), upstream_->Bytes("org/m3"));
 }
 
 TEST_F(AgentTest, WrongMethodOnTheApiIs405WithTheAllowedMethods) {

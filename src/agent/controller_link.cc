@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <nlohmann/json.hpp>
+
 #include "mc/net/http_client.h"
 
 namespace mc::agent {
@@ -61,6 +63,11 @@ bool ControllerLink::Send(const std::string& path, int* status) {
   } else {
     *status = res->status;
     if (res->status >= 300) error = "HTTP " + std::to_string(res->status);
+    if (res->status == 200 && options_.on_peer_key) {
+      const nlohmann::json answer = nlohmann::json::parse(res->body, nullptr, false);
+      const auto key = answer.is_object() ? answer.find("peerKey") : answer.end();
+      if (key != answer.end() && key->is_string()) options_.on_peer_key(key->get<std::string>());
+    }
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (error != last_error_) {

@@ -4,7 +4,8 @@
 //   POST {controller}/v1/hosts/register           body: the host document (below)
 //   POST {controller}/v1/hosts/{host_id}/heartbeat body: the host document
 // The host document is the agent's GET /v1/inventory answer: host id, URL, GPU type and slots,
-// disk budget, snapshots, downloads and workers. Registration is retried every interval until it
+// disk budget, snapshots, downloads and workers. The answer carries the fleet's peer key
+// ({"peerKey": ...}), handed to on_peer_key. Registration is retried every interval until it
 // succeeds; a heartbeat answered 404 (the controller forgot us) re-registers.
 //
 // Runs one thread; Stop() wakes and joins it. Failures are logged once per change of error, not
@@ -29,6 +30,8 @@ struct ControllerLinkOptions {
   std::optional<hub::Secret> api_key;  // sent as Authorization: Bearer
   std::chrono::milliseconds interval{5'000};
   std::string ca_file;  // HTTPS: authorities to trust (empty: the system's)
+  // Called with the fleet's peer key when an answer carries one ({"peerKey": ...}).
+  std::function<void(std::string)> on_peer_key = nullptr;
 };
 
 class ControllerLink {

@@ -222,6 +222,7 @@ void Downloads::Run(std::shared_ptr<Download> d) {
   o.patterns = r.patterns;
   o.peers = r.peers;
   o.swarm = r.swarm;
+  if (options_.peer_key) o.peer_key = options_.peer_key();
   {
     std::lock_guard<std::mutex> lock(mu_);
     o.swarm_self = self_url_;

@@ -96,6 +96,8 @@ struct DownloadsOptions {
   std::chrono::seconds failure_ttl{60};
   std::function<void(std::chrono::milliseconds)> sleep;  // retries; tests inject
   std::function<void()> on_change;  // after a download ends (the agent pokes its controller link)
+  // The fleet's peer key now (sent to peers and swarm members); null or nullopt: none.
+  std::function<std::optional<hub::Secret>()> peer_key;
 };
 
 // Totals since start, for /metrics.

@@ -76,6 +76,7 @@ struct AgentArgs {
   std::string public_url, api_key_file, log_cap = "64MiB";
   std::vector<std::string> allowed_hosts;
   std::string host_credential_file;
+  std::string peer_key_file;
   TlsArgs tls;
   double maintenance_seconds = 30, stop_grace_seconds = 10;
   std::string gpus = "0";
@@ -208,6 +209,15 @@ StatusOr<agent::AgentOptions> MakeAgentOptions(const AgentArgs& args, const hub:
     }
     o.controller_api_key = std::move(*credential);
   }
+  if (!args.peer_key_file.empty()) {
+    auto peer_key = ResolveApiKey(args.peer_key_file, hub::Env::FromMap({}));
+    if (!peer_key.ok()) {
+      return Status(peer_key.status().code(), "--peer-key-file " +
+                                                  QuoteForMessage(args.peer_key_file) +
+                                                  ": cannot read a key from it");
+    }
+    o.peer_key = std::move(*peer_key);
+  }
   MC_RETURN_IF_ERROR(MakeRuntimeOptions(args, o.runtime));
   if (args.gpus != "auto") {
     char* end = nullptr;
@@ -303,7 +313,8 @@ constexpr const char* kAgentFooter =
     "  GET  /v1/workers/ID?wait=S&until=running,exited    DELETE /v1/workers/ID?grace=S\n"
     "  GET  /v1/inventory, /v1/downloads       what the cache holds, what is downloading\n"
     "  POST/DELETE /v1/pins, POST /v1/evict    {\"model\": .., \"revision\": ..}\n"
-    "Every other GET is the Hugging Face hub API over this cache (HF_ENDPOINT=<url> works).\n"
+    "Every other GET is the Hugging Face hub API over this cache, for peers: it needs the\n"
+    "fleet's peer key or the API key (HF_ENDPOINT=<url> HF_TOKEN=<key> works).\n"
     "\n"
     "Stopping: SIGTERM or Ctrl-C stops gracefully and exits 0: downloads in flight are cancelled\n"
     "and their bytes kept, and the next start resumes them by itself; worker processes keep\n"
@@ -387,6 +398,14 @@ void AddAgentCommand(CLI::App& app, CommandResult& result) {
       "File holding this host's credential from 'modelcache hosts enroll --host-id ID' on\n"
       "the controller: sent to --controller to register and heartbeat as --host-id, and\n"
       "accepted on /v1 from the controller (which presents it back)")
+      ->type_name("FILE");
+  cmd->add_option(
+      "--peer-key-file", args->peer_key_file,
+      "File holding the fleet's peer key: required (as 'Authorization: Bearer') on this\n"
+      "agent's mirror routes, which serve its whole cache, gated models included, to\n"
+      "other agents, and sent to the peers it fetches from. Give every agent the same one.\n"
+      "Default: the key the --controller hands enrolled agents; with neither, the mirror\n"
+      "routes serve --api-key-file holders only")
       ->type_name("FILE");
   cmd->add_option("--connections", args->connections,
                   "Parallel HTTP connections per download, 1 to 64 (default 8)")

@@ -66,7 +66,8 @@ void AddTlsOptions(CLI::App& cmd, TlsArgs& args, bool client_side) {
   if (client_side) {
     cmd.add_option("--ca-file", args.ca,
                    "PEM file of the certificate authorities to trust when this process calls\n"
-                   "the controller, agents or peers over https:// (default: the system's)")
+                   "the controller, agents, peers or the upstream Hub over https:// (default:\n"
+                   "the system's)")
         ->check(CLI::ExistingFile);
   }
 }

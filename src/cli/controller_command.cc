@@ -93,7 +93,7 @@ StatusOr<hub::Endpoint> UpstreamOrDefault(const std::string& flag) {
 struct ControllerArgs {
   std::string listen = "127.0.0.1:8080", db, db_password_file, upstream, public_url, agent_key_file;
   std::string advertise_url;
-  std::string secret_key_file;
+  std::string secret_key_file, peer_key_file;
   std::string placement = "ttr";
   double requeue_after = 30;
   double history_retention_days = 30;
@@ -116,6 +116,7 @@ Status RunController(const ControllerArgs& args) {
   if (!args.public_url.empty()) o.public_url = args.public_url;
   if (!args.advertise_url.empty()) o.advertise_url = args.advertise_url;
   MC_ASSIGN_OR_RETURN(o.agent_api_key, ReadKeyFile(args.agent_key_file), "--agent-key-file");
+  MC_ASSIGN_OR_RETURN(o.peer_key, ReadKeyFile(args.peer_key_file), "--peer-key-file");
   o.requeue_unlisted_after = std::chrono::milliseconds(std::llround(args.requeue_after * 1000));
   o.history_retention =
       std::chrono::milliseconds(std::llround(args.history_retention_days * 86'400'000.0));
@@ -628,6 +629,11 @@ void AddControllerCommands(CLI::App& app, CommandResult& result) {
   cmd->add_option("--secret-key-file", cargs->secret_key_file, kSecretKeyHelp)->type_name("FILE");
   cmd->add_option("--agent-key-file", cargs->agent_key_file,
                   "File with the API key agents expect on their /v1 (if they have one)");
+  cmd->add_option("--peer-key-file", cargs->peer_key_file,
+                  "File with the fleet's peer key, which enrolled agents get when they register\n"
+                  "and require on the mirror routes their peers fetch from (default: one derived\n"
+                  "from --secret-key-file; set a new one here to rotate it)")
+      ->type_name("FILE");
   cmd->add_option("--requeue-after", cargs->requeue_after,
                   "Seconds after which a job a worker holds but no longer lists in its pings (its\n"
                   "result was lost) goes back to the queue (default 30)")

@@ -9,7 +9,9 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <thread>
 
 #include "commands.h"
@@ -24,7 +26,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct PullArgs {
-  std::string model, revision, cache_dir, state_dir, token_file, endpoint;
+  std::string model, revision, cache_dir, state_dir, token_file, endpoint, peer_key_file;
   std::vector<std::string> include, exclude, peers;
   int connections = 0;      // 0 = not given: start at 8 and scale up to max_connections
   int max_connections = 0;  // 0 = not given: `connections` if that was given, else 32
@@ -128,6 +130,18 @@ StatusOr<downloader::PullOptions> MakeOptions(const PullArgs& args, const Select
     MC_ASSIGN_OR_RETURN(hub::Endpoint parsed, hub::Endpoint::Parse(peer), "--peer");
     peers.push_back(parsed.url());
   }
+  std::optional<hub::Secret> peer_key;
+  if (!args.peer_key_file.empty()) {  // the fleet's key, for agents' mirror routes
+    std::ifstream in(args.peer_key_file);
+    std::string key((std::istreambuf_iterator<char>(in)), {});
+    while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.pop_back();
+    if (!in.good() && !in.eof()) key.clear();
+    if (key.empty()) {
+      return InvalidArgumentError("--peer-key-file " + QuoteForMessage(args.peer_key_file) +
+                                  ": cannot read a key from it");
+    }
+    peer_key = hub::Secret(std::move(key));
+  }
   MC_ASSIGN_OR_RETURN(std::optional<hub::HubToken> token, ResolvePullToken(args.token_file, env));
   std::optional<hub::Secret> secret;
   if (token) {
@@ -156,6 +170,7 @@ StatusOr<downloader::PullOptions> MakeOptions(const PullArgs& args, const Select
                                  .patterns = selection.patterns,
                                  .files = selection.files,
                                  .peers = std::move(peers),
+                                 .peer_key = std::move(peer_key),
                                  .dry_run = args.dry_run,
                                  .tuning = tuning,
                                  .sleep = {},  // the engine's real sleep
@@ -363,6 +378,10 @@ void AddPullCommand(CLI::App& app, CommandResult& result) {
                   "(repeatable); a peer that lacks a file or is slow is skipped. The token is\n"
                   "never sent to a peer")
       ->allow_extra_args(false);
+  cmd->add_option("--peer-key-file", args->peer_key_file,
+                  "File holding the fleet's peer key, sent to every --peer (agents' mirror routes\n"
+                  "require it; a 'modelcache serve' ignores it)")
+      ->type_name("FILE");
   cmd->add_option("--connections", args->connections,
                   "Parallel HTTP connections, 1 to 64; big files are split across them. Default:\n"
                   "start with 8 and double them while each step raises the download rate by\n"

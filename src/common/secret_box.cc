@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -219,6 +220,20 @@ StatusOr<std::string> SecretBox::Open(std::string_view sealed, std::string_view 
         "secret key file");
   }
   return plain;
+}
+
+std::string SecretBox::Derive(std::string_view label) const {
+  std::vector<unsigned char> mac(EVP_MAX_MD_SIZE);
+  unsigned int len = 0;
+  if (HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()),
+           reinterpret_cast<const unsigned char*>(label.data()), label.size(), mac.data(),
+           &len) == nullptr) {
+    std::abort();  // HMAC-SHA256 cannot fail short of a broken OpenSSL
+  }
+  mac.resize(len);
+  std::string out = Base64Url(mac);
+  OPENSSL_cleanse(mac.data(), mac.size());
+  return out;
 }
 
 }  // namespace mc

@@ -50,6 +50,17 @@ TEST(SecretBoxTest, AnotherContextKeyOrAChangedByteDoesNotOpen) {
   EXPECT_EQ(box.Open("hf_plain", "c").status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(SecretBoxTest, DeriveIsStablePerKeyAndLabelAndIndependentOtherwise) {
+  SecretBox::Key key{};
+  for (size_t i = 0; i < key.size(); ++i) key[i] = static_cast<unsigned char>(i);
+  const SecretBox a(key), same(key);
+  const std::string derived = a.Derive("modelcache fleet peer key");
+  EXPECT_EQ(derived.size(), 43u);  // 32 bytes, base64url without padding
+  EXPECT_EQ(same.Derive("modelcache fleet peer key"), derived);
+  EXPECT_NE(a.Derive("another label"), derived);
+  EXPECT_NE(SecretBox::Random().Derive("modelcache fleet peer key"), derived);
+}
+
 TEST_F(SecretBoxFileTest, AMissingKeyFileIsCreatedOwnerOnlyAndReusedAfterwards) {
   const fs::path key = dir_ / "secret.key";
   auto first = SecretBox::FromKeyFile(key);

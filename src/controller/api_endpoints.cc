@@ -404,7 +404,8 @@ StatusOr<ModelFacts> InspectModel(ApiContext& ctx, const std::string& model,
   }
   const Revision revision = ref.revision.value_or(Revision::Parse("main").value());
   facts.revision = revision.str();
-  MC_ASSIGN_OR_RETURN(auto client, UpstreamClient(ctx.options.upstream, token));
+  MC_ASSIGN_OR_RETURN(auto client,
+                      UpstreamClient(ctx.options.upstream, token, ctx.options.ca_file));
   StatusOr<hub::RepoInfo> asked = client->GetRepoInfo(ref.repo, revision);
   if (!asked.ok() && UpstreamUnreachable(asked.status())) {  // origin outage: say so plainly
     return UnavailableError("the Hub at " + ctx.options.upstream.url() +

@@ -20,6 +20,9 @@ namespace {
 
 using json = nlohmann::json;
 
+// What the default fleet peer key is derived for from the secret key (SecretBox::Derive).
+constexpr std::string_view kPeerKeyLabel = "modelcache fleet peer key v1";
+
 // The credential of enrolled host `host_id` if `authorization` carries it ("Bearer <cred>" or
 // bare); Unauthenticated, with the same answer, for a host not enrolled and a wrong credential.
 StatusOr<std::string> VerifyHost(ApiContext& ctx, const std::string& host_id,
@@ -60,7 +63,12 @@ void HostDocument(ApiContext& ctx, const net::HttpRequest& req, const std::strin
   Status s = ctx.fleet.Heartbeat(req.body);
   if (!s.ok()) return net::SetJsonError(res, s);
   ctx.fleet.SetHostCredential(host_id, hub::Secret(std::move(*credential)));
-  net::SetJson(res, 200, "{}");
+  // The fleet's peer key, to this enrolled host only (its agent checks it on its mirror routes
+  // and sends it to its peers). Never logged; no other route returns it.
+  std::string peer_key = ctx.options.peer_key ? std::string(ctx.options.peer_key->Reveal())
+                                              : ctx.secrets.Derive(kPeerKeyLabel);
+  net::SetJson(res, 200, json{{"peerKey", peer_key}}.dump());
+  std::fill(peer_key.begin(), peer_key.end(), '\0');
 }
 
 void Register(ApiContext& ctx, const net::HttpRequest& req, const net::PathParams&,

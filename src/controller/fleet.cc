@@ -37,15 +37,17 @@ constexpr WorkerPhase kPhaseFailed = WorkerPhase::kFailed;
 
 
 // What a worker of `e` is given that must never be shown from its log: its key, the endpoint's
-// HF token, and env values whose names say they are secret.
+// HF token, the registry password its agent is sent (in `body`, the agent's request), and env
+// values whose names say they are secret.
 std::vector<std::string> WorkerSecrets(const EndpointRecord& e, const json& env,
-                                       const std::string& key) {
+                                       const std::string& key, const json& body) {
   std::vector<std::string> out{key};
   if (e.hf_token) out.push_back(*e.hf_token);
-  if (e.registry_auth) {
-    const json auth = json::parse(*e.registry_auth, nullptr, false);
-    if (auth.is_object() && auth.contains("password") && auth["password"].is_string()) {
-      out.push_back(auth["password"].get<std::string>());
+  const auto auth = body.find("registryAuth");
+  if (auth != body.end() && auth->is_object()) {
+    const auto password = auth->find("password");
+    if (password != auth->end() && password->is_string()) {
+      out.push_back(password->get<std::string>());
     }
   }
   if (e.secret_env) {  // every value of the write-only env is a secret, whatever its name
@@ -395,8 +397,9 @@ void Fleet::QueueTreeFetchLocked(const EndpointRecord& e, const std::vector<std:
 void Fleet::FetchTrees(const EndpointRecord& e, const std::vector<std::string>& wanted) {
   auto ref = hub::ParseModelRef(e.repo);
   auto opened = WithSecrets(*options_.secrets, e);
-  auto client = opened.ok() ? UpstreamClient(options_.upstream, opened->hf_token)
-                            : StatusOr<std::unique_ptr<hub::HubClient>>(opened.status());
+  auto client = opened.ok()
+                    ? UpstreamClient(options_.upstream, opened->hf_token, options_.ca_file)
+                    : StatusOr<std::unique_ptr<hub::HubClient>>(opened.status());
   for (const std::string& commit : wanted) {
     Status s = !ref.ok() ? ref.status() : !client.ok() ? client.status() : Status::Ok();
     if (s.ok()) {
@@ -445,7 +448,8 @@ Status Fleet::CheckEntitlement(const EndpointRecord& e) {
     MC_ASSIGN_OR_RETURN(hub::ModelRef ref, hub::ParseModelRef(e.repo));  // any repo type
     MC_ASSIGN_OR_RETURN(CommitSha commit, CommitSha::Parse(e.commit));
     MC_ASSIGN_OR_RETURN(EndpointRecord opened, WithSecrets(*options_.secrets, e));
-    MC_ASSIGN_OR_RETURN(auto client, UpstreamClient(options_.upstream, opened.hf_token));
+    MC_ASSIGN_OR_RETURN(auto client,
+                        UpstreamClient(options_.upstream, opened.hf_token, options_.ca_file));
     MC_ASSIGN_OR_RETURN(hub::RepoInfo info,
                         client->GetRepoInfo(ref.repo, Revision::Parse(e.commit).value()));
     public_repo = !info.gated && !info.is_private;
@@ -581,9 +585,9 @@ Status Fleet::StartWorker(const EndpointRecord& sealed, const HostView& host,
   env["RUNPOD_GPU_COUNT"] = std::to_string(e.gpu_count);
   // The SDK's fitness checks need the internet (a TCP connect to 8.8.8.8) and nvidia-smi.
   if (!env.contains("RUNPOD_SKIP_AUTO_SYSTEM_CHECKS")) env["RUNPOD_SKIP_AUTO_SYSTEM_CHECKS"] = "true";
-  live->secrets = WorkerSecrets(e, env, key);
   live->endpoint_updated_ms = e.updated_ms;
-  json body = WorkerBody(e, id, env, peers);
+  json body = WorkerBody(e, id, env, peers);  // parses the registry credentials once
+  live->secrets = WorkerSecrets(e, env, key, body);
   {
     std::lock_guard<std::mutex> lock(mu_);
     // Issue 17 swarm: the hosts fetching this commit now share pieces with this one.

@@ -73,7 +73,8 @@ struct FleetOptions {
   std::optional<hub::Secret> agent_api_key;  // sent to agents
   // Opens the endpoints' sealed secrets (HF token, secret env) where they are used. Required.
   std::shared_ptr<const SecretBox> secrets;
-  std::string ca_file;  // HTTPS to agents: authorities to trust (empty: the system's)
+  // HTTPS to agents and the upstream's metadata: authorities to trust (empty: the system's).
+  std::string ca_file;
   std::chrono::milliseconds ping_interval{10'000};  // RUNPOD_PING_INTERVAL given to workers
   std::chrono::milliseconds host_timeout{30'000};   // no heartbeat for this long: host lost
   std::chrono::milliseconds stop_grace{10'000};

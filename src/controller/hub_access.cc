@@ -3,9 +3,10 @@
 namespace mc::controller {
 
 StatusOr<std::unique_ptr<hub::HubClient>> UpstreamClient(const hub::Endpoint& upstream,
-                                                         const std::optional<std::string>& token) {
+                                                         const std::optional<std::string>& token,
+                                                         const std::string& ca_file) {
   hub::HubClientOptions o{upstream, std::nullopt, std::chrono::milliseconds(10'000),
-                          "modelcache-controller/0.1"};
+                          "modelcache-controller/0.1", ca_file};
   if (token) o.token = hub::Secret(*token);
   return hub::HubClient::Create(std::move(o));
 }

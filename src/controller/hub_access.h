@@ -14,9 +14,11 @@
 
 namespace mc::controller {
 
-// A client of `upstream` that sends `token` (when set) to it and nowhere else.
+// A client of `upstream` that sends `token` (when set) to it and nowhere else, trusting the
+// authorities of `ca_file` (the controller's --ca-file; empty: the system's).
 StatusOr<std::unique_ptr<hub::HubClient>> UpstreamClient(const hub::Endpoint& upstream,
-                                                         const std::optional<std::string>& token);
+                                                         const std::optional<std::string>& token,
+                                                         const std::string& ca_file);
 
 // For a gated or private repo (per `info`), the client's token must be accepted for one of its
 // files at `commit`; public repos pass at once. The upstream's error otherwise

@@ -163,6 +163,32 @@ TEST(ControllerSecurityTest, TheTokenAndSecretEnvAreNowhereInTheDbWalLogsApiAnsw
   EXPECT_NE(logged.find("placed on host-1"), std::string::npos);  // the capture saw the run
 }
 
+// Registry credentials are sealed like the token: the password is in neither the database nor
+// its WAL, and no answer carries it.
+TEST(ControllerSecurityTest, TheRegistryPasswordIsNowhereInTheDbWalOrApiAnswers) {
+  constexpr char kPassword[] = "registry-pass-Wq83Lz0Pd";
+  auto made = TestCluster::Create(GatedCluster("registry_at_rest"));
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  TestCluster& c = **made;
+  Reply created = c.Call("POST", "/v1/endpoints",
+                         json{{"name", "image"},
+                              {"model", "demo/gated"},
+                              {"hfToken", kToken},
+                              {"image", "127.0.0.1:5000/org/worker:1"},
+                              {"registryAuth", {{"username", "robot"}, {"password", kPassword}}}}
+                             .dump());
+  ASSERT_EQ(created.status, 200) << created.text;
+  EXPECT_EQ(created.body["hasRegistryAuth"], true);
+  const std::string ep = created.body["id"];
+  std::string answers = created.text + c.Call("GET", "/v1/endpoints/" + ep).text +
+                        c.Call("GET", "/v1/endpoints").text +
+                        c.Call("PATCH", "/v1/endpoints/" + ep, R"({"workersMax": 2})").text;
+  EXPECT_EQ(answers.find(kPassword), std::string::npos);
+  for (const std::string suffix : {"", "-wal"}) {
+    EXPECT_FALSE(FileHolds(c.db_path().string() + suffix, kPassword)) << suffix;
+  }
+}
+
 TEST(ControllerSecurityTest, ATokenStoredInClearBeforeSealingIsSealedWhenTheControllerOpens) {
   TestClusterOptions o = GatedCluster("migrate");
   o.start_controller = false;
@@ -448,6 +474,58 @@ TEST(EnrolledHostsTest, TheControllerTalksToEachAgentWithThatHostsCredential) {
                      json{{"model", "demo/gated"}, {"commit", std::string(40, 'a')}}.dump());
   EXPECT_NE(pin.status, 401) << pin.text;
   EXPECT_LT(pin.status, 300) << pin.text;
+}
+
+// docs/security.md, "Peers": an agent's mirror routes serve its whole cache, gated repos
+// included, so they answer only the fleet's peer key, which the controller hands to enrolled
+// hosts alone (in the answer to their register and heartbeats); agents send it to each other, so
+// peers still share.
+TEST(PeerKeyTest, AgentsServeAGatedModelOnlyToThePeerKeyAndPeersStillShare) {
+  TestClusterOptions o = GatedCluster("peer_key");
+  o.agents = 2;
+  auto made = TestCluster::Create(std::move(o));
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  TestCluster& c = **made;
+  const std::string holder = c.agents()[0]->base_url();
+  Reply ensured = Send("POST", holder + "/v1/ensure?wait=60", Bearer(c.key()),
+                       json{{"model", "demo/gated"}, {"token", kToken}}.dump());
+  ASSERT_EQ(ensured.status, 200) << ensured.text;
+  const std::string file = holder + "/demo/gated/resolve/main/config.json";
+
+  // An enrolled host learns the peer key when it registers; nobody else gets it.
+  Reply enrolled = c.Call("POST", "/v1/hosts/enroll", R"({"hostId": "host-x"})");
+  ASSERT_EQ(enrolled.status, 200) << enrolled.text;
+  Reply registered = Send("POST", c.controller().base_url() + "/v1/hosts/register",
+                          Bearer(enrolled.body["credential"]),
+                          HostDoc("host-x", "http://127.0.0.1:9").dump());
+  ASSERT_EQ(registered.status, 200) << registered.text;
+  ASSERT_TRUE(registered.body.contains("peerKey")) << registered.text;
+  const std::string peer_key = registered.body["peerKey"];
+  EXPECT_GE(peer_key.size(), 32u);
+  for (const char* path : {"/v1/hosts", "/v1/endpoints", "/v1/whoami"}) {
+    EXPECT_EQ(c.Call("GET", path).text.find(peer_key), std::string::npos) << path;
+  }
+
+  auto mirror_get = [&](const std::string& bearer) {
+    net::HeaderMap h;
+    if (!bearer.empty()) h.Set("Authorization", "Bearer " + bearer);
+    return Send("GET", file, h);
+  };
+  EXPECT_EQ(mirror_get("").status, 401);
+  EXPECT_EQ(mirror_get("not-the-peer-key").status, 401);
+  EXPECT_EQ(mirror_get(std::string(kToken)).status, 401);  // the HF token is no peer key
+  Reply served = mirror_get(peer_key);
+  EXPECT_EQ(served.status, 200) << served.text;
+  EXPECT_TRUE(served.body.is_object()) << served.text;  // config.json
+  // The peer key opens no /v1 route of an agent.
+  EXPECT_EQ(Send("GET", holder + "/v1/inventory", Bearer(peer_key)).status, 401);
+
+  // The other agent got the key from the controller too: it fetches every byte from its peer.
+  Reply shared = Send("POST", c.agents()[1]->base_url() + "/v1/ensure?wait=60", Bearer(c.key()),
+                      json{{"model", "demo/gated"}, {"token", kToken}, {"peers", {holder}}}.dump());
+  ASSERT_EQ(shared.status, 200) << shared.text;
+  EXPECT_GT(shared.body["bytes_by_source"].value(holder, uint64_t{0}), 0u) << shared.text;
+  EXPECT_EQ(shared.body["bytes_by_source"].value("upstream", uint64_t{0}), 0u) << shared.text;
 }
 
 TEST(EnrolledHostsTest, ACordonedHostGetsNoWorkersAndADrainedOneLosesItsIdleOnes) {

@@ -1,7 +1,8 @@
 // TLS end to end (docs/security.md, "TLS"): a controller and an agent both serving HTTPS with
 // certificates this test makes (openssl CLI) under its own CA, each trusting that CA (--ca-file)
 // for its calls to the other: the agent registers and heartbeats over HTTPS, the controller
-// calls the agent over HTTPS, and a client that trusts another CA is refused.
+// calls the agent over HTTPS, and a client that trusts another CA is refused. And the Hub's
+// metadata (repo info, tree, HEAD) from an upstream serving HTTPS under that CA.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -10,7 +11,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "controller/hub_access.h"
 #include "controller/test_cluster.h"
+#include "mc/hub/hub_client.h"
 
 namespace mc::controller {
 namespace {
@@ -80,6 +83,70 @@ TEST(TlsTest, ControllerAndAgentTalkHttpsAndAWrongCaIsRefused) {
 
   cluster.reset();
   SetSendCaFile("");
+  fs::remove_all(certs);
+}
+
+// Hub metadata calls trust --ca-file as file downloads do: the controller reads a model's info
+// and tree (endpoint creation, entitlement checks) and the agent resolves and lists it before
+// fetching, all from an upstream serving HTTPS under the test's CA; trusting another CA, each
+// metadata call fails and says it is the certificate.
+TEST(TlsTest, HubMetadataCallsTrustTheCaFileAndAWrongCaIsRefused) {
+  const fs::path certs =
+      fs::temp_directory_path() / ("mc_tls_hub_certs_" + std::to_string(::getpid()));
+  fs::remove_all(certs);
+  fs::create_directories(certs);
+  ASSERT_TRUE(MakeCertificates(certs));
+  const std::string ca = (certs / "ca.pem").string(), other = (certs / "other.pem").string();
+
+  TestClusterOptions o;
+  o.name = "tls_hub_test";
+  o.upstream_options = [&](mirror::MirrorOptions& m) {
+    m.tls_cert_file = certs / "server.pem";
+    m.tls_key_file = certs / "server.key";
+  };
+  o.controller_options = [&](ControllerOptions& c) { c.ca_file = ca; };
+  o.agent_options = [&](int, agent::AgentOptions& a) {
+    a.ca_file = ca;
+    a.tuning.ca_file = ca;  // as `modelcache agent --ca-file` sets both
+  };
+  auto made = TestCluster::Create(std::move(o));
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  auto& cluster = *made;
+  const hub::Endpoint upstream = *hub::Endpoint::Parse(cluster->upstream().base_url());
+  ASSERT_EQ(upstream.scheme(), "https");
+
+  // The controller: creating an endpoint reads the model's info and tree from the upstream.
+  Reply created = cluster->Call(
+      "POST", "/v1/endpoints",
+      json{{"name", "tls-hub"}, {"model", "org/tiny"}, {"command", {"true"}}}.dump());
+  EXPECT_EQ(created.status, 200) << created.text;
+  // The agent: an ensure resolves the revision and lists the tree, then fetches the files.
+  Reply ensured = Send("POST", cluster->agents()[0]->base_url() + "/v1/ensure?wait=60",
+                       Bearer(cluster->key()), R"({"model": "org/tiny"})");
+  EXPECT_EQ(ensured.status, 200) << ensured.text;
+
+  const RepoId repo = *RepoId::Parse("org/tiny");
+  const Revision main = *Revision::Parse("main");
+  auto trusting = UpstreamClient(upstream, std::nullopt, ca);
+  ASSERT_TRUE(trusting.ok());
+  auto info = (*trusting)->GetRepoInfo(repo, main);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_TRUE((*trusting)->ListTree(repo, info->sha).ok());
+  EXPECT_TRUE(
+      (*trusting)->GetFileMetadata(repo, main, *RepoFilePath::Parse("config.json")).ok());
+
+  auto wrong = UpstreamClient(upstream, std::nullopt, other);
+  ASSERT_TRUE(wrong.ok());
+  const Status refused[] = {
+      (*wrong)->GetRepoInfo(repo, main).status(),
+      (*wrong)->ListTree(repo, info->sha).status(),
+      (*wrong)->GetFileMetadata(repo, main, *RepoFilePath::Parse("config.json")).status()};
+  for (const Status& s : refused) {
+    EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+    EXPECT_NE(s.message().find("certificate"), std::string::npos) << s.ToString();
+  }
+
+  cluster.reset();
   fs::remove_all(certs);
 }
 

@@ -386,6 +386,9 @@ bool FetchEngine::PrepareRequest(Blob& blob, Segment& segment, RangeRequest& req
   if (!src.is_peer && config_.token) {
     request.token_origin = &config_.endpoint;
     request.token = &*config_.token;
+  } else if (src.is_peer && src.origin && config_.peer_key) {
+    request.token_origin = &*src.origin;  // the peer key, to that peer only
+    request.token = &*config_.peer_key;
   }
   request.user_agent = config_.user_agent;
   if (request.accept_partial) request.swarm_self = &config_.swarm_self;  // the owner learns of us

@@ -37,6 +37,7 @@ bool FetchEngine::AddSwarmMember(const std::string& url) {
   Source& slot = config_.sources[swarm_first_ + n];
   slot.name = url;
   slot.base_url = url;
+  if (auto origin = hub::Endpoint::Parse(url); origin.ok()) slot.origin = *origin;  // peer key
   swarm_hash_[n] = SwarmHash(url);
   swarm_count_.store(n + 1, std::memory_order_release);
   return true;

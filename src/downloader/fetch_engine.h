@@ -45,8 +45,9 @@ struct Source {
   std::string base_url;  // without trailing '/'
   bool is_peer = false;
   // A swarm slot (>= 0: its index among the slots); -1: a complete peer or the upstream. A slot's
-  // name and base_url are empty until a member fills it (FetchEngine::AddSwarmMember).
+  // name, base_url and origin are empty until a member fills it (FetchEngine::AddSwarmMember).
   int swarm_member = -1;
+  std::optional<hub::Endpoint> origin = std::nullopt;  // a peer's: where the peer key may go
 };
 
 struct EngineConfig {
@@ -62,6 +63,7 @@ struct EngineConfig {
   FileSystem* file_system = &FileSystem::Real();         // temp files and resume records
   // This host's URL as swarm members know it; empty: no swarm (the sources have no slots).
   std::string swarm_self;
+  std::optional<hub::Secret> peer_key = std::nullopt;  // PullOptions::peer_key
 };
 
 // Called from worker threads, serialized by the engine.

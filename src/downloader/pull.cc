@@ -56,7 +56,7 @@ StatusOr<std::vector<Source>> Sources(const PullOptions& o) {
   std::vector<Source> sources;
   for (const std::string& peer : o.peers) {
     MC_ASSIGN_OR_RETURN(hub::Endpoint p, hub::Endpoint::Parse(peer), "peer " + peer);
-    sources.push_back(Source{p.url(), p.url(), true});
+    sources.push_back(Source{p.url(), p.url(), true, -1, p});
   }
   // Swarm slots (issue 17): filled by the members given and those that join while it runs.
   if (!o.swarm_self.empty()) {
@@ -240,7 +240,8 @@ StatusOr<PullResult> PullRun::Run() {
   MC_ASSIGN_OR_RETURN(sources_, Sources(o_));
   MC_ASSIGN_OR_RETURN(auto client,
                       hub::HubClient::Create(hub::HubClientOptions{
-                          o_.endpoint, o_.token, o_.tuning.metadata_timeout, o_.user_agent}));
+                          o_.endpoint, o_.token, o_.tuning.metadata_timeout, o_.user_agent,
+                          o_.tuning.ca_file}));
   MC_ASSIGN_OR_RETURN(const CommitSha commit, Resolve(*client));
   if (cancelled()) return CancelledError("pull cancelled");
   MC_ASSIGN_OR_RETURN(const Selection selection, List(*client, commit));
@@ -432,6 +433,7 @@ StatusOr<FetchEngine::Counters> PullRun::Fetch(const CommitSha& commit,
                       o_.endpoint,  o_.token,    o_.tuning, o_.user_agent,
                       o_.sleep,     o_.file_system};
   if (!o_.swarm_self.empty()) config.swarm_self = SwarmUrl(o_.swarm_self);
+  config.peer_key = o_.peer_key;
   FetchEngine engine(*store_, clock_, std::move(config), Callbacks());
   {
     std::lock_guard<std::mutex> lock(puller_.engine_mu_);

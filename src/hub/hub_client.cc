@@ -142,6 +142,7 @@ StatusOr<HubClientImpl::Answer> HubClientImpl::Send(const std::string& method,
   request.url = url;
   request.timeout = options_.metadata_timeout;
   request.max_body_bytes = kMaxJsonBytes;
+  request.ca_file = options_.ca_file;
   request.headers.Set("User-Agent", options_.user_agent);
   if (method == "HEAD") request.headers.Set("Accept-Encoding", "identity");
   Answer answer;

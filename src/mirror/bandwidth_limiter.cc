@@ -75,23 +75,25 @@ BandwidthLimiter::BandwidthLimiter(uint64_t bytes_per_second)
       bucket_(bytes_per_second, burst_, std::chrono::steady_clock::now()) {}
 
 bool BandwidthLimiter::Acquire(uint64_t bytes) {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (stopping_) return false;
   const TokenBucket::TimePoint due = bucket_.Reserve(std::chrono::steady_clock::now(), bytes);
-  // Sleeps without the lock until due (or Stop()); the predicate absorbs spurious wakeups.
-  return !wake_.wait_until(lock, due, [this] { return stopping_; });
+  // Sleeps without the lock until due (or Stop()); the loop absorbs spurious wakeups.
+  while (!stopping_ && wake_.WaitUntil(mu_, due)) {
+  }
+  return !stopping_;
 }
 
 void BandwidthLimiter::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
-  wake_.notify_all();
+  wake_.NotifyAll();
 }
 
 void BandwidthLimiter::Resume() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   stopping_ = false;
 }
 

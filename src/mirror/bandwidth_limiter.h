@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <mutex>
 
+#include "mc/common/thread_annotations.h"
 #include "mc/net/http_server.h"
 
 namespace mc::mirror {
@@ -72,10 +73,10 @@ class BandwidthLimiter {
 
  private:
   const uint64_t burst_;
-  std::mutex mu_;
-  std::condition_variable wake_;
-  TokenBucket bucket_;     // guarded by mu_
-  bool stopping_ = false;  // guarded by mu_
+  Mutex mu_;
+  CondVar wake_;
+  TokenBucket bucket_ MC_GUARDED_BY(mu_);
+  bool stopping_ MC_GUARDED_BY(mu_) = false;
 };
 
 // Replaces the file or stream body of `response` with a paced stream (a body of another kind, or

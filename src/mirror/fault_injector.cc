@@ -115,7 +115,7 @@ FaultInjector::FaultInjector(FaultOptions options)
 
 const FaultRule* FaultInjector::Take(const net::HttpRequest& request) {
   const bool ranged = request.headers.Has("Range");
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (size_t i = 0; i < options_.rules.size(); ++i) {
     const Rule& rule = options_.rules[i];
     if (left_[i] == 0 || (rule.only_ranged && !ranged)) continue;
@@ -147,26 +147,28 @@ bool FaultInjector::Apply(const net::HttpRequest& request, net::HttpResponse& re
 }
 
 std::vector<uint64_t> FaultInjector::fired() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return fired_;
 }
 
 void FaultInjector::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
-  wake_.notify_all();
+  wake_.NotifyAll();
 }
 
 void FaultInjector::Resume() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   stopping_ = false;
 }
 
 bool FaultInjector::Wait(std::chrono::milliseconds duration) {
-  std::unique_lock<std::mutex> lock(mu_);
-  wake_.wait_for(lock, duration, [this] { return stopping_; });
+  const auto deadline = std::chrono::steady_clock::now() + duration;
+  MutexLock lock(mu_);
+  while (!stopping_ && wake_.WaitUntil(mu_, deadline)) {
+  }
   return !stopping_;
 }
 

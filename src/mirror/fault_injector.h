@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "mc/common/status.h"
+#include "mc/common/thread_annotations.h"
 #include "mc/mirror/mirror_server.h"
 #include "mc/net/http_server.h"
 
@@ -44,11 +45,11 @@ class FaultInjector {
   const FaultRule* Take(const net::HttpRequest& request);
 
   const FaultOptions options_;
-  mutable std::mutex mu_;
-  std::condition_variable wake_;
-  std::vector<int64_t> left_;    // guarded by mu_; fires left per rule (-1 = unlimited)
-  std::vector<uint64_t> fired_;  // guarded by mu_
-  bool stopping_ = false;        // guarded by mu_
+  mutable Mutex mu_;
+  CondVar wake_;
+  std::vector<int64_t> left_ MC_GUARDED_BY(mu_);  // fires left per rule (-1 = unlimited)
+  std::vector<uint64_t> fired_ MC_GUARDED_BY(mu_);
+  bool stopping_ MC_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace mc::mirror

@@ -148,7 +148,7 @@ std::string MirrorCore::BaseUrl(const net::HttpRequest& request) const {
   }
   std::optional<std::string> host = request.headers.Get("Host");
   if (host && IsPlainHost(*host)) return "http://" + *host;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return fallback_base_url_;
 }
 

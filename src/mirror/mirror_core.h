@@ -11,6 +11,7 @@
 #include <string>
 
 #include "mc/cache/cache_store.h"
+#include "mc/common/thread_annotations.h"
 #include "mc/mirror/mirror_server.h"
 #include "mc/net/http_server.h"
 #include "mc/net/router.h"
@@ -48,7 +49,7 @@ class MirrorCore {
   // The server's own base URL, used for absolute links when neither public_base_url nor a usable
   // Host header is available.
   void set_fallback_base_url(std::string url) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     fallback_base_url_ = std::move(url);
   }
 
@@ -77,8 +78,8 @@ class MirrorCore {
   std::unique_ptr<cache::CacheStore> store_;
   const AccessConfig access_;
   const MirrorOptions options_;
-  mutable std::mutex mu_;
-  std::string fallback_base_url_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::string fallback_base_url_ MC_GUARDED_BY(mu_);
   FileDescriber describer_;
   FaultInjector faults_;
   const std::unique_ptr<BandwidthLimiter> limiter_;  // null without max_bytes_per_second

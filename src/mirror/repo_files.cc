@@ -60,7 +60,7 @@ StatusOr<RepoFile> FileDescriber::Describe(const cache::SnapshotEntry& entry) {
   const int64_t mtime_ns = int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec;
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     auto it = memo_.find(entry.file.string());
     if (it != memo_.end() && it->second.size == size && it->second.mtime_ns == mtime_ns) {
       f.etag = it->second.etag;
@@ -74,7 +74,7 @@ StatusOr<RepoFile> FileDescriber::Describe(const cache::SnapshotEntry& entry) {
   f.lfs = cache::IsLfsFile(f.path, size, head);
   MC_ASSIGN_OR_RETURN(f.etag, cache::HashFile(entry.file, f.lfs ? cache::HashKind::kSha256
                                                                 : cache::HashKind::kGitSha1));
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (memo_.size() >= kMaxMemo) memo_.clear();
   memo_[entry.file.string()] = Memo{size, mtime_ns, f.etag, f.lfs};
   return f;

@@ -15,6 +15,7 @@
 
 #include "mc/cache/cache_store.h"
 #include "mc/common/status.h"
+#include "mc/common/thread_annotations.h"
 
 namespace mc::mirror {
 
@@ -46,8 +47,8 @@ class FileDescriber {
     bool lfs;
   };
   static constexpr size_t kMaxMemo = 100'000;
-  std::mutex mu_;
-  std::unordered_map<std::string, Memo> memo_;  // guarded by mu_
+  Mutex mu_;
+  std::unordered_map<std::string, Memo> memo_ MC_GUARDED_BY(mu_);
 };
 
 struct TreeEntry {

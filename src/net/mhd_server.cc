@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "listen_address.h"
+#include "mc/common/thread_annotations.h"
 #include "mc/net/http_server.h"
 #include "mc/net/json_reply.h"
 
@@ -183,10 +184,10 @@ class MhdServer final : public HttpServer {
   uint16_t port_ = 0;
   std::string tls_cert_, tls_key_;  // PEM text; MHD reads them at start
 
-  std::mutex conn_mu_;
-  std::condition_variable watch_cv_;
-  std::set<ConnTrack*> conns_;  // open connections (deadlines on)
-  bool stopping_ = false;
+  Mutex conn_mu_;
+  CondVar watch_cv_;
+  std::set<ConnTrack*> conns_ MC_GUARDED_BY(conn_mu_);  // open connections (deadlines on)
+  bool stopping_ MC_GUARDED_BY(conn_mu_) = false;
   std::thread watchdog_;
   std::atomic<uint64_t> deadline_drops_{0};
 };
@@ -240,7 +241,10 @@ Status MhdServer::Start() {
   const MHD_DaemonInfo* info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT);
   port_ = info != nullptr ? info->port : address_.port;
   if (deadlines()) {
-    stopping_ = false;
+    {
+      MutexLock lock(conn_mu_);  // connection threads run already (they take conn_mu_ too)
+      stopping_ = false;
+    }
     watchdog_ = std::thread([this] { Watch(); });
   }
   spdlog::debug("{}: listening on {}", options_.name, base_url());
@@ -251,10 +255,10 @@ void MhdServer::Stop() {
   if (daemon_ == nullptr) return;
   if (watchdog_.joinable()) {
     {
-      std::lock_guard<std::mutex> lock(conn_mu_);
+      MutexLock lock(conn_mu_);
       stopping_ = true;
     }
-    watch_cv_.notify_all();
+    watch_cv_.NotifyAll();
     watchdog_.join();
   }
   MHD_stop_daemon(daemon_);  // joins the polling thread and every connection thread
@@ -279,7 +283,7 @@ void MhdServer::OnCompleted(void* cls, MHD_Connection* conn, void** con_cls,
 void MhdServer::OnConnection(void* cls, MHD_Connection* conn, void** socket_context,
                              MHD_ConnectionNotificationCode code) {
   auto* self = static_cast<MhdServer*>(cls);
-  std::lock_guard<std::mutex> lock(self->conn_mu_);
+  MutexLock lock(self->conn_mu_);
   if (code == MHD_CONNECTION_NOTIFY_STARTED) {
     auto* track = new ConnTrack();
     track->since = std::chrono::steady_clock::now();
@@ -300,7 +304,7 @@ void MhdServer::EnterPhase(MHD_Connection* conn, ConnTrack::Phase phase) {
   if (!deadlines()) return;
   const MHD_ConnectionInfo* info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
   if (info == nullptr || info->socket_context == nullptr) return;
-  std::lock_guard<std::mutex> lock(conn_mu_);
+  MutexLock lock(conn_mu_);
   auto* track = static_cast<ConnTrack*>(info->socket_context);
   track->phase = phase;
   track->since = std::chrono::steady_clock::now();
@@ -315,8 +319,12 @@ void MhdServer::Watch() {
     if (d.count() > 0) shortest = std::min(shortest, d);
   }
   const milliseconds period = std::max(milliseconds(10), shortest / 4);
-  std::unique_lock<std::mutex> lock(conn_mu_);
-  while (!watch_cv_.wait_for(lock, period, [this] { return stopping_; })) {
+  MutexLock lock(conn_mu_);
+  while (true) {
+    const auto wake = std::chrono::steady_clock::now() + period;
+    while (!stopping_ && watch_cv_.WaitUntil(conn_mu_, wake)) {
+    }
+    if (stopping_) return;
     const auto now = std::chrono::steady_clock::now();
     for (ConnTrack* track : conns_) {
       milliseconds limit{0};

@@ -5,7 +5,7 @@
 //   /health, /metrics (Prometheus text)          open
 //   /v1/...  inventory, ensure, pins, evict, workers, downloads   API key when one is set
 //   every other GET/HEAD: the hub mirror routes over the cache (read-only), so that other hosts'
-//   agents (and `modelcache pull --peer`) fetch blobs from this one.
+//   agents (and `modelcache pull --peer`) fetch blobs from this one     the fleet's peer key
 //
 // Create() opens the state dir (SQLite), reconciles the inventory with a scan of the cache,
 // sets up the worker runtime (options.runtime: containers through podman or docker, or
@@ -61,6 +61,10 @@ struct AgentOptions {
   // from `modelcache hosts enroll`: the controller presents it back on /v1, where it is accepted
   // beside api_key.
   std::optional<hub::Secret> controller_api_key;
+  // The fleet's peer key (--peer-key-file): required on our mirror routes (besides api_key) and
+  // sent to the peers we fetch from. Unset: the one the controller hands us when we register
+  // and heartbeat; an agent with neither serves its mirror routes to api_key holders only.
+  std::optional<hub::Secret> peer_key;
   downloader::FetchTuning tuning;
   std::chrono::milliseconds heartbeat_interval{5'000};
   std::chrono::milliseconds maintenance_interval{30'000};

@@ -46,6 +46,11 @@ class SecretBox {
   // The plaintext of a sealed value. InvalidArgument if `sealed` is not in the sealed form;
   // DataLoss if it was changed, sealed with another key or for another context.
   StatusOr<std::string> Open(std::string_view sealed, std::string_view context) const;
+  // A 256-bit value derived from the key for `label` (HMAC-SHA256(key, label)), base64url: a
+  // secret that every holder of the key file computes alike and that is stored nowhere (the
+  // controller's fleet peer key). Different labels give independent values; the key cannot be
+  // recovered from one.
+  std::string Derive(std::string_view label) const;
   // Whether `text` looks sealed (starts with kPrefix); plaintext written before sealing existed
   // does not.
   static bool IsSealed(std::string_view text) { return text.starts_with(kPrefix); }

@@ -41,6 +41,11 @@ struct ControllerOptions {
   // its own file, 0600, created on first use. Default: controller-secret.key beside a SQLite
   // file; required with PostgreSQL (every controller sharing the database needs the same file).
   std::filesystem::path secret_key_file;
+  // The fleet's peer key: handed to every enrolled agent in the answer to its register and
+  // heartbeats; agents require it on their mirror (peer) routes and send it to their peers
+  // (docs/security.md). Unset: derived from the secret key (the same on every controller sharing
+  // that file, stored nowhere). Set it (--peer-key-file) to rotate it without a new secret key.
+  std::optional<hub::Secret> peer_key;
   std::optional<std::string> public_url;       // how workers reach us; default base_url()
   // Several controllers on one PostgreSQL database (docs/controller.md): how the others reach
   // this one when it leads (default base_url()), and how often a follower tries to take the

@@ -35,7 +35,8 @@
 // Sources: `peers` (our mirror on other hosts) are tried before the upstream for every blob,
 // with short connect and stall limits; a peer that lacks the blob (any non-2xx), fails or stalls
 // is skipped for that blob. Bytes from a peer are verified like any others; a blob whose bytes came
-// partly from a peer and fail their hash is fetched again from the upstream alone. The token is
+// partly from a peer and fail their hash is fetched again from the upstream alone. Peers get the
+// fleet's `peer_key` (agents' peer routes require it), only on their own origin. The token is
 // never sent to a peer, only to the endpoint's own origin (never across a redirect to another
 // origin: libcurl drops the header, and the URL of a split is the redirect target without the
 // token).
@@ -134,6 +135,10 @@ struct PullOptions {
   // does not have is NotFound. For a /resolve/ or /blob/ model-ref.
   std::vector<RepoFilePath> files;
   std::vector<std::string> peers;  // hub-compatible base URLs tried before the endpoint
+  // The fleet's peer key: sent as "Authorization: Bearer" to each peer and swarm member (only to
+  // that peer's own origin), whose mirror routes require it (docs/security.md). Never sent to
+  // the endpoint, which gets `token`.
+  std::optional<hub::Secret> peer_key;
   // Swarm (issue 17): agents fetching the same commit now (base URLs), and this host's own URL as
   // they know it. With swarm_self set, every piece (cell) of every blob has one owner among the
   // members (swarm + self + those that join while it runs, Puller::JoinSwarm): the member with the

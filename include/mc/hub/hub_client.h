@@ -50,6 +50,9 @@ struct HubClientOptions {
   std::optional<Secret> token;
   std::chrono::milliseconds metadata_timeout{10000};  // per request
   std::string user_agent = "modelcache/0.1";
+  // HTTPS: the PEM file of the authorities to trust instead of the system's (--ca-file); empty =
+  // the system's. Certificates are always verified.
+  std::string ca_file;
 };
 
 // GET /api/{type}s/{repo}/revision/{rev}.
