@@ -7,7 +7,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 MODELCACHE := $(BUILD)/src/cli/modelcache
 
-.PHONY: all setup build run test test-cpp test-js test-browser test-crash test-sanitize test-deploy fuzz fuzz-ci bench format clean
+.PHONY: all setup build run test test-cpp test-js test-browser test-crash test-chaos test-faults test-sanitize test-deploy fuzz fuzz-ci bench format clean
 
 all: build
 
@@ -38,6 +38,17 @@ test-browser:
 test-crash: build
 	@python3 tests/crash/crashcheck.py --modelcache $(MODELCACHE) \
 	  --shim $(BUILD)/tests/crash/libfstrace.so --recover -1
+
+# Chaos under load: a controller, two agents, an origin mirror and example workers, with
+# controllers, agents, workers and pulls SIGKILLed at random moments (CHAOS_KILLS, default 200 here;
+# CHAOS_SEED repeats a run). CI runs a short one (tools/run-tests.sh). docs/reliability.md
+test-chaos: build
+	@CHAOS_KILLS=$${CHAOS_KILLS:-200} python3 tests/chaos/chaos.py --modelcache $(MODELCACHE)
+
+# The fault proxy between `modelcache pull` and an origin, every case (CTest runs the quick ones;
+# the slow ones wait out the client's timeouts, several minutes). docs/reliability.md
+test-faults: build
+	@python3 tests/chaos/faults.py --modelcache $(MODELCACHE)
 
 # The C++ suites under AddressSanitizer + UndefinedBehaviorSanitizer, and the concurrent ones under
 # ThreadSanitizer (clang-16, build-asan/ and build-tsan/). Not in `make test`: too long for CI on

@@ -36,6 +36,14 @@ Job input (a dict), meant for tests:
   {"stream": N}           generator: N chunks {"i": k}; with "raise" it fails after them
   {"refresh_worker": true} result gets "stopPod": true; the worker keeps running (like the SDK)
 
+Job log (for the reliability tests; off unless set):
+  EXAMPLE_WORKER_JOB_LOG=/path  one JSON line per event, appended with O_APPEND in one write(2), so
+           several workers (and restarts) share the file and a SIGKILL never tears a line:
+           {"event": "start", "job", "attempt", "worker", "pid", "t"} before the handler runs
+           (attempt: 1 + the start lines of that job already in the log), and
+           {"event": "done", "job", "attempt", "worker", "pid", "t", "status": COMPLETED|FAILED,
+           "posted": true|false} after the result post. The file is outside the system under test:
+           it says how often each job really ran, whatever the controller believes.
 Tests: MC_EXAMPLE_RETRY_CUT_POSTS=1 retries a result post whose connection failed (as a 5xx;
 the SDK gives up on it). MC_EXAMPLE_JOB_LOG=PATH appends one line "<job id>" to PATH (O_APPEND, one write) each
 time a job's handler has run to its end, before the result is posted: the worker's own count of
@@ -72,6 +80,41 @@ ERROR_PAUSE = 0.5         # after a take error; the SDK retries at once, we avoi
 # retried like a 5xx. runpod-python 1.12 does not retry it: a result in flight to a controller
 # that dies is lost, and the job runs again after the controller's requeue grace.
 RETRY_CUT_POSTS = os.environ.get("MC_EXAMPLE_RETRY_CUT_POSTS") == "1"
+
+
+class JobLog:
+    """The append-only job log (EXAMPLE_WORKER_JOB_LOG); does nothing when the variable is unset."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def attempt(self, job_id):
+        """1 + the start lines of job_id already in the log (the log is small: a test's)."""
+        n = 0
+        try:
+            with open(self.path, "rb") as f:
+                for line in f:
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:
+                        continue
+                    n += rec.get("event") == "start" and rec.get("job") == job_id
+        except OSError:
+            pass
+        return n + 1
+
+    def write(self, event, job_id, attempt, worker_id, **extra):
+        if not self.path:
+            return
+        rec = {"event": event, "job": job_id, "attempt": attempt, "worker": worker_id,
+               "pid": os.getpid(), "t": round(time.time(), 3)}
+        rec.update(extra)
+        line = (json.dumps(rec) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)  # one write: O_APPEND places it whole at the end
+        finally:
+            os.close(fd)
 
 
 def log_executed(job_id):
@@ -368,6 +411,7 @@ class Worker:
             raise StartupError("RUNPOD_PING_INTERVAL is not an integer (ms)") from None
         self.stop_url = (self.take_url.replace("/job-take/", "/job-stop/")
                          if "/job-take/" in self.take_url else None)
+        self.job_log = JobLog(os.environ.get("EXAMPLE_WORKER_JOB_LOG", ""))
         for name, url in (("RUNPOD_WEBHOOK_GET_JOB", self.take_url), ("RUNPOD_WEBHOOK_POST_OUTPUT", self.done_url),
                           ("RUNPOD_WEBHOOK_POST_STREAM", self.stream_url)):
             if url is not None and "?" not in url:
@@ -484,6 +528,8 @@ class Worker:
     def handle(self, job):
         job_id = job.id
         started = time.monotonic()
+        attempt = self.job_log.attempt(job_id) if self.job_log.path else 0
+        self.job_log.write("start", job_id, attempt, self.worker_id)
 
         class Ctl:
             sleep = staticmethod(job.sleep)
@@ -516,6 +562,7 @@ class Worker:
             log_executed(job_id)
             ok = self.post(self.done_url.replace("$ID", job_id) + f"&isStream={is_stream}", job_id, result, "result")
             kind = "FAILED" if result.get("error") else "COMPLETED"
+            self.job_log.write("done", job_id, attempt, self.worker_id, status=kind, posted=ok)
             log(f"job {job_id} done: {kind}, result {'posted' if ok else 'LOST'}, "
                 f"{time.monotonic() - started:.3f} s" + (", stopPod" if result.get("stopPod") else ""))
             if result.get("stopPod"):

@@ -266,16 +266,15 @@ void AgentApi::Handle(const net::HttpRequest& req, net::HttpResponse& res) {
   }
   p_.mirror.Handle(req, res);
   // A swarm member asks for a file this agent is still downloading: what is written so far.
-  if ((res.status == 404 || res.status == 401) && req.method == "GET" &&
-      req.headers.Get("X-Modelcache-Partial")) {
-    ServePartial(req, res);
-  }
+  if (req.method == "GET" && req.headers.Get("X-Modelcache-Partial")) ServePartial(req, res);
 }
 
 // GET /{repo}/resolve/{commit}/{path} of a file a download in flight fetches, from a swarm member
-// (X-Modelcache-Partial: 1, with a Range): 206 with the bytes written from the range's first byte
-// on (Content-Range says how many), or 416 with X-Modelcache-Pending: <bytes of the file written
-// so far> when the first byte is not written yet. Anything else keeps the mirror's 404. Bytes are
+// (X-Modelcache-Partial: 1, with a Range), after the mirror answered: the asker (its
+// X-Modelcache-Swarm-Member URL) joins this agent's downloads of the commit; then, if the mirror
+// had no complete file (404/401), 206 with the bytes written from the range's first byte on
+// (Content-Range says how many), or 416 with X-Modelcache-Pending: <bytes of the file written so
+// far> when the first byte is not written yet. Anything else keeps the mirror's answer. Bytes are
 // not verified here; the member verifies the whole blob before it is visible.
 void AgentApi::ServePartial(const net::HttpRequest& req, net::HttpResponse& res) {
   const std::string& path = req.raw_path;
@@ -288,6 +287,10 @@ void AgentApi::ServePartial(const net::HttpRequest& req, net::HttpResponse& res)
   const std::string commit = rest.substr(0, slash);
   auto file = net::PercentDecode(rest.substr(slash + 1));
   if (!file.ok() || !CommitSha::IsValid(commit)) return;
+  if (auto member = req.headers.Get("X-Modelcache-Swarm-Member")) {
+    p_.downloads.JoinSwarm(*repo, commit, std::string(*member));
+  }
+  if (res.status != 404 && res.status != 401) return;
   const std::string range = req.headers.Get("Range").value_or("");
   uint64_t first = 0, last = UINT64_MAX;
   if (range.starts_with("bytes=")) {

@@ -288,6 +288,50 @@ TEST_F(SwarmTest, TwoAgentsStartingTogetherGetTheModelFromTheOriginOnce) {
   ExpectVerified(ob);
 }
 
+// What the controller sends when it places three workers one after another: each host is told
+// only of the hosts placed before it (the first of none). Members learn of each other from their
+// piece requests, so the origin still sends the model about once.
+TEST_F(SwarmTest, HostsToldOnlyOfEarlierHostsLearnOfEachOtherAndShareTheOrigin) {
+  const AgentOptions oa = SwarmOptions("swarm_nest_a"), ob = SwarmOptions("swarm_nest_b"),
+                     oc = SwarmOptions("swarm_nest_c");
+  auto a = StartAgent(oa);
+  auto b = StartAgent(ob);
+  auto c = StartAgent(oc);
+  ASSERT_TRUE(a && b && c);
+  const std::string a_url = a->base_url(), b_url = b->base_url();
+  Reply ra, rb, rc;
+  std::thread ta([&] { ra = Ensure(*a, "org/big", "", 120); });
+  std::thread tb([&] { rb = Ensure(*b, "org/big", R"(,"swarm":[")" + a_url + "\"]", 120); });
+  std::thread tc([&] {
+    rc = Ensure(*c, "org/big", R"(,"swarm":[")" + a_url + "\",\"" + b_url + "\"]", 120);
+  });
+  ta.join();
+  tb.join();
+  tc.join();
+  ASSERT_EQ(ra.status, 200) << ra.body.dump();
+  ASSERT_EQ(rb.status, 200) << rb.body.dump();
+  ASSERT_EQ(rc.status, 200) << rc.body.dump();
+  const uint64_t model = upstream_->Bytes("org/big");
+  // The bytes the hosts took from the origin: the model once, and what each had received of a
+  // piece whose owner changed under it (a host joined) before it stopped.
+  uint64_t from_origin = 0, a_from_peers = 0;
+  for (const Reply* r : {&ra, &rb, &rc}) {
+    from_origin += r->body["bytes_by_source"].value("upstream", uint64_t{0});
+  }
+  EXPECT_LE(from_origin, model + model / 20);  // <= 1.05x
+  // The origin's own count is of whole answers, the stopped ones included (on the wire:
+  // bench/swarm_netns.py); without joining it is 1.83x (1 + 1/2 + 1/3).
+  EXPECT_LE(origin_->stats().file_bytes_served, model + model * 35 / 100);
+  // The first host, told of nobody, got pieces from the later ones.
+  for (const auto& [source, bytes] : ra.body["bytes_by_source"].items()) {
+    if (source != "upstream") a_from_peers += bytes.get<uint64_t>();
+  }
+  EXPECT_GT(a_from_peers, 0u) << ra.body.dump();
+  ExpectVerified(oa);
+  ExpectVerified(ob);
+  ExpectVerified(oc);
+}
+
 TEST_F(SwarmTest, MemberKilledMidTransferLeavesTheOtherToFinishVerified) {
   const AgentOptions oa = SwarmOptions("swarm_kill_a"), ob = SwarmOptions("swarm_kill_b");
   auto a = StartAgent(oa);

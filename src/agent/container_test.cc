@@ -10,10 +10,15 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <sstream>
 #include <thread>
 #include <nlohmann/json.hpp>
 
@@ -273,6 +278,53 @@ TEST_F(ContainerTest, FirstWorkerPullsTheImageWhileTheModelDownloadsAndTheNextIs
   EXPECT_EQ(inventory.body["runtime"]["kind"], "podman");
 }
 
+// The nice value of each thread of this process (the agent runs in it).
+std::vector<int> ThreadNices() {
+  std::vector<int> nices;
+  std::error_code ec;
+  for (const auto& task : fs::directory_iterator("/proc/self/task", ec)) {
+    const std::string stat = ReadFile(task.path() / "stat");
+    const size_t paren = stat.rfind(')');
+    if (paren == std::string::npos) continue;
+    std::istringstream fields(stat.substr(paren + 1));
+    std::string field;
+    for (int i = 3; i <= 19 && fields >> field; ++i) {
+      if (i == 19) nices.push_back(std::stoi(field));  // proc(5): field 19 is nice
+    }
+  }
+  return nices;
+}
+
+// On a host with few cores the download's threads would starve the engine's pull, a mostly
+// serial pipeline: while both run, the download's threads are nicer.
+TEST_F(ContainerTest, ModelDownloadBesideAnImagePullYieldsItTheCpu) {
+  AgentOptions o = Options("yield");
+  o.upstream = *hub::Endpoint::Parse(upstream_->slow->base_url());  // about 2 s for org/slow
+  Agent* agent = StartAgent(o);
+  ASSERT_NE(agent, nullptr);
+  const int base = ::getpriority(PRIO_PROCESS, 0);
+  auto yielding = [&] {
+    for (int nice : ThreadNices()) {
+      if (nice >= std::min(19, base + 10)) return true;
+    }
+    return false;
+  };
+  ASSERT_FALSE(yielding());
+  Reply started = Call("POST", agent->base_url() + "/v1/workers",
+                       json{{"id", "y1"}, {"model", "org/slow"}, {"image", env_->Image("bb2")},
+                            {"command", {"/bin/sh", "-c", "echo ready"}}});
+  ASSERT_EQ(started.status, 202) << started.body.dump();
+  ASSERT_EQ(started.body["models"][0]["state"], "downloading") << started.body.dump();
+  bool seen = false;
+  for (int i = 0; i < 400 && !seen; ++i) {  // the download's threads: another thread's event
+    seen = yielding();
+    if (!seen) std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_TRUE(seen) << "no thread of the agent runs nicer while the model downloads";
+  Reply done = Call("GET", agent->base_url() + "/v1/workers/y1?wait=120&until=exited,failed");
+  EXPECT_EQ(done.body["state"], "exited") << done.body.dump();
+}
+
 TEST_F(ContainerTest, UnknownImageFailsTheWorkerOnceWithoutAPullStorm) {
   Agent* agent = StartAgent(Options("unknown"));
   ASSERT_NE(agent, nullptr);
@@ -322,6 +374,85 @@ TEST_F(ContainerTest, RegistryRefusingTheCredentialsFailsTheWorkerAndNeverShowsT
                                  Call("GET", agent->base_url() + "/v1/workers").body.dump();
   EXPECT_THAT(everything, Not(HasSubstr(wrong)));
   EXPECT_THAT(everything, Not(HasSubstr(PodmanTestEnv::kPassword)));
+}
+
+// The engine's store is shared by every endpoint on the host: a private image pulled with one
+// endpoint's credentials runs for another only if the registry lets that one read it too.
+TEST_F(ContainerTest, PrivateImageInTheStoreRunsOnlyForWorkersTheRegistryLetsReadIt) {
+  Agent* agent = StartAgent(Options("entitled"));
+  ASSERT_NE(agent, nullptr);
+  const std::string image = env_->auth_registry() + "/mctest/bb:1";
+  const std::string manifest = "/v2/mctest/bb/manifests/1";
+  auto worker = [&](const std::string& id, std::optional<std::pair<std::string, std::string>> auth) {
+    json body{{"id", id}, {"endpoint", "ep-" + id}, {"model", "org/base"}, {"image", image},
+              {"command", {"/bin/sh", "-c", "cat /variant"}}};
+    if (auth) body["registryAuth"] = {{"username", auth->first}, {"password", auth->second}};
+    return Run(agent, body);
+  };
+  // Endpoint A pulls the private image with its credentials.
+  Reply a = worker("pa", std::pair{PodmanTestEnv::kUser, PodmanTestEnv::kPassword});
+  ASSERT_EQ(a.body["state"], "exited") << a.body.dump();
+  EXPECT_EQ(a.body["image"]["hit"], false);
+  const int asked_after_pull = env_->RegistryLogLines(manifest, true);
+
+  // Endpoint B names the same image without credentials: the image is here, but the registry
+  // would not give it to B, so B does not run it.
+  Reply b = worker("pb", std::nullopt);
+  ASSERT_EQ(b.body["state"], "failed") << b.body.dump();
+  EXPECT_EQ(b.body["image"]["code"], "permission_denied") << b.body.dump();
+  const std::string message = b.body["message"];
+  EXPECT_THAT(message, HasSubstr("refused to serve it without credentials")) << message;
+  EXPECT_THAT(message, HasSubstr("registryAuth")) << message;
+  EXPECT_GT(env_->RegistryLogLines(manifest, true), asked_after_pull);  // the registry was asked
+  // So does one with wrong credentials; and a second try within the minute is refused at once.
+  Reply wrong = worker("pw", std::pair{PodmanTestEnv::kUser2, std::string("not-the-password")});
+  ASSERT_EQ(wrong.body["state"], "failed") << wrong.body.dump();
+  EXPECT_EQ(wrong.body["image"]["code"], "permission_denied");
+  const int asked = env_->RegistryLogLines(manifest, true);
+  Reply b2 = worker("pb2", std::nullopt);
+  EXPECT_EQ(b2.body["message"], b.body["message"]);
+  EXPECT_EQ(env_->RegistryLogLines(manifest, true), asked);
+
+  // Endpoint C with its own valid credentials runs it from the store (no pull), after one
+  // question to the registry; A's next worker is not asked about again.
+  Reply c = worker("pc", std::pair{PodmanTestEnv::kUser2, PodmanTestEnv::kPassword2});
+  ASSERT_EQ(c.body["state"], "exited") << c.body.dump();
+  EXPECT_EQ(c.body["exit_code"], 0);
+  EXPECT_EQ(c.body["image"]["hit"], true);
+  const int asked_for_c = env_->RegistryLogLines(manifest, true);
+  EXPECT_GT(asked_for_c, asked);
+  Reply a2 = worker("pa2", std::pair{PodmanTestEnv::kUser, PodmanTestEnv::kPassword});
+  ASSERT_EQ(a2.body["state"], "exited") << a2.body.dump();
+  EXPECT_EQ(env_->RegistryLogLines(manifest, true), asked_for_c);
+}
+
+// A local image whose registry does not answer runs only for credentials (or none) that the
+// registry said yes to before: here it never did, so the worker fails "try later".
+TEST_F(ContainerTest, LocalImageOfARegistryThatDoesNotAnswerIsNotRunUnconfirmed) {
+  AgentOptions o = Options("unreachable");
+  const fs::path engine = o.runtime.engine_root;
+  Agent* agent = StartAgent(o);
+  ASSERT_NE(agent, nullptr);
+  Reply pulled = Run(agent, json{{"id", "u0"}, {"model", "org/base"}, {"image", env_->Image("bb")},
+                                 {"command", {"/bin/sh", "-c", "true"}}});
+  ASSERT_EQ(pulled.body["state"], "exited") << pulled.body.dump();
+  // The same image under the name of a registry nobody listens on (a port just closed).
+  int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(s, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(s);
+  const std::string gone = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/mctest/bb:1";
+  auto tagged = env_->Podman(engine, {"tag", env_->Image("bb"), gone});
+  ASSERT_TRUE(tagged.ok() && tagged->ok()) << (tagged.ok() ? tagged->err : tagged.status().ToString());
+  Reply w = Run(agent, json{{"id", "u1"}, {"model", "org/base"}, {"image", gone},
+                            {"command", {"/bin/sh", "-c", "echo RAN"}}});
+  ASSERT_EQ(w.body["state"], "failed") << w.body.dump();
+  EXPECT_EQ(w.body["image"]["code"], "unavailable") << w.body.dump();
+  EXPECT_THAT(w.body["message"].get<std::string>(), HasSubstr("try later"));
 }
 
 TEST_F(ContainerTest, ImageLargerThanTheImageBudgetFailsTheWorker) {

@@ -1,6 +1,9 @@
 #include "agent/downloads.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -8,6 +11,22 @@
 #include <set>
 
 namespace mc::agent {
+namespace {
+
+// This thread, and the threads it starts (Linux: nice is per thread and inherited), kYieldNice
+// nicer. Never undone: an unprivileged process cannot raise a priority again; the thread ends
+// with its download.
+void YieldCpu() {
+  const auto tid = static_cast<id_t>(::syscall(SYS_gettid));
+  errno = 0;
+  const int now = ::getpriority(PRIO_PROCESS, tid);
+  if (errno != 0) return;
+  if (::setpriority(PRIO_PROCESS, tid, std::min(19, now + kYieldNice)) != 0) {
+    spdlog::debug("agent: lower a download's CPU priority: errno {}", errno);
+  }
+}
+
+}  // namespace
 
 using json = nlohmann::json;
 
@@ -155,6 +174,7 @@ std::shared_ptr<Downloads::Download> Downloads::StartLocked(const EnsureRequest&
   ++stats_.started;
   spdlog::info("agent: download {}@{} started", request.repo.id(), request.revision.str());
   threads_.emplace_back(d, std::thread([this, d] {
+    if (d->request.yield_cpu) YieldCpu();
     Run(d);
     d->exited = true;
   }));
@@ -402,6 +422,29 @@ std::optional<Downloads::PartialFile> Downloads::Partial(const RepoId& repo,
     return out;
   }
   return std::nullopt;
+}
+
+void Downloads::JoinSwarm(const RepoId& repo, const std::string& commit,
+                          const std::string& member_url) {
+  std::vector<std::shared_ptr<Download>> list;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [key, d] : active_) {
+      if (d->request.repo == repo) list.push_back(d);
+    }
+  }
+  for (const auto& d : list) {
+    {
+      std::lock_guard<std::mutex> lock(d->mu);
+      if (d->state.commit != commit) continue;
+    }
+    downloader::Puller* puller = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);  // Run() sets d->puller under mu_
+      puller = d->puller.get();
+    }
+    if (puller != nullptr) puller->JoinSwarm(member_url);
+  }
 }
 
 void Downloads::set_self_url(std::string url) {

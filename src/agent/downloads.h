@@ -44,6 +44,9 @@
 
 namespace mc::agent {
 
+// How much nicer a download that yields the CPU runs (EnsureRequest::yield_cpu).
+inline constexpr int kYieldNice = 10;
+
 struct EnsureRequest {
   RepoId repo = RepoId::Parse("unset/unset").value();
   Revision revision = Revision::Parse("main").value();
@@ -53,6 +56,11 @@ struct EnsureRequest {
   // download (PullOptions::swarm). This agent's own URL is added by Downloads.
   std::vector<std::string> swarm;
   std::optional<hub::Secret> token;
+  // Run the download's threads at a lower CPU priority (nice +kYieldNice, for its whole life):
+  // set by a worker whose image is pulled at the same time, so that the engine's pull, a mostly
+  // serial pipeline, is not starved by the download's many threads on a host with few cores
+  // (docs/benchmarks.md, image cold starts). Not part of the key: a download is shared as is.
+  bool yield_cpu = false;
 
   // Canonical text of the selection: "" for every file, else a JSON of the sorted patterns.
   std::string Filter() const;
@@ -136,6 +144,9 @@ class Downloads {
   };
   std::optional<PartialFile> Partial(const RepoId& repo, const std::string& commit,
                                      const std::string& path, uint64_t offset) const;
+  // A host fetching repo@commit too asked this agent for a piece: it becomes a swarm member of
+  // this agent's downloads of that commit (downloader::Puller::JoinSwarm).
+  void JoinSwarm(const RepoId& repo, const std::string& commit, const std::string& member_url);
   // This agent's URL as other hosts reach it (swarm membership). Set once it listens.
   void set_self_url(std::string url);
   // Restarts downloads left by a crash (those that need no token).

@@ -18,28 +18,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-std::string Base64(std::string_view in) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    for (int s : {18, 12, 6, 0}) out += kAlphabet[(v >> s) & 63];
-  }
-  if (i + 1 == in.size()) {
-    uint32_t v = uint8_t(in[i]) << 16;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
-    for (int s : {18, 12, 6}) out += kAlphabet[(v >> s) & 63];
-    out += '=';
-  }
-  return out;
-}
-
 std::string Lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
   return s;
@@ -74,6 +52,28 @@ std::optional<LocalImage> ImageFromJson(const json& j) {
 }
 
 }  // namespace
+
+std::string Base64Encode(std::string_view in) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
+    for (int s : {18, 12, 6, 0}) out += kAlphabet[(v >> s) & 63];
+  }
+  if (i + 1 == in.size()) {
+    uint32_t v = uint8_t(in[i]) << 16;
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
+    for (int s : {18, 12, 6}) out += kAlphabet[(v >> s) & 63];
+    out += '=';
+  }
+  return out;
+}
 
 fs::path EngineRunRoot(const fs::path& root) {
   fs::path run = root / "run";
@@ -240,7 +240,7 @@ bool Engine::IsInsecure(const ImageRef& ref) const {
 }
 
 std::string Engine::AuthFile(const ImageRef& ref, const RegistryAuth& auth) {
-  const std::string token = Base64(auth.username + ":" + std::string(auth.password.Reveal()));
+  const std::string token = Base64Encode(auth.username + ":" + std::string(auth.password.Reveal()));
   json auths = json::object();
   auths[ref.domain()] = json{{"auth", token}};
   if (ref.domain() == "docker.io") auths["https://index.docker.io/v1/"] = json{{"auth", token}};

@@ -143,6 +143,9 @@ std::filesystem::path EngineRunRoot(const std::filesystem::path& root);
 // The engine of `options` (podman or docker); pulls keep their temp files under `work_dir`.
 Engine MakeEngine(const RuntimeOptions& options, const std::filesystem::path& work_dir);
 
+// Standard base64 with padding (auth files, Basic credentials).
+std::string Base64Encode(std::string_view in);
+
 // Maps an engine's or skopeo's error output about `ref` to a Status a user can act on.
 Status ClassifyPullError(const ImageRef& ref, const std::string& output);
 

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "agent/registry_access.h"
+#include "mc/cache/blob_hasher.h"
 #include "mc/common/byte_count.h"
 
 namespace mc::agent {
@@ -12,11 +14,30 @@ struct Images::Pull {
   ImageRef ref;
   std::optional<RegistryAuth> auth;
   ImageState state;  // guarded by Images::mu_
-  std::vector<Callback> waiters;
+  std::vector<Waiter> waiters;
   std::atomic<bool> cancel{false};
   std::atomic<bool> skip_manifest{false};  // no pull after all, or shutting down
   bool done = false;  // the thread has returned; guarded by Images::mu_
 };
+
+namespace {
+
+// Who asks, as the registry would see it: "" for no credentials, else a hash of registry, user
+// and password (never the password itself).
+std::string Identity(const ImageRef& ref, const std::optional<RegistryAuth>& auth) {
+  if (!auth) return "";
+  return cache::Sha256Hex(ref.domain() + "\n" + auth->username + "\n" +
+                   std::string(auth->password.Reveal()));
+}
+
+std::string AccessKey(const ImageRef& ref, const std::string& identity) {
+  return ref.str() + "\n" + identity;
+}
+
+// Built on the host (podman build/import name them so): in no registry, nothing to ask.
+bool NeedsAccessCheck(const ImageRef& ref) { return ref.domain() != "localhost"; }
+
+}  // namespace
 
 ImageGcPlan PlanImageGc(std::vector<ImageGcCandidate> images, uint64_t need, uint64_t capacity) {
   ImageGcPlan plan;
@@ -36,7 +57,13 @@ ImageGcPlan PlanImageGc(std::vector<ImageGcCandidate> images, uint64_t need, uin
 }
 
 Images::Images(ImagesOptions options, const Engine& engine, StateDb& db, Clock& clock)
-    : options_(std::move(options)), engine_(engine), db_(db), clock_(clock) {}
+    : options_(std::move(options)), engine_(engine), db_(db), clock_(clock) {
+  if (!options_.check_access) {
+    options_.check_access = [&engine](const ImageRef& ref, const RegistryAuth* auth) {
+      return CheckRegistryAccess(ref, auth, RegistryAccessOptions{.insecure = engine.IsInsecure(ref)});
+    };
+  }
+}
 
 Images::~Images() { Shutdown(); }
 
@@ -74,12 +101,34 @@ ImageState Images::EnsureThen(const ImageRef& ref, std::optional<RegistryAuth> a
                      .image_id = k->second.image_id, .digest = k->second.digest,
                      .size = k->second.size, .progress = {}, .started = clock_.Now(),
                      .ended = clock_.Now(), .error = Status::Ok()};
+    const std::string identity = Identity(ref, auth);
+    auto denied = denied_.find(AccessKey(ref, identity));
+    if (!AdmittedLocked(ref, identity) && denied != denied_.end() &&
+        clock_.Now() - *denied->second.ended < options_.failure_ttl) {
+      now = denied->second;
+    } else if (!AdmittedLocked(ref, identity) && shutting_down_) {
+      now.phase = ImageState::Phase::kFailed;
+      now.error = UnavailableError("the agent is stopping");
+    } else if (!AdmittedLocked(ref, identity)) {
+      // Ask the registry on a thread of its own: the caller may be an API thread.
+      auto check = std::make_shared<Pull>();
+      check->ref = ref;
+      ImageState checking = now;
+      checking.phase = ImageState::Phase::kPulling;
+      checking.ended.reset();
+      SpawnLocked(check, [this, ref, auth = std::move(auth), ready = now,
+                          done = std::move(done)]() mutable {
+        ImageState s = Admit(ref, auth, ready);
+        if (done) done(s);
+      });
+      return checking;
+    }
   } else if (auto f = failures_.find(key);
              f != failures_.end() && clock_.Now() - *f->second.state.ended < options_.failure_ttl &&
              f->second.auth == auth) {
     now = f->second.state;
   } else if (auto p = pulls_.find(key); p != pulls_.end()) {
-    p->second->waiters.push_back(std::move(done));
+    p->second->waiters.push_back(Waiter{std::move(done), std::move(auth)});
     return p->second->state;
   } else if (shutting_down_) {
     now.phase = ImageState::Phase::kFailed;
@@ -89,17 +138,12 @@ ImageState Images::EnsureThen(const ImageRef& ref, std::optional<RegistryAuth> a
     failures_.erase(key);
     auto pull = std::make_shared<Pull>();
     pull->ref = ref;
-    pull->auth = std::move(auth);
+    pull->auth = auth;
     pull->state.reference = key;
     pull->state.started = clock_.Now();
-    pull->waiters.push_back(std::move(done));
+    pull->waiters.push_back(Waiter{std::move(done), std::move(auth)});
     pulls_[key] = pull;
-    std::erase_if(threads_, [](auto& t) {
-      if (!t.first->done) return false;
-      t.second.join();
-      return true;
-    });
-    threads_.emplace_back(pull, std::thread([this, pull] { Run(pull); }));
+    SpawnLocked(pull, [this, pull] { Run(pull); });
     return pull->state;
   }
   lock.unlock();
@@ -107,12 +151,70 @@ ImageState Images::EnsureThen(const ImageRef& ref, std::optional<RegistryAuth> a
   return now;
 }
 
+void Images::SpawnLocked(std::shared_ptr<Pull> pull, std::function<void()> body) {
+  std::erase_if(threads_, [](auto& t) {
+    if (!t.first->done) return false;
+    t.second.join();
+    return true;
+  });
+  threads_.emplace_back(pull, std::thread([this, pull, body = std::move(body)] {
+    body();
+    std::lock_guard<std::mutex> lock(mu_);
+    pull->done = true;
+  }));
+}
+
 void Images::Run(std::shared_ptr<Pull> pull) {
   StatusOr<Known> result = Fetch(*pull);
   Finish(pull, result);
   if (result.ok() && result->size == 0) Describe(pull->ref.str());
+}
+
+bool Images::AdmittedLocked(const ImageRef& ref, const std::string& identity) const {
+  if (!NeedsAccessCheck(ref)) return true;
+  const TimePoint now = clock_.Now();
+  for (const std::string& who : {identity, std::string()}) {  // or public: a yes without credentials
+    auto it = access_.find(AccessKey(ref, who));
+    if (it != access_.end() && now - it->second < options_.access_ttl) return true;
+  }
+  return false;
+}
+
+ImageState Images::Admit(const ImageRef& ref, const std::optional<RegistryAuth>& auth,
+                         ImageState ready) {
+  if (ready.phase != ImageState::Phase::kReady) return ready;
+  const std::string identity = Identity(ref, auth);
+  const std::string key = AccessKey(ref, identity);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (AdmittedLocked(ref, identity)) return ready;
+    auto denied = denied_.find(key);
+    if (denied != denied_.end() && clock_.Now() - *denied->second.ended < options_.failure_ttl) {
+      return denied->second;
+    }
+  }
+  const Status answer = options_.check_access(ref, auth ? &*auth : nullptr);
   std::lock_guard<std::mutex> lock(mu_);
-  pull->done = true;
+  if (answer.ok()) {
+    access_[key] = clock_.Now();
+    denied_.erase(key);
+    return ready;
+  }
+  if (answer.code() == StatusCode::kUnavailable &&
+      (access_.count(key) > 0 || access_.count(AccessKey(ref, "")) > 0)) {
+    spdlog::warn("agent: image {}: {}; these credentials (or none) could read it before, so the "
+                 "worker starts",
+                 ref.str(), answer.ToString());
+    return ready;
+  }
+  ImageState failed = ready;
+  failed.phase = ImageState::Phase::kFailed;
+  failed.hit = false;
+  failed.ended = clock_.Now();
+  failed.error = answer;
+  denied_[key] = failed;
+  spdlog::warn("agent: image {} refused to a worker: {}", ref.str(), answer.ToString());
+  return failed;
 }
 
 // The pull, the local store (a hit cancels the pull) and the manifest (totals, and an early "too
@@ -243,7 +345,7 @@ void Images::RecordLocked(const std::string& reference, const Known& known) {
 }
 
 void Images::Finish(const std::shared_ptr<Pull>& pull, const StatusOr<Known>& result) {
-  std::vector<Callback> waiters;
+  std::vector<Waiter> waiters;
   ImageState final_state;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -256,6 +358,8 @@ void Images::Finish(const std::shared_ptr<Pull>& pull, const StatusOr<Known>& re
       s.size = result->size;
       MakeRoomLocked(s.reference, result->size).IgnoreError();
       RecordLocked(s.reference, *result);
+      // The registry gave the puller the image: a yes for its credentials.
+      if (!s.hit) access_[AccessKey(pull->ref, Identity(pull->ref, pull->auth))] = clock_.Now();
       spdlog::info("agent: image {} {} ({})", s.reference, s.hit ? "found in the store" : "pulled",
                    ByteCount(s.size).ToHuman());
     } else {
@@ -268,8 +372,10 @@ void Images::Finish(const std::shared_ptr<Pull>& pull, const StatusOr<Known>& re
     waiters = std::move(pull->waiters);
     pulls_.erase(s.reference);
   }
-  for (const Callback& w : waiters) {
-    if (w) w(final_state);
+  // Each waiter is admitted with its own credentials (a hit or a joined pull proves nothing
+  // about them); on this thread, one registry request each at most.
+  for (const Waiter& w : waiters) {
+    if (w.done) w.done(Admit(pull->ref, w.auth, final_state));
   }
   if (options_.on_change) options_.on_change();
 }

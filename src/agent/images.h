@@ -17,6 +17,19 @@
 // Known images survive restarts in the StateDb (`images`); Recover() drops those the engine no
 // longer has. Registry credentials are used for one pull and never stored, logged or echoed.
 //
+// Entitlement: the engine's store is shared by every endpoint on the host, so an image in it is
+// not proof that a worker may run it. Before a worker starts from an image it did not pull itself
+// (a hit, one found in the store, or another worker's pull it joined), the registry is asked
+// whether the worker's credentials (or none) may read it (registry_access.h: one manifest HEAD).
+// A yes is kept per (image, credential identity) for `access_ttl`; the identity is a SHA-256 of
+// registry, user and password, held in memory only. A successful pull is a yes for the puller's
+// identity; a yes without credentials is a yes for everyone (the image is public). A no
+// (refused, not found) fails the worker with the registry's answer and is kept for
+// `failure_ttl`. When the registry cannot be reached the worker starts only if its identity (or
+// no credentials) got a yes for that image since the agent started; otherwise it fails
+// Unavailable ("try later"). Images under `localhost/` (built on the host, in no registry) are
+// never checked.
+//
 // Thread-safety: all methods may be called from any thread. Callbacks run without our lock.
 #pragma once
 
@@ -66,6 +79,10 @@ struct ImageView {
 struct ImagesOptions {
   uint64_t capacity = 0;  // bytes; 0 = no budget
   std::chrono::seconds failure_ttl{60};
+  std::chrono::seconds access_ttl{300};  // a registry's yes, per image and credential identity
+  // May `auth` (nullptr: no credentials) read the image? Empty: CheckRegistryAccess, plain HTTP
+  // for the engine's insecure registries.
+  std::function<Status(const ImageRef&, const RegistryAuth*)> check_access;
   std::function<void()> on_change;  // after a pull ends or an image is removed
 };
 
@@ -118,14 +135,22 @@ class Images {
     bool pulled = false;
     TimePoint last_use;
   };
+  struct Waiter {
+    Callback done;
+    std::optional<RegistryAuth> auth;
+  };
   void Run(std::shared_ptr<Pull> pull);
+  // `ready` when `auth` may read the image (or it needs no check), else the failed state.
+  ImageState Admit(const ImageRef& ref, const std::optional<RegistryAuth>& auth, ImageState ready);
+  bool AdmittedLocked(const ImageRef& ref, const std::string& identity) const;
+  void SpawnLocked(std::shared_ptr<Pull> pull, std::function<void()> body);
   StatusOr<Known> Fetch(Pull& pull);
   void Describe(const std::string& reference);
   Status MakeRoomLocked(const std::string& keep, uint64_t need);
   void RecordLocked(const std::string& reference, const Known& known);
   void Finish(const std::shared_ptr<Pull>& pull, const StatusOr<Known>& result);
 
-  const ImagesOptions options_;
+  ImagesOptions options_;
   const Engine& engine_;
   StateDb& db_;
   Clock& clock_;
@@ -140,6 +165,9 @@ class Images {
     std::optional<RegistryAuth> auth;
   };
   std::map<std::string, Failure> failures_;
+  // Keyed by reference + "\n" + credential identity ("" for none).
+  std::map<std::string, TimePoint> access_;  // the registry's last yes
+  std::map<std::string, ImageState> denied_;  // its last no
   std::vector<std::pair<std::shared_ptr<Pull>, std::thread>> threads_;
 };
 

@@ -101,9 +101,13 @@ StatusOr<std::string> PodmanTestEnv::StartRegistry(const std::string& name, bool
          << (home / "data").string() << "\n  delete:\n    enabled: true\n"
          << "http:\n  addr: 127.0.0.1:0\n";
   if (auth) {
-    auto hash = Run({"htpasswd", "-Bbn", kUser, kPassword});
-    MC_RETURN_IF_ERROR(Check(hash, "htpasswd (apt-get install apache2-utils)"));
-    std::ofstream(home / "htpasswd") << hash->out;
+    std::ofstream file(home / "htpasswd");
+    for (auto [user, password] : {std::pair{kUser, kPassword}, std::pair{kUser2, kPassword2}}) {
+      auto hash = Run({"htpasswd", "-Bbn", user, password});
+      MC_RETURN_IF_ERROR(Check(hash, "htpasswd (apt-get install apache2-utils)"));
+      file << hash->out.substr(0, hash->out.find('\n')) << "\n";
+    }
+    file.close();
     config << "auth:\n  htpasswd:\n    realm: mc-test\n    path: " << (home / "htpasswd").string()
            << "\n";
   }
@@ -205,8 +209,8 @@ StatusOr<std::string> PodmanTestEnv::ExampleWorkerImage() {
   return *example_worker_;
 }
 
-int PodmanTestEnv::RegistryLogLines(const std::string& needle) const {
-  std::istringstream lines(ReadFile(dir_ / "registry" / "log"));
+int PodmanTestEnv::RegistryLogLines(const std::string& needle, bool auth_registry) const {
+  std::istringstream lines(ReadFile(dir_ / (auth_registry ? "auth-registry" : "registry") / "log"));
   std::string line;
   int n = 0;
   while (std::getline(lines, line)) n += line.find(needle) != std::string::npos;

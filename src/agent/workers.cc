@@ -228,13 +228,16 @@ StatusOr<WorkerRow> Workers::Start(WorkerRequest request) {
   }
   // Every part at once: each callback may run right here (a hit) or on a download's thread.
   const std::string id = request.id;
+  bool pulling = false;  // the engine pulls the image now: the downloads yield it the CPU
   if (request.image) {
-    images_->EnsureThen(*request.image, request.registry_auth,
-                        [this, id](const ImageState& s) { OnImage(id, s); });
+    const ImageState image = images_->EnsureThen(
+        *request.image, request.registry_auth, [this, id](const ImageState& s) { OnImage(id, s); });
+    pulling = image.phase == ImageState::Phase::kPulling && !image.hit;
   }
   for (size_t i = 0; i < request.models.size(); ++i) {
-    downloads_.EnsureThen(request.models[i],
-                          [this, id, i](const EnsureState& s) { OnModel(id, i, s); });
+    EnsureRequest model = request.models[i];
+    model.yield_cpu = pulling;
+    downloads_.EnsureThen(model, [this, id, i](const EnsureState& s) { OnModel(id, i, s); });
   }
   std::lock_guard<std::mutex> lock(mu_);
   return workers_.at(id);

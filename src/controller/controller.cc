@@ -206,6 +206,14 @@ class ControllerImpl final : public Controller {
     // This term's epoch, also after it is deposed: a late action then carries the old epoch,
     // which agents and the store refuse.
     f.epoch = [epoch] { return epoch; };
+    // An entitlement verdict or tree listing came (off the loop): this term's loop runs a pass.
+    f.wake = [term = t.get()] {
+      {
+        std::lock_guard<std::mutex> lock(term->mu);
+        term->kicked = true;
+      }
+      term->cv.notify_all();
+    };
     MC_ASSIGN_OR_RETURN(f.placement, scheduler::ParsePlacementPolicy(o_.placement),
                         "controller: --placement");
     t->fleet = std::make_unique<Fleet>(*store_, *t->jobs, *o_.clock, std::move(f));

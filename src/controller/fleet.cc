@@ -1,5 +1,7 @@
 #include "controller/fleet.h"
 
+#include "controller/fleet_decide.h"
+
 #include "controller/endpoint_secrets.h"
 #include "controller/hub_access.h"
 #include "controller/keys.h"
@@ -15,9 +17,7 @@
 #include "mc/common/image_ref.h"
 #include "mc/hub/hub_client.h"
 #include "mc/hub/model_ref.h"
-#include "mc/net/http_client.h"
 #include "mc/net/url.h"
-#include "mc/scheduler/autoscale.h"
 #include "mc/scheduler/placement.h"
 
 namespace mc::controller {
@@ -26,73 +26,15 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr const char* kInitializing = "initializing";
-constexpr const char* kStarting = "starting";
-constexpr const char* kIdle = "idle";
-constexpr const char* kRunning = "running";
-constexpr const char* kStopping = "stopping";
-constexpr const char* kStopped = "stopped";
-constexpr const char* kPhaseFailed = "failed";
-
-bool IsLivePhase(const std::string& p) { return p != kStopped && p != kPhaseFailed; }
+constexpr WorkerPhase kInitializing = WorkerPhase::kInitializing;
+constexpr WorkerPhase kStarting = WorkerPhase::kStarting;
+constexpr WorkerPhase kIdle = WorkerPhase::kIdle;
+constexpr WorkerPhase kRunning = WorkerPhase::kRunning;
+constexpr WorkerPhase kStopping = WorkerPhase::kStopping;
+constexpr WorkerPhase kStopped = WorkerPhase::kStopped;
+constexpr WorkerPhase kPhaseFailed = WorkerPhase::kFailed;
 
 
-
-scheduler::WorkerPhase ToScalerPhase(const std::string& p) {
-  if (p == kStarting) return scheduler::WorkerPhase::kStarting;
-  if (p == kIdle) return scheduler::WorkerPhase::kIdle;
-  if (p == kRunning) return scheduler::WorkerPhase::kRunning;
-  if (p == kStopping) return scheduler::WorkerPhase::kStopping;
-  return scheduler::WorkerPhase::kInitializing;
-}
-
-// The largest answer read from an agent (its host document lists every cached model).
-constexpr uint64_t kMaxAgentReplyBytes = 16ull << 20;
-
-// The autoscaler's view of an endpoint's settings and of its queue.
-scheduler::AutoscaleConfig ScalerConfig(const EndpointRecord& e) {
-  scheduler::AutoscaleConfig config;
-  config.workers_min = static_cast<uint32_t>(std::max(0, e.workers_min));
-  config.workers_max = static_cast<uint32_t>(std::max(0, e.workers_max));
-  config.scaler_type = e.scaler_type == "REQUEST_COUNT" ? scheduler::ScalerType::kRequestCount
-                                                        : scheduler::ScalerType::kQueueDelay;
-  config.scaler_value = e.scaler_value;
-  config.idle_timeout_seconds = e.idle_timeout_s;
-  return config;
-}
-
-scheduler::JobCounts ScalerCounts(const QueueLoad& load) {
-  scheduler::JobCounts counts;
-  counts.in_queue = static_cast<uint32_t>(load.in_queue);
-  counts.in_queue_normal = static_cast<uint32_t>(load.in_queue_scaling);
-  if (load.oldest_ms) {
-    counts.oldest_normal_enqueued = Clock::TimePoint(std::chrono::milliseconds(*load.oldest_ms));
-  }
-  counts.in_progress = static_cast<uint32_t>(load.in_progress);
-  return counts;
-}
-
-// One request to an agent's /v1 API, with the agent key; `body` (JSON) is sent when not empty.
-StatusOr<net::HttpClientResponse> SendToAgent(net::HttpClient& client, const FleetOptions& fo,
-                                              const std::optional<hub::Secret>& key,
-                                              const std::string& method, const std::string& url,
-                                              const std::string& body,
-                                              std::chrono::milliseconds timeout) {
-  net::HttpClientRequest req;
-  req.method = method;
-  req.url = url;
-  req.headers.Set("Content-Type", "application/json");
-  if (key) req.headers.Set("Authorization", "Bearer " + std::string(key->Reveal()));
-  // Fencing: the agent refuses a start or stop from a deposed leader (leadership.h).
-  if (const int64_t epoch = fo.epoch ? fo.epoch() : 0; epoch > 0) {
-    req.headers.Set("X-Modelcache-Epoch", std::to_string(epoch));
-  }
-  req.ca_file = fo.ca_file;  // agents with --tls-cert from a private CA
-  if (!body.empty()) req.body = body;
-  req.timeout = timeout;
-  req.max_body_bytes = kMaxAgentReplyBytes;
-  return client.Send(req);
-}
 
 // What a worker of `e` is given that must never be shown from its log: its key, the endpoint's
 // HF token, and env values whose names say they are secret.
@@ -191,6 +133,8 @@ struct Fleet::Live {
   WorkerRecord rec;
   bool unhealthy = false;  // its latest ping said so
   std::string host_url;
+  // The phase, typed (rec.phase is its name, for the store and the API; "" before the first).
+  WorkerPhase phase = WorkerPhase::kInitializing;
   std::optional<int64_t> ledger_row;  // the open phase row
   // What the worker was given that its log must not show (the key, the token, secret env).
   std::vector<std::string> secrets;
@@ -199,7 +143,12 @@ struct Fleet::Live {
 };
 
 Fleet::Fleet(ControllerStore& store, JobBoard& jobs, Clock& clock, FleetOptions options)
-    : store_(store), jobs_(jobs), clock_(clock), options_(std::move(options)) {}
+    : store_(store),
+      jobs_(jobs),
+      clock_(clock),
+      options_(std::move(options)),
+      agents_(options_.agents ? options_.agents : NewHttpAgentClient(options_.ca_file)),
+      executor_(std::make_unique<ActionExecutor>(options_.agent_calls_per_host)) {}
 
 Fleet::~Fleet() { Shutdown(); }
 
@@ -219,6 +168,13 @@ void Fleet::Shutdown() {
   for (Watcher& w : watchers) {
     if (w.thread.joinable()) w.thread.join();
   }
+  executor_->Shutdown();
+}
+
+void Fleet::DrainActions() { executor_->Drain(); }
+
+void Fleet::Wake() {
+  if (options_.wake) options_.wake();
 }
 
 void Fleet::StartWatcherLocked(const std::string& worker_id) {
@@ -330,26 +286,6 @@ StatusOr<HostView> ParseHost(const json& doc, int64_t now) {
   return h;
 }
 
-// Expected seconds to make `image` present on `h`: 0 when it has it, what is left of a pull in
-// flight, else its size (as any host reports it, or unknown_image_bytes) from the registry.
-double ImageSeconds(const std::map<std::string, HostView>& hosts, const HostView& h,
-                    const std::string& image, const FleetOptions& o) {
-  if (image.empty()) return 0;
-  const double rate = std::max(o.registry_bytes_per_second, 1.0);
-  for (const HostView::Image& i : h.images) {
-    if (i.reference != image) continue;
-    if (!i.pulling) return 0;
-    return i.total > i.done ? static_cast<double>(i.total - i.done) / rate : 0;
-  }
-  uint64_t size = o.unknown_image_bytes;
-  for (const auto& [id, other] : hosts) {
-    for (const HostView::Image& i : other.images) {
-      if (i.reference == image && !i.pulling && i.size > 0) size = i.size;
-    }
-  }
-  return static_cast<double>(size) / rate;
-}
-
 }  // namespace
 
 Status Fleet::Heartbeat(const std::string& body) {
@@ -391,9 +327,17 @@ void Fleet::ForgetHost(const std::string& host_id) {
 
 std::optional<hub::Secret> Fleet::AgentKey(const std::string& host_id) const {
   std::lock_guard<std::mutex> lock(mu_);
+  return AgentKeyLocked(host_id);
+}
+
+std::optional<hub::Secret> Fleet::AgentKeyLocked(const std::string& host_id) const {
   auto it = host_keys_.find(host_id);
   if (it != host_keys_.end()) return it->second;
   return options_.agent_api_key;
+}
+
+AgentTarget Fleet::TargetLocked(const std::string& host_id, const std::string& url) const {
+  return AgentTarget{host_id, url, AgentKeyLocked(host_id), options_.epoch ? options_.epoch() : 0};
 }
 
 std::vector<HostView> Fleet::Hosts() const {
@@ -423,42 +367,30 @@ void Fleet::NoteModelFiles(const std::string& model, const std::string& commit,
   blobs.erase(std::unique(blobs.begin(), blobs.end(),
                           [](const Blob& a, const Blob& b) { return a.etag == b.etag; }),
               blobs.end());
-  ModelFiles files{model, std::move(blobs), 0};
+  CommitFiles files{model, std::move(blobs), 0};
   for (const Blob& b : files.blobs) files.bytes += b.size;
   std::lock_guard<std::mutex> lock(mu_);
   model_files_[commit] = std::move(files);
   tree_failed_at_.erase(commit);
 }
 
-// Fetches, with the endpoint's token, the tree listings placement lacks: the endpoint's commit
-// (after a controller restart) and other revisions of its model that live hosts hold complete
-// (their blobs are shared, in the repo's one blobs/ folder). A failed listing is not retried for a
-// minute; at most tree_fetches_per_pass per call.
-void Fleet::LearnTrees(const EndpointRecord& e) {
-  std::vector<std::string> wanted;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    const int64_t now = NowMs();
-    auto want = [&](const std::string& commit) {
-      if (model_files_.contains(commit) ||
-          std::find(wanted.begin(), wanted.end(), commit) != wanted.end()) {
-        return;
-      }
-      auto failed = tree_failed_at_.find(commit);
-      if (failed != tree_failed_at_.end() && now - failed->second < 60'000) return;
-      if (static_cast<int>(wanted.size()) < options_.tree_fetches_per_pass) wanted.push_back(commit);
-    };
-    want(e.commit);
-    for (const auto& [hid, h] : hosts_) {
-      if (now - h.last_seen_ms > options_.host_timeout.count()) continue;
-      for (const auto& snap : h.snapshots) {
-        if (snap.model == e.repo && snap.complete && CommitSha::IsValid(snap.commit)) {
-          want(snap.commit);
-        }
-      }
+// The tree listings placement lacks for `e` (fleet_decide.cc says which), fetched with the
+// endpoint's token on the executor's "upstream" lane; the endpoint's starts wait meanwhile
+// (tree_fetches_), and the loop is woken when they are in.
+void Fleet::QueueTreeFetchLocked(const EndpointRecord& e, const std::vector<std::string>& commits) {
+  if (!tree_fetches_.insert(e.id).second) return;
+  const bool queued = executor_->Submit("upstream", [this, e, commits] {
+    FetchTrees(e, commits);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      tree_fetches_.erase(e.id);
     }
-  }
-  if (wanted.empty()) return;
+    Wake();
+  });
+  if (!queued) tree_fetches_.erase(e.id);
+}
+
+void Fleet::FetchTrees(const EndpointRecord& e, const std::vector<std::string>& wanted) {
   auto ref = hub::ParseModelRef(e.repo);
   auto opened = WithSecrets(*options_.secrets, e);
   auto client = opened.ok() ? UpstreamClient(options_.upstream, opened->hf_token)
@@ -481,54 +413,18 @@ void Fleet::LearnTrees(const EndpointRecord& e) {
   }
 }
 
-// Bytes of the endpoint's commit the host lacks: the whole commit, less the blobs it holds
-// through complete snapshots of other revisions, or less what a partial snapshot of this commit
-// already holds, whichever is more (the two can overlap, so they are not added).
-uint64_t Fleet::MissingBytesLocked(const HostView& h, const EndpointRecord& e) const {
-  auto target = model_files_.find(e.commit);
-  if (target == model_files_.end()) return 0;  // unknown: placement sees every host alike
-  const ModelFiles& want = target->second;
-  uint64_t partial = 0;
-  std::vector<const ModelFiles*> held;
-  for (const auto& snap : h.snapshots) {
-    if (snap.model != e.repo) continue;
-    if (snap.commit == e.commit) {
-      partial = std::max(partial, snap.size);
-      continue;
-    }
-    auto other = model_files_.find(snap.commit);
-    if (snap.complete && other != model_files_.end()) held.push_back(&other->second);
-  }
-  uint64_t shared = 0;
-  if (!held.empty()) {
-    for (const Blob& b : want.blobs) {
-      for (const ModelFiles* m : held) {
-        auto it = std::lower_bound(m->blobs.begin(), m->blobs.end(), b.etag,
-                                   [](const Blob& x, const std::string& etag) { return x.etag < etag; });
-        if (it != m->blobs.end() && it->etag == b.etag) {
-          shared += b.size;
-          break;
-        }
-      }
-    }
-  }
-  const uint64_t present = std::min(want.bytes, std::max(shared, partial));
-  return want.bytes - present;
-}
-
 StatusOr<std::pair<int, std::string>> Fleet::AgentRequest(const std::string& host_id,
                                                           const std::string& method,
                                                           const std::string& path,
                                                           const std::string& body) {
-  std::string url;
+  AgentTarget target;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto h = hosts_.find(host_id);
     if (h == hosts_.end()) return NotFoundError("no host " + host_id.substr(0, 128));
-    url = h->second.url;
+    target = TargetLocked(host_id, h->second.url);
   }
-  auto res = SendToAgent(*net::HttpClient::Create(), options_, AgentKey(host_id), method,
-                         url + path, body, std::chrono::milliseconds(30'000));
+  auto res = agents_->Request(target, method, path, body);
   if (!res.ok()) {
     return UnavailableError("host " + host_id + " did not answer: " + res.status().message());
   }
@@ -536,27 +432,28 @@ StatusOr<std::pair<int, std::string>> Fleet::AgentRequest(const std::string& hos
 }
 
 Status Fleet::CheckEntitlement(const EndpointRecord& e) {
-  const int64_t now = NowMs();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = entitlements_.find(e.id);
-    if (it != entitlements_.end() &&
-        now - it->second.second < std::chrono::milliseconds(options_.entitlement_ttl).count()) {
-      return it->second.first;
+  MC_ASSIGN_OR_RETURN(hub::ModelRef ref, hub::ParseModelRef(e.repo));  // any repo type
+  MC_ASSIGN_OR_RETURN(CommitSha commit, CommitSha::Parse(e.commit));
+  MC_ASSIGN_OR_RETURN(EndpointRecord opened, WithSecrets(*options_.secrets, e));
+  MC_ASSIGN_OR_RETURN(auto client, UpstreamClient(options_.upstream, opened.hf_token));
+  MC_ASSIGN_OR_RETURN(hub::RepoInfo info,
+                      client->GetRepoInfo(ref.repo, Revision::Parse(e.commit).value()));
+  return CheckFileAccess(*client, ref.repo, commit, info);
+}
+
+void Fleet::QueueEntitlementCheckLocked(const EndpointRecord& e, int64_t now) {
+  if (!entitlement_checks_.insert(e.id).second) return;  // one in flight already
+  const bool queued = executor_->Submit("upstream", [this, e, now] {
+    Status verdict =
+        options_.check_entitlement ? options_.check_entitlement(e) : CheckEntitlement(e);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      entitlements_[e.id] = {verdict, now};
+      entitlement_checks_.erase(e.id);
     }
-  }
-  Status verdict = [&]() -> Status {
-    MC_ASSIGN_OR_RETURN(hub::ModelRef ref, hub::ParseModelRef(e.repo));  // any repo type
-    MC_ASSIGN_OR_RETURN(CommitSha commit, CommitSha::Parse(e.commit));
-    MC_ASSIGN_OR_RETURN(EndpointRecord opened, WithSecrets(*options_.secrets, e));
-    MC_ASSIGN_OR_RETURN(auto client, UpstreamClient(options_.upstream, opened.hf_token));
-    MC_ASSIGN_OR_RETURN(hub::RepoInfo info,
-                        client->GetRepoInfo(ref.repo, Revision::Parse(e.commit).value()));
-    return CheckFileAccess(*client, ref.repo, commit, info);
-  }();
-  std::lock_guard<std::mutex> lock(mu_);
-  entitlements_[e.id] = {verdict, now};
-  return verdict;
+    Wake();
+  });
+  if (!queued) entitlement_checks_.erase(e.id);
 }
 
 // ---- workers ----
@@ -568,19 +465,20 @@ void Fleet::SaveLocked(const WorkerRecord& w) {
   if (!s.ok()) spdlog::error("controller: save worker {}: {}", w.id, s.ToString());
 }
 
-void Fleet::SetPhaseLocked(Live& w, const std::string& phase) {
-  if (w.rec.phase == phase) return;
+void Fleet::SetPhaseLocked(Live& w, WorkerPhase phase) {
+  if (!w.rec.phase.empty() && w.phase == phase) return;
   const int64_t now = NowMs();
   if (w.ledger_row) {
     Status s = store_.CloseLedger(*w.ledger_row, now);
     if (!s.ok()) spdlog::error("controller: ledger: {}", s.ToString());
     w.ledger_row.reset();
   }
-  w.rec.phase = phase;
+  w.phase = phase;
+  w.rec.phase = std::string(PhaseName(phase));
   if (phase == kIdle) w.rec.idle_since_ms = now;
   if (IsLivePhase(phase)) {
     LedgerRow row{0,   w.rec.id,     w.rec.endpoint_id,      w.rec.tenant,
-                  phase, now, std::nullopt, phase != kInitializing};
+                  w.rec.phase, now, std::nullopt, phase != kInitializing};
     auto id = store_.AppendLedger(row);
     if (id.ok()) w.ledger_row = *id;
   } else {
@@ -600,7 +498,7 @@ std::vector<std::string> Fleet::SwarmLocked(const std::string& commit,
     }
   }
   for (const auto& [wid, w] : workers_) {
-    if (w->rec.commit == commit && w->rec.phase == kInitializing) ids.insert(w->rec.host_id);
+    if (w->rec.commit == commit && w->phase == kInitializing) ids.insert(w->rec.host_id);
   }
   std::vector<std::string> urls;
   for (const std::string& id : ids) {
@@ -613,8 +511,8 @@ std::vector<std::string> Fleet::SwarmLocked(const std::string& commit,
 }
 
 // Long: one worker's start in the order the agent needs it (secrets opened, the record, the
-// Runpod environment with the secret env, the swarm, the agent call, and undoing the GPU count
-// and phase when the agent refuses); split further, each part would pass the same dozen values.
+// Runpod environment with the secret env, the swarm, then the agent call queued on the host's
+// lane); split further, each part would pass the same dozen values.
 Status Fleet::StartWorker(const EndpointRecord& sealed, const HostView& host,
                           const std::vector<std::string>& peers, int64_t queue_ms, bool hit) {
   MC_ASSIGN_OR_RETURN(const EndpointRecord e, WithSecrets(*options_.secrets, sealed),
@@ -680,49 +578,72 @@ Status Fleet::StartWorker(const EndpointRecord& sealed, const HostView& host,
     auto h = hosts_.find(host.id);
     if (h != hosts_.end()) h->second.gpus_free -= e.gpu_count;  // until its next heartbeat
   }
-  auto res = SendToAgent(*net::HttpClient::Create(), options_, AgentKey(host.id), "POST",
-                         host.url + "/v1/workers", body.dump(), std::chrono::milliseconds(30'000));
+  AgentTarget target;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    target = TargetLocked(host.id, host.url);
+  }
+  // The agent's answer comes on the executor (the host's lane), never on the loop.
+  const int64_t updated_ms = e.updated_ms;
+  const bool queued =
+      executor_->Submit(host.id, [this, live, target, doc = body.dump(), updated_ms, hit] {
+        FinishStart(live, target.host_id, updated_ms, hit, agents_->StartWorker(target, doc));
+      });
+  if (!queued) {  // shutting down: the worker stays initializing; the next start asks its host
+    return UnavailableError("start worker on " + host.id + ": the controller is stopping");
+  }
+  return Status::Ok();
+}
+
+void Fleet::FinishStart(const std::shared_ptr<Live>& live, const std::string& host_id,
+                        int64_t endpoint_updated_ms, bool hit, const StatusOr<AgentReply>& res) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string& id = live->rec.id;
   if (!res.ok() || res->status != 202) {
     const std::string why = !res.ok() ? res.status().ToString()
                                       : "HTTP " + std::to_string(res->status) + " " +
                                             res->body.substr(0, 300);
-    std::lock_guard<std::mutex> lock(mu_);
+    spdlog::warn("controller: start worker {} on {}: {}", id, host_id, why);
+    if (!IsLivePhase(live->phase)) return;
+    if (live->phase != kInitializing) {  // stopped while its start was in flight
+      SetPhaseLocked(*live, kStopped);
+      return;
+    }
     live->rec.message = "the agent refused the worker: " + why;
     SetPhaseLocked(*live, kPhaseFailed);
-    NoteFailureLocked(e.id, e.updated_ms, {.worker_id = id, .reason = "host " + host.id + " refused the worker: " + why,
-                             .exit_code = std::nullopt, .log_tail = "", .at_ms = NowMs()});
-    return UnavailableError("start worker on " + host.id + ": " + why);
+    NoteFailureLocked(live->rec.endpoint_id, endpoint_updated_ms,
+                      {.worker_id = id,
+                       .reason = "host " + host_id + " refused the worker: " + why,
+                       .exit_code = std::nullopt,
+                       .log_tail = "",
+                       .at_ms = NowMs()});
+    return;
   }
-  spdlog::info("controller: worker {} of {} placed on {} ({})", id, e.id, host.id,
-               hit ? "cache hit" : "download first");
-  std::lock_guard<std::mutex> lock(mu_);
+  spdlog::info("controller: worker {} of {} placed on {} ({})", id, live->rec.endpoint_id,
+               host_id, hit ? "cache hit" : "download first");
+  // Stopped while its start was in flight: the stop may have reached the agent first.
+  if (live->phase == kStopping) SubmitStopLocked(*live);
   StartWatcherLocked(id);
-  return Status::Ok();
 }
 
 void Fleet::Watch(std::string worker_id) {
-  auto client = net::HttpClient::Create();
   int failures = 0;
   while (true) {
-    std::string url;
-    std::string phase;
-    std::string host_id;
+    AgentTarget target;
+    WorkerPhase phase = kInitializing;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) return;
       auto it = workers_.find(worker_id);
-      if (it == workers_.end() || !IsLivePhase(it->second->rec.phase)) return;
+      if (it == workers_.end() || !IsLivePhase(it->second->phase)) return;
       // The host's address as its latest heartbeat says (it may have moved since the start).
       auto host = hosts_.find(it->second->rec.host_id);
       if (host != hosts_.end()) it->second->host_url = host->second.url;
-      url = it->second->host_url;
-      phase = it->second->rec.phase;
-      host_id = it->second->rec.host_id;
+      target = TargetLocked(it->second->rec.host_id, it->second->host_url);
+      phase = it->second->phase;
     }
     const std::string until = phase == kInitializing ? "running,exited,failed" : "exited,failed";
-    auto res = SendToAgent(*client, options_, AgentKey(host_id), "GET",
-                           url + "/v1/workers/" + worker_id + "?wait=1&until=" + until, "",
-                           std::chrono::milliseconds(15'000));
+    auto res = agents_->WatchWorker(target, worker_id, until);
     json doc = res.ok() ? json::parse(res->body, nullptr, false) : json();
     if (res.ok() && res->status == 404) {  // the host does not know it (anymore): it is gone
       doc = json{{"state", "exited"}, {"message", "unknown to its host"}};
@@ -748,7 +669,7 @@ void Fleet::Watch(std::string worker_id) {
     if (state == "running") {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = workers_.find(worker_id);
-      if (it != workers_.end() && it->second->rec.phase == kInitializing) {
+      if (it != workers_.end() && it->second->phase == kInitializing) {
         WorkerRunningLocked(*it->second, doc);
       }
     } else if (state == "exited" || state == "failed") {
@@ -779,7 +700,7 @@ void Fleet::WorkerRunningLocked(Live& w, const json& doc) {
 }
 
 void Fleet::WorkerEndedLocked(Live& w, const std::string& state, const json& doc) {
-  const std::string before = w.rec.phase;
+  const WorkerPhase before = w.phase;
   if (w.rec.message.empty()) {
     w.rec.message = doc.value("message", "");
     if (w.rec.message.empty() && doc["exit_code"].is_number()) {
@@ -791,197 +712,107 @@ void Fleet::WorkerEndedLocked(Live& w, const std::string& state, const json& doc
 }
 
 void Fleet::StopWorker(const std::string& worker_id, const std::string& reason) {
-  std::string url;
-  std::string host_id;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = workers_.find(worker_id);
-    if (it == workers_.end() || !IsLivePhase(it->second->rec.phase)) return;
-    it->second->rec.message = reason;
-    SetPhaseLocked(*it->second, kStopping);
-    url = it->second->host_url;
-    host_id = it->second->rec.host_id;
-  }
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end() || !IsLivePhase(it->second->phase)) return;
+  it->second->rec.message = reason;
+  SetPhaseLocked(*it->second, kStopping);
   spdlog::info("controller: stopping worker {}: {}", worker_id, reason);
-  auto res = SendToAgent(*net::HttpClient::Create(), options_, AgentKey(host_id), "DELETE",
-                         url + "/v1/workers/" + worker_id + "?grace=" +
-                             std::to_string(options_.stop_grace.count() / 1000.0),
-                         "", std::chrono::milliseconds(10'000));
-  if (!res.ok() || res->status >= 300) {
-    spdlog::warn("controller: stop worker {}: {}", worker_id,
-                 res.ok() ? "HTTP " + std::to_string(res->status) : res.status().ToString());
-  }
+  SubmitStopLocked(*it->second);
 }
 
-void Fleet::StopLostWorkers(int64_t now) {
-  // Workers that stopped pinging are lost: their jobs go back to the queue.
-  std::vector<std::string> silent;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    const int64_t limit = std::max<int64_t>(3 * options_.ping_interval.count(), 30'000);
-    for (const auto& [id, w] : workers_) {
-      if ((w->rec.phase == kIdle || w->rec.phase == kRunning) && w->rec.last_ping_ms &&
-          now - *w->rec.last_ping_ms > limit) {
-        silent.push_back(id);
-      }
+// The agent's DELETE on the host's lane of the executor: the caller (the loop, an HTTP handler)
+// does not wait for it. A worker the agent does not stop is found by its watcher (it never ends)
+// and its host's heartbeats, as before.
+void Fleet::SubmitStopLocked(const Live& w) {
+  const AgentTarget target = TargetLocked(w.rec.host_id, w.host_url);
+  executor_->Submit(w.rec.host_id, [this, target, id = w.rec.id] {
+    auto res = agents_->StopWorker(target, id, options_.stop_grace);
+    if (!res.ok() || res->status >= 300) {
+      spdlog::warn("controller: stop worker {}: {}", id,
+                   res.ok() ? "HTTP " + std::to_string(res->status) : res.status().ToString());
     }
-  }
-  for (const std::string& id : silent) {
-    jobs_.RequeueWorker(id, "worker " + id + " stopped pinging");
-    StopWorker(id, "stopped pinging");
-  }
-  // A worker still running with no job left (it timed out, expired or was cancelled, and the
-  // job-stop channel told the worker) that does not come back for work within job_stop_grace
-  // ignores the stop: it is stopped, so that it neither burns billed time nor holds GPUs.
-  std::vector<std::string> deaf;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [id, w] : workers_) {
-      if (w->rec.phase != kRunning || jobs_.HeldBy(id) > 0) {
-        jobless_since_.erase(id);
-        continue;
-      }
-      auto [it, fresh] = jobless_since_.try_emplace(id, now);
-      if (!fresh && now - it->second > options_.job_stop_grace.count()) deaf.push_back(id);
-    }
-    for (const std::string& id : deaf) jobless_since_.erase(id);
-  }
-  for (const std::string& id : deaf) {
-    StopWorker(id, "kept running " + std::to_string(options_.job_stop_grace.count() / 1000) +
-                       " s after its job was stopped (execution timeout, TTL or cancel)");
-  }
-  // A draining host's idle workers stop (busy ones finish their jobs first, then are idle).
-  std::vector<std::string> drained;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [id, w] : workers_) {
-      auto schedule = schedules_.find(w->rec.host_id);
-      if (schedule != schedules_.end() && schedule->second == "draining" &&
-          w->rec.phase == kIdle) {
-        drained.push_back(id);
-      }
-    }
-  }
-  for (const std::string& id : drained) StopWorker(id, "its host is draining");
+  });
 }
 
-std::vector<scheduler::HostState> Fleet::HostStatesLocked(
-    const EndpointRecord& e, int64_t now, std::map<std::string, std::string>& urls,
-    std::map<std::string, bool>& complete) const {
-  std::vector<scheduler::HostState> states;
-  for (const auto& [hid, h] : hosts_) {
-    if (now - h.last_seen_ms > options_.host_timeout.count()) continue;
-    // An image worker needs a host that runs containers; a command worker, processes.
-    if (h.containers == e.image.empty()) continue;
-    if (schedules_.contains(hid)) continue;  // cordoned or draining: no new workers
-    scheduler::HostState s;
-    s.id = hid;
-    s.gpu_type = h.gpu_type;
-    s.gpus_free = static_cast<uint32_t>(std::max(0, h.gpus_free));
-    s.missing_bytes = MissingBytesLocked(h, e);
-    for (const auto& snap : h.snapshots) {
-      if (snap.commit == e.commit && snap.complete) s.model = scheduler::ModelState::kComplete;
-    }
-    scheduler::MeasuredHost measured{h.upstream_rate, h.peer_rate, 0};
-    for (const auto& d : h.downloads) {
-      if (d.commit == e.commit && s.model != scheduler::ModelState::kComplete) {
-        s.model = scheduler::ModelState::kDownloading;
-        s.remaining_bytes = d.total > d.done ? d.total - d.done : 0;
-        s.download_rate = d.rate;
-      } else if (d.commit != e.commit) {
-        measured.bytes_queued += d.total > d.done ? d.total - d.done : 0;
-      }
-    }
-    s.image_seconds = ImageSeconds(hosts_, h, e.image, options_);
-    scheduler::ApplyMeasured(s, measured, options_.upstream_bytes_per_second,
-                             options_.peer_bytes_per_second);
-    s.capacity = h.capacity;
-    s.used_bytes = h.used;
-    s.reserved_bytes = h.reserved;
-    s.freeable_bytes = h.freeable;
-    for (const auto& [wid, w] : workers_) {
-      if (w->rec.host_id == hid && IsLivePhase(w->rec.phase)) ++s.running_workers;
-    }
-    urls[hid] = h.url;
-    complete[hid] = s.model == scheduler::ModelState::kComplete;
-    states.push_back(std::move(s));
-  }
-  return states;
-}
-
+// Long: the pass's three parts (the snapshot under the lock, Decide, carrying the actions
+// out), which share the snapshot's endpoints and the decision.
 void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
   const int64_t now = NowMs();
-  StopLostWorkers(now);
   jobs_.RequeueOrphans([this](const std::string& id) { return IsLive(id); });
+  FleetSnapshot snap;
+  snap.now_ms = now;
+  snap.mono = clock_.Monotonic();
+  snap.endpoints.reserve(endpoints.size());
+  std::map<std::string, const EndpointRecord*> by_id;
   for (const EndpointRecord& e : endpoints) {
-    const QueueLoad load = jobs_.Load(e.id);
-    std::vector<scheduler::WorkerInfo> infos;
+    by_id[e.id] = &e;
+    EndpointFacts& f = snap.endpoints.emplace_back();
+    f.record = e;
+    f.load = jobs_.Load(e.id);
+  }
+  Decision d;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    snap.hosts = &hosts_;
+    snap.schedules = &schedules_;
+    snap.model_files = &model_files_;
+    snap.tree_failed_at = &tree_failed_at_;
+    for (const auto& [id, w] : workers_) {
+      if (!IsLivePhase(w->phase)) continue;
+      std::optional<int64_t> jobless;  // running with no job left: since when
+      if (w->phase == kRunning && jobs_.HeldBy(id) == 0) {
+        jobless = jobless_since_.try_emplace(id, now).first->second;
+      } else {
+        jobless_since_.erase(id);
+      }
+      snap.workers.push_back({id, w->rec.endpoint_id, w->rec.host_id,
+                              w->phase,
+                              w->rec.last_ping_ms, w->rec.idle_since_ms, jobless});
+    }
+    std::erase_if(jobless_since_, [&](const auto& entry) { return !workers_.contains(entry.first); });
+    const int64_t ttl_ms = std::chrono::milliseconds(options_.entitlement_ttl).count();
+    for (EndpointFacts& f : snap.endpoints) {
+      const std::string& id = f.record.id;
+      if (auto b = backoff_.find(id); b != backoff_.end()) {
+        if (b->second.endpoint_updated_ms != f.record.updated_ms) {
+          backoff_.erase(b);  // changed since its workers failed (a fixed command): try at once
+        } else {
+          f.backoff = b->second.backoff;
+        }
+      }
+      if (auto v = entitlements_.find(id);
+          v != entitlements_.end() && now - v->second.second < ttl_ms) {
+        f.entitlement = v->second.first;
+      }
+      f.entitlement_checking = entitlement_checks_.contains(id);
+      f.trees_fetching = tree_fetches_.contains(id);
+      if (auto t = throttled_.find(id); t != throttled_.end()) f.throttled_before = t->second;
+    }
+    d = Decide(snap, options_);
+    for (const auto& [id, n] : d.throttled) throttled_[id] = n;
+    // The slow parts go to the executor: the loop never waits on the upstream.
+    for (const std::string& id : d.entitlement_checks) QueueEntitlementCheckLocked(*by_id[id], now);
+    for (const FetchTreesAction& t : d.tree_fetches) QueueTreeFetchLocked(*by_id[t.endpoint_id], t.commits);
+  }
+  for (const std::string& w : d.warnings) spdlog::warn("controller: {}", w);
+  for (const StopAction& a : d.stops) {
+    if (a.requeue) jobs_.RequeueWorker(a.worker_id, "worker " + a.worker_id + " stopped pinging");
+    StopWorker(a.worker_id, a.reason);
+  }
+  for (const PlaceAction& p : d.places) {
+    std::vector<std::string> peers;
+    std::optional<HostView> host;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      for (const auto& [id, w] : workers_) {
-        if (w->rec.endpoint_id != e.id || !IsLivePhase(w->rec.phase)) continue;
-        infos.push_back({id, ToScalerPhase(w->rec.phase),
-                         Clock::TimePoint(std::chrono::milliseconds(
-                             w->rec.idle_since_ms.value_or(now)))});
+      host = HostLocked(p.host_id);
+      for (const std::string& peer : p.peers) {
+        if (auto h = hosts_.find(peer); h != hosts_.end()) peers.push_back(h->second.url);
       }
     }
-    auto decision = scheduler::DecideScale(ScalerConfig(e), ScalerCounts(load), infos, clock_.Now());
-    if (!decision.ok()) {
-      spdlog::warn("controller: autoscale {}: {}", e.id, decision.status().ToString());
-      continue;
-    }
-    for (const std::string& id : decision->stop) StopWorker(id, "idle timeout");
-    uint32_t started = 0;
-    if (decision->start > 0) LearnTrees(e);  // the blob lists placement compares
-    const uint32_t allowed = AllowedStarts(e, decision->start);
-    for (uint32_t i = 0; i < allowed; ++i) {
-      if (!CheckEntitlement(e).ok()) {
-        spdlog::warn("controller: {}: the endpoint's token is not accepted for {}; no worker",
-                     e.id, e.repo);
-        break;
-      }
-      std::vector<scheduler::HostState> states;
-      std::map<std::string, std::string> urls;
-      std::map<std::string, bool> complete;
-      uint64_t model_bytes = 0;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        auto files = model_files_.find(e.commit);
-        if (files != model_files_.end()) model_bytes = files->second.bytes;
-        states = HostStatesLocked(e, now, urls, complete);
-      }
-      scheduler::PlacementRequest request;
-      request.gpu_type = e.gpu_type;
-      request.gpus = static_cast<uint32_t>(std::max(0, e.gpu_count));
-      request.model_bytes = model_bytes;
-      request.policy = options_.placement;
-      request.random_seed = static_cast<uint64_t>(now);
-      auto placed = scheduler::PlaceWorker(states, request);
-      if (!placed.ok()) {
-        if (Throttled(e.id) == 0) {  // once per episode, not every tick
-          spdlog::warn("controller: {}: cannot place a worker: {}", e.id,
-                       placed.status().message());
-        }
-        break;
-      }
-      std::vector<std::string> peers;
-      for (const std::string& p : placed->peers) peers.push_back(urls[p]);
-      std::optional<HostView> host;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        host = HostLocked(placed->host_id);
-      }
-      if (!host) break;
-      const int64_t queue_ms = load.oldest_ms ? now - *load.oldest_ms : 0;
-      Status s = StartWorker(e, *host, peers, queue_ms, complete[placed->host_id]);
-      if (!s.ok()) {
-        spdlog::warn("controller: {}", s.ToString());
-      } else {
-        ++started;
-      }
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    throttled_[e.id] = static_cast<int>(decision->start - started);
+    if (!host) continue;
+    Status s = StartWorker(*by_id[p.endpoint_id], *host, peers, p.queue_ms, p.cache_hit);
+    if (!s.ok()) spdlog::warn("controller: {}", s.ToString());
   }
 }
 
@@ -1006,9 +837,9 @@ StatusOr<WorkerRecord> Fleet::Authenticate(const std::string& endpoint_id,
 void Fleet::OnTake(const std::string& worker_id, size_t jobs_taken) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = workers_.find(worker_id);
-  if (it == workers_.end() || !IsLivePhase(it->second->rec.phase)) return;
+  if (it == workers_.end() || !IsLivePhase(it->second->phase)) return;
   Live& w = *it->second;
-  if (w.rec.phase == kStopping) return;
+  if (w.phase == kStopping) return;
   if (!w.rec.first_take_ms) {
     backoff_.erase(w.rec.endpoint_id);  // a ready worker: its endpoint's start works
     w.rec.first_take_ms = NowMs();
@@ -1016,7 +847,7 @@ void Fleet::OnTake(const std::string& worker_id, size_t jobs_taken) {
   }
   if (jobs_taken > 0) {
     SetPhaseLocked(w, kRunning);
-  } else if (w.rec.phase != kRunning || jobs_.HeldBy(worker_id) == 0) {
+  } else if (w.phase != kRunning || jobs_.HeldBy(worker_id) == 0) {
     SetPhaseLocked(w, kIdle);
   }
   SaveLocked(w.rec);
@@ -1027,7 +858,7 @@ void Fleet::OnJobDone(const std::string& worker_id, bool stop_pod) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = workers_.find(worker_id);
     if (it == workers_.end()) return;
-    if (it->second->rec.phase == kRunning && jobs_.HeldBy(worker_id) == 0) {
+    if (it->second->phase == kRunning && jobs_.HeldBy(worker_id) == 0) {
       SetPhaseLocked(*it->second, kIdle);
     }
   }
@@ -1046,7 +877,7 @@ int Fleet::Unhealthy(const std::string& endpoint_id) const {
   std::lock_guard<std::mutex> lock(mu_);
   int n = 0;
   for (const auto& [id, w] : workers_) {
-    if (w->rec.endpoint_id == endpoint_id && IsLivePhase(w->rec.phase) && w->unhealthy) ++n;
+    if (w->rec.endpoint_id == endpoint_id && IsLivePhase(w->phase) && w->unhealthy) ++n;
   }
   return n;
 }
@@ -1060,14 +891,14 @@ int Fleet::Throttled(const std::string& endpoint_id) const {
 bool Fleet::AcceptsJobs(const std::string& worker_id) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = workers_.find(worker_id);
-  return it != workers_.end() && IsLivePhase(it->second->rec.phase) &&
-         it->second->rec.phase != kStopping;
+  return it != workers_.end() && IsLivePhase(it->second->phase) &&
+         it->second->phase != kStopping;
 }
 
 bool Fleet::IsLive(const std::string& worker_id) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = workers_.find(worker_id);
-  return it != workers_.end() && IsLivePhase(it->second->rec.phase);
+  return it != workers_.end() && IsLivePhase(it->second->phase);
 }
 
 std::vector<WorkerRecord> Fleet::Workers(const std::string& endpoint_id) const {
@@ -1094,15 +925,15 @@ std::vector<ColdStart> Fleet::ColdStarts(const std::string& endpoint_id) const {
 void Fleet::ForgetEndedBefore(int64_t cutoff_ms) {
   std::lock_guard<std::mutex> lock(mu_);
   std::erase_if(workers_, [&](const auto& entry) {
-    const WorkerRecord& w = entry.second->rec;
-    return !IsLivePhase(w.phase) && w.stopped_ms && *w.stopped_ms < cutoff_ms;
+    const Live& w = *entry.second;
+    return !IsLivePhase(w.phase) && w.rec.stopped_ms && *w.rec.stopped_ms < cutoff_ms;
   });
 }
 
 void Fleet::StopEndpoint(const std::string& endpoint_id) {
   std::vector<std::string> ids;
   for (const WorkerRecord& w : Workers(endpoint_id)) {
-    if (IsLivePhase(w.phase)) ids.push_back(w.id);
+    if (IsLivePhase(ParsePhase(w.phase).value_or(kPhaseFailed))) ids.push_back(w.id);
   }
   for (const std::string& id : ids) StopWorker(id, "the endpoint was deleted");
   std::lock_guard<std::mutex> lock(mu_);
@@ -1138,6 +969,7 @@ Status Fleet::Load() {
     if (auto open = open_rows.find(w.id); open != open_rows.end()) live->ledger_row = open->second;
     auto host = HostLocked(w.host_id);
     live->host_url = host ? host->url : "";
+    live->phase = ParsePhase(w.phase).value_or(kPhaseFailed);  // the store's name, typed
     live->rec = std::move(w);
     // Pings are kept in memory only: a controller that just started (or was just elected) has
     // heard none yet, so a worker's silence counts from now, not from its last saved phase.
@@ -1151,7 +983,7 @@ Status Fleet::Load() {
 
 // ---- placement back-off (placement_backoff.h) ----
 
-void Fleet::NoteWorkerEndLocked(Live& w, const std::string& phase_before, const json& doc) {
+void Fleet::NoteWorkerEndLocked(Live& w, WorkerPhase phase_before, const json& doc) {
   const auto number = [&](const char* key) {
     const auto it = doc.find(key);
     return it != doc.end() && it->is_number_integer() ? std::optional<int>(it->get<int>())
@@ -1186,23 +1018,6 @@ void Fleet::NoteFailureLocked(const std::string& endpoint_id, int64_t endpoint_u
                reason, it->second.backoff.delay().count(), it->second.backoff.failures());
 }
 
-uint32_t Fleet::AllowedStarts(const EndpointRecord& e, uint32_t wanted) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = backoff_.find(e.id);
-  if (it == backoff_.end()) return wanted;
-  if (it->second.endpoint_updated_ms != e.updated_ms) {  // changed since: try it at once
-    backoff_.erase(it);
-    return wanted;
-  }
-  int unready = 0;
-  for (const auto& [id, w] : workers_) {
-    if (w->rec.endpoint_id == e.id && (w->rec.phase == kInitializing || w->rec.phase == kStarting)) {
-      ++unready;
-    }
-  }
-  return it->second.backoff.Starts(clock_.Monotonic(), wanted, unready);
-}
-
 std::optional<BackoffView> Fleet::Backoff(const std::string& endpoint_id) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = backoff_.find(endpoint_id);
@@ -1218,7 +1033,7 @@ std::map<std::string, WorkerExit> Fleet::Exits(const std::string& endpoint_id) c
   std::lock_guard<std::mutex> lock(mu_);
   std::map<std::string, WorkerExit> out;
   for (const auto& [id, w] : workers_) {
-    if ((endpoint_id.empty() || w->rec.endpoint_id == endpoint_id) && !IsLivePhase(w->rec.phase)) {
+    if ((endpoint_id.empty() || w->rec.endpoint_id == endpoint_id) && !IsLivePhase(w->phase)) {
       out[id] = w->exit;
     }
   }

@@ -43,15 +43,19 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "controller/action_executor.h"
+#include "controller/agent_client.h"
 #include "controller/jobs.h"
 #include "controller/placement_backoff.h"
 #include "controller/store.h"
+#include "controller/worker_phase.h"
 #include "mc/common/clock.h"
 #include "mc/common/secret_box.h"
 #include "mc/hub/endpoint.h"
@@ -83,6 +87,16 @@ struct FleetOptions {
   double registry_bytes_per_second = 100e6;  // image pulls, for placement
   uint64_t unknown_image_bytes = 1'000'000'000;  // an image no host has pulled yet, for placement
   scheduler::PlacementPolicy placement = scheduler::PlacementPolicy::kTimeToReady;
+  // The agents' API (null: HTTP, trusting ca_file); tests pass a fake (fake_agent_client.h).
+  std::shared_ptr<AgentClient> agents;
+  // Agent calls (start, stop) in flight per host at once; the rest of a host's wait in order.
+  int agent_calls_per_host = 2;
+  // The entitlement check run on the executor (null: CheckEntitlement, against `upstream`);
+  // tests pass their own so that no socket is opened.
+  std::function<Status(const EndpointRecord&)> check_entitlement;
+  // Called (from an executor thread, no lock held) when an action's result may let the loop do
+  // more now (an entitlement verdict, a tree listing): the controller runs a pass at once.
+  std::function<void()> wake;
   // The leadership epoch (leadership.h) sent with every request to an agent (header
   // X-Modelcache-Epoch: the agent refuses an older one) and written on worker rows. Empty or 0:
   // not fenced (SQLite's one controller).
@@ -132,6 +146,18 @@ struct HostView {
   std::string schedule;   // "", "cordoned" (no new workers) or "draining" (and idle ones stop)
 };
 
+// A blob of a model commit (from its tree listing), and a commit's blobs: what placement counts
+// as present on a host that holds another revision sharing them.
+struct ModelBlob {
+  std::string etag;
+  uint64_t size = 0;
+};
+struct CommitFiles {
+  std::string model;
+  std::vector<ModelBlob> blobs;  // sorted by etag, distinct
+  uint64_t bytes = 0;            // their sizes' sum
+};
+
 struct ColdStart {
   std::string worker_id;
   bool cache_hit = false;
@@ -168,10 +194,7 @@ class Fleet {
 
   // Model facts for placement: the blobs (etag, size) of a commit of `model` (the repo as hosts
   // name it, e.g. "org/name"), from its tree listing. Trees of a commit never change.
-  struct Blob {
-    std::string etag;
-    uint64_t size = 0;
-  };
+  using Blob = ModelBlob;
   void NoteModelFiles(const std::string& model, const std::string& commit, std::vector<Blob> blobs);
   // Enrolled hosts. The controller authenticates to a host's agent with that host's own
   // credential (its enrollment's), else with agent_api_key (hosts registered before enrollment
@@ -187,8 +210,12 @@ class Fleet {
                                                      const std::string& method,
                                                      const std::string& path,
                                                      const std::string& body);
-  // Checks (cached) that `token` gives access to the repo's files at `commit`.
+  // Checks, with the upstream (blocking), that the endpoint's token gives access to the repo's
+  // files at its commit. The loop never calls it: it reads the verdict cached by
+  // EntitlementLocked, which queues this on the executor.
   Status CheckEntitlement(const EndpointRecord& e);
+  // Blocks until no agent or upstream action is queued or running (tests).
+  void DrainActions();
 
   // The autoscaler and health pass over every endpoint.
   void Tick(const std::vector<EndpointRecord>& endpoints);
@@ -226,9 +253,23 @@ class Fleet {
 
  private:
   struct Live;
+  // Records the worker (initializing) and queues its start on its host's lane of the executor;
+  // FinishStart applies the agent's answer.
   Status StartWorker(const EndpointRecord& e, const HostView& host,
                      const std::vector<std::string>& peers, int64_t queue_ms, bool hit);
+  void FinishStart(const std::shared_ptr<Live>& live, const std::string& host_id,
+                   int64_t endpoint_updated_ms, bool hit, const StatusOr<AgentReply>& res);
+  // Marks the worker stopping and queues the agent's DELETE on its host's lane.
   void StopWorker(const std::string& worker_id, const std::string& reason);
+  void SubmitStopLocked(const Live& w);
+  // Queues the endpoint's entitlement check on the executor's "upstream" lane (one per endpoint
+  // at a time); its verdict is cached in entitlements_ and the loop woken. Caller holds mu_.
+  void QueueEntitlementCheckLocked(const EndpointRecord& e, int64_t now);
+  std::set<std::string> entitlement_checks_;  // endpoints whose check is in flight
+  std::set<std::string> tree_fetches_;        // endpoints whose tree listings are in flight
+  void Wake();
+  AgentTarget TargetLocked(const std::string& host_id, const std::string& url) const;
+  std::optional<hub::Secret> AgentKeyLocked(const std::string& host_id) const;
   // URLs of the hosts but `except_host` that fetch `commit` now (issue 17 swarm). mu_ held.
   std::vector<std::string> SwarmLocked(const std::string& commit,
                                        const std::string& except_host) const;
@@ -237,15 +278,7 @@ class Fleet {
   // starting, billed) and "exited" / "failed" (its phase, message and exit). Caller holds mu_.
   void WorkerRunningLocked(Live& w, const nlohmann::json& doc);
   void WorkerEndedLocked(Live& w, const std::string& state, const nlohmann::json& doc);
-  // Tick's first part: workers that stopped pinging, running ones that ignore a job-stop, and
-  // the idle workers of draining hosts.
-  void StopLostWorkers(int64_t now);
-  // Placement's view of every live host for a worker of `e`, with each host's URL and whether it
-  // has the endpoint's commit complete. Caller holds mu_.
-  std::vector<scheduler::HostState> HostStatesLocked(const EndpointRecord& e, int64_t now,
-                                                     std::map<std::string, std::string>& urls,
-                                                     std::map<std::string, bool>& complete) const;
-  void SetPhaseLocked(Live& w, const std::string& phase);
+  void SetPhaseLocked(Live& w, WorkerPhase phase);
   void SaveLocked(const WorkerRecord& w);
   int64_t NowMs() const;
   std::optional<HostView> HostLocked(const std::string& id) const;
@@ -262,17 +295,14 @@ class Fleet {
   std::condition_variable stopping_cv_;
   bool stopping_ = false;
   std::map<std::string, HostView> hosts_;
-  struct ModelFiles {
-    std::string model;
-    std::vector<Blob> blobs;
-    uint64_t bytes = 0;  // distinct blobs
-  };
-  std::map<std::string, ModelFiles> model_files_;   // by commit
+  std::map<std::string, CommitFiles> model_files_;  // by commit
   std::map<std::string, int64_t> tree_failed_at_;   // commit → when its listing last failed
   std::map<std::string, int64_t> jobless_since_;    // running workers holding no job, since
   std::map<std::string, int> throttled_;            // endpoint → starts not placed last pass
-  void LearnTrees(const EndpointRecord& e);
-  uint64_t MissingBytesLocked(const HostView& h, const EndpointRecord& e) const;
+  // Queues the listings of `commits` for `e` on the "upstream" lane (one batch per endpoint at a
+  // time: its placement waits for them). Caller holds mu_.
+  void QueueTreeFetchLocked(const EndpointRecord& e, const std::vector<std::string>& commits);
+  void FetchTrees(const EndpointRecord& e, const std::vector<std::string>& commits);
   std::map<std::string, std::shared_ptr<Live>> workers_;  // live and recently ended
   std::map<std::string, std::pair<Status, int64_t>> entitlements_;  // endpoint → (verdict, at)
   // One watcher thread per worker; finished ones are joined when the next one starts.
@@ -282,6 +312,9 @@ class Fleet {
   };
   void StartWatcherLocked(const std::string& worker_id);
   std::vector<Watcher> watchers_;
+  std::shared_ptr<AgentClient> agents_;
+  // Slow actions off the loop (agent calls per host, upstream calls); Shutdown() joins them.
+  std::unique_ptr<ActionExecutor> executor_;
 
   // Placement back-off per endpoint (the end of fleet.cc), with the endpoint's updated_ms as
   // its failed workers were placed: a change to the endpoint (a fixed command) ends it.
@@ -291,11 +324,9 @@ class Fleet {
   };
   std::map<std::string, EndpointBackoff> backoff_;
   // A worker ended: a failed placement if it had not become ready and nobody stopped it.
-  void NoteWorkerEndLocked(Live& w, const std::string& phase_before, const nlohmann::json& doc);
+  void NoteWorkerEndLocked(Live& w, WorkerPhase phase_before, const nlohmann::json& doc);
   void NoteFailureLocked(const std::string& endpoint_id, int64_t endpoint_updated_ms,
                          PlacementFailure failure);
-  // How many of `wanted` starts the back-off lets the endpoint have now.
-  uint32_t AllowedStarts(const EndpointRecord& e, uint32_t wanted);
 };
 
 }  // namespace mc::controller

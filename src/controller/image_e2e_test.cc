@@ -242,6 +242,59 @@ TEST_F(ImageE2eTest, RegistryRefusingTheCredentialsFailsTheWorkerWithoutQuotingT
   EXPECT_THAT(cluster_->Call("GET", "/v1/endpoints/" + ep).text, Not(HasSubstr(wrong)));
 }
 
+// Endpoint A pulls a private image onto the host with its registryAuth; endpoint B names the same
+// image: without credentials its worker is refused (the image is on the host, but the registry
+// would not give it to B), with its own valid ones it runs there.
+TEST_F(ImageE2eTest, PrivateImageOnTheHostRunsOnlyForEndpointsTheRegistryLetsReadIt) {
+  StartCluster("entitled");
+  const std::string image = env_->auth_registry() + "/mctest/bb:1";
+  auto live = [&](const std::string& ep) {
+    json found;
+    Eventually([&] {
+      for (const json& w : Workers(ep)) {
+        if (w["phase"] == "starting" || w["phase"] == "idle") found = w;
+      }
+      return !found.is_null();
+    }, 120s);
+    return found;
+  };
+  const std::string a = CreateEndpoint(
+      {{"image", image},
+       {"command", {"/bin/sh", "-c", "sleep 600"}},
+       {"registryAuth", {{"username", agent::PodmanTestEnv::kUser},
+                         {"password", agent::PodmanTestEnv::kPassword}}},
+       {"workersMin", 1}});
+  const json on_host = live(a);
+  ASSERT_FALSE(on_host.is_null()) << cluster_->Call("GET", "/v1/workers?endpoint=" + a).text;
+
+  const std::string b = CreateEndpoint(
+      {{"image", image}, {"command", {"/bin/sh", "-c", "sleep 600"}}, {"workersMin", 1}});
+  const json refused = FailedWorker(b);
+  ASSERT_FALSE(refused.is_null()) << cluster_->Call("GET", "/v1/workers?endpoint=" + b).text;
+  EXPECT_EQ(refused["hostId"], on_host["hostId"]);
+  const std::string message = refused["message"];
+  EXPECT_THAT(message, HasSubstr("refused to serve it without credentials")) << message;
+  EXPECT_THAT(message, HasSubstr("registryAuth")) << message;
+  // Through the placement back-off: the endpoint says why and waits before the next try.
+  json backoff;
+  ASSERT_TRUE(Eventually([&] {
+    backoff = cluster_->Call("GET", "/v1/endpoints/" + b).body["placementBackoff"];
+    return backoff.is_object();
+  })) << cluster_->Call("GET", "/v1/endpoints/" + b).text;
+  EXPECT_THAT(backoff.dump(), HasSubstr("registryAuth")) << backoff.dump();
+
+  ASSERT_EQ(cluster_->Call("PATCH", "/v1/endpoints/" + b,
+                           json{{"registryAuth", {{"username", agent::PodmanTestEnv::kUser2},
+                                                  {"password", agent::PodmanTestEnv::kPassword2}}}}
+                               .dump())
+                .status,
+            200);
+  const json runs = live(b);
+  ASSERT_FALSE(runs.is_null()) << cluster_->Call("GET", "/v1/workers?endpoint=" + b).text;
+  EXPECT_EQ(runs["hostId"], on_host["hostId"]);
+  EXPECT_EQ(runs["coldStart"]["imageMs"], 0) << runs.dump();  // from the store, not pulled
+}
+
 TEST_F(ImageE2eTest, ImageLargerThanTheHostsImageBudgetFailsTheWorkerSayingSo) {
   image_capacity_ = 4096;  // a busybox image is about 1 MB
   StartCluster("budget");

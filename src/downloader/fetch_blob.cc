@@ -54,6 +54,7 @@ class FetchEngine::Sink : public RangeSink {
   size_t Write(uint64_t offset, const char* data, size_t size) override {
     const uint64_t end = segment_.end.load();
     if (offset >= end) return 0;  // split: the rest belongs to another worker
+    if (HandOver(offset)) return 0;  // the piece's owner is another member now: ask it instead
     const size_t take = static_cast<size_t>(std::min<uint64_t>(size, end - offset));
     if (worker_.wlen == 0 && take >= worker_.wbuf.size() / 2) {
       return Commit(offset, data, take) ? take : 0;
@@ -130,6 +131,25 @@ class FetchEngine::Sink : public RangeSink {
     return Status::Ok();
   }
 
+  // Swarm: a request to the upstream stops at `offset` when the piece there is owned by another
+  // member (one joined since the request started, or the request runs into the next piece) and
+  // at least a quarter of the piece is still to come; the worker then asks the owner for the
+  // rest. Looked at when a piece starts or a member joins, not for every write.
+  bool HandOver(uint64_t offset) {
+    const size_t upstream = engine_.config_.sources.size() - 1;
+    if (segment_.source != upstream || engine_.config_.swarm_self.empty()) return false;
+    const size_t members = engine_.SwarmMembers();
+    const uint64_t cell = blob_.record->cell_size();
+    const uint64_t piece = offset / cell;
+    if (members == 0 || (members == checked_members_ && piece == checked_piece_)) return false;
+    checked_members_ = members;
+    checked_piece_ = piece;
+    const uint64_t piece_end = std::min((piece + 1) * cell, blob_.spec.size);
+    if (piece_end - offset < cell / 4) return false;
+    std::lock_guard<std::mutex> lock(blob_.mu);
+    return engine_.SwarmOwner(blob_, piece) != upstream;
+  }
+
   uint64_t bytes() const { return bytes_; }  // flushed into the blob
   Status error() const override { return error_; }
   bool Cancelled() const override { return engine_.Stopping(); }
@@ -141,6 +161,8 @@ class FetchEngine::Sink : public RangeSink {
   Worker& worker_;
   Status error_;
   uint64_t bytes_ = 0;
+  size_t checked_members_ = 0;  // HandOver looked at this many members
+  uint64_t checked_piece_ = UINT64_MAX;  // and at this piece
 };
 
 FetchEngine::Activation FetchEngine::Activate(Blob& blob, bool wait_for_lock, Worker& worker) {
@@ -233,7 +255,11 @@ Status FetchEngine::OpenTemp(Blob& blob, cache::FileLock lock) {
     blob.bad_source.assign(config_.sources.size(), false);
     blob.bytes_from.assign(config_.sources.size(), 0);
     blob.urls.clear();
-    for (size_t i = 0; i < config_.sources.size(); ++i) blob.urls.push_back(ResolveUrl(i, blob));
+    // A swarm slot's URL is made when it is first used (it may not be filled yet).
+    for (size_t i = 0; i < config_.sources.size(); ++i) {
+      blob.urls.push_back(config_.sources[i].swarm_member >= 0 ? std::string()
+                                                                : ResolveUrl(i, blob));
+    }
   }
   if (resumed) {
     bytes_done_ += blob.written;
@@ -342,9 +368,10 @@ bool FetchEngine::PrepareRequest(Blob& blob, Segment& segment, RangeRequest& req
     request.end = segment.end;
     const uint64_t most = config_.tuning.request_size;
     if (most > 0 && request.end - request.begin > most) request.end = request.begin + most;
-    if (source + 1 == config_.sources.size() && config_.swarm_size > 1) {
+    if (source + 1 == config_.sources.size() && SwarmMembers() > 0) {
       source = SwarmSource(blob, segment, request.end);
       request.accept_partial = config_.sources[source].swarm_member >= 0;
+      if (blob.urls[source].empty()) blob.urls[source] = ResolveUrl(source, blob);
     }
     segment.source = source;
     request.url = blob.urls[source];
@@ -361,6 +388,7 @@ bool FetchEngine::PrepareRequest(Blob& blob, Segment& segment, RangeRequest& req
     request.token = &*config_.token;
   }
   request.user_agent = config_.user_agent;
+  if (request.accept_partial) request.swarm_self = &config_.swarm_self;  // the owner learns of us
   request.connect_timeout = src.is_peer ? tuning.peer_connect_timeout : tuning.connect_timeout;
   request.ca_file = tuning.ca_file;
   request.stall_timeout = src.is_peer ? tuning.peer_stall_timeout : tuning.stall_timeout;
@@ -369,20 +397,31 @@ bool FetchEngine::PrepareRequest(Blob& blob, Segment& segment, RangeRequest& req
 }
 
 size_t FetchEngine::SwarmSource(const Blob& blob, Segment& segment, uint64_t& end) const {
-  // Pieces are the resume cells, so that splits (on cell boundaries) never cut one. A blob's
-  // pieces are dealt round-robin from an offset that depends on its name: small blobs spread too.
+  // Pieces are the resume cells, so that splits (on cell boundaries) never cut one.
   const uint64_t piece_size = blob.record->cell_size();
   const uint64_t piece = segment.pos / piece_size;
   end = std::min(end, (piece + 1) * piece_size);
-  uint64_t salt = 1469598103934665603ull;  // FNV-1a of the etag
-  for (char c : blob.spec.etag.str()) salt = (salt ^ static_cast<unsigned char>(c)) * 1099511628211ull;
-  const int owner = static_cast<int>((piece + salt) % static_cast<uint64_t>(config_.swarm_size));
+  return SwarmOwner(blob, piece);
+}
+
+size_t FetchEngine::SwarmOwner(const Blob& blob, uint64_t piece) const {
+  // The member (this host included) with the highest score for (blob, piece); members skipped
+  // for this blob do not compete, so a dead owner's pieces go to one survivor, not to everyone.
+  const uint64_t salt = SwarmHash(blob.spec.etag.str());
   const size_t upstream = config_.sources.size() - 1;
-  if (owner == config_.swarm_self) return upstream;
-  for (size_t s = 0; s < upstream; ++s) {
-    if (config_.sources[s].swarm_member == owner) return blob.bad_source[s] ? upstream : s;
+  size_t owner = upstream;
+  uint64_t best = SwarmScore(self_hash_, salt, piece);
+  const size_t members = SwarmMembers();
+  for (size_t k = 0; k < members; ++k) {
+    const size_t s = swarm_first_ + k;
+    if (blob.bad_source[s]) continue;
+    const uint64_t score = SwarmScore(swarm_hash_[k], salt, piece);
+    if (score > best) {
+      best = score;
+      owner = s;
+    }
   }
-  return upstream;
+  return owner;
 }
 
 bool FetchEngine::Apply(Blob& blob, Segment& segment, size_t source, const RangeRequest& request,

@@ -17,7 +17,30 @@ FetchEngine::FetchEngine(cache::CacheStore& store, Clock& clock, EngineConfig co
       clock_(clock),
       config_(std::move(config)),
       fs_(*config_.file_system),
-      callbacks_(std::move(callbacks)) {}
+      callbacks_(std::move(callbacks)) {
+  for (size_t i = 0; i < config_.sources.size(); ++i) {
+    if (config_.sources[i].swarm_member < 0) continue;
+    if (swarm_slots_ == 0) swarm_first_ = i;
+    ++swarm_slots_;
+  }
+  swarm_hash_.assign(swarm_slots_, 0);
+  self_hash_ = SwarmHash(config_.swarm_self);
+}
+
+bool FetchEngine::AddSwarmMember(const std::string& url) {
+  std::lock_guard<std::mutex> lock(swarm_mu_);
+  const size_t n = swarm_count_.load(std::memory_order_relaxed);
+  if (url.empty() || url == config_.swarm_self || n >= swarm_slots_) return false;
+  for (size_t k = 0; k < n; ++k) {
+    if (config_.sources[swarm_first_ + k].base_url == url) return false;
+  }
+  Source& slot = config_.sources[swarm_first_ + n];
+  slot.name = url;
+  slot.base_url = url;
+  swarm_hash_[n] = SwarmHash(url);
+  swarm_count_.store(n + 1, std::memory_order_release);
+  return true;
+}
 
 FetchEngine::~FetchEngine() = default;
 

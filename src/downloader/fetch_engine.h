@@ -44,7 +44,9 @@ struct Source {
   std::string name;      // "upstream" or the peer's base URL
   std::string base_url;  // without trailing '/'
   bool is_peer = false;
-  int swarm_member = -1;  // index among the swarm's sorted members; -1: a complete peer or upstream
+  // A swarm slot (>= 0: its index among the slots); -1: a complete peer or the upstream. A slot's
+  // name and base_url are empty until a member fills it (FetchEngine::AddSwarmMember).
+  int swarm_member = -1;
 };
 
 struct EngineConfig {
@@ -58,8 +60,8 @@ struct EngineConfig {
   std::string user_agent;
   std::function<void(std::chrono::milliseconds)> sleep;  // retry waits; null: on the clock
   FileSystem* file_system = &FileSystem::Real();         // temp files and resume records
-  int swarm_self = -1;  // this host's index among the swarm members; -1: no swarm
-  int swarm_size = 0;
+  // This host's URL as swarm members know it; empty: no swarm (the sources have no slots).
+  std::string swarm_self;
 };
 
 // Called from worker threads, serialized by the engine.
@@ -105,6 +107,9 @@ class FetchEngine {
   std::vector<PullEvent::FileProgress> InFlight() const;
   // What is written of blob `etag` from `offset` (Puller::Extent).
   std::optional<BlobExtent> Extent(const std::string& etag, uint64_t offset) const;
+  // A swarm member (normalized base URL) joins: it fills the next free slot. False when it is this
+  // host, known already, or every slot is taken. From any thread.
+  bool AddSwarmMember(const std::string& url);
 
  private:
   struct Blob;
@@ -149,6 +154,11 @@ class FetchEngine {
   // Swarm: the source of the piece at `segment.pos` (its owner, or the upstream) and the end of
   // the request. Called with blob.mu held, when no complete peer is left for the blob.
   size_t SwarmSource(const Blob& blob, Segment& segment, uint64_t& end) const;
+  // The source of `piece` of `blob`: its owner's slot, or the upstream when it is this host's.
+  // blob.mu held.
+  size_t SwarmOwner(const Blob& blob, uint64_t piece) const;
+  // Members in the swarm slots now (acquire: their slots are filled).
+  size_t SwarmMembers() const { return swarm_count_.load(std::memory_order_acquire); }
   // Hashes what is contiguous past the hash frontier; `data` (at `offset`) is used when it covers
   // the frontier. Returns true when this call hashed the last byte.
   StatusOr<bool> AdvanceHash(Blob& blob, const char* data, uint64_t offset, size_t size,
@@ -170,7 +180,9 @@ class FetchEngine {
 
   cache::CacheStore& store_;
   Clock& clock_;
-  const EngineConfig config_;
+  // Const but for the swarm slots of `sources`, each filled once by AddSwarmMember under
+  // swarm_mu_ before swarm_count_ publishes it; a slot is read only after that.
+  EngineConfig config_;
   FileSystem& fs_;
   const EngineCallbacks callbacks_;
 
@@ -192,6 +204,12 @@ class FetchEngine {
   int live_workers_ = 0;  // guarded by mu_: started and not finished
   int idle_workers_ = 0;  // guarded by mu_: waiting in NextSegment for work to appear
   std::atomic<int> peak_connections_{0};
+  std::mutex swarm_mu_;                 // serializes AddSwarmMember
+  size_t swarm_first_ = 0;              // index of the first swarm slot in config_.sources
+  size_t swarm_slots_ = 0;              // how many slots there are
+  std::atomic<size_t> swarm_count_{0};  // slots filled
+  std::vector<uint64_t> swarm_hash_;    // per slot: hash of its URL (filled with the slot)
+  uint64_t self_hash_ = 0;              // hash of config_.swarm_self
   mutable std::mutex source_mu_;
   std::map<std::string, uint64_t> bytes_by_source_;  // guarded by source_mu_
 };

@@ -26,6 +26,24 @@ namespace mc::downloader {
 // page cache read from memory and cost the pull about a third more CPU (docs/pull.md, "Writes").
 constexpr size_t kPieceBytes = 64 << 10;
 
+// Swarm owners by highest hash (rendezvous hashing): FNV-1a of a member's URL (or a blob's etag),
+// and the score of a member for one piece of one blob, mixed by SplitMix64's finalizer so that
+// neighbouring pieces get unrelated owners.
+inline uint64_t SwarmHash(const std::string& text) {
+  uint64_t h = 1469598103934665603ull;
+  for (char c : text) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  return h;
+}
+inline uint64_t SwarmMix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+inline uint64_t SwarmScore(uint64_t member, uint64_t blob, uint64_t piece) {
+  return SwarmMix(member ^ SwarmMix(blob + piece));
+}
+
 struct FetchEngine::Segment {
   Blob* blob = nullptr;
   uint64_t pos = 0;  // next byte to write; guarded by blob->mu

@@ -58,41 +58,24 @@ StatusOr<std::vector<Source>> Sources(const PullOptions& o) {
     MC_ASSIGN_OR_RETURN(hub::Endpoint p, hub::Endpoint::Parse(peer), "peer " + peer);
     sources.push_back(Source{p.url(), p.url(), true});
   }
-  // Swarm members (this host among them) sorted by URL: every member computes the same owners.
-  if (!o.swarm.empty() && !o.swarm_self.empty()) {
-    std::vector<std::string> members;
+  // Swarm slots (issue 17): filled by the members given and those that join while it runs.
+  if (!o.swarm_self.empty()) {
+    MC_RETURN_IF_ERROR(hub::Endpoint::Parse(o.swarm_self).status(), "swarm_self");
     for (const std::string& m : o.swarm) {
-      MC_ASSIGN_OR_RETURN(hub::Endpoint e, hub::Endpoint::Parse(m), "swarm member " + m);
-      members.push_back(e.url());
+      MC_RETURN_IF_ERROR(hub::Endpoint::Parse(m).status(), "swarm member " + m);
     }
-    MC_ASSIGN_OR_RETURN(hub::Endpoint self, hub::Endpoint::Parse(o.swarm_self), "swarm_self");
-    members.push_back(self.url());
-    std::sort(members.begin(), members.end());
-    members.erase(std::unique(members.begin(), members.end()), members.end());
-    for (size_t i = 0; i < members.size(); ++i) {
-      if (members[i] == self.url()) continue;
-      sources.push_back(Source{members[i], members[i], true, static_cast<int>(i)});
+    for (int k = 0; k < Puller::kMaxSwarmMembers; ++k) {
+      sources.push_back(Source{"", "", true, k});
     }
   }
   sources.push_back(Source{"upstream", o.endpoint.url(), false});
   return sources;
 }
 
-// This host's index among the sorted swarm members and their count; (-1, 0) without a swarm.
-std::pair<int, int> SwarmPosition(const PullOptions& o) {
-  if (o.swarm.empty() || o.swarm_self.empty()) return {-1, 0};
-  std::vector<std::string> members;
-  for (const std::string& m : o.swarm) {
-    auto e = hub::Endpoint::Parse(m);
-    if (e.ok()) members.push_back(e->url());
-  }
-  auto self = hub::Endpoint::Parse(o.swarm_self);
-  if (!self.ok()) return {-1, 0};
-  members.push_back(self->url());
-  std::sort(members.begin(), members.end());
-  members.erase(std::unique(members.begin(), members.end()), members.end());
-  const auto it = std::find(members.begin(), members.end(), self->url());
-  return {static_cast<int>(it - members.begin()), static_cast<int>(members.size())};
+// A swarm member's URL as every member writes it (the owners' hash is over this string).
+std::string SwarmUrl(const std::string& url) {
+  auto e = hub::Endpoint::Parse(url);
+  return e.ok() ? e->url() : std::string();
 }
 
 // The receive rate over the last few seconds, from samples of the bytes done.
@@ -448,10 +431,13 @@ StatusOr<FetchEngine::Counters> PullRun::Fetch(const CommitSha& commit,
   EngineConfig config{o_.state_dir, o_.repo,     commit,  sources_,
                       o_.endpoint,  o_.token,    o_.tuning, o_.user_agent,
                       o_.sleep,     o_.file_system};
-  std::tie(config.swarm_self, config.swarm_size) = SwarmPosition(o_);
+  if (!o_.swarm_self.empty()) config.swarm_self = SwarmUrl(o_.swarm_self);
   FetchEngine engine(*store_, clock_, std::move(config), Callbacks());
   {
     std::lock_guard<std::mutex> lock(puller_.engine_mu_);
+    for (const std::string& m : o_.swarm) engine.AddSwarmMember(SwarmUrl(m));
+    for (const std::string& m : puller_.joined_) engine.AddSwarmMember(m);
+    puller_.joined_.clear();
     puller_.engine_ = &engine;
   }
   if (cancelled()) engine.Cancel();
@@ -495,6 +481,18 @@ std::optional<BlobExtent> Puller::Extent(const std::string& etag, uint64_t offse
   std::lock_guard<std::mutex> lock(engine_mu_);
   if (engine_ == nullptr) return std::nullopt;
   return engine_->Extent(etag, offset);
+}
+
+void Puller::JoinSwarm(const std::string& member_url) {
+  if (options_.swarm_self.empty()) return;
+  const std::string url = SwarmUrl(member_url);
+  if (url.empty()) return;
+  std::lock_guard<std::mutex> lock(engine_mu_);
+  if (engine_ != nullptr) {
+    if (engine_->AddSwarmMember(url)) spdlog::debug("pull: swarm member {} joined", url);
+  } else if (joined_.size() < static_cast<size_t>(kMaxSwarmMembers)) {
+    joined_.push_back(url);
+  }
 }
 
 void Puller::Cancel() {

@@ -337,6 +337,10 @@ ExchangeVerdict RangeFetcher::Exchange(const RangeRequest& request, const std::s
     headers = curl_slist_append(headers, auth.c_str());
   }
   if (request.accept_partial) headers = curl_slist_append(headers, "X-Modelcache-Partial: 1");
+  if (request.accept_partial && request.swarm_self != nullptr && !request.swarm_self->empty()) {
+    const std::string member = "X-Modelcache-Swarm-Member: " + *request.swarm_self;
+    headers = curl_slist_append(headers, member.c_str());
+  }
   headers = curl_slist_append(headers, "Accept-Encoding: identity");
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
   const CURLcode rc = curl_easy_perform(curl);

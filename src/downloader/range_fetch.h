@@ -63,6 +63,9 @@ struct RangeRequest {
   // A swarm member's request (X-Modelcache-Partial: 1): a 206 may end before `end` (the member
   // sent what it has written), and a 416 with X-Modelcache-Pending means "not written yet".
   bool accept_partial = false;
+  // With accept_partial: this host's URL, sent as X-Modelcache-Swarm-Member so that the owner
+  // counts it as a member of its own download (Puller::JoinSwarm). Borrowed.
+  const std::string* swarm_self = nullptr;
 };
 
 struct RangeResult {

@@ -2,7 +2,8 @@
 """Power-loss crash-consistency checker for the modelcache cache (the method of ALICE and
 CrashMonkey).
 
-Each scenario runs one real command (`modelcache import`, `modelcache pull`) with the fstrace
+Each scenario runs one real command (`modelcache import`, `modelcache pull`, or `modelcache agent`
+serving one ensure, then stopped) with the fstrace
 LD_PRELOAD shim (fstrace.c), which logs every file-system operation under the traced directories.
 The checker then replays that log on a model of the file system and, at every fsync boundary (just
 before each fsync, and after the command exited), builds the states a power cut could leave:
@@ -30,12 +31,13 @@ Each distinct state is written out to a directory and checked:
 A sample of the states is then recovered: the command is run again on it (without the shim) and
 must finish with the new state, verify passing.
 
-Usage: crashcheck.py --modelcache BIN --shim LIBFSTRACE [--scenario import|pull|all]
+Usage: crashcheck.py --modelcache BIN --shim LIBFSTRACE [--scenario import|pull|agent|all]
                      [--max-states-per-point N] [--recover N] [--json OUT]
 Exit status 0 when no violation was found; the summary (states explored, violations) is printed.
 """
 import argparse
 import hashlib
+import http.client
 import json
 import os
 import random
@@ -45,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 # ---------------------------------------------------------------------------------------------
 # The trace
@@ -509,13 +512,17 @@ class Env:
                     if not k.startswith(("HF_", "MODELCACHE_", "LD_PRELOAD", "MC_FSTRACE"))}
         self.env["HF_HOME"] = os.path.join(work, "hf-home")
 
-    def run(self, argv, traced_roots=None, check=True):
+    def environ(self, traced_roots=None):
         env = dict(self.env)
         if traced_roots:
             env["LD_PRELOAD"] = self.shim
             env["MC_FSTRACE_ROOTS"] = ":".join(traced_roots)
             env["MC_FSTRACE_LOG"] = os.path.join(self.work, "trace.log")
             env["MC_FSTRACE_DATA"] = os.path.join(self.work, "trace.data")
+        return env
+
+    def run(self, argv, traced_roots=None, check=True):
+        env = self.environ(traced_roots)
         p = subprocess.run([self.mc] + argv, env=env, capture_output=True, text=True)
         if check and p.returncode != 0:
             raise RuntimeError(f"modelcache {' '.join(argv)} failed ({p.returncode}):\n{p.stderr}")
@@ -532,6 +539,10 @@ class Scenario:
 
     def command(self, roots_map):
         raise NotImplementedError
+
+    def execute(self, env, roots_map, traced_roots=None):
+        """Runs the command on roots_map (traced when traced_roots): returncode and stderr."""
+        return env.run(self.command(roots_map), traced_roots=traced_roots, check=False)
 
     def teardown(self):
         pass
@@ -593,6 +604,64 @@ class PullScenario(Scenario):
                 self.server.kill()
 
 
+class AgentScenario(PullScenario):
+    """`modelcache agent` downloading a model for an ensure into an empty cache, with its state
+    dir (state.db in WAL mode, resume records) traced too; then stopped with SIGTERM."""
+
+    name = "agent"
+
+    def setup(self, env):
+        roots = PullScenario.setup(self, env)
+        self.key_file = os.path.join(env.work, "api-key")
+        with open(self.key_file, "w") as f:
+            f.write("crashcheck-agent-key\n")
+        return roots
+
+    def execute(self, env, roots_map, traced_roots=None):
+        log_path = os.path.join(env.work, "agent.log")
+        with open(log_path, "wb") as log:
+            agent = subprocess.Popen(
+                [env.mc, "agent", "--cache-dir", roots_map[self.cache], "--state-dir",
+                 roots_map[self.state], "--capacity", "1GiB", "--listen", "127.0.0.1:0",
+                 "--upstream", self.url, "--api-key-file", self.key_file, "--runtime", "process",
+                 "--maintenance-interval", "3600"],
+                env=env.environ(traced_roots), stdout=subprocess.PIPE, stderr=log, text=True)
+        failure = ""
+        try:
+            url = None
+            for line in agent.stdout:
+                if line.startswith("agent listening on "):
+                    url = line.split()[-1]
+                    break
+            if url is None:
+                failure = "the agent did not start"
+            else:
+                u = urllib.parse.urlsplit(url)
+                conn = http.client.HTTPConnection(u.hostname, u.port, timeout=180)
+                conn.request("POST", "/v1/ensure?wait=120", body=json.dumps({"model": "crash/pulled"}),
+                             headers={"Authorization": "Bearer crashcheck-agent-key",
+                                      "Content-Type": "application/json"})
+                resp = conn.getresponse()
+                body = resp.read().decode(errors="replace")
+                conn.close()
+                if resp.status != 200:
+                    failure = f"ensure: HTTP {resp.status} {body[:300]}"
+        except (OSError, http.client.HTTPException) as err:
+            failure = f"ensure: {err}"
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            try:
+                code = agent.wait(60)
+            except subprocess.TimeoutExpired:
+                agent.kill()
+                code = agent.wait()
+        if not failure and code != 0:
+            failure = f"the agent exited {code} after SIGTERM"
+        with open(log_path, errors="replace") as f:
+            tail = f.read()[-600:]
+        return subprocess.CompletedProcess([], 1 if failure else 0, "", failure + "\n" + tail)
+
+
 def run_scenario(env, scenario, args, rng):
     roots = scenario.setup(env)
     cache = roots[0]
@@ -602,7 +671,9 @@ def run_scenario(env, scenario, args, rng):
         if f.startswith("trace."):
             os.remove(os.path.join(env.work, f))
     t0 = time.monotonic()
-    p = env.run(scenario.command({r: r for r in roots}), traced_roots=roots)
+    p = scenario.execute(env, {r: r for r in roots}, traced_roots=roots)
+    if p.returncode != 0:
+        raise RuntimeError(f"{scenario.name}: the traced command failed ({p.returncode}):\n{p.stderr}")
     traced_seconds = time.monotonic() - t0
     new_view = cache_view(cache)
     trace = Trace(os.path.join(env.work, "trace.log"), os.path.join(env.work, "trace.data"),
@@ -654,7 +725,7 @@ def run_scenario(env, scenario, args, rng):
         shutil.rmtree(scratch, ignore_errors=True)
         dest = {r: os.path.join(scratch, str(i)) for i, r in enumerate(roots)}
         model.materialize(dest)
-        rr = env.run(scenario.command(dest), check=False)
+        rr = scenario.execute(env, dest)
         bad = []
         if rr.returncode != 0:
             bad.append(f"the command failed on it: {rr.stderr.strip()[-300:]}")
@@ -679,7 +750,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--modelcache", required=True, help="the modelcache binary")
     ap.add_argument("--shim", required=True, help="libfstrace.so (the LD_PRELOAD tracer)")
-    ap.add_argument("--scenario", default="all", choices=["all", "import", "pull"])
+    ap.add_argument("--scenario", default="all",
+                    help="import, pull, agent, a comma-separated list of them, or all (default)")
     ap.add_argument("--max-states-per-point", type=int, default=0,
                     help="sample at most this many crash states per fsync boundary (0: all)")
     ap.add_argument("--recover", type=int, default=3,
@@ -689,8 +761,11 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the work dir (printed)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    scenarios = {"import": ImportScenario, "pull": PullScenario}
-    names = list(scenarios) if args.scenario == "all" else [args.scenario]
+    scenarios = {"import": ImportScenario, "pull": PullScenario, "agent": AgentScenario}
+    names = list(scenarios) if args.scenario == "all" else args.scenario.split(",")
+    unknown = [n for n in names if n not in scenarios]
+    if unknown:
+        ap.error(f"unknown scenario {unknown[0]!r}: choose from {', '.join(scenarios)} or all")
     results = []
     for name in names:
         work = tempfile.mkdtemp(prefix=f"crashcheck-{name}-")

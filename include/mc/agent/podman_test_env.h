@@ -29,6 +29,9 @@ class PodmanTestEnv {
  public:
   static constexpr const char* kUser = "mc-test";
   static constexpr const char* kPassword = "right-password-4ac1";
+  // A second user of the auth registry (another endpoint's own credentials).
+  static constexpr const char* kUser2 = "mc-test-2";
+  static constexpr const char* kPassword2 = "second-password-77b0";
 
   // The environment of this test binary, built on first use; nullptr with `why` when podman
   // cannot run containers here (or the registry or busybox-static is missing).
@@ -45,8 +48,9 @@ class PodmanTestEnv {
   // examples/worker-image/build.sh run into the builder store and pushed to the open registry
   // (once per binary): the reference, or the build's error.
   StatusOr<std::string> ExampleWorkerImage();
-  // Lines of the open registry's log that contain `needle` (its requests: "GET /v2/...").
-  int RegistryLogLines(const std::string& needle) const;
+  // Lines of the open registry's log (or the auth registry's) that contain `needle` (its
+  // requests: "GET /v2/...").
+  int RegistryLogLines(const std::string& needle, bool auth_registry = false) const;
 
   // podman with a private store under `root` and runc.
   StatusOr<CommandResult> Podman(const std::filesystem::path& root,

@@ -135,11 +135,15 @@ struct PullOptions {
   std::vector<RepoFilePath> files;
   std::vector<std::string> peers;  // hub-compatible base URLs tried before the endpoint
   // Swarm (issue 17): agents fetching the same commit now (base URLs), and this host's own URL as
-  // they know it. With both set, every piece (cell) of every blob has one owner among the sorted
-  // members (swarm + self): a host fetches its own pieces from the upstream and the others' from
-  // their owners, which serve what they have written so far (PullOptions::peers, complete copies,
-  // still come first). An owner that fails, lacks the blob or stops making progress is skipped for
-  // the blob and its pieces come from the upstream. Every blob is verified as always.
+  // they know it. With swarm_self set, every piece (cell) of every blob has one owner among the
+  // members (swarm + self + those that join while it runs, Puller::JoinSwarm): the member with the
+  // highest hash of (member URL, blob, piece), so every member that knows the same set computes the
+  // same owners, and a member joining takes pieces only from the others' shares. A host fetches its
+  // own pieces from the upstream and the others' from their owners, which serve what they have
+  // written so far (PullOptions::peers, complete copies, still come first); requests to members
+  // carry swarm_self, so the owner learns of the asker. An owner that fails, lacks the blob or
+  // stops making progress is skipped for the blob: its pieces go to the next owner by hash (so the
+  // survivors still fetch each piece from the upstream once). Every blob is verified as always.
   std::vector<std::string> swarm;
   std::string swarm_self;
   bool dry_run = false;            // plan only: no blob, link or ref is written
@@ -239,6 +243,12 @@ class Puller {
   // While Run() fetches: what it has of blob `etag` from `offset`; nullopt when it does not fetch
   // that blob (or is not fetching yet). From any thread.
   std::optional<BlobExtent> Extent(const std::string& etag, uint64_t offset);
+  // A host fetching the same commit (its base URL) asked this pull's host for a piece: it becomes
+  // a swarm member of this pull from now on (PullOptions::swarm). Ignored without swarm_self, for
+  // this host itself, an URL that does not parse, or once kMaxSwarmMembers are known. From any
+  // thread, before or while Run() fetches.
+  void JoinSwarm(const std::string& member_url);
+  static constexpr int kMaxSwarmMembers = 64;
 
  private:
   friend class PullRun;  // the stages of Run (pull.cc)
@@ -247,6 +257,7 @@ class Puller {
   std::mutex engine_mu_;
   std::condition_variable cancel_cv_;  // with engine_mu_: Cancel() ends a metadata retry wait
   FetchEngine* engine_ = nullptr;      // guarded by engine_mu_; set while Run() fetches
+  std::vector<std::string> joined_;    // guarded by engine_mu_: JoinSwarm before the engine runs
 };
 
 }  // namespace mc::downloader
