@@ -44,7 +44,8 @@ Job log (for the reliability tests; off unless set):
            {"event": "done", "job", "attempt", "worker", "pid", "t", "status": COMPLETED|FAILED,
            "posted": true|false} after the result post. The file is outside the system under test:
            it says how often each job really ran, whatever the controller believes.
-Tests: MC_EXAMPLE_JOB_LOG=PATH appends one line "<job id>" to PATH (O_APPEND, one write) each
+Tests: MC_EXAMPLE_RETRY_CUT_POSTS=1 retries a result post whose connection failed (as a 5xx;
+the SDK gives up on it). MC_EXAMPLE_JOB_LOG=PATH appends one line "<job id>" to PATH (O_APPEND, one write) each
 time a job's handler has run to its end, before the result is posted: the worker's own count of
 the jobs it executed, kept outside the controller (a job run twice shows twice).
 
@@ -75,6 +76,10 @@ STOP_TIMEOUT = 90.0       # the same cap for the job-stop long poll
 POST_TIMEOUT = 600.0      # the SDK session's total timeout
 POST_RETRY_WAITS = (2, 3)  # 3 tries, retried on 5xx only
 ERROR_PAUSE = 0.5         # after a take error; the SDK retries at once, we avoid a hot loop
+# Tests only (MC_EXAMPLE_RETRY_CUT_POSTS=1): a result post whose connection failed or was cut is
+# retried like a 5xx. runpod-python 1.12 does not retry it: a result in flight to a controller
+# that dies is lost, and the job runs again after the controller's requeue grace.
+RETRY_CUT_POSTS = os.environ.get("MC_EXAMPLE_RETRY_CUT_POSTS") == "1"
 
 
 class JobLog:
@@ -110,6 +115,8 @@ class JobLog:
             os.write(fd, line)  # one write: O_APPEND places it whole at the end
         finally:
             os.close(fd)
+
+
 def log_executed(job_id):
     """MC_EXAMPLE_JOB_LOG: one appended line per job run to its end (tests count them)."""
     path = os.environ.get("MC_EXAMPLE_JOB_LOG")
@@ -496,8 +503,13 @@ class Worker:
             try:
                 status, _, _ = http_request("POST", url, headers, body=body, timeout=POST_TIMEOUT)
             except (OSError, http.client.HTTPException, ValueError) as err:
-                log(f"job {job_id} {what} post failed: {type(err).__name__}: {err}")
-                return False
+                if not RETRY_CUT_POSTS or attempt == len(POST_RETRY_WAITS):
+                    log(f"job {job_id} {what} post failed: {type(err).__name__}: {err}")
+                    return False
+                log(f"job {job_id} {what} post failed: {type(err).__name__}: {err}, "
+                    f"retrying in {POST_RETRY_WAITS[attempt]} s")
+                time.sleep(POST_RETRY_WAITS[attempt])
+                continue
             if status < 400:
                 return True
             if status < 500 or attempt == len(POST_RETRY_WAITS):

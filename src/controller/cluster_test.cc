@@ -64,6 +64,13 @@ TEST(ControllerClusterTest, AFollowerForwardsEveryRequestAndTakesOverWhenTheLead
 
   ASSERT_TRUE(c.AddAgent(lb_url).ok());  // registers and heartbeats through either controller
   const net::HeaderMap key = Bearer(c.key());
+  // Each controller's /metrics: the fleet (the leader's), and its own leadership.
+  Reply ma = Send("GET", a.base_url() + "/metrics", key);
+  EXPECT_NE(ma.text.find("\nmodelcache_controller_leader 1\n"), std::string::npos) << ma.text;
+  EXPECT_NE(ma.text.find("\nmodelcache_controller_leader_epoch 1\n"), std::string::npos);
+  Reply mb = Send("GET", b_url + "/metrics", key);
+  EXPECT_NE(mb.text.find("\nmodelcache_controller_leader 0\n"), std::string::npos) << mb.text;
+  EXPECT_NE(mb.text.find("modelcache_controller_jobs"), std::string::npos);
   ASSERT_TRUE(Eventually([&] { return Send("GET", b_url + "/v1/hosts", key).body["hosts"].size() == 1; }));
   // Everything through the follower: it forwards to the leader.
   Reply ep = Send("POST", b_url + "/v1/endpoints", key,

@@ -293,6 +293,13 @@ class ControllerImpl final : public Controller {
       return net::SetJsonError(res, UnavailableError("starting"));
     }
     Forward(req, res);
+    if (res.status == 200 && (req.raw_path == "/metrics" || req.raw_path == "/v1/metrics")) {
+      // The fleet's metrics are the leader's; the leader gauge is this controller's own.
+      const std::string leader = "\nmodelcache_controller_leader 1\n";
+      if (auto at = res.body.find(leader); at != std::string::npos) {
+        res.body.replace(at, leader.size(), "\nmodelcache_controller_leader 0\n");
+      }
+    }
   }
 
   // /health: this controller's role, and the leader's epoch and URL.

@@ -155,7 +155,11 @@ TEST(ControllerFailoverTest, LeaderSigkilledRepeatedlyEveryJobRunsOnceAndFailove
   Reply ep = call("POST", "/v1/endpoints",
                   json{{"name", "failover"}, {"model", "demo/a"}, {"workersMax", 4},
                        {"scalerType", "REQUEST_COUNT"}, {"scalerValue", 3}, {"idleTimeout", 600},
-                       {"env", {{"MC_EXAMPLE_JOB_LOG", job_log.string()}}},
+                       // A result post cut by the SIGKILL is retried (through the balancer, to
+                       // a live controller): runpod-python 1.12 would lose it and the job would
+                       // run again after the requeue grace (runpod-protocol.md §7).
+                       {"env", {{"MC_EXAMPLE_JOB_LOG", job_log.string()},
+                                {"MC_EXAMPLE_RETRY_CUT_POSTS", "1"}}},
                        {"command", {"python3", std::string(MC_SOURCE_DIR) +
                                                    "/examples/runpod_worker.py"}}}
                       .dump());
