@@ -234,6 +234,10 @@ void Downloads::Run(std::shared_ptr<Download> d) {
     if (shutting_down_) d->puller->Cancel();
   }
   auto observe = [d](const downloader::PullEvent& e) {
+    if (e.kind == downloader::PullEvent::Kind::kRetry) {  // a retry, a peer or member skipped
+      spdlog::info("agent: download {}: {} from {}: {}", d->request.repo.id(), e.path, e.source,
+                   e.message);
+    }
     if (e.kind != downloader::PullEvent::Kind::kPlan &&
         e.kind != downloader::PullEvent::Kind::kProgress &&
         e.kind != downloader::PullEvent::Kind::kFileLinked) {
