@@ -456,7 +456,8 @@ bool FetchEngine::Apply(Blob& blob, Segment& segment, size_t source, const Range
       return true;
     case TransferAction::kWaitPeer: {
       // The owner fetches the blob and has not written this piece yet: wait for it as long as
-      // its progress moves; a member stuck for peer_stall_timeout is skipped for the blob.
+      // its progress moves; a member stuck for kMemberAttempts x peer_stall_timeout is skipped
+      // for the blob (a busy host may write nothing of this blob for a few seconds).
       const auto now = clock_.Monotonic();
       bool skip = false;
       {
@@ -464,7 +465,8 @@ bool FetchEngine::Apply(Blob& blob, Segment& segment, size_t source, const Range
         if (result.pending_written != segment.pending_written) {
           segment.pending_written = result.pending_written;
           segment.pending_since = now;
-        } else if (now - segment.pending_since > config_.tuning.peer_stall_timeout) {
+        } else if (now - segment.pending_since >
+                   config_.tuning.peer_stall_timeout * kMemberAttempts) {
           blob.bad_source[source] = true;
           skip = true;
         }
