@@ -58,14 +58,17 @@ def die_with_parent():
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def sweep_stale():
-    """Deletes namespaces of earlier runs whose bench process is gone (SIGKILLed)."""
+def sweep(own=False):
+    """Deletes this run's namespaces (own), or those of earlier runs whose bench process is gone
+    (SIGKILLed)."""
     for line in sh("ip", "netns", "list").stdout.splitlines():
         name = line.split()[0] if line.split() else ""
         if not name.startswith(PREFIX) or "-" not in name:
             continue
         pid = name[len(PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+        if not pid.isdigit():
+            continue
+        if (own and int(pid) == os.getpid()) or (not own and not os.path.exists(f"/proc/{pid}")):
             sh("ip", "netns", "del", name, check=False)
 
 
@@ -426,7 +429,7 @@ def main():
     phases = os.environ.get("PHASES", "solo,swarm,kill").split(",")
     base = os.environ.get("BENCH_DIR", "/work/tmp-swarm")
     os.makedirs(base, exist_ok=True)
-    sweep_stale()
+    sweep()
     work = tempfile.mkdtemp(prefix="run.", dir=base)
     bench = Bench(mc, work)
 
@@ -457,8 +460,7 @@ def main():
         print(f"# load: {open('/proc/loadavg').read().strip()}", flush=True)
     finally:
         bench.procs.stop_all()
-        if bench.net:
-            bench.net.delete()
+        sweep(own=True)  # also those of a Network whose set-up a signal interrupted
         if os.environ.get("KEEP") == "1":
             print(f"# kept the logs in {work}")
         else:
