@@ -26,7 +26,7 @@ and (for a run that was SIGKILLed) by the next run, which deletes those whose pi
 Usage: bench/swarm_netns.py [path/to/modelcache]
 Env:   HOSTS=8 BENCH_MODEL_MIB=512 ORIGIN_MBS=25 HOST_MBS=100 MEMBERS=nested|full PHASES=solo,swarm,kill
        BENCH_DIR=/work/tmp-swarm SHARDS=2 GOAL_TIME=1.3 GOAL_BYTES=1.05
-       CHECK=1: exit 1 when a goal is missed (for tests)
+       CHECK=1: exit 1 when a goal is missed (for tests); KEEP=1: keep the agents' logs
 """
 import concurrent.futures
 import ctypes
@@ -58,14 +58,17 @@ def die_with_parent():
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def sweep_stale():
-    """Deletes namespaces of earlier runs whose bench process is gone (SIGKILLed)."""
+def sweep(own=False):
+    """Deletes this run's namespaces (own), or those of earlier runs whose bench process is gone
+    (SIGKILLed)."""
     for line in sh("ip", "netns", "list").stdout.splitlines():
         name = line.split()[0] if line.split() else ""
         if not name.startswith(PREFIX) or "-" not in name:
             continue
         pid = name[len(PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+        if not pid.isdigit():
+            continue
+        if (own and int(pid) == os.getpid()) or (not own and not os.path.exists(f"/proc/{pid}")):
             sh("ip", "netns", "del", name, check=False)
 
 
@@ -286,7 +289,7 @@ class Bench:
     def stop_agents(self):
         for i, (proc, _, cache) in list(self.agents.items()):
             self.procs.stop(proc)
-            shutil.rmtree(os.path.dirname(cache), ignore_errors=True)
+            shutil.rmtree(cache, ignore_errors=True)
         self.agents = {}
 
     def verify(self, indices):
@@ -346,8 +349,26 @@ class Bench:
         if "swarm" in phases:
             self.start_agents(everyone)
             before = self.count()
+            samples = []  # (seconds, origin bytes): when the origin was done sending
+            done = threading.Event()
+
+            def sample():
+                t0 = time.time()
+                while not done.is_set():
+                    samples.append((time.time() - t0, self.count() - before))
+                    time.sleep(0.25)
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
             answers = self.ensure_all(everyone)
             time.sleep(0.2)
+            done.set()
+            sampler.join()
+            final = samples[-1][1] if samples else 0
+            half = next((t for t, n in samples if n >= final / 2), 0)
+            most = next((t for t, n in samples if n >= final * 0.99), 0)
+            print(f"swarm: the origin had sent half its bytes at {half:.1f} s, 99% at {most:.1f} s",
+                  flush=True)
             failed = [a for a in answers if a[1] != 200]
             if failed:
                 sys.exit(f"swarm_netns: an ensure failed: {failed[0][:3]}")
@@ -357,6 +378,11 @@ class Bench:
             results["swarm_bad"] = self.verify(everyone)
             peer = sum(sum(v for k, v in a[2].get("bytes_by_source", {}).items() if k != "upstream")
                        for a in answers)
+            used = [a[2].get("bytes_by_source", {}).get("upstream", 0) / model for a in answers]
+            print("swarm: from the origin per host (x the model): " +
+                  " ".join(f"h{a[0]} {u:.3f}" for a, u in zip(answers, used)) +
+                  f"; sum {sum(used):.4f} (the rest of the origin's bytes were cut off on the wire)",
+                  flush=True)
             print(f"swarm: T{self.hosts} {times[-1]:.2f} s (hosts " +
                   " ".join(f"{t:.1f}" for t in times) + f"), origin {results['swarm_origin']:.4f}x, "
                   f"peer bytes {peer / model:.2f}x the model, verify "
@@ -403,7 +429,7 @@ def main():
     phases = os.environ.get("PHASES", "solo,swarm,kill").split(",")
     base = os.environ.get("BENCH_DIR", "/work/tmp-swarm")
     os.makedirs(base, exist_ok=True)
-    sweep_stale()
+    sweep()
     work = tempfile.mkdtemp(prefix="run.", dir=base)
     bench = Bench(mc, work)
 
@@ -434,9 +460,11 @@ def main():
         print(f"# load: {open('/proc/loadavg').read().strip()}", flush=True)
     finally:
         bench.procs.stop_all()
-        if bench.net:
-            bench.net.delete()
-        shutil.rmtree(work, ignore_errors=True)
+        sweep(own=True)  # also those of a Network whose set-up a signal interrupted
+        if os.environ.get("KEEP") == "1":
+            print(f"# kept the logs in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     if os.environ.get("CHECK") == "1" and not ok:
         sys.exit(1)
 

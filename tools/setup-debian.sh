@@ -17,6 +17,8 @@ packages=(
   clang-16 libfuzzer-16-dev
   # deploy/check.sh: systemd-analyze verify on the units, PyYAML for the Kubernetes manifests.
   systemd python3-yaml
+  # The swarm test on network namespaces (tests/swarm, bench/swarm_netns.py): ip netns, tc tbf.
+  iproute2
 )
 # Benchmark-only peers, installed by `make bench` (not by `make test`, so CI does not pay for them):
 # nginx (mirror_vs_nginx.sh), aria2 and GNU time's /usr/bin/time (pull_vs_peers.sh), Google

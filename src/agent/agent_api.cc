@@ -316,7 +316,7 @@ void AgentApi::ServePartial(const net::HttpRequest& req, net::HttpResponse& res)
   if (!partial) return;
   const downloader::BlobExtent& e = partial->extent;
   net::HttpResponse out;
-  if (e.available_end <= first || first >= e.size) {
+  if (partial->etag.empty() || e.available_end <= first || first >= e.size) {
     out.status = 416;
     out.headers.Set("Content-Range", "bytes */" + std::to_string(e.size));
     out.headers.Set("X-Modelcache-Pending", std::to_string(e.written));

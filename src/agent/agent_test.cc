@@ -314,16 +314,18 @@ TEST_F(SwarmTest, HostsToldOnlyOfEarlierHostsLearnOfEachOtherAndShareTheOrigin) 
   ASSERT_EQ(rb.status, 200) << rb.body.dump();
   ASSERT_EQ(rc.status, 200) << rc.body.dump();
   const uint64_t model = upstream_->Bytes("org/big");
-  // The bytes the hosts took from the origin: the model once, and what each had received of a
-  // piece whose owner changed under it (a host joined) before it stopped.
+  // The bytes the hosts took from the origin: the model once, plus what a host fetched alone
+  // before the others' first requests reached it and what it had received of a piece whose owner
+  // changed under it (a host joined). On this 8 MiB model (32 pieces, a 4 MB/s origin) that
+  // start-up skew is up to ~10%; on 64 and 512 MiB models 0.4% and 0.04% (bench/swarm_netns.py).
+  // Without joining it is 1 + 1/2 + 1/3 = 1.83x, which the bounds below refuse.
   uint64_t from_origin = 0, a_from_peers = 0;
   for (const Reply* r : {&ra, &rb, &rc}) {
     from_origin += r->body["bytes_by_source"].value("upstream", uint64_t{0});
   }
-  EXPECT_LE(from_origin, model + model / 20);  // <= 1.05x
-  // The origin's own count is of whole answers, the stopped ones included (on the wire:
-  // bench/swarm_netns.py); without joining it is 1.83x (1 + 1/2 + 1/3).
-  EXPECT_LE(origin_->stats().file_bytes_served, model + model * 35 / 100);
+  EXPECT_LE(from_origin, model + model / 5);  // <= 1.2x
+  // The origin's own count is of whole answers, the stopped ones included.
+  EXPECT_LE(origin_->stats().file_bytes_served, model + model / 2);
   // The first host, told of nobody, got pieces from the later ones.
   for (const auto& [source, bytes] : ra.body["bytes_by_source"].items()) {
     if (source != "upstream") a_from_peers += bytes.get<uint64_t>();

@@ -255,6 +255,10 @@ void Downloads::Run(std::shared_ptr<Download> d) {
     if (shutting_down_) d->puller->Cancel();
   }
   auto observe = [d](const downloader::PullEvent& e) {
+    if (e.kind == downloader::PullEvent::Kind::kRetry) {  // a retry, a peer or member skipped
+      spdlog::info("agent: download {}: {} from {}: {}", d->request.repo.id(), e.path, e.source,
+                   e.message);
+    }
     if (e.kind != downloader::PullEvent::Kind::kPlan &&
         e.kind != downloader::PullEvent::Kind::kProgress &&
         e.kind != downloader::PullEvent::Kind::kFileLinked) {
@@ -405,6 +409,9 @@ std::optional<Downloads::PartialFile> Downloads::Partial(const RepoId& repo,
     std::string etag;
     {
       std::lock_guard<std::mutex> lock(d->mu);
+      // Not planned yet (the revision is being resolved): nothing written, but the asker knows
+      // this host fetches the commit, so it waits for it rather than skipping it for the blob.
+      if (d->state.commit.empty()) return PartialFile{"", downloader::BlobExtent{0, offset, 0}};
       if (d->state.commit != commit) continue;
       auto it = d->blob_of_path.find(path);
       if (it == d->blob_of_path.end()) continue;

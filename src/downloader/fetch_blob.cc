@@ -337,7 +337,7 @@ void FetchEngine::FetchSegment(Blob& blob, const std::shared_ptr<Segment>& segme
     }
     const TransferReport report{result.outcome, result.error,     result.retry_after,
                                 sink.bytes(),   sink.error(),     src.is_peer,
-                                request.url != ResolveUrl(source, blob)};
+                                request.url != ResolveUrl(source, blob), src.swarm_member >= 0};
     const TransferDecision decision =
         ClassifyTransfer(report, failed, policy, blob.name(), worker.Jitter());
     failed = decision.failed_attempts;
@@ -395,7 +395,10 @@ bool FetchEngine::PrepareRequest(Blob& blob, Segment& segment, RangeRequest& req
   request.connect_timeout = src.is_peer ? tuning.peer_connect_timeout : tuning.connect_timeout;
   request.ca_file = tuning.ca_file;
   request.stall_timeout = src.is_peer ? tuning.peer_stall_timeout : tuning.stall_timeout;
-  request.min_bytes_per_second = src.is_peer ? tuning.peer_min_bytes_per_second : 1;
+  // A member's answer is what it has written, sent at once: its rate is the links', not the
+  // member's (and on a congested link a slow answer is no reason to skip it).
+  request.min_bytes_per_second =
+      src.is_peer && src.swarm_member < 0 ? tuning.peer_min_bytes_per_second : 1;
   return true;
 }
 
@@ -456,7 +459,8 @@ bool FetchEngine::Apply(Blob& blob, Segment& segment, size_t source, const Range
       return true;
     case TransferAction::kWaitPeer: {
       // The owner fetches the blob and has not written this piece yet: wait for it as long as
-      // its progress moves; a member stuck for peer_stall_timeout is skipped for the blob.
+      // its progress moves; a member stuck for kMemberAttempts x peer_stall_timeout is skipped
+      // for the blob (a busy host may write nothing of this blob for a few seconds).
       const auto now = clock_.Monotonic();
       bool skip = false;
       {
@@ -464,7 +468,8 @@ bool FetchEngine::Apply(Blob& blob, Segment& segment, size_t source, const Range
         if (result.pending_written != segment.pending_written) {
           segment.pending_written = result.pending_written;
           segment.pending_since = now;
-        } else if (now - segment.pending_since > config_.tuning.peer_stall_timeout) {
+        } else if (now - segment.pending_since >
+                   config_.tuning.peer_stall_timeout * kMemberAttempts) {
           blob.bad_source[source] = true;
           skip = true;
         }

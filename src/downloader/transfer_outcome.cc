@@ -117,7 +117,9 @@ TransferDecision ClassifyTransfer(const TransferReport& r, int failed_attempts,
     d.action = TransferAction::kWaitPeer;  // the engine gives up on a member that stops moving
     return d;
   }
-  if (r.from_peer) {
+  const bool member_again = r.from_member && r.outcome == Outcome::kRetryable &&
+                            d.failed_attempts + 1 < kMemberAttempts;
+  if (r.from_peer && !member_again) {
     // A peer gets one chance per blob: it lacks the blob, fails or is too slow.
     d.action = TransferAction::kNextSource;
     d.message = "peer skipped: " + r.error.message();

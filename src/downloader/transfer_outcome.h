@@ -68,7 +68,14 @@ struct TransferReport {
   Status local_error;    // writing, recording or hashing those bytes failed
   bool from_peer = false;
   bool from_redirect_target = false;  // the URL was a remembered redirect target
+  // A swarm member (a peer fetching the commit too): a retryable failure is retried against it
+  // up to kMemberAttempts in a row before it is skipped for the blob.
+  bool from_member = false;
 };
+
+// A stall on a congested link is a packet loss and a TCP back-off, not a dead member (one whose
+// process is gone refuses the connection, which is retried as quickly).
+constexpr int kMemberAttempts = 3;
 
 enum class TransferAction {
   kContinue,       // the range is done or was shortened: fetch what is left of it, if anything

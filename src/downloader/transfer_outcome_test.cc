@@ -146,6 +146,25 @@ TEST(ClassifyTransferTest, PendingSwarmMemberIsWaitedForWithoutCountingAFailure)
   EXPECT_EQ(d.failed_attempts, 2);
 }
 
+TEST(ClassifyTransferTest, SwarmMemberThatStallsIsAskedAgainBeforeItIsSkipped) {
+  TransferReport r = Report(Outcome::kRetryable, UnavailableError("h: stalled: no byte"));
+  r.from_peer = true;
+  r.from_member = true;
+  TransferDecision d = ClassifyTransfer(r, 0, kPolicy, "a.bin", 0.5);
+  EXPECT_EQ(d.action, TransferAction::kRetry);
+  EXPECT_EQ(d.failed_attempts, 1);
+  d = ClassifyTransfer(r, kMemberAttempts - 1, kPolicy, "a.bin", 0.5);
+  EXPECT_EQ(d.action, TransferAction::kNextSource);
+  // A complete peer gets one chance; a member's non-retryable failure (a 404) skips it at once.
+  r.from_member = false;
+  EXPECT_EQ(ClassifyTransfer(r, 0, kPolicy, "a.bin", 0.5).action, TransferAction::kNextSource);
+  TransferReport missing = Report(Outcome::kFailed, NotFoundError("h: HTTP 404"));
+  missing.from_peer = true;
+  missing.from_member = true;
+  EXPECT_EQ(ClassifyTransfer(missing, 0, kPolicy, "a.bin", 0.5).action,
+            TransferAction::kNextSource);
+}
+
 TEST(ClassifyTransferTest, ARetryableFailureIsRetriedFromTheSameSourceAfterABackOff) {
   TransferDecision d =
       ClassifyTransfer(Report(Outcome::kRetryable, UnavailableError("h: HTTP 503")), 0, kPolicy,
