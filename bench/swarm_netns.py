@@ -282,7 +282,9 @@ class Bench:
                 ns, [self.mc, "agent", "--cache-dir", f"{d}/cache", "--state-dir", f"{d}/state",
                      "--capacity", f"{self.mib * 3}MiB", "--listen", f"{ip}:8766", "--upstream",
                      self.origin, "--runtime", "process", "--api-key-file", self.key_file,
-                     "--host-id", f"h{i}"],
+                     # standalone agents (no controller hands them the fleet's peer key): one
+                     # shared file opens their mirror routes to each other
+                     "--peer-key-file", self.key_file, "--host-id", f"h{i}"],
                 f"{d}.out", "agent listening on", env=self.env)
             self.agents[i] = (proc, url, f"{d}/cache")
 
