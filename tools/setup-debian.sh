@@ -14,7 +14,8 @@ packages=(
   # busybox for images built FROM scratch, htpasswd for the registry with auth.
   podman runc skopeo docker-registry busybox-static apache2-utils
   # The reliability checks (docs/reliability.md): libFuzzer targets built with clang (fuzz/).
-  clang-16 libfuzzer-16-dev
+  # libclang-rt-16-dev: the sanitizer runtimes the fuzz build links (-fsanitize=address,undefined).
+  clang-16 libfuzzer-16-dev libclang-rt-16-dev
   # deploy/check.sh: systemd-analyze verify on the units, PyYAML for the Kubernetes manifests.
   systemd python3-yaml
   # The swarm test on network namespaces (tests/swarm, bench/swarm_netns.py): ip netns, tc tbf.

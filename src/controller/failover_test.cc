@@ -43,18 +43,6 @@ std::string Field(const json& body, const char* name) {
   return it != body.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 // The child's stdout up to "controller listening on <url>".
 std::string WaitForUrl(int fd) {
   std::string seen;
@@ -125,7 +113,7 @@ TEST(ControllerFailoverTest, LeaderSigkilledRepeatedlyEveryJobRunsOnceAndFailove
   // it; shorter, and on a loaded machine a take answer still on its way to its worker (the
   // worker's pings do not list the job yet) would be requeued too and the job run twice.
   for (int i = 0; i < 3; ++i) {
-    const std::string listen = "127.0.0.1:" + std::to_string(FreePort());
+    const std::string listen = "127.0.0.1:" + std::to_string(testing::FreeLoopbackPort());
     urls.push_back("http://" + listen);
     args.push_back({"controller", "--db", (*pg)->Uri(*db), "--secret-key-file",
                     (c.root() / "controller-secret.key").string(), "--listen", listen,

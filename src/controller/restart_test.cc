@@ -35,19 +35,6 @@ using testing::Eventually;
 using testing::SpawnMc;
 using testing::WaitExit;
 
-// A port nobody listens on now (bound and released; the controller binds it right after).
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 // Reads the child's stdout until "<what> listening on <url>" (bounded by the pipe closing).
 std::string WaitForUrl(int fd, const std::string& what) {
   std::string seen;
@@ -112,7 +99,7 @@ struct Rig {
     std::ofstream(key_file) << cluster->key() << "\n";
     // clang-format off
     args = {"controller", "--db", "sqlite:" + cluster->db_path().string(),
-            "--listen", "127.0.0.1:" + std::to_string(FreePort()),
+            "--listen", "127.0.0.1:" + std::to_string(testing::FreeLoopbackPort()),
             "--upstream", cluster->upstream().base_url(),
             "--agent-key-file", key_file.string()};
     // clang-format on

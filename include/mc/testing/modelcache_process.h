@@ -32,4 +32,9 @@ pid_t SpawnMc(const std::vector<std::string>& args, const std::vector<std::strin
 // the exit code, or 128 + the signal.
 int WaitExit(pid_t pid, std::chrono::milliseconds timeout);
 
+// A loopback TCP port nobody listens on now (bound and released), for a child process that must
+// listen on a port known before it starts (a controller restarted on the same URL). Another
+// process may take it in between: tests use it only where port 0 cannot do.
+int FreeLoopbackPort();
+
 }  // namespace mc::testing
