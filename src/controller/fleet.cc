@@ -149,10 +149,10 @@ Fleet::Fleet(ControllerStore& store, JobBoard& jobs, Clock& clock, FleetOptions 
       jobs_(jobs),
       clock_(clock),
       options_(std::move(options)),
-      agents_(options_.agents ? options_.agents : NewHttpAgentClient(options_.ca_file)),
-      executor_(std::make_unique<ActionExecutor>(options_.agent_calls_per_host)),
       entitlements_(EntitlementPolicy{options_.entitlement_ttl, std::chrono::seconds(30),
-                                      options_.entitlement_grace}) {}
+                                      options_.entitlement_grace}),
+      agents_(options_.agents ? options_.agents : NewHttpAgentClient(options_.ca_file)),
+      executor_(std::make_unique<ActionExecutor>(options_.agent_calls_per_host)) {}
 
 Fleet::~Fleet() { Shutdown(); }
 

@@ -241,7 +241,9 @@ TEST(ReplicasE2eTest, CommitUpdateUnderLoadReplacesWorkersWithoutAMissOrAFailedJ
   // Every worker on the new commit started as a cache hit.
   const Reply workers = c.Call("GET", "/v1/workers?endpoint=" + ep);
   for (const json& w : workers.body["workers"]) {
-    if (w["commit"] == new_commit) EXPECT_TRUE(w["cacheHit"].get<bool>()) << w.dump();
+    if (w["commit"] == new_commit) {
+      EXPECT_TRUE(w["cacheHit"].get<bool>()) << w.dump();
+    }
   }
 }
 
