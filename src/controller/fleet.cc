@@ -776,6 +776,7 @@ void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
     // one worker above workersMax go into the pass.
     f.rollout_starts = static_cast<int>(RolloutPass(e));
     f.rollout_room = static_cast<int>(RolloutRoom(e.id));
+    if (auto r = Rollout(e.id)) f.rollout_active = r->state != "done";
   }
   Decision d;
   {

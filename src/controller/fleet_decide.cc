@@ -271,6 +271,11 @@ Decision Decide(const FleetSnapshot& s, const FleetOptions& o) {
       continue;
     }
     std::vector<scheduler::HostState> states = HostStatesFor(s, o, e);
+    if (ef.rollout_active) {  // cache hits only while the commit rolls out (rollout.h)
+      std::erase_if(states, [](const scheduler::HostState& st) {
+        return st.model != scheduler::ModelState::kComplete;
+      });
+    }
     for (auto& st : states) {
       const int taken = gpus_taken[st.id];
       st.gpus_free = static_cast<uint32_t>(std::max<int64_t>(0, int64_t{st.gpus_free} - taken));

@@ -58,6 +58,9 @@ struct EndpointFacts {
   int throttled_before = 0;                 // the last pass's count (logs once per episode)
   int rollout_starts = 0;  // a commit update's worker to start now (rollout.h), beyond scaling
   int rollout_room = 0;    // workers a rollout may have above workersMax (rollout.h)
+  // A rollout is under way (not done): the endpoint's starts go only to hosts that hold its
+  // commit complete, so that no worker of the new commit is a miss.
+  bool rollout_active = false;
 };
 
 // The fleet's maps are passed by pointer (the fleet holds its lock while Decide runs), so that a

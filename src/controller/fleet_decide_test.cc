@@ -96,6 +96,20 @@ TEST_F(DecideTest, ColdStartIsPlacedOnTheHostThatHoldsTheCommit) {
   EXPECT_EQ(d.throttled["ep-a"], 0);
 }
 
+TEST_F(DecideTest, DuringARolloutStartsGoOnlyToHostsHoldingTheCommit) {
+  AddHost("h1", 4);  // free, without the commit: the autoscaler's usual second choice
+  AddHost("h2", 1).snapshots.push_back({"org/m", kCommit, kModelBytes, true, {}, 1, ""});
+  EndpointFacts& e = AddEndpoint("ep-a", 8);  // enough queued for more than one worker
+  e.rollout_active = true;
+  e.rollout_starts = 1;
+  Decision d = Run();
+  ASSERT_EQ(d.places.size(), 1u);  // h2's one GPU; none on h1, where it would be a miss
+  EXPECT_EQ(d.places[0].host_id, "h2");
+  EXPECT_TRUE(d.places[0].cache_hit);
+  endpoints_.back().rollout_active = false;  // after the rollout, h1 takes workers again
+  EXPECT_GT(Run().places.size(), 1u);
+}
+
 TEST_F(DecideTest, NothingQueuedPlacesNothing) {
   AddHost("h1");
   AddEndpoint("ep-a", 0);
