@@ -22,6 +22,11 @@ using postgres::PostgresForTest;
 
 // A campaign with what its callbacks saw.
 struct Candidate {
+  // The campaign stops first: its thread may call back into the members below until then.
+  ~Candidate() {
+    if (leadership) leadership->Stop();
+  }
+
   std::unique_ptr<Leadership> leadership;
   std::mutex mu;
   std::vector<int64_t> elected;
