@@ -775,8 +775,11 @@ void Fleet::Tick(const std::vector<EndpointRecord>& endpoints) {
     // A commit update (rollout.h): drains and stops happen here; its one worker to start and its
     // one worker above workersMax go into the pass.
     f.rollout_starts = static_cast<int>(RolloutPass(e));
-    f.rollout_room = static_cast<int>(RolloutRoom(e.id));
-    if (auto r = Rollout(e.id)) f.rollout_active = r->state != "done";
+    if (auto r = Rollout(e.id)) {
+      f.rollout_active = r->state != "done";
+      // A new worker starting or an old one draining: one worker above workersMax.
+      f.rollout_room = r->state == "starting" || r->state == "draining" ? 1 : 0;
+    }
   }
   Decision d;
   {

@@ -342,9 +342,6 @@ class Fleet {
   // Rollouts (rollout.{h,cc}): one step for the endpoint (drains, stops of drained idle workers);
   // returns the workers to start for it (0 or 1). Call without mu_.
   uint32_t RolloutPass(const EndpointRecord& e);
-  // 1 while a rollout has a worker on the new commit starting or an old one draining: the
-  // autoscaler lets the endpoint have one worker above workersMax. Call without mu_.
-  uint32_t RolloutRoom(const std::string& endpoint_id) const;
   struct RolloutState {
     RolloutView view;
     int surge_target = 0;

@@ -140,14 +140,6 @@ uint32_t Fleet::RolloutPass(const EndpointRecord& e) {
   return step.start ? 1 : 0;
 }
 
-uint32_t Fleet::RolloutRoom(const std::string& endpoint_id) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = rollouts_.find(endpoint_id);
-  if (it == rollouts_.end()) return 0;
-  const std::string& state = it->second.view.state;
-  return state == "starting" || state == "draining" ? 1 : 0;
-}
-
 std::optional<RolloutView> Fleet::Rollout(const std::string& endpoint_id) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = rollouts_.find(endpoint_id);
